@@ -1,0 +1,45 @@
+"""Process entry point: llama.cpp's OpenAI-compatible server with a correct chat template.
+
+``python -m routine._llama_server --model FILE.gguf --port N`` — started and
+stopped by :func:`routine.embedded.embedded_server`; not a public API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+from llama_cpp.server import app as server_app
+from llama_cpp.server.settings import ModelSettings, ServerSettings
+
+from routine.embedded import chat_template
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--alias", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--n-ctx", type=int, default=4096)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    app = server_app.create_app(
+        server_settings=ServerSettings(host="127.0.0.1", port=args.port),
+        model_settings=[ModelSettings(model=args.model, model_alias=args.alias,
+                                      n_ctx=args.n_ctx, n_threads=args.threads,
+                                      n_threads_batch=args.threads, verbose=False)],
+    )
+    llama = server_app._llama_proxy(args.alias)  # type: ignore[misc]
+    eos = "<|im_end|>"
+    llama.chat_handler = Jinja2ChatFormatter(
+        chat_template(), eos_token=eos, bos_token="",
+        stop_token_ids=[llama.token_eos(), *llama.tokenize(eos.encode(), special=True)],
+    ).to_chat_handler()
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    main()

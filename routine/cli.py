@@ -1,0 +1,279 @@
+"""The ``routine`` command: run, validate, schema, tools, models.
+
+One entry point, ``main(argv) -> int``, tested in-process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .embedded import DEFAULT_MODEL, LIGHT_MODEL, MODELS, embedded_server, ensure_model
+from .errors import RoutineError, SpecError
+from .executor import Agent
+from .model import OpenAIModel, endpoint_from_env
+from .settings import RunSettings
+from .spec import LoadedRoutine, load_routine, routine_json_schema
+from .toolsets import import_toolsets, registry_for
+from .tools import ToolRegistry
+from .trace import RunTrace, TurnRecord
+from .validate import Problem, check_routine
+
+__all__ = ["main", "app"]
+
+class Format(str, Enum):
+    nl = "nl"
+    json = "json"
+    none = "none"
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Make LLM agents follow your business processes.")
+out = Console()
+err = Console(stderr=True)
+
+
+def _routine_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+        else:
+            files.append(path)
+    return files
+
+
+def load_checked(path: Path, extra_tools: list[str] | None = None
+                 ) -> tuple[LoadedRoutine | None, ToolRegistry, list[Problem]]:
+    """Load a routine, build its registry and run every check."""
+    try:
+        loaded = load_routine(path)
+    except SpecError as exc:
+        return None, ToolRegistry(), exc.problems
+    except OSError as exc:
+        return None, ToolRegistry(), [Problem(str(path), 1, 1, f"cannot read file: {exc}")]
+    registry, problems = registry_for(loaded, extra_tools)
+    problems += check_routine(loaded, registry)
+    return loaded, registry, problems
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="Routine files or folders.")],
+    tools: Annotated[Optional[list[str]], typer.Option(
+        "--tools", help="Extra tool modules (module or module:attribute).")] = None,
+) -> None:
+    """Check routines against their tools' schemas; report every problem with file:line:col."""
+    files = _routine_files(paths)
+    if not files:
+        err.print("no routine files found")
+        raise typer.Exit(2)
+    total = 0
+    for file in files:
+        _, _, problems = load_checked(file, tools)
+        for problem in problems:
+            out.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+        total += len(problems)
+    verdict = "ok" if total == 0 else f"{total} problem{'s' * (total != 1)}"
+    err.print(f"{len(files)} routine file{'s' * (len(files) != 1)} checked: {verdict}")
+    if total:
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the routine format."""
+    out.print_json(json.dumps(routine_json_schema()))
+
+
+@app.command("tools")
+def list_tools(
+    routine: Annotated[Optional[Path], typer.Option(help="List the tools of this routine.")] = None,
+    module: Annotated[Optional[list[str]], typer.Option(
+        "--tools", help="Tool modules (module or module:attribute).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the schemas as JSON.")] = False,
+) -> None:
+    """List tools with their parameter and output schemas."""
+    registry = ToolRegistry()
+    if routine is not None:
+        loaded, registry, problems = load_checked(routine, module)
+        if loaded is None or any("cannot load toolset" in p.message for p in problems):
+            for problem in problems:
+                err.print(str(problem), markup=False)
+            raise typer.Exit(1)
+    else:
+        for ref in module or []:
+            for item in import_toolsets(ref):
+                registry.add(item)
+    if as_json:
+        out.print_json(json.dumps([{**t.openai_spec()["function"], "output": t.output_schema}
+                                   for t in registry]))
+        return
+    table = Table("tool", "arguments", "returns", "description")
+    for t in registry:
+        props = t.parameters.get("properties", {})
+        required = set(t.parameters.get("required", []))
+        args = ", ".join(f"{k}{'' if k in required else '?'}: {v.get('type', v.get('anyOf', '?'))}"
+                         for k, v in props.items())
+        returns = (t.output_schema or {}).get("title") or (t.output_schema or {}).get("type", "")
+        table.add_row(t.name, args, str(returns), t.description.splitlines()[0])
+    out.print(table)
+
+
+@app.command()
+def models(
+    prepare: Annotated[Optional[str], typer.Option(
+        help="Assemble and verify this embedded model now.")] = None,
+    model_cache: Annotated[Optional[Path], typer.Option(help="Model cache folder.")] = None,
+) -> None:
+    """List the embedded models (and assemble one with --prepare)."""
+    if prepare:
+        started = time.perf_counter()
+        path = ensure_model(prepare, model_cache)
+        err.print(f"{prepare}: {path} verified in {time.perf_counter() - started:.1f} s")
+        return
+    for name, spec in MODELS.items():
+        tag = " (default)" if name == DEFAULT_MODEL else " (light)" if name == LIGHT_MODEL else ""
+        out.print(f"{name}{tag}: {spec.title}, sha256 {spec.sha256[:16]}…")
+
+
+def _parse_inputs(pairs: list[str]) -> dict[str, Any]:
+    values = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise typer.BadParameter(f"{pair!r}: expected NAME=VALUE", param_hint="--input")
+        name, value = pair.split("=", 1)
+        values[name.strip()] = value
+    return values
+
+
+@contextlib.contextmanager
+def _model(model: str | None, base_url: str | None, api_key: str | None,
+           model_cache: Path | None, timeout: float) -> Iterator[OpenAIModel]:
+    base_url, env_model, api_key = endpoint_from_env(base_url, None, api_key)
+    if base_url:
+        name = model or env_model
+        if not name:
+            raise RoutineError("an endpoint is set but no model name: pass --model or set "
+                               "ROUTINE_MODEL")
+        yield OpenAIModel(name, base_url, api_key, timeout=timeout)
+        return
+    if model is None and env_model and env_model in MODELS:
+        model = env_model
+    with embedded_server(model or DEFAULT_MODEL, model_cache) as server:
+        err.print(f"[dim]embedded model {server.model} ready at {server.base_url} "
+                  f"(loaded in {server.load_seconds:.1f} s)[/dim]")
+        yield OpenAIModel(server.model, server.base_url, "none", timeout=timeout)
+
+
+def _show_turn(turn: TurnRecord) -> None:
+    for call in turn.calls:
+        args = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
+        step = f"[cyan]{call.step_id}[/cyan] " if call.step_id else ""
+        if call.ok:
+            result = call.result_text or ""
+            result = result if len(result) <= 160 else result[:160] + "…"
+            out.print(f"▶ {step}[bold]{call.name}[/bold]({args})\n  → {result}",
+                      highlight=False)
+        else:
+            out.print(f"✗ [bold]{call.name}[/bold]({args})\n  [red]{call.error}[/red]",
+                      highlight=False)
+    if turn.feedback:
+        out.print(f"  [yellow]retry: {turn.feedback}[/yellow]", highlight=False)
+
+
+def _summary(trace: RunTrace) -> None:
+    out.rule()
+    if trace.outcome == "answered":
+        out.print(f"[bold green]Answer:[/bold green] {trace.answer}", highlight=False)
+    else:
+        out.print(f"[bold red]Failed:[/bold red] {trace.failure}", highlight=False)
+    out.print(f"tools: {' → '.join(trace.tool_sequence) or '(none)'} · steps done: "
+              f"{', '.join(trace.steps_done) or '(none)'} · turns: {len(trace.turns)} · "
+              f"tokens: {trace.usage.prompt_tokens}+{trace.usage.completion_tokens} · "
+              f"{trace.duration_s:.1f} s", highlight=False)
+
+
+@app.command()
+def run(
+    routine: Annotated[Path, typer.Argument(help="The routine YAML file.")],
+    query: Annotated[Optional[str], typer.Argument(help="The user's request.")] = None,
+    input_: Annotated[Optional[list[str]], typer.Option(
+        "--input", "-i", help="An input value, NAME=VALUE (repeatable).")] = None,
+    model: Annotated[Optional[str], typer.Option(
+        help="Embedded model name, a .gguf path, or the endpoint's model name.")] = None,
+    base_url: Annotated[Optional[str], typer.Option(
+        help="OpenAI-compatible endpoint (else ROUTINE_BASE_URL / OPENAI_BASE_URL; "
+             "none: the embedded model).")] = None,
+    api_key: Annotated[Optional[str], typer.Option(help="API key for the endpoint.")] = None,
+    tools: Annotated[Optional[list[str]], typer.Option(
+        "--tools", help="Extra tool modules.")] = None,
+    routine_format: Annotated[Format, typer.Option(
+        "--format", help="How the routine is shown to the model.")] = Format.nl,
+    step_tracking: Annotated[bool, typer.Option(
+        help="State the current step every turn.")] = True,
+    max_steps: Annotated[int, typer.Option(help="Tool calls a run may make.")] = 20,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
+    timeout: Annotated[float, typer.Option(help="Seconds for the whole run.")] = 600.0,
+    trace_dir: Annotated[Optional[Path], typer.Option(
+        help="Append the run's trace to DIR/traces.jsonl.")] = None,
+    model_cache: Annotated[Optional[Path], typer.Option(
+        help="Where embedded model files are assembled.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the trace as JSON.")] = False,
+) -> None:
+    """Run a routine on a request and show each step live."""
+    loaded, registry, problems = load_checked(routine, tools)
+    if problems:
+        for problem in problems:
+            err.print(str(problem), markup=False, highlight=False)
+        err.print(f"{routine}: {len(problems)} problem(s); fix them before running")
+        raise typer.Exit(1)
+    assert loaded is not None
+    settings = RunSettings(routine_format=routine_format.value,
+                           step_tracking=step_tracking, max_steps=max_steps,
+                           temperature=temperature, timeout_s=timeout)
+    inputs = _parse_inputs(input_ or [])
+    with _model(model, base_url, api_key, model_cache, timeout) as client:
+        agent = Agent(loaded, registry, client, settings)
+        trace = agent.run(query, inputs, on_turn=None if as_json else _show_turn,
+                          trace_dir=trace_dir)
+    if as_json:
+        out.print_json(trace.model_dump_json())
+    else:
+        _summary(trace)
+    if trace.outcome != "answered":
+        raise typer.Exit(1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit status instead of exiting."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv if argv is not None else sys.argv[1:],
+                     prog_name="routine", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        return 130
+    except RoutineError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

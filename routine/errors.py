@@ -1,0 +1,61 @@
+"""Exceptions raised by Routine.
+
+The model's mistakes are *data*: they go back to the model as messages and end
+up in the trace. Only problems the caller must act on raise::
+
+    RoutineError
+    ├── SpecError            a routine file is invalid (carries every Problem found)
+    ├── ToolDefinitionError  a Python function cannot become a tool
+    ├── ModelUnavailable     no model endpoint / embedded model could be used
+    │   └── ModelRequestsForbidden   a unit test tried to reach a real model
+    └── RunFailed            a run stopped without an answer (carries its trace)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .validate import Problem
+
+__all__ = [
+    "RoutineError",
+    "SpecError",
+    "ToolDefinitionError",
+    "ModelUnavailable",
+    "ModelRequestsForbidden",
+    "RunFailed",
+]
+
+
+class RoutineError(Exception):
+    """Base class of every exception this package raises on purpose."""
+
+
+class SpecError(RoutineError):
+    """A routine file failed to load or validate; ``problems`` lists every problem."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class ToolDefinitionError(RoutineError):
+    """A function cannot be turned into a tool (missing annotations, bad name, ...)."""
+
+
+class ModelUnavailable(RoutineError):
+    """No usable model: the endpoint cannot be reached or the embedded model is missing."""
+
+
+class ModelRequestsForbidden(ModelUnavailable):
+    """Raised when real model requests are disabled (see ``routine.testing``)."""
+
+
+class RunFailed(RoutineError):
+    """A run ended without an answer. ``trace`` holds everything that happened."""
+
+    def __init__(self, reason: str, trace: Any = None):
+        self.reason = reason
+        self.trace = trace
+        super().__init__(reason)

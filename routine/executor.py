@@ -1,0 +1,151 @@
+"""The executor: run a routine with a model and tools, one turn at a time.
+
+>>> agent = Agent(load_routine("routines/hr/leave_balance.yaml"), tools, model)  # doctest: +SKIP
+>>> trace = agent.run("How many annual leave days does Alice Andersen have left?")  # doctest: +SKIP
+>>> trace.answer, trace.tool_sequence  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from ._turn import FinalAnswer, NextTurn, RunState, take_turn
+from .errors import RoutineError
+from .memory import VariableMemory
+from .model import Model
+from .planner import Planner
+from .settings import RunSettings
+from .spec import LoadedRoutine, Routine, load_routine
+from .tools import Tool, ToolRegistry, Toolset
+from .trace import RunTrace, TurnRecord, dump_traces
+from .tracking import StepTracker
+
+__all__ = ["Agent", "coerce_inputs"]
+
+_TYPES: dict[str, Callable[[str], Any]] = {
+    "integer": int, "number": float, "string": str,
+    "boolean": lambda s: s.strip().lower() in ("1", "true", "yes", "y"),
+}
+
+
+def coerce_inputs(routine: Routine | None, raw: dict[str, Any]) -> dict[str, Any]:
+    """Convert CLI strings to the routine's declared input types; reject unknown names."""
+    if routine is None:
+        return dict(raw)
+    out = {}
+    for name, value in raw.items():
+        spec = routine.inputs.get(name)
+        if spec is None:
+            raise RoutineError(f"routine {routine.name!r} has no input {name!r} "
+                               f"(it has: {', '.join(routine.inputs) or 'none'})")
+        try:
+            out[name] = _TYPES[spec.type](value) if isinstance(value, str) and \
+                spec.type in _TYPES else value
+        except ValueError:
+            raise RoutineError(f"input {name!r} must be {spec.type}, got {value!r}") from None
+        if spec.enum is not None and out[name] not in spec.enum:
+            raise RoutineError(f"input {name!r} must be one of {spec.enum}, got {value!r}")
+    return out
+
+
+class Agent:
+    """Runs one routine (or none) with a model and a tool registry.
+
+    Args:
+        routine: a Routine, a loaded routine, a path to a YAML file, or None (tools only).
+        tools: a ToolRegistry, or tools/toolsets to put in one.
+        model: any :class:`routine.model.Model` (OpenAIModel, the test doubles...).
+        settings: a RunSettings; keyword overrides are applied on top.
+    """
+
+    def __init__(self, routine: Routine | LoadedRoutine | str | Path | None,
+                 tools: ToolRegistry | Iterable[Tool | Toolset], model: Model,
+                 settings: RunSettings | None = None, **overrides: Any):
+        if isinstance(routine, (str, Path)):
+            routine = load_routine(routine)
+        self.routine = routine.routine if isinstance(routine, LoadedRoutine) else routine
+        self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(*tools)
+        self.model = model
+        self.settings = (settings or RunSettings()).model_copy(update=overrides)
+        self.planner = Planner(self.settings.routine_format, self.settings.step_tracking)
+
+    def _start(self, query: str | None, inputs: dict[str, Any]) -> RunState:
+        routine, settings = self.routine, self.settings
+        if routine is not None:
+            missing = [n for n, s in routine.inputs.items()
+                       if s.required and s.default is None and n not in inputs]
+            if missing and not query:
+                raise RoutineError(f"no query and no value for required inputs: {missing}")
+            allowed = {n: t for n in routine.tool_names() if (t := self.tools.get(n))}
+        else:
+            allowed = {t.name: t for t in self.tools}
+        offered = list(self.tools) if settings.offer_tools == "all" else list(allowed.values())
+        trace = RunTrace(run_id=uuid.uuid4().hex, routine=routine.name if routine else None,
+                         routine_version=routine.version if routine else None,
+                         model=self.model.name, settings=settings.model_dump(), query=query,
+                         inputs=inputs, tools_offered=[t.name for t in offered])
+        user = query or f"Please run the {routine.name if routine else ''} task with the " \
+                        "values given."
+        trace.messages += [
+            {"role": "system", "content": self.planner.system_prompt(routine, inputs)},
+            {"role": "user", "content": user},
+        ]
+        return RunState(
+            trace=trace, routine=routine,
+            tracker=StepTracker(routine, inputs) if routine else None,
+            registry=self.tools, allowed=allowed, tool_specs=self.planner.tool_specs(offered),
+            planner=self.planner, settings=settings,
+            memory=VariableMemory(threshold=settings.memory_threshold))
+
+    async def arun(self, query: str | None = None, inputs: dict[str, Any] | None = None, *,
+                   on_turn: Callable[[TurnRecord], None] | None = None) -> RunTrace:
+        """Run to an answer or a failure; always return the trace (``trace.outcome``)."""
+        state = self._start(query, coerce_inputs(self.routine, inputs or {}))
+        started = time.perf_counter()
+        try:
+            async with self.tools.session(state.trace.run_id, state.trace.inputs) as contexts:
+                state.contexts = contexts
+                await asyncio.wait_for(self._loop(state, on_turn), self.settings.timeout_s)
+        except asyncio.TimeoutError:
+            self._end(state, None, f"timed out after {self.settings.timeout_s:g} s")
+        state.trace.duration_s = time.perf_counter() - started
+        return state.trace
+
+    async def _loop(self, state: RunState,
+                    on_turn: Callable[[TurnRecord], None] | None) -> None:
+        while True:
+            result = await take_turn(state, self.model)
+            if on_turn is not None:
+                on_turn(state.trace.turns[-1])
+            if isinstance(result, NextTurn):
+                continue
+            if isinstance(result, FinalAnswer):
+                return self._end(state, result.answer, None)
+            return self._end(state, None, result.reason)
+
+    def _end(self, state: RunState, answer: str | None, failure: str | None) -> None:
+        trace = state.trace
+        if answer is not None:
+            trace.outcome, trace.answer = "answered", answer
+            if state.tracker is not None:
+                state.tracker.finish()
+        else:
+            trace.outcome, trace.failure = "failed", failure
+        if state.tracker is not None:
+            trace.steps_done = list(state.tracker.done)
+            trace.branches = dict(state.tracker.branches)
+
+    def run(self, query: str | None = None, inputs: dict[str, Any] | None = None, *,
+            on_turn: Callable[[TurnRecord], None] | None = None,
+            trace_dir: str | Path | None = None) -> RunTrace:
+        """Blocking :meth:`arun`; with ``trace_dir`` the trace is appended to
+        ``<trace_dir>/traces.jsonl``."""
+        trace = asyncio.run(self.arun(query, inputs, on_turn=on_turn))
+        if trace_dir is not None:
+            dump_traces([trace], Path(trace_dir) / "traces.jsonl")
+        return trace

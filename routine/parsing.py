@@ -1,0 +1,158 @@
+"""Recover tool calls from a model reply.
+
+Structured ``tool_calls`` are used when present. Small local models usually
+write the call in the text instead; these forms are recovered:
+
+* ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` (Qwen/Hermes);
+* fenced JSON (```json ... ```), or bare JSON anywhere in the text;
+* a list of calls; ``{"function": {...}}`` wrappers; ``parameters`` for ``arguments``;
+* arguments given as a JSON *string*;
+* the doubled braces of Qwen2.5-Coder's broken template (``{{"name": ...}}``).
+
+A reply that clearly tries to call a tool but cannot be read yields a
+:class:`CallParseError` whose message goes back to the model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ParsedCall", "ParsedReply", "CallParseError", "parse_reply"]
+
+_TAG_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
+_FENCE_RE = re.compile(r"```(?:json|tool_call|JSON)?\s*(.*?)```", re.S)
+_DECODER = json.JSONDecoder()
+
+
+@dataclass
+class ParsedCall:
+    name: str
+    arguments: dict[str, Any]
+    call_id: str = ""
+
+
+@dataclass
+class ParsedReply:
+    calls: list[ParsedCall] = field(default_factory=list)
+    text: str = ""  # the reply with any call markup removed
+    from_text: bool = False  # the calls were recovered from the text
+
+
+class CallParseError(ValueError):
+    """The reply attempts a tool call that cannot be read (message is model-facing)."""
+
+
+def _arguments(raw: Any, name: str) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if isinstance(raw, str):
+        text = raw.strip()
+        if not text:
+            return {}
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CallParseError(f"the arguments of {name!r} are not valid JSON: {exc.msg}") from None
+    if not isinstance(raw, dict):
+        raise CallParseError(f"the arguments of {name!r} must be a JSON object, got {raw!r}")
+    return raw
+
+
+def _as_call(obj: Any) -> ParsedCall | None:
+    if not isinstance(obj, dict):
+        return None
+    if "function" in obj and isinstance(obj["function"], dict):
+        obj = {**obj["function"], "id": obj.get("id", "")}
+    name = obj.get("name")
+    if not isinstance(name, str) or not name:
+        return None
+    raw = obj.get("arguments", obj.get("parameters", obj.get("args")))
+    return ParsedCall(name, _arguments(raw, name), str(obj.get("id") or ""))
+
+
+def _undouble(text: str) -> str:
+    stripped = text.strip()
+    if stripped.startswith("{{") and stripped.endswith("}}"):
+        return stripped[1:-1]
+    return text
+
+
+def _json_values(text: str) -> list[tuple[Any, int, int]]:
+    """Every top-level JSON object/array in ``text`` with its span."""
+    out = []
+    index = 0
+    while index < len(text):
+        start = min((i for i in (text.find("{", index), text.find("[", index)) if i >= 0),
+                    default=-1)
+        if start < 0:
+            break
+        candidate = text[start:]
+        for attempt in (candidate, _undouble(candidate)):
+            try:
+                value, end = _DECODER.raw_decode(attempt)
+            except json.JSONDecodeError:
+                continue
+            offset = len(candidate) - len(attempt.lstrip()) if attempt is not candidate else 0
+            out.append((value, start, start + end + offset + (2 if attempt is not candidate else 0)))
+            index = out[-1][2]
+            break
+        else:
+            index = start + 1
+    return out
+
+
+def _calls_in(value: Any) -> list[ParsedCall]:
+    items = value if isinstance(value, list) else [value]
+    calls = [_as_call(item) for item in items]
+    if calls and all(c is not None for c in calls):
+        return [c for c in calls if c is not None]
+    return []
+
+
+def _from_text(text: str) -> ParsedReply:
+    tagged = _TAG_RE.findall(text)
+    if tagged:
+        calls: list[ParsedCall] = []
+        for body in tagged:
+            body = _FENCE_RE.sub(lambda m: m.group(1), body)
+            values = _json_values(_undouble(body))
+            found = _calls_in(values[0][0]) if values else []
+            if not found:
+                raise CallParseError(
+                    "could not read the call inside <tool_call>...</tool_call>: expected "
+                    '{"name": "<tool>", "arguments": {...}}')
+            calls += found
+        rest = _TAG_RE.sub("", text).strip()
+        return ParsedReply(calls, rest, True)
+    fenced = _FENCE_RE.findall(text)
+    for block in fenced:
+        values = _json_values(block)
+        if values:
+            found = _calls_in(values[0][0])
+            if found:
+                return ParsedReply(found, _FENCE_RE.sub("", text).strip(), True)
+    for value, start, end in _json_values(text):
+        found = _calls_in(value)
+        if found:
+            return ParsedReply(found, (text[:start] + text[end:]).strip(), True)
+    if re.search(r'"name"\s*:|<tool_call>', text):
+        raise CallParseError('the reply looks like a tool call but is not valid JSON: expected '
+                             '{"name": "<tool>", "arguments": {...}}')
+    return ParsedReply([], text.strip(), False)
+
+
+def parse_reply(content: str | None, tool_calls: list[dict[str, Any]] | None = None) -> ParsedReply:
+    """Calls and remaining text of a reply (structured calls win over text)."""
+    content = content or ""
+    if tool_calls:
+        calls = []
+        for raw in tool_calls:
+            call = _as_call(raw)
+            if call is None:
+                raise CallParseError(f"unreadable tool call {raw!r}")
+            calls.append(call)
+        return ParsedReply(calls, content.strip(), False)
+    return _from_text(content)

@@ -1,0 +1,39 @@
+"""Run settings: limits, prompt options and sampling, in one typed record."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["RunSettings"]
+
+
+class RunSettings(BaseModel):
+    """How a run behaves. Every field is recorded in the run's trace."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    routine_format: Literal["nl", "json", "none"] = Field(
+        "nl", description="How the routine is shown: natural language, JSON, or not at all.")
+    step_tracking: bool = Field(
+        True, description="Send the current step (with known argument values) every turn.")
+    offer_tools: Literal["routine", "all"] = Field(
+        "routine", description="Offer the model only the routine's tools, or every registered "
+        "tool (calls are still limited to the routine's tools).")
+    max_steps: int = Field(20, ge=1, description="Tool calls a run may make.")
+    max_retries: int = Field(3, ge=0, description="Model mistakes in a row before the run fails.")
+    max_repeats: int = Field(2, ge=1, description="Identical calls allowed before it is a loop.")
+    timeout_s: float = Field(600.0, gt=0, description="Wall-clock limit of the whole run.")
+    tool_timeout_s: float = Field(60.0, gt=0, description="Limit of one tool call.")
+    memory_threshold: int = Field(
+        600, ge=0, description="Tool results longer than this (characters) go to variable memory.")
+    temperature: float = Field(0.0, ge=0, description="Sampling temperature.")
+    max_tokens: int = Field(512, ge=1, description="Tokens per model reply.")
+    seed: int | None = Field(0, description="Sampling seed, where the server supports it.")
+
+    def sampling(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"temperature": self.temperature, "max_tokens": self.max_tokens}
+        if self.seed is not None:
+            out["seed"] = self.seed
+        return out

@@ -1,0 +1,406 @@
+"""The executor's loop with scripted model doubles and the real SQLite HR tools."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from routine import Agent, RunContext, RunSettings, ToolRegistry, Toolset, load_routine_text, tool
+from routine.errors import ModelRequestsForbidden
+from routine.model import ModelReply, OpenAIModel
+from routine.testing import FunctionModel, Request, ScriptedModel, call, text_call
+from routine.trace import dump_traces, load_traces
+
+from .conftest import ROUTINES
+
+NAME, EMP_ID = "Arjun Garcia", 1  # first seeded employee: 25 annual days, 18 taken
+QUERY = f"How many annual leave days does {NAME} have left?"
+
+
+def leave_agent(model, hr_tools, **settings) -> Agent:
+    return Agent(ROUTINES / "hr" / "leave_balance.yaml", hr_tools, model, **settings)
+
+
+def test_three_step_chain_runs_tools_on_real_database(hr_tools):
+    model = ScriptedModel([
+        call("find_employee", name=NAME),
+        call("get_leave_balance", employee_id=EMP_ID, leave_type="annual"),
+        call("finish", answer="7 of 25 days left"),
+    ])
+    trace = leave_agent(model, hr_tools).run(QUERY)
+    model.assert_complete()
+    assert trace.outcome == "answered" and trace.answer == "7 of 25 days left"
+    assert trace.tool_sequence == ["find_employee", "get_leave_balance"]
+    assert [c.step_id for c in trace.tool_calls] == ["find_employee", "check_balance"]
+    assert trace.tool_calls[1].result == {"employee_id": 1, "leave_type": "annual",
+                                          "entitled": 25.0, "taken": 18.0, "remaining": 7.0}
+    assert trace.steps_done == ["find_employee", "check_balance", "answer"]
+    # tool results reach the model as tool messages tied to their call ids
+    tool_msgs = [m for m in trace.messages if m["role"] == "tool"]
+    assert json.loads(tool_msgs[0]["content"])["id"] == EMP_ID
+
+
+def test_state_prompt_names_current_step_with_known_values(hr_tools):
+    model = ScriptedModel([
+        call("find_employee", name=NAME),
+        call("get_leave_balance", employee_id=EMP_ID, leave_type="annual"),
+        call("finish", answer="done"),
+    ])
+    leave_agent(model, hr_tools).run(QUERY)
+    first, second, third = (r.messages[-1] for r in model.requests)
+    assert first["role"] == "system" and "Current step: Step 1" in first["content"]
+    assert "find_employee" in first["content"]
+    # the value produced by step 1 is stated for step 2
+    assert "- employee_id: 1" in second["content"] and "Current step: Step 2" in second["content"]
+    assert "Call the finish tool now" in third["content"]
+    # the system prompt is identical on every request (prompt-cache friendly)
+    assert len({r.messages[0]["content"] for r in model.requests}) == 1
+
+
+def test_step_tracking_off_sends_no_state_prompt(hr_tools):
+    model = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="x")])
+    leave_agent(model, hr_tools, step_tracking=False).run(QUERY)
+    assert all(r.messages[-1]["role"] != "system" for r in model.requests)
+    assert all("Current step" not in m["content"] for r in model.requests for m in r.messages)
+
+
+def test_calls_written_as_text_are_recovered(hr_tools):
+    model = ScriptedModel([
+        text_call("find_employee", name=NAME),
+        '```json\n{"name": "get_leave_balance", "arguments": "{\\"employee_id\\": 1}"}\n```',
+        '{{"name": "finish", "arguments": {"answer": "7 days"}}}',
+    ])
+    trace = leave_agent(model, hr_tools).run(QUERY)
+    assert trace.outcome == "answered" and trace.answer == "7 days"
+    assert trace.tool_sequence == ["find_employee", "get_leave_balance"]
+    assert trace.tool_calls[1].arguments == {"employee_id": 1}
+    # the history keeps the canonical structured form, not the model's raw text
+    assistant = [m for m in trace.messages if m["role"] == "assistant"][0]
+    assert assistant["tool_calls"][0]["function"]["name"] == "find_employee"
+    assert assistant["content"] == ""
+
+
+def test_invalid_arguments_go_back_to_the_model_then_it_corrects(hr_tools):
+    model = ScriptedModel([
+        call("find_employee", name=NAME),
+        call("get_leave_balance", employee_id="one", leave_type="annual"),
+        call("get_leave_balance", employee_id=EMP_ID, leave_type="annual"),
+        call("finish", answer="7"),
+    ])
+    trace = leave_agent(model, hr_tools).run(QUERY)
+    assert trace.outcome == "answered"
+    bad = trace.tool_calls[1]
+    assert bad.error_kind == "invalid_arguments" and "employee_id" in bad.error
+    assert trace.turns[1].kind == "retry"
+    # the error message is what the model saw next
+    assert "Error: invalid arguments for get_leave_balance" in model.requests[2].messages[-2][
+        "content"]
+
+
+@pytest.mark.parametrize("reply, kind", [
+    (call("delete_everything"), "unknown_tool"),
+    (call("submit_leave_request", employee_id=1, leave_type="annual",
+          start_date="2026-07-01", end_date="2026-07-02"), "not_allowed"),
+])
+def test_unknown_and_forbidden_tools_are_refused(hr_tools, reply, kind):
+    model = ScriptedModel([reply, call("find_employee", name=NAME), call("finish", answer="a")])
+    trace = leave_agent(model, hr_tools).run(QUERY)
+    assert trace.tool_calls[0].error_kind == kind
+    assert trace.tool_calls[0].resolved_arguments is None  # never executed
+    assert trace.outcome == "answered"
+    # a forbidden tool was not run: the database got no leave request
+    assert "submit_leave_request" not in trace.tool_sequence
+
+
+def test_run_fails_after_max_retries_with_clear_reason(hr_tools):
+    model = ScriptedModel(["I think the answer is probably 7."] * 3)
+    trace = leave_agent(model, hr_tools, max_retries=2).run(QUERY)
+    assert trace.outcome == "failed"
+    assert "3 mistakes in a row" in trace.failure and "did not call a tool" in trace.failure
+    assert [t.kind for t in trace.turns] == ["retry", "retry", "failed"]
+
+
+def test_unreadable_call_is_fed_back(hr_tools):
+    model = ScriptedModel(['<tool_call>{"name": "find_employee", "arguments": {"name": </tool_call>',
+                           call("find_employee", name=NAME), call("finish", answer="x")])
+    trace = leave_agent(model, hr_tools).run(QUERY)
+    assert trace.turns[0].kind == "retry"
+    assert "could not read" in model.requests[1].messages[-2]["content"]
+    assert trace.outcome == "answered"
+
+
+def test_tool_errors_are_data_for_the_model(hr_tools):
+    model = ScriptedModel([
+        call("find_employee", name="Nobody Atall"),
+        call("finish", answer="There is no such employee."),
+    ])
+    trace = leave_agent(model, hr_tools).run("Leave days of Nobody Atall?")
+    first = trace.tool_calls[0]
+    assert first.error_kind == "tool_error" and "no employee named" in first.error
+    assert trace.outcome == "answered" and trace.turns[0].kind == "tool_calls"
+    assert model.requests[1].messages[-2]["content"].startswith("Error: LookupError")
+
+
+def test_same_call_in_a_loop_is_stopped(hr_tools):
+    model = ScriptedModel([call("find_employee", name=NAME)] * 4 + [call("finish", answer="x")])
+    trace = leave_agent(model, hr_tools, max_repeats=2).run(QUERY)
+    kinds = [c.error_kind for c in trace.tool_calls]
+    assert kinds == [None, None, "repeated", "repeated"]
+    assert "already called find_employee" in trace.tool_calls[2].error
+    assert trace.outcome == "answered"
+
+
+def test_max_steps_limits_tool_calls(hr_tools):
+    def always_lookup(request: Request) -> ModelReply:
+        return call("get_employee", employee_id=len(request.messages))
+
+    agent = Agent(ROUTINES / "hr" / "manager_lookup.yaml", hr_tools,
+                  FunctionModel(always_lookup), max_steps=3)
+    trace = agent.run("Who manages Wei Tanaka?")
+    assert trace.outcome == "failed" and "max_steps=3" in trace.failure
+    assert len(trace.tool_calls) == 3
+
+
+def test_our_bugs_raise_instead_of_becoming_messages(hr_tools):
+    def broken(request: Request) -> ModelReply:
+        raise RuntimeError("bug in a model client")
+
+    with pytest.raises(RuntimeError, match="bug in a model client"):
+        leave_agent(FunctionModel(broken), hr_tools).run(QUERY)
+
+
+def test_real_clients_are_forbidden_in_unit_tests(hr_tools):
+    agent = leave_agent(OpenAIModel("m", base_url="http://127.0.0.1:9/v1"), hr_tools)
+    with pytest.raises(ModelRequestsForbidden):
+        agent.run(QUERY)
+
+
+# ---------------------------------------------------------------- variable memory
+DOC_ROUTINE = """
+name: summarise_policy
+description: Fetch a policy document and count its words.
+inputs:
+  topic: {type: string, description: the policy topic}
+steps:
+  - id: fetch
+    name: Fetch
+    description: Fetch the policy text.
+    tool: fetch_policy
+    args: {topic: "${inputs.topic}"}
+  - id: count
+    name: Count
+    description: Count the words of the fetched text.
+    tool: count_words
+    args: {text: "${steps.fetch.output}"}
+  - id: answer
+    name: Answer
+    description: Report the count.
+    finish: true
+"""
+
+
+def doc_tools() -> tuple[ToolRegistry, list[str]]:
+    received: list[str] = []
+
+    @tool
+    def fetch_policy(topic: str) -> str:
+        """Return the full text of a policy."""
+        return f"{topic} policy. " + "Employees must follow the rules. " * 60
+
+    @tool
+    def count_words(text: str) -> int:
+        """Count the words of a text."""
+        received.append(text)
+        return len(text.split())
+
+    return ToolRegistry(fetch_policy, count_words), received
+
+
+def test_long_results_go_to_variable_memory_and_keys_are_substituted():
+    registry, received = doc_tools()
+    model = ScriptedModel([call("fetch_policy", topic="travel"),
+                           call("count_words", text="memory_1"),
+                           call("finish", answer="362 words")])
+    agent = Agent(load_routine_text(DOC_ROUTINE), registry, model, memory_threshold=200)
+    trace = agent.run("How long is the travel policy?")
+    fetch, count = trace.tool_calls
+    assert fetch.memory_key == "memory_1"
+    assert "stored in variable memory as 'memory_1'" in fetch.result_text
+    assert len(fetch.result_text) < 400  # the model saw a preview, not 2,000 characters
+    assert received == [fetch.result] and count.result == len(fetch.result.split())
+    assert count.arguments == {"text": "memory_1"}  # as the model sent it
+    # the state prompt lists the memory key, and step 2's argument by its key
+    assert "memory_1 (from fetch_policy)" in model.requests[1].messages[-1]["content"]
+
+
+# ---------------------------------------------------------------- branches
+def test_branch_is_chosen_by_when_expression(hr_tools):
+    model = ScriptedModel([
+        call("find_employee", name=NAME),
+        call("get_leave_balance", employee_id=EMP_ID, leave_type="annual"),
+        call("submit_leave_request", employee_id=EMP_ID, leave_type="annual",
+             start_date="2026-06-08", end_date="2026-06-09"),
+        call("finish", answer="booked"),
+    ])
+    agent = Agent(ROUTINES / "hr" / "request_leave.yaml", hr_tools, model)
+    trace = agent.run(f"Book annual leave for {NAME} on 8-9 June 2026.")
+    assert trace.outcome == "answered"
+    assert trace.branches == {"enough_days": 0}
+    assert trace.steps_done == ["find_employee", "check_balance", "enough_days", "submit",
+                                "confirm"]
+    assert trace.tool_calls[2].result["days"] == 2.0
+    # once the branch was decided, the model was told to submit with the known id
+    assert "Call the submit_leave_request tool" in model.requests[2].messages[-1]["content"]
+
+
+BRANCH_BY_MODEL = """
+name: greet_or_lookup
+description: Either look someone up or answer directly.
+inputs:
+  name: {type: string, description: a name}
+steps:
+  - id: choose
+    name: Choose
+    description: Decide what the user wants.
+    branch:
+      - condition: the user asks about a person
+        steps:
+          - id: lookup
+            name: Look up
+            description: Look the person up.
+            tool: find_employee
+            args: {name: "${inputs.name}"}
+      - condition: the user only says hello
+        steps:
+          - id: hello
+            name: Greet
+            description: Greet back.
+            finish: true
+  - id: answer
+    name: Answer
+    description: Answer with what was found.
+    finish: true
+"""
+
+
+def test_branch_without_expressions_follows_the_models_choice(hr_tools):
+    model = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="found")])
+    agent = Agent(load_routine_text(BRANCH_BY_MODEL), hr_tools, model)
+    trace = agent.run(f"Who is {NAME}?")
+    first_state = model.requests[0].messages[-1]["content"]
+    assert "Decide which option applies" in first_state and "call find_employee" in first_state
+    assert trace.branches == {"choose": 0}
+    assert trace.steps_done == ["choose", "lookup", "answer"]
+
+
+# ---------------------------------------------------------------- limits & async
+def test_slow_tool_times_out_and_the_run_goes_on():
+    @tool
+    async def slow(seconds: float) -> str:
+        """Sleep."""
+        await asyncio.sleep(seconds)
+        return "woke"
+
+    model = ScriptedModel([call("slow", seconds=5), call("slow", seconds=0),
+                           call("finish", answer="ok")])
+    trace = Agent(None, [slow], model, tool_timeout_s=0.2).run("sleep")
+    assert trace.tool_calls[0].error_kind == "timeout"
+    assert trace.tool_calls[1].result == "woke"
+    assert trace.outcome == "answered"
+
+
+def test_whole_run_timeout():
+    @tool
+    async def slow(seconds: float) -> str:
+        """Sleep."""
+        await asyncio.sleep(seconds)
+        return "woke"
+
+    trace = Agent(None, [slow], ScriptedModel([call("slow", seconds=3)]), timeout_s=0.3).run("x")
+    assert trace.outcome == "failed" and "timed out" in trace.failure
+
+
+def test_no_routine_accepts_a_plain_text_answer_and_offers_every_tool(hr_tools):
+    model = ScriptedModel([call("find_employee", name=NAME), "Arjun is Head of Engineering."])
+    trace = Agent(None, hr_tools, model).run(f"Who is {NAME}?")
+    assert trace.outcome == "answered" and trace.answer.startswith("Arjun")
+    assert set(model.requests[0].tool_names) == {"find_employee", "get_employee",
+                                                 "get_leave_balance", "submit_leave_request",
+                                                 "finish"}
+    assert "# Routine" not in model.requests[0].messages[0]["content"]
+
+
+def test_offered_tools_follow_the_routine_unless_all_are_asked_for(hr_tools):
+    for offer, expected in (("routine", 3), ("all", 5)):
+        model = ScriptedModel([call("finish", answer="x")])
+        leave_agent(model, hr_tools, offer_tools=offer).run(QUERY)
+        assert len(model.requests[0].tools) == expected
+
+
+def test_runs_never_see_each_others_writes(hr_tools):
+    def book() -> ScriptedModel:
+        return ScriptedModel([
+            call("find_employee", name=NAME),
+            call("get_leave_balance", employee_id=EMP_ID, leave_type="annual"),
+            call("submit_leave_request", employee_id=EMP_ID, leave_type="annual",
+                 start_date="2026-06-01", end_date="2026-06-05"),
+            call("finish", answer="booked")])
+
+    agent_path = ROUTINES / "hr" / "request_leave.yaml"
+    first = Agent(agent_path, hr_tools, book()).run("book")
+    second = Agent(agent_path, hr_tools, book()).run("book")
+    # each run starts from 18 taken days: 5 more fit (7 left) both times
+    assert first.tool_calls[1].result["remaining"] == 7.0
+    assert second.tool_calls[1].result["remaining"] == 7.0
+    assert second.tool_calls[2].ok
+
+
+def test_trace_round_trips_through_jsonl(tmp_path, hr_tools):
+    model = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="x")])
+    trace = leave_agent(model, hr_tools).run(QUERY, trace_dir=tmp_path)
+    again = list(load_traces(tmp_path / "traces.jsonl"))
+    assert again == [trace]
+    dump_traces([trace], tmp_path / "traces.jsonl")
+    assert len(list(load_traces(tmp_path / "traces.jsonl"))) == 2
+    assert again[0].settings == RunSettings().model_dump()
+    assert again[0].usage.prompt_tokens == 0 and again[0].routine == "leave_balance"
+
+
+def test_inputs_are_typed_and_checked(hr_tools):
+    model = ScriptedModel([call("finish", answer="x")])
+    trace = leave_agent(model, hr_tools).run(None, {"employee_name": NAME, "leave_type": "sick"})
+    assert trace.inputs == {"employee_name": NAME, "leave_type": "sick"}
+    assert '- leave_type: "sick"' in model.requests[0].messages[-1]["content"] or \
+        "sick" in model.requests[0].messages[0]["content"]
+    from routine.errors import RoutineError
+
+    with pytest.raises(RoutineError, match="must be one of"):
+        leave_agent(ScriptedModel([]), hr_tools).run(None, {"employee_name": NAME,
+                                                            "leave_type": "holiday"})
+    with pytest.raises(RoutineError, match="no input 'salary'"):
+        leave_agent(ScriptedModel([]), hr_tools).run(QUERY, {"salary": "1"})
+
+
+def test_toolset_setup_is_entered_once_per_run():
+    events: list[str] = []
+
+    class Setup:
+        def __enter__(self) -> str:
+            events.append("enter")
+            return "deps"
+
+        def __exit__(self, *exc: object) -> None:
+            events.append("exit")
+
+    ts = Toolset("demo", setup=Setup)
+
+    @ts.tool
+    def ping(ctx: RunContext[str]) -> str:
+        """Ping."""
+        return ctx.deps
+
+    model = ScriptedModel([call("ping"), call("finish", answer="pong")])
+    trace = Agent(None, [ts], model).run("ping")
+    assert trace.tool_calls[0].result == "deps" and events == ["enter", "exit"]

@@ -1,0 +1,1 @@
+"""Sample enterprise tools for Routine's scenarios (plain typed functions over SQLite)."""
