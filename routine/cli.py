@@ -110,7 +110,7 @@ def list_tools(
         loaded, registry, problems = load_checked(routine, module)
         if loaded is None or any("cannot load toolset" in p.message for p in problems):
             for problem in problems:
-                err.print(str(problem), markup=False)
+                err.print(str(problem), markup=False, soft_wrap=True)
             raise typer.Exit(1)
     else:
         for ref in module or []:
@@ -236,7 +236,7 @@ def run(
     loaded, registry, problems = load_checked(routine, tools)
     if problems:
         for problem in problems:
-            err.print(str(problem), markup=False, highlight=False)
+            err.print(str(problem), markup=False, highlight=False, soft_wrap=True)
         err.print(f"{routine}: {len(problems)} problem(s); fix them before running")
         raise typer.Exit(1)
     assert loaded is not None
@@ -260,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status instead of exiting."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv if argv is not None else sys.argv[1:],
-                     prog_name="routine", standalone_mode=False)
+        result = command.main(args=argv if argv is not None else sys.argv[1:],
+                              prog_name="routine", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     except RoutineError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         return 1
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

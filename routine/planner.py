@@ -15,6 +15,7 @@ Two messages come from here:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -137,7 +138,8 @@ class Planner:
             tracker = StepTracker(routine)
             context["routine"] = routine
             if self.routine_format == "json":
-                context["steps_json"] = self.steps_json(routine)
+                context["steps_json"] = json.dumps(self.steps_json(routine), indent=2,
+                                                   ensure_ascii=False)
             else:
                 context["steps"] = self._items(routine, routine.steps, tracker.flow.labels,
                                                tracker.flow.options)
@@ -163,7 +165,7 @@ class Planner:
                          for n, o in enumerate(step.branch or [])],
             )
         context["memory"] = [
-            {"key": e.key, "tool": e.tool, "preview": e.preview}
+            {"key": e.key, "tool": e.tool, "preview": e.preview()}
             for e in memory.entries.values() if memory.is_long(e.text)
         ]
         if context["step"] is None and not context["memory"]:

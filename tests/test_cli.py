@@ -1,0 +1,134 @@
+"""The `routine` CLI, in-process through main(argv) -> int."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from routine.cli import main
+from routine.model import set_model_requests_allowed
+from routine.trace import load_traces
+
+from .conftest import ROOT, ROUTINES
+
+
+def test_schema_matches_the_committed_file(capsys):
+    assert main(["schema"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    committed = json.loads((ROUTINES / "routine.schema.json").read_text())
+    assert printed == committed, "run: routine schema > routines/routine.schema.json"
+    assert printed["additionalProperties"] is False
+
+
+def test_every_routine_points_to_the_schema():
+    for path in ROUTINES.rglob("*.yaml"):
+        first = path.read_text().splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema="), path
+        target = (path.parent / first.split("=", 1)[1]).resolve()
+        assert target == (ROUTINES / "routine.schema.json").resolve(), path
+
+
+def test_validate_exit_status(tmp_path, capsys):
+    assert main(["validate", str(ROUTINES)]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndescription: d\ntoolsets: [tools.hr]\nsteps:\n"
+                   "  - {id: a, name: A, description: d, tool: find_employe, args: {name: x}}\n")
+    assert main(["validate", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}:5:38: error: unknown tool 'find_employe'" in out
+    assert "did you mean find_employee" in out
+    assert "without a finish step" in out
+
+
+def test_tools_lists_schemas(capsys):
+    assert main(["tools", "--tools", "tools.hr", "--json"]) == 0
+    listed = {t["name"]: t for t in json.loads(capsys.readouterr().out)}
+    assert set(listed) == {"find_employee", "get_employee", "get_leave_balance",
+                           "submit_leave_request"}
+    assert listed["get_leave_balance"]["output"]["properties"]["remaining"]["type"] == "number"
+    assert main(["tools", "--routine", str(ROUTINES / "hr" / "leave_balance.yaml")]) == 0
+
+
+def test_unknown_embedded_model_is_a_clear_error(capsys, monkeypatch):
+    for var in ("ROUTINE_BASE_URL", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    code = main(["run", str(ROUTINES / "hr" / "leave_balance.yaml"), "q", "--model", "gpt-9"])
+    assert code == 1
+
+
+# ---------------------------------------------------------------- run, over real HTTP
+class ScriptedServer(BaseHTTPRequestHandler):
+    """A real OpenAI-compatible HTTP endpoint that replays a script of replies."""
+
+    script: list[dict] = []
+    requests: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append(body)
+        message = type(self).script[len(type(self).requests) - 1]
+        payload = {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                   "choices": [{"index": 0, "finish_reason": "stop",
+                                "message": {"role": "assistant", **message}}],
+                   "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}}
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted_server() -> Iterator[str]:
+    ScriptedServer.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ScriptedServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    set_model_requests_allowed(True)  # our own loopback server, not a real model
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_run_against_an_endpoint_writes_the_trace(scripted_server, tmp_path, capsys):
+    ScriptedServer.script = [
+        {"content": '<tool_call>\n{"name": "find_employee", "arguments": '
+                    '{"name": "Wei Tanaka"}}\n</tool_call>'},
+        {"content": '<tool_call>\n{"name": "get_employee", "arguments": '
+                    '{"employee_id": 3}}\n</tool_call>'},
+        {"content": None, "tool_calls": [{"id": "f", "type": "function", "function": {
+            "name": "finish", "arguments": '{"answer": "No manager: Wei heads Finance."}'}}]},
+    ]
+    code = main(["run", str(ROUTINES / "hr" / "manager_lookup.yaml"), "Who manages Wei Tanaka?",
+                 "--base-url", scripted_server, "--model", "test-model",
+                 "--trace-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "find_employee" in out and "Answer:" in out and "No manager" in out
+    (trace,) = load_traces(tmp_path / "traces.jsonl")
+    assert trace.tool_sequence == ["find_employee", "get_employee"]
+    assert trace.model == "test-model" and trace.usage.prompt_tokens == 300
+    assert ScriptedServer.requests[0]["tools"][0]["function"]["name"] == "find_employee"
+    assert ScriptedServer.requests[0]["temperature"] == 0.0
+
+
+def test_run_refuses_an_invalid_routine(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndescription: d\nsteps: []\n")
+    assert main(["run", str(bad), "q", "--base-url", "http://127.0.0.1:9/v1",
+                 "--model", "m"]) == 1
+    assert "bad.yaml:3:1: error: steps: List should have at least 1 item" in capsys.readouterr().err
+
+
+def test_readme_commands_exist():
+    readme = (ROOT / "README.md").read_text()
+    assert 'pip install -e ".[local,dev]"' in readme
+    assert "routine run routines/hr/" in readme and "pytest" in readme

@@ -1,0 +1,70 @@
+"""Tools from a real MCP server (stdio) join the registry and run like Python tools."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+from routine import Agent, ToolRegistry, check_routine, load_routine_text
+from routine.mcp import mcp_toolset
+from routine.spec import McpServer
+from routine.testing import ScriptedModel, call
+from routine.toolsets import registry_for
+
+from .conftest import ROOT
+
+SERVER = McpServer(command=sys.executable, args=[str(ROOT / "tests" / "servers" / "calendar_mcp.py")],
+                   name="calendar")
+
+
+def test_mcp_tools_have_schemas_and_run_in_an_agent():
+    toolset = mcp_toolset(SERVER)
+    assert set(toolset.tools) == {"check_room", "cancel"}
+    check = toolset.tools["check_room"]
+    assert check.parameters["required"] == ["room", "day"]
+    assert set(check.output_schema["properties"]) == {"room", "day", "free"}
+    model = ScriptedModel([
+        call("check_room", room="Atlas"),  # missing argument: validated before the call
+        call("check_room", room="Atlas", day="2026-06-02"),
+        call("cancel", booking_id=9),  # the server reports an error: shown to the model
+        call("finish", answer="Atlas is taken."),
+    ])
+    trace = Agent(None, ToolRegistry(toolset), model).run("Is Atlas free on 2 June?")
+    first, second, third = trace.tool_calls
+    assert first.error_kind == "invalid_arguments" and "'day' is a required property" in first.error
+    assert second.result == {"room": "Atlas", "day": "2026-06-02", "free": False}
+    assert third.error_kind == "tool_error" and "does not exist" in third.error
+    assert trace.outcome == "answered"
+
+
+def test_routine_with_mcp_toolset_validates_against_server_schemas():
+    text = textwrap.dedent(f"""
+        name: room_check
+        description: Check a room.
+        toolsets:
+          - mcp: {{command: {sys.executable!r}, args: [{str(SERVER.args[0])!r}]}}
+        inputs:
+          room: {{type: string, description: room}}
+        steps:
+          - id: check
+            name: Check
+            description: Check the room.
+            tool: check_room
+            args: {{room: "${{inputs.room}}", day: "2026-06-02"}}
+          - id: bad
+            name: Bad
+            description: Refers to a field the server's output schema lacks.
+            tool: check_room
+            args: {{room: "${{steps.check.output.capacity}}", day: "${{steps.check.output.free}}"}}
+          - id: answer
+            name: Answer
+            description: Say whether it is free.
+            finish: true
+    """)
+    loaded = load_routine_text(text, "room.yaml")
+    registry, problems = registry_for(loaded)
+    assert problems == []
+    messages = [p.message for p in check_routine(loaded, registry)]
+    assert any("has no field 'capacity'" in m for m in messages)
+    assert any("type mismatch" in m and "boolean" in m for m in messages)
+    assert len(messages) == 2

@@ -1,0 +1,55 @@
+"""Recovering tool calls from the many ways models write them."""
+
+from __future__ import annotations
+
+import pytest
+
+from routine.parsing import CallParseError, parse_reply
+
+
+@pytest.mark.parametrize("text", [
+    '<tool_call>\n{"name": "get_employee", "arguments": {"employee_id": 7}}\n</tool_call>',
+    '<tool_call>{"name": "get_employee", "arguments": {"employee_id": 7}}',  # unclosed tag
+    '```json\n{"name": "get_employee", "arguments": {"employee_id": 7}}\n```',
+    '```\n{"name": "get_employee", "arguments": {"employee_id": 7}}\n```',
+    '{"name": "get_employee", "arguments": {"employee_id": 7}}',
+    '{"name": "get_employee", "arguments": "{\\"employee_id\\": 7}"}',  # arguments as a string
+    '{"name": "get_employee", "parameters": {"employee_id": 7}}',
+    '{"function": {"name": "get_employee", "arguments": {"employee_id": 7}}}',
+    '{{"name": "get_employee", "arguments": {"employee_id": 7}}}',  # Qwen2.5-Coder's braces
+    'I will look that up. {"name": "get_employee", "arguments": {"employee_id": 7}}',
+    '[{"name": "get_employee", "arguments": {"employee_id": 7}}]',
+])
+def test_text_forms(text):
+    reply = parse_reply(text)
+    assert [(c.name, c.arguments) for c in reply.calls] == [("get_employee", {"employee_id": 7})]
+    assert reply.from_text
+
+
+def test_structured_calls_win_and_arguments_may_be_strings():
+    reply = parse_reply("thinking...", [{"id": "c1", "type": "function", "function": {
+        "name": "a", "arguments": '{"x": 1}'}}])
+    assert [(c.name, c.arguments, c.call_id) for c in reply.calls] == [("a", {"x": 1}, "c1")]
+    assert reply.text == "thinking..." and not reply.from_text
+
+
+def test_several_tagged_calls():
+    text = ('<tool_call>{"name": "a", "arguments": {}}</tool_call>\n'
+            '<tool_call>{"name": "b", "arguments": {"y": 2}}</tool_call>')
+    assert [c.name for c in parse_reply(text).calls] == ["a", "b"]
+
+
+def test_plain_text_is_an_answer_not_a_call():
+    reply = parse_reply("Alice has 7 days left {as of today}.")
+    assert reply.calls == [] and reply.text.startswith("Alice")
+
+
+@pytest.mark.parametrize("text, message", [
+    ('<tool_call>{"name": "a", "arguments": {"x": </tool_call>', "could not read"),
+    ('{"name": "a", "arguments": "{not json}"}', "not valid JSON"),
+    ('{"name": "a", "arguments": [1, 2]}', "must be a JSON object"),
+    ('{"name": "a", "arguments": {"x": 1}', "looks like a tool call"),
+])
+def test_broken_calls_raise_a_model_facing_error(text, message):
+    with pytest.raises(CallParseError, match=message):
+        parse_reply(text)

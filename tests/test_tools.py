@@ -1,0 +1,94 @@
+"""@tool: schemas from signatures and docstrings, validation with the same model."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel
+
+from routine import RunContext, ToolRegistry, Toolset, tool
+from routine.errors import ToolDefinitionError
+from routine.tools import ToolArgumentsError
+
+
+class Booking(BaseModel):
+    id: int
+    room: str
+
+
+@tool
+def book_room(room: str, day: date, people: int = 2,
+              kind: Literal["meeting", "focus"] = "meeting") -> Booking:
+    """Book a meeting room.
+
+    Args:
+        room: the room's name.
+        day: the day to book.
+        people: how many people.
+        kind: meeting or focus.
+    """
+    return Booking(id=1, room=room)
+
+
+def test_schema_from_signature_and_docstring():
+    assert book_room.name == "book_room" and book_room.description == "Book a meeting room."
+    params = book_room.parameters
+    assert params["required"] == ["room", "day"]
+    assert params["properties"]["room"] == {"type": "string", "description": "the room's name."}
+    assert params["properties"]["day"]["format"] == "date"
+    assert params["properties"]["people"]["default"] == 2
+    assert params["properties"]["kind"]["enum"] == ["meeting", "focus"]
+    assert params["additionalProperties"] is False
+    assert book_room.output_schema["properties"].keys() == {"id", "room"}
+
+
+def test_same_model_validates_arguments():
+    values = book_room.validate_arguments({"room": "Oslo", "day": "2026-06-02"})
+    assert values == {"room": "Oslo", "day": date(2026, 6, 2), "people": 2, "kind": "meeting"}
+    with pytest.raises(ToolArgumentsError, match="missing required argument 'day'"):
+        book_room.validate_arguments({"room": "Oslo"})
+    with pytest.raises(ToolArgumentsError, match="unexpected argument 'floor'"):
+        book_room.validate_arguments({"room": "Oslo", "day": "2026-06-02", "floor": 3})
+    with pytest.raises(ToolArgumentsError, match="argument 'kind'"):
+        book_room.validate_arguments({"room": "Oslo", "day": "2026-06-02", "kind": "party"})
+
+
+def test_async_tools_and_context_injection():
+    ts = Toolset("demo")
+
+    @ts.tool(name="whoami", description="Say who runs.")
+    async def who(ctx: RunContext[dict], shout: bool = False) -> str:
+        await asyncio.sleep(0)
+        return ctx.deps["user"].upper() if shout else ctx.deps["user"]
+
+    assert "ctx" not in who.parameters["properties"] and who.context_param == "ctx"
+    ctx = RunContext({"user": "ana"})
+    assert asyncio.run(who.invoke({"shout": True}, ctx)) == "ANA"
+    assert who.toolset == "demo" and ts.tools["whoami"] is who
+
+
+def test_definition_errors_are_clear():
+    with pytest.raises(ToolDefinitionError, match="needs a type annotation"):
+        tool(name="untyped")(lambda x: x)
+    with pytest.raises(ToolDefinitionError, match="must come first"):
+        @tool
+        def late(a: int, ctx: RunContext[None]) -> int:
+            return a
+    with pytest.raises(ToolDefinitionError, match="reserved"):
+        ToolRegistry(tool(name="finish")(_finish))
+    registry = ToolRegistry(book_room)
+    with pytest.raises(ToolDefinitionError, match="two tools are named"):
+        registry.add(tool(name="book_room")(_finish))
+
+
+def _finish(answer: str) -> str:
+    return answer
+
+
+def test_registry_specs_in_openai_format():
+    spec = book_room.openai_spec()
+    assert spec["type"] == "function" and spec["function"]["name"] == "book_room"
+    assert "book_room" in ToolRegistry(book_room)
