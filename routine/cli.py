@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import click
 import typer
@@ -25,8 +25,8 @@ from .executor import Agent
 from .model import OpenAIModel, endpoint_from_env
 from .settings import RunSettings
 from .spec import LoadedRoutine, load_routine, routine_json_schema
-from .toolsets import import_toolsets, registry_for
 from .tools import ToolRegistry
+from .toolsets import import_toolsets, registry_for
 from .trace import RunTrace, TurnRecord
 from .validate import Problem, check_routine
 
@@ -71,7 +71,7 @@ def load_checked(path: Path, extra_tools: list[str] | None = None
 @app.command()
 def validate(
     paths: Annotated[list[Path], typer.Argument(help="Routine files or folders.")],
-    tools: Annotated[Optional[list[str]], typer.Option(
+    tools: Annotated[list[str] | None, typer.Option(
         "--tools", help="Extra tool modules (module or module:attribute).")] = None,
 ) -> None:
     """Check routines against their tools' schemas; report every problem with file:line:col."""
@@ -99,8 +99,8 @@ def schema() -> None:
 
 @app.command("tools")
 def list_tools(
-    routine: Annotated[Optional[Path], typer.Option(help="List the tools of this routine.")] = None,
-    module: Annotated[Optional[list[str]], typer.Option(
+    routine: Annotated[Path | None, typer.Option(help="List the tools of this routine.")] = None,
+    module: Annotated[list[str] | None, typer.Option(
         "--tools", help="Tool modules (module or module:attribute).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the schemas as JSON.")] = False,
 ) -> None:
@@ -133,9 +133,9 @@ def list_tools(
 
 @app.command()
 def models(
-    prepare: Annotated[Optional[str], typer.Option(
+    prepare: Annotated[str | None, typer.Option(
         help="Assemble and verify this embedded model now.")] = None,
-    model_cache: Annotated[Optional[Path], typer.Option(help="Model cache folder.")] = None,
+    model_cache: Annotated[Path | None, typer.Option(help="Model cache folder.")] = None,
 ) -> None:
     """List the embedded models (and assemble one with --prepare)."""
     if prepare:
@@ -208,16 +208,16 @@ def _summary(trace: RunTrace) -> None:
 @app.command()
 def run(
     routine: Annotated[Path, typer.Argument(help="The routine YAML file.")],
-    query: Annotated[Optional[str], typer.Argument(help="The user's request.")] = None,
-    input_: Annotated[Optional[list[str]], typer.Option(
+    query: Annotated[str | None, typer.Argument(help="The user's request.")] = None,
+    input_: Annotated[list[str] | None, typer.Option(
         "--input", "-i", help="An input value, NAME=VALUE (repeatable).")] = None,
-    model: Annotated[Optional[str], typer.Option(
+    model: Annotated[str | None, typer.Option(
         help="Embedded model name, a .gguf path, or the endpoint's model name.")] = None,
-    base_url: Annotated[Optional[str], typer.Option(
+    base_url: Annotated[str | None, typer.Option(
         help="OpenAI-compatible endpoint (else ROUTINE_BASE_URL / OPENAI_BASE_URL; "
              "none: the embedded model).")] = None,
-    api_key: Annotated[Optional[str], typer.Option(help="API key for the endpoint.")] = None,
-    tools: Annotated[Optional[list[str]], typer.Option(
+    api_key: Annotated[str | None, typer.Option(help="API key for the endpoint.")] = None,
+    tools: Annotated[list[str] | None, typer.Option(
         "--tools", help="Extra tool modules.")] = None,
     routine_format: Annotated[Format, typer.Option(
         "--format", help="How the routine is shown to the model.")] = Format.nl,
@@ -226,9 +226,9 @@ def run(
     max_steps: Annotated[int, typer.Option(help="Tool calls a run may make.")] = 20,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
     timeout: Annotated[float, typer.Option(help="Seconds for the whole run.")] = 600.0,
-    trace_dir: Annotated[Optional[Path], typer.Option(
+    trace_dir: Annotated[Path | None, typer.Option(
         help="Append the run's trace to DIR/traces.jsonl.")] = None,
-    model_cache: Annotated[Optional[Path], typer.Option(
+    model_cache: Annotated[Path | None, typer.Option(
         help="Where embedded model files are assembled.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the trace as JSON.")] = False,
 ) -> None:

@@ -125,8 +125,7 @@ def ensure_model(name: str = DEFAULT_MODEL, cache: str | Path | None = None,
     target.parent.mkdir(parents=True, exist_ok=True)
     total = sum(p.stat().st_size for p in parts)
     digest = hashlib.sha256()
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                               TimeRemainingColumn)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
     with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as out, \
             Progress(TextColumn("assembling {task.description}"), BarColumn(), DownloadColumn(),

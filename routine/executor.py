@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from ._turn import FinalAnswer, NextTurn, RunState, take_turn
-from .errors import RoutineError
+from .errors import RoutineError, SpecError
 from .memory import VariableMemory
 from .model import Model
 from .planner import Planner
 from .settings import RunSettings
-from .spec import LoadedRoutine, Routine, load_routine
+from .spec import LoadedRoutine, Routine, SourceMap, load_routine
 from .tools import Tool, ToolRegistry, Toolset
 from .trace import RunTrace, TurnRecord, dump_traces
 from .tracking import StepTracker
+from .validate import check_routine
 
 __all__ = ["Agent", "coerce_inputs"]
 
@@ -61,15 +62,23 @@ class Agent:
         tools: a ToolRegistry, or tools/toolsets to put in one.
         model: any :class:`routine.model.Model` (OpenAIModel, the test doubles...).
         settings: a RunSettings; keyword overrides are applied on top.
+        validate: check the routine against the tools first (raise SpecError on problems).
     """
 
     def __init__(self, routine: Routine | LoadedRoutine | str | Path | None,
                  tools: ToolRegistry | Iterable[Tool | Toolset], model: Model,
-                 settings: RunSettings | None = None, **overrides: Any):
+                 settings: RunSettings | None = None, *, validate: bool = True,
+                 **overrides: Any):
         if isinstance(routine, (str, Path)):
             routine = load_routine(routine)
-        self.routine = routine.routine if isinstance(routine, LoadedRoutine) else routine
+        if isinstance(routine, Routine):
+            routine = LoadedRoutine(routine, SourceMap(f"<routine {routine.name}>"))
+        self.routine = routine.routine if routine is not None else None
         self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(*tools)
+        if routine is not None and validate:
+            problems = check_routine(routine, self.tools)
+            if problems:
+                raise SpecError(problems)
         self.model = model
         self.settings = (settings or RunSettings()).model_copy(update=overrides)
         self.planner = Planner(self.settings.routine_format, self.settings.step_tracking)

@@ -43,34 +43,42 @@ class Flow:
     entry: str = FELL_OFF
     bad_jumps: list[tuple[str, int, str]] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    _keys: dict[int, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, routine: Routine) -> Flow:
         flow = cls()
         flow._collect(routine.steps, "", ("steps",))
-        flow.entry = routine.steps[0].id
+        flow.entry = flow.key(routine.steps[0])
         flow._link(routine.steps, FELL_OFF)
         return flow
+
+    def key(self, step: Step) -> str:
+        """The node of a step: its id, or ``id#N`` for the N-th repeat of a duplicated id."""
+        return self._keys[id(step)]
 
     def _collect(self, steps: list[Step], prefix: str, path: tuple[Any, ...]) -> None:
         for index, step in enumerate(steps):
             label = f"{prefix}{index + 1}"
-            if step.id in self.steps:
-                self.duplicates.append(step.id)
-            else:
-                self.steps[step.id] = step
-                self.labels[step.id] = label
-                self.paths[step.id] = (*path, index)
-                self.order.append(step.id)
+            key = step.id
+            if key in self.steps:
+                key = f"{step.id}#{sum(k.split('#')[0] == step.id for k in self.steps) + 1}"
+                self.duplicates.append(key)
+            self._keys[id(step)] = key
+            self.steps[key] = step
+            self.labels[key] = label
+            self.paths[key] = (*path, index)
+            self.order.append(key)
             for n, option in enumerate(step.branch or []):
                 self._collect(option.steps, f"{label}-{n + 1}_", (*path, index, "branch", n, "steps"))
 
     def _link(self, steps: list[Step], cont: str) -> None:
         for index, step in enumerate(steps):
-            after = steps[index + 1].id if index + 1 < len(steps) else cont
-            self.after.setdefault(step.id, after)
+            node = self.key(step)
+            after = self.key(steps[index + 1]) if index + 1 < len(steps) else cont
+            self.after[node] = after
             if step.finish:
-                self.succ.setdefault(step.id, [FINISHED])
+                self.succ[node] = [FINISHED]
             elif step.branch:
                 entries = []
                 for n, option in enumerate(step.branch):
@@ -79,13 +87,13 @@ class Flow:
                         if option.next in self.steps:
                             target = option.next
                         else:
-                            self.bad_jumps.append((step.id, n, option.next))
-                    entries.append(option.steps[0].id if option.steps else target)
+                            self.bad_jumps.append((node, n, option.next))
+                    entries.append(self.key(option.steps[0]) if option.steps else target)
                     self._link(option.steps, target)
-                self.options.setdefault(step.id, entries)
-                self.succ.setdefault(step.id, list(dict.fromkeys(entries)))
+                self.options[node] = entries
+                self.succ[node] = list(dict.fromkeys(entries))
             else:
-                self.succ.setdefault(step.id, [after])
+                self.succ[node] = [after]
 
     def reachable(self) -> set[str]:
         seen: set[str] = set()

@@ -273,10 +273,13 @@ def load_routine_text(text: str, file: str = "<string>") -> LoadedRoutine:
     from .validate import Problem
 
     smap = SourceMap(file)
+    dupes: list[tuple[tuple[Any, ...], str]] = []
     try:
         loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
+            if node is not None:  # positions first: construction rewrites merge keys in place
+                _walk_nodes(node, (), smap, dupes)
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
@@ -288,14 +291,13 @@ def load_routine_text(text: str, file: str = "<string>") -> LoadedRoutine:
     if not isinstance(data, dict):
         raise SpecError([Problem(file, 1, 1, "the file is not a YAML mapping",
                                  "a mapping with name, description, inputs and steps")])
-    dupes: list[tuple[tuple[Any, ...], str]] = []
-    _walk_nodes(node, (), smap, dupes)
     problems = [Problem(file, *smap.locate(p), f"duplicate key {k!r}", "each key once")
                 for p, k in dupes]
     try:
         routine = Routine.model_validate(data)
     except ValidationError as exc:
-        problems += [_problem_from_error(err, smap) for err in exc.errors(include_url=False)]
+        problems += [_problem_from_error(err, smap, data)
+                     for err in exc.errors(include_url=False)]
         raise SpecError(problems) from None
     if problems:
         raise SpecError(problems)
@@ -316,12 +318,26 @@ _FRIENDLY_EXPECTED = {
 }
 
 
-def _problem_from_error(err: Any, smap: SourceMap) -> Any:
+def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """pydantic's error location with its union-member tags (``str``, ``Toolsource``...)
+    removed: keep the parts that exist in the data, and the last part (a missing key)."""
+    kept: list[Any] = []
+    current = data
+    for index, part in enumerate(loc):
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            current = current[part]
+        elif index != len(loc) - 1:
+            continue  # a tag pydantic adds, not a place in the file
+        kept.append(part)
+    return tuple(kept)
+
+
+def _problem_from_error(err: Any, smap: SourceMap, data: Any) -> Any:
     from .validate import Problem
 
-    # drop pydantic's union-branch markers ("str", "Toolsource") from the location
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p[:1].isupper()
-                                               or p in ("str", "function-after[_one_kind()]")))
+    loc = _data_path(tuple(err["loc"]), data)
     line, col = smap.locate(loc)
     where = ".".join(str(p) for p in loc) or "(top level)"
     if err["type"] == "extra_forbidden":

@@ -153,7 +153,7 @@ def _output_schema(annotation: Any) -> dict[str, Any] | None:
     try:
         return TypeAdapter(annotation).json_schema()
     except Exception as exc:  # pragma: no cover - exotic annotations
-        raise ToolDefinitionError(f"cannot build an output schema for {annotation!r}: {exc}")
+        raise ToolDefinitionError(f"cannot build an output schema for {annotation!r}: {exc}") from exc
 
 
 def tool_from_function(

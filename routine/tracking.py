@@ -170,7 +170,7 @@ class StepTracker:
     def _move_to(self, target: str) -> None:
         """Record the branch options taken on the way from current to target."""
         path = self._path(self.current, target)
-        for a, b in zip(path, path[1:]):
+        for a, b in zip(path, path[1:], strict=False):
             if self.flow.steps[a].branch:
                 self.branches[a] = self.flow.options[a].index(b)
                 self.done.append(a)

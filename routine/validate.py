@@ -12,6 +12,7 @@ unreachable steps; cycles; paths that end without a finish step.
 from __future__ import annotations
 
 import difflib
+from datetime import date, time
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +114,9 @@ def schema_at(schema: dict[str, Any], path: tuple[str, ...]) -> tuple[dict[str, 
                 known_fields += list(alt["properties"])
                 if alt.get("additionalProperties") not in (None, False):
                     return None, ""
+            elif alt.get("type") in ("string", "integer", "number", "boolean"):
+                where = ".".join(walked) or "the output"
+                return None, f"{where} is a {alt['type']} and has no field {segment!r}"
             else:
                 return None, ""
         if nxt is None:
@@ -124,6 +128,8 @@ def schema_at(schema: dict[str, Any], path: tuple[str, ...]) -> tuple[dict[str, 
 
 
 def _literal_type(value: Any) -> str:
+    if isinstance(value, (date, time)):  # unquoted YAML dates: sent to the tool as strings
+        return "string"
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -210,7 +216,8 @@ class _Checker:
     def run(self) -> list[Problem]:
         flow = self.flow
         for dup in flow.duplicates:
-            self.add(flow.paths[dup] + ("id",), f"duplicate step id {dup!r}", "unique step ids")
+            self.add(flow.paths[dup] + ("id",), f"duplicate step id {dup.split('#')[0]!r}",
+                     "unique step ids")
         for step_id, n, target in flow.bad_jumps:
             self.add(flow.paths[step_id] + ("branch", n, "next"),
                      f"'next' names unknown step {target!r}", "the id of a later step")
@@ -284,6 +291,8 @@ class _Checker:
             source = self.ref_types(step_id, path, ref, doms)
             if source is None or param is None:
                 continue
+            if not isinstance(value, str):
+                continue  # nested in a list or mapping: the argument's type is not the ref's
             if not ref.whole:
                 source = {"string"}
             if not _compatible(source, accepted):

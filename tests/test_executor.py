@@ -404,3 +404,11 @@ def test_toolset_setup_is_entered_once_per_run():
     model = ScriptedModel([call("ping"), call("finish", answer="pong")])
     trace = Agent(None, [ts], model).run("ping")
     assert trace.tool_calls[0].result == "deps" and events == ["enter", "exit"]
+
+
+def test_agent_checks_the_routine_before_running(hr_tools):
+    from routine.errors import SpecError
+
+    broken = DOC_ROUTINE  # names tools the HR registry does not have
+    with pytest.raises(SpecError, match="unknown tool 'fetch_policy'"):
+        Agent(load_routine_text(broken), hr_tools, ScriptedModel([]))

