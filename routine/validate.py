@@ -12,8 +12,8 @@ unreachable steps; cycles; paths that end without a finish step.
 from __future__ import annotations
 
 import difflib
-from datetime import date, time
 from dataclasses import dataclass
+from datetime import date, time
 from typing import Any
 
 import jinja2
