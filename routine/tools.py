@@ -93,14 +93,14 @@ class Tool:
         return self.function(*args, **kwargs)
 
     def openai_spec(self) -> dict[str, Any]:
-        """The tool in the OpenAI chat-completions ``tools`` format."""
+        """The tool in the OpenAI chat-completions ``tools`` format.
+
+        ``additionalProperties: false`` is left out of what the model sees (small models
+        copy it into their arguments); validation still forbids extra arguments."""
+        shown = {k: v for k, v in self.parameters.items() if k != "additionalProperties"}
         return {
             "type": "function",
-            "function": {
-                "name": self.name,
-                "description": self.description,
-                "parameters": self.parameters,
-            },
+            "function": {"name": self.name, "description": self.description, "parameters": shown},
         }
 
     def validate_arguments(self, arguments: dict[str, Any]) -> dict[str, Any]:
