@@ -154,7 +154,15 @@ class Agent:
             trace_dir: str | Path | None = None) -> RunTrace:
         """Blocking :meth:`arun`; with ``trace_dir`` the trace is appended to
         ``<trace_dir>/traces.jsonl``."""
-        trace = asyncio.run(self.arun(query, inputs, on_turn=on_turn))
+        async def run_and_close() -> RunTrace:
+            try:
+                return await self.arun(query, inputs, on_turn=on_turn)
+            finally:  # this call owns the event loop: close connections made in it
+                close = getattr(self.model, "aclose", None)
+                if close is not None:
+                    await close()
+
+        trace = asyncio.run(run_and_close())
         if trace_dir is not None:
             dump_traces([trace], Path(trace_dir) / "traces.jsonl")
         return trace

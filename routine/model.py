@@ -12,6 +12,7 @@ Every client implements the :class:`Model` protocol, which the test doubles in
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -88,8 +89,21 @@ class OpenAIModel:
         self.base_url = base_url
         self.native_tools = native_tools
         self.default_settings = default_settings
-        self._client = client or openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key or "none", timeout=timeout, max_retries=1)
+        self._given_client = client
+        self._client_args = {"base_url": base_url, "api_key": api_key or "none",
+                             "timeout": timeout, "max_retries": 1}
+        self._client: openai.AsyncOpenAI | None = client
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _http(self) -> openai.AsyncOpenAI:
+        """The client for the running event loop (connections cannot outlive their loop)."""
+        if self._given_client is not None:
+            return self._given_client
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = openai.AsyncOpenAI(**self._client_args)
+            self._loop = loop
+        return self._client
 
     async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
                        **settings: Any) -> ModelReply:
@@ -102,7 +116,7 @@ class OpenAIModel:
         # llama.cpp's server answers HTTP 500 to `content: null`; send "" instead.
         clean = [{**m, "content": m.get("content") or ""} for m in messages]
         try:
-            response = await self._client.chat.completions.create(
+            response = await self._http().chat.completions.create(
                 model=self.name, messages=clean, **request)
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise ModelUnavailable(f"cannot reach the model at {self.base_url or 'OpenAI'}: "
@@ -123,4 +137,7 @@ class OpenAIModel:
         return ModelReply(message.content or "", calls, usage, choice.finish_reason)
 
     async def aclose(self) -> None:
-        await self._client.close()
+        """Close the HTTP connections of the current loop's client."""
+        if self._client is not None and self._given_client is None:
+            await self._client.close()
+            self._client = None
