@@ -219,7 +219,7 @@ async def _execute(state: RunState, call: ParsedCall) -> ToolCallRecord:
         record.error, record.error_kind = f"{type(exc).__name__}: {exc}", "tool_error"
     else:
         _store_result(state, record, value)
-        state.seen_calls[signature] += 1
+    state.seen_calls[signature] += 1  # failed or not: the same call again is a loop
     record.duration_s = time.perf_counter() - started
     return record
 

@@ -108,7 +108,7 @@ class StepTracker:
         if ref.kind == "inputs":
             spec = self.routine.inputs.get(ref.name)
             what = spec.description if spec else ref.name
-            return f"from the user's request: {what}"
+            return f"take it from the user's request ({what})"
         field_ = ".".join(ref.path) or "result"
         label = self.flow.labels.get(ref.name, "?")
         return f"the {field_} from step {label} ({ref.name})"

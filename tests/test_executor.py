@@ -412,3 +412,12 @@ def test_agent_checks_the_routine_before_running(hr_tools):
     broken = DOC_ROUTINE  # names tools the HR registry does not have
     with pytest.raises(SpecError, match="unknown tool 'fetch_policy'"):
         Agent(load_routine_text(broken), hr_tools, ScriptedModel([]))
+
+
+def test_a_failing_call_repeated_is_a_loop_too(hr_tools):
+    # the 0.5B model once retried find_employee("Alice Andersen") until max_steps
+    model = ScriptedModel([call("find_employee", name="Alice Andersen")] * 6)
+    trace = leave_agent(model, hr_tools, max_repeats=2, max_retries=3, max_steps=20).run(QUERY)
+    kinds = [c.error_kind for c in trace.tool_calls]
+    assert kinds[:2] == ["tool_error", "tool_error"] and set(kinds[2:]) == {"repeated"}
+    assert trace.outcome == "failed" and "mistakes in a row" in trace.failure

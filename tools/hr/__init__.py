@@ -62,7 +62,7 @@ def find_employee(ctx: RunContext[HRDatabase], name: str) -> Employee:
     """Find an employee by full name (case-insensitive) and return their record.
 
     Args:
-        name: the employee's full name, e.g. "Alice Andersen".
+        name: the employee's full name, as written in the request.
     """
     rows = ctx.deps.conn.execute(
         _EMPLOYEE_SQL + "WHERE lower(e.name) = lower(?)", (name.strip(),)
