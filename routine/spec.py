@@ -72,7 +72,7 @@ class McpServer(_Model):
     name: str | None = Field(None, description="Toolset name (default: the command).")
 
 
-class Toolsource(_Model):
+class ToolsetSource(_Model):
     mcp: McpServer
 
 
@@ -141,7 +141,7 @@ class Routine(_Model):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Unique routine name.")
     description: str = Field(description="What the routine does; used to pick it for a request.")
     version: str | None = Field(None, description="Free-form version of the routine.")
-    toolsets: list[str | Toolsource] = Field(
+    toolsets: list[str | ToolsetSource] = Field(
         default_factory=list,
         description="Where the tools come from: Python modules (`tools.hr`, or "
         "`package.module:attribute`) or `{mcp: {command, args}}` servers.",
@@ -319,7 +319,7 @@ _FRIENDLY_EXPECTED = {
 
 
 def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
-    """pydantic's error location with its union-member tags (``str``, ``Toolsource``...)
+    """pydantic's error location with its union-member tags (``str``, ``ToolsetSource``...)
     removed: keep the parts that exist in the data, and the last part (a missing key)."""
     kept: list[Any] = []
     current = data
