@@ -256,6 +256,56 @@ def run(
         raise typer.Exit(1)
 
 
+dataset_app = typer.Typer(no_args_is_help=True, help="Gold datasets: build, check, count.")
+app.add_typer(dataset_app, name="dataset")
+
+
+@dataset_app.command("build")
+def dataset_build(folder: Annotated[Path, typer.Argument(help="eval/datasets/<domain>")]) -> None:
+    """Generate the gold queries and trajectories of a domain into <folder>/<split>.jsonl."""
+    from .dataset import build_dataset, load_domain, write_dataset
+
+    examples = build_dataset(load_domain(folder))
+    for split, path in write_dataset(examples, folder).items():
+        err.print(f"{split}: {sum(e.split == split for e in examples)} examples -> {path}")
+
+
+@dataset_app.command("check")
+def dataset_check(folder: Annotated[Path, typer.Argument(help="eval/datasets/<domain>")]) -> None:
+    """Replay every gold trajectory on a fresh database and compare results and end state."""
+    from .dataset import load_dataset, load_domain, replay
+
+    domain = load_domain(folder)
+    registry = domain.registry()
+    examples = load_dataset(folder)
+    bad = 0
+    for example in examples:
+        for problem in replay(example, registry, domain.deps_toolset):
+            out.print(f"{example.id}: {problem}", markup=False)
+            bad += 1
+    err.print(f"{len(examples)} gold trajectories replayed: "
+              f"{'ok' if not bad else f'{bad} problems'}")
+    if bad or not examples:
+        raise typer.Exit(1)
+
+
+@dataset_app.command("stats")
+def dataset_stats_cmd(
+    folders: Annotated[list[Path], typer.Argument(help="eval/datasets/<domain> ...")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Count tools, routines, branches, queries and steps per split."""
+    from .dataset import dataset_stats, load_dataset, load_domain, stats_table
+
+    for folder in folders:
+        stats = dataset_stats(load_domain(folder), load_dataset(folder))
+        if as_json:
+            out.print_json(json.dumps(stats))
+        else:
+            out.print(stats_table(stats), markup=False, highlight=False, soft_wrap=True)
+            out.print()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status instead of exiting."""
     command = typer.main.get_command(app)

@@ -1,0 +1,358 @@
+"""Gold datasets: user queries with their gold trajectories, built from templates.
+
+A domain (``eval/datasets/<domain>/domain.py``) defines query templates, the
+paper's way: 5-6 per sub-scenario, each with several phrasings, filled with
+real entities sampled from the seeded database. The gold trajectory of a query
+is produced by the **oracle**: the routine itself, executed deterministically —
+every argument comes from a typed reference (``${inputs.x}``,
+``${steps.id.output.f}``) and every branch from its ``when`` expression, so no
+model is involved. Each gold trajectory runs against a fresh database and must
+succeed; the end state's digest is recorded so task success can be judged by
+state, as tau-bench does.
+
+Splits are by template (never by query), so no test template is ever seen in
+training; each template declares its split.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from .errors import RoutineError
+from .spec import LoadedRoutine, load_routine
+from .tools import ToolRegistry, to_jsonable
+from .toolsets import import_toolsets
+from .tracking import StepTracker
+from .validate import check_routine
+
+__all__ = ["GoldCall", "GoldExample", "Template", "Domain", "DatasetError", "load_domain",
+           "build_dataset", "write_dataset", "load_dataset", "replay", "dataset_stats",
+           "oracle_run", "stats_table", "SPLITS"]
+
+Split = Literal["train", "dev", "test"]
+Kind = Literal["routine", "refuse", "ask"]
+SPLITS: tuple[Split, ...] = ("train", "dev", "test")
+
+
+class DatasetError(RoutineError):
+    """A template or gold trajectory is wrong (the dataset's bug, not a model's)."""
+
+
+class GoldCall(BaseModel):
+    """One tool call of a gold trajectory, with the result it must produce."""
+
+    name: str
+    arguments: dict[str, Any]
+    result: Any = None
+    step_id: str | None = None
+
+
+class GoldExample(BaseModel):
+    """A user query and what a perfect agent does with it."""
+
+    id: str
+    domain: str
+    scenario: str = Field(description="The sub-scenario (leave, payroll, ...).")
+    template: str
+    split: Split
+    kind: Kind = Field(description="routine: follow a routine; refuse: outside every "
+                       "routine; ask: information is missing, ask the user back.")
+    routine: str | None
+    query: str
+    inputs: dict[str, Any] = Field(description="The routine inputs the query states.")
+    calls: list[GoldCall]
+    answer: str = Field(description="A reference answer.")
+    required_facts: list[str] = Field(description="Strings a correct answer must contain.")
+    end_state: str = Field(description="Digest of the database after the gold calls.")
+    changes_state: bool = Field(description="Whether the gold calls write to the database.")
+
+
+AnswerFn = Callable[[dict[str, Any], dict[str, Any]], tuple[str, list[str]]]
+SampleFn = Callable[[Any, random.Random], dict[str, Any] | None]
+
+
+@dataclass
+class Template:
+    """A query template.
+
+    Attributes:
+        id: unique id, e.g. ``leave.balance.direct``.
+        scenario: the sub-scenario.
+        split: train, dev or test (splits are by template).
+        routine: the routine that serves it (None for refuse/ask).
+        phrasings: paraphrases, ``str.format`` strings over the sampled values.
+        sample: ``(deps, rng) -> values`` picks real entities from the seeded database;
+            keys that name routine inputs become the example's inputs. None: skip.
+        answer: ``(values, outputs) -> (reference answer, required facts)``, where
+            ``outputs`` maps step ids to their results.
+        kind: routine, refuse or ask.
+        count: how many queries to make.
+    """
+
+    id: str
+    scenario: str
+    split: Split
+    routine: str | None
+    phrasings: list[str]
+    sample: SampleFn
+    answer: AnswerFn
+    kind: Kind = "routine"
+    count: int = 5
+
+
+@dataclass
+class Domain:
+    """A scenario: its tools, routines and query templates."""
+
+    name: str
+    toolsets: list[str]
+    routines_dir: str
+    templates: list[Template]
+    seed: int = 0
+    deps_toolset: str = ""  # the toolset whose deps hold the database (default: the first)
+    root: Path = field(default_factory=Path.cwd)
+
+    def registry(self) -> ToolRegistry:
+        registry = ToolRegistry()
+        for ref in self.toolsets:
+            for item in import_toolsets(ref):
+                registry.add(item)
+        return registry
+
+    def routines(self) -> dict[str, LoadedRoutine]:
+        out = {}
+        for path in sorted((self.root / self.routines_dir).glob("*.yaml")):
+            loaded = load_routine(path)
+            out[loaded.routine.name] = loaded
+        return out
+
+
+def load_domain(folder: str | Path) -> Domain:
+    """Import ``<folder>/domain.py`` and return its ``DOMAIN``."""
+    folder = Path(folder)
+    spec = importlib.util.spec_from_file_location(f"routine_domain_{folder.name}",
+                                                  folder / "domain.py")
+    if spec is None or spec.loader is None:
+        raise DatasetError(f"{folder}/domain.py not found")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    domain: Domain = module.DOMAIN
+    return domain
+
+
+def _digest(deps: Any) -> str:
+    digest = getattr(deps, "state_digest", None)
+    if digest is None:
+        raise DatasetError("the domain's toolset deps need a state_digest() method")
+    return str(digest())
+
+
+def _deps(contexts: dict[str, Any], name: str) -> Any:
+    key = name or next((k for k in contexts if k), "")
+    return contexts[key].deps
+
+
+async def oracle_run(loaded: LoadedRoutine, registry: ToolRegistry, inputs: dict[str, Any],
+                     deps_toolset: str = "") -> tuple[list[GoldCall], dict[str, Any], str]:
+    """Execute a routine deterministically: (gold calls, outputs by step id, end digest)."""
+    routine = loaded.routine
+    tracker = StepTracker(routine, inputs)
+    calls: list[GoldCall] = []
+    async with registry.session(inputs=inputs) as contexts:
+        while not tracker.finished:
+            step = tracker.step
+            assert step is not None
+            if step.finish:
+                tracker.finish()
+                break
+            if step.branch:
+                raise DatasetError(f"{routine.name}: branch {step.id!r} cannot be decided from "
+                                   "its `when` expressions with these inputs")
+            known = tracker.arguments()
+            missing = [a.name for a in known if not a.known]
+            if missing:
+                raise DatasetError(f"{routine.name}: step {step.id!r} has no value for {missing}")
+            arguments = to_jsonable({a.name: a.value for a in known})
+            tool = registry.get(step.tool or "")
+            if tool is None:
+                raise DatasetError(f"{routine.name}: unknown tool {step.tool!r}")
+            try:
+                value = await tool.invoke(arguments, contexts.get(tool.toolset))
+            except Exception as exc:
+                raise DatasetError(f"{routine.name}: gold call {tool.name}({arguments}) failed: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+            result = to_jsonable(value)
+            calls.append(GoldCall(name=tool.name, arguments=arguments, result=result,
+                                  step_id=step.id))
+            tracker.record(tool.name, result)
+        digest = _digest(_deps(contexts, deps_toolset))
+    return calls, dict(tracker.outputs), digest
+
+
+async def _sample(domain: Domain, registry: ToolRegistry,
+                                   template: Template, rng: random.Random) -> dict[str, Any] | None:
+    async with registry.session() as contexts:
+        return template.sample(_deps(contexts, domain.deps_toolset), rng)
+
+
+async def _build(domain: Domain) -> list[GoldExample]:
+    registry = domain.registry()
+    routines = domain.routines()
+    for loaded in routines.values():
+        problems = check_routine(loaded, registry)
+        if problems:
+            raise DatasetError("\n".join(map(str, problems)))
+    async with registry.session() as contexts:
+        seed_digest = _digest(_deps(contexts, domain.deps_toolset))
+    examples: list[GoldExample] = []
+    seen_ids: set[str] = set()
+    for template in domain.templates:
+        if template.id in seen_ids:
+            raise DatasetError(f"duplicate template id {template.id!r}")
+        seen_ids.add(template.id)
+        rng = random.Random(f"{domain.seed}:{template.id}")
+        loaded = routines.get(template.routine or "")
+        if template.kind == "routine" and loaded is None:
+            raise DatasetError(f"template {template.id}: unknown routine {template.routine!r}")
+        queries: set[str] = set()
+        attempts = 0
+        while len(queries) < template.count:
+            attempts += 1
+            if attempts > template.count * 20:
+                raise DatasetError(f"template {template.id}: could not make {template.count} "
+                                   "distinct queries")
+            values = await _sample(domain, registry, template, rng)
+            if values is None:
+                continue
+            phrasing = template.phrasings[len(queries) % len(template.phrasings)]
+            query = phrasing.format(**values)
+            if query in queries:
+                continue
+            inputs = {k: v for k, v in values.items()
+                      if loaded is not None and k in loaded.routine.inputs}
+            if loaded is not None and template.kind == "routine":
+                calls, outputs, digest = await oracle_run(loaded, registry, inputs,
+                                                          domain.deps_toolset)
+            else:
+                calls, outputs, digest = [], {}, seed_digest
+            answer, facts = template.answer(values, outputs)
+            queries.add(query)
+            examples.append(GoldExample(
+                id=f"{domain.name}-{template.id}-{len(queries):02d}", domain=domain.name,
+                scenario=template.scenario, template=template.id, split=template.split,
+                kind=template.kind, routine=template.routine if template.kind == "routine"
+                else None, query=query, inputs=to_jsonable(inputs), calls=calls,
+                answer=answer, required_facts=facts, end_state=digest,
+                changes_state=digest != seed_digest))
+    return examples
+
+
+def build_dataset(domain: Domain) -> list[GoldExample]:
+    """Make every example of a domain (deterministic: same seed, same dataset)."""
+    return asyncio.run(_build(domain))
+
+
+_ADAPTER = TypeAdapter(GoldExample)
+
+
+def write_dataset(examples: list[GoldExample], folder: str | Path) -> dict[str, Path]:
+    """Write ``<folder>/<split>.jsonl`` files; return them by split."""
+    folder = Path(folder)
+    paths = {}
+    for split in SPLITS:
+        path = folder / f"{split}.jsonl"
+        with path.open("w", encoding="utf-8") as fh:
+            for example in examples:
+                if example.split == split:
+                    fh.write(_ADAPTER.dump_json(example).decode() + "\n")
+        paths[split] = path
+    return paths
+
+
+def load_dataset(folder: str | Path, splits: tuple[str, ...] = SPLITS) -> list[GoldExample]:
+    out = []
+    for split in splits:
+        path = Path(folder) / f"{split}.jsonl"
+        if path.exists():
+            out += [_ADAPTER.validate_json(line) for line in path.read_text().splitlines()
+                    if line.strip()]
+    return out
+
+
+async def _replay(example: GoldExample, registry: ToolRegistry, deps_toolset: str) -> list[str]:
+    problems = []
+    async with registry.session(inputs=example.inputs) as contexts:
+        for index, call in enumerate(example.calls):
+            tool = registry.get(call.name)
+            if tool is None:
+                return [f"call {index}: unknown tool {call.name!r}"]
+            try:
+                result = to_jsonable(await tool.invoke(dict(call.arguments),
+                                                       contexts.get(tool.toolset)))
+            except Exception as exc:
+                return [f"call {index} {call.name}: {type(exc).__name__}: {exc}"]
+            if result != call.result:
+                problems.append(f"call {index} {call.name}: result differs from the gold one")
+        if _digest(_deps(contexts, deps_toolset)) != example.end_state:
+            problems.append("end state differs from the recorded one")
+    return problems
+
+
+def replay(example: GoldExample, registry: ToolRegistry, deps_toolset: str = "") -> list[str]:
+    """Run a gold trajectory on a fresh database; return what differs (empty: all good)."""
+    return asyncio.run(_replay(example, registry, deps_toolset))
+
+
+def dataset_stats(domain: Domain, examples: list[GoldExample]) -> dict[str, Any]:
+    """Counts to quote: tools, routines, branches, queries and steps per split."""
+    registry = domain.registry()
+    routines = domain.routines()
+    branching = [n for n, r in routines.items() if any(s.branch for s, _ in r.routine.walk())]
+    per_split: dict[str, Any] = {}
+    for split in SPLITS:
+        chosen = [e for e in examples if e.split == split]
+        per_split[split] = {
+            "queries": len(chosen),
+            "steps": sum(len(e.calls) for e in chosen),
+            "templates": len({e.template for e in chosen}),
+            "kinds": dict(Counter(e.kind for e in chosen)),
+            "writes": sum(e.changes_state for e in chosen),
+        }
+    return {
+        "domain": domain.name,
+        "tools": len(registry),
+        "routines": len(routines),
+        "routines_with_branches": len(branching),
+        "scenarios": sorted({t.scenario for t in domain.templates}),
+        "templates": len(domain.templates),
+        "queries": len(examples),
+        "steps": sum(len(e.calls) for e in examples),
+        "splits": per_split,
+    }
+
+
+def stats_table(stats: dict[str, Any]) -> str:
+    """The stats as a short markdown table."""
+    lines = [f"domain {stats['domain']}: {stats['tools']} tools, {stats['routines']} routines "
+             f"({stats['routines_with_branches']} with branches), {len(stats['scenarios'])} "
+             f"sub-scenarios, {stats['templates']} templates, {stats['queries']} queries, "
+             f"{stats['steps']} gold tool calls", "",
+             "| split | templates | queries | tool-call steps | routine / refuse / ask | writes |",
+             "|---|---|---|---|---|---|"]
+    for split, s in stats["splits"].items():
+        kinds = s["kinds"]
+        lines.append(f"| {split} | {s['templates']} | {s['queries']} | {s['steps']} | "
+                     f"{kinds.get('routine', 0)} / {kinds.get('refuse', 0)} / "
+                     f"{kinds.get('ask', 0)} | {s['writes']} |")
+    return "\n".join(lines)
+
