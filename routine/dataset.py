@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import json
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -147,6 +146,11 @@ def load_domain(folder: str | Path) -> Domain:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     domain: Domain = module.DOMAIN
+    # routines_dir is relative to the project root: the first folder up that has it
+    for root in (Path.cwd(), *folder.resolve().parents):
+        if (root / domain.routines_dir).is_dir():
+            domain.root = root
+            break
     return domain
 
 
@@ -176,8 +180,9 @@ async def oracle_run(loaded: LoadedRoutine, registry: ToolRegistry, inputs: dict
                 tracker.finish()
                 break
             if step.branch:
+                why = tracker.branch_errors.get(step.id, "no option's `when` is true")
                 raise DatasetError(f"{routine.name}: branch {step.id!r} cannot be decided from "
-                                   "its `when` expressions with these inputs")
+                                   f"its `when` expressions with these inputs ({why})")
             known = tracker.arguments()
             missing = [a.name for a in known if not a.known]
             if missing:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import StrictUndefined
+from jinja2 import StrictUndefined, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .flow import FINISHED, Flow
@@ -45,6 +45,7 @@ class StepTracker:
     done: list[str] = field(default_factory=list)
     branches: dict[str, int] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    branch_errors: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.flow = Flow.of(self.routine)
@@ -224,6 +225,9 @@ class StepTracker:
             try:
                 if _ENV.compile_expression(option.when)(inputs=inputs, steps=steps):
                     return index
-            except Exception:  # a value is not known yet: let the model decide
+            except UndefinedError:  # a value is not known yet: let the model decide
+                return None
+            except Exception as exc:  # e.g. comparing None: the model decides; keep the reason
+                self.branch_errors[step.id] = f"`{option.when}`: {type(exc).__name__}: {exc}"
                 return None
         return None

@@ -232,7 +232,15 @@ class _Checker:
                          "every step to be reachable")
             if step.tool:
                 self.check_tool_step(step_id, path, doms.get(step_id, set()))
-            for n, option in enumerate(step.branch or []):
+            options = step.branch or []
+            if any(o.when for o in options):
+                for n, option in enumerate(options[:-1]):
+                    if not option.when:
+                        self.add(path + ("branch", n), "an option without 'when' is the "
+                                 "'otherwise' case but is not the last option: the options "
+                                 "after it could never be chosen",
+                                 "'when' on every option, or the 'otherwise' option last")
+            for n, option in enumerate(options):
                 if option.when:
                     self.check_expression(step_id, path + ("branch", n, "when"), option.when,
                                           doms.get(step_id, set()))

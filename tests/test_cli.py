@@ -47,8 +47,8 @@ def test_validate_exit_status(tmp_path, capsys):
 def test_tools_lists_schemas(capsys):
     assert main(["tools", "--tools", "tools.hr", "--json"]) == 0
     listed = {t["name"]: t for t in json.loads(capsys.readouterr().out)}
-    assert set(listed) == {"find_employee", "get_employee", "get_leave_balance",
-                           "submit_leave_request"}
+    assert len(listed) == 25 and {"find_employee", "get_leave_balance",
+                                  "book_room"} <= set(listed)
     assert listed["get_leave_balance"]["output"]["properties"]["remaining"]["type"] == "number"
     assert main(["tools", "--routine", str(ROUTINES / "hr" / "leave_balance.yaml")]) == 0
 

@@ -281,7 +281,7 @@ def test_unknown_tool_without_close_names() -> None:
           tool: zzzz
         """, ANSWER)))
     assert at(problem) == (9, 5)
-    assert problem.expected == "one of the registered tools (4 known)"
+    assert problem.expected == "one of the registered tools (25 known)"
 
 
 def test_argument_the_tool_does_not_take() -> None:
@@ -472,8 +472,9 @@ def test_reference_to_a_field_the_output_does_not_have() -> None:
     problem = single(check(routine_text(
         FIND, manager_step("${steps.find_employee.output.salary}"), ANSWER)))
     assert at(problem) == (17, 7)
-    assert problem.message == ("${steps.find_employee.output.salary}: the output has no field "
-                               "'salary' (it has: id, name, email, title, department, manager_id)")
+    assert problem.message == (
+        "${steps.find_employee.output.salary}: the output has no field "
+        "'salary' (it has: id, name, email, title, department, department_id, manager_id)")
     assert problem.expected == "a field of 'find_employee''s output"
 
 
@@ -967,3 +968,21 @@ def test_fixed_field_of_a_scalar_output() -> None:
     problem = single(check(routine_text(
         FIND, manager_step("${steps.find_employee.output.id.value}"), ANSWER)))
     assert at(problem) == (17, 7)
+
+
+def test_otherwise_option_must_come_last() -> None:
+    text = routine_text(FIND, """
+        - id: route
+          name: Route
+          description: Two ways.
+          branch:
+            - condition: otherwise
+              steps:
+                - {id: a, name: A, description: a, finish: true}
+            - condition: long name
+              when: steps.find_employee.output.id > 3
+              steps:
+                - {id: b, name: B, description: b, finish: true}
+        """)
+    problem = single(check(text))
+    assert "not the last option" in problem.message
