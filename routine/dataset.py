@@ -329,6 +329,7 @@ def dataset_stats(domain: Domain, examples: list[GoldExample]) -> dict[str, Any]
         per_split[split] = {
             "queries": len(chosen),
             "steps": sum(len(e.calls) for e in chosen),
+            "answer_steps": sum(e.kind == "routine" for e in chosen),
             "templates": len({e.template for e in chosen}),
             "kinds": dict(Counter(e.kind for e in chosen)),
             "writes": sum(e.changes_state for e in chosen),
@@ -352,11 +353,13 @@ def stats_table(stats: dict[str, Any]) -> str:
              f"({stats['routines_with_branches']} with branches), {len(stats['scenarios'])} "
              f"sub-scenarios, {stats['templates']} templates, {stats['queries']} queries, "
              f"{stats['steps']} gold tool calls", "",
-             "| split | templates | queries | tool-call steps | routine / refuse / ask | writes |",
-             "|---|---|---|---|---|---|"]
+             "| split | templates | queries | tool calls | + finish steps | routine / refuse / ask "
+             "| writes |",
+             "|---|---|---|---|---|---|---|"]
     for split, s in stats["splits"].items():
         kinds = s["kinds"]
         lines.append(f"| {split} | {s['templates']} | {s['queries']} | {s['steps']} | "
+                     f"{s['answer_steps']} | "
                      f"{kinds.get('routine', 0)} / {kinds.get('refuse', 0)} / "
                      f"{kinds.get('ask', 0)} | {s['writes']} |")
     return "\n".join(lines)

@@ -96,7 +96,8 @@ def booked_answer(values: dict[str, Any], out: dict[str, Any]) -> tuple[str, lis
 
 
 def sample_cancellable(db: Any, rng: random.Random) -> dict[str, Any] | None:
-    values = some_employee(db, rng)
+    values = employee_among(db, rng, "SELECT employee_id FROM leave_requests WHERE start_date > ?"
+                            " AND status IN ('pending', 'approved')", TODAY.isoformat())
     requests = call(db, "list_leave_requests", employee_id=values["employee_id"], status="all")
     future = [r for r in requests if r.status in ("pending", "approved")
               and r.start_date > TODAY]
@@ -111,12 +112,13 @@ def sample_cancellable(db: Any, rng: random.Random) -> dict[str, Any] | None:
 def cancel_answer(values: dict[str, Any], out: dict[str, Any]) -> tuple[str, list[str]]:
     r = out["cancel"]
     return (f"Cancelled the leave from {r['start_date']} to {r['end_date']}; {num(r['days'])} "
-            "days were given back.", ["cancel"])
+            "days were given back.", [str(r["start_date"])])
 
 
 def sample_history(status: str):
     def sample(db: Any, rng: random.Random) -> dict[str, Any] | None:
-        values = some_employee(db, rng)
+        values = employee_among(db, rng, "SELECT employee_id FROM leave_requests WHERE "
+                                "status = ?", status)
         found = call(db, "list_leave_requests", employee_id=values["employee_id"], status=status)
         if not found:
             return None
@@ -274,7 +276,8 @@ def sample_expense(within: bool, categories: tuple[str, ...]):
             round(limit * rng.uniform(1.2, 2.0))
         day = TODAY - timedelta(days=rng.randrange(1, 40))
         values.update(category=category, amount=float(amount), expense_date=day.isoformat(),
-                      description=rng.choice(EXPENSES_WHAT[category]))
+                      description=rng.choice(EXPENSES_WHAT[category]),
+                      amount_text=f"{amount:.2f}".removesuffix(".00"))
         return values
 
     return sample
@@ -308,15 +311,15 @@ def claims_answer(values: dict[str, Any], out: dict[str, Any]) -> tuple[str, lis
 
 EXPENSES = [
     Template("expenses.submit.ok", "expenses", "train", "submit_expense", [
-        "File a {category} expense of {amount} for {employee_name}: {description} on "
+        "File a {category} expense of {amount_text} for {employee_name}: {description} on "
         "{expense_date}.",
-        "{employee_name} spent {amount} on {description} ({category}) on {expense_date}; "
+        "{employee_name} spent {amount_text} on {description} ({category}) on {expense_date}; "
         "please submit the claim.",
     ], sample_expense(True, ("travel", "equipment", "other")), expense_answer, count=6),
     Template("expenses.submit.over", "expenses", "train", "submit_expense", [
-        "Submit a {category} claim of {amount} for {employee_name} for {description}, dated "
+        "Submit a {category} claim of {amount_text} for {employee_name} for {description}, dated "
         "{expense_date}.",
-        "Claim {amount} in {category} expenses for {employee_name} ({description}, "
+        "Claim {amount_text} in {category} expenses for {employee_name} ({description}, "
         "{expense_date}).",
     ], sample_expense(False, ("travel", "meals", "equipment")), expense_answer, count=5),
     Template("expenses.status.all", "expenses", "train", "expense_status", [
@@ -328,15 +331,15 @@ EXPENSES = [
         "Show {employee_name}'s {status} expense claims.",
     ], sample_claims("paid"), claims_answer, count=5),
     Template("expenses.submit.meals", "expenses", "test", "submit_expense", [
-        "{employee_name} paid {amount} for {description} on {expense_date}. File it under "
+        "{employee_name} paid {amount_text} for {description} on {expense_date}. File it under "
         "{category}.",
-        "Please claim back {amount} ({category}: {description}, {expense_date}) for "
+        "Please claim back {amount_text} ({category}: {description}, {expense_date}) for "
         "{employee_name}.",
     ], sample_expense(True, ("meals", "training")), expense_answer, count=5),
     Template("expenses.submit.over.test", "expenses", "test", "submit_expense", [
-        "{employee_name} needs {amount} reimbursed for {description} ({category}) from "
+        "{employee_name} needs {amount_text} reimbursed for {description} ({category}) from "
         "{expense_date}.",
-        "Put in a {category} expense claim for {employee_name}: {amount}, {description}, "
+        "Put in a {category} expense claim for {employee_name}: {amount_text}, {description}, "
         "{expense_date}.",
     ], sample_expense(False, ("training", "other")), expense_answer, count=4),
 ]
@@ -434,10 +437,16 @@ def status_answer(values: dict[str, Any], out: dict[str, Any]) -> tuple[str, lis
     return f"Ticket {t['ticket_id']} is {t['status']}.", [t["status"].replace("_", " ")]
 
 
-def sample_open(db: Any, rng: random.Random) -> dict[str, Any] | None:
-    values = some_employee(db, rng)
-    return values if call(db, "list_it_tickets", employee_id=values["employee_id"],
-                          status="open") else None
+def employee_among(db: Any, rng: random.Random, sql: str, *params: Any) -> dict[str, Any]:
+    """A random employee among those whose ids the query returns."""
+    ids = sorted({r[0] for r in db.conn.execute(sql, params)})
+    row = db.conn.execute("SELECT id, name FROM employees WHERE id = ?",
+                          (rng.choice(ids),)).fetchone()
+    return {"employee_name": row["name"], "employee_id": row["id"]}
+
+
+def sample_open(db: Any, rng: random.Random) -> dict[str, Any]:
+    return employee_among(db, rng, "SELECT employee_id FROM it_tickets WHERE status = 'open'")
 
 
 def open_answer(values: dict[str, Any], out: dict[str, Any]) -> tuple[str, list[str]]:
@@ -461,7 +470,7 @@ IT = [
     Template("it.open", "it", "test", "open_tickets", [
         "Which IT tickets of {employee_name} are still open?",
         "Does {employee_name} have open IT tickets?",
-    ], sample_open, open_answer, count=5),
+    ], sample_open, open_answer, count=4),
     Template("it.report.test", "it", "test", "report_it_issue", [
         "Please create a support ticket for {employee_name}, the problem: {description}.",
         "Log an IT incident: {employee_name} says {description}.",
@@ -590,7 +599,7 @@ def progress_answer(values: dict[str, Any], out: dict[str, Any]) -> tuple[str, l
 
 
 def complete_answer(values: dict[str, Any], out: dict[str, Any]) -> tuple[str, list[str]]:
-    return f"Marked '{out['complete']['task']}' as done.", ["done"]
+    return f"Marked '{out['complete']['task']}' as done.", [out["complete"]["task"]]
 
 
 TRAINING = [
