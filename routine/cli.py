@@ -306,6 +306,60 @@ def dataset_stats_cmd(
             out.print()
 
 
+@app.command("eval")
+def evaluate(
+    dataset: Annotated[Path, typer.Argument(help="eval/datasets/<domain>")],
+    out: Annotated[Path, typer.Option(help="Results folder (a rerun resumes it).")],
+    split: Annotated[str, typer.Option(help="train, dev or test.")] = "test",
+    conditions: Annotated[str, typer.Option(
+        help="Comma-separated: none, nl, json, nl+track, nl+distractor.")] =
+        "none,nl,json,nl+track,nl+distractor",
+    protocols: Annotated[str, typer.Option(help="step, task, or step,task.")] = "step,task",
+    steps: Annotated[int, typer.Option(help="Step samples per condition (0: all).")] = 300,
+    tasks: Annotated[int, typer.Option(help="Tasks per condition (0: all).")] = 40,
+    trials: Annotated[int, typer.Option(help="Trials per task (pass^k).")] = 1,
+    seed: Annotated[int, typer.Option(help="Sampling and shuffling seed.")] = 0,
+    shuffle_tools: Annotated[bool, typer.Option(
+        help="Shuffle the tool list per sample (off: servers can cache prompts).")] = True,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 1,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
+    model: Annotated[str | None, typer.Option(
+        help="Embedded model name, a .gguf path, or the endpoint's model name.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key for the endpoint.")] = None,
+    model_cache: Annotated[Path | None, typer.Option(help="Embedded model cache.")] = None,
+) -> None:
+    """Measure tool-call accuracy: step accuracy (the paper's) and task success (tau-bench's),
+    side by side under each condition; writes JSONL, summary.json, report.md, PNGs, HTML."""
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from .evalrun import EvalConfig, run_evaluation
+    from .report import markdown_table
+
+    with _model(model, base_url, api_key, model_cache, 600.0) as client:
+        config = EvalConfig(
+            dataset=dataset, out=out, split=split,
+            conditions=[c.strip() for c in conditions.split(",") if c.strip()],
+            protocols=[p.strip() for p in protocols.split(",") if p.strip()],  # type: ignore[misc]
+            step_limit=steps or None, task_limit=tasks or None, trials=trials, seed=seed,
+            shuffle_tools=shuffle_tools, concurrency=concurrency, temperature=temperature,
+            model=client.name)
+        with Progress("[progress.description]{task.description}", BarColumn(),
+                      MofNCompleteColumn(), TimeRemainingColumn(), console=err) as progress:
+            bar = progress.add_task("evaluating", total=None)
+            summary = asyncio.run(run_evaluation(
+                config, client, lambda done, total: progress.update(bar, completed=done,
+                                                                     total=total)))
+    out.mkdir(parents=True, exist_ok=True)
+    out_table = markdown_table(summary)
+    out.joinpath("command.txt").write_text(" ".join(["routine", *sys.argv[1:]]) + "\n")
+    console_out = Console(width=250)
+    console_out.print(out_table, markup=False, highlight=False, soft_wrap=True)
+    err.print(f"report: {out / 'report.html'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status instead of exiting."""
     command = typer.main.get_command(app)

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter
 
 from .errors import RoutineError
+from .scoring import ArgMode
 from .spec import LoadedRoutine, load_routine
 from .tools import ToolRegistry, to_jsonable
 from .toolsets import import_toolsets
@@ -119,7 +120,12 @@ class Domain:
     templates: list[Template]
     seed: int = 0
     deps_toolset: str = ""  # the toolset whose deps hold the database (default: the first)
+    arg_modes: dict[str, ArgMode] = field(default_factory=dict)  # "tool.arg" -> scoring mode
     root: Path = field(default_factory=Path.cwd)
+
+    def toolset_name(self) -> str:
+        """The toolset whose deps hold the database."""
+        return self.deps_toolset or self.registry().toolset_names()[0]
 
     def registry(self) -> ToolRegistry:
         registry = ToolRegistry()

@@ -63,12 +63,14 @@ class Agent:
         model: any :class:`routine.model.Model` (OpenAIModel, the test doubles...).
         settings: a RunSettings; keyword overrides are applied on top.
         validate: check the routine against the tools first (raise SpecError on problems).
+        others: further routines shown in the prompt after this one (the paper's distractor
+            experiment); calls stay limited to this routine's tools.
     """
 
     def __init__(self, routine: Routine | LoadedRoutine | str | Path | None,
                  tools: ToolRegistry | Iterable[Tool | Toolset], model: Model,
                  settings: RunSettings | None = None, *, validate: bool = True,
-                 **overrides: Any):
+                 others: list[Routine] | None = None, **overrides: Any):
         if isinstance(routine, (str, Path)):
             routine = load_routine(routine)
         if isinstance(routine, Routine):
@@ -81,6 +83,7 @@ class Agent:
                 raise SpecError(problems)
         self.model = model
         self.settings = (settings or RunSettings()).model_copy(update=overrides)
+        self.others = list(others or [])
         self.planner = Planner(self.settings.routine_format, self.settings.step_tracking)
 
     def _start(self, query: str | None, inputs: dict[str, Any]) -> RunState:
@@ -101,7 +104,8 @@ class Agent:
         user = query or f"Please run the {routine.name if routine else ''} task with the " \
                         "values given."
         trace.messages += [
-            {"role": "system", "content": self.planner.system_prompt(routine, inputs)},
+            {"role": "system", "content": self.planner.system_prompt(routine, inputs,
+                                                                     self.others)},
             {"role": "user", "content": user},
         ]
         return RunState(
@@ -116,12 +120,16 @@ class Agent:
         """Run to an answer or a failure; always return the trace (``trace.outcome``)."""
         state = self._start(query, coerce_inputs(self.routine, inputs or {}))
         started = time.perf_counter()
-        try:
-            async with self.tools.session(state.trace.run_id, state.trace.inputs) as contexts:
-                state.contexts = contexts
+        async with self.tools.session(state.trace.run_id, state.trace.inputs) as contexts:
+            state.contexts = contexts
+            try:
                 await asyncio.wait_for(self._loop(state, on_turn), self.settings.timeout_s)
-        except asyncio.TimeoutError:
-            self._end(state, None, f"timed out after {self.settings.timeout_s:g} s")
+            except asyncio.TimeoutError:
+                self._end(state, None, f"timed out after {self.settings.timeout_s:g} s")
+            for name, context in contexts.items():
+                digest = getattr(context.deps, "state_digest", None)
+                if callable(digest):
+                    state.trace.end_state[name] = str(digest())
         state.trace.duration_s = time.perf_counter() - started
         return state.trace
 

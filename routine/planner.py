@@ -130,19 +130,23 @@ class Planner:
             out.append(entry)
         return out
 
-    def system_prompt(self, routine: Routine | None, inputs: dict[str, Any] | None = None) -> str:
-        """The run's stable system prompt."""
-        context: dict[str, Any] = {"routine": None, "format": self.routine_format,
-                                   "inputs": inputs or {}, "steps": [], "steps_json": []}
-        if routine is not None and self.routine_format != "none":
-            tracker = StepTracker(routine)
-            context["routine"] = routine
+    def system_prompt(self, routine: Routine | None, inputs: dict[str, Any] | None = None,
+                      others: list[Routine] | None = None) -> str:
+        """The run's stable system prompt. ``others`` are further routines shown after the
+        main one (the paper's distractor experiment; later, retrieved candidates)."""
+        shown = [] if routine is None or self.routine_format == "none" else [routine, *(others or [])]
+        items = []
+        for each in shown:
+            tracker = StepTracker(each)
+            item: dict[str, Any] = {"routine": each, "steps": [], "steps_json": ""}
             if self.routine_format == "json":
-                context["steps_json"] = json.dumps(self.steps_json(routine), indent=2,
-                                                   ensure_ascii=False)
+                item["steps_json"] = json.dumps(self.steps_json(each), indent=2,
+                                                ensure_ascii=False)
             else:
-                context["steps"] = self._items(routine, routine.steps, tracker.flow.labels,
-                                               tracker.flow.options)
+                item["steps"] = self._items(each, each.steps, tracker.flow.labels,
+                                            tracker.flow.options)
+            items.append(item)
+        context = {"routines": items, "format": self.routine_format, "inputs": inputs or {}}
         return _ENV.get_template("system.j2").render(**context).strip() + "\n"
 
     def state_prompt(self, tracker: StepTracker | None, memory: VariableMemory) -> str | None:

@@ -311,6 +311,9 @@ class ToolRegistry:
     def names(self) -> list[str]:
         return list(self._tools)
 
+    def toolset_names(self) -> list[str]:
+        return list(self._toolsets)
+
     @contextlib.asynccontextmanager
     async def session(
         self, run_id: str = "", inputs: dict[str, Any] | None = None

@@ -104,6 +104,9 @@ class RunTrace(BaseModel):
     answer: str | None = None
     failure: str | None = None
     usage: Usage = Field(default_factory=Usage)
+    end_state: dict[str, str] = Field(
+        default_factory=dict, description="Toolset -> digest of its state when the run ended "
+        "(for toolsets whose deps have state_digest()).")
     started_at: datetime = Field(default_factory=now)
     duration_s: float = 0.0
 

@@ -420,3 +420,31 @@ def test_a_failing_call_repeated_is_a_loop_too(hr_tools):
     kinds = [c.error_kind for c in trace.tool_calls]
     assert kinds[:2] == ["tool_error", "tool_error"] and set(kinds[2:]) == {"repeated"}
     assert trace.outcome == "failed" and "mistakes in a row" in trace.failure
+
+
+def test_trace_records_the_end_state_of_the_database(hr_tools):
+    def run(replies):
+        return leave_agent(ScriptedModel(replies), hr_tools).run(QUERY)
+
+    read_only = run([call("find_employee", name=NAME), call("finish", answer="x")])
+    again = run([call("finish", answer="y")])
+    assert read_only.end_state["hr"] == again.end_state["hr"] and len(again.end_state["hr"]) == 64
+    booked = Agent(ROUTINES / "hr" / "request_leave.yaml", hr_tools, ScriptedModel([
+        call("find_employee", name=NAME),
+        call("get_leave_balance", employee_id=EMP_ID, leave_type="annual"),
+        call("submit_leave_request", employee_id=EMP_ID, leave_type="annual",
+             start_date="2026-06-08", end_date="2026-06-08"),
+        call("finish", answer="ok")])).run("book")
+    assert booked.end_state["hr"] != read_only.end_state["hr"]
+
+
+def test_other_routines_are_shown_but_not_allowed(hr_tools):
+    from routine import load_routine
+
+    other = load_routine(ROUTINES / "hr" / "payslip_lookup.yaml").routine
+    model = ScriptedModel([call("get_payslip", employee_id=1, month="2026-05"),
+                           call("finish", answer="x")])
+    trace = leave_agent(model, hr_tools, others=[other]).run(QUERY)
+    system = model.requests[0].messages[0]["content"]
+    assert "# Routine: leave_balance" in system and "# Routine: payslip_lookup" in system
+    assert trace.tool_calls[0].error_kind == "not_allowed"

@@ -679,4 +679,8 @@ DOMAIN = Domain(
     routines_dir="routines/hr",
     templates=LEAVE + PEOPLE + PAYROLL + EXPENSES + POLICIES + IT + ROOMS + TRAINING + OTHER,
     seed=20260601,
+    # free text is matched by word overlap; ids, dates, amounts and enums exactly (loosely)
+    arg_modes={"create_it_ticket.description": "fuzzy", "submit_expense_claim.description":
+               "fuzzy", "book_room.title": "fuzzy", "search_handbook.query": "fuzzy",
+               "submit_leave_request.reason": "fuzzy"},
 )

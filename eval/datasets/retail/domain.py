@@ -735,4 +735,7 @@ DOMAIN = Domain(
     routines_dir="routines/retail",
     templates=TEMPLATES,
     seed=20260602,
+    arg_modes={"cancel_order.reason": "fuzzy", "request_return.reason": "fuzzy",
+               "issue_store_credit.reason": "fuzzy", "search_products.query": "fuzzy",
+               "update_shipping_address.address": "loose"},
 )

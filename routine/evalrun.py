@@ -1,0 +1,224 @@
+"""Run an evaluation: both protocols, several conditions, resumable, with a report.
+
+Results are appended to ``<out>/steps.jsonl`` and ``<out>/tasks.jsonl`` as they
+arrive, so a rerun with the same output folder skips what is done. The sample
+of steps and tasks is fixed by the seed and identical across conditions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from .dataset import load_dataset, load_domain
+from .model import Model
+from .settings import RunSettings
+from .stepeval import CONDITIONS, StepResult, build_step_samples, run_step_sample
+from .taskeval import TaskResult, pass_hat_k, run_task
+from .tools import FINISH_TOOL
+
+__all__ = ["EvalConfig", "run_evaluation", "summarize", "wilson"]
+
+Protocol = Literal["step", "task"]
+
+
+class EvalConfig(BaseModel):
+    """What to evaluate and how."""
+
+    dataset: Path = Field(description="eval/datasets/<domain>")
+    out: Path = Field(description="Folder for results and the report.")
+    split: str = "test"
+    conditions: list[str] = Field(default_factory=lambda: list(CONDITIONS))
+    protocols: list[Protocol] = Field(default_factory=lambda: ["step", "task"])
+    step_limit: int | None = Field(300, description="Step samples per condition (None: all).")
+    task_limit: int | None = Field(40, description="Tasks per condition (None: all).")
+    trials: int = Field(1, ge=1, description="Trials per task (pass^k).")
+    seed: int = 0
+    shuffle_tools: bool = True
+    concurrency: int = Field(1, ge=1)
+    temperature: float = 0.0
+    max_tokens: int = 256
+    model: str = ""
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _rate(items: list[bool]) -> dict[str, Any]:
+    k, n = sum(items), len(items)
+    lo, hi = wilson(k, n)
+    return {"n": n, "k": k, "rate": k / n if n else math.nan, "ci95": [lo, hi]}
+
+
+def _read(path: Path, model: type[BaseModel]) -> list[Any]:
+    if not path.exists():
+        return []
+    return [model.model_validate_json(line) for line in path.read_text().splitlines()
+            if line.strip()]
+
+
+def summarize(steps: list[StepResult], tasks: list[TaskResult], config: EvalConfig,
+              trials: int) -> dict[str, Any]:
+    """Per-condition figures, each with its sample size and 95% interval."""
+    out: dict[str, Any] = {"config": json.loads(config.model_dump_json()), "conditions": {}}
+    for name in config.conditions:
+        entry: dict[str, Any] = {"description": CONDITIONS[name].description}
+        chosen = [s for s in steps if s.condition == name]
+        if chosen:
+            by_scenario: dict[str, list[bool]] = defaultdict(list)
+            for s in chosen:
+                by_scenario[s.scenario].append(s.correct)
+            entry["step"] = {
+                "accuracy": _rate([s.correct for s in chosen]),
+                "layers": {
+                    "format": _rate([s.layer != "format" for s in chosen]),
+                    "tool": _rate([s.layer not in ("format", "tool", "count") for s in chosen]),
+                    "arguments": _rate([s.correct for s in chosen]),
+                },
+                "tool_steps": _rate([s.correct for s in chosen if s.expected_tool != FINISH_TOOL]),
+                "tool_f1": sum(s.tool_f1 for s in chosen) / len(chosen),
+                "arg_match": sum(s.arg_match for s in chosen) / len(chosen),
+                "errors": dict(sorted(_count(s.layer or "correct" for s in chosen).items())),
+                "by_scenario": {k: _rate(v) for k, v in sorted(by_scenario.items())},
+                "seconds_per_sample": sum(s.seconds for s in chosen) / len(chosen),
+            }
+        runs = [t for t in tasks if t.condition == name]
+        if runs:
+            per_task: dict[str, list[bool]] = defaultdict(list)
+            for t in runs:
+                per_task[t.example_id].append(t.success)
+            full = [sum(v) for v in per_task.values() if len(v) == trials]
+            entry["task"] = {
+                "success": _rate([t.success for t in runs]),
+                "state_ok": _rate([t.state_ok for t in runs]),
+                "facts_ok": _rate([t.facts_ok for t in runs]),
+                "tool_f1": sum(t.tool_f1 for t in runs) / len(runs),
+                "pass_k": {str(k): pass_hat_k(full, trials, k) for k in range(1, trials + 1)},
+                "tasks": len(per_task),
+                "seconds_per_task": sum(t.seconds for t in runs) / len(runs),
+            }
+        out["conditions"][name] = entry
+    return out
+
+
+def _count(items: Any) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for item in items:
+        counts[item] += 1
+    return dict(counts)
+
+
+async def run_evaluation(config: EvalConfig, model: Model,
+                         on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Run every pending job, then write summary.json, report.md, charts and report.html."""
+    from .report import write_report
+
+    for name in config.conditions:
+        if name not in CONDITIONS:
+            raise ValueError(f"unknown condition {name!r}; choose from {', '.join(CONDITIONS)}")
+    domain = load_domain(config.dataset)
+    registry = domain.registry()
+    routines = {n: loaded.routine for n, loaded in domain.routines().items()}
+    examples = [e for e in load_dataset(config.dataset, (config.split,)) if e.kind == "routine"]
+    rng = random.Random(config.seed)
+    config.out.mkdir(parents=True, exist_ok=True)
+    steps_path, tasks_path = config.out / "steps.jsonl", config.out / "tasks.jsonl"
+    done_steps = {(s.condition, s.sample_id) for s in _read(steps_path, StepResult)}
+    done_tasks = {(t.condition, t.example_id, t.trial) for t in _read(tasks_path, TaskResult)}
+    schemas = {t.name: t.parameters for t in registry}
+    schemas[FINISH_TOOL] = {"type": "object", "properties": {"answer": {"type": "string"}},
+                            "required": ["answer"]}
+    sampling = {"temperature": config.temperature, "max_tokens": config.max_tokens,
+                "seed": config.seed}
+    jobs: list[Callable[[], Any]] = []
+
+    if "step" in config.protocols:
+        for name in config.conditions:
+            samples = build_step_samples(examples, routines, registry, CONDITIONS[name],
+                                         seed=config.seed, shuffle_tools=config.shuffle_tools)
+            if config.step_limit is not None and len(samples) > config.step_limit:
+                keep = set(random.Random(config.seed).sample(sorted(s.id for s in samples),
+                                                             config.step_limit))
+                samples = [s for s in samples if s.id in keep]
+            for sample in samples:
+                if (name, sample.id) not in done_steps:
+                    jobs.append(lambda s=sample, c=name: _step_job(
+                        s, c, model, schemas, domain.arg_modes, sampling, steps_path))
+    if "task" in config.protocols:
+        chosen = examples
+        if config.task_limit is not None and len(examples) > config.task_limit:
+            chosen = rng.sample(examples, config.task_limit)
+        settings = RunSettings(temperature=config.temperature, max_tokens=config.max_tokens,
+                               seed=config.seed, max_steps=12)
+        names = sorted(routines)
+        for name in config.conditions:
+            condition = CONDITIONS[name]
+            for example in chosen:
+                routine = routines[example.routine or ""]
+                pick = random.Random(f"{config.seed}:{example.id}")
+                others = [routines[n] for n in pick.sample(
+                    [n for n in names if n != routine.name], condition.distractors)]
+                for trial in range(config.trials):
+                    if (name, example.id, trial) not in done_tasks:
+                        jobs.append(lambda e=example, r=routine, o=others, c=condition, t=trial:
+                                    _task_job(e, r, o, registry, model, c, t, settings,
+                                              domain.toolset_name(),
+                                              tasks_path))
+    await _run_jobs(jobs, config.concurrency, on_progress)
+    summary = summarize(_read(steps_path, StepResult), _read(tasks_path, TaskResult), config,
+                        config.trials)
+    write_report(summary, _read(steps_path, StepResult), config.out)
+    return summary
+
+
+def _append(path: Path, record: BaseModel) -> None:
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(record.model_dump_json() + "\n")
+
+
+async def _step_job(sample: Any, condition: str, model: Model, schemas: dict[str, Any],
+                    modes: dict[str, Any], sampling: dict[str, Any], path: Path) -> None:
+    result = await run_step_sample(sample, condition, model, schemas, modes, **sampling)
+    _append(path, result)
+
+
+async def _task_job(example: Any, routine: Any, others: Any, registry: Any, model: Model,
+                    condition: Any, trial: int, settings: RunSettings, toolset: str,
+                    path: Path) -> None:
+    result = await run_task(example, routine, others, registry, model, condition, trial,
+                            settings, toolset)
+    _append(path, result)
+
+
+async def _run_jobs(jobs: list[Callable[[], Any]], concurrency: int,
+                    on_progress: Callable[[int, int], None] | None) -> None:
+    semaphore = asyncio.Semaphore(concurrency)
+    finished = 0
+
+    async def one(job: Callable[[], Any]) -> None:
+        nonlocal finished
+        async with semaphore:
+            await job()
+        finished += 1
+        if on_progress is not None:
+            on_progress(finished, len(jobs))
+
+    if on_progress is not None:
+        on_progress(0, len(jobs))
+    await asyncio.gather(*(one(job) for job in jobs))

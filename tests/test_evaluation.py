@@ -1,0 +1,134 @@
+"""`routine eval`: both protocols under each condition, resumption and report files,
+with model doubles that answer perfectly (the gold trajectory) or badly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from routine.dataset import load_dataset, load_domain
+from routine.evalrun import EvalConfig, run_evaluation, wilson
+from routine.model import ModelReply
+from routine.report import CHARTS
+from routine.stepeval import CONDITIONS, build_step_samples
+from routine.taskeval import facts_present, pass_hat_k
+from routine.testing import FunctionModel, Request, call
+
+from .conftest import ROOT
+
+HR = ROOT / "eval" / "datasets" / "hr"
+
+
+def gold_model() -> FunctionModel:
+    """Replies with the next gold call of the query's example (a perfect agent)."""
+    by_query = {e.query: e for e in load_dataset(HR)}
+
+    def reply(request: Request) -> ModelReply:
+        query = next(m["content"] for m in request.messages if m["role"] == "user")
+        example = by_query[query]
+        done = sum(1 for m in request.messages if m["role"] == "assistant" and m.get("tool_calls"))
+        if done < len(example.calls):
+            gold = example.calls[done]
+            return call(gold.name, **gold.arguments)
+        return call("finish", answer=example.answer)
+
+    return FunctionModel(reply, name="gold")
+
+
+def lazy_model() -> FunctionModel:
+    """Always looks up the same person, never answers."""
+    return FunctionModel(lambda r: call("find_employee", name="Arjun Garcia"), name="lazy")
+
+
+def config(tmp_path, **kw) -> EvalConfig:
+    base = dict(dataset=HR, out=tmp_path / "run", split="test", conditions=["none", "nl+track"],
+                step_limit=12, task_limit=3, seed=1)
+    return EvalConfig(**{**base, **kw})
+
+
+def test_step_samples_follow_the_condition():
+    domain = load_domain(HR)
+    registry = domain.registry()
+    routines = {n: lr.routine for n, lr in domain.routines().items()}
+    examples = [e for e in load_dataset(HR, ("test",)) if e.kind == "routine"][:3]
+    plain = build_step_samples(examples, routines, registry, CONDITIONS["none"], seed=0)
+    tracked = build_step_samples(examples, routines, registry, CONDITIONS["nl+track"], seed=0)
+    distract = build_step_samples(examples, routines, registry, CONDITIONS["nl+distractor"],
+                                  seed=0)
+    assert [s.id for s in plain] == [s.id for s in tracked]
+    assert len(plain) == sum(len(e.calls) + 1 for e in examples)  # every call + the answer
+    assert "# Routine" not in plain[0].messages[0]["content"]
+    assert "Current step: Step 1" in tracked[0].messages[-1]["content"]
+    assert distract[0].messages[0]["content"].count("# Routine:") == 2
+    # teacher forcing: step k sees the k gold calls before it and their results
+    second = tracked[1]
+    assert second.messages[2]["tool_calls"][0]["function"]["name"] == examples[0].calls[0].name
+    assert second.expected["name"] == examples[0].calls[1].name
+    # the tool order is shuffled per sample, with a fixed seed
+    names = [[t["function"]["name"] for t in s.tools] for s in plain[:3]]
+    assert len({tuple(n) for n in names}) > 1
+    again = build_step_samples(examples, routines, registry, CONDITIONS["none"], seed=0)
+    assert [s.tools for s in again] == [s.tools for s in plain]
+    fixed = build_step_samples(examples, routines, registry, CONDITIONS["none"], seed=0,
+                               shuffle_tools=False)
+    assert len({tuple(t["function"]["name"] for t in s.tools) for s in fixed}) == 1
+
+
+def test_perfect_model_scores_everything(tmp_path):
+    summary = asyncio.run(run_evaluation(config(tmp_path), gold_model()))
+    for name in ("none", "nl+track"):
+        entry = summary["conditions"][name]
+        assert entry["step"]["accuracy"]["rate"] == 1.0 and entry["step"]["accuracy"]["n"] == 12
+        assert entry["task"]["success"]["rate"] == 1.0 and entry["task"]["tasks"] == 3
+        assert entry["task"]["tool_f1"] == 1.0
+
+
+def test_bad_model_fails_in_the_right_layers(tmp_path):
+    summary = asyncio.run(run_evaluation(config(tmp_path, conditions=["nl"]), lazy_model()))
+    step = summary["conditions"]["nl"]["step"]
+    assert step["accuracy"]["rate"] < 0.5
+    assert step["layers"]["format"]["rate"] == 1.0  # always a well-formed call
+    assert step["errors"].get("tool", 0) > 0
+    lo, hi = step["accuracy"]["ci95"]
+    assert lo <= step["accuracy"]["rate"] <= hi
+    assert summary["conditions"]["nl"]["task"]["success"]["rate"] == 0.0
+
+
+def test_runs_resume_and_write_reports(tmp_path):
+    cfg = config(tmp_path)
+    model = gold_model()
+    asyncio.run(run_evaluation(cfg, model))
+    first = len(model.requests)
+    assert first > 0
+    asyncio.run(run_evaluation(cfg, model))
+    assert len(model.requests) == first  # nothing pending: no new requests
+    steps = (cfg.out / "steps.jsonl").read_text().splitlines()
+    (cfg.out / "steps.jsonl").write_text("\n".join(steps[:-5]) + "\n")
+    asyncio.run(run_evaluation(cfg, model))
+    assert len(model.requests) == first + 5  # only the 5 removed samples ran again
+    assert len((cfg.out / "steps.jsonl").read_text().splitlines()) == len(steps)
+    summary = json.loads((cfg.out / "summary.json").read_text())
+    assert summary["conditions"]["none"]["step"]["accuracy"]["n"] == 12
+    for name in CHARTS:
+        assert (cfg.out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (cfg.out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "<script" not in html
+    assert "nl+track" in (cfg.out / "report.md").read_text()
+
+
+def test_unknown_condition_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown condition"):
+        asyncio.run(run_evaluation(config(tmp_path, conditions=["magic"]), gold_model()))
+
+
+def test_helpers():
+    assert facts_present("Arjun has 7.0 days left", ["7"])
+    assert facts_present("Claim 1,500 EUR filed", ["1500"])
+    assert not facts_present("Arjun has 17 days", ["7"])
+    assert not facts_present(None, ["x"])
+    assert pass_hat_k([2, 1, 0], trials=2, k=1) == pytest.approx(0.5)
+    assert pass_hat_k([2, 1, 0], trials=2, k=2) == pytest.approx(1 / 3)
+    lo, hi = wilson(8, 10)
+    assert 0.44 < lo < 0.5 and 0.94 < hi < 0.97
