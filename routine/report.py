@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined
+from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 __all__ = ["write_report", "markdown_table", "CHARTS"]
@@ -112,39 +112,9 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-_HTML = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True).from_string(
-    """<!doctype html>
-<html><head><meta charset="utf-8"><title>Routine evaluation: {{ title }}</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 14px; }
-td, th { border: 1px solid #ccc; padding: 4px 8px; text-align: left; }
-th { background: #f3f3f3; } img { max-width: 100%; } code { background: #f6f6f6; }
-.bad { color: #a00; } .good { color: #070; }
-</style></head><body>
-<h1>Routine evaluation: {{ title }}</h1>
-<p>Model <code>{{ config.model or "?" }}</code> · split <code>{{ config.split }}</code> ·
-seed {{ config.seed }} · tool order {{ "shuffled" if config.shuffle_tools else "fixed" }} ·
-temperature {{ config.temperature }}. Each figure: rate [95% Wilson interval] (n).</p>
-<h2>Summary</h2>
-<table><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr>
-{% for row in rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}
-</table>
-<ul>{% for name, entry in conditions.items() %}<li><b>{{ name }}</b>: {{ entry.description }}</li>
-{% endfor %}</ul>
-{% for chart in charts %}<h2>{{ chart.title }}</h2><img alt="{{ chart.title }}" src="data:image/png;base64,{{ chart.data }}">
-{% endfor %}
-<h2>Step errors (first failing layer)</h2>
-<table><tr><th>condition</th><th>correct</th><th>format</th><th>tool</th><th>count</th><th>arguments</th></tr>
-{% for name, entry in conditions.items() %}{% if entry.step is defined %}<tr><td>{{ name }}</td>
-{% for key in ["correct", "format", "tool", "count", "arguments"] %}<td>{{ entry.step.errors.get(key, 0) }}</td>{% endfor %}</tr>{% endif %}{% endfor %}
-</table>
-<h2>Some failed steps</h2>
-<table><tr><th>condition</th><th>sample</th><th>expected</th><th>got</th><th>error</th></tr>
-{% for s in failures %}<tr><td>{{ s.condition }}</td><td>{{ s.sample_id }}</td><td>{{ s.expected_tool }}</td>
-<td><code>{{ s.got }}</code></td><td class="bad">{{ s.error }}</td></tr>{% endfor %}
-</table></body></html>
-""")
+_HTML = ImmutableSandboxedEnvironment(
+    loader=PackageLoader("routine", "templates"), undefined=StrictUndefined, autoescape=True,
+).get_template("report.html.j2")
 
 
 def write_report(summary: dict[str, Any], steps: list[Any], folder: Path) -> dict[str, Path]:
