@@ -3,10 +3,14 @@
 `bfcl-eval <https://github.com/ShishirPatil/gorilla>`_ ships both its test data and the
 checker that grades a model's calls. This module replays BFCL's simple / multiple /
 parallel / parallel_multiple cases through both graders: the correct answer built from
-the possible answers, acceptable variants of it (optional arguments left out, another
-acceptable value, a re-formatted string, an int for a float, parallel calls reordered)
-and broken ones (a wrong value, a wrong type, a missing, invented or unlisted argument,
-a wrong function, a dropped or duplicated call). The two verdicts must agree.
+the possible answers (``correct``); variants of it that BFCL accepts or rejects by its
+own rules (``optional_omitted``: optional arguments left out, ``alt_value``: other
+acceptable values, ``reformatted``: a string that differs only in case and punctuation,
+``int_for_float``, ``float_for_int``, ``empty_optional``: ``""``/``[]``/``{}`` for an
+argument that may be left out, ``shuffled``: parallel calls reordered); and broken ones
+(``wrong_value``, ``wrong_type``, ``missing_arg``, ``extra_arg``: an invented argument,
+``unlisted_arg``: a real parameter that the answer doesn't list, ``wrong_function``,
+and for parallel cases ``drop_call`` and ``duplicate_call``). The two verdicts must agree.
 
 bfcl-eval is an optional extra: nothing else in Routine imports this module, and
 :func:`bfcl_available` says whether it can run. Its package may be installed without
@@ -31,7 +35,8 @@ from typing import Any
 from routine.scoring import OPTIONAL, CallScore, ExpectedCall, score_calls, standardize
 
 __all__ = ["CATEGORIES", "MODEL_NAME", "bfcl_available", "load_cases", "to_expected", "to_schemas",
-           "correct_output", "perturb", "bfcl_verdict", "our_verdict", "agreement", "main"]
+           "ordered", "correct_output", "perturb", "bfcl_verdict", "our_verdict", "agreement",
+           "main"]
 
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple")
 
@@ -68,7 +73,7 @@ def _ast_checker() -> types.ModuleType:
     checker_name = "bfcl_eval.eval_checker.ast_eval.ast_checker"
     try:
         config = importlib.import_module(config_name)
-    except ImportError:
+    except Exception:  # ImportError, or a handler that fails on import without its SDK
         stub = types.ModuleType(config_name)
         stub.__doc__ = "Stand-in installed by routine.bfcl (the real module needs every model SDK)."
         stub.MODEL_CONFIG_MAPPING = {MODEL_NAME: _ModelConfig()}  # type: ignore[attr-defined]
@@ -167,6 +172,8 @@ def bfcl_verdict(case: dict[str, Any], output: list[Call]) -> dict[str, Any]:
 # --- generated outputs -------------------------------------------------------------------
 
 _WORDS = ("london", "blue", "seven", "other", "quartz", "delta", "maple", "orbit")
+_DROP = object()  # in perturb's edits: remove the argument
+_EMPTY: dict[str, Any] = {"string": "", "array": [], "tuple": [], "dict": {}}
 
 
 def _first(possible: list[Any]) -> Any:
@@ -203,6 +210,8 @@ def correct_output(case: dict[str, Any], pick: int = 0) -> list[Call]:
             args = {}
             for param, possible in arguments.items():
                 values = [v for v in possible if v != OPTIONAL]
+                if param not in props and OPTIONAL in possible:
+                    continue  # a few answers list a parameter the function doesn't have
                 if values:
                     args[param] = _concrete(values[pick], props.get(param, {}))
             output.append((name, args))
@@ -333,6 +342,16 @@ def perturb(case: dict[str, Any], rng: random.Random) -> list[tuple[str, list[Ca
     if (pick := choose(floats)) is not None:
         i, p = pick
         outputs.append(("int_for_float", edited(i, {p: int(base[i][1][p])})))
+    ints = [(i, p) for i, (_, args) in enumerate(base) for p, v in args.items()
+            if type(v) is int and props(i).get(p, {}).get("type") == "integer"]
+    if (pick := choose(ints)) is not None:
+        i, p = pick
+        outputs.append(("float_for_int", edited(i, {p: float(base[i][1][p])})))
+    empties = [(i, p) for i, call in enumerate(gold) for p, possible in call.arguments.items()
+               if OPTIONAL in possible and props(i).get(p, {}).get("type") in _EMPTY]
+    if (pick := choose(empties)) is not None:
+        i, p = pick
+        outputs.append(("empty_optional", edited(i, {p: copy.copy(_EMPTY[props(i)[p]["type"]])})))
     if parallel and base[::-1] != base:
         outputs.append(("shuffled", base[::-1]))
 
@@ -371,9 +390,6 @@ def perturb(case: dict[str, Any], rng: random.Random) -> list[tuple[str, list[Ca
         i = rng.randrange(len(base))
         outputs.append(("duplicate_call", base[:i + 1] + [copy.deepcopy(base[i])] + base[i + 1:]))
     return outputs
-
-
-_DROP = object()
 
 
 # --- agreement ---------------------------------------------------------------------------
@@ -416,7 +432,7 @@ def agreement(cases: list[dict[str, Any]], rng_seed: int = 0) -> dict[str, Any]:
             "disagreements": disagreements}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> int:
     """Print the agreement on every case of the four categories."""
     if not bfcl_available():
         print("bfcl-eval is not installed (pip install bfcl-eval --no-deps).")

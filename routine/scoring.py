@@ -31,9 +31,12 @@ OPTIONAL = ""
 ArgMode = Literal["loose", "exact", "fuzzy", "ignore"]
 Layer = Literal["format", "tool", "count", "arguments"]
 
+# JSON Schema's and BFCL's type names. BFCL's checker maps its "any" to ``str`` (a value
+# of the acceptable values' type passes too, as for every type); a schema without a type
+# constrains nothing.
 _PY_TYPES: dict[str, type | tuple[type, ...] | None] = {
     "string": str, "integer": int, "number": float, "float": float, "boolean": bool,
-    "array": list, "tuple": list, "object": dict, "dict": dict, "any": None,
+    "array": list, "tuple": list, "object": dict, "dict": dict, "any": str,
 }
 
 
@@ -102,9 +105,9 @@ def tool_f1(predicted: list[str], expected: list[str]) -> float:
 
 
 def _type_of(schema: dict[str, Any]) -> tuple[str, str | None]:
-    kind = schema.get("type", "any")
+    kind = schema.get("type", "")
     if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "any")
+        kind = next((k for k in kind if k != "null"), "")
     nested = None
     if kind in ("array", "tuple"):
         nested = (schema.get("items") or {}).get("type")
@@ -149,9 +152,14 @@ def _value_ok(value: Any, possible: list[Any], kind: str, nested: str | None,
     if expected is dict:
         return isinstance(value, dict) and any(_dict_ok(value, p) for p in possible
                                                if isinstance(p, dict))
+    if expected is list and not value and OPTIONAL in possible and mode == "loose":
+        # BFCL accepts an empty list for a list argument that may be left out (its list
+        # checkers turn the "" marker into an empty acceptable list); we follow it.
+        return True
     if expected is list and _PY_TYPES.get(nested or "") is dict:
         return any(isinstance(p, list) and len(p) == len(value)
-                   and all(isinstance(v, dict) and _dict_ok(v, q) for v, q in zip(value, p))
+                   and all(isinstance(v, dict) and _dict_ok(v, q)
+                           for v, q in zip(value, p, strict=True))
                    for p in possible)
     if expected is str or (expected is None and isinstance(value, str)):
         if mode == "fuzzy":
