@@ -13,13 +13,13 @@ so adding a table never changes the rows of another.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import random
 import sqlite3
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+
+from routine.sqlite import SeededSqlite, state_digest
 
 from ._content import ANNOUNCEMENTS, HANDBOOK
 
@@ -546,18 +546,7 @@ def _seed_onboarding(conn: sqlite3.Connection, rng: random.Random) -> None:
                      rows)
 
 
-_template: sqlite3.Connection | None = None
-_lock = threading.RLock()
-
-
-def _template_db() -> sqlite3.Connection:
-    global _template
-    with _lock:
-        if _template is None:
-            conn = sqlite3.connect(":memory:", check_same_thread=False)
-            build_database(conn)
-            _template = conn
-        return _template
+_SEEDED = SeededSqlite(build_database)
 
 
 @dataclass
@@ -568,22 +557,12 @@ class HRDatabase:
     today: date = TODAY
 
     def state_digest(self) -> str:
-        """SHA-256 of the database's full state (schema and every row, as SQL text)."""
-        digest = hashlib.sha256()
-        for line in self.conn.iterdump():
-            digest.update(line.encode("utf-8"))
-            digest.update(b"\n")
-        return digest.hexdigest()
+        """SHA-256 of the database's full state (schema and every row)."""
+        return state_digest(self.conn)
 
 
 @contextlib.contextmanager
 def fresh_database() -> Iterator[HRDatabase]:
     """A private in-memory copy of the seeded database for one run."""
-    conn = sqlite3.connect(":memory:", check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    with _lock:
-        _template_db().backup(conn)
-    try:
+    with _SEEDED.connect() as conn:
         yield HRDatabase(conn)
-    finally:
-        conn.close()

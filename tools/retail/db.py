@@ -11,13 +11,13 @@ other's writes.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import random
 import sqlite3
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+
+from routine.sqlite import SeededSqlite, state_digest
 
 __all__ = ["RetailDatabase", "fresh_database", "build_database", "SEED", "TODAY",
            "RETURN_WINDOW_DAYS", "MAX_CREDIT", "MAX_CREDIT_BALANCE"]
@@ -251,18 +251,7 @@ def build_database(conn: sqlite3.Connection, seed: int = SEED, customers: int = 
     conn.commit()
 
 
-_template: sqlite3.Connection | None = None
-_lock = threading.RLock()
-
-
-def _template_db() -> sqlite3.Connection:
-    global _template
-    with _lock:
-        if _template is None:
-            conn = sqlite3.connect(":memory:", check_same_thread=False)
-            build_database(conn)
-            _template = conn
-        return _template
+_SEEDED = SeededSqlite(build_database)
 
 
 @dataclass
@@ -273,22 +262,12 @@ class RetailDatabase:
     today: date = TODAY
 
     def state_digest(self) -> str:
-        """sha256 over the database's SQL dump: equal digests, equal contents."""
-        digest = hashlib.sha256()
-        for line in self.conn.iterdump():
-            digest.update(line.encode("utf-8"))
-            digest.update(b"\n")
-        return digest.hexdigest()
+        """SHA-256 of the database's full state (schema and every row)."""
+        return state_digest(self.conn)
 
 
 @contextlib.contextmanager
 def fresh_database() -> Iterator[RetailDatabase]:
     """A private in-memory copy of the seeded database for one run."""
-    conn = sqlite3.connect(":memory:", check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    with _lock:
-        _template_db().backup(conn)
-    try:
+    with _SEEDED.connect() as conn:
         yield RetailDatabase(conn)
-    finally:
-        conn.close()
