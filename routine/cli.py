@@ -328,6 +328,8 @@ def evaluate(
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint.")] = None,
     api_key: Annotated[str | None, typer.Option(help="API key for the endpoint.")] = None,
     model_cache: Annotated[Path | None, typer.Option(help="Embedded model cache.")] = None,
+    report_only: Annotated[bool, typer.Option(
+        help="Rebuild the report from the results in --out; run nothing.")] = False,
 ) -> None:
     """Measure tool-call accuracy: step accuracy (the paper's) and task success (tau-bench's),
     side by side under each condition; writes JSONL, summary.json, report.md, PNGs, HTML."""
@@ -338,14 +340,16 @@ def evaluate(
     from .evalrun import EvalConfig, run_evaluation
     from .report import markdown_table
 
-    with _model(model, base_url, api_key, model_cache, 600.0) as client:
+    models = contextlib.nullcontext(OpenAIModel(model or "none", "http://unused.invalid/v1")) \
+        if report_only else _model(model, base_url, api_key, model_cache, 600.0)
+    with models as client:
         config = EvalConfig(
             dataset=dataset, out=out, split=split,
             conditions=[c.strip() for c in conditions.split(",") if c.strip()],
             protocols=[p.strip() for p in protocols.split(",") if p.strip()],  # type: ignore[misc]
             step_limit=steps or None, task_limit=tasks or None, trials=trials, seed=seed,
             shuffle_tools=shuffle_tools, concurrency=concurrency, temperature=temperature,
-            model=client.name)
+            model=client.name, report_only=report_only)
         with Progress("[progress.description]{task.description}", BarColumn(),
                       MofNCompleteColumn(), TimeRemainingColumn(), console=err) as progress:
             bar = progress.add_task("evaluating", total=None)

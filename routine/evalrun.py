@@ -47,6 +47,7 @@ class EvalConfig(BaseModel):
     temperature: float = 0.0
     max_tokens: int = 256
     model: str = ""
+    report_only: bool = Field(False, description="Only rebuild the report from the results.")
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -180,7 +181,8 @@ async def run_evaluation(config: EvalConfig, model: Model,
                                     _task_job(e, r, o, registry, model, c, t, settings,
                                               domain.toolset_name(),
                                               tasks_path))
-    await _run_jobs(jobs, config.concurrency, on_progress)
+    if not config.report_only:
+        await _run_jobs(jobs, config.concurrency, on_progress)
     summary = summarize(_read(steps_path, StepResult), _read(tasks_path, TaskResult), config,
                         config.trials)
     write_report(summary, _read(steps_path, StepResult), config.out)

@@ -132,3 +132,16 @@ def test_helpers():
     assert pass_hat_k([2, 1, 0], trials=2, k=2) == pytest.approx(1 / 3)
     lo, hi = wilson(8, 10)
     assert 0.44 < lo < 0.5 and 0.94 < hi < 0.97
+
+
+def test_report_only_runs_nothing(tmp_path):
+    cfg = config(tmp_path)
+    asyncio.run(run_evaluation(cfg, gold_model()))
+    (cfg.out / "report.html").unlink()
+    model = gold_model()
+    (cfg.out / "steps.jsonl").write_text(
+        "\n".join((cfg.out / "steps.jsonl").read_text().splitlines()[:3]) + "\n")
+    summary = asyncio.run(run_evaluation(cfg.model_copy(update={"report_only": True}), model))
+    assert model.requests == [] and (cfg.out / "report.html").exists()
+    assert sum(e.get("step", {}).get("accuracy", {}).get("n", 0)
+               for e in summary["conditions"].values()) == 3
