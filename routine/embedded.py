@@ -192,7 +192,7 @@ def resolve_model_path(model: str, cache: str | Path | None = None,
 
 @contextlib.contextmanager
 def embedded_server(model: str = DEFAULT_MODEL, cache: str | Path | None = None,
-                    n_ctx: int = 4096, threads: int | None = None, show_progress: bool = True,
+                    n_ctx: int = 8192, threads: int | None = None, show_progress: bool = True,
                     startup_timeout: float = 180.0) -> Iterator[EmbeddedServer]:
     """Start llama.cpp's OpenAI-compatible server for ``model``; stop it on exit."""
     if importlib.util.find_spec("llama_cpp") is None:

@@ -8,6 +8,7 @@ up in the trace. Only problems the caller must act on raise::
     ├── ToolDefinitionError  a Python function cannot become a tool
     ├── ModelUnavailable     no model endpoint / embedded model could be used
     │   └── ModelRequestsForbidden   a unit test tried to reach a real model
+    ├── ModelRequestError    the endpoint refused one request (e.g. prompt over its context)
     └── RunFailed            a run stopped without an answer (carries its trace)
 """
 
@@ -25,6 +26,7 @@ __all__ = [
     "ModelUnavailable",
     "ModelRequestsForbidden",
     "RunFailed",
+    "ModelRequestError",
 ]
 
 
@@ -50,6 +52,11 @@ class ModelUnavailable(RoutineError):
 
 class ModelRequestsForbidden(ModelUnavailable):
     """Raised when real model requests are disabled (see ``routine.testing``)."""
+
+
+class ModelRequestError(RoutineError):
+    """The endpoint answered a request with an error (HTTP 4xx other than auth): the prompt
+    is longer than the model's context, a parameter is not supported, ..."""
 
 
 class RunFailed(RoutineError):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ._turn import FinalAnswer, NextTurn, RunState, take_turn
-from .errors import RoutineError, SpecError
+from .errors import ModelRequestError, RoutineError, SpecError
 from .memory import VariableMemory
 from .model import Model
 from .planner import Planner
@@ -126,6 +126,8 @@ class Agent:
                 await asyncio.wait_for(self._loop(state, on_turn), self.settings.timeout_s)
             except asyncio.TimeoutError:
                 self._end(state, None, f"timed out after {self.settings.timeout_s:g} s")
+            except ModelRequestError as exc:
+                self._end(state, None, f"model request failed: {exc}")
             for name, context in contexts.items():
                 digest = getattr(context.deps, "state_digest", None)
                 if callable(digest):

@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import openai
 
-from .errors import ModelRequestsForbidden, ModelUnavailable
+from .errors import ModelRequestError, ModelRequestsForbidden, ModelUnavailable
 from .trace import Usage
 
 __all__ = ["Model", "ModelReply", "OpenAIModel", "endpoint_from_env", "model_requests_allowed",
@@ -123,6 +123,11 @@ class OpenAIModel:
                                    f"{exc}") from exc
         except openai.AuthenticationError as exc:
             raise ModelUnavailable(f"the endpoint refused the API key: {exc}") from exc
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500:
+                raise
+            raise ModelRequestError(f"the endpoint refused the request (HTTP {exc.status_code}): "
+                                    f"{exc.message}") from exc
         choice = response.choices[0]
         message = choice.message
         calls = [

@@ -20,8 +20,9 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from .dataset import GoldExample
+from .errors import ModelRequestError
 from .memory import VariableMemory
-from .model import Model
+from .model import Model, ModelReply
 from .parsing import CallParseError, parse_reply
 from .planner import Planner, finish_tool_spec
 from .scoring import ArgMode, ExpectedCall, score_calls
@@ -155,10 +156,16 @@ async def run_step_sample(sample: StepSample, condition: str, model: Model,
                           **sampling: Any) -> StepResult:
     """Ask the model for one step and score its reply."""
     started = time.perf_counter()
-    reply = await model.complete(sample.messages, sample.tools, **sampling)
+    failed = ""
+    try:
+        reply = await model.complete(sample.messages, sample.tools, **sampling)
+    except ModelRequestError as exc:  # e.g. the prompt does not fit the context: a failure
+        reply, failed = ModelReply(), f"model request failed: {exc}"
     seconds = time.perf_counter() - started
     output: list[tuple[str, dict[str, Any]]] | None
     try:
+        if failed:
+            raise CallParseError(failed)
         parsed = parse_reply(reply.content, reply.tool_calls)
         if parsed.calls:
             output = [(c.name, c.arguments) for c in parsed.calls]
@@ -175,6 +182,7 @@ async def run_step_sample(sample: StepSample, condition: str, model: Model,
         sample_id=sample.id, example_id=sample.example_id, condition=condition,
         scenario=sample.scenario, routine=sample.routine, step=sample.step,
         expected_tool=expected.name, output=output, text=reply.content[:2000],
-        correct=score.correct, layer=score.layer, error=score.error, tool_f1=score.tool_f1,
+        correct=score.correct, layer=score.layer, error=failed or score.error,
+        tool_f1=score.tool_f1,
         arg_match=score.arg_match, seconds=seconds, prompt_tokens=reply.usage.prompt_tokens,
         completion_tokens=reply.usage.completion_tokens)

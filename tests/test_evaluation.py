@@ -145,3 +145,19 @@ def test_report_only_runs_nothing(tmp_path):
     assert model.requests == [] and (cfg.out / "report.html").exists()
     assert sum(e.get("step", {}).get("accuracy", {}).get("n", 0)
                for e in summary["conditions"].values()) == 3
+
+
+def test_a_refused_request_is_a_failed_sample_not_a_crash(tmp_path):
+    from routine.errors import ModelRequestError
+
+    def refuse(request: Request) -> ModelReply:
+        raise ModelRequestError("HTTP 400: prompt longer than the context")
+
+    summary = asyncio.run(run_evaluation(config(tmp_path, conditions=["nl"], task_limit=2),
+                                         FunctionModel(refuse)))
+    step = summary["conditions"]["nl"]["step"]
+    assert step["accuracy"]["k"] == 0 and step["errors"] == {"format": 12}
+    task = summary["conditions"]["nl"]["task"]
+    assert task["success"]["k"] == 0 and task["tasks"] == 2
+    line = (tmp_path / "run" / "steps.jsonl").read_text().splitlines()[0]
+    assert "prompt longer than the context" in line
