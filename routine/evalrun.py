@@ -148,6 +148,8 @@ async def run_evaluation(config: EvalConfig, model: Model,
     sampling = {"temperature": config.temperature, "max_tokens": config.max_tokens,
                 "seed": config.seed}
     jobs: list[Callable[[], Any]] = []
+    selected_steps: set[tuple[str, str]] = set()  # this config's samples: only they are reported
+    selected_tasks: set[tuple[str, str]] = set()
 
     if "step" in config.protocols:
         for name in config.conditions:
@@ -157,6 +159,7 @@ async def run_evaluation(config: EvalConfig, model: Model,
                 keep = set(random.Random(config.seed).sample(sorted(s.id for s in samples),
                                                              config.step_limit))
                 samples = [s for s in samples if s.id in keep]
+            selected_steps |= {(name, s.id) for s in samples}
             for sample in samples:
                 if (name, sample.id) not in done_steps:
                     jobs.append(lambda s=sample, c=name: _step_job(
@@ -175,6 +178,7 @@ async def run_evaluation(config: EvalConfig, model: Model,
                 pick = random.Random(f"{config.seed}:{example.id}")
                 others = [routines[n] for n in pick.sample(
                     [n for n in names if n != routine.name], condition.distractors)]
+                selected_tasks.add((name, example.id))
                 for trial in range(config.trials):
                     if (name, example.id, trial) not in done_tasks:
                         jobs.append(lambda e=example, r=routine, o=others, c=condition, t=trial:
@@ -183,9 +187,12 @@ async def run_evaluation(config: EvalConfig, model: Model,
                                               tasks_path))
     if not config.report_only:
         await _run_jobs(jobs, config.concurrency, on_progress)
-    summary = summarize(_read(steps_path, StepResult), _read(tasks_path, TaskResult), config,
-                        config.trials)
-    write_report(summary, _read(steps_path, StepResult), config.out)
+    steps = [s for s in _read(steps_path, StepResult) if (s.condition, s.sample_id)
+             in selected_steps]
+    tasks = [t for t in _read(tasks_path, TaskResult) if (t.condition, t.example_id)
+             in selected_tasks and t.trial < config.trials]
+    summary = summarize(steps, tasks, config, config.trials)
+    write_report(summary, steps, config.out)
     return summary
 
 
