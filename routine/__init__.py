@@ -6,6 +6,7 @@ a typed trace of every step.
 """
 
 from .errors import (
+    ModelRequestError,
     ModelRequestsForbidden,
     ModelUnavailable,
     RoutineError,
@@ -27,6 +28,7 @@ __all__ = [
     "LoadedRoutine",
     "Model",
     "ModelReply",
+    "ModelRequestError",
     "ModelRequestsForbidden",
     "ModelUnavailable",
     "OpenAIModel",
