@@ -171,9 +171,9 @@ async def run_evaluation(config: EvalConfig, model: Model,
         settings = RunSettings(temperature=config.temperature, max_tokens=config.max_tokens,
                                seed=config.seed, max_steps=12)
         names = sorted(routines)
-        for name in config.conditions:
-            condition = CONDITIONS[name]
-            for example in chosen:
+        for example in chosen:  # conditions interleaved: a partial run covers all of them
+            for name in config.conditions:
+                condition = CONDITIONS[name]
                 routine = routines[example.routine or ""]
                 pick = random.Random(f"{config.seed}:{example.id}")
                 others = [routines[n] for n in pick.sample(
