@@ -110,7 +110,7 @@ class Agent:
         ]
         return RunState(
             trace=trace, routine=routine,
-            tracker=StepTracker(routine, inputs) if routine else None,
+            tracker=StepTracker(routine, inputs, use_defaults=query is None) if routine else None,
             registry=self.tools, allowed=allowed, tool_specs=self.planner.tool_specs(offered),
             planner=self.planner, settings=settings,
             memory=VariableMemory(threshold=settings.memory_threshold))

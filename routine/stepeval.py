@@ -114,7 +114,7 @@ def build_step_samples(examples: list[GoldExample], routines: dict[str, Routine]
             system = planner.system_prompt(routine, None, others)
         history: list[dict[str, Any]] = [{"role": "system", "content": system},
                                          {"role": "user", "content": example.query}]
-        tracker = StepTracker(routine, {})
+        tracker = StepTracker(routine, {}, use_defaults=False)
         memory = VariableMemory()
         for index in range(len(example.calls) + 1):
             messages = list(history)

@@ -40,6 +40,7 @@ class KnownArgument:
 class StepTracker:
     routine: Routine
     inputs: dict[str, Any] = field(default_factory=dict)
+    use_defaults: bool = True  # False when a request may still state the missing inputs
     flow: Flow = field(init=False)
     current: str = field(init=False)
     done: list[str] = field(default_factory=list)
@@ -109,6 +110,8 @@ class StepTracker:
         if ref.kind == "inputs":
             spec = self.routine.inputs.get(ref.name)
             what = spec.description if spec else ref.name
+            if spec is not None and spec.default is not None:
+                what += f"; if the request does not say, {spec.default!r}"
             return f"take it from the user's request ({what})"
         field_ = ".".join(ref.path) or "result"
         label = self.flow.labels.get(ref.name, "?")
@@ -120,7 +123,7 @@ class StepTracker:
                 value = self.inputs[ref.name]
             else:
                 spec = self.routine.inputs.get(ref.name)
-                if spec is None or spec.default is None:
+                if spec is None or spec.default is None or not self.use_defaults:
                     return _MISSING
                 value = spec.default
         elif ref.name in self.outputs:
@@ -215,7 +218,7 @@ class StepTracker:
         steps = {sid: {"output": out} for sid, out in self.outputs.items()}
         inputs = dict(self.inputs)
         for name, spec in self.routine.inputs.items():
-            if name not in inputs and spec.default is not None:
+            if name not in inputs and spec.default is not None and self.use_defaults:
                 inputs[name] = spec.default
         if all(option.when is None for option in step.branch or []):
             return None  # no expressions: the model picks the option

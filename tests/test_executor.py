@@ -448,3 +448,18 @@ def test_other_routines_are_shown_but_not_allowed(hr_tools):
     system = model.requests[0].messages[0]["content"]
     assert "# Routine: leave_balance" in system and "# Routine: payslip_lookup" in system
     assert trace.tool_calls[0].error_kind == "not_allowed"
+
+
+def test_input_defaults_are_not_stated_as_facts_when_a_request_may_give_them(hr_tools):
+    model = ScriptedModel([call("finish", answer="x")])
+    leave_agent(model, hr_tools).run(QUERY)  # a request: it may name another leave type
+    state = model.requests[0].messages[-1]["content"]
+    model = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="x")])
+    leave_agent(model, hr_tools).run(QUERY)
+    second = model.requests[1].messages[-1]["content"]
+    assert "- leave_type: take it from the user's request" in second
+    assert "if the request does not say, 'annual'" in second
+    model = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="x")])
+    leave_agent(model, hr_tools).run(None, {"employee_name": NAME})  # inputs only: defaults hold
+    assert '- leave_type: "annual"' in model.requests[1].messages[-1]["content"]
+    assert "Current step: Step 1" in state
