@@ -202,7 +202,7 @@ async def _execute(state: RunState, call: ParsedCall) -> ToolCallRecord:
             f"{state.seen_calls[signature]} times; its result is above. Do not repeat it; "
             "go on with the next step." + state.current_hint(), "repeated")
         return record
-    arguments, _ = state.memory.substitute(call.arguments)
+    arguments = state.memory.substitute(call.arguments)
     record.resolved_arguments = arguments
     state.calls_made += 1
     context = state.contexts.get(tool.toolset) or state.contexts.get("")

@@ -210,12 +210,6 @@ async def oracle_run(loaded: LoadedRoutine, registry: ToolRegistry, inputs: dict
     return calls, dict(tracker.outputs), digest
 
 
-async def _sample(domain: Domain, registry: ToolRegistry,
-                                   template: Template, rng: random.Random) -> dict[str, Any] | None:
-    async with registry.session() as contexts:
-        return template.sample(_deps(contexts, domain.deps_toolset), rng)
-
-
 async def _build(domain: Domain) -> list[GoldExample]:
     registry = domain.registry()
     routines = domain.routines()
@@ -223,8 +217,13 @@ async def _build(domain: Domain) -> list[GoldExample]:
         problems = check_routine(loaded, registry)
         if problems:
             raise DatasetError("\n".join(map(str, problems)))
-    async with registry.session() as contexts:
-        seed_digest = _digest(_deps(contexts, domain.deps_toolset))
+    async with registry.session() as contexts:  # samplers only read: one seeded copy serves all
+        return await _build_from(domain, registry, routines, _deps(contexts, domain.deps_toolset))
+
+
+async def _build_from(domain: Domain, registry: ToolRegistry,
+                      routines: dict[str, LoadedRoutine], seed_deps: Any) -> list[GoldExample]:
+    seed_digest = _digest(seed_deps)
     examples: list[GoldExample] = []
     seen_ids: set[str] = set()
     for template in domain.templates:
@@ -242,7 +241,7 @@ async def _build(domain: Domain) -> list[GoldExample]:
             if attempts > template.count * 20:
                 raise DatasetError(f"template {template.id}: could not make {template.count} "
                                    "distinct queries")
-            values = await _sample(domain, registry, template, rng)
+            values = template.sample(seed_deps, rng)
             if values is None:
                 continue
             phrasing = template.phrasings[len(queries) % len(template.phrasings)]

@@ -57,29 +57,22 @@ class VariableMemory:
         return (f"[stored in variable memory as {entry.key!r}: {len(entry.text)} characters; "
                 f"pass \"{entry.key}\" as an argument to use it] Preview: {entry.preview()}")
 
-    def substitute(self, arguments: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Replace argument values that are exactly a memory key (also inside lists/dicts).
-
-        Returns (new arguments, whether anything was replaced)."""
-        changed = False
+    def substitute(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Replace argument values that are exactly a memory key (also inside lists/dicts)."""
 
         def swap(value: Any) -> Any:
-            nonlocal changed
             if isinstance(value, str):
                 key = value.strip()
                 if key.startswith("$"):
                     key = key.lstrip("${").rstrip("}")
-                if key in self.entries:
-                    changed = True
-                    return self.entries[key].value
-                return value
+                return self.entries[key].value if key in self.entries else value
             if isinstance(value, list):
                 return [swap(v) for v in value]
             if isinstance(value, dict):
                 return {k: swap(v) for k, v in value.items()}
             return value
 
-        return {k: swap(v) for k, v in arguments.items()}, changed
+        return {k: swap(v) for k, v in arguments.items()}
 
     def __len__(self) -> int:
         return len(self.entries)
