@@ -21,7 +21,8 @@ from pydantic import BaseModel, Field
 from .dataset import load_dataset, load_domain
 from .model import Model
 from .settings import RunSettings
-from .stepeval import CONDITIONS, StepResult, build_step_samples, run_step_sample
+from .stepeval import (CONDITIONS, StepResult, build_step_samples, pick_distractors,
+                       run_step_sample)
 from .taskeval import TaskResult, pass_hat_k, run_task
 from .tools import FINISH_TOOL
 
@@ -170,14 +171,14 @@ async def run_evaluation(config: EvalConfig, model: Model,
             chosen = rng.sample(examples, config.task_limit)
         settings = RunSettings(temperature=config.temperature, max_tokens=config.max_tokens,
                                seed=config.seed, max_steps=12)
-        names = sorted(routines)
-        for example in chosen:  # conditions interleaved: a partial run covers all of them
-            for name in config.conditions:
+        # Grouped by condition, then routine: consecutive prompts share their system prompt,
+        # so a server's prompt cache holds (a cold 3,500-token prompt costs ~40 s on a CPU).
+        chosen = sorted(chosen, key=lambda e: (e.routine or "", e.id))
+        for name in config.conditions:
+            for example in chosen:
                 condition = CONDITIONS[name]
                 routine = routines[example.routine or ""]
-                pick = random.Random(f"{config.seed}:{example.id}")
-                others = [routines[n] for n in pick.sample(
-                    [n for n in names if n != routine.name], condition.distractors)]
+                others = pick_distractors(routine, routines, condition.distractors, config.seed)
                 selected_tasks.add((name, example.id))
                 for trial in range(config.trials):
                     if (name, example.id, trial) not in done_tasks:

@@ -31,7 +31,7 @@ from .tools import FINISH_TOOL, ToolRegistry, result_text
 from .tracking import StepTracker
 
 __all__ = ["Condition", "CONDITIONS", "StepSample", "StepResult", "build_step_samples",
-           "run_step_sample"]
+           "pick_distractors", "run_step_sample"]
 
 
 @dataclass(frozen=True)
@@ -93,22 +93,33 @@ def _defaults(schema: dict[str, Any]) -> dict[str, Any]:
     return {k: v["default"] for k, v in schema.get("properties", {}).items() if "default" in v}
 
 
+def pick_distractors(routine: Routine, routines: dict[str, Routine], count: int,
+                     seed: int = 0) -> list[Routine]:
+    """``count`` other routines to show beside ``routine``.
+
+    Fixed per routine and seed, not per query: every prompt of one routine then
+    starts the same way, so a server's prompt cache serves them all."""
+    if count == 0:
+        return []
+    rng = random.Random(f"{seed}:{routine.name}")
+    return [routines[n] for n in rng.sample(sorted(n for n in routines if n != routine.name),
+                                            count)]
+
+
 def build_step_samples(examples: list[GoldExample], routines: dict[str, Routine],
                        registry: ToolRegistry, condition: Condition, *, seed: int = 0,
                        shuffle_tools: bool = True) -> list[StepSample]:
     """Every step of every routine example, as the model would see it under ``condition``."""
     planner = Planner(condition.routine_format, condition.step_tracking)
     all_tools = [t.openai_spec() for t in registry] + [finish_tool_spec()]
-    names = sorted(routines)
     samples = []
     for example in examples:
         if example.kind != "routine" or example.routine is None:
             continue
         routine = routines[example.routine]
-        rng = random.Random(f"{seed}:{example.id}")
-        others = [routines[n] for n in rng.sample([n for n in names if n != routine.name],
-                                                  condition.distractors)]
-        if others and rng.random() < 0.5:  # the target is not always listed first
+        others = pick_distractors(routine, routines, condition.distractors, seed)
+        if others and random.Random(f"{seed}:{routine.name}:order").random() < 0.5:
+            # the target is not always listed first
             system = planner.system_prompt(others[0], None, [routine, *others[1:]])
         else:
             system = planner.system_prompt(routine, None, others)

@@ -12,7 +12,7 @@ from routine.dataset import load_dataset, load_domain
 from routine.evalrun import EvalConfig, run_evaluation, wilson
 from routine.model import ModelReply
 from routine.report import CHARTS
-from routine.stepeval import CONDITIONS, build_step_samples
+from routine.stepeval import CONDITIONS, build_step_samples, pick_distractors
 from routine.taskeval import facts_present, pass_hat_k
 from routine.testing import FunctionModel, Request, call
 
@@ -74,6 +74,34 @@ def test_step_samples_follow_the_condition():
     fixed = build_step_samples(examples, routines, registry, CONDITIONS["none"], seed=0,
                                shuffle_tools=False)
     assert len({tuple(t["function"]["name"] for t in s.tools) for s in fixed}) == 1
+
+
+def test_distractors_are_fixed_per_routine_so_prompts_share_a_prefix():
+    domain = load_domain(HR)
+    registry = domain.registry()
+    routines = {n: lr.routine for n, lr in domain.routines().items()}
+    examples = [e for e in load_dataset(HR, ("test",)) if e.kind == "routine"]
+    samples = build_step_samples(examples, routines, registry, CONDITIONS["nl+distractor"],
+                                 seed=0, shuffle_tools=False)
+    systems: dict[str, set[str]] = {}
+    for sample in samples:
+        systems.setdefault(sample.routine, set()).add(sample.messages[0]["content"])
+    assert all(len(v) == 1 for v in systems.values())  # one system prompt per routine
+    assert len(set().union(*systems.values())) == len(systems)
+    for name, routine in routines.items():
+        (other,) = pick_distractors(routine, routines, 1, seed=0)
+        assert other.name != name
+        assert pick_distractors(routine, routines, 1, seed=0) == [other]
+    firsts = [next(iter(v)).index(f"# Routine: {name}") == next(iter(v)).index("# Routine:")
+              for name, v in systems.items()]
+    assert 0 < sum(firsts) < len(firsts)  # the target is listed first in some, not all
+
+
+def test_tasks_run_grouped_by_condition_then_routine(tmp_path):
+    asyncio.run(run_evaluation(config(tmp_path, protocols=["task"]), gold_model()))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "tasks.jsonl").read_text().splitlines()]
+    order = [(r["condition"], r["routine"]) for r in rows]
+    assert order == sorted(order, key=lambda c: (["none", "nl+track"].index(c[0]), c[1]))
 
 
 def test_perfect_model_scores_everything(tmp_path):
