@@ -367,6 +367,32 @@ def evaluate(
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status instead of exiting."""
     command = typer.main.get_command(app)
+    with _exit_on_sigterm():
+        return _main(command, argv)
+
+
+@contextlib.contextmanager
+def _exit_on_sigterm() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so an embedded model server started by a command stops too
+    (the default handler kills the process before any ``finally`` runs)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(command: click.Command, argv: list[str] | None) -> int:
     try:
         result = command.main(args=argv if argv is not None else sys.argv[1:],
                               prog_name="routine", standalone_mode=False)

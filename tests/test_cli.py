@@ -132,3 +132,35 @@ def test_readme_commands_exist():
     readme = (ROOT / "README.md").read_text()
     assert 'pip install -e ".[local,dev]"' in readme
     assert "routine run routines/hr/" in readme and "pytest" in readme
+
+
+def test_sigterm_stops_the_model_server_the_command_started(tmp_path):
+    """A terminated command still leaves its model context (the embedded server) cleanly."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    marker = tmp_path / "stopped"
+    script = textwrap.dedent(f"""
+        import contextlib, sys, time, pathlib
+        import routine.cli as cli
+
+        @contextlib.contextmanager
+        def server(*args, **kwargs):
+            try:
+                print("ready", flush=True)
+                time.sleep(60)
+                yield None
+            finally:
+                pathlib.Path({str(marker)!r}).write_text("stopped")
+
+        cli._model = server
+        sys.exit(cli.main(["eval", "eval/datasets/hr", "--out", {str(tmp_path / "run")!r}]))
+    """)
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                          cwd=ROOT) as proc:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    assert marker.read_text() == "stopped"
