@@ -26,7 +26,7 @@ from .stepeval import (CONDITIONS, StepResult, build_step_samples, pick_distract
 from .taskeval import TaskResult, pass_hat_k, run_task
 from .tools import FINISH_TOOL
 
-__all__ = ["EvalConfig", "run_evaluation", "summarize", "wilson"]
+__all__ = ["EvalConfig", "run_evaluation", "summarize", "wilson", "paired_gain"]
 
 Protocol = Literal["step", "task"]
 
@@ -62,6 +62,34 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def paired_gain(base: list[bool], other: list[bool], z: float = 1.96) -> dict[str, Any]:
+    """How much ``other`` beats ``base`` on the same samples (paired, in points of rate).
+
+    The 95% interval is the Wald interval of a paired difference of proportions; ``p`` is
+    the exact two-sided McNemar test on the discordant pairs."""
+    if len(base) != len(other):
+        raise ValueError("paired_gain needs the same samples under both conditions")
+    n = len(base)
+    if n == 0:
+        return {"n": 0, "gain": math.nan, "ci95": [math.nan, math.nan], "p": math.nan}
+    won = sum(1 for a, b in zip(base, other, strict=True) if b and not a)
+    lost = sum(1 for a, b in zip(base, other, strict=True) if a and not b)
+    gain = (won - lost) / n
+    half = z * math.sqrt(max(0.0, won + lost - (won - lost) ** 2 / n)) / n
+    discordant = won + lost
+    tail = sum(math.comb(discordant, i) for i in range(min(won, lost) + 1)) / 2 ** discordant
+    return {"n": n, "won": won, "lost": lost, "gain": gain,
+            "ci95": [max(-1.0, gain - half), min(1.0, gain + half)],
+            "p": min(1.0, 2 * tail) if discordant else 1.0}
+
+
+def _gain(rows: list[Any], base_rows: list[Any], key: Callable[[Any], Any],
+          ok: Callable[[Any], bool]) -> dict[str, Any]:
+    base = {key(r): ok(r) for r in base_rows}
+    shared = [r for r in rows if key(r) in base]
+    return paired_gain([base[key(r)] for r in shared], [ok(r) for r in shared])
+
+
 def _rate(items: list[bool]) -> dict[str, Any]:
     k, n = sum(items), len(items)
     lo, hi = wilson(k, n)
@@ -79,6 +107,7 @@ def summarize(steps: list[StepResult], tasks: list[TaskResult], config: EvalConf
               trials: int) -> dict[str, Any]:
     """Per-condition figures, each with its sample size and 95% interval."""
     out: dict[str, Any] = {"config": json.loads(config.model_dump_json()), "conditions": {}}
+    base = "none" if "none" in config.conditions else None
     for name in config.conditions:
         entry: dict[str, Any] = {"description": CONDITIONS[name].description}
         chosen = [s for s in steps if s.condition == name]
@@ -100,6 +129,10 @@ def summarize(steps: list[StepResult], tasks: list[TaskResult], config: EvalConf
                 "by_scenario": {k: _rate(v) for k, v in sorted(by_scenario.items())},
                 "seconds_per_sample": sum(s.seconds for s in chosen) / len(chosen),
             }
+            if base and name != base:
+                entry["step"]["gain_vs_none"] = _gain(
+                    chosen, [s for s in steps if s.condition == base],
+                    lambda s: s.sample_id, lambda s: s.correct)
         runs = [t for t in tasks if t.condition == name]
         if runs:
             per_task: dict[str, list[bool]] = defaultdict(list)
@@ -115,6 +148,10 @@ def summarize(steps: list[StepResult], tasks: list[TaskResult], config: EvalConf
                 "tasks": len(per_task),
                 "seconds_per_task": sum(t.seconds for t in runs) / len(runs),
             }
+            if base and name != base:
+                entry["task"]["gain_vs_none"] = _gain(
+                    runs, [t for t in tasks if t.condition == base],
+                    lambda t: (t.example_id, t.trial), lambda t: t.success)
         out["conditions"][name] = entry
     return out
 

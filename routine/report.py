@@ -28,18 +28,29 @@ def _pct(rate: dict[str, Any]) -> str:
 
 def markdown_table(summary: dict[str, Any]) -> str:
     """One row per condition: step accuracy by layer, partial credit, task success."""
-    lines = ["| condition | step accuracy | well-formed | right tool | tool F1 | arg match | "
-             "task success | end state ok | tool-seq F1 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| condition | step accuracy | gain vs none | well-formed | right tool | tool F1 | "
+             "arg match | task success | gain vs none | end state ok | tool-seq F1 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, entry in summary["conditions"].items():
         step, task = entry.get("step", {}), entry.get("task", {})
         layers = step.get("layers", {})
         lines.append(
-            f"| {name} | {_pct(step.get('accuracy', {}))} | {_pct(layers.get('format', {}))} | "
+            f"| {name} | {_pct(step.get('accuracy', {}))} | {_points(step.get('gain_vs_none'))} | "
+            f"{_pct(layers.get('format', {}))} | "
             f"{_pct(layers.get('tool', {}))} | {_num(step.get('tool_f1'))} | "
             f"{_num(step.get('arg_match'))} | {_pct(task.get('success', {}))} | "
+            f"{_points(task.get('gain_vs_none'))} | "
             f"{_pct(task.get('state_ok', {}))} | {_num(task.get('tool_f1'))} |")
     return "\n".join(lines)
+
+
+def _points(gain: dict[str, Any] | None) -> str:
+    """A paired gain in percentage points, its 95% interval and McNemar's p."""
+    if not gain or not gain.get("n"):
+        return "–"
+    lo, hi = gain["ci95"]
+    return (f"{100 * gain['gain']:+.1f} pt [{100 * lo:+.0f}, {100 * hi:+.0f}] "
+            f"p={gain['p']:.2g}")
 
 
 def _num(value: float | None) -> str:

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from routine.dataset import load_dataset, load_domain
-from routine.evalrun import EvalConfig, run_evaluation, wilson
+from routine.evalrun import EvalConfig, paired_gain, run_evaluation, wilson
 from routine.model import ModelReply
 from routine.report import CHARTS
 from routine.stepeval import CONDITIONS, build_step_samples, pick_distractors
@@ -111,6 +111,9 @@ def test_perfect_model_scores_everything(tmp_path):
         assert entry["step"]["accuracy"]["rate"] == 1.0 and entry["step"]["accuracy"]["n"] == 12
         assert entry["task"]["success"]["rate"] == 1.0 and entry["task"]["tasks"] == 3
         assert entry["task"]["tool_f1"] == 1.0
+    gain = summary["conditions"]["nl+track"]["step"]["gain_vs_none"]
+    assert (gain["n"], gain["gain"], gain["p"]) == (12, 0.0, 1.0)
+    assert "gain_vs_none" not in summary["conditions"]["none"]["step"]
 
 
 def test_bad_model_fails_in_the_right_layers(tmp_path):
@@ -160,6 +163,20 @@ def test_helpers():
     assert pass_hat_k([2, 1, 0], trials=2, k=2) == pytest.approx(1 / 3)
     lo, hi = wilson(8, 10)
     assert 0.44 < lo < 0.5 and 0.94 < hi < 0.97
+
+
+def test_paired_gain_counts_discordant_pairs():
+    base = [False] * 10 + [True] * 10
+    other = [True] * 8 + [False] * 2 + [False] + [True] * 9
+    gain = paired_gain(base, other)
+    assert (gain["n"], gain["won"], gain["lost"]) == (20, 8, 1)
+    assert gain["gain"] == pytest.approx(0.35)
+    assert gain["ci95"] == pytest.approx([0.35 - 0.2508, 0.35 + 0.2508], abs=1e-3)
+    assert gain["p"] == pytest.approx(2 * 10 / 512)  # exact McNemar, 1 of 9 discordant lost
+    same = paired_gain(base, base)
+    assert same["gain"] == 0 and same["p"] == 1.0
+    with pytest.raises(ValueError):
+        paired_gain(base, other[:-1])
 
 
 def test_report_only_runs_nothing(tmp_path):
