@@ -21,8 +21,7 @@ from pydantic import BaseModel, Field
 from .dataset import load_dataset, load_domain
 from .model import Model
 from .settings import RunSettings
-from .stepeval import (CONDITIONS, StepResult, build_step_samples, pick_distractors,
-                       run_step_sample)
+from .stepeval import CONDITIONS, StepResult, build_step_samples, pick_distractors, run_step_sample
 from .taskeval import TaskResult, pass_hat_k, run_task
 from .tools import FINISH_TOOL
 
