@@ -8,13 +8,43 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
 import uvicorn
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+from llama_cpp import Llama, StoppingCriteriaList
+from llama_cpp.llama_chat_format import ChatFormatterResponse, Jinja2ChatFormatter
 from llama_cpp.server import app as server_app
 from llama_cpp.server.settings import ModelSettings, ServerSettings
 
 from routine.embedded import chat_template
+from routine.parsing import first_call_complete
+
+
+class CallStopFormatter(Jinja2ChatFormatter):
+    """The chat template, plus a stop once a reply's first bare-JSON call is complete.
+
+    Small models write a call and then go on to invent its result or a chain of
+    later calls; :func:`routine.parsing.parse_reply` reads only that first call,
+    so the rest (about 60% of the 0.5B's generated tokens) is skipped."""
+
+    def __init__(self, llama: Llama, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._llama = llama
+
+    def __call__(self, **kwargs: Any) -> ChatFormatterResponse:
+        response = super().__call__(**kwargs)
+        llama, prompt_length = self._llama, -1
+
+        def call_complete(tokens: Any, logits: Any) -> bool:
+            nonlocal prompt_length
+            if prompt_length < 0:  # first call: the prompt, before any generated token
+                prompt_length = len(tokens)
+            text = llama.detokenize(list(tokens[prompt_length:])).decode("utf-8", "ignore")
+            return first_call_complete(text)
+
+        response.stopping_criteria = StoppingCriteriaList(
+            [*(response.stopping_criteria or []), call_complete])
+        return response
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,8 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     llama = server_app._llama_proxy(args.alias)  # type: ignore[misc]
     eos = "<|im_end|>"
-    llama.chat_handler = Jinja2ChatFormatter(
-        chat_template(), eos_token=eos, bos_token="",
+    llama.chat_handler = CallStopFormatter(
+        llama, chat_template(), eos_token=eos, bos_token="",
         stop_token_ids=[llama.token_eos(), *llama.tokenize(eos.encode(), special=True)],
     ).to_chat_handler()
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")

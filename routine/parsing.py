@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ParsedCall", "ParsedReply", "CallParseError", "parse_reply"]
+__all__ = ["ParsedCall", "ParsedReply", "CallParseError", "parse_reply", "first_call_complete"]
 
 _TAG_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
 _FENCE_RE = re.compile(r"```(?:json|tool_call|JSON)?\s*(.*?)```", re.S)
@@ -156,3 +156,22 @@ def parse_reply(content: str | None, tool_calls: list[dict[str, Any]] | None = N
             calls.append(call)
         return ParsedReply(calls, content.strip(), False)
     return _from_text(content)
+
+
+def first_call_complete(text: str) -> bool:
+    """True once more text cannot change the calls :func:`parse_reply` reads from ``text``.
+
+    That is when the reply holds a complete bare-JSON call and a line break after it,
+    and no ``<tool_call>`` tag or code fence (which would take precedence) has begun:
+    only the first bare call is read, so what a model writes next (small models go on
+    to invent the tool's result, or a chain of later calls) is discarded anyway. The
+    embedded server stops generating there."""
+    if "<tool_call>" in text or "```" in text:
+        return False
+    for value, _start, end in _json_values(text):
+        try:
+            if _calls_in(value):
+                return "\n" in text[end:]
+        except CallParseError:
+            return False
+    return False

@@ -143,3 +143,27 @@ def test_real_embedded_model_follows_a_two_step_routine(tmp_path):
     ]
     assert trace.outcome == "answered" and trace.steps_done == [
         "find_employee", "find_manager", "answer"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                    reason="needs llama-cpp-python")
+def test_server_stops_generating_once_the_first_bare_call_is_complete():
+    from routine._llama_server import CallStopFormatter
+
+    class Chars:  # a stand-in tokenizer: one token per character
+        def detokenize(self, tokens: list[int]) -> bytes:
+            return "".join(map(chr, tokens)).encode()
+
+    formatter = CallStopFormatter(Chars(), embedded.chat_template(), eos_token="<|im_end|>",
+                                  bos_token="", stop_token_ids=[0])
+    response = formatter(messages=[{"role": "user", "content": "Who manages Chen?"}])
+    assert response.prompt.endswith("<|im_start|>assistant\n")
+    prompt = [ord(c) for c in "PROMPT"]
+    reply = '{"name": "find_employee", "arguments": {"name": "Chen"}}\n{"id": 7, ...'
+    stops = [response.stopping_criteria(prompt + [ord(c) for c in reply[:n]], None)
+             for n in range(len(reply) + 1)]
+    assert stops.index(True) == reply.index("\n") + 1  # right after the call's line ends
+    # the template's own stop (end-of-turn token) still works
+    other = formatter(messages=[{"role": "user", "content": "hi"}])
+    assert other.stopping_criteria(prompt, None) is False
+    assert other.stopping_criteria(prompt + [0], None) is True

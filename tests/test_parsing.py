@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from routine.parsing import CallParseError, parse_reply
+from routine.parsing import CallParseError, first_call_complete, parse_reply
 
 
 @pytest.mark.parametrize("text", [
@@ -53,3 +53,26 @@ def test_plain_text_is_an_answer_not_a_call():
 def test_broken_calls_raise_a_model_facing_error(text, message):
     with pytest.raises(CallParseError, match=message):
         parse_reply(text)
+
+
+CALL = '{"name": "get_employee", "arguments": {"employee_id": 7}}'
+
+
+@pytest.mark.parametrize(("text", "complete"), [
+    (CALL, False),  # the model may still be writing
+    (CALL + "\n", True),
+    (CALL + '\n{"id": 7, "name": "invented result"}', True),
+    ('I will look that up. ' + CALL + "\n", True),
+    (CALL[:-5], False),  # not yet closed
+    ('{"id": 7}\n', False),  # JSON, but not a call
+    ("<tool_call>\n" + CALL + "\n", False),  # tagged: more tagged calls may follow
+    ("```json\n" + CALL + "\n", False),  # a fence takes precedence
+    ("The manager is Chen.\n", False),
+    ('{"name": "x", "arguments": 3}\n', False),  # unreadable: the error must be seen whole
+])
+def test_first_call_complete(text, complete):
+    assert first_call_complete(text) is complete
+    if complete:  # what follows cannot change what parse_reply reads
+        for tail in ("", '\n{"name": "other", "arguments": {}}', "\nDone."):
+            assert [(c.name, c.arguments) for c in parse_reply(text + tail).calls] == \
+                [("get_employee", {"employee_id": 7})]
