@@ -89,6 +89,17 @@ def _gain(rows: list[Any], base_rows: list[Any], key: Callable[[Any], Any],
     return paired_gain([base[key(r)] for r in shared], [ok(r) for r in shared])
 
 
+def _mean(values: list[float], z: float = 1.96) -> dict[str, Any]:
+    """Mean of a per-sample score in [0, 1] with a normal-approximation 95% interval."""
+    n = len(values)
+    if n == 0:
+        return {"n": 0, "mean": math.nan, "ci95": [math.nan, math.nan]}
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    half = z * sd / math.sqrt(n)
+    return {"n": n, "mean": mean, "ci95": [max(0.0, mean - half), min(1.0, mean + half)]}
+
+
 def _rate(items: list[bool]) -> dict[str, Any]:
     k, n = sum(items), len(items)
     lo, hi = wilson(k, n)
@@ -122,8 +133,8 @@ def summarize(steps: list[StepResult], tasks: list[TaskResult], config: EvalConf
                     "arguments": _rate([s.correct for s in chosen]),
                 },
                 "tool_steps": _rate([s.correct for s in chosen if s.expected_tool != FINISH_TOOL]),
-                "tool_f1": sum(s.tool_f1 for s in chosen) / len(chosen),
-                "arg_match": sum(s.arg_match for s in chosen) / len(chosen),
+                "tool_f1": _mean([s.tool_f1 for s in chosen]),
+                "arg_match": _mean([s.arg_match for s in chosen]),
                 "errors": dict(sorted(_count(s.layer or "correct" for s in chosen).items())),
                 "by_scenario": {k: _rate(v) for k, v in sorted(by_scenario.items())},
                 "seconds_per_sample": sum(s.seconds for s in chosen) / len(chosen),
@@ -142,7 +153,7 @@ def summarize(steps: list[StepResult], tasks: list[TaskResult], config: EvalConf
                 "success": _rate([t.success for t in runs]),
                 "state_ok": _rate([t.state_ok for t in runs]),
                 "facts_ok": _rate([t.facts_ok for t in runs]),
-                "tool_f1": sum(t.tool_f1 for t in runs) / len(runs),
+                "tool_f1": _mean([t.tool_f1 for t in runs]),
                 "pass_k": {str(k): pass_hat_k(full, trials, k) for k in range(1, trials + 1)},
                 "tasks": len(per_task),
                 "seconds_per_task": sum(t.seconds for t in runs) / len(runs),

@@ -53,9 +53,12 @@ def _points(gain: dict[str, Any] | None) -> str:
             f"p={gain['p']:.2g}")
 
 
-def _num(value: float | None) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) \
-        else f"{value:.3f}"
+def _num(value: dict[str, Any] | None) -> str:
+    """A mean score with its 95% interval and sample size."""
+    if not value or not value.get("n"):
+        return "–"
+    lo, hi = value["ci95"]
+    return f"{value['mean']:.2f} [{lo:.2f}–{hi:.2f}] (n={value['n']})"
 
 
 def _charts(summary: dict[str, Any], folder: Path) -> list[Path]:

@@ -110,7 +110,7 @@ def test_perfect_model_scores_everything(tmp_path):
         entry = summary["conditions"][name]
         assert entry["step"]["accuracy"]["rate"] == 1.0 and entry["step"]["accuracy"]["n"] == 12
         assert entry["task"]["success"]["rate"] == 1.0 and entry["task"]["tasks"] == 3
-        assert entry["task"]["tool_f1"] == 1.0
+        assert entry["task"]["tool_f1"] == {"n": 3, "mean": 1.0, "ci95": [1.0, 1.0]}
     gain = summary["conditions"]["nl+track"]["step"]["gain_vs_none"]
     assert (gain["n"], gain["gain"], gain["p"]) == (12, 0.0, 1.0)
     assert "gain_vs_none" not in summary["conditions"]["none"]["step"]
@@ -163,6 +163,15 @@ def test_helpers():
     assert pass_hat_k([2, 1, 0], trials=2, k=2) == pytest.approx(1 / 3)
     lo, hi = wilson(8, 10)
     assert 0.44 < lo < 0.5 and 0.94 < hi < 0.97
+
+
+def test_mean_scores_carry_an_interval():
+    from routine.evalrun import _mean
+
+    score = _mean([0.0, 1.0, 1.0, 1.0])
+    assert score["n"] == 4 and score["mean"] == 0.75
+    assert score["ci95"] == pytest.approx([0.75 - 1.96 * 0.5 / 2, 1.0])  # sd 0.5, clipped
+    assert _mean([])["n"] == 0
 
 
 def test_paired_gain_counts_discordant_pairs():
