@@ -76,3 +76,31 @@ def test_first_call_complete(text, complete):
         for tail in ("", '\n{"name": "other", "arguments": {}}', "\nDone."):
             assert [(c.name, c.arguments) for c in parse_reply(text + tail).calls] == \
                 [("get_employee", {"employee_id": 7})]
+
+
+def _calls_or_error(text: str) -> object:
+    try:
+        reply = parse_reply(text)
+    except CallParseError:
+        return "unreadable"
+    return [(c.name, c.arguments) for c in reply.calls] or reply.text
+
+
+def test_recorded_replies_cut_where_the_server_stops_parse_the_same():
+    """Every reply a real model gave in a committed evaluation, cut where the embedded
+    server's early stop would have fired, reads exactly as the whole reply."""
+    import json
+
+    from .conftest import ROOT
+
+    texts = [json.loads(line)["text"] for path in sorted(ROOT.glob("eval/results/*/steps.jsonl"))
+             for line in path.read_text().splitlines() if line.strip()]
+    assert len(texts) > 300
+    cut = 0
+    for text in texts:
+        stops = [i + 1 for i, ch in enumerate(text) if ch == "\n"
+                 and first_call_complete(text[:i + 1])]
+        if stops and stops[0] < len(text):
+            cut += 1
+            assert _calls_or_error(text[:stops[0]]) == _calls_or_error(text), text[:300]
+    assert cut > 100  # the replies written before the stop existed do run on
