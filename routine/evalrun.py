@@ -195,7 +195,8 @@ async def run_evaluation(config: EvalConfig, model: Model,
                             "required": ["answer"]}
     sampling = {"temperature": config.temperature, "max_tokens": config.max_tokens,
                 "seed": config.seed}
-    jobs: list[Callable[[], Any]] = []
+    step_jobs: list[tuple[tuple[Any, ...], Callable[[], Any]]] = []
+    task_jobs: list[tuple[tuple[Any, ...], Callable[[], Any]]] = []
     selected_steps: set[tuple[str, str]] = set()  # this config's samples: only they are reported
     selected_tasks: set[tuple[str, str]] = set()
 
@@ -208,31 +209,37 @@ async def run_evaluation(config: EvalConfig, model: Model,
                                                              config.step_limit))
                 samples = [s for s in samples if s.id in keep]
             selected_steps |= {(name, s.id) for s in samples}
-            for sample in samples:
+            for position, sample in enumerate(samples):
                 if (name, sample.id) not in done_steps:
-                    jobs.append(lambda s=sample, c=name: _step_job(
-                        s, c, model, schemas, domain.arg_modes, sampling, steps_path))
+                    step_jobs.append((
+                        (sample.routine or "", _prompt_group(CONDITIONS[name]), position),
+                        lambda s=sample, c=name: _step_job(
+                            s, c, model, schemas, domain.arg_modes, sampling, steps_path)))
     if "task" in config.protocols:
         chosen = examples
         if config.task_limit is not None and len(examples) > config.task_limit:
             chosen = rng.sample(examples, config.task_limit)
         settings = RunSettings(temperature=config.temperature, max_tokens=config.max_tokens,
                                seed=config.seed, max_steps=12)
-        # Grouped by condition, then routine: consecutive prompts share their system prompt,
-        # so a server's prompt cache holds (a cold 3,500-token prompt costs ~40 s on a CPU).
-        chosen = sorted(chosen, key=lambda e: (e.routine or "", e.id))
         for name in config.conditions:
+            condition = CONDITIONS[name]
             for example in chosen:
-                condition = CONDITIONS[name]
                 routine = routines[example.routine or ""]
                 others = pick_distractors(routine, routines, condition.distractors, config.seed)
                 selected_tasks.add((name, example.id))
                 for trial in range(config.trials):
                     if (name, example.id, trial) not in done_tasks:
-                        jobs.append(lambda e=example, r=routine, o=others, c=condition, t=trial:
-                                    _task_job(e, r, o, registry, model, c, t, settings,
-                                              domain.toolset_name(),
-                                              tasks_path))
+                        task_jobs.append((
+                            (routine.name, _prompt_group(condition), example.id, trial),
+                            lambda e=example, r=routine, o=others, c=condition, t=trial:
+                            _task_job(e, r, o, registry, model, c, t, settings,
+                                      domain.toolset_name(), tasks_path)))
+    # Run order: steps, then tasks; each grouped by routine, and within a routine by the
+    # system prompt the condition gives (nl and nl+track share theirs). Consecutive
+    # prompts then share their start, so a server's prompt cache holds: a cold 3,500-token
+    # prompt costs ~40 s on a CPU. A partial run covers every condition on the same samples.
+    jobs = [job for _, job in sorted(step_jobs, key=lambda kj: kj[0])] + \
+        [job for _, job in sorted(task_jobs, key=lambda kj: kj[0])]
     if not config.report_only:
         await _run_jobs(jobs, config.concurrency, on_progress)
     steps = [s for s in _read(steps_path, StepResult) if (s.condition, s.sample_id)
@@ -242,6 +249,11 @@ async def run_evaluation(config: EvalConfig, model: Model,
     summary = summarize(steps, tasks, config, config.trials)
     write_report(summary, steps, config.out)
     return summary
+
+
+def _prompt_group(condition: Any) -> tuple[str, int, bool]:
+    """Conditions with equal keys up to the last share their system prompt."""
+    return (condition.routine_format, condition.distractors, condition.step_tracking)
 
 
 def _append(path: Path, record: BaseModel) -> None:

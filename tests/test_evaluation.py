@@ -97,11 +97,19 @@ def test_distractors_are_fixed_per_routine_so_prompts_share_a_prefix():
     assert 0 < sum(firsts) < len(firsts)  # the target is listed first in some, not all
 
 
-def test_tasks_run_grouped_by_condition_then_routine(tmp_path):
-    asyncio.run(run_evaluation(config(tmp_path, protocols=["task"]), gold_model()))
-    rows = [json.loads(line) for line in (tmp_path / "run" / "tasks.jsonl").read_text().splitlines()]
-    order = [(r["condition"], r["routine"]) for r in rows]
-    assert order == sorted(order, key=lambda c: (["none", "nl+track"].index(c[0]), c[1]))
+def test_jobs_run_grouped_by_routine_then_by_shared_system_prompt(tmp_path):
+    cfg = config(tmp_path, conditions=["none", "nl+track", "json", "nl"], step_limit=None,
+                 task_limit=4)
+    asyncio.run(run_evaluation(cfg, gold_model()))
+    for name in ("steps", "tasks"):
+        rows = [json.loads(line) for line in (tmp_path / "run" / f"{name}.jsonl").read_text()
+                .splitlines()]
+        routines = [r["routine"] for r in rows]
+        assert routines == sorted(routines)  # one routine after another
+        for routine in set(routines):
+            order = [r["condition"] for r in rows if r["routine"] == routine]
+            blocks = [c for i, c in enumerate(order) if i == 0 or order[i - 1] != c]
+            assert blocks == ["json", "nl", "nl+track", "none"]  # nl beside nl+track
 
 
 def test_perfect_model_scores_everything(tmp_path):
