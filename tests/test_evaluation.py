@@ -100,7 +100,14 @@ def test_distractors_are_fixed_per_routine_so_prompts_share_a_prefix():
 def test_jobs_run_grouped_by_routine_then_by_shared_system_prompt(tmp_path):
     cfg = config(tmp_path, conditions=["none", "nl+track", "json", "nl"], step_limit=None,
                  task_limit=4)
-    asyncio.run(run_evaluation(cfg, gold_model()))
+    model = gold_model()
+    asyncio.run(run_evaluation(cfg, model))
+    # every request, step sample or task turn, in routine order: a routine's tasks run
+    # beside its step samples (a task's first prompt is a step sample's), not at the end
+    routine_of = {e.query: e.routine for e in load_dataset(HR)}
+    asked = [routine_of[next(m["content"] for m in r.messages if m["role"] == "user")]
+             for r in model.requests]
+    assert asked == sorted(asked)
     for name in ("steps", "tasks"):
         rows = [json.loads(line) for line in (tmp_path / "run" / f"{name}.jsonl").read_text()
                 .splitlines()]
