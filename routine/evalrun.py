@@ -212,7 +212,8 @@ async def run_evaluation(config: EvalConfig, model: Model,
             for position, sample in enumerate(samples):
                 if (name, sample.id) not in done_steps:
                     step_jobs.append((
-                        (sample.routine or "", _prompt_group(CONDITIONS[name]), 0, position),
+                        (_prompt_routine(CONDITIONS[name], sample.routine),
+                         _prompt_group(CONDITIONS[name]), 0, position),
                         lambda s=sample, c=name: _step_job(
                             s, c, model, schemas, domain.arg_modes, sampling, steps_path)))
     if "task" in config.protocols:
@@ -230,15 +231,17 @@ async def run_evaluation(config: EvalConfig, model: Model,
                 for trial in range(config.trials):
                     if (name, example.id, trial) not in done_tasks:
                         task_jobs.append((
-                            (routine.name, _prompt_group(condition), 1, example.id, trial),
+                            (_prompt_routine(condition, routine.name), _prompt_group(condition),
+                             1, example.id, trial),
                             lambda e=example, r=routine, o=others, c=condition, t=trial:
                             _task_job(e, r, o, registry, model, c, t, settings,
                                       domain.toolset_name(), tasks_path)))
-    # Run order: grouped by routine; within a routine by the system prompt the condition
-    # gives (nl and nl+track share theirs); within that, step samples, then tasks (whose
-    # first prompt is a step sample's). Consecutive prompts then share their start, so a
-    # server's prompt cache holds: a cold 3,500-token prompt costs ~40 s on a CPU. A
-    # partial run covers every condition and both protocols on the same routines.
+    # Run order: the no-routine condition first (one system prompt for all), then grouped
+    # by routine; within a routine by the system prompt the condition gives (nl and
+    # nl+track share theirs); within that, step samples, then tasks (whose first prompt is
+    # a step sample's). Consecutive prompts then share their start, so a server's prompt
+    # cache holds: a cold 3,500-token prompt costs ~40 s on a CPU. A partial run covers
+    # every condition and both protocols on the same routines.
     jobs = [job for _, job in sorted(step_jobs + task_jobs, key=lambda kj: kj[0])]
     if not config.report_only:
         await _run_jobs(jobs, config.concurrency, on_progress)
@@ -249,6 +252,11 @@ async def run_evaluation(config: EvalConfig, model: Model,
     summary = summarize(steps, tasks, config, config.trials)
     write_report(summary, steps, config.out)
     return summary
+
+
+def _prompt_routine(condition: Any, routine: str | None) -> str:
+    """The routine a condition's prompt shows: none at all for the no-routine condition."""
+    return "" if condition.routine_format == "none" else routine or ""
 
 
 def _prompt_group(condition: Any) -> tuple[str, int, bool]:

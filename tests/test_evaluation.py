@@ -106,17 +106,20 @@ def test_jobs_run_grouped_by_routine_then_by_shared_system_prompt(tmp_path):
     # beside its step samples (a task's first prompt is a step sample's), not at the end
     routine_of = {e.query: e.routine for e in load_dataset(HR)}
     asked = [routine_of[next(m["content"] for m in r.messages if m["role"] == "user")]
-             for r in model.requests]
-    assert asked == sorted(asked)
+             if "# Routine" in r.messages[0]["content"] else "" for r in model.requests]
+    assert asked == sorted(asked)  # "": no routine shown, all of them first
+    assert asked[0] == "" and asked[-1] != ""
     for name in ("steps", "tasks"):
         rows = [json.loads(line) for line in (tmp_path / "run" / f"{name}.jsonl").read_text()
                 .splitlines()]
+        assert {r["condition"] for r in rows[:4]} == {"none"}  # no routine shown: all first
+        rows = [r for r in rows if r["condition"] != "none"]
         routines = [r["routine"] for r in rows]
         assert routines == sorted(routines)  # one routine after another
         for routine in set(routines):
             order = [r["condition"] for r in rows if r["routine"] == routine]
             blocks = [c for i, c in enumerate(order) if i == 0 or order[i - 1] != c]
-            assert blocks == ["json", "nl", "nl+track", "none"]  # nl beside nl+track
+            assert blocks == ["json", "nl", "nl+track"]  # nl beside nl+track
 
 
 def test_perfect_model_scores_everything(tmp_path):
