@@ -6,6 +6,7 @@ a typed trace of every step.
 """
 
 from .errors import (
+    EvalConfigError,
     ModelRequestError,
     ModelRequestsForbidden,
     ModelUnavailable,
@@ -25,6 +26,7 @@ from .validate import Problem, check_routine
 
 __all__ = [
     "Agent",
+    "EvalConfigError",
     "LoadedRoutine",
     "Model",
     "ModelReply",

@@ -328,6 +328,8 @@ def evaluate(
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint.")] = None,
     api_key: Annotated[str | None, typer.Option(help="API key for the endpoint.")] = None,
     model_cache: Annotated[Path | None, typer.Option(help="Embedded model cache.")] = None,
+    routines: Annotated[str | None, typer.Option(
+        help="Comma-separated routine names: only their queries.")] = None,
     report_only: Annotated[bool, typer.Option(
         help="Rebuild the report from the results in --out; run nothing.")] = False,
 ) -> None:
@@ -349,7 +351,8 @@ def evaluate(
             protocols=[p.strip() for p in protocols.split(",") if p.strip()],  # type: ignore[misc]
             step_limit=steps or None, task_limit=tasks or None, trials=trials, seed=seed,
             shuffle_tools=shuffle_tools, concurrency=concurrency, temperature=temperature,
-            model=client.name, report_only=report_only)
+            model=client.name, report_only=report_only,
+            routines=[r.strip() for r in routines.split(",") if r.strip()] if routines else None)
         with Progress("[progress.description]{task.description}", BarColumn(),
                       MofNCompleteColumn(), TimeRemainingColumn(), console=err) as progress:
             bar = progress.add_task("evaluating", total=None)

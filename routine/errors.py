@@ -27,6 +27,7 @@ __all__ = [
     "ModelRequestsForbidden",
     "RunFailed",
     "ModelRequestError",
+    "EvalConfigError",
 ]
 
 
@@ -66,3 +67,7 @@ class RunFailed(RoutineError):
         self.reason = reason
         self.trace = trace
         super().__init__(reason)
+
+
+class EvalConfigError(RoutineError, ValueError):
+    """An evaluation names a condition or routine that does not exist."""

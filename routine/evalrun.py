@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .dataset import load_dataset, load_domain
+from .errors import EvalConfigError
 from .model import Model
 from .settings import RunSettings
 from .stepeval import CONDITIONS, StepResult, build_step_samples, pick_distractors, run_step_sample
@@ -47,6 +48,7 @@ class EvalConfig(BaseModel):
     temperature: float = 0.0
     max_tokens: int = 256
     model: str = ""
+    routines: list[str] | None = Field(None, description="Only these routines' queries.")
     report_only: bool = Field(False, description="Only rebuild the report from the results.")
 
 
@@ -180,11 +182,17 @@ async def run_evaluation(config: EvalConfig, model: Model,
 
     for name in config.conditions:
         if name not in CONDITIONS:
-            raise ValueError(f"unknown condition {name!r}; choose from {', '.join(CONDITIONS)}")
+            raise EvalConfigError(f"unknown condition {name!r}; choose from {', '.join(CONDITIONS)}")
     domain = load_domain(config.dataset)
     registry = domain.registry()
     routines = {n: loaded.routine for n, loaded in domain.routines().items()}
     examples = [e for e in load_dataset(config.dataset, (config.split,)) if e.kind == "routine"]
+    if config.routines is not None:
+        unknown = sorted(set(config.routines) - set(routines))
+        if unknown:
+            raise EvalConfigError(f"unknown routine(s) {', '.join(unknown)}; the domain has "
+                             f"{', '.join(sorted(routines))}")
+        examples = [e for e in examples if e.routine in config.routines]
     rng = random.Random(config.seed)
     config.out.mkdir(parents=True, exist_ok=True)
     steps_path, tasks_path = config.out / "steps.jsonl", config.out / "tasks.jsonl"

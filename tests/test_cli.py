@@ -164,3 +164,13 @@ def test_sigterm_stops_the_model_server_the_command_started(tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 128 + signal.SIGTERM
     assert marker.read_text() == "stopped"
+
+
+def test_eval_refuses_an_unknown_condition_or_routine_in_one_line(tmp_path, capsys):
+    for option, value in (("--conditions", "nl,magic"), ("--routines", "nope")):
+        code = main(["eval", str(ROOT / "eval" / "datasets" / "hr"), "--out",
+                     str(tmp_path / "run"), option, value, "--report-only"])
+        err = capsys.readouterr().err
+        assert code == 1
+        assert "error:" in err and ("magic" in err or "nope" in err)
+        assert "Traceback" not in err

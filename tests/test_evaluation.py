@@ -170,6 +170,17 @@ def test_runs_resume_and_write_reports(tmp_path):
 def test_unknown_condition_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown condition"):
         asyncio.run(run_evaluation(config(tmp_path, conditions=["magic"]), gold_model()))
+    with pytest.raises(ValueError, match="unknown routine.*nope.*the domain has"):
+        asyncio.run(run_evaluation(config(tmp_path, routines=["nope"]), gold_model()))
+
+
+def test_routines_option_keeps_only_their_queries(tmp_path):
+    cfg = config(tmp_path, routines=["manager_lookup"], step_limit=None, task_limit=None)
+    summary = asyncio.run(run_evaluation(cfg, gold_model()))
+    rows = [json.loads(line) for name in ("steps", "tasks")
+            for line in (tmp_path / "run" / f"{name}.jsonl").read_text().splitlines()]
+    assert rows and {r["routine"] for r in rows} == {"manager_lookup"}
+    assert summary["config"]["routines"] == ["manager_lookup"]
 
 
 def test_helpers():
