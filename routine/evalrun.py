@@ -192,7 +192,6 @@ async def run_evaluation(config: EvalConfig, model: Model,
         if unknown:
             raise EvalConfigError(f"unknown routine(s) {', '.join(unknown)}; the domain has "
                              f"{', '.join(sorted(routines))}")
-        examples = [e for e in examples if e.routine in config.routines]
     rng = random.Random(config.seed)
     config.out.mkdir(parents=True, exist_ok=True)
     steps_path, tasks_path = config.out / "steps.jsonl", config.out / "tasks.jsonl"
@@ -216,6 +215,7 @@ async def run_evaluation(config: EvalConfig, model: Model,
                 keep = set(random.Random(config.seed).sample(sorted(s.id for s in samples),
                                                              config.step_limit))
                 samples = [s for s in samples if s.id in keep]
+            samples = [s for s in samples if _wanted(config, s.routine)]
             selected_steps |= {(name, s.id) for s in samples}
             for position, sample in enumerate(samples):
                 if (name, sample.id) not in done_steps:
@@ -228,6 +228,7 @@ async def run_evaluation(config: EvalConfig, model: Model,
         chosen = examples
         if config.task_limit is not None and len(examples) > config.task_limit:
             chosen = rng.sample(examples, config.task_limit)
+        chosen = [e for e in chosen if _wanted(config, e.routine)]
         settings = RunSettings(temperature=config.temperature, max_tokens=config.max_tokens,
                                seed=config.seed, max_steps=12)
         for name in config.conditions:
@@ -260,6 +261,11 @@ async def run_evaluation(config: EvalConfig, model: Model,
     summary = summarize(steps, tasks, config, config.trials)
     write_report(summary, steps, config.out)
     return summary
+
+
+def _wanted(config: EvalConfig, routine: str | None) -> bool:
+    """``--routines`` narrows the fixed sample; it does not draw another one."""
+    return config.routines is None or routine in config.routines
 
 
 def _prompt_routine(condition: Any, routine: str | None) -> str:

@@ -174,13 +174,22 @@ def test_unknown_condition_is_refused(tmp_path):
         asyncio.run(run_evaluation(config(tmp_path, routines=["nope"]), gold_model()))
 
 
-def test_routines_option_keeps_only_their_queries(tmp_path):
-    cfg = config(tmp_path, routines=["manager_lookup"], step_limit=None, task_limit=None)
+def test_routines_option_narrows_the_same_sample(tmp_path):
+    full = asyncio.run(run_evaluation(config(tmp_path, task_limit=12), gold_model()))
+    assert full["conditions"]["none"]["task"]["tasks"] == 12
+    rows = [json.loads(line) for line in (tmp_path / "run" / "tasks.jsonl").read_text()
+            .splitlines()]
+    some = sorted({r["routine"] for r in rows})[:2]
+    expected = {r["example_id"] for r in rows if r["routine"] in some}
+    cfg = config(tmp_path, routines=some, task_limit=12, report_only=True)
     summary = asyncio.run(run_evaluation(cfg, gold_model()))
-    rows = [json.loads(line) for name in ("steps", "tasks")
-            for line in (tmp_path / "run" / f"{name}.jsonl").read_text().splitlines()]
-    assert rows and {r["routine"] for r in rows} == {"manager_lookup"}
-    assert summary["config"]["routines"] == ["manager_lookup"]
+    assert summary["config"]["routines"] == some
+    assert summary["conditions"]["none"]["task"]["tasks"] == len(expected) < 12
+    model = gold_model()  # a new run of only those routines draws nothing new
+    asyncio.run(run_evaluation(config(tmp_path / "b", routines=some, task_limit=12), model))
+    again = [json.loads(line) for line in (tmp_path / "b" / "run" / "tasks.jsonl").read_text()
+             .splitlines()]
+    assert {r["example_id"] for r in again} == expected
 
 
 def test_helpers():
