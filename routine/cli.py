@@ -347,12 +347,12 @@ def evaluate(
     with models as client:
         config = EvalConfig(
             dataset=dataset, out=out, split=split,
-            conditions=[c.strip() for c in conditions.split(",") if c.strip()],
-            protocols=[p.strip() for p in protocols.split(",") if p.strip()],  # type: ignore[misc]
+            conditions=_csv(conditions),
+            protocols=_csv(protocols),  # type: ignore[arg-type]
             step_limit=steps or None, task_limit=tasks or None, trials=trials, seed=seed,
             shuffle_tools=shuffle_tools, concurrency=concurrency, temperature=temperature,
             model=client.name, report_only=report_only,
-            routines=[r.strip() for r in routines.split(",") if r.strip()] if routines else None)
+            routines=_csv(routines) if routines else None)
         with Progress("[progress.description]{task.description}", BarColumn(),
                       MofNCompleteColumn(), TimeRemainingColumn(), console=err) as progress:
             bar = progress.add_task("evaluating", total=None)
@@ -365,6 +365,11 @@ def evaluate(
     console_out = Console(width=250)
     console_out.print(out_table, markup=False, highlight=False, soft_wrap=True)
     err.print(f"report: {out / 'report.html'}")
+
+
+def _csv(text: str) -> list[str]:
+    """The items of a comma-separated option."""
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,14 @@ from .dataset import load_dataset, load_domain
 from .errors import EvalConfigError
 from .model import Model
 from .settings import RunSettings
-from .stepeval import CONDITIONS, StepResult, build_step_samples, pick_distractors, run_step_sample
+from .stepeval import (
+    CONDITIONS,
+    Condition,
+    StepResult,
+    build_step_samples,
+    pick_distractors,
+    run_step_sample,
+)
 from .taskeval import TaskResult, pass_hat_k, run_task
 from .tools import FINISH_TOOL
 
@@ -75,18 +82,18 @@ def paired_gain(base: list[bool], other: list[bool], z: float = 1.96) -> dict[st
         return {"n": 0, "gain": math.nan, "ci95": [math.nan, math.nan], "p": math.nan}
     won = sum(1 for a, b in zip(base, other, strict=True) if b and not a)
     lost = sum(1 for a, b in zip(base, other, strict=True) if a and not b)
-    gain = (won - lost) / n
-    half = z * math.sqrt(max(0.0, won + lost - (won - lost) ** 2 / n)) / n
     discordant = won + lost
+    gain = (won - lost) / n
+    half = z * math.sqrt(max(0.0, discordant - (won - lost) ** 2 / n)) / n
     tail = sum(math.comb(discordant, i) for i in range(min(won, lost) + 1)) / 2 ** discordant
     return {"n": n, "won": won, "lost": lost, "gain": gain,
             "ci95": [max(-1.0, gain - half), min(1.0, gain + half)],
             "p": min(1.0, 2 * tail) if discordant else 1.0}
 
 
-def _gain(rows: list[Any], base_rows: list[Any], key: Callable[[Any], Any],
+def _gain(rows: list[Any], base: dict[Any, bool], key: Callable[[Any], Any],
           ok: Callable[[Any], bool]) -> dict[str, Any]:
-    base = {key(r): ok(r) for r in base_rows}
+    """:func:`paired_gain` of ``rows`` over the baseline verdicts ``base`` (by ``key``)."""
     shared = [r for r in rows if key(r) in base]
     return paired_gain([base[key(r)] for r in shared], [ok(r) for r in shared])
 
@@ -120,6 +127,8 @@ def summarize(steps: list[StepResult], tasks: list[TaskResult], config: EvalConf
     """Per-condition figures, each with its sample size and 95% interval."""
     out: dict[str, Any] = {"config": json.loads(config.model_dump_json()), "conditions": {}}
     base = "none" if "none" in config.conditions else None
+    base_steps = {s.sample_id: s.correct for s in steps if s.condition == base}
+    base_tasks = {(t.example_id, t.trial): t.success for t in tasks if t.condition == base}
     for name in config.conditions:
         entry: dict[str, Any] = {"description": CONDITIONS[name].description}
         chosen = [s for s in steps if s.condition == name]
@@ -143,8 +152,7 @@ def summarize(steps: list[StepResult], tasks: list[TaskResult], config: EvalConf
             }
             if base and name != base:
                 entry["step"]["gain_vs_none"] = _gain(
-                    chosen, [s for s in steps if s.condition == base],
-                    lambda s: s.sample_id, lambda s: s.correct)
+                    chosen, base_steps, lambda s: s.sample_id, lambda s: s.correct)
         runs = [t for t in tasks if t.condition == name]
         if runs:
             per_task: dict[str, list[bool]] = defaultdict(list)
@@ -162,8 +170,7 @@ def summarize(steps: list[StepResult], tasks: list[TaskResult], config: EvalConf
             }
             if base and name != base:
                 entry["task"]["gain_vs_none"] = _gain(
-                    runs, [t for t in tasks if t.condition == base],
-                    lambda t: (t.example_id, t.trial), lambda t: t.success)
+                    runs, base_tasks, lambda t: (t.example_id, t.trial), lambda t: t.success)
         out["conditions"][name] = entry
     return out
 
@@ -202,8 +209,7 @@ async def run_evaluation(config: EvalConfig, model: Model,
                             "required": ["answer"]}
     sampling = {"temperature": config.temperature, "max_tokens": config.max_tokens,
                 "seed": config.seed}
-    step_jobs: list[tuple[tuple[Any, ...], Callable[[], Any]]] = []
-    task_jobs: list[tuple[tuple[Any, ...], Callable[[], Any]]] = []
+    keyed_jobs: list[tuple[tuple[Any, ...], Callable[[], Any]]] = []  # (run-order key, job)
     selected_steps: set[tuple[str, str]] = set()  # this config's samples: only they are reported
     selected_tasks: set[tuple[str, str]] = set()
 
@@ -219,7 +225,7 @@ async def run_evaluation(config: EvalConfig, model: Model,
             selected_steps |= {(name, s.id) for s in samples}
             for position, sample in enumerate(samples):
                 if (name, sample.id) not in done_steps:
-                    step_jobs.append((
+                    keyed_jobs.append((
                         (_prompt_routine(CONDITIONS[name], sample.routine),
                          _prompt_group(CONDITIONS[name]), 0, position),
                         lambda s=sample, c=name: _step_job(
@@ -239,7 +245,7 @@ async def run_evaluation(config: EvalConfig, model: Model,
                 selected_tasks.add((name, example.id))
                 for trial in range(config.trials):
                     if (name, example.id, trial) not in done_tasks:
-                        task_jobs.append((
+                        keyed_jobs.append((
                             (_prompt_routine(condition, routine.name), _prompt_group(condition),
                              1, example.id, trial),
                             lambda e=example, r=routine, o=others, c=condition, t=trial:
@@ -251,7 +257,7 @@ async def run_evaluation(config: EvalConfig, model: Model,
     # a step sample's). Consecutive prompts then share their start, so a server's prompt
     # cache holds: a cold 3,500-token prompt costs ~40 s on a CPU. A partial run covers
     # every condition and both protocols on the same routines.
-    jobs = [job for _, job in sorted(step_jobs + task_jobs, key=lambda kj: kj[0])]
+    jobs = [job for _, job in sorted(keyed_jobs, key=lambda kj: kj[0])]
     if not config.report_only:
         await _run_jobs(jobs, config.concurrency, on_progress)
     steps = [s for s in _read(steps_path, StepResult) if (s.condition, s.sample_id)
@@ -268,12 +274,12 @@ def _wanted(config: EvalConfig, routine: str | None) -> bool:
     return config.routines is None or routine in config.routines
 
 
-def _prompt_routine(condition: Any, routine: str | None) -> str:
+def _prompt_routine(condition: Condition, routine: str | None) -> str:
     """The routine a condition's prompt shows: none at all for the no-routine condition."""
     return "" if condition.routine_format == "none" else routine or ""
 
 
-def _prompt_group(condition: Any) -> tuple[str, int, bool]:
+def _prompt_group(condition: Condition) -> tuple[str, int, bool]:
     """Conditions with equal keys up to the last share their system prompt."""
     return (condition.routine_format, condition.distractors, condition.step_tracking)
 
