@@ -25,7 +25,7 @@ class CallStopFormatter(Jinja2ChatFormatter):
 
     Small models write a call and then go on to invent its result or a chain of
     later calls; :func:`routine.parsing.parse_reply` reads only that first call,
-    so the rest (about 60% of the 0.5B's generated tokens) is skipped."""
+    so the rest is skipped (53% of the characters of the 0.5B replies in ``tests/data``)."""
 
     def __init__(self, llama: Llama, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
