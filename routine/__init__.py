@@ -7,6 +7,7 @@ a typed trace of every step.
 
 from .errors import (
     EvalConfigError,
+    EvalResultsError,
     ModelRequestError,
     ModelRequestsForbidden,
     ModelUnavailable,
@@ -27,6 +28,7 @@ from .validate import Problem, check_routine
 __all__ = [
     "Agent",
     "EvalConfigError",
+    "EvalResultsError",
     "LoadedRoutine",
     "Model",
     "ModelReply",

@@ -28,6 +28,7 @@ __all__ = [
     "RunFailed",
     "ModelRequestError",
     "EvalConfigError",
+    "EvalResultsError",
 ]
 
 
@@ -71,3 +72,7 @@ class RunFailed(RoutineError):
 
 class EvalConfigError(RoutineError, ValueError):
     """An evaluation names a condition or routine that does not exist."""
+
+
+class EvalResultsError(RoutineError, ValueError):
+    """A results file in an evaluation's output folder holds a line that is not a record."""

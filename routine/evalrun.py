@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import random
 from collections import defaultdict
@@ -16,10 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from .dataset import load_dataset, load_domain
-from .errors import EvalConfigError
+from .errors import EvalConfigError, EvalResultsError
 from .model import Model
 from .settings import RunSettings
 from .stepeval import (
@@ -36,6 +37,7 @@ from .tools import FINISH_TOOL
 __all__ = ["EvalConfig", "run_evaluation", "summarize", "wilson", "paired_gain"]
 
 Protocol = Literal["step", "task"]
+_log = logging.getLogger(__name__)
 
 
 class EvalConfig(BaseModel):
@@ -116,10 +118,39 @@ def _rate(items: list[bool]) -> dict[str, Any]:
 
 
 def _read(path: Path, model: type[BaseModel]) -> list[Any]:
+    """The records of a results file; a corrupt line is one clear error naming it."""
     if not path.exists():
         return []
-    return [model.model_validate_json(line) for line in path.read_text().splitlines()
-            if line.strip()]
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(model.model_validate_json(line))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise EvalResultsError(
+                f"{path}:{number}: not a {model.__name__} record ({first['msg']}); expected one "
+                "JSON object per line as `routine eval` writes it. Delete the line to rerun "
+                "that sample.") from None
+    return records
+
+
+def _drop_torn_tail(path: Path) -> int:
+    """Cut a last line that a killed run left half written; return the bytes cut.
+
+    Appends are whole lines, so only the end of a file can be torn; without this a
+    resumed run would append its next record onto the fragment.
+    """
+    if not path.exists():
+        return 0
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return 0
+    keep = data.rfind(b"\n") + 1
+    with path.open("r+b") as fh:
+        fh.truncate(keep)
+    return len(data) - keep
 
 
 def summarize(steps: list[StepResult], tasks: list[TaskResult], config: EvalConfig,
@@ -202,6 +233,9 @@ async def run_evaluation(config: EvalConfig, model: Model,
     rng = random.Random(config.seed)
     config.out.mkdir(parents=True, exist_ok=True)
     steps_path, tasks_path = config.out / "steps.jsonl", config.out / "tasks.jsonl"
+    for path in (steps_path, tasks_path):
+        if cut := _drop_torn_tail(path):
+            _log.warning(f"{path}: dropped a half-written last line ({cut} bytes); it will be rerun")
     done_steps = {(s.condition, s.sample_id) for s in _read(steps_path, StepResult)}
     done_tasks = {(t.condition, t.example_id, t.trial) for t in _read(tasks_path, TaskResult)}
     schemas = {t.name: t.parameters for t in registry}

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from routine.errors import EvalResultsError
 from routine.dataset import load_dataset, load_domain
 from routine.evalrun import EvalConfig, paired_gain, run_evaluation, wilson
 from routine.model import ModelReply
@@ -165,6 +166,34 @@ def test_runs_resume_and_write_reports(tmp_path):
     html = (cfg.out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 3 and "<script" not in html
     assert "nl+track" in (cfg.out / "report.md").read_text()
+
+
+def test_resume_drops_a_half_written_last_line(tmp_path, caplog):
+    cfg = config(tmp_path)
+    model = gold_model()
+    asyncio.run(run_evaluation(cfg, model))
+    first = len(model.requests)
+    path = cfg.out / "steps.jsonl"
+    lines = path.read_text().splitlines()
+    # a run killed mid-write: the last record is cut short, no newline after it
+    path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:40])
+    asyncio.run(run_evaluation(cfg, model))
+    assert "dropped a half-written last line" in caplog.text
+    assert len(model.requests) == first + 1  # the torn sample ran again, nothing else
+    again = path.read_text().splitlines()
+    assert len(again) == len(lines) and all(json.loads(line) for line in again)
+
+
+def test_corrupt_results_line_names_file_and_line(tmp_path):
+    cfg = config(tmp_path)
+    asyncio.run(run_evaluation(cfg, gold_model()))
+    path = cfg.out / "tasks.jsonl"
+    lines = path.read_text().splitlines()
+    lines[1] = '{"example_id": "x"}'
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(EvalResultsError, match=r"tasks\.jsonl:2: not a TaskResult record"):
+        asyncio.run(run_evaluation(cfg, gold_model()))
+    assert path.read_text().splitlines() == lines  # nothing rewritten or lost
 
 
 def test_unknown_condition_is_refused(tmp_path):
