@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from routine.errors import EvalResultsError
 from routine.dataset import load_dataset, load_domain
+from routine.errors import EvalResultsError
 from routine.evalrun import EvalConfig, paired_gain, run_evaluation, wilson
 from routine.model import ModelReply
 from routine.report import CHARTS
