@@ -232,6 +232,16 @@ def test_helpers():
     assert 0.44 < lo < 0.5 and 0.94 < hi < 0.97
 
 
+def test_wilson_interval_always_holds_the_rate():
+    # 0/11 and 6/6 came out a hair outside by rounding, and a chart's error bar
+    # then went negative (matplotlib refuses it): the HR report crashed on that
+    for n in range(1, 400):
+        for k in range(n + 1):
+            lo, hi = wilson(k, n)
+            assert 0.0 <= lo <= k / n <= hi <= 1.0, (k, n)
+    assert wilson(0, 11)[0] == 0.0 and wilson(6, 6)[1] == 1.0
+
+
 def test_mean_scores_carry_an_interval():
     from routine.evalrun import _mean
 
