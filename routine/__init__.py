@@ -3,37 +3,48 @@
 Write the process as a YAML routine, check it against the tools' schemas,
 run it with any OpenAI-compatible model (or the embedded local one), and get
 a typed trace of every step.
+
+The package is layered; a layer imports only the layers below it (a test holds this)::
+
+    errors                 every error class and the Problem record
+    tools/   models/       typed tools, MCP, SQLite  |  model protocol, clients, messages
+    spec/                  the routine format, its flow, validation against tools
+    run/                   the executor: turns, prompts, tracking, memory, trace
+    eval/                  gold data, step and task protocols, statistics, reports
+    cli/                   the ``routine`` command
 """
 
 from .errors import (
+    DatasetError,
     EvalConfigError,
     EvalResultsError,
     ModelRequestError,
     ModelRequestsForbidden,
+    ModelServerError,
     ModelUnavailable,
+    Problem,
     RoutineError,
     RunFailed,
     SpecError,
     ToolDefinitionError,
 )
-from .executor import Agent
-from .model import Model, ModelReply, OpenAIModel
-from .planner import Planner
-from .settings import RunSettings
-from .spec import LoadedRoutine, Routine, Step, load_routine, load_routine_text
+from .models import Message, Model, ModelReply, OpenAIModel, TurnGuide
+from .run import Agent, Planner, RunSettings, RunTrace, ToolCallRecord, TurnRecord, dump_traces, load_traces
+from .spec import LoadedRoutine, Routine, Step, check_routine, load_routine, load_routine_text
 from .tools import RunContext, Tool, ToolRegistry, Toolset, tool
-from .trace import RunTrace, ToolCallRecord, TurnRecord, dump_traces, load_traces
-from .validate import Problem, check_routine
 
 __all__ = [
     "Agent",
+    "DatasetError",
     "EvalConfigError",
     "EvalResultsError",
     "LoadedRoutine",
+    "Message",
     "Model",
     "ModelReply",
     "ModelRequestError",
     "ModelRequestsForbidden",
+    "ModelServerError",
     "ModelUnavailable",
     "OpenAIModel",
     "Planner",
@@ -51,6 +62,7 @@ __all__ = [
     "ToolDefinitionError",
     "ToolRegistry",
     "Toolset",
+    "TurnGuide",
     "TurnRecord",
     "check_routine",
     "dump_traces",

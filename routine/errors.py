@@ -1,25 +1,36 @@
-"""Exceptions raised by Routine.
+"""Every exception Routine raises on purpose, and the :class:`Problem` record.
 
 The model's mistakes are *data*: they go back to the model as messages and end
 up in the trace. Only problems the caller must act on raise::
 
     RoutineError
-    ├── SpecError            a routine file is invalid (carries every Problem found)
-    ├── ToolDefinitionError  a Python function cannot become a tool
-    ├── ModelUnavailable     no model endpoint / embedded model could be used
+    ├── SpecError              a routine file is invalid (carries every Problem found)
+    ├── ToolDefinitionError    a Python function cannot become a tool
+    ├── ModelUnavailable       no model endpoint / embedded model could be used
     │   └── ModelRequestsForbidden   a unit test tried to reach a real model
-    ├── ModelRequestError    the endpoint refused one request (e.g. prompt over its context)
-    └── RunFailed            a run stopped without an answer (carries its trace)
+    ├── ModelRequestError      the endpoint refused one request (HTTP 4xx: prompt over its
+    │                          context, unsupported parameter): a fact about that request
+    ├── ModelServerError       the endpoint failed (HTTP 5xx, a reply that is not a chat
+    │                          completion): a fault of the server; a retry may succeed
+    ├── RunFailed              raised by ``RunTrace.raise_for_outcome()`` (carries the trace)
+    ├── DatasetError           a gold dataset or its domain is wrong (the dataset's bug)
+    ├── EvalConfigError        an evaluation names a condition or routine that does not exist
+    └── EvalResultsError       a results file holds a line that is not a record
+
+Inside a run, ``ModelRequestError`` and ``ModelServerError`` end the run as a
+failed trace with the reason (``Agent.arun`` never raises them). Two more
+exceptions are model-facing and never reach the caller: a reply that cannot be
+read (``routine.models.parsing.CallParseError``) and arguments that do not fit a
+tool (``routine.tools.core.ToolArgumentsError``); both go back to the model.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .validate import Problem
+from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
+    "Problem",
     "RoutineError",
     "SpecError",
     "ToolDefinitionError",
@@ -27,9 +38,26 @@ __all__ = [
     "ModelRequestsForbidden",
     "RunFailed",
     "ModelRequestError",
+    "ModelServerError",
+    "DatasetError",
     "EvalConfigError",
     "EvalResultsError",
 ]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a routine file: where, what, and what was expected."""
+
+    file: str
+    line: int
+    column: int
+    message: str
+    expected: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.file}:{self.line}:{self.column}: error: {self.message}"
+        return f"{text} (expected {self.expected})" if self.expected else text
 
 
 class RoutineError(Exception):
@@ -61,6 +89,11 @@ class ModelRequestError(RoutineError):
     is longer than the model's context, a parameter is not supported, ..."""
 
 
+class ModelServerError(RoutineError):
+    """The endpoint failed to answer (HTTP 5xx after the client's retry, or a reply that is
+    not a chat completion: malformed JSON, an HTML page, no choices)."""
+
+
 class RunFailed(RoutineError):
     """A run ended without an answer. ``trace`` holds everything that happened."""
 
@@ -68,6 +101,10 @@ class RunFailed(RoutineError):
         self.reason = reason
         self.trace = trace
         super().__init__(reason)
+
+
+class DatasetError(RoutineError):
+    """A template or gold trajectory is wrong (the dataset's bug, not a model's)."""
 
 
 class EvalConfigError(RoutineError, ValueError):

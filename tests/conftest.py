@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from routine.model import set_model_requests_allowed
-from routine.tools import ToolRegistry
+from routine.models.base import set_model_requests_allowed
+from routine.tools.core import ToolRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTINES = ROOT / "routines"
@@ -25,6 +25,6 @@ def _no_real_models(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture
 def hr_tools() -> ToolRegistry:
-    from tools.hr import toolset
+    from routine_tools.hr import toolset
 
     return ToolRegistry(toolset)

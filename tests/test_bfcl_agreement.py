@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from routine.scoring import OPTIONAL, ExpectedCall, score_calls, standardize, tool_f1
+from routine.eval.scoring import OPTIONAL, ExpectedCall, score_calls, standardize, tool_f1
 
 SKIP_REASON = ("bfcl-eval is not installed: the BFCL agreement check needs its data and AST "
                "checker (pip install bfcl-eval --no-deps)")
@@ -20,7 +20,7 @@ SKIP_REASON = ("bfcl-eval is not installed: the BFCL agreement check needs its d
 @pytest.fixture(scope="module")
 def bfcl() -> Any:
     pytest.importorskip("bfcl_eval", reason=SKIP_REASON)
-    from routine import bfcl
+    from routine.eval import bfcl
 
     assert bfcl.bfcl_available(), "bfcl_eval is importable but its checker or data is not"
     return bfcl

@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from routine.cli import main
-from routine.model import set_model_requests_allowed
-from routine.trace import load_traces
+from routine.cli.app import main
+from routine.models.base import set_model_requests_allowed
+from routine.run.trace import load_traces
 
 from .conftest import ROOT, ROUTINES
 
@@ -35,7 +35,7 @@ def test_every_routine_points_to_the_schema():
 def test_validate_exit_status(tmp_path, capsys):
     assert main(["validate", str(ROUTINES)]) == 0
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: bad\ndescription: d\ntoolsets: [tools.hr]\nsteps:\n"
+    bad.write_text("name: bad\ndescription: d\ntoolsets: [routine_tools.hr]\nsteps:\n"
                    "  - {id: a, name: A, description: d, tool: find_employe, args: {name: x}}\n")
     assert main(["validate", str(bad)]) == 1
     out = capsys.readouterr().out
@@ -45,7 +45,7 @@ def test_validate_exit_status(tmp_path, capsys):
 
 
 def test_tools_lists_schemas(capsys):
-    assert main(["tools", "--tools", "tools.hr", "--json"]) == 0
+    assert main(["tools", "--tools", "routine_tools.hr", "--json"]) == 0
     listed = {t["name"]: t for t in json.loads(capsys.readouterr().out)}
     assert len(listed) == 25 and {"find_employee", "get_leave_balance",
                                   "book_room"} <= set(listed)
@@ -144,7 +144,7 @@ def test_sigterm_stops_the_model_server_the_command_started(tmp_path):
     marker = tmp_path / "stopped"
     script = textwrap.dedent(f"""
         import contextlib, sys, time, pathlib
-        import routine.cli as cli
+        import routine.cli.app as cli
 
         @contextlib.contextmanager
         def server(*args, **kwargs):

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from routine import ToolRegistry, load_routine_text, tool
-from routine.dataset import (
+from routine.eval.dataset import (
     DatasetError,
     build_dataset,
     dataset_stats,

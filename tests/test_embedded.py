@@ -11,8 +11,8 @@ import sys
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from routine import embedded
-from routine.embedded import EmbeddedModelSpec, chat_template, ensure_model
+from routine.models import embedded
+from routine.models.embedded import EmbeddedModelSpec, chat_template, ensure_model
 from routine.errors import ModelUnavailable
 
 
@@ -108,7 +108,7 @@ HAVE_LOCAL = importlib.util.find_spec("llama_cpp") is not None and all(
 
 
 def _manager_of(name: str) -> int:
-    from tools.hr.db import fresh_database
+    from routine_tools.hr.db import fresh_database
 
     with fresh_database() as db:
         row = db.conn.execute("SELECT manager_id FROM employees WHERE name = ?",
@@ -124,7 +124,7 @@ MANAGER_OF_CHEN = _manager_of("Chen Okafor")
 @pytest.mark.skipif(not HAVE_LOCAL, reason="needs the 'local' extra (llama-cpp-python + weights)")
 def test_real_embedded_model_follows_a_two_step_routine(tmp_path):
     from routine import Agent, OpenAIModel, load_routine
-    from routine.toolsets import registry_for
+    from routine.spec.toolsets import registry_for
 
     from .conftest import ROUTINES
 
@@ -148,7 +148,7 @@ def test_real_embedded_model_follows_a_two_step_routine(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
                     reason="needs llama-cpp-python")
 def test_server_stops_generating_once_the_first_bare_call_is_complete():
-    from routine._llama_server import CallStopFormatter
+    from routine.models.llama_server import CallStopFormatter
 
     class Chars:  # a stand-in tokenizer: one token per character
         def detokenize(self, tokens: list[int]) -> bytes:

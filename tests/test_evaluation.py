@@ -8,14 +8,19 @@ import json
 
 import pytest
 
-from routine.dataset import load_dataset, load_domain
 from routine.errors import EvalResultsError
-from routine.evalrun import EvalConfig, paired_gain, run_evaluation, wilson
-from routine.model import ModelReply
-from routine.report import CHARTS
-from routine.stepeval import CONDITIONS, build_step_samples, pick_distractors
-from routine.taskeval import facts_present, pass_hat_k
-from routine.testing import FunctionModel, Request, call
+from routine.eval.conditions import CONDITIONS, pick_distractors
+from routine.eval.config import EvalConfig
+from routine.eval.dataset import load_dataset, load_domain
+from routine.eval.report import CHARTS
+from routine.eval.runner import run_evaluation
+from routine.eval.stats import mean, paired_gain, wilson
+from routine.eval.steps import build_step_samples
+from routine.eval.summary import load_summary, pass_hat_k
+from routine.eval.tasks import facts_present
+from routine.models.base import ModelReply
+from routine.models.messages import AssistantMessage, UserMessage
+from routine.models.testing import FunctionModel, Request, call
 
 from .conftest import ROOT
 
@@ -27,9 +32,9 @@ def gold_model() -> FunctionModel:
     by_query = {e.query: e for e in load_dataset(HR)}
 
     def reply(request: Request) -> ModelReply:
-        query = next(m["content"] for m in request.messages if m["role"] == "user")
+        query = next(m.content for m in request.messages if isinstance(m, UserMessage))
         example = by_query[query]
-        done = sum(1 for m in request.messages if m["role"] == "assistant" and m.get("tool_calls"))
+        done = sum(1 for m in request.messages if isinstance(m, AssistantMessage) and m.tool_calls)
         if done < len(example.calls):
             gold = example.calls[done]
             return call(gold.name, **gold.arguments)
@@ -60,12 +65,12 @@ def test_step_samples_follow_the_condition():
                                   seed=0)
     assert [s.id for s in plain] == [s.id for s in tracked]
     assert len(plain) == sum(len(e.calls) + 1 for e in examples)  # every call + the answer
-    assert "# Routine" not in plain[0].messages[0]["content"]
-    assert "Current step: Step 1" in tracked[0].messages[-1]["content"]
-    assert distract[0].messages[0]["content"].count("# Routine:") == 2
+    assert "# Routine" not in plain[0].messages[0].content
+    assert "Current step: Step 1" in tracked[0].messages[-1].content
+    assert distract[0].messages[0].content.count("# Routine:") == 2
     # teacher forcing: step k sees the k gold calls before it and their results
     second = tracked[1]
-    assert second.messages[2]["tool_calls"][0]["function"]["name"] == examples[0].calls[0].name
+    assert second.messages[2].tool_calls[0].function.name == examples[0].calls[0].name
     assert second.expected["name"] == examples[0].calls[1].name
     # the tool order is shuffled per sample, with a fixed seed
     names = [[t["function"]["name"] for t in s.tools] for s in plain[:3]]
@@ -86,13 +91,13 @@ def test_distractors_are_fixed_per_routine_so_prompts_share_a_prefix():
                                  seed=0, shuffle_tools=False)
     systems: dict[str, set[str]] = {}
     for sample in samples:
-        systems.setdefault(sample.routine, set()).add(sample.messages[0]["content"])
+        systems.setdefault(sample.routine, set()).add(sample.messages[0].content)
     assert all(len(v) == 1 for v in systems.values())  # one system prompt per routine
     assert len(set().union(*systems.values())) == len(systems)
     for name, routine in routines.items():
-        (other,) = pick_distractors(routine, routines, 1, seed=0)
-        assert other.name != name
-        assert pick_distractors(routine, routines, 1, seed=0) == [other]
+        (other,), place = pick_distractors(routine, routines, 1, seed=0)
+        assert other.name != name and place in (0, 1)
+        assert pick_distractors(routine, routines, 1, seed=0) == ([other], place)
     firsts = [next(iter(v)).index(f"# Routine: {name}") == next(iter(v)).index("# Routine:")
               for name, v in systems.items()]
     assert 0 < sum(firsts) < len(firsts)  # the target is listed first in some, not all
@@ -106,8 +111,8 @@ def test_jobs_run_grouped_by_routine_then_by_shared_system_prompt(tmp_path):
     # every request, step sample or task turn, in routine order: a routine's tasks run
     # beside its step samples (a task's first prompt is a step sample's), not at the end
     routine_of = {e.query: e.routine for e in load_dataset(HR)}
-    asked = [routine_of[next(m["content"] for m in r.messages if m["role"] == "user")]
-             if "# Routine" in r.messages[0]["content"] else "" for r in model.requests]
+    asked = [routine_of[next(m.content for m in r.messages if isinstance(m, UserMessage))]
+             if "# Routine" in r.messages[0].content else "" for r in model.requests]
     assert asked == sorted(asked)  # "": no routine shown, all of them first
     assert asked[0] == "" and asked[-1] != ""
     for name in ("steps", "tasks"):
@@ -126,24 +131,25 @@ def test_jobs_run_grouped_by_routine_then_by_shared_system_prompt(tmp_path):
 def test_perfect_model_scores_everything(tmp_path):
     summary = asyncio.run(run_evaluation(config(tmp_path), gold_model()))
     for name in ("none", "nl+track"):
-        entry = summary["conditions"][name]
-        assert entry["step"]["accuracy"]["rate"] == 1.0 and entry["step"]["accuracy"]["n"] == 12
-        assert entry["task"]["success"]["rate"] == 1.0 and entry["task"]["tasks"] == 3
-        assert entry["task"]["tool_f1"] == {"n": 3, "mean": 1.0, "ci95": [1.0, 1.0]}
-    gain = summary["conditions"]["nl+track"]["step"]["gain_vs_none"]
-    assert (gain["n"], gain["gain"], gain["p"]) == (12, 0.0, 1.0)
-    assert "gain_vs_none" not in summary["conditions"]["none"]["step"]
+        entry = summary.conditions[name]
+        assert entry.step.accuracy.rate == 1.0 and entry.step.accuracy.n == 12
+        assert entry.task.success.rate == 1.0 and entry.task.tasks == 3
+        assert (entry.task.tool_f1.n, entry.task.tool_f1.mean, entry.task.tool_f1.ci95) == \
+            (3, 1.0, (1.0, 1.0))
+    gain = summary.conditions["nl+track"].step.gain_vs_none
+    assert (gain.n, gain.gain, gain.p) == (12, 0.0, 1.0)
+    assert summary.conditions["none"].step.gain_vs_none is None
 
 
 def test_bad_model_fails_in_the_right_layers(tmp_path):
     summary = asyncio.run(run_evaluation(config(tmp_path, conditions=["nl"]), lazy_model()))
-    step = summary["conditions"]["nl"]["step"]
-    assert step["accuracy"]["rate"] < 0.5
-    assert step["layers"]["format"]["rate"] == 1.0  # always a well-formed call
-    assert step["errors"].get("tool", 0) > 0
-    lo, hi = step["accuracy"]["ci95"]
-    assert lo <= step["accuracy"]["rate"] <= hi
-    assert summary["conditions"]["nl"]["task"]["success"]["rate"] == 0.0
+    step = summary.conditions["nl"].step
+    assert step.accuracy.rate < 0.5
+    assert step.layers.format.rate == 1.0  # always a well-formed call
+    assert step.errors.get("tool", 0) > 0
+    lo, hi = step.accuracy.ci95
+    assert lo <= step.accuracy.rate <= hi
+    assert summary.conditions["nl"].task.success.rate == 0.0
 
 
 def test_runs_resume_and_write_reports(tmp_path):
@@ -159,8 +165,8 @@ def test_runs_resume_and_write_reports(tmp_path):
     asyncio.run(run_evaluation(cfg, model))
     assert len(model.requests) == first + 5  # only the 5 removed samples ran again
     assert len((cfg.out / "steps.jsonl").read_text().splitlines()) == len(steps)
-    summary = json.loads((cfg.out / "summary.json").read_text())
-    assert summary["conditions"]["none"]["step"]["accuracy"]["n"] == 12
+    summary = load_summary(cfg.out / "summary.json")
+    assert summary.conditions["none"].step.accuracy.n == 12
     for name in CHARTS:
         assert (cfg.out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (cfg.out / "report.html").read_text()
@@ -205,15 +211,15 @@ def test_unknown_condition_is_refused(tmp_path):
 
 def test_routines_option_narrows_the_same_sample(tmp_path):
     full = asyncio.run(run_evaluation(config(tmp_path, task_limit=12), gold_model()))
-    assert full["conditions"]["none"]["task"]["tasks"] == 12
+    assert full.conditions["none"].task.tasks == 12
     rows = [json.loads(line) for line in (tmp_path / "run" / "tasks.jsonl").read_text()
             .splitlines()]
     some = sorted({r["routine"] for r in rows})[:2]
     expected = {r["example_id"] for r in rows if r["routine"] in some}
     cfg = config(tmp_path, routines=some, task_limit=12, report_only=True)
     summary = asyncio.run(run_evaluation(cfg, gold_model()))
-    assert summary["config"]["routines"] == some
-    assert summary["conditions"]["none"]["task"]["tasks"] == len(expected) < 12
+    assert summary.config["routines"] == some
+    assert summary.conditions["none"].task.tasks == len(expected) < 12
     model = gold_model()  # a new run of only those routines draws nothing new
     asyncio.run(run_evaluation(config(tmp_path / "b", routines=some, task_limit=12), model))
     again = [json.loads(line) for line in (tmp_path / "b" / "run" / "tasks.jsonl").read_text()
@@ -243,24 +249,22 @@ def test_wilson_interval_always_holds_the_rate():
 
 
 def test_mean_scores_carry_an_interval():
-    from routine.evalrun import _mean
-
-    score = _mean([0.0, 1.0, 1.0, 1.0])
-    assert score["n"] == 4 and score["mean"] == 0.75
-    assert score["ci95"] == pytest.approx([0.75 - 1.96 * 0.5 / 2, 1.0])  # sd 0.5, clipped
-    assert _mean([])["n"] == 0
+    score = mean([0.0, 1.0, 1.0, 1.0])
+    assert score.n == 4 and score.mean == 0.75
+    assert score.ci95 == pytest.approx((0.75 - 1.96 * 0.5 / 2, 1.0))  # sd 0.5, clipped
+    assert mean([]).n == 0
 
 
 def test_paired_gain_counts_discordant_pairs():
     base = [False] * 10 + [True] * 10
     other = [True] * 8 + [False] * 2 + [False] + [True] * 9
     gain = paired_gain(base, other)
-    assert (gain["n"], gain["won"], gain["lost"]) == (20, 8, 1)
-    assert gain["gain"] == pytest.approx(0.35)
-    assert gain["ci95"] == pytest.approx([0.35 - 0.2508, 0.35 + 0.2508], abs=1e-3)
-    assert gain["p"] == pytest.approx(2 * 10 / 512)  # exact McNemar, 1 of 9 discordant lost
+    assert (gain.n, gain.won, gain.lost) == (20, 8, 1)
+    assert gain.gain == pytest.approx(0.35)
+    assert gain.ci95 == pytest.approx((0.35 - 0.2508, 0.35 + 0.2508), abs=1e-3)
+    assert gain.p == pytest.approx(2 * 10 / 512)  # exact McNemar, 1 of 9 discordant lost
     same = paired_gain(base, base)
-    assert same["gain"] == 0 and same["p"] == 1.0
+    assert same.gain == 0 and same.p == 1.0
     with pytest.raises(ValueError):
         paired_gain(base, other[:-1])
 
@@ -274,8 +278,7 @@ def test_report_only_runs_nothing(tmp_path):
         "\n".join((cfg.out / "steps.jsonl").read_text().splitlines()[:3]) + "\n")
     summary = asyncio.run(run_evaluation(cfg.model_copy(update={"report_only": True}), model))
     assert model.requests == [] and (cfg.out / "report.html").exists()
-    assert sum(e.get("step", {}).get("accuracy", {}).get("n", 0)
-               for e in summary["conditions"].values()) == 3
+    assert sum(e.step.accuracy.n for e in summary.conditions.values() if e.step) == 3
 
 
 def test_a_refused_request_is_a_failed_sample_not_a_crash(tmp_path):
@@ -286,9 +289,9 @@ def test_a_refused_request_is_a_failed_sample_not_a_crash(tmp_path):
 
     summary = asyncio.run(run_evaluation(config(tmp_path, conditions=["nl"], task_limit=2),
                                          FunctionModel(refuse)))
-    step = summary["conditions"]["nl"]["step"]
-    assert step["accuracy"]["k"] == 0 and step["errors"] == {"format": 12}
-    task = summary["conditions"]["nl"]["task"]
-    assert task["success"]["k"] == 0 and task["tasks"] == 2
+    step = summary.conditions["nl"].step
+    assert step.accuracy.k == 0 and step.errors == {"format": 12}
+    task = summary.conditions["nl"].task
+    assert task.success.k == 0 and task.tasks == 2
     line = (tmp_path / "run" / "steps.jsonl").read_text().splitlines()[0]
     assert "prompt longer than the context" in line

@@ -9,9 +9,9 @@ import pytest
 
 from routine import Agent, RunContext, RunSettings, ToolRegistry, Toolset, load_routine_text, tool
 from routine.errors import ModelRequestsForbidden
-from routine.model import ModelReply, OpenAIModel
-from routine.testing import FunctionModel, Request, ScriptedModel, call, text_call
-from routine.trace import dump_traces, load_traces
+from routine.models.client import ModelReply, OpenAIModel
+from routine.models.testing import FunctionModel, Request, ScriptedModel, call, text_call
+from routine.run.trace import dump_traces, load_traces
 
 from .conftest import ROUTINES
 

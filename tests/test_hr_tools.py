@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from routine import RunContext
-from routine.tools import ToolArgumentsError
-from tools.hr import HRDatabase, fresh_database, toolset
-from tools.hr.db import FIRST, LAST, TODAY
+from routine.tools.core import ToolArgumentsError
+from routine_tools.hr import HRDatabase, fresh_database, toolset
+from routine_tools.hr.db import FIRST, LAST, TODAY
 
 from .conftest import ROOT
 
@@ -118,7 +118,7 @@ def test_seeding_is_deterministic_and_a_write_changes_the_digest(db):
 
 
 def test_seeding_is_the_same_in_another_process(db):
-    code = "from tools.hr import fresh_database\nwith fresh_database() as d: print(d.state_digest())"
+    code = "from routine_tools.hr import fresh_database\nwith fresh_database() as d: print(d.state_digest())"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                          text=True, check=True, timeout=120)

@@ -10,7 +10,8 @@ import openai
 import pytest
 
 from routine.errors import ModelUnavailable
-from routine.model import OpenAIModel, endpoint_from_env, set_model_requests_allowed
+from routine.models.base import set_model_requests_allowed
+from routine.models.client import OpenAIModel, endpoint_from_env
 
 TOOLS = [{"type": "function", "function": {"name": "get_employee", "description": "d",
                                              "parameters": {"type": "object", "properties": {}}}}]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from routine.parsing import CallParseError, first_call_complete, parse_reply
+from routine.models.parsing import CallParseError, first_call_complete, parse_reply
 
 
 @pytest.mark.parametrize("text", [

@@ -9,8 +9,8 @@ import pytest
 from jinja2.exceptions import SecurityError
 
 from routine import Planner, load_routine, load_routine_text
-from routine.memory import VariableMemory
-from routine.tracking import StepTracker
+from routine.run.memory import VariableMemory
+from routine.run.tracking import StepTracker
 
 from .conftest import ROOT, ROUTINES
 
@@ -71,7 +71,7 @@ steps:
 """)
     text = Planner().system_prompt(hostile.routine)
     assert "{{ ''.__class__.__mro__ }}" in text and "{{ cycler.__init__ }}" in text
-    from routine.planner import _ENV
+    from routine.run.prompts import _ENV
 
     with pytest.raises(SecurityError):
         _ENV.from_string("{{ x.__class__.__mro__[1].__subclasses__() }}").render(x="")

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from routine import RunContext, ToolRegistry
-from routine.spec import load_routine
-from routine.toolsets import registry_for
-from routine.validate import check_routine
-from tools.retail import (
+from routine.spec.format import load_routine
+from routine.spec.toolsets import registry_for
+from routine.spec.validate import check_routine
+from routine_tools.retail import (
     cancel_order,
     check_stock,
     find_customer,
@@ -34,7 +34,7 @@ from tools.retail import (
     track_shipment,
     update_shipping_address,
 )
-from tools.retail.db import TODAY, RetailDatabase, build_database, fresh_database
+from routine_tools.retail.db import TODAY, RetailDatabase, build_database, fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 RETAIL_ROUTINES = sorted((ROOT / "routines" / "retail").glob("*.yaml"))
@@ -303,7 +303,7 @@ def test_retail_routines_cover_the_domain() -> None:
 
 # ------------------------------------------------------------------ the gold dataset
 def test_dataset_splits_and_gold_trajectories() -> None:
-    from routine.dataset import load_dataset, load_domain, replay
+    from routine.eval.dataset import load_dataset, load_domain, replay
 
     domain = load_domain(DATASET)
     routines = {t.routine for t in domain.templates if t.kind == "routine"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from routine.sqlite import SeededSqlite, state_digest
+from routine.tools.sqlite import SeededSqlite, state_digest
 
 builds: list[int] = []
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from routine import RunContext, ToolRegistry, Toolset, tool
 from routine.errors import ToolDefinitionError
-from routine.tools import ToolArgumentsError
+from routine.tools.core import ToolArgumentsError
 
 
 class Booking(BaseModel):

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from routine import ToolRegistry, tool
-from routine.cli import main
+from routine.cli.app import main
 from routine.errors import SpecError
-from routine.spec import LoadedRoutine, load_routine, load_routine_text
-from routine.toolsets import registry_for
-from routine.validate import Problem, check_routine
+from routine.spec.format import LoadedRoutine, load_routine, load_routine_text
+from routine.spec.toolsets import registry_for
+from routine.spec.validate import Problem, check_routine
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTINE_FILES = sorted((ROOT / "routines").rglob("*.yaml"))
@@ -27,7 +27,7 @@ ROUTINE_FILES = sorted((ROOT / "routines").rglob("*.yaml"))
 HEADER = """\
 name: r
 description: A routine under test.
-toolsets: [tools.hr]
+toolsets: [routine_tools.hr]
 inputs: {employee_name: {type: string, description: full name}}
 steps:
 """

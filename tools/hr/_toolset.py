@@ -1,6 +1,6 @@
 """The HR toolset object and helpers shared by its modules.
 
-Every module of ``tools.hr`` registers its tools on this single ``toolset``;
+Every module of ``routine_tools.hr`` registers its tools on this single ``toolset``;
 it imports nothing from those modules, so they can all import it.
 """
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from routine.sqlite import SeededSqlite, state_digest
+from routine.tools.sqlite import SeededSqlite, Snapshot, snapshot, state_digest
 
 from ._content import ANNOUNCEMENTS, HANDBOOK
 
@@ -559,6 +559,10 @@ class HRDatabase:
     def state_digest(self) -> str:
         """SHA-256 of the database's full state (schema and every row)."""
         return state_digest(self.conn)
+
+    def state_snapshot(self) -> Snapshot:
+        """Every row of every table (what the task protocol compares, column by column)."""
+        return snapshot(self.conn)
 
 
 @contextlib.contextmanager

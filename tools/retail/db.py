@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from routine.sqlite import SeededSqlite, state_digest
+from routine.tools.sqlite import SeededSqlite, Snapshot, snapshot, state_digest
 
 __all__ = ["RetailDatabase", "fresh_database", "build_database", "SEED", "TODAY",
            "RETURN_WINDOW_DAYS", "MAX_CREDIT", "MAX_CREDIT_BALANCE"]
@@ -264,6 +264,10 @@ class RetailDatabase:
     def state_digest(self) -> str:
         """SHA-256 of the database's full state (schema and every row)."""
         return state_digest(self.conn)
+
+    def state_snapshot(self) -> Snapshot:
+        """Every row of every table (what the task protocol compares, column by column)."""
+        return snapshot(self.conn)
 
 
 @contextlib.contextmanager

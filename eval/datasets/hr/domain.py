@@ -13,8 +13,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from routine import RunContext
-from routine.dataset import Domain, Template
-from tools.hr import toolset
+from routine.eval.dataset import Domain, Template
+from routine_tools.hr import toolset
 
 TOOLS = toolset.tools
 TODAY = date(2026, 6, 1)
@@ -306,7 +306,8 @@ def sample_claims(status: str):
 
 def claims_answer(values: dict[str, Any], out: dict[str, Any]) -> tuple[str, list[str]]:
     rows = out["list_claims"]
-    return f"{len(rows)} claim(s).", [str(rows[0]["claim_id"])]
+    listed = "; ".join(f"claim {r['claim_id']}: {r['status']}" for r in rows)
+    return f"{len(rows)} claim(s): {listed}.", [str(rows[0]["claim_id"])]
 
 
 EXPENSES = [
@@ -434,7 +435,8 @@ def sample_ticket(db: Any, rng: random.Random) -> dict[str, Any] | None:
 
 def status_answer(values: dict[str, Any], out: dict[str, Any]) -> tuple[str, list[str]]:
     t = out["get_ticket"]
-    return f"Ticket {t['ticket_id']} is {t['status']}.", [t["status"].replace("_", " ")]
+    status = t["status"].replace("_", " ")
+    return f"Ticket {t['ticket_id']} is {status}.", [status]
 
 
 def employee_among(db: Any, rng: random.Random, sql: str, *params: Any) -> dict[str, Any]:
@@ -451,7 +453,8 @@ def sample_open(db: Any, rng: random.Random) -> dict[str, Any]:
 
 def open_answer(values: dict[str, Any], out: dict[str, Any]) -> tuple[str, list[str]]:
     rows = out["list_tickets"]
-    return f"{len(rows)} open ticket(s).", [str(rows[0]["ticket_id"])]
+    ids = ", ".join(str(r["ticket_id"]) for r in rows)
+    return (f"{len(rows)} open ticket(s): {ids}.", [str(rows[0]["ticket_id"])])
 
 
 IT = [
@@ -675,7 +678,7 @@ OTHER = [
 
 DOMAIN = Domain(
     name="hr",
-    toolsets=["tools.hr"],
+    toolsets=["routine_tools.hr"],
     routines_dir="routines/hr",
     templates=LEAVE + PEOPLE + PAYROLL + EXPENSES + POLICIES + IT + ROOMS + TRAINING + OTHER,
     seed=20260601,
@@ -683,4 +686,9 @@ DOMAIN = Domain(
     arg_modes={"create_it_ticket.description": "fuzzy", "submit_expense_claim.description":
                "fuzzy", "book_room.title": "fuzzy", "search_handbook.query": "fuzzy",
                "submit_leave_request.reason": "fuzzy"},
+    # the free-text columns those arguments fill: compared the same way in the end state
+    free_text={"it_tickets.description": "create_it_ticket.description",
+               "expense_claims.description": "submit_expense_claim.description",
+               "room_bookings.title": "book_room.title",
+               "leave_requests.reason": "submit_leave_request.reason"},
 )

@@ -13,8 +13,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from routine.dataset import Domain, Template
-from tools.retail.db import RETURN_WINDOW_DAYS, TODAY
+from routine.eval.dataset import Domain, Template
+from routine_tools.retail.db import RETURN_WINDOW_DAYS, TODAY
 
 Values = dict[str, Any]
 Outputs = dict[str, Any]
@@ -731,11 +731,16 @@ TEMPLATES = [
 
 DOMAIN = Domain(
     name="retail",
-    toolsets=["tools.retail"],
+    toolsets=["routine_tools.retail"],
     routines_dir="routines/retail",
     templates=TEMPLATES,
     seed=20260602,
     arg_modes={"cancel_order.reason": "fuzzy", "request_return.reason": "fuzzy",
                "issue_store_credit.reason": "fuzzy", "search_products.query": "fuzzy",
                "update_shipping_address.address": "loose"},
+    # the free-text columns those arguments fill: compared the same way in the end state
+    free_text={"orders.cancel_reason": "cancel_order.reason",
+               "returns.reason": "request_return.reason",
+               "store_credits.reason": "issue_store_credit.reason",
+               "orders.shipping_address": "update_shipping_address.address"},
 )

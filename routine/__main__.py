@@ -1,0 +1,7 @@
+"""``python -m routine``: the same as the ``routine`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

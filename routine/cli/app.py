@@ -1,0 +1,382 @@
+"""The ``routine`` command: run, validate, schema, tools, models.
+
+One entry point, ``main(argv) -> int``, tested in-process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import Problem, RoutineError, SpecError
+from ..eval.config import EvalConfig
+from ..models.client import OpenAIModel, endpoint_from_env
+from ..models.embedded import DEFAULT_MODEL, LIGHT_MODEL, MODELS, embedded_server, ensure_model
+from ..run.executor import Agent
+from ..run.settings import RunSettings
+from ..run.trace import RunTrace, TurnRecord
+from ..spec.format import LoadedRoutine, load_routine, routine_json_schema
+from ..spec.toolsets import import_toolsets, registry_for
+from ..spec.validate import check_routine
+from ..tools.core import ToolRegistry
+from .options import options_from
+
+__all__ = ["main", "app"]
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Make LLM agents follow your business processes.")
+out = Console()
+err = Console(stderr=True)
+
+
+def _routine_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+        else:
+            files.append(path)
+    return files
+
+
+def load_checked(path: Path, extra_tools: list[str] | None = None
+                 ) -> tuple[LoadedRoutine | None, ToolRegistry, list[Problem]]:
+    """Load a routine, build its registry and run every check."""
+    try:
+        loaded = load_routine(path)
+    except SpecError as exc:
+        return None, ToolRegistry(), exc.problems
+    except OSError as exc:
+        return None, ToolRegistry(), [Problem(str(path), 1, 1, f"cannot read file: {exc}")]
+    registry, problems = registry_for(loaded, extra_tools)
+    problems += check_routine(loaded, registry)
+    return loaded, registry, problems
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="Routine files or folders.")],
+    tools: Annotated[list[str] | None, typer.Option(
+        "--tools", help="Extra tool modules (module or module:attribute).")] = None,
+) -> None:
+    """Check routines against their tools' schemas; report every problem with file:line:col."""
+    files = _routine_files(paths)
+    if not files:
+        err.print("no routine files found")
+        raise typer.Exit(2)
+    total = 0
+    for file in files:
+        _, _, problems = load_checked(file, tools)
+        for problem in problems:
+            out.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+        total += len(problems)
+    verdict = "ok" if total == 0 else f"{total} problem{'s' * (total != 1)}"
+    err.print(f"{len(files)} routine file{'s' * (len(files) != 1)} checked: {verdict}")
+    if total:
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the routine format."""
+    out.print_json(json.dumps(routine_json_schema()))
+
+
+@app.command("tools")
+def list_tools(
+    routine: Annotated[Path | None, typer.Option(help="List the tools of this routine.")] = None,
+    module: Annotated[list[str] | None, typer.Option(
+        "--tools", help="Tool modules (module or module:attribute).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the schemas as JSON.")] = False,
+) -> None:
+    """List tools with their parameter and output schemas."""
+    registry = ToolRegistry()
+    if routine is not None:
+        loaded, registry, problems = load_checked(routine, module)
+        if loaded is None or any("cannot load toolset" in p.message for p in problems):
+            for problem in problems:
+                err.print(str(problem), markup=False, soft_wrap=True)
+            raise typer.Exit(1)
+    else:
+        for ref in module or []:
+            for item in import_toolsets(ref):
+                registry.add(item)
+    if as_json:
+        out.print_json(json.dumps([{**t.openai_spec()["function"], "output": t.output_schema}
+                                   for t in registry]))
+        return
+    table = Table("tool", "arguments", "returns", "description")
+    for t in registry:
+        props = t.parameters.get("properties", {})
+        required = set(t.parameters.get("required", []))
+        args = ", ".join(f"{k}{'' if k in required else '?'}: {v.get('type', v.get('anyOf', '?'))}"
+                         for k, v in props.items())
+        returns = (t.output_schema or {}).get("title") or (t.output_schema or {}).get("type", "")
+        table.add_row(t.name, args, str(returns), t.description.splitlines()[0])
+    out.print(table)
+
+
+@app.command()
+def models(
+    prepare: Annotated[str | None, typer.Option(
+        help="Assemble and verify this embedded model now.")] = None,
+    model_cache: Annotated[Path | None, typer.Option(help="Model cache folder.")] = None,
+) -> None:
+    """List the embedded models (and assemble one with --prepare)."""
+    if prepare:
+        started = time.perf_counter()
+        path = ensure_model(prepare, model_cache)
+        err.print(f"{prepare}: {path} verified in {time.perf_counter() - started:.1f} s")
+        return
+    for name, spec in MODELS.items():
+        tag = " (default)" if name == DEFAULT_MODEL else " (light)" if name == LIGHT_MODEL else ""
+        out.print(f"{name}{tag}: {spec.title}, sha256 {spec.sha256[:16]}…")
+
+
+def _parse_inputs(pairs: list[str]) -> dict[str, Any]:
+    values = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise typer.BadParameter(f"{pair!r}: expected NAME=VALUE", param_hint="--input")
+        name, value = pair.split("=", 1)
+        values[name.strip()] = value
+    return values
+
+
+@contextlib.contextmanager
+def _model(model: str | None, base_url: str | None, api_key: str | None,
+           model_cache: Path | None, timeout: float) -> Iterator[OpenAIModel]:
+    base_url, env_model, api_key = endpoint_from_env(base_url, None, api_key)
+    if base_url:
+        name = model or env_model
+        if not name:
+            raise RoutineError("an endpoint is set but no model name: pass --model or set "
+                               "ROUTINE_MODEL")
+        yield OpenAIModel(name, base_url, api_key, timeout=timeout)
+        return
+    if model is None and env_model and env_model in MODELS:
+        model = env_model
+    with embedded_server(model or DEFAULT_MODEL, model_cache) as server:
+        err.print(f"[dim]embedded model {server.model} ready at {server.base_url} "
+                  f"(loaded in {server.load_seconds:.1f} s)[/dim]")
+        yield OpenAIModel(server.model, server.base_url, "none", timeout=timeout)
+
+
+def _show_turn(turn: TurnRecord) -> None:
+    for call in turn.calls:
+        args = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
+        step = f"[cyan]{call.step_id}[/cyan] " if call.step_id else ""
+        if call.ok:
+            result = call.result_text or ""
+            result = result if len(result) <= 160 else result[:160] + "…"
+            out.print(f"▶ {step}[bold]{call.name}[/bold]({args})\n  → {result}",
+                      highlight=False)
+        else:
+            out.print(f"✗ [bold]{call.name}[/bold]({args})\n  [red]{call.error}[/red]",
+                      highlight=False)
+    if turn.feedback:
+        out.print(f"  [yellow]retry: {turn.feedback}[/yellow]", highlight=False)
+
+
+def _summary(trace: RunTrace) -> None:
+    out.rule()
+    if trace.outcome == "answered":
+        out.print(f"[bold green]Answer:[/bold green] {trace.answer}", highlight=False)
+    else:
+        out.print(f"[bold red]Failed:[/bold red] {trace.failure}", highlight=False)
+    out.print(f"tools: {' → '.join(trace.tool_sequence) or '(none)'} · steps done: "
+              f"{', '.join(trace.steps_done) or '(none)'} · turns: {len(trace.turns)} · "
+              f"tokens: {trace.usage.prompt_tokens}+{trace.usage.completion_tokens} · "
+              f"{trace.duration_s:.1f} s", highlight=False)
+
+
+@app.command()
+@options_from(RunSettings, into="settings",
+              rename={"routine_format": "format", "timeout_s": "timeout",
+                      "tool_timeout_s": "tool_timeout"})
+def run(
+    routine: Annotated[Path, typer.Argument(help="The routine YAML file.")],
+    settings: RunSettings,
+    query: Annotated[str | None, typer.Argument(help="The user's request.")] = None,
+    input_: Annotated[list[str] | None, typer.Option(
+        "--input", "-i", help="An input value, NAME=VALUE (repeatable).")] = None,
+    model: Annotated[str | None, typer.Option(
+        help="Embedded model name, a .gguf path, or the endpoint's model name.")] = None,
+    base_url: Annotated[str | None, typer.Option(
+        help="OpenAI-compatible endpoint (else ROUTINE_BASE_URL / OPENAI_BASE_URL; "
+             "none: the embedded model).")] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key for the endpoint.")] = None,
+    tools: Annotated[list[str] | None, typer.Option(
+        "--tools", help="Extra tool modules.")] = None,
+    trace_dir: Annotated[Path | None, typer.Option(
+        help="Append the run's trace to DIR/traces.jsonl.")] = None,
+    model_cache: Annotated[Path | None, typer.Option(
+        help="Where embedded model files are assembled.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the trace as JSON.")] = False,
+) -> None:
+    """Run a routine on a request and show each step live."""
+    loaded, registry, problems = load_checked(routine, tools)
+    if problems:
+        for problem in problems:
+            err.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+        err.print(f"{routine}: {len(problems)} problem(s); fix them before running")
+        raise typer.Exit(1)
+    assert loaded is not None
+    inputs = _parse_inputs(input_ or [])
+    with _model(model, base_url, api_key, model_cache, settings.timeout_s) as client:
+        agent = Agent(loaded, registry, client, settings)
+        trace = agent.run(query, inputs, on_turn=None if as_json else _show_turn,
+                          trace_dir=trace_dir)
+    if as_json:
+        out.print_json(trace.model_dump_json())
+    else:
+        _summary(trace)
+    if trace.outcome != "answered":
+        raise typer.Exit(1)
+
+
+dataset_app = typer.Typer(no_args_is_help=True, help="Gold datasets: build, check, count.")
+app.add_typer(dataset_app, name="dataset")
+
+
+@dataset_app.command("build")
+def dataset_build(folder: Annotated[Path, typer.Argument(help="eval/datasets/<domain>")]) -> None:
+    """Generate the gold queries and trajectories of a domain into <folder>/<split>.jsonl."""
+    from ..eval.dataset import build_dataset, load_domain, write_dataset
+
+    examples = build_dataset(load_domain(folder))
+    for split, path in write_dataset(examples, folder).items():
+        err.print(f"{split}: {sum(e.split == split for e in examples)} examples -> {path}")
+
+
+@dataset_app.command("check")
+def dataset_check(folder: Annotated[Path, typer.Argument(help="eval/datasets/<domain>")]) -> None:
+    """Replay every gold trajectory on a fresh database and compare results and end state."""
+    from ..eval.dataset import load_dataset, load_domain, replay
+
+    domain = load_domain(folder)
+    examples = load_dataset(folder)
+    bad = 0
+    for example_id, problems in replay(examples, domain).items():
+        for problem in problems:
+            out.print(f"{example_id}: {problem}", markup=False)
+            bad += 1
+    err.print(f"{len(examples)} gold trajectories replayed: "
+              f"{'ok' if not bad else f'{bad} problems'}")
+    if bad or not examples:
+        raise typer.Exit(1)
+
+
+@dataset_app.command("stats")
+def dataset_stats_cmd(
+    folders: Annotated[list[Path], typer.Argument(help="eval/datasets/<domain> ...")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Count tools, routines, branches, queries and steps per split."""
+    from ..eval.dataset import dataset_stats, load_dataset, load_domain, stats_table
+
+    for folder in folders:
+        stats = dataset_stats(load_domain(folder), load_dataset(folder))
+        if as_json:
+            out.print_json(json.dumps(stats))
+        else:
+            out.print(stats_table(stats), markup=False, highlight=False, soft_wrap=True)
+            out.print()
+
+
+@app.command("eval")
+@options_from(EvalConfig, into="config", exclude=("model",),
+              rename={"step_limit": "steps", "task_limit": "tasks"})
+def evaluate(
+    dataset: Annotated[Path, typer.Argument(help="eval/datasets/<domain>")],
+    out: Annotated[Path, typer.Option(help="Results folder (a rerun resumes it).")],
+    config: EvalConfig,
+    model: Annotated[str | None, typer.Option(
+        help="Embedded model name, a .gguf path, or the endpoint's model name.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key for the endpoint.")] = None,
+    model_cache: Annotated[Path | None, typer.Option(help="Embedded model cache.")] = None,
+) -> None:
+    """Measure tool-call accuracy: step accuracy (the paper's) and task success (tau-bench's),
+    side by side under each condition; writes JSONL, summary.json, report.md, PNGs, HTML."""
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from ..eval.report import markdown_table
+    from ..eval.runner import run_evaluation
+
+    models = contextlib.nullcontext(OpenAIModel(model or "none", "http://unused.invalid/v1")) \
+        if config.report_only else _model(model, base_url, api_key, model_cache, 600.0)
+    with models as client:
+        config = config.model_copy(update={"model": client.name})
+        with Progress("[progress.description]{task.description}", BarColumn(),
+                      MofNCompleteColumn(), TimeRemainingColumn(), console=err) as progress:
+            bar = progress.add_task("evaluating", total=None)
+            summary = asyncio.run(run_evaluation(
+                config, client, lambda done, total: progress.update(bar, completed=done,
+                                                                     total=total)))
+    out.mkdir(parents=True, exist_ok=True)
+    out.joinpath("command.txt").write_text(" ".join(["routine", *sys.argv[1:]]) + "\n")
+    console_out = Console(width=250)
+    console_out.print(markdown_table(summary), markup=False, highlight=False, soft_wrap=True)
+    err.print(f"report: {out / 'report.html'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit status instead of exiting."""
+    command = typer.main.get_command(app)
+    with _exit_on_sigterm():
+        return _main(command, argv)
+
+
+@contextlib.contextmanager
+def _exit_on_sigterm() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so an embedded model server started by a command stops too
+    (the default handler kills the process before any ``finally`` runs)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(command: click.Command, argv: list[str] | None) -> int:
+    try:
+        result = command.main(args=argv if argv is not None else sys.argv[1:],
+                              prog_name="routine", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        return 130
+    except RoutineError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

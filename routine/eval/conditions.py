@@ -1,0 +1,59 @@
+"""Evaluation conditions: how the routine is shown to the model.
+
+The same condition means the same prompt in both protocols: a step sample and a
+task run under ``nl+distractor`` show the same routines in the same order.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Literal
+
+from ..run.settings import RunSettings
+from ..spec.format import Routine
+
+__all__ = ["Condition", "CONDITIONS", "pick_distractors"]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """How the routine is given to the model."""
+
+    name: str
+    routine_format: Literal["nl", "json", "none"]
+    step_tracking: bool
+    distractors: int = 0
+    description: str = ""
+
+    def settings(self, base: RunSettings) -> RunSettings:
+        """``base`` with this condition's prompt options; every tool is offered (the model
+        must pick the routine's tools among them)."""
+        return base.model_copy(update={"routine_format": self.routine_format,
+                                       "step_tracking": self.step_tracking,
+                                       "offer_tools": "all"})
+
+
+CONDITIONS = {c.name: c for c in [
+    Condition("none", "none", False, 0, "no routine: tools only"),
+    Condition("nl", "nl", False, 0, "routine in natural language (the paper's)"),
+    Condition("json", "json", False, 0, "routine as JSON (the paper's)"),
+    Condition("nl+track", "nl", True, 0, "routine in natural language + step tracking"),
+    Condition("nl+distractor", "nl", False, 1, "routine + one unrelated routine in the prompt"),
+]}
+
+
+def pick_distractors(routine: Routine, routines: dict[str, Routine], count: int,
+                     seed: int = 0) -> tuple[list[Routine], int]:
+    """``count`` other routines to show beside ``routine``, and where ``routine`` goes among
+    them (it is not always listed first).
+
+    Fixed per routine and seed, not per query: every prompt of one routine then starts the
+    same way, so a server's prompt cache serves them all."""
+    if count == 0:
+        return [], 0
+    rng = random.Random(f"{seed}:{routine.name}")
+    others = [routines[n] for n in rng.sample(sorted(n for n in routines if n != routine.name),
+                                              count)]
+    position = 1 if random.Random(f"{seed}:{routine.name}:order").random() < 0.5 else 0
+    return others, position

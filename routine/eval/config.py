@@ -1,0 +1,39 @@
+"""What an evaluation run measures and how: one typed record (the CLI's options come from it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from .conditions import CONDITIONS
+
+__all__ = ["EvalConfig", "Protocol"]
+
+Protocol = Literal["step", "task"]
+
+
+class EvalConfig(BaseModel):
+    """What to evaluate and how."""
+
+    dataset: Path = Field(description="eval/datasets/<domain>")
+    out: Path = Field(description="Results folder (a rerun resumes it).")
+    split: str = Field("test", description="train, dev or test.")
+    conditions: list[str] = Field(default_factory=lambda: list(CONDITIONS),
+                                  description="Conditions: " + ", ".join(CONDITIONS) + ".")
+    protocols: list[Protocol] = Field(default_factory=lambda: ["step", "task"],
+                                      description="step, task, or both.")
+    step_limit: int | None = Field(300, description="Step samples per condition (0 or None: all).")
+    task_limit: int | None = Field(40, description="Tasks per condition (0 or None: all).")
+    trials: int = Field(1, ge=1, description="Trials per task (pass^k).")
+    seed: int = Field(0, description="Sampling and shuffling seed.")
+    shuffle_tools: bool = Field(True, description="Shuffle the tool list per sample (off: "
+                                "servers can cache prompts).")
+    concurrency: int = Field(1, ge=1, description="Requests in flight.")
+    temperature: float = Field(0.0, description="Sampling temperature.")
+    max_tokens: int = Field(256, description="Tokens per model reply.")
+    model: str = Field("", description="The model's name (recorded in the summary).")
+    routines: list[str] | None = Field(None, description="Only these routines' queries.")
+    report_only: bool = Field(False, description="Rebuild the report from the results in "
+                              "--out; run nothing.")

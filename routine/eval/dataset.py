@@ -1,0 +1,395 @@
+"""Gold datasets: user queries with their gold trajectories, built from templates.
+
+A domain (``eval/datasets/<domain>/domain.py``) defines query templates, the
+paper's way: 5-6 per sub-scenario, each with several phrasings, filled with
+real entities sampled from the seeded database. The gold trajectory of a query
+is produced by the **oracle**: the routine itself, run by the executor with a
+model double (:class:`~routine.eval.players.OracleModel`) that calls what each
+step says — every argument from a typed reference (``${inputs.x}``,
+``${steps.id.output.f}``), every branch from its ``when`` expression. So the
+gold data goes through the same run path as a live run. Each gold trajectory
+runs against a fresh database and must succeed; its end state is recorded
+(:mod:`routine.eval.endstate`) so task success can be judged by state, as
+tau-bench does, with free-text columns matched like their arguments.
+
+Splits are by template (never by query), so no test template is ever seen in
+training; each template declares its split.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from ..errors import DatasetError
+from ..run.executor import Agent
+from ..run.settings import RunSettings
+from ..spec.format import LoadedRoutine, load_routine
+from ..spec.toolsets import import_toolsets
+from ..spec.validate import check_routine
+from ..tools.core import RunContext, ToolRegistry, to_jsonable
+from .endstate import EndState, Snapshot, compare_end_states, end_state, snapshot_of
+from .players import GoldPlayer, OracleModel
+from .scoring import ArgMode
+
+__all__ = ["GoldCall", "GoldExample", "Template", "Domain", "DatasetError", "load_domain",
+           "build_dataset", "write_dataset", "load_dataset", "replay", "dataset_stats",
+           "oracle_run", "stats_table", "SPLITS", "ORACLE_SETTINGS", "deps_of", "gold_run",
+           "seed_snapshot"]
+
+Split = Literal["train", "dev", "test"]
+Kind = Literal["routine", "refuse", "ask"]
+SPLITS: tuple[Split, ...] = ("train", "dev", "test")
+
+# The oracle and the gold player follow the routine with step tracking; no limit of
+# theirs may cut a gold trajectory short.
+ORACLE_SETTINGS = RunSettings(routine_format="nl", step_tracking=True, max_steps=100,
+                              max_repeats=100, max_retries=0, memory_threshold=600)
+
+
+class GoldCall(BaseModel):
+    """One tool call of a gold trajectory, with the result it must produce."""
+
+    name: str
+    arguments: dict[str, Any]
+    result: Any = None
+    step_id: str | None = None
+
+
+class GoldExample(BaseModel):
+    """A user query and what a perfect agent does with it."""
+
+    id: str
+    domain: str
+    scenario: str = Field(description="The sub-scenario (leave, payroll, ...).")
+    template: str
+    split: Split
+    kind: Kind = Field(description="routine: follow a routine; refuse: outside every "
+                       "routine; ask: information is missing, ask the user back.")
+    routine: str | None
+    query: str
+    inputs: dict[str, Any] = Field(description="The routine inputs the query states.")
+    calls: list[GoldCall]
+    answer: str = Field(description="A reference answer.")
+    required_facts: list[str] = Field(description="Strings a correct answer must contain.")
+    end_state: str = Field(description="Digest of the database after the gold calls, free-text "
+                           "columns left out (routine.eval.endstate).")
+    end_texts: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="Free-text values the gold calls wrote: "
+        "'table.column' -> row id -> value (matched with the argument's mode).")
+    changes_state: bool = Field(description="Whether the gold calls write to the database.")
+
+
+AnswerFn = Callable[[dict[str, Any], dict[str, Any]], tuple[str, list[str]]]
+SampleFn = Callable[[Any, random.Random], dict[str, Any] | None]
+
+
+@dataclass
+class Template:
+    """A query template.
+
+    Attributes:
+        id: unique id, e.g. ``leave.balance.direct``.
+        scenario: the sub-scenario.
+        split: train, dev or test (splits are by template).
+        routine: the routine that serves it (None for refuse/ask).
+        phrasings: paraphrases, ``str.format`` strings over the sampled values.
+        sample: ``(deps, rng) -> values`` picks real entities from the seeded database;
+            keys that name routine inputs become the example's inputs. None: skip.
+        answer: ``(values, outputs) -> (reference answer, required facts)``, where
+            ``outputs`` maps step ids to their results.
+        kind: routine, refuse or ask.
+        count: how many queries to make.
+    """
+
+    id: str
+    scenario: str
+    split: Split
+    routine: str | None
+    phrasings: list[str]
+    sample: SampleFn
+    answer: AnswerFn
+    kind: Kind = "routine"
+    count: int = 5
+
+
+@dataclass
+class Domain:
+    """A scenario: its tools, routines and query templates."""
+
+    name: str
+    toolsets: list[str]
+    routines_dir: str
+    templates: list[Template]
+    seed: int = 0
+    deps_toolset: str = ""  # the toolset whose deps hold the database (default: the first)
+    arg_modes: dict[str, ArgMode] = field(default_factory=dict)  # "tool.arg" -> scoring mode
+    # free-text columns: "table.column" -> the "tool.arg" it comes from (its arg_modes mode
+    # applies in the end-state comparison); every other column must match exactly
+    free_text: dict[str, str] = field(default_factory=dict)
+    root: Path = field(default_factory=Path.cwd)
+
+    def toolset_name(self) -> str:
+        """The toolset whose deps hold the database."""
+        return self.deps_toolset or self.registry().toolset_names()[0]
+
+    def registry(self) -> ToolRegistry:
+        registry = ToolRegistry()
+        for ref in self.toolsets:
+            for item in import_toolsets(ref):
+                registry.add(item)
+        return registry
+
+    def end_state(self, snapshot: Snapshot, seed: Snapshot) -> EndState:
+        """The end state of a run's snapshot (free text set apart)."""
+        return end_state(snapshot, seed, self.free_text)
+
+    def same_end_state(self, run: EndState, gold: EndState) -> tuple[bool, str]:
+        """Whether a run ended in the gold state: exact but for free text (by its mode)."""
+        return compare_end_states(run, gold, self.free_text, self.arg_modes)
+
+    def routines(self) -> dict[str, LoadedRoutine]:
+        out = {}
+        for path in sorted((self.root / self.routines_dir).glob("*.yaml")):
+            loaded = load_routine(path)
+            out[loaded.routine.name] = loaded
+        return out
+
+
+def load_domain(folder: str | Path) -> Domain:
+    """Import ``<folder>/domain.py`` and return its ``DOMAIN``."""
+    folder = Path(folder)
+    spec = importlib.util.spec_from_file_location(f"routine_domain_{folder.name}",
+                                                  folder / "domain.py")
+    if spec is None or spec.loader is None:
+        raise DatasetError(f"{folder}/domain.py not found")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    domain: Domain = module.DOMAIN
+    # routines_dir is relative to the project root: the first folder up that has it
+    for root in (Path.cwd(), *folder.resolve().parents):
+        if (root / domain.routines_dir).is_dir():
+            domain.root = root
+            break
+    return domain
+
+
+def deps_of(contexts: dict[str, RunContext[Any]], name: str) -> Any:
+    key = name or next((k for k in contexts if k), "")
+    return contexts[key].deps
+
+
+async def oracle_run(loaded: LoadedRoutine, registry: ToolRegistry, inputs: dict[str, Any],
+                     deps_toolset: str = "") -> tuple[list[GoldCall], dict[str, Any], Snapshot]:
+    """Run a routine with the oracle: (gold calls, outputs by step id, end snapshot)."""
+    routine = loaded.routine
+    agent = Agent(routine, registry, OracleModel(routine.name), ORACLE_SETTINGS, validate=False)
+    snapshots: list[Snapshot] = []
+    trace = await agent.arun(None, inputs, on_end=lambda contexts: snapshots.append(
+        snapshot_of(deps_of(contexts, deps_toolset))))
+    if trace.outcome != "answered":
+        raise DatasetError(f"{routine.name}: the oracle's run failed: {trace.failure}")
+    calls = [GoldCall(name=c.name, arguments=c.arguments, result=c.result, step_id=c.step_id)
+             for c in trace.tool_calls]
+    outputs = {c.step_id: c.result for c in trace.tool_calls if c.step_id}
+    return calls, outputs, snapshots[0]
+
+
+async def _build(domain: Domain) -> list[GoldExample]:
+    registry = domain.registry()
+    routines = domain.routines()
+    for loaded in routines.values():
+        problems = check_routine(loaded, registry)
+        if problems:
+            raise DatasetError("\n".join(map(str, problems)))
+    async with registry.session() as contexts:  # samplers only read: one seeded copy serves all
+        return await _build_from(domain, registry, routines, deps_of(contexts, domain.deps_toolset))
+
+
+async def seed_snapshot(domain: Domain, registry: ToolRegistry) -> Snapshot:
+    """The state every run starts from."""
+    async with registry.session() as contexts:
+        return snapshot_of(deps_of(contexts, domain.deps_toolset))
+
+
+async def _build_from(domain: Domain, registry: ToolRegistry,
+                      routines: dict[str, LoadedRoutine], seed_deps: Any) -> list[GoldExample]:
+    seed = snapshot_of(seed_deps)
+    seed_state = domain.end_state(seed, seed)
+    examples: list[GoldExample] = []
+    seen_ids: set[str] = set()
+    for template in domain.templates:
+        if template.id in seen_ids:
+            raise DatasetError(f"duplicate template id {template.id!r}")
+        seen_ids.add(template.id)
+        rng = random.Random(f"{domain.seed}:{template.id}")
+        loaded = routines.get(template.routine or "")
+        if template.kind == "routine" and loaded is None:
+            raise DatasetError(f"template {template.id}: unknown routine {template.routine!r}")
+        queries: set[str] = set()
+        attempts = 0
+        while len(queries) < template.count:
+            attempts += 1
+            if attempts > template.count * 20:
+                raise DatasetError(f"template {template.id}: could not make {template.count} "
+                                   "distinct queries")
+            values = template.sample(seed_deps, rng)
+            if values is None:
+                continue
+            phrasing = template.phrasings[len(queries) % len(template.phrasings)]
+            query = phrasing.format(**values)
+            if query in queries:
+                continue
+            inputs = {k: v for k, v in values.items()
+                      if loaded is not None and k in loaded.routine.inputs}
+            if loaded is not None and template.kind == "routine":
+                calls, outputs, snapshot = await oracle_run(loaded, registry, inputs,
+                                                            domain.deps_toolset)
+                state = domain.end_state(snapshot, seed)
+            else:
+                calls, outputs, state = [], {}, seed_state
+            answer, facts = template.answer(values, outputs)
+            queries.add(query)
+            examples.append(GoldExample(
+                id=f"{domain.name}-{template.id}-{len(queries):02d}", domain=domain.name,
+                scenario=template.scenario, template=template.id, split=template.split,
+                kind=template.kind, routine=template.routine if template.kind == "routine"
+                else None, query=query, inputs=to_jsonable(inputs), calls=calls,
+                answer=answer, required_facts=facts, end_state=state.digest,
+                end_texts=state.texts, changes_state=state != seed_state))
+    return examples
+
+
+def build_dataset(domain: Domain) -> list[GoldExample]:
+    """Make every example of a domain (deterministic: same seed, same dataset)."""
+    return asyncio.run(_build(domain))
+
+
+_ADAPTER = TypeAdapter(GoldExample)
+
+
+def write_dataset(examples: list[GoldExample], folder: str | Path) -> dict[str, Path]:
+    """Write ``<folder>/<split>.jsonl`` files; return them by split."""
+    folder = Path(folder)
+    paths = {}
+    for split in SPLITS:
+        path = folder / f"{split}.jsonl"
+        with path.open("w", encoding="utf-8") as fh:
+            for example in examples:
+                if example.split == split:
+                    fh.write(_ADAPTER.dump_json(example).decode() + "\n")
+        paths[split] = path
+    return paths
+
+
+def load_dataset(folder: str | Path, splits: tuple[str, ...] = SPLITS) -> list[GoldExample]:
+    out = []
+    for split in splits:
+        path = Path(folder) / f"{split}.jsonl"
+        if path.exists():
+            out += [_ADAPTER.validate_json(line) for line in path.read_text().splitlines()
+                    if line.strip()]
+    return out
+
+
+async def gold_run(example: GoldExample, domain: Domain, registry: ToolRegistry,
+                   routines: dict[str, LoadedRoutine], seed: Snapshot,
+                   settings: RunSettings = ORACLE_SETTINGS) -> tuple[Any, EndState]:
+    """Play an example's gold calls and answer through the executor: (trace, end state)."""
+    loaded = routines.get(example.routine or "")
+    player = GoldPlayer([(c.name, c.arguments) for c in example.calls], example.answer)
+    agent = Agent(loaded.routine if loaded else None, registry, player, settings, validate=False)
+    snapshots: list[Snapshot] = []
+    trace = await agent.arun(example.query, on_end=lambda contexts: snapshots.append(
+        snapshot_of(deps_of(contexts, domain.deps_toolset))))
+    return trace, domain.end_state(snapshots[0], seed)
+
+
+async def _replay(examples: list[GoldExample], domain: Domain) -> dict[str, list[str]]:
+    registry = domain.registry()
+    routines = domain.routines()
+    seed = await seed_snapshot(domain, registry)
+    out: dict[str, list[str]] = {}
+    for example in examples:
+        problems = []
+        try:
+            trace, state = await gold_run(example, domain, registry, routines, seed)
+        except DatasetError as exc:
+            out[example.id] = [str(exc)]
+            continue
+        made = trace.tool_calls
+        if [c.name for c in made] != [c.name for c in example.calls]:
+            problems.append(f"calls {[c.name for c in made]} differ from the gold "
+                            f"{[c.name for c in example.calls]}")
+        for index, (call, gold) in enumerate(zip(made, example.calls, strict=False)):
+            if not call.ok:
+                problems.append(f"call {index} {call.name}: {call.error}")
+            elif call.result != gold.result:
+                problems.append(f"call {index} {call.name}: result differs from the gold one")
+        same, why = domain.same_end_state(state, EndState(example.end_state, example.end_texts))
+        if not same:
+            problems.append(f"end state differs from the recorded one: {why}")
+        out[example.id] = problems
+    return out
+
+
+def replay(examples: list[GoldExample], domain: Domain) -> dict[str, list[str]]:
+    """Play gold trajectories through the executor on fresh databases; return what differs
+    per example (empty lists: all good)."""
+    return asyncio.run(_replay(examples, domain))
+
+
+def dataset_stats(domain: Domain, examples: list[GoldExample]) -> dict[str, Any]:
+    """Counts to quote: tools, routines, branches, queries and steps per split."""
+    registry = domain.registry()
+    routines = domain.routines()
+    branching = [n for n, r in routines.items() if any(s.branch for s, _ in r.routine.walk())]
+    per_split: dict[str, Any] = {}
+    for split in SPLITS:
+        chosen = [e for e in examples if e.split == split]
+        per_split[split] = {
+            "queries": len(chosen),
+            "steps": sum(len(e.calls) for e in chosen),
+            "answer_steps": sum(e.kind == "routine" for e in chosen),
+            "templates": len({e.template for e in chosen}),
+            "kinds": dict(Counter(e.kind for e in chosen)),
+            "writes": sum(e.changes_state for e in chosen),
+        }
+    return {
+        "domain": domain.name,
+        "tools": len(registry),
+        "routines": len(routines),
+        "routines_with_branches": len(branching),
+        "scenarios": sorted({t.scenario for t in domain.templates}),
+        "templates": len(domain.templates),
+        "queries": len(examples),
+        "steps": sum(len(e.calls) for e in examples),
+        "splits": per_split,
+    }
+
+
+def stats_table(stats: dict[str, Any]) -> str:
+    """The stats as a short markdown table."""
+    lines = [f"domain {stats['domain']}: {stats['tools']} tools, {stats['routines']} routines "
+             f"({stats['routines_with_branches']} with branches), {len(stats['scenarios'])} "
+             f"sub-scenarios, {stats['templates']} templates, {stats['queries']} queries, "
+             f"{stats['steps']} gold tool calls", "",
+             "| split | templates | queries | tool calls | + finish steps | routine / refuse / ask "
+             "| writes |",
+             "|---|---|---|---|---|---|---|"]
+    for split, s in stats["splits"].items():
+        kinds = s["kinds"]
+        lines.append(f"| {split} | {s['templates']} | {s['queries']} | {s['steps']} | "
+                     f"{s['answer_steps']} | "
+                     f"{kinds.get('routine', 0)} / {kinds.get('refuse', 0)} / "
+                     f"{kinds.get('ask', 0)} | {s['writes']} |")
+    return "\n".join(lines)
+

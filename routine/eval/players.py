@@ -1,0 +1,84 @@
+"""Model doubles that drive the real run path for the evaluation.
+
+* :class:`OracleModel` plays the routine's own references: at every turn it calls
+  the one tool the :class:`~routine.models.base.TurnGuide` allows, with the values
+  the routine fixes. It makes the gold trajectories.
+* :class:`GoldPlayer` plays a gold trajectory back: the gold calls in order, then
+  the gold answer. Its recorded requests ARE the step samples (what a live run
+  sends at each step), and a run with it must pass the task protocol (the
+  dataset's ceiling).
+
+Both are plain :class:`~routine.models.base.Model` implementations: the executor
+does not know it is talking to them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import DatasetError
+from ..models.base import ModelReply, TurnGuide
+from ..models.messages import Message, ToolMessage
+from ..models.testing import Request
+from ..tools.core import FINISH_TOOL, to_jsonable
+
+__all__ = ["OracleModel", "GoldPlayer", "ORACLE_ANSWER"]
+
+ORACLE_ANSWER = "(the oracle's run ends here; the template writes the answer)"
+
+
+def _call(name: str, arguments: dict[str, Any]) -> ModelReply:
+    """One structured call without an id (the run numbers it, as for text calls)."""
+    return ModelReply(tool_calls=[{"id": "", "type": "function", "function": {
+        "name": name, "arguments": json.dumps(to_jsonable(arguments))}}])
+
+
+class OracleModel:
+    """Calls what the routine says, with the values it fixes; raises DatasetError when the
+    routine alone cannot decide (a branch without a true ``when``, an unknown value) or a
+    call fails."""
+
+    def __init__(self, routine: str = ""):
+        self.name = "oracle"
+        self.routine = routine
+
+    async def complete(self, messages: list[Message], tools: list[dict[str, Any]], *,
+                       guide: TurnGuide | None = None, **settings: Any) -> ModelReply:
+        last = messages[-1] if messages else None
+        if isinstance(last, ToolMessage) and last.content.startswith("Error: "):
+            raise DatasetError(f"{self.routine}: gold call {last.name} failed: {last.content[7:]}")
+        if guide is None or not guide.tools:
+            raise DatasetError(f"{self.routine}: the oracle needs a routine step to follow")
+        if guide.branch_undecided:
+            raise DatasetError(f"{self.routine}: branch {guide.step_id!r} cannot be decided from "
+                               "its `when` expressions with these inputs")
+        if guide.unknown:
+            raise DatasetError(f"{self.routine}: step {guide.step_id!r} has no value for "
+                               f"{list(guide.unknown)}")
+        tool = guide.tools[0]
+        if tool == FINISH_TOOL:
+            return _call(FINISH_TOOL, {"answer": ORACLE_ANSWER})
+        return _call(tool, guide.arguments.get(tool, {}))
+
+
+class GoldPlayer:
+    """Replies with the gold calls in order, then finishes with the gold answer; records
+    every request (messages, tools, guide) it was sent."""
+
+    def __init__(self, calls: list[tuple[str, dict[str, Any]]], answer: str, name: str = "gold"):
+        self.name = name
+        self.calls = list(calls)
+        self.answer = answer
+        self.requests: list[Request] = []
+
+    async def complete(self, messages: list[Message], tools: list[dict[str, Any]], *,
+                       guide: TurnGuide | None = None, **settings: Any) -> ModelReply:
+        self.requests.append(Request(list(messages), list(tools), settings, guide))
+        index = len(self.requests) - 1
+        if index < len(self.calls):
+            return _call(*self.calls[index])
+        if index == len(self.calls):
+            return _call(FINISH_TOOL, {"answer": self.answer})
+        raise DatasetError(f"the gold trajectory has {len(self.calls)} calls, but the run asked "
+                           f"for a reply {index + 1} times (a gold call was refused?)")

@@ -1,0 +1,130 @@
+"""Run an evaluation: both protocols, several conditions, resumable, with a report.
+
+The sample of steps and tasks is fixed by the seed and identical across
+conditions. Jobs run grouped so consecutive prompts share their start
+(:func:`routine.eval.jobs.prompt_order`); a partial run covers every condition
+and both protocols on the same routines.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..errors import EvalConfigError
+from ..models.base import Model
+from ..run.settings import RunSettings
+from ..tools.core import FINISH_TOOL
+from .conditions import CONDITIONS, pick_distractors
+from .config import EvalConfig
+from .dataset import load_dataset, load_domain, seed_snapshot
+from .jobs import append_record, drop_torn_tail, prompt_order, read_records, run_jobs
+from .steps import StepResult, run_step_sample, step_samples
+from .summary import Summary, summarize
+from .tasks import TaskResult, run_task
+
+__all__ = ["run_evaluation"]
+
+_log = logging.getLogger(__name__)
+Job = Callable[[], Awaitable[None]]
+
+
+async def run_evaluation(config: EvalConfig, model: Model,
+                         on_progress: Callable[[int, int], None] | None = None) -> Summary:
+    """Run every pending job, then write summary.json, report.md, charts and report.html."""
+    from .report import write_report
+
+    for name in config.conditions:
+        if name not in CONDITIONS:
+            raise EvalConfigError(f"unknown condition {name!r}; choose from {', '.join(CONDITIONS)}")
+    domain = load_domain(config.dataset)
+    registry = domain.registry()
+    routines = {n: loaded.routine for n, loaded in domain.routines().items()}
+    examples = [e for e in load_dataset(config.dataset, (config.split,)) if e.kind == "routine"]
+    if config.routines is not None:
+        unknown = sorted(set(config.routines) - set(routines))
+        if unknown:
+            raise EvalConfigError(f"unknown routine(s) {', '.join(unknown)}; the domain has "
+                                  f"{', '.join(sorted(routines))}")
+    config.out.mkdir(parents=True, exist_ok=True)
+    steps_path, tasks_path = config.out / "steps.jsonl", config.out / "tasks.jsonl"
+    for path in (steps_path, tasks_path):
+        if cut := drop_torn_tail(path):
+            _log.warning(f"{path}: dropped a half-written last line ({cut} bytes); it will be rerun")
+    done_steps = {(s.condition, s.sample_id) for s in read_records(steps_path, StepResult)}
+    done_tasks = {(t.condition, t.example_id, t.trial) for t in read_records(tasks_path, TaskResult)}
+    schemas = {t.name: t.parameters for t in registry}
+    schemas[FINISH_TOOL] = {"type": "object", "properties": {"answer": {"type": "string"}},
+                            "required": ["answer"]}
+    sampling = {"temperature": config.temperature, "max_tokens": config.max_tokens,
+                "seed": config.seed}
+    keyed: list[tuple[tuple[Any, ...], Job]] = []  # (run-order key, job)
+    selected_steps: set[tuple[str, str]] = set()  # this config's samples: only they are reported
+    selected_tasks: set[tuple[str, str]] = set()
+
+    if "step" in config.protocols:
+        for name in config.conditions:
+            samples = await step_samples(examples, routines, registry, CONDITIONS[name],
+                                         seed=config.seed, shuffle_tools=config.shuffle_tools)
+            if config.step_limit and len(samples) > config.step_limit:
+                keep = set(random.Random(config.seed).sample(sorted(s.id for s in samples),
+                                                             config.step_limit))
+                samples = [s for s in samples if s.id in keep]
+            samples = [s for s in samples if _wanted(config, s.routine)]
+            selected_steps |= {(name, s.id) for s in samples}
+            for position, sample in enumerate(samples):
+                if (name, sample.id) in done_steps:
+                    continue
+
+                async def step_job(s: Any = sample, c: str = name) -> None:
+                    append_record(steps_path, await run_step_sample(
+                        s, c, model, schemas, domain.arg_modes, **sampling))
+
+                keyed.append(((*prompt_order(CONDITIONS[name], sample.routine), 0, position),
+                              step_job))
+    if "task" in config.protocols:
+        chosen = examples
+        if config.task_limit and len(examples) > config.task_limit:
+            chosen = random.Random(config.seed).sample(examples, config.task_limit)
+        chosen = [e for e in chosen if _wanted(config, e.routine)]
+        settings = RunSettings(temperature=config.temperature, max_tokens=config.max_tokens,
+                               seed=config.seed, max_steps=12)
+        seed = await seed_snapshot(domain, registry)
+        for name in config.conditions:
+            condition = CONDITIONS[name]
+            for example in chosen:
+                routine = routines[example.routine or ""]
+                others, place = pick_distractors(routine, routines, condition.distractors,
+                                                 config.seed)
+                selected_tasks.add((name, example.id))
+                for trial in range(config.trials):
+                    if (name, example.id, trial) in done_tasks:
+                        continue
+
+                    async def task_job(e: Any = example, r: Any = routine, o: Any = others,
+                                       p: int = place, c: Any = condition, t: int = trial) -> None:
+                        append_record(tasks_path, await run_task(
+                            e, r, o, p, registry, model, c, t, settings, domain, seed))
+
+                    keyed.append(((*prompt_order(condition, routine.name), 1, example.id, trial),
+                                  task_job))
+    jobs = [job for _, job in sorted(keyed, key=lambda kj: kj[0])]
+    if not config.report_only:
+        failed = await run_jobs(jobs, config.concurrency, on_progress)
+        if failed:
+            _log.warning(f"{failed} sample(s) hit endpoint failures and were not recorded; "
+                         "rerun the same command to retry them")
+    steps = [s for s in read_records(steps_path, StepResult)
+             if (s.condition, s.sample_id) in selected_steps]
+    tasks = [t for t in read_records(tasks_path, TaskResult)
+             if (t.condition, t.example_id) in selected_tasks and t.trial < config.trials]
+    summary = summarize(steps, tasks, config)
+    write_report(summary, steps, tasks, config.out)
+    return summary
+
+
+def _wanted(config: EvalConfig, routine: str | None) -> bool:
+    """``--routines`` narrows the fixed sample; it does not draw another one."""
+    return config.routines is None or routine in config.routines

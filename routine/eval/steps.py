@@ -1,0 +1,162 @@
+"""Step accuracy, the Routine paper's protocol.
+
+One sample per gold step: the gold history up to that step (teacher forcing)
+plus that step's exact prompt under a condition (no routine, the routine in
+natural language or JSON, with or without step tracking, with a distractor
+routine). The samples are not rebuilt by hand: the executor runs each gold
+example with a model double that plays the gold calls
+(:class:`~routine.eval.players.GoldPlayer`), and every request it is sent IS a
+sample — the messages, tools and turn guide a live run sends at that step. The
+tool list is then shuffled per sample with a fixed seed (switchable off so
+servers can reuse their prompt cache). The model's reply is scored in layers by
+:mod:`routine.eval.scoring`. The answer step counts too: the model must call
+``finish`` (the text of the answer is judged by the task protocol).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..errors import DatasetError, ModelRequestError
+from ..models.base import Model, ModelReply, TurnGuide
+from ..models.messages import Message
+from ..models.parsing import CallParseError, parse_reply
+from ..run.executor import Agent
+from ..run.settings import RunSettings
+from ..spec.format import Routine
+from ..tools.core import FINISH_TOOL, ToolRegistry
+from .conditions import CONDITIONS, Condition, pick_distractors
+from .dataset import ORACLE_SETTINGS, GoldExample
+from .players import GoldPlayer
+from .scoring import ArgMode, ExpectedCall, score_calls
+
+__all__ = ["Condition", "CONDITIONS", "StepSample", "StepResult", "build_step_samples",
+           "step_samples", "pick_distractors", "run_step_sample"]
+
+
+class StepSample(BaseModel):
+    """One step to predict: the request a live run sends at it, and the gold call."""
+
+    id: str
+    example_id: str
+    scenario: str
+    routine: str | None
+    step: int
+    messages: list[Message]
+    tools: list[dict[str, Any]]
+    guide: TurnGuide | None = None
+    expected: dict[str, Any]  # {"name": ..., "arguments": {arg: [acceptable values]}}
+class StepResult(BaseModel):
+    """A scored step sample."""
+
+    sample_id: str
+    example_id: str
+    condition: str
+    scenario: str
+    routine: str | None
+    step: int
+    expected_tool: str
+    output: list[tuple[str, dict[str, Any]]] | None
+    text: str
+    correct: bool
+    layer: str | None
+    error: str
+    tool_f1: float
+    arg_match: float
+    seconds: float
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def _defaults(schema: dict[str, Any]) -> dict[str, Any]:
+    return {k: v["default"] for k, v in schema.get("properties", {}).items() if "default" in v}
+
+
+async def step_samples(examples: list[GoldExample], routines: dict[str, Routine],
+                       registry: ToolRegistry, condition: Condition, *, seed: int = 0,
+                       shuffle_tools: bool = True,
+                       settings: RunSettings = ORACLE_SETTINGS) -> list[StepSample]:
+    """Every step of every routine example, as a live run under ``condition`` sends it."""
+    run_settings = condition.settings(settings)
+    samples = []
+    for example in examples:
+        if example.kind != "routine" or example.routine is None:
+            continue
+        routine = routines[example.routine]
+        others, position = pick_distractors(routine, routines, condition.distractors, seed)
+        player = GoldPlayer([(c.name, c.arguments) for c in example.calls], example.answer)
+        agent = Agent(routine, registry, player, run_settings, validate=False, others=others,
+                      position=position)
+        trace = await agent.arun(example.query)
+        made = [(c.name, c.result) for c in trace.tool_calls]
+        if trace.outcome != "answered" or made != [(c.name, c.result) for c in example.calls]:
+            raise DatasetError(f"{example.id}: the gold calls do not replay ({trace.failure or 'results differ'}); "
+                               "rebuild the dataset (routine dataset build)")
+        for index, request in enumerate(player.requests):
+            tools = list(request.tools)
+            if shuffle_tools:
+                random.Random(f"{seed}:{example.id}:{index}").shuffle(tools)
+            if index < len(example.calls):
+                gold = example.calls[index]
+                tool = registry.get(gold.name)
+                expected = ExpectedCall.exact(gold.name, gold.arguments,
+                                              _defaults(tool.parameters) if tool else {})
+            else:
+                expected = ExpectedCall(FINISH_TOOL, {"answer": ["<any>"]})
+            samples.append(StepSample(
+                id=f"{example.id}#{index}", example_id=example.id, scenario=example.scenario,
+                routine=example.routine, step=index, messages=request.messages, tools=tools,
+                guide=request.guide,
+                expected={"name": expected.name, "arguments": expected.arguments}))
+    return samples
+
+
+def build_step_samples(examples: list[GoldExample], routines: dict[str, Routine],
+                       registry: ToolRegistry, condition: Condition, *, seed: int = 0,
+                       shuffle_tools: bool = True) -> list[StepSample]:
+    """Blocking :func:`step_samples`."""
+    return asyncio.run(step_samples(examples, routines, registry, condition, seed=seed,
+                                    shuffle_tools=shuffle_tools))
+
+
+async def run_step_sample(sample: StepSample, condition: str, model: Model,
+                          schemas: dict[str, dict[str, Any]], modes: dict[str, ArgMode],
+                          **sampling: Any) -> StepResult:
+    """Ask the model for one step and score its reply."""
+    started = time.perf_counter()
+    failed = ""
+    try:
+        reply = await model.complete(sample.messages, sample.tools, guide=sample.guide,
+                                     **sampling)
+    except ModelRequestError as exc:  # e.g. the prompt does not fit the context: a failure
+        reply, failed = ModelReply(), f"model request failed: {exc}"
+    seconds = time.perf_counter() - started
+    output: list[tuple[str, dict[str, Any]]] | None
+    try:
+        if failed:
+            raise CallParseError(failed)
+        parsed = parse_reply(reply.content, reply.tool_calls)
+        if parsed.calls:
+            output = [(c.name, c.arguments) for c in parsed.calls]
+        elif parsed.text:  # the executor takes plain text as the answer: so does the scorer
+            output = [(FINISH_TOOL, {"answer": parsed.text})]
+        else:
+            output = None
+    except CallParseError:
+        output = None
+    expected = ExpectedCall(sample.expected["name"], sample.expected["arguments"])
+    score = score_calls(output, [expected], schemas,
+                        modes={f"{FINISH_TOOL}.answer": "ignore", **modes})
+    return StepResult(
+        sample_id=sample.id, example_id=sample.example_id, condition=condition,
+        scenario=sample.scenario, routine=sample.routine, step=sample.step,
+        expected_tool=expected.name, output=output, text=reply.content[:2000],
+        correct=score.correct, layer=score.layer, error=failed or score.error,
+        tool_f1=score.tool_f1,
+        arg_match=score.arg_match, seconds=seconds, prompt_tokens=reply.usage.prompt_tokens,
+        completion_tokens=reply.usage.completion_tokens)

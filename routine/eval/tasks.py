@@ -1,0 +1,105 @@
+"""Task success, the tau-bench way: run the query end to end, judge by the end state.
+
+A task succeeds when the database ends in the gold end state (every write
+happened, and no other; free-text columns matched like their arguments, see
+:mod:`routine.eval.endstate`) and the answer states the required facts. Also
+reported: tool-sequence F1 against the gold trajectory, and pass^k over k
+repeated trials (:func:`routine.eval.summary.pass_hat_k`).
+"""
+
+from __future__ import annotations
+
+import re
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ..errors import ModelServerError
+from ..models.base import Model
+from ..run.executor import Agent
+from ..run.settings import RunSettings
+from ..spec.format import Routine
+from ..tools.core import RunContext, ToolRegistry
+from .conditions import Condition
+from .dataset import Domain, GoldExample, deps_of
+from .endstate import EndState, Snapshot, snapshot_of
+from .scoring import tool_f1
+
+__all__ = ["TaskResult", "run_task", "facts_present"]
+
+
+class TaskResult(BaseModel):
+    example_id: str
+    condition: str
+    trial: int
+    scenario: str
+    routine: str | None
+    success: bool
+    state_ok: bool
+    facts_ok: bool
+    tool_f1: float
+    outcome: str
+    answer: str | None
+    failure: str | None
+    state_diff: str = Field("", description="Why the end state is not the gold one.")
+    tools: list[str]
+    calls: list[tuple[str, dict[str, Any]]] = Field(
+        default_factory=list, description="Every call the run made that ran: (tool, arguments).")
+    gold_tools: list[str]
+    seconds: float
+    prompt_tokens: int
+    completion_tokens: int
+
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def facts_present(answer: str | None, facts: list[str]) -> bool:
+    """Every fact appears in the answer (case-insensitive; numbers compared as numbers,
+    so "7" matches "7.0" and "1,500" matches "1500")."""
+    text = (answer or "").lower()
+    numbers = {float(n) for n in _NUMBER.findall(text.replace(",", ""))}
+    for fact in facts:
+        try:
+            if float(fact.replace(",", "")) in numbers:  # a number: as a number, not a substring
+                continue
+            return False
+        except ValueError:
+            if fact.lower() not in text:
+                return False
+    return True
+
+
+async def run_task(example: GoldExample, routine: Routine | None, others: list[Routine],
+                   position: int, registry: ToolRegistry, model: Model, condition: Condition,
+                   trial: int, settings: RunSettings, domain: Domain,
+                   seed: Snapshot) -> TaskResult:
+    """Run one gold query with the agent under ``condition`` and judge it.
+
+    An endpoint failure (HTTP 5xx, a reply that is not a chat completion) is not a verdict
+    on the model: it raises :class:`ModelServerError`, and the task is not recorded."""
+    agent = Agent(routine if condition.routine_format != "none" else None, registry, model,
+                  condition.settings(settings), validate=False, others=others,
+                  position=position)
+    snapshots: list[Snapshot] = []
+
+    def keep_state(contexts: dict[str, RunContext[Any]]) -> None:
+        snapshots.append(snapshot_of(deps_of(contexts, domain.deps_toolset)))
+
+    trace = await agent.arun(example.query, on_end=keep_state)
+    if trace.failure_kind == "endpoint":
+        raise ModelServerError(trace.failure or "the endpoint failed")
+    state_ok, why = domain.same_end_state(domain.end_state(snapshots[0], seed),
+                                          EndState(example.end_state, example.end_texts))
+    facts_ok = trace.outcome == "answered" and facts_present(trace.answer, example.required_facts)
+    gold = [c.name for c in example.calls]
+    return TaskResult(
+        example_id=example.id, condition=condition.name, trial=trial,
+        scenario=example.scenario, routine=example.routine,
+        success=state_ok and facts_ok, state_ok=state_ok, facts_ok=facts_ok,
+        tool_f1=tool_f1(trace.tool_sequence, gold), outcome=trace.outcome,
+        answer=trace.answer, failure=trace.failure, state_diff=why, tools=trace.tool_sequence,
+        calls=[(c.name, c.arguments) for c in trace.tool_calls if c.ok], gold_tools=gold,
+        seconds=trace.duration_s, prompt_tokens=trace.usage.prompt_tokens,
+        completion_tokens=trace.usage.completion_tokens)

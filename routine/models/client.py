@@ -1,0 +1,122 @@
+"""Model clients: any OpenAI-compatible chat-completions endpoint.
+
+:class:`OpenAIModel` talks to OpenAI, vLLM, llama.cpp's server or anything that
+speaks the same API, through the ``openai`` SDK (async; the executor's sync
+API wraps it). Endpoint settings come from arguments or the environment:
+``ROUTINE_BASE_URL``, ``ROUTINE_MODEL``, ``ROUTINE_API_KEY``, falling back to
+``OPENAI_BASE_URL``, ``OPENAI_MODEL``, ``OPENAI_API_KEY``.
+
+Every client implements the :class:`Model` protocol, which the test doubles in
+``routine.testing`` implement too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import openai
+
+from ..errors import ModelRequestError, ModelRequestsForbidden, ModelServerError, ModelUnavailable
+from .base import ModelReply, TurnGuide, model_requests_allowed
+from .messages import Message, Usage, to_wire
+
+__all__ = ["OpenAIModel", "endpoint_from_env"]
+
+def endpoint_from_env(base_url: str | None = None, model: str | None = None,
+                      api_key: str | None = None) -> tuple[str | None, str | None, str | None]:
+    """(base_url, model, api_key) from the arguments, else ROUTINE_*, else OPENAI_*."""
+    env = os.environ.get
+    return (
+        base_url or env("ROUTINE_BASE_URL") or env("OPENAI_BASE_URL"),
+        model or env("ROUTINE_MODEL") or env("OPENAI_MODEL"),
+        api_key or env("ROUTINE_API_KEY") or env("OPENAI_API_KEY"),
+    )
+
+
+class OpenAIModel:
+    """A chat-completions endpoint.
+
+    Args:
+        model: the model name the server knows.
+        base_url: e.g. ``http://127.0.0.1:8000/v1``; None for OpenAI itself.
+        api_key: the key; local servers accept any (``"none"`` is sent when unset).
+        timeout: seconds per request.
+        native_tools: send ``tools`` in the request (False: the caller puts tool
+            descriptions in the prompt itself).
+        client: an ``openai.AsyncOpenAI`` to use instead of creating one.
+    """
+
+    def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
+                 timeout: float = 120.0, native_tools: bool = True,
+                 client: openai.AsyncOpenAI | None = None, **default_settings: Any):
+        self.name = model
+        self.base_url = base_url
+        self.native_tools = native_tools
+        self.default_settings = default_settings
+        self._given_client = client
+        self._client_args = {"base_url": base_url, "api_key": api_key or "none",
+                             "timeout": timeout, "max_retries": 1}
+        self._client: openai.AsyncOpenAI | None = client
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _http(self) -> openai.AsyncOpenAI:
+        """The client for the running event loop (connections cannot outlive their loop)."""
+        if self._given_client is not None:
+            return self._given_client
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = openai.AsyncOpenAI(**self._client_args)
+            self._loop = loop
+        return self._client
+
+    async def complete(self, messages: list[Message], tools: list[dict[str, Any]], *,
+                       guide: TurnGuide | None = None, **settings: Any) -> ModelReply:
+        if not model_requests_allowed():
+            raise ModelRequestsForbidden(
+                "real model requests are disabled (routine.testing forbids them in unit tests)")
+        request: dict[str, Any] = {**self.default_settings, **settings}
+        if tools and self.native_tools:
+            request["tools"] = tools
+        clean = to_wire(messages)
+        try:
+            response = await self._http().chat.completions.create(
+                model=self.name, messages=clean, **request)
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            raise ModelUnavailable(f"cannot reach the model at {self.base_url or 'OpenAI'}: "
+                                   f"{exc}") from exc
+        except openai.AuthenticationError as exc:
+            raise ModelUnavailable(f"the endpoint refused the API key: {exc}") from exc
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500:
+                raise ModelServerError(f"the endpoint failed (HTTP {exc.status_code}): "
+                                       f"{exc.message}") from exc
+            raise ModelRequestError(f"the endpoint refused the request (HTTP {exc.status_code}): "
+                                    f"{exc.message}") from exc
+        except (openai.APIError, ValueError) as exc:  # e.g. a body that is not JSON
+            raise ModelServerError(f"the endpoint's reply is not a chat completion: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+        try:
+            choice = response.choices[0]
+            message = choice.message
+            calls = [
+                {"id": c.id, "type": "function",
+                 "function": {"name": c.function.name, "arguments": c.function.arguments}}
+                for c in (message.tool_calls or []) if getattr(c, "function", None)
+            ]
+            content = message.content or ""
+        except (AttributeError, IndexError, TypeError) as exc:  # an HTML page, no choices...
+            raise ModelServerError(f"the endpoint's reply is not a chat completion "
+                                   f"({type(exc).__name__}: {exc}): {str(response)[:200]!r}") from None
+        usage = Usage()
+        if getattr(response, "usage", None) is not None:
+            usage = Usage(prompt_tokens=response.usage.prompt_tokens or 0,
+                          completion_tokens=response.usage.completion_tokens or 0)
+        return ModelReply(content, calls, usage, choice.finish_reason)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections of the current loop's client."""
+        if self._client is not None and self._given_client is None:
+            await self._client.close()
+            self._client = None

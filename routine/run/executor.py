@@ -1,0 +1,190 @@
+"""The executor: run a routine with a model and tools, one turn at a time.
+
+>>> agent = Agent(load_routine("routines/hr/leave_balance.yaml"), tools, model)  # doctest: +SKIP
+>>> trace = agent.run("How many annual leave days does Alice Andersen have left?")  # doctest: +SKIP
+>>> trace.answer, trace.tool_sequence  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from .turn import FinalAnswer, NextTurn, RunState, take_turn
+from ..errors import RoutineError, SpecError
+from ..models.base import Model
+from ..models.messages import SystemMessage, UserMessage
+from ..spec.format import LoadedRoutine, Routine, SourceMap, load_routine
+from ..spec.validate import check_routine
+from ..tools.core import RunContext, Tool, ToolRegistry, Toolset
+from .memory import VariableMemory
+from .prompts import Planner
+from .settings import RunSettings
+from .trace import FailureKind, RunTrace, TurnRecord, dump_traces
+from .tracking import StepTracker
+
+__all__ = ["Agent", "coerce_inputs"]
+
+_TYPES: dict[str, Callable[[str], Any]] = {
+    "integer": int, "number": float, "string": str,
+    "boolean": lambda s: s.strip().lower() in ("1", "true", "yes", "y"),
+}
+
+
+def coerce_inputs(routine: Routine | None, raw: dict[str, Any]) -> dict[str, Any]:
+    """Convert CLI strings to the routine's declared input types; reject unknown names."""
+    if routine is None:
+        return dict(raw)
+    out = {}
+    for name, value in raw.items():
+        spec = routine.inputs.get(name)
+        if spec is None:
+            raise RoutineError(f"routine {routine.name!r} has no input {name!r} "
+                               f"(it has: {', '.join(routine.inputs) or 'none'})")
+        try:
+            out[name] = _TYPES[spec.type](value) if isinstance(value, str) and \
+                spec.type in _TYPES else value
+        except ValueError:
+            raise RoutineError(f"input {name!r} must be {spec.type}, got {value!r}") from None
+        if spec.enum is not None and out[name] not in spec.enum:
+            raise RoutineError(f"input {name!r} must be one of {spec.enum}, got {value!r}")
+    return out
+
+
+class Agent:
+    """Runs one routine (or none) with a model and a tool registry.
+
+    Args:
+        routine: a Routine, a loaded routine, a path to a YAML file, or None (tools only).
+        tools: a ToolRegistry, or tools/toolsets to put in one.
+        model: any :class:`routine.model.Model` (OpenAIModel, the test doubles...).
+        settings: a RunSettings; keyword overrides are applied on top.
+        validate: check the routine against the tools first (raise SpecError on problems).
+        others: further routines shown in the prompt beside this one (the paper's distractor
+            experiment); calls stay limited to this routine's tools.
+        position: where this routine is listed among ``others`` in the prompt (0: first).
+    """
+
+    def __init__(self, routine: Routine | LoadedRoutine | str | Path | None,
+                 tools: ToolRegistry | Iterable[Tool | Toolset], model: Model,
+                 settings: RunSettings | None = None, *, validate: bool = True,
+                 others: list[Routine] | None = None, position: int = 0, **overrides: Any):
+        if isinstance(routine, (str, Path)):
+            routine = load_routine(routine)
+        if isinstance(routine, Routine):
+            routine = LoadedRoutine(routine, SourceMap(f"<routine {routine.name}>"))
+        self.routine = routine.routine if routine is not None else None
+        self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(*tools)
+        if routine is not None and validate:
+            problems = check_routine(routine, self.tools)
+            if problems:
+                raise SpecError(problems)
+        self.model = model
+        self.settings = (settings or RunSettings()).model_copy(update=overrides)
+        self.others = list(others or [])
+        self.position = position
+        self.planner = Planner(self.settings.routine_format, self.settings.step_tracking)
+
+    def _start(self, query: str | None, inputs: dict[str, Any]) -> RunState:
+        routine, settings = self.routine, self.settings
+        if routine is not None:
+            missing = [n for n, s in routine.inputs.items()
+                       if s.required and s.default is None and n not in inputs]
+            if missing and not query:
+                raise RoutineError(f"no query and no value for required inputs: {missing}")
+            allowed = {n: t for n in routine.tool_names() if (t := self.tools.get(n))}
+        else:
+            allowed = {t.name: t for t in self.tools}
+        offered = list(self.tools) if settings.offer_tools == "all" else list(allowed.values())
+        trace = RunTrace(run_id=uuid.uuid4().hex, routine=routine.name if routine else None,
+                         routine_version=routine.version if routine else None,
+                         model=self.model.name, settings=settings.model_dump(), query=query,
+                         inputs=inputs, tools_offered=[t.name for t in offered])
+        user = query or f"Please run the {routine.name if routine else ''} task with the " \
+                        "values given."
+        shown = None if routine is None else list(self.others)
+        if shown is not None and routine is not None:
+            shown.insert(min(self.position, len(shown)), routine)
+        trace.messages += [
+            SystemMessage(content=self.planner.system_prompt(shown, inputs)),
+            UserMessage(content=user),
+        ]
+        return RunState(
+            trace=trace, routine=routine,
+            tracker=StepTracker(routine, inputs, use_defaults=query is None) if routine else None,
+            registry=self.tools, allowed=allowed, tool_specs=self.planner.tool_specs(offered),
+            planner=self.planner, settings=settings,
+            memory=VariableMemory(threshold=settings.memory_threshold))
+
+    async def arun(self, query: str | None = None, inputs: dict[str, Any] | None = None, *,
+                   on_turn: Callable[[TurnRecord], None] | None = None,
+                   on_end: Callable[[dict[str, RunContext[Any]]], None] | None = None
+                   ) -> RunTrace:
+        """Run to an answer or a failure; always return the trace (``trace.outcome``).
+
+        ``on_turn`` sees each turn's record as it is appended; ``on_end`` sees the run's
+        tool contexts (toolset name -> :class:`RunContext`) before they close, e.g. to
+        read the state a run left behind."""
+        state = self._start(query, coerce_inputs(self.routine, inputs or {}))
+        started = time.perf_counter()
+        async with self.tools.session(state.trace.run_id, state.trace.inputs) as contexts:
+            state.contexts = contexts
+            try:
+                await asyncio.wait_for(self._loop(state, on_turn), self.settings.timeout_s)
+            except asyncio.TimeoutError:
+                self._end(state, None, f"timed out after {self.settings.timeout_s:g} s", "timeout")
+            for name, context in contexts.items():
+                digest = getattr(context.deps, "state_digest", None)
+                if callable(digest):
+                    state.trace.end_state[name] = str(digest())
+            if on_end is not None:
+                on_end(contexts)
+        state.trace.duration_s = time.perf_counter() - started
+        return state.trace
+
+    async def _loop(self, state: RunState,
+                    on_turn: Callable[[TurnRecord], None] | None) -> None:
+        while True:
+            result = await take_turn(state, self.model)
+            if on_turn is not None:
+                on_turn(state.trace.turns[-1])
+            if isinstance(result, NextTurn):
+                continue
+            if isinstance(result, FinalAnswer):
+                return self._end(state, result.answer, None)
+            return self._end(state, None, result.reason, result.kind)
+
+    def _end(self, state: RunState, answer: str | None, failure: str | None,
+             kind: FailureKind | None = None) -> None:
+        trace = state.trace
+        if answer is not None:
+            trace.outcome, trace.answer = "answered", answer
+            if state.tracker is not None:
+                state.tracker.finish()
+        else:
+            trace.outcome, trace.failure, trace.failure_kind = "failed", failure, kind
+        if state.tracker is not None:
+            trace.steps_done = list(state.tracker.done)
+            trace.branches = dict(state.tracker.branches)
+
+    def run(self, query: str | None = None, inputs: dict[str, Any] | None = None, *,
+            on_turn: Callable[[TurnRecord], None] | None = None,
+            trace_dir: str | Path | None = None) -> RunTrace:
+        """Blocking :meth:`arun`; with ``trace_dir`` the trace is appended to
+        ``<trace_dir>/traces.jsonl``."""
+        async def run_and_close() -> RunTrace:
+            try:
+                return await self.arun(query, inputs, on_turn=on_turn)
+            finally:  # this call owns the event loop: close connections made in it
+                close = getattr(self.model, "aclose", None)
+                if close is not None:
+                    await close()
+
+        trace = asyncio.run(run_and_close())
+        if trace_dir is not None:
+            dump_traces([trace], Path(trace_dir) / "traces.jsonl")
+        return trace

@@ -1,0 +1,185 @@
+"""Render a routine, its tools and the run's state into the executor's messages.
+
+Templates live in ``routine/prompts`` (package data) and render in a sandboxed
+Jinja environment with ``StrictUndefined``: routines are user data.
+
+Two messages come from here:
+
+* the **system prompt** — rules, the whole routine (natural-language or JSON
+  form, as in the paper; or none) and the known inputs. It stays the same for
+  the whole run, so servers can reuse their prompt cache;
+* the **state prompt**, sent fresh with every model request when step tracking
+  is on — steps done, the CURRENT step with its argument values where known,
+  and the variable memory.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from jinja2 import PackageLoader, StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from ..spec.format import Routine, Step, parse_references
+from ..tools.core import FINISH_TOOL, Tool
+from .memory import VariableMemory
+from .tracking import StepTracker
+
+__all__ = ["Planner", "RoutineFormat", "finish_tool_spec"]
+
+RoutineFormat = Literal["nl", "json", "none"]
+
+_ENV = ImmutableSandboxedEnvironment(
+    loader=PackageLoader("routine.run", "templates"),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=False,
+    autoescape=False,
+)
+
+
+def finish_tool_spec() -> dict[str, Any]:
+    """The built-in ``finish`` tool through which the model answers the user."""
+    return {
+        "type": "function",
+        "function": {
+            "name": FINISH_TOOL,
+            "description": "Give the final answer to the user and end the task.",
+            "parameters": {
+                "type": "object",
+                "properties": {"answer": {"type": "string", "description": "The answer text."}},
+                "required": ["answer"],
+            },
+        },
+    }
+
+
+def _source_text(routine: Routine, labels: dict[str, str], value: Any) -> str:
+    """How an argument's source reads in the natural-language rendering."""
+    refs = parse_references(value)
+    if not refs:
+        return f"{value!r} (fixed)" if isinstance(value, str) else f"{value} (fixed)"
+    parts = []
+    for ref in refs:
+        if ref.kind == "inputs":
+            spec = routine.inputs.get(ref.name)
+            parts.append(f"the {ref.name} from the request"
+                         + (f" ({spec.description})" if spec else ""))
+        elif ref.kind == "steps":
+            field = ".".join(ref.path)
+            what = f"the {field} field" if field else "the result"
+            parts.append(f"{what} of step {labels.get(ref.name, ref.name)}")
+    return " and ".join(parts) if refs[0].whole else f"text {value!r} with " + " and ".join(parts)
+
+
+@dataclass
+class Planner:
+    """Prompt renderer.
+
+    Attributes:
+        routine_format: ``nl`` (natural language), ``json``, or ``none`` (tools only).
+        step_tracking: add the per-turn state prompt naming the current step.
+    """
+
+    routine_format: RoutineFormat = "nl"
+    step_tracking: bool = True
+
+    def _items(self, routine: Routine, steps: list[Step], labels: dict[str, str],
+               options: dict[str, list[str]]) -> list[dict[str, Any]]:
+        out = []
+        for step in steps:
+            children: list[dict[str, Any]] = []
+            opts = []
+            for n, option in enumerate(step.branch or []):
+                goto = labels.get(options[step.id][n], "the end")
+                opts.append({"condition": option.condition, "goto": goto})
+                children += self._items(routine, option.steps, labels, options)
+            out.append({
+                "label": labels[step.id],
+                "step": step,
+                "args": [{"name": k, "source": _source_text(routine, labels, v)}
+                         for k, v in step.args.items()],
+                "options": opts,
+                "children": children,
+            })
+        return out
+
+    def steps_json(self, routine: Routine) -> list[dict[str, Any]]:
+        """The paper's JSON rendering: ``{step, name, description, tool, type}`` per step."""
+        tracker = StepTracker(routine)
+        labels = tracker.flow.labels
+        out = []
+        for step, label in routine.walk():
+            kind = "branchnode" if "-" in label and step.kind == "node" else step.kind
+            entry: dict[str, Any] = {"step": label, "name": step.name,
+                                     "description": step.description,
+                                     "tool": FINISH_TOOL if step.finish else step.tool,
+                                     "type": kind}
+            if step.args:
+                entry["input"] = {k: _source_text(routine, labels, v) for k, v in step.args.items()}
+            if step.output_description:
+                entry["output"] = step.output_description
+            if step.branch:
+                entry["branches"] = [
+                    {"condition": o.condition,
+                     "goto": labels.get(tracker.flow.options[step.id][n], "end")}
+                    for n, o in enumerate(step.branch)]
+            out.append(entry)
+        return out
+
+    def system_prompt(self, routines: Routine | list[Routine] | None,
+                      inputs: dict[str, Any] | None = None) -> str:
+        """The run's stable system prompt, showing ``routines`` in that order (one, or the
+        run's routine among others: the paper's distractor experiment, retrieved candidates)."""
+        if routines is None or self.routine_format == "none":
+            shown: list[Routine] = []
+        else:
+            shown = [routines] if isinstance(routines, Routine) else list(routines)
+        items = []
+        for each in shown:
+            tracker = StepTracker(each)
+            item: dict[str, Any] = {"routine": each, "steps": [], "steps_json": ""}
+            if self.routine_format == "json":
+                item["steps_json"] = json.dumps(self.steps_json(each), indent=2,
+                                                ensure_ascii=False)
+            else:
+                item["steps"] = self._items(each, each.steps, tracker.flow.labels,
+                                            tracker.flow.options)
+            items.append(item)
+        context = {"routines": items, "format": self.routine_format, "inputs": inputs or {}}
+        return _ENV.get_template("system.j2").render(**context).strip() + "\n"
+
+    def state_prompt(self, tracker: StepTracker | None, memory: VariableMemory) -> str | None:
+        """The per-turn state message, or None when there is nothing to say."""
+        context: dict[str, Any] = {"step": None, "done": [], "label": "", "args": [],
+                                   "options": [], "memory": []}
+        if self.step_tracking and tracker is not None and not tracker.finished:
+            step = tracker.step
+            assert step is not None
+            flow = tracker.flow
+            context.update(
+                step=step,
+                label=flow.labels[step.id],
+                done=[f"{flow.labels[d]} ({flow.steps[d].tool or flow.steps[d].kind})"
+                      for d in tracker.done if not flow.steps[d].branch],
+                args=tracker.arguments(),
+                options=[{"condition": o.condition,
+                          "tool": tracker.first_tool(flow.options[step.id][n]) or "finish",
+                          "goto": flow.labels.get(flow.options[step.id][n], "end")}
+                         for n, o in enumerate(step.branch or [])],
+            )
+        context["memory"] = [
+            {"key": e.key, "tool": e.tool, "preview": e.preview()}
+            for e in memory.entries.values() if memory.is_long(e.text)
+        ]
+        if context["step"] is None and not context["memory"]:
+            return None
+        text = _ENV.get_template("state.j2").render(**context).strip()
+        return text or None
+
+    def tool_specs(self, tools: list[Tool]) -> list[dict[str, Any]]:
+        """The ``tools`` of the request: the offered tools plus ``finish``."""
+        return [t.openai_spec() for t in tools] + [finish_tool_spec()]

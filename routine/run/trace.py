@@ -1,0 +1,166 @@
+"""Typed records of a run, with ONE serialiser.
+
+A run yields one :class:`RunTrace`: the routine, the inputs, the messages, each
+turn with its tool calls (arguments, result, error, timing), token usage and
+the outcome. Evaluation and fine-tuning read these records, never log text.
+``dump_traces``/``load_traces`` are the only JSONL reader and writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from ..errors import RunFailed
+from ..models.messages import Message, Usage
+
+__all__ = [
+    "Usage",
+    "TurnKind",
+    "FailureKind",
+    "ToolCallRecord",
+    "TurnRecord",
+    "RunTrace",
+    "ErrorKind",
+    "dump_traces",
+    "load_traces",
+    "now",
+]
+
+ErrorKind = Literal[
+    "tool_error",  # the tool raised (e.g. unknown employee): shown to the model
+    "invalid_arguments",  # arguments do not fit the tool's schema
+    "unknown_tool",  # no tool by that name
+    "not_allowed",  # the tool exists but the routine does not name it
+    "repeated",  # the same call again, in a loop
+    "timeout",  # the tool took too long
+]
+
+
+TurnKind = Literal[
+    "tool_calls",  # calls ran; the run goes on
+    "answer",  # the model answered: the run ends
+    "retry",  # a model mistake, fed back
+    "failed",  # the run ends without an answer (limit, mistakes, endpoint failure)
+]
+
+
+FailureKind = Literal[
+    "model_mistakes",  # max_retries mistakes in a row
+    "max_steps",  # the tool-call budget ran out
+    "request_refused",  # the endpoint refused a request (HTTP 4xx: e.g. over its context)
+    "endpoint",  # the endpoint failed (HTTP 5xx, not a chat completion)
+    "timeout",  # the run's wall-clock limit
+]
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ToolCallRecord(BaseModel):
+    """One tool call the model made, and what came of it (complete when created)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_id: str
+    name: str
+    arguments: dict[str, Any] = Field(description="As the model sent them.")
+    resolved_arguments: dict[str, Any] | None = Field(
+        None, description="After variable-memory keys were replaced by their values.")
+    step_id: str | None = Field(None, description="The routine step this call completed.")
+    result: Any = None
+    result_text: str | None = Field(None, description="What the model was shown.")
+    memory_key: str | None = Field(None, description="Where a long result was stored.")
+    error: str | None = None
+    error_kind: ErrorKind | None = None
+    started_at: datetime = Field(default_factory=now)
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class TurnRecord(BaseModel):
+    """One model request and what the executor did with the reply (complete when appended)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    kind: TurnKind
+    current_step: str | None = None
+    state_prompt: str | None = Field(None, description="The per-turn state message sent.")
+    model_text: str = ""
+    calls: list[ToolCallRecord] = Field(default_factory=list)
+    feedback: str | None = Field(None, description="Error message sent back to the model.")
+    usage: Usage = Field(default_factory=Usage)
+    duration_s: float = 0.0
+
+
+class RunTrace(BaseModel):
+    """Everything about one run."""
+
+    run_id: str
+    routine: str | None = None
+    routine_version: str | None = None
+    model: str = ""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    query: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    tools_offered: list[str] = Field(default_factory=list)
+    messages: list[Message] = Field(default_factory=list, description="The conversation "
+                                    "(system prompt, request, calls, results, feedback).")
+    turns: list[TurnRecord] = Field(default_factory=list)
+    steps_done: list[str] = Field(default_factory=list)
+    branches: dict[str, int] = Field(default_factory=dict, description="Branch step -> option.")
+    outcome: Literal["running", "answered", "failed"] = "running"
+    answer: str | None = None
+    failure: str | None = None
+    failure_kind: FailureKind | None = None
+    usage: Usage = Field(default_factory=Usage)
+    end_state: dict[str, str] = Field(
+        default_factory=dict, description="Toolset -> digest of its state when the run ended "
+        "(for toolsets whose deps have state_digest()).")
+    started_at: datetime = Field(default_factory=now)
+    duration_s: float = 0.0
+
+    def raise_for_outcome(self) -> RunTrace:
+        """Return the trace if the run answered; raise :class:`RunFailed` (with it) if not."""
+        if self.outcome != "answered":
+            raise RunFailed(self.failure or f"the run ended as {self.outcome!r}", self)
+        return self
+
+    @property
+    def tool_calls(self) -> list[ToolCallRecord]:
+        """Every tool call, in order (the finish call excluded)."""
+        return [c for t in self.turns for c in t.calls]
+
+    @property
+    def tool_sequence(self) -> list[str]:
+        """Names of the tools that ran successfully, in order."""
+        return [c.name for c in self.tool_calls if c.ok]
+
+
+_ADAPTER = TypeAdapter(RunTrace)
+
+
+def dump_traces(traces: Iterable[RunTrace], path: str | Path) -> None:
+    """Append traces to a JSONL file (one trace per line)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        for trace in traces:
+            fh.write(_ADAPTER.dump_json(trace).decode() + "\n")
+
+
+def load_traces(path: str | Path) -> Iterator[RunTrace]:
+    """Read the traces of a JSONL file."""
+    with Path(path).open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield _ADAPTER.validate_json(line)

@@ -1,0 +1,293 @@
+"""One turn of a run: ask the model, read its reply, run the calls it makes.
+
+Kept apart from the run loop (``executor.py``) so the loop stays short. A turn
+returns a tagged result: :class:`NextTurn`, :class:`FinalAnswer` or
+:class:`Failed`, and appends ONE complete :class:`TurnRecord` to the trace. The
+model's mistakes (unreadable call, unknown or forbidden tool, invalid arguments,
+the same call in a loop) become messages back to the model and count toward
+``max_retries``; a tool's own error is data shown to the model; an endpoint that
+fails or refuses the request ends the run with the reason.
+
+Everything that shows a model a prompt goes through :func:`take_turn`: a live
+run, the evaluation's step samples (a model double that plays the gold calls)
+and the oracle that makes the gold data (a model double that plays the routine's
+own references). What one sees, the others see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ModelRequestError, ModelServerError
+from ..models.base import Model, ModelReply, TurnGuide
+from ..models.messages import (
+    AssistantMessage,
+    Message,
+    SystemMessage,
+    ToolCall,
+    ToolMessage,
+    UserMessage,
+)
+from ..models.parsing import CallParseError, ParsedCall, parse_reply
+from ..spec.format import Routine
+from ..tools.core import FINISH_TOOL, RunContext, Tool, ToolArgumentsError, ToolRegistry, result_text
+from ..tools.core import to_jsonable as jsonable
+from .memory import VariableMemory
+from .prompts import Planner
+from .settings import RunSettings
+from .trace import ErrorKind, FailureKind, RunTrace, ToolCallRecord, TurnKind, TurnRecord, now
+from .tracking import StepTracker
+
+__all__ = ["RunState", "NextTurn", "FinalAnswer", "Failed", "TurnResult", "take_turn",
+           "request_messages", "turn_guide"]
+
+MODEL_MISTAKES: set[ErrorKind] = {"invalid_arguments", "unknown_tool", "not_allowed", "repeated"}
+
+
+@dataclass
+class NextTurn:
+    """The run goes on."""
+
+
+@dataclass
+class FinalAnswer:
+    answer: str
+
+
+@dataclass
+class Failed:
+    reason: str
+    kind: FailureKind = "model_mistakes"
+
+
+TurnResult = NextTurn | FinalAnswer | Failed
+
+
+@dataclass
+class RunState:
+    """Everything a run carries from turn to turn."""
+
+    trace: RunTrace
+    routine: Routine | None
+    tracker: StepTracker | None
+    registry: ToolRegistry
+    allowed: dict[str, Tool]
+    tool_specs: list[dict[str, Any]]
+    planner: Planner
+    settings: RunSettings
+    memory: VariableMemory
+    contexts: dict[str, RunContext[Any]] = field(default_factory=dict)
+    mistakes: int = 0
+    calls_made: int = 0
+    call_ids: int = 0  # calls numbered so far (ids for calls the model sent without one)
+    seen_calls: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def history(self) -> list[Message]:
+        return self.trace.messages
+
+    def current_hint(self) -> str:
+        """A short pointer to the current step, for error feedback."""
+        if self.tracker is None or self.tracker.finished or self.tracker.step is None:
+            return ""
+        tools = " or ".join(self.tracker.expected_tools())
+        step = self.tracker.step
+        return f" You are at step {self.tracker.label(step.id)} ({step.name}): call {tools}."
+
+
+@dataclass
+class _Outcome:
+    """What acting on a reply came to; becomes the turn's record."""
+
+    result: TurnResult
+    kind: TurnKind
+    calls: list[ToolCallRecord] = field(default_factory=list)
+    feedback: str | None = None
+
+
+def request_messages(state: RunState) -> tuple[list[Message], str | None]:
+    """The messages of the next request: the history, then the state prompt (if any)."""
+    state_prompt = state.planner.state_prompt(state.tracker, state.memory)
+    messages = list(state.history)
+    if state_prompt:
+        messages.append(SystemMessage(content=state_prompt))
+    return messages, state_prompt
+
+
+def turn_guide(state: RunState) -> TurnGuide | None:
+    """What the routine allows at this turn (None without a routine or once it is done)."""
+    tracker = state.tracker
+    if tracker is None or tracker.finished or tracker.step is None:
+        return None
+    step = tracker.step
+    flow = tracker.flow
+    if step.branch:
+        entries = [flow.steps.get(e) for e in flow.options[step.id]]
+        arguments = {}
+        for entry in entries:
+            if entry is not None and entry.tool:
+                arguments[entry.tool] = {a.name: a.value for a in tracker.arguments(entry)
+                                         if a.known}
+        return TurnGuide(step.id, flow.labels[step.id], tuple(tracker.expected_tools()),
+                         arguments, (), branch_undecided=True)
+    known = tracker.arguments()
+    tools = tuple(tracker.expected_tools())
+    return TurnGuide(step.id, flow.labels[step.id], tools,
+                     {t: {a.name: a.value for a in known if a.known} for t in tools},
+                     tuple(a.name for a in known if not a.known))
+
+
+async def take_turn(state: RunState, model: Model) -> TurnResult:
+    """Ask the model once, act on its reply, and record the turn."""
+    started = time.perf_counter()
+    tracker = state.tracker
+    current = tracker.current if tracker is not None and not tracker.finished else None
+    messages, state_prompt = request_messages(state)
+    reply = ModelReply()
+    try:
+        reply = await model.complete(messages, state.tool_specs, guide=turn_guide(state),
+                                     **state.settings.sampling())
+    except ModelRequestError as exc:
+        outcome = _Outcome(Failed(f"model request failed: {exc}", "request_refused"), "failed")
+    except ModelServerError as exc:
+        outcome = _Outcome(Failed(f"model request failed: {exc}", "endpoint"), "failed")
+    else:
+        outcome = await _act(state, reply.content, reply.tool_calls)
+    state.trace.turns.append(TurnRecord(
+        index=len(state.trace.turns), kind=outcome.kind, current_step=current,
+        state_prompt=state_prompt, model_text=reply.content, calls=outcome.calls,
+        feedback=outcome.feedback, usage=reply.usage, duration_s=time.perf_counter() - started))
+    state.trace.usage = state.trace.usage + reply.usage
+    return outcome.result
+
+
+async def _act(state: RunState, content: str, tool_calls: list[dict[str, Any]]) -> _Outcome:
+    try:
+        parsed = parse_reply(content, tool_calls)
+    except CallParseError as exc:
+        state.history.append(AssistantMessage(content=content))
+        return _mistake(state, [], f"Your tool call could not be read: {exc}.")
+    if not parsed.calls:
+        tracker = state.tracker
+        at_end = tracker is None or tracker.finished or (tracker.step is not None
+                                                         and tracker.step.finish)
+        if parsed.text and at_end:
+            return _Outcome(FinalAnswer(parsed.text), "answer")
+        state.history.append(AssistantMessage(content=content))
+        return _mistake(state, [], "Your reply did not call a tool. Reply with one tool "
+                        "call; to answer the user, call the finish tool." + state.current_hint())
+    calls = []
+    for parsed_call in parsed.calls:  # ids the model did not give: numbered, so reruns match
+        state.call_ids += 1
+        calls.append(parsed_call if parsed_call.call_id else ParsedCall(
+            parsed_call.name, parsed_call.arguments, f"call_{state.call_ids}"))
+    state.history.append(AssistantMessage(
+        content="" if parsed.from_text else parsed.text,
+        tool_calls=[ToolCall.of(c.call_id, c.name, c.arguments) for c in calls]))
+    records: list[ToolCallRecord] = []
+    mistakes = []
+    for parsed_call in calls:
+        if parsed_call.name == FINISH_TOOL:
+            answer = parsed_call.arguments.get("answer")
+            if isinstance(answer, str) and answer.strip():
+                return _Outcome(FinalAnswer(answer.strip()), "answer", records)
+            record = ToolCallRecord(call_id=parsed_call.call_id, name=FINISH_TOOL,
+                                    arguments=parsed_call.arguments,
+                                    error="finish needs a non-empty string argument 'answer'",
+                                    error_kind="invalid_arguments")
+        else:
+            record = await _execute(state, parsed_call)
+        records.append(record)
+        shown = record.result_text if record.ok else f"Error: {record.error}"
+        state.history.append(ToolMessage(tool_call_id=record.call_id, name=record.name,
+                                         content=shown or ""))
+        if record.error_kind in MODEL_MISTAKES:
+            mistakes.append(record.error or "")
+    if mistakes:
+        return _mistake(state, records, None)
+    state.mistakes = 0
+    if state.calls_made >= state.settings.max_steps:
+        return _Outcome(Failed(f"reached max_steps={state.settings.max_steps} tool calls "
+                               "without an answer", "max_steps"), "failed", records)
+    return _Outcome(NextTurn(), "tool_calls", records)
+
+
+def _mistake(state: RunState, records: list[ToolCallRecord], feedback: str | None) -> _Outcome:
+    """Count a model mistake; feed it back (tool errors are already in the history)."""
+    state.mistakes += 1
+    if feedback:
+        state.history.append(UserMessage(content=feedback))
+    if state.mistakes > state.settings.max_retries:
+        last = feedback or "; ".join(c.error or "" for c in records if not c.ok)
+        return _Outcome(Failed(f"the model made {state.mistakes} mistakes in a row "
+                               f"(max_retries={state.settings.max_retries}); last: {last}"),
+                        "failed", records, feedback)
+    return _Outcome(NextTurn(), "retry", records, feedback)
+
+
+def _signature(call: ParsedCall) -> str:
+    return call.name + json.dumps(call.arguments, sort_keys=True, default=str)
+
+
+async def _execute(state: RunState, call: ParsedCall) -> ToolCallRecord:
+    """Run one call and record it; every way it can go wrong ends up in the record."""
+    base = {"call_id": call.call_id, "name": call.name, "arguments": call.arguments,
+            "started_at": now()}
+    started = time.perf_counter()
+    tool = state.registry.get(call.name)
+    offered = ", ".join(sorted(state.allowed)) + ", finish"
+    if tool is None:
+        return ToolCallRecord(**base, error=f"unknown tool {call.name!r}. Available tools: "
+                              f"{offered}.", error_kind="unknown_tool")
+    if call.name not in state.allowed:
+        return ToolCallRecord(**base, error=f"tool {call.name!r} is not part of this routine. "
+                              f"Use one of: {offered}.", error_kind="not_allowed")
+    signature = _signature(call)
+    if state.seen_calls[signature] >= state.settings.max_repeats:
+        return ToolCallRecord(**base, error=(
+            f"you already called {call.name} with exactly these arguments "
+            f"{state.seen_calls[signature]} times; its result is above. Do not repeat it; "
+            "go on with the next step." + state.current_hint()), error_kind="repeated")
+    arguments = state.memory.substitute(call.arguments)
+    state.calls_made += 1
+    context = state.contexts.get(tool.toolset) or state.contexts.get("")
+    outcome: dict[str, Any]
+    try:
+        value = await asyncio.wait_for(tool.invoke(arguments, context),
+                                       state.settings.tool_timeout_s)
+    except ToolArgumentsError as exc:
+        outcome = {"error": f"invalid arguments for {call.name}: {exc}",
+                   "error_kind": "invalid_arguments"}
+    except asyncio.TimeoutError:
+        outcome = {"error": f"{call.name} did not finish within "
+                   f"{state.settings.tool_timeout_s:g} s", "error_kind": "timeout"}
+    except Exception as exc:  # the tool's own error: data for the model
+        outcome = {"error": f"{type(exc).__name__}: {exc}", "error_kind": "tool_error"}
+    else:
+        outcome = _store_result(state, call.name, value)
+    state.seen_calls[signature] += 1  # failed or not: the same call again is a loop
+    return ToolCallRecord(**base, resolved_arguments=arguments, **outcome,
+                          duration_s=time.perf_counter() - started)
+
+
+def _store_result(state: RunState, tool: str, value: Any) -> dict[str, Any]:
+    """Keep a result (variable memory, the tracker); return its part of the call record."""
+    data = jsonable(value)
+    text = result_text(value)
+    shown, memory_key = text, None
+    if state.memory.is_long(text):
+        entry = state.memory.store(data, text, tool)
+        memory_key = entry.key
+        shown = state.memory.shown(entry)
+    step_id = None
+    if state.tracker is not None:
+        step_id = state.tracker.record(tool, data)
+        step = state.tracker.flow.steps.get(step_id or "")
+        if step is not None and step.output:
+            state.memory.store(data, text, tool, step.id, name=step.output)
+    return {"result": data, "result_text": shown, "memory_key": memory_key, "step_id": step_id}

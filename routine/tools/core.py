@@ -1,0 +1,345 @@
+"""Tools: typed Python functions (or MCP server tools) the model may call.
+
+``@tool`` turns a function into a :class:`Tool`. The parameters' JSON schema is
+built from the signature and docstring through a pydantic model, and the SAME
+model validates the arguments the model sends. The return annotation gives the
+output schema that ``routine validate`` checks step references against.
+
+A :class:`Toolset` groups tools that share per-run state (``deps``, e.g. a fresh
+SQLite database): its ``setup`` context manager runs once per run and a tool
+that declares a first parameter typed :class:`RunContext` receives it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import re
+import typing
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, get_type_hints
+
+import docstring_parser
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+
+from ..errors import ToolDefinitionError
+
+__all__ = [
+    "RunContext",
+    "Tool",
+    "Toolset",
+    "ToolRegistry",
+    "ToolArgumentsError",
+    "tool",
+    "FINISH_TOOL",
+]
+
+DepsT = TypeVar("DepsT")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+FINISH_TOOL = "finish"
+
+
+@dataclass
+class RunContext(Generic[DepsT]):
+    """What a tool can see of the run that calls it.
+
+    Attributes:
+        deps: the toolset's per-run state, as its ``setup`` produced it.
+        run_id: the id of the run (also in the trace).
+        inputs: the routine's input values known for this run.
+    """
+
+    deps: DepsT
+    run_id: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+class ToolArgumentsError(ValueError):
+    """The arguments a model sent do not fit the tool's schema (message is model-facing)."""
+
+
+@dataclass
+class Tool:
+    """One callable tool.
+
+    Attributes:
+        name: the name the model calls it by.
+        description: what it does (first paragraph of the docstring by default).
+        parameters: JSON schema of the arguments (an ``object`` schema).
+        output_schema: JSON schema of the result, or None when unknown.
+        function: the Python callable (sync or async); for MCP tools a coroutine
+            function taking ``(ctx, arguments)``.
+        args_model: pydantic model validating arguments (None: validated by ``validator``).
+        context_param: name of the :class:`RunContext` parameter, if the function takes one.
+        toolset: name of the toolset whose ``deps`` the tool receives.
+        validator: for tools without ``args_model``, a callable raising on bad arguments.
+    """
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    output_schema: dict[str, Any] | None
+    function: Callable[..., Any]
+    args_model: type[BaseModel] | None = None
+    context_param: str | None = None
+    toolset: str = ""
+    validator: Callable[[dict[str, Any]], None] | None = None
+    raw_arguments: bool = False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the underlying function directly (no validation)."""
+        return self.function(*args, **kwargs)
+
+    def openai_spec(self) -> dict[str, Any]:
+        """The tool in the OpenAI chat-completions ``tools`` format.
+
+        ``additionalProperties: false`` is left out of what the model sees (small models
+        copy it into their arguments); validation still forbids extra arguments."""
+        shown = {k: v for k, v in self.parameters.items() if k != "additionalProperties"}
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": shown},
+        }
+
+    def validate_arguments(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Check arguments against the schema; raise :class:`ToolArgumentsError` with a
+        message meant for the model. Returns the arguments as the function receives them."""
+        if self.args_model is not None:
+            try:
+                model = self.args_model.model_validate(arguments)
+            except ValidationError as exc:
+                raise ToolArgumentsError(_describe_validation_error(exc)) from None
+            return {name: getattr(model, name) for name in type(model).model_fields}
+        if self.validator is not None:
+            self.validator(arguments)
+        return dict(arguments)
+
+    async def invoke(self, arguments: dict[str, Any], ctx: RunContext[Any] | None) -> Any:
+        """Validate ``arguments`` and call the function (awaiting it when async)."""
+        values = self.validate_arguments(arguments)
+        if self.raw_arguments:
+            return await self.function(ctx, values)
+        if self.context_param is not None:
+            values[self.context_param] = ctx
+        result = self.function(**values)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+
+def _describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "(arguments)"
+        if err["type"] == "missing":
+            parts.append(f"missing required argument '{loc}'")
+        elif err["type"] == "extra_forbidden":
+            parts.append(f"unexpected argument '{loc}'")
+        else:
+            parts.append(f"argument '{loc}': {err['msg']} (got {err.get('input')!r})")
+    return "; ".join(parts)
+
+
+def _is_context(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation) or annotation
+    return inspect.isclass(origin) and issubclass(origin, RunContext)
+
+
+def _output_schema(annotation: Any) -> dict[str, Any] | None:
+    if annotation is inspect.Signature.empty or annotation is Any or annotation is None:
+        return None
+    try:
+        return TypeAdapter(annotation).json_schema()
+    except Exception as exc:  # pragma: no cover - exotic annotations
+        raise ToolDefinitionError(f"cannot build an output schema for {annotation!r}: {exc}") from exc
+
+
+def tool_from_function(
+    function: Callable[..., Any],
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    toolset: str = "",
+) -> Tool:
+    """Build a :class:`Tool` from a typed function (what ``@tool`` does)."""
+    tool_name = name or function.__name__
+    if not _NAME_RE.match(tool_name):
+        raise ToolDefinitionError(f"invalid tool name {tool_name!r}: use letters, digits, _ or -")
+    doc = docstring_parser.parse(inspect.getdoc(function) or "")
+    param_docs = {p.arg_name: p.description for p in doc.params}
+    summary = "\n\n".join(p for p in (doc.short_description, doc.long_description) if p)
+    try:
+        hints = get_type_hints(function, include_extras=True)
+    except Exception as exc:
+        raise ToolDefinitionError(f"tool {tool_name!r}: cannot resolve annotations: {exc}") from exc
+    signature = inspect.signature(function)
+    fields: dict[str, Any] = {}
+    context_param = None
+    for index, (pname, param) in enumerate(signature.parameters.items()):
+        annotation = hints.get(pname, inspect.Parameter.empty)
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise ToolDefinitionError(f"tool {tool_name!r}: *args/**kwargs are not supported")
+        if _is_context(annotation):
+            if index != 0:
+                raise ToolDefinitionError(
+                    f"tool {tool_name!r}: the RunContext parameter must come first"
+                )
+            context_param = pname
+            continue
+        if annotation is inspect.Parameter.empty:
+            raise ToolDefinitionError(
+                f"tool {tool_name!r}: parameter {pname!r} needs a type annotation"
+            )
+        default = ... if param.default is param.empty else param.default
+        fields[pname] = (annotation, Field(default, description=param_docs.get(pname)))
+    args_model = create_model(  # type: ignore[call-overload]
+        f"{tool_name}_arguments",
+        __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False),
+        **fields,
+    )
+    parameters = args_model.model_json_schema()
+    parameters.pop("title", None)
+    for prop in parameters.get("properties", {}).values():
+        prop.pop("title", None)
+    return Tool(
+        name=tool_name,
+        description=description or summary or tool_name,
+        parameters=parameters,
+        output_schema=_output_schema(hints.get("return", inspect.Signature.empty)),
+        function=function,
+        args_model=args_model,
+        context_param=context_param,
+        toolset=toolset,
+    )
+
+
+def tool(
+    function: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+) -> Any:
+    """Decorator: ``@tool`` or ``@tool(name=..., description=...)`` makes a :class:`Tool`."""
+
+    def wrap(fn: Callable[..., Any]) -> Tool:
+        return tool_from_function(fn, name=name, description=description)
+
+    return wrap(function) if function is not None else wrap
+
+
+SetupFn = Callable[[], Any]
+
+
+@dataclass
+class Toolset:
+    """Tools sharing per-run state.
+
+    Attributes:
+        name: the toolset's name (e.g. ``hr``).
+        tools: its tools by name.
+        setup: zero-argument callable returning a (sync or async) context manager whose
+            value becomes ``RunContext.deps`` for this toolset's tools during one run.
+            None: tools get ``deps=None``.
+    """
+
+    name: str
+    tools: dict[str, Tool] = field(default_factory=dict)
+    setup: SetupFn | None = None
+
+    def tool(
+        self,
+        function: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> Any:
+        """Decorator registering a function as a tool of this toolset."""
+
+        def wrap(fn: Callable[..., Any]) -> Tool:
+            new = tool_from_function(fn, name=name, description=description)
+            self.add(new)
+            return new
+
+        return wrap(function) if function is not None else wrap
+
+    def add(self, new: Tool) -> None:
+        if new.name in self.tools:
+            raise ToolDefinitionError(f"toolset {self.name!r} already has a tool {new.name!r}")
+        new.toolset = self.name
+        self.tools[new.name] = new
+
+
+class ToolRegistry:
+    """All tools a run can know about, by name, with their toolsets' per-run setup."""
+
+    def __init__(self, *items: Tool | Toolset):
+        self._tools: dict[str, Tool] = {}
+        self._toolsets: dict[str, Toolset] = {}
+        for item in items:
+            self.add(item)
+
+    def add(self, item: Tool | Toolset | Callable[..., Any]) -> None:
+        """Add a tool, a plain typed function, or a whole toolset."""
+        if isinstance(item, Toolset):
+            self._toolsets[item.name] = item
+            for t in item.tools.values():
+                self._add_tool(t)
+            return
+        self._add_tool(item if isinstance(item, Tool) else tool_from_function(item))
+
+    def _add_tool(self, new: Tool) -> None:
+        if new.name == FINISH_TOOL:
+            raise ToolDefinitionError(f"{FINISH_TOOL!r} is reserved for the routine's answer step")
+        if new.name in self._tools and self._tools[new.name] is not new:
+            raise ToolDefinitionError(f"two tools are named {new.name!r}")
+        self._tools[new.name] = new
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def toolset_names(self) -> list[str]:
+        return list(self._toolsets)
+
+    @contextlib.asynccontextmanager
+    async def session(
+        self, run_id: str = "", inputs: dict[str, Any] | None = None
+    ) -> AsyncIterator[dict[str, RunContext[Any]]]:
+        """Enter every toolset's ``setup`` for one run; yield a context per toolset name."""
+        async with contextlib.AsyncExitStack() as stack:
+            contexts: dict[str, RunContext[Any]] = {"": RunContext(None, run_id, inputs or {})}
+            for ts in self._toolsets.values():
+                deps = None
+                if ts.setup is not None:
+                    manager = ts.setup()
+                    if hasattr(manager, "__aenter__"):
+                        deps = await stack.enter_async_context(manager)
+                    else:
+                        deps = stack.enter_context(manager)
+                contexts[ts.name] = RunContext(deps, run_id, inputs or {})
+            yield contexts
+
+
+def to_jsonable(value: Any) -> Any:
+    """A tool result as plain JSON data (pydantic models, dataclasses, dates...)."""
+    return TypeAdapter(Any).dump_python(value, mode="json")
+
+
+def result_text(value: Any) -> str:
+    """How a tool result is shown to the model."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(to_jsonable(value), ensure_ascii=False)

@@ -1,0 +1,85 @@
+"""Per-run SQLite databases for tools: seeded once per process, copied for each run.
+
+Tools that write must not see each other's runs. :class:`SeededSqlite` builds
+the seeded database once (in memory, by your ``build`` function) and hands
+every run a private in-memory copy through SQLite's backup API — milliseconds
+for a few thousand rows. :func:`state_digest` fingerprints a database's whole
+state, so a run's end state can be compared with a gold one.
+
+    seeded = SeededSqlite(build_database)
+
+    @contextlib.contextmanager
+    def fresh_database():
+        with seeded.connect() as conn:
+            yield MyDeps(conn)
+
+    toolset = Toolset("hr", setup=fresh_database)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = ["SeededSqlite", "Snapshot", "snapshot", "state_digest"]
+
+Snapshot = dict[str, dict[str, dict[str, Any]]]
+
+
+def state_digest(conn: sqlite3.Connection) -> str:
+    """SHA-256 of a database's schema and every row (its SQL dump): equal digest, equal state."""
+    digest = hashlib.sha256()
+    for line in conn.iterdump():
+        digest.update(line.encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def snapshot(conn: sqlite3.Connection) -> Snapshot:
+    """Every row of every table, keyed by table, then by row id (``rowid``, as text).
+
+    What an evaluation compares column by column: exactly for most, by a matching mode
+    for free text (see ``routine.eval.endstate``)."""
+    tables = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY name")]
+    out: Snapshot = {}
+    for table in tables:
+        cursor = conn.execute(f'SELECT rowid AS "__rowid__", * FROM "{table}" ORDER BY rowid')
+        names = [d[0] for d in cursor.description]
+        out[table] = {str(row[0]): dict(zip(names[1:], tuple(row)[1:], strict=True))
+                      for row in cursor.fetchall()}
+    return out
+
+
+class SeededSqlite:
+    """A seeded template database and fresh private copies of it."""
+
+    def __init__(self, build: Callable[[sqlite3.Connection], None]):
+        self._build = build
+        self._template: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _ready_template(self) -> sqlite3.Connection:
+        if self._template is None:
+            conn = sqlite3.connect(":memory:", check_same_thread=False)
+            self._build(conn)
+            conn.commit()
+            self._template = conn
+        return self._template
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """A private in-memory copy of the seeded database (rows as ``sqlite3.Row``)."""
+        conn = sqlite3.connect(":memory:", check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        with self._lock:
+            self._ready_template().backup(conn)
+        try:
+            yield conn
+        finally:
+            conn.close()

@@ -1,0 +1,128 @@
+"""One run path: what the step protocol shows a model is what a live run sends; the gold
+data is made by the executor itself; and the gold trajectories pass their own checks."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from routine.eval.conditions import CONDITIONS, pick_distractors
+from routine.eval.dataset import build_dataset, load_dataset, load_domain, replay, seed_snapshot
+from routine.eval.players import GoldPlayer
+from routine.eval.steps import build_step_samples
+from routine.eval.tasks import run_task
+from routine.models.messages import SystemMessage
+from routine.models.testing import ScriptedModel, text_call
+from routine.run.executor import Agent
+from routine.run.settings import RunSettings
+
+from .conftest import ROOT
+
+DOMAINS = ["hr", "retail"]
+
+
+def _domain(name: str):
+    domain = load_domain(ROOT / "eval" / "datasets" / name)
+    routines = {n: loaded.routine for n, loaded in domain.routines().items()}
+    return domain, domain.registry(), routines
+
+
+@pytest.mark.parametrize("name", DOMAINS)
+@pytest.mark.parametrize("condition", ["none", "nl", "json", "nl+track", "nl+distractor"])
+def test_step_samples_are_what_a_live_run_sends(name, condition):
+    """Every step of every gold example: the sample's messages and tools equal the request a
+    live run makes at that step, with a model that writes its calls as text (as the
+    embedded models do) instead of the gold player's structured calls."""
+    domain, registry, routines = _domain(name)
+    examples = [e for e in load_dataset(ROOT / "eval" / "datasets" / name)
+                if e.kind == "routine"]
+    samples = build_step_samples(examples, routines, registry, CONDITIONS[condition],
+                                 shuffle_tools=False)
+    by_example: dict[str, list] = {}
+    for sample in samples:
+        by_example.setdefault(sample.example_id, []).append(sample)
+    assert len(by_example) == len(examples)
+    for example in examples:
+        routine = routines[example.routine or ""]
+        others, position = pick_distractors(routine, routines, CONDITIONS[condition].distractors)
+        live = ScriptedModel([text_call(c.name, **c.arguments) for c in example.calls]
+                             + [text_call("finish", answer=example.answer)])
+        agent = Agent(routine, registry, live,
+                      CONDITIONS[condition].settings(RunSettings(max_steps=50)),
+                      others=others, position=position)
+        trace = asyncio.run(agent.arun(example.query))
+        assert trace.outcome == "answered", (example.id, trace.failure)
+        live.assert_complete()
+        mine = by_example[example.id]
+        assert len(mine) == len(live.requests) == len(example.calls) + 1
+        for sample, request in zip(mine, live.requests, strict=True):
+            assert sample.messages == request.messages, (example.id, sample.step)
+            assert sample.tools == request.tools, (example.id, sample.step)
+            assert sample.guide == request.guide, (example.id, sample.step)
+
+
+def test_named_outputs_reach_the_step_samples():
+    """The drift that started this: a step's named output (``output: policy_text``) is in
+    the live run's state prompt, so it must be in the step sample's too."""
+    domain, registry, routines = _domain("hr")
+    examples = [e for e in load_dataset(ROOT / "eval" / "datasets" / "hr")
+                if e.routine == "policy_question"]
+    assert examples
+    samples = build_step_samples(examples[:1], routines, registry, CONDITIONS["nl+track"])
+    last = samples[-1].messages[-1]
+    assert isinstance(last, SystemMessage) and "policy_text" in last.content
+
+
+@pytest.mark.parametrize("name", DOMAINS)
+def test_gold_replay_scores_100_percent_on_every_split(name):
+    """The task protocol's ceiling: the gold calls and the gold answer, played through the
+    executor and judged like any model's run, pass every example of every split."""
+    domain, registry, routines = _domain(name)
+    examples = load_dataset(ROOT / "eval" / "datasets" / name)
+    assert {e.split for e in examples} == {"train", "dev", "test"}
+
+    async def judge_all() -> list[str]:
+        seed = await seed_snapshot(domain, registry)
+        failed = []
+        for example in examples:
+            player = GoldPlayer([(c.name, c.arguments) for c in example.calls], example.answer)
+            result = await run_task(example, routines.get(example.routine or ""), [], 0,
+                                    registry, player, CONDITIONS["nl+track"], 0,
+                                    RunSettings(max_steps=50), domain, seed)
+            if not result.success:
+                failed.append(f"{example.id}: state_ok={result.state_ok} "
+                              f"facts_ok={result.facts_ok} {result.state_diff}")
+        return failed
+
+    assert asyncio.run(judge_all()) == []
+
+
+def test_a_wrong_gold_answer_fails_the_ceiling_check():
+    """The ceiling check can fail: an answer without its required fact is caught."""
+    domain, registry, routines = _domain("retail")
+    example = next(e for e in load_dataset(ROOT / "eval" / "datasets" / "retail", ("test",))
+                   if e.kind == "routine" and e.required_facts)
+
+    async def judge() -> tuple[bool, bool]:
+        seed = await seed_snapshot(domain, registry)
+        player = GoldPlayer([(c.name, c.arguments) for c in example.calls], "Done.")
+        result = await run_task(example, routines[example.routine or ""], [], 0, registry,
+                                player, CONDITIONS["nl+track"], 0, RunSettings(), domain, seed)
+        return result.state_ok, result.facts_ok
+
+    assert asyncio.run(judge()) == (True, False)
+
+
+@pytest.mark.parametrize("name", DOMAINS)
+def test_committed_gold_data_is_what_the_oracle_makes(name):
+    """The oracle (the executor with a model double that follows the routine) rebuilds the
+    committed datasets exactly, and every gold trajectory replays."""
+    folder = ROOT / "eval" / "datasets" / name
+    domain = load_domain(folder)
+    built = build_dataset(domain)
+    committed = load_dataset(folder)
+    assert sorted((e.model_dump() for e in built), key=lambda e: e["id"]) == \
+        sorted((e.model_dump() for e in committed), key=lambda e: e["id"])
+    problems = {k: v for k, v in replay(committed, domain).items() if v}
+    assert problems == {}
