@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from routine.cli.app import main
+from routine.cli.commands import main
 from routine.models.base import set_model_requests_allowed
 from routine.run.trace import load_traces
 
@@ -144,7 +144,7 @@ def test_sigterm_stops_the_model_server_the_command_started(tmp_path):
     marker = tmp_path / "stopped"
     script = textwrap.dedent(f"""
         import contextlib, sys, time, pathlib
-        import routine.cli.app as cli
+        import routine.cli.commands as cli
 
         @contextlib.contextmanager
         def server(*args, **kwargs):

@@ -40,9 +40,17 @@ def test_both_domains_exist():
 
 def test_every_gold_trajectory_replays_to_its_end_state(dataset):
     domain, examples = dataset
-    registry = domain.registry()
-    failures = {e.id: replay(e, registry, domain.deps_toolset) for e in examples}
+    failures = replay(examples, domain)
+    assert set(failures) == {e.id for e in examples}
     assert {k: v for k, v in failures.items() if v} == {}
+
+
+def test_replay_reports_a_changed_gold_result(dataset):
+    domain, examples = dataset
+    example = next(e for e in examples if e.calls and e.changes_state)
+    wrong = example.model_copy(update={"end_state": "0" * 64})
+    assert replay([wrong], domain)[example.id] == [
+        "end state differs from the recorded one: the database differs from the gold end state"]
 
 
 def test_committed_files_match_the_templates(dataset):
@@ -119,8 +127,8 @@ steps:
 
 
 class Deps:
-    def state_digest(self) -> str:
-        return "same"
+    def state_snapshot(self) -> dict:
+        return {"t": {"1": {"v": "same"}}}
 
 
 def registry() -> ToolRegistry:
@@ -140,8 +148,8 @@ def test_oracle_needs_decidable_branches():
 def test_oracle_refuses_a_failing_gold_call():
     text = BRANCHY.replace("{condition: long name,", "{condition: long name, when: 'true',")
     loaded = load_routine_text(text)
-    calls, outputs, digest = asyncio.run(oracle_run(loaded, registry(), {"who": "ann"}))
+    calls, outputs, snapshot = asyncio.run(oracle_run(loaded, registry(), {"who": "ann"}))
     assert [(c.name, c.arguments, c.result) for c in calls] == [("lookup", {"name": "ann"}, 3)]
-    assert outputs == {"look": 3} and digest == "same"
+    assert outputs == {"look": 3} and snapshot == {"t": {"1": {"v": "same"}}}
     with pytest.raises(DatasetError, match="gold call lookup.*no such person"):
         asyncio.run(oracle_run(loaded, registry(), {"who": "nobody"}))

@@ -38,8 +38,8 @@ def test_three_step_chain_runs_tools_on_real_database(hr_tools):
                                           "entitled": 25.0, "taken": 18.0, "remaining": 7.0}
     assert trace.steps_done == ["find_employee", "check_balance", "answer"]
     # tool results reach the model as tool messages tied to their call ids
-    tool_msgs = [m for m in trace.messages if m["role"] == "tool"]
-    assert json.loads(tool_msgs[0]["content"])["id"] == EMP_ID
+    tool_msgs = [m for m in trace.messages if m.role == "tool"]
+    assert json.loads(tool_msgs[0].content)["id"] == EMP_ID
 
 
 def test_state_prompt_names_current_step_with_known_values(hr_tools):
@@ -50,20 +50,20 @@ def test_state_prompt_names_current_step_with_known_values(hr_tools):
     ])
     leave_agent(model, hr_tools).run(QUERY)
     first, second, third = (r.messages[-1] for r in model.requests)
-    assert first["role"] == "system" and "Current step: Step 1" in first["content"]
-    assert "find_employee" in first["content"]
+    assert first.role == "system" and "Current step: Step 1" in first.content
+    assert "find_employee" in first.content
     # the value produced by step 1 is stated for step 2
-    assert "- employee_id: 1" in second["content"] and "Current step: Step 2" in second["content"]
-    assert "Call the finish tool now" in third["content"]
+    assert "- employee_id: 1" in second.content and "Current step: Step 2" in second.content
+    assert "Call the finish tool now" in third.content
     # the system prompt is identical on every request (prompt-cache friendly)
-    assert len({r.messages[0]["content"] for r in model.requests}) == 1
+    assert len({r.messages[0].content for r in model.requests}) == 1
 
 
 def test_step_tracking_off_sends_no_state_prompt(hr_tools):
     model = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="x")])
     leave_agent(model, hr_tools, step_tracking=False).run(QUERY)
-    assert all(r.messages[-1]["role"] != "system" for r in model.requests)
-    assert all("Current step" not in m["content"] for r in model.requests for m in r.messages)
+    assert all(r.messages[-1].role != "system" for r in model.requests)
+    assert all("Current step" not in m.content for r in model.requests for m in r.messages)
 
 
 def test_calls_written_as_text_are_recovered(hr_tools):
@@ -77,9 +77,9 @@ def test_calls_written_as_text_are_recovered(hr_tools):
     assert trace.tool_sequence == ["find_employee", "get_leave_balance"]
     assert trace.tool_calls[1].arguments == {"employee_id": 1}
     # the history keeps the canonical structured form, not the model's raw text
-    assistant = [m for m in trace.messages if m["role"] == "assistant"][0]
-    assert assistant["tool_calls"][0]["function"]["name"] == "find_employee"
-    assert assistant["content"] == ""
+    assistant = [m for m in trace.messages if m.role == "assistant"][0]
+    assert assistant.tool_calls[0].function.name == "find_employee"
+    assert assistant.content == ""
 
 
 def test_invalid_arguments_go_back_to_the_model_then_it_corrects(hr_tools):
@@ -95,8 +95,7 @@ def test_invalid_arguments_go_back_to_the_model_then_it_corrects(hr_tools):
     assert bad.error_kind == "invalid_arguments" and "employee_id" in bad.error
     assert trace.turns[1].kind == "retry"
     # the error message is what the model saw next
-    assert "Error: invalid arguments for get_leave_balance" in model.requests[2].messages[-2][
-        "content"]
+    assert "Error: invalid arguments for get_leave_balance" in model.requests[2].messages[-2].content
 
 
 @pytest.mark.parametrize("reply, kind", [
@@ -127,7 +126,7 @@ def test_unreadable_call_is_fed_back(hr_tools):
                            call("find_employee", name=NAME), call("finish", answer="x")])
     trace = leave_agent(model, hr_tools).run(QUERY)
     assert trace.turns[0].kind == "retry"
-    assert "could not read" in model.requests[1].messages[-2]["content"]
+    assert "could not read" in model.requests[1].messages[-2].content
     assert trace.outcome == "answered"
 
 
@@ -140,7 +139,7 @@ def test_tool_errors_are_data_for_the_model(hr_tools):
     first = trace.tool_calls[0]
     assert first.error_kind == "tool_error" and "no employee named" in first.error
     assert trace.outcome == "answered" and trace.turns[0].kind == "tool_calls"
-    assert model.requests[1].messages[-2]["content"].startswith("Error: LookupError")
+    assert model.requests[1].messages[-2].content.startswith("Error: LookupError")
 
 
 def test_same_call_in_a_loop_is_stopped(hr_tools):
@@ -232,7 +231,7 @@ def test_long_results_go_to_variable_memory_and_keys_are_substituted():
     assert received == [fetch.result] and count.result == len(fetch.result.split())
     assert count.arguments == {"text": "memory_1"}  # as the model sent it
     # the state prompt lists the memory key, and step 2's argument by its key
-    assert "memory_1 (from fetch_policy)" in model.requests[1].messages[-1]["content"]
+    assert "memory_1 (from fetch_policy)" in model.requests[1].messages[-1].content
 
 
 # ---------------------------------------------------------------- branches
@@ -252,7 +251,7 @@ def test_branch_is_chosen_by_when_expression(hr_tools):
                                 "confirm"]
     assert trace.tool_calls[2].result["days"] == 2.0
     # once the branch was decided, the model was told to submit with the known id
-    assert "Call the submit_leave_request tool" in model.requests[2].messages[-1]["content"]
+    assert "Call the submit_leave_request tool" in model.requests[2].messages[-1].content
 
 
 BRANCH_BY_MODEL = """
@@ -289,7 +288,7 @@ def test_branch_without_expressions_follows_the_models_choice(hr_tools):
     model = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="found")])
     agent = Agent(load_routine_text(BRANCH_BY_MODEL), hr_tools, model)
     trace = agent.run(f"Who is {NAME}?")
-    first_state = model.requests[0].messages[-1]["content"]
+    first_state = model.requests[0].messages[-1].content
     assert "Decide which option applies" in first_state and "call find_employee" in first_state
     assert trace.branches == {"choose": 0}
     assert trace.steps_done == ["choose", "lookup", "answer"]
@@ -328,7 +327,7 @@ def test_no_routine_accepts_a_plain_text_answer_and_offers_every_tool(hr_tools):
     assert trace.outcome == "answered" and trace.answer.startswith("Arjun")
     assert set(model.requests[0].tool_names) == set(hr_tools.names()) | {"finish"}
     assert len(model.requests[0].tool_names) == 26
-    assert "# Routine" not in model.requests[0].messages[0]["content"]
+    assert "# Routine" not in model.requests[0].messages[0].content
 
 
 def test_offered_tools_follow_the_routine_unless_all_are_asked_for(hr_tools):
@@ -371,8 +370,8 @@ def test_inputs_are_typed_and_checked(hr_tools):
     model = ScriptedModel([call("finish", answer="x")])
     trace = leave_agent(model, hr_tools).run(None, {"employee_name": NAME, "leave_type": "sick"})
     assert trace.inputs == {"employee_name": NAME, "leave_type": "sick"}
-    assert '- leave_type: "sick"' in model.requests[0].messages[-1]["content"] or \
-        "sick" in model.requests[0].messages[0]["content"]
+    assert '- leave_type: "sick"' in model.requests[0].messages[-1].content or \
+        "sick" in model.requests[0].messages[0].content
     from routine.errors import RoutineError
 
     with pytest.raises(RoutineError, match="must be one of"):
@@ -445,7 +444,7 @@ def test_other_routines_are_shown_but_not_allowed(hr_tools):
     model = ScriptedModel([call("get_payslip", employee_id=1, month="2026-05"),
                            call("finish", answer="x")])
     trace = leave_agent(model, hr_tools, others=[other]).run(QUERY)
-    system = model.requests[0].messages[0]["content"]
+    system = model.requests[0].messages[0].content
     assert "# Routine: leave_balance" in system and "# Routine: payslip_lookup" in system
     assert trace.tool_calls[0].error_kind == "not_allowed"
 
@@ -453,13 +452,13 @@ def test_other_routines_are_shown_but_not_allowed(hr_tools):
 def test_input_defaults_are_not_stated_as_facts_when_a_request_may_give_them(hr_tools):
     model = ScriptedModel([call("finish", answer="x")])
     leave_agent(model, hr_tools).run(QUERY)  # a request: it may name another leave type
-    state = model.requests[0].messages[-1]["content"]
+    state = model.requests[0].messages[-1].content
     model = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="x")])
     leave_agent(model, hr_tools).run(QUERY)
-    second = model.requests[1].messages[-1]["content"]
+    second = model.requests[1].messages[-1].content
     assert "- leave_type: take it from the user's request" in second
     assert "if the request does not say, 'annual'" in second
     model = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="x")])
     leave_agent(model, hr_tools).run(None, {"employee_name": NAME})  # inputs only: defaults hold
-    assert '- leave_type: "annual"' in model.requests[1].messages[-1]["content"]
+    assert '- leave_type: "annual"' in model.requests[1].messages[-1].content
     assert "Current step: Step 1" in state

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from routine.eval.conditions import CONDITIONS, pick_distractors
-from routine.eval.dataset import build_dataset, load_dataset, load_domain, replay, seed_snapshot
+from routine.eval.dataset import load_dataset, load_domain, seed_snapshot
 from routine.eval.players import GoldPlayer
 from routine.eval.steps import build_step_samples
 from routine.eval.tasks import run_task
@@ -112,17 +112,3 @@ def test_a_wrong_gold_answer_fails_the_ceiling_check():
         return result.state_ok, result.facts_ok
 
     assert asyncio.run(judge()) == (True, False)
-
-
-@pytest.mark.parametrize("name", DOMAINS)
-def test_committed_gold_data_is_what_the_oracle_makes(name):
-    """The oracle (the executor with a model double that follows the routine) rebuilds the
-    committed datasets exactly, and every gold trajectory replays."""
-    folder = ROOT / "eval" / "datasets" / name
-    domain = load_domain(folder)
-    built = build_dataset(domain)
-    committed = load_dataset(folder)
-    assert sorted((e.model_dump() for e in built), key=lambda e: e["id"]) == \
-        sorted((e.model_dump() for e in committed), key=lambda e: e["id"])
-    problems = {k: v for k, v in replay(committed, domain).items() if v}
-    assert problems == {}

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from routine import ToolRegistry, tool
-from routine.cli.app import main
+from routine.cli.commands import main
 from routine.errors import SpecError
 from routine.spec.format import LoadedRoutine, load_routine, load_routine_text
 from routine.spec.toolsets import registry_for

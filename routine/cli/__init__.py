@@ -1,5 +1,5 @@
 """The ``routine`` command (one entry point, ``main(argv) -> int``)."""
 
-from .app import app, main
+from .commands import app, main
 
 __all__ = ["app", "main"]

@@ -73,7 +73,9 @@ def options_from(model: type[BaseModel], *, into: str, exclude: tuple[str, ...] 
 
     def decorate(fn: F) -> F:
         signature = inspect.signature(fn)
-        kept = [p for p in signature.parameters.values() if p.name != into]
+        hints = typing.get_type_hints(fn, include_extras=True)
+        kept = [p.replace(annotation=hints.get(p.name, p.annotation))
+                for p in signature.parameters.values() if p.name != into]
         taken = {p.name for p in kept}
         generated: list[inspect.Parameter] = []
         converters: dict[str, tuple[str, Callable[[Any], Any]]] = {}
@@ -104,8 +106,11 @@ def options_from(model: type[BaseModel], *, into: str, exclude: tuple[str, ...] 
                 raise click.BadParameter(first["msg"], param_hint=f"--{flag}") from None
             return fn(*args, **kwargs)
 
+        parameters = [*kept, *generated]
         wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
-            parameters=[*kept, *generated])
+            parameters=parameters, return_annotation=hints.get("return", None))
+        wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+        del wrapper.__wrapped__  # typer must read the new signature, not the function's
         return typing.cast(F, wrapper)
 
     return decorate

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import DatasetError
 from ..models.base import ModelReply, TurnGuide
-from ..models.messages import Message, ToolMessage
+from ..models.messages import Message, SystemMessage, ToolMessage
 from ..models.testing import Request
 from ..tools.core import FINISH_TOOL, to_jsonable
 
@@ -45,7 +45,7 @@ class OracleModel:
 
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]], *,
                        guide: TurnGuide | None = None, **settings: Any) -> ModelReply:
-        last = messages[-1] if messages else None
+        last = next((m for m in reversed(messages) if not isinstance(m, SystemMessage)), None)
         if isinstance(last, ToolMessage) and last.content.startswith("Error: "):
             raise DatasetError(f"{self.routine}: gold call {last.name} failed: {last.content[7:]}")
         if guide is None or not guide.tools:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 __all__ = [
     "Usage",
@@ -80,6 +80,11 @@ class AssistantMessage(_Record):
     content: str = ""
     tool_calls: list[ToolCall] | None = None
 
+    @field_validator("content", mode="before")
+    @classmethod
+    def _no_null(cls, value: Any) -> Any:
+        return "" if value is None else value  # the wire form allows null; we keep ""
+
 
 class ToolMessage(_Record):
     role: Literal["tool"] = "tool"
@@ -94,7 +99,9 @@ Message = Annotated[SystemMessage | UserMessage | AssistantMessage | ToolMessage
 MESSAGES: TypeAdapter[list[Message]] = TypeAdapter(list[Message])
 
 
-def to_wire(messages: list[Message]) -> list[dict[str, Any]]:
-    """The OpenAI chat-completions form (``content`` always a string: llama.cpp's server
-    answers HTTP 500 to ``content: null``)."""
-    return MESSAGES.dump_python(messages, mode="json", exclude_none=True)
+def to_wire(messages: list[Message] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The OpenAI chat-completions form of typed messages (or of dicts in that form, checked
+    first). ``content`` is always a string: llama.cpp's server answers HTTP 500 to
+    ``content: null``."""
+    return MESSAGES.dump_python(MESSAGES.validate_python(messages), mode="json",
+                                exclude_none=True)
