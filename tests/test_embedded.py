@@ -11,9 +11,9 @@ import sys
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from routine.errors import ModelUnavailable
 from routine.models import embedded
 from routine.models.embedded import EmbeddedModelSpec, chat_template, ensure_model
-from routine.errors import ModelUnavailable
 
 
 @pytest.fixture

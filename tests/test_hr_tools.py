@@ -11,11 +11,11 @@ from datetime import date
 from typing import Any
 
 import pytest
+from routine_tools.hr import HRDatabase, fresh_database, toolset
+from routine_tools.hr.db import FIRST, LAST, TODAY
 
 from routine import RunContext
 from routine.tools.core import ToolArgumentsError
-from routine_tools.hr import HRDatabase, fresh_database, toolset
-from routine_tools.hr.db import FIRST, LAST, TODAY
 
 from .conftest import ROOT
 

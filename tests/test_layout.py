@@ -6,11 +6,11 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from .conftest import ROOT
 
@@ -169,12 +169,12 @@ def test_wheel_installs_library_and_sample_tools_under_their_own_names(tmp_path)
         "import importlib.util, routine, routine_tools.hr, routine_tools.retail\n"
         "from routine.run.prompts import Planner\n"
         "from routine.spec import load_routine\n"
-        "assert routine.__file__.startswith(%r)\n"
+        "assert routine.__file__.startswith({!r})\n"
         "assert importlib.util.find_spec('tools') is None\n"
-        "loaded = load_routine(%r)\n"
+        "loaded = load_routine({!r})\n"
         "assert 'Step 1' in Planner().system_prompt(loaded.routine)\n"
         "print(len(routine_tools.hr.toolset.tools))\n"
-    ) % (str(site), str(ROOT / "routines" / "hr" / "leave_balance.yaml"))
+    ).format(str(site), str(ROOT / "routines" / "hr" / "leave_balance.yaml"))
     ran = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
                          text=True, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
     assert ran.returncode == 0, ran.stderr[-2000:]

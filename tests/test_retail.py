@@ -15,11 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from routine import RunContext, ToolRegistry
-from routine.spec.format import load_routine
-from routine.spec.toolsets import registry_for
-from routine.spec.validate import check_routine
 from routine_tools.retail import (
     cancel_order,
     check_stock,
@@ -35,6 +30,11 @@ from routine_tools.retail import (
     update_shipping_address,
 )
 from routine_tools.retail.db import TODAY, RetailDatabase, build_database, fresh_database
+
+from routine import RunContext
+from routine.spec.format import load_routine
+from routine.spec.toolsets import registry_for
+from routine.spec.validate import check_routine
 
 ROOT = Path(__file__).resolve().parent.parent
 RETAIL_ROUTINES = sorted((ROOT / "routines" / "retail").glob("*.yaml"))

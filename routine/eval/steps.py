@@ -95,8 +95,9 @@ async def step_samples(examples: list[GoldExample], routines: dict[str, Routine]
         trace = await agent.arun(example.query)
         made = [(c.name, c.result) for c in trace.tool_calls]
         if trace.outcome != "answered" or made != [(c.name, c.result) for c in example.calls]:
-            raise DatasetError(f"{example.id}: the gold calls do not replay ({trace.failure or 'results differ'}); "
-                               "rebuild the dataset (routine dataset build)")
+            why = trace.failure or "results differ"
+            raise DatasetError(f"{example.id}: the gold calls do not replay ({why}); rebuild "
+                               "the dataset (routine dataset build)")
         for index, request in enumerate(player.requests):
             tools = list(request.tools)
             if shuffle_tools:

@@ -10,7 +10,6 @@ repeated trials (:func:`routine.eval.summary.pass_hat_k`).
 from __future__ import annotations
 
 import re
-
 from typing import Any
 
 from pydantic import BaseModel, Field

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .turn import FinalAnswer, NextTurn, RunState, take_turn
 from ..errors import RoutineError, SpecError
 from ..models.base import Model
 from ..models.messages import SystemMessage, UserMessage
@@ -26,6 +25,7 @@ from .prompts import Planner
 from .settings import RunSettings
 from .trace import FailureKind, RunTrace, TurnRecord, dump_traces
 from .tracking import StepTracker
+from .turn import FinalAnswer, NextTurn, RunState, take_turn
 
 __all__ = ["Agent", "coerce_inputs"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .format import LoadedRoutine, McpServer
 from ..tools.core import Tool, ToolRegistry, Toolset
+from .format import LoadedRoutine, McpServer
 from .validate import Problem
 
 __all__ = ["import_toolsets", "registry_for"]

@@ -12,7 +12,6 @@ unreachable steps; cycles; paths that end without a finish step.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from datetime import date, time
 from typing import Any
 

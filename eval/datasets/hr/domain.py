@@ -12,9 +12,10 @@ import random
 from datetime import date, timedelta
 from typing import Any
 
+from routine_tools.hr import toolset
+
 from routine import RunContext
 from routine.eval.dataset import Domain, Template
-from routine_tools.hr import toolset
 
 TOOLS = toolset.tools
 TODAY = date(2026, 6, 1)

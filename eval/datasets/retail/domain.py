@@ -13,8 +13,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from routine.eval.dataset import Domain, Template
 from routine_tools.retail.db import RETURN_WINDOW_DAYS, TODAY
+
+from routine.eval.dataset import Domain, Template
 
 Values = dict[str, Any]
 Outputs = dict[str, Any]
