@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The measured table in README.md: both protocols, all conditions, both test splits,
-# on the embedded light model (Qwen2.5-Coder-0.5B, CPU). Resumable: rerun to continue.
+# The measured tables in README.md: both protocols, all conditions, on the embedded
+# models (CPU). Resumable: rerun to continue; each `routine eval` skips finished samples.
 # Tool order fixed so llama.cpp reuses its prompt cache (a cold HR prompt costs ~40 s);
 # `routine eval` orders its jobs for the cache by itself.
+#   eval/run-embedded.sh                 # all three tables, default model's first
+#   TABLES="retail-1.5b" eval/run-embedded.sh
 set -euo pipefail
-model="${MODEL:-qwen2.5-coder-0.5b}"
-tag="${model#qwen2.5-coder-}"
-common=(--no-shuffle-tools --model "$model")
-routine eval eval/datasets/hr --out "eval/results/hr-$tag" --steps 0 --tasks 40 "${common[@]}"
-routine eval eval/datasets/retail --out "eval/results/retail-$tag" --steps 0 --tasks 0 "${common[@]}"
+common=(--steps 0 --no-shuffle-tools)
+for table in ${TABLES:-retail-1.5b retail-0.5b hr-0.5b hr-1.5b}; do
+  domain="${table%-*}"; size="${table##*-}"
+  tasks=0; [ "$domain" = hr ] && tasks=40
+  routine eval "eval/datasets/$domain" --out "eval/results/$table" --tasks "$tasks" \
+    --model "qwen2.5-coder-$size" "${common[@]}"
+done

@@ -42,6 +42,9 @@ class TaskResult(BaseModel):
     answer: str | None
     failure: str | None
     state_diff: str = Field("", description="Why the end state is not the gold one.")
+    state_exact: bool | None = Field(
+        None, description="Whether the end state matches the gold one byte for byte, free "
+        "text included (the judgement before free text was matched by its mode).")
     tools: list[str]
     calls: list[tuple[str, dict[str, Any]]] = Field(
         default_factory=list, description="Every call the run made that ran: (tool, arguments).")
@@ -89,8 +92,9 @@ async def run_task(example: GoldExample, routine: Routine | None, others: list[R
     trace = await agent.arun(example.query, on_end=keep_state)
     if trace.failure_kind == "endpoint":
         raise ModelServerError(trace.failure or "the endpoint failed")
-    state_ok, why = domain.same_end_state(domain.end_state(snapshots[0], seed),
-                                          EndState(example.end_state, example.end_texts))
+    reached = domain.end_state(snapshots[0], seed)
+    gold_state = EndState(example.end_state, example.end_texts)
+    state_ok, why = domain.same_end_state(reached, gold_state)
     facts_ok = trace.outcome == "answered" and facts_present(trace.answer, example.required_facts)
     gold = [c.name for c in example.calls]
     return TaskResult(
@@ -98,7 +102,8 @@ async def run_task(example: GoldExample, routine: Routine | None, others: list[R
         scenario=example.scenario, routine=example.routine,
         success=state_ok and facts_ok, state_ok=state_ok, facts_ok=facts_ok,
         tool_f1=tool_f1(trace.tool_sequence, gold), outcome=trace.outcome,
-        answer=trace.answer, failure=trace.failure, state_diff=why, tools=trace.tool_sequence,
+        answer=trace.answer, failure=trace.failure, state_diff=why,
+        state_exact=reached == gold_state, tools=trace.tool_sequence,
         calls=[(c.name, c.arguments) for c in trace.tool_calls if c.ok], gold_tools=gold,
         seconds=trace.duration_s, prompt_tokens=trace.usage.prompt_tokens,
         completion_tokens=trace.usage.completion_tokens)

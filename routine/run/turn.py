@@ -183,9 +183,9 @@ async def _act(state: RunState, content: str, tool_calls: list[dict[str, Any]]) 
                         "call; to answer the user, call the finish tool." + state.current_hint())
     calls = []
     for parsed_call in parsed.calls:  # ids the model did not give: numbered, so reruns match
-        state.call_ids += 1
         calls.append(parsed_call if parsed_call.call_id else ParsedCall(
             parsed_call.name, parsed_call.arguments, f"call_{state.call_ids}"))
+        state.call_ids += 1
     state.history.append(AssistantMessage(
         content="" if parsed.from_text else parsed.text,
         tool_calls=[ToolCall.of(c.call_id, c.name, c.arguments) for c in calls]))
