@@ -174,3 +174,58 @@ def test_eval_refuses_an_unknown_condition_or_routine_in_one_line(tmp_path, caps
         assert code == 1
         assert "error:" in err and ("magic" in err or "nope" in err)
         assert "Traceback" not in err
+
+
+# ---------------------------------------------------------------- generated options
+def _options(command: str) -> set[str]:
+    import typer
+
+    from routine.cli.commands import app
+
+    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    return {opt for param in click_command.params for opt in param.opts}
+
+
+def test_run_options_are_the_run_settings():
+    from routine.run.settings import RunSettings
+
+    renamed = {"routine_format": "format", "timeout_s": "timeout",
+               "tool_timeout_s": "tool-timeout"}
+    expected = {"--" + renamed.get(n, n).replace("_", "-") for n in RunSettings.model_fields}
+    assert expected <= _options("run")
+
+
+def test_eval_options_are_the_eval_config():
+    from routine.eval.config import EvalConfig
+
+    renamed = {"step_limit": "steps", "task_limit": "tasks"}
+    expected = {"--" + renamed.get(n, n).replace("_", "-") for n in EvalConfig.model_fields
+                if n not in ("dataset", "model")}
+    assert expected <= _options("eval")
+
+
+def test_run_settings_from_flags_reach_the_request_and_the_trace(scripted_server, tmp_path,
+                                                                  capsys):
+    ScriptedServer.script = [
+        {"content": '{"name": "find_employee", "arguments": {"name": "Wei Tanaka"}}'},
+        {"content": '{"name": "get_employee", "arguments": {"employee_id": 3}}'},
+        {"content": '{"name": "finish", "arguments": {"answer": "Wei heads Finance."}}'},
+    ]
+    code = main(["run", str(ROUTINES / "hr" / "manager_lookup.yaml"), "Who manages Wei Tanaka?",
+                 "--base-url", scripted_server, "--model", "m", "--trace-dir", str(tmp_path),
+                 "--max-tokens", "77", "--temperature", "0.5", "--seed", "9",
+                 "--max-retries", "1", "--format", "json", "--no-step-tracking"])
+    assert code == 0, capsys.readouterr()
+    first = ScriptedServer.requests[0]
+    assert (first["max_tokens"], first["temperature"], first["seed"]) == (77, 0.5, 9)
+    (trace,) = load_traces(tmp_path / "traces.jsonl")
+    assert trace.settings["max_retries"] == 1 and trace.settings["routine_format"] == "json"
+    assert trace.settings["step_tracking"] is False
+
+
+def test_a_value_the_settings_refuse_is_one_usage_error(capsys):
+    code = main(["run", str(ROUTINES / "hr" / "leave_balance.yaml"), "q", "--max-steps", "0",
+                 "--base-url", "http://127.0.0.1:9/v1", "--model", "m"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--max-steps" in err and "greater than or equal to 1" in err
+    assert "Traceback" not in err

@@ -295,3 +295,38 @@ def test_a_refused_request_is_a_failed_sample_not_a_crash(tmp_path):
     assert task.success.k == 0 and task.tasks == 2
     line = (tmp_path / "run" / "steps.jsonl").read_text().splitlines()[0]
     assert "prompt longer than the context" in line
+
+
+def test_endpoint_failures_are_not_verdicts_and_rerun(tmp_path, caplog):
+    """A failing endpoint (HTTP 5xx) says nothing about the model: the sample is not
+    recorded, the run goes on, and the next run of the same command retries it."""
+    from routine.errors import ModelServerError
+
+    gold = gold_model()
+    calls = {"n": 0}
+
+    def flaky(request: Request) -> ModelReply:
+        calls["n"] += 1
+        if calls["n"] % 4 == 0:
+            raise ModelServerError("the endpoint failed (HTTP 503): overloaded")
+        return gold.function(request)
+
+    cfg = config(tmp_path, conditions=["nl+track"], task_limit=2)
+    first = asyncio.run(run_evaluation(cfg, FunctionModel(flaky)))
+    assert "not recorded" in caplog.text
+    recorded = first.conditions["nl+track"].step.accuracy.n
+    assert 0 < recorded < 12 and first.conditions["nl+track"].step.accuracy.rate == 1.0
+    second = asyncio.run(run_evaluation(cfg, gold_model()))
+    assert second.conditions["nl+track"].step.accuracy.n == 12
+    assert second.conditions["nl+track"].step.accuracy.rate == 1.0
+    assert second.conditions["nl+track"].task.success.rate == 1.0
+
+
+def test_report_reads_the_typed_summary_and_shows_failures_of_every_condition(tmp_path):
+    cfg = config(tmp_path, conditions=["none", "nl"], task_limit=2)
+    summary = asyncio.run(run_evaluation(cfg, lazy_model()))
+    assert load_summary(cfg.out / "summary.json") == summary
+    html = (cfg.out / "report.html").read_text()
+    for name in ("none", "nl"):
+        assert f"<td>{name}</td><td>hr-" in html  # failed steps AND tasks of both conditions
+    assert "Some failed tasks" in html and "find_employee(" in html

@@ -89,3 +89,59 @@ def test_endpoint_from_environment(monkeypatch):
     monkeypatch.setenv("ROUTINE_BASE_URL", "http://b/v1")
     assert endpoint_from_env() == ("http://b/v1", "m", "k1")
     assert endpoint_from_env("http://c/v1", "x", "y") == ("http://c/v1", "x", "y")
+
+
+# ---------------------------------------------------------------- endpoint faults
+def _faulty(response: httpx.Response) -> OpenAIModel:
+    client = openai.AsyncOpenAI(
+        base_url="http://server.test/v1", api_key="k", max_retries=0,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(lambda r: response)))
+    return OpenAIModel("qwen", base_url="http://server.test/v1", client=client)
+
+
+FAULTS = {
+    "http 500": (httpx.Response(500, json={"error": {"message": "boom"}}), "ModelServerError",
+                 "HTTP 500"),
+    "http 503": (httpx.Response(503, text="unavailable"), "ModelServerError", "HTTP 503"),
+    "html 200": (httpx.Response(200, text="<html>gateway</html>",
+                                headers={"content-type": "text/html"}), "ModelServerError",
+                 "not a chat completion"),
+    "malformed json": (httpx.Response(200, content=b'{"choices": [',
+                                      headers={"content-type": "application/json"}),
+                       "ModelServerError", "not a chat completion"),
+    "no choices": (httpx.Response(200, json={"id": "x", "object": "chat.completion",
+                                             "created": 0, "model": "q", "choices": []}),
+                   "ModelServerError", "not a chat completion"),
+    "http 400": (httpx.Response(400, json={"error": {"message": "context too long"}}),
+                 "ModelRequestError", "HTTP 400"),
+    "http 401": (httpx.Response(401, json={"error": {"message": "bad key"}}),
+                 "ModelUnavailable", "refused the API key"),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_every_endpoint_fault_is_one_routine_error(fault):
+    from routine.errors import RoutineError
+
+    response, kind, words = FAULTS[fault]
+    with pytest.raises(RoutineError) as caught:
+        asyncio.run(_faulty(response).complete([{"role": "user", "content": "hi"}], TOOLS))
+    assert type(caught.value).__name__ == kind and words in str(caught.value)
+
+
+@pytest.mark.parametrize("fault", ["http 500", "html 200", "malformed json", "no choices",
+                                   "http 400"])
+def test_a_run_ends_as_a_failed_trace_on_an_endpoint_fault(fault, hr_tools):
+    from routine import Agent, RunFailed, load_routine
+
+    from .conftest import ROUTINES
+
+    agent = Agent(load_routine(ROUTINES / "hr" / "leave_balance.yaml"), hr_tools,
+                  _faulty(FAULTS[fault][0]))
+    trace = agent.run("How many annual leave days does Arjun Garcia have left?")
+    assert trace.outcome == "failed" and trace.failure.startswith("model request failed")
+    assert trace.failure_kind == ("request_refused" if fault == "http 400" else "endpoint")
+    assert [t.kind for t in trace.turns] == ["failed"]
+    with pytest.raises(RunFailed) as caught:
+        trace.raise_for_outcome()
+    assert caught.value.trace is trace
