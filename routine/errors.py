@@ -18,10 +18,12 @@ up in the trace. Only problems the caller must act on raise::
     └── EvalResultsError       a results file holds a line that is not a record
 
 Inside a run, ``ModelRequestError`` and ``ModelServerError`` end the run as a
-failed trace with the reason (``Agent.arun`` never raises them). Two more
-exceptions are model-facing and never reach the caller: a reply that cannot be
-read (``routine.models.parsing.CallParseError``) and arguments that do not fit a
-tool (``routine.tools.core.ToolArgumentsError``); both go back to the model.
+failed trace with the reason (``Agent.arun`` never raises them). Three more
+exceptions are model-facing and never reach the caller; each goes back to the
+model as a message: a reply that cannot be read
+(``routine.models.parsing.CallParseError``), arguments that do not fit a tool
+(``routine.tools.core.ToolArgumentsError``) and an MCP tool's reported error
+(``routine.tools.mcp.McpToolError``). A test checks this list against the code.
 """
 
 from __future__ import annotations

@@ -179,3 +179,20 @@ def test_wheel_installs_library_and_sample_tools_under_their_own_names(tmp_path)
                          text=True, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert int(ran.stdout.strip()) > 10
+
+
+def test_every_error_class_is_in_the_error_tree():
+    """errors.py's docstring draws every exception class the package defines."""
+    import routine.errors
+
+    tree = routine.errors.__doc__ or ""
+    defined = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and any(
+                    getattr(b, "id", getattr(b, "attr", "")).endswith(("Error", "Exception"))
+                    or getattr(b, "id", "") in defined for b in node.bases):
+                defined.add(node.name)
+    assert {"SpecError", "ModelServerError", "CallParseError", "McpToolError"} <= defined
+    missing = sorted(name for name in defined if name not in tree)
+    assert not missing, f"not in the tree of routine/errors.py: {missing}"

@@ -7,9 +7,8 @@ import textwrap
 
 from routine import Agent, ToolRegistry, check_routine, load_routine_text
 from routine.models.testing import ScriptedModel, call
-from routine.spec.format import McpServer
 from routine.spec.toolsets import registry_for
-from routine.tools.mcp import mcp_toolset
+from routine.tools.mcp import McpServer, mcp_toolset
 
 from .conftest import ROOT
 

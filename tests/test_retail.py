@@ -32,7 +32,7 @@ from routine_tools.retail import (
 from routine_tools.retail.db import TODAY, RetailDatabase, build_database, fresh_database
 
 from routine import RunContext
-from routine.spec.format import load_routine
+from routine.spec import load_routine
 from routine.spec.toolsets import registry_for
 from routine.spec.validate import check_routine
 

@@ -17,7 +17,7 @@ import pytest
 from routine import ToolRegistry, tool
 from routine.cli.commands import main
 from routine.errors import SpecError
-from routine.spec.format import LoadedRoutine, load_routine, load_routine_text
+from routine.spec import LoadedRoutine, load_routine, load_routine_text
 from routine.spec.toolsets import registry_for
 from routine.spec.validate import Problem, check_routine
 

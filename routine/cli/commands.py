@@ -25,7 +25,8 @@ from ..models.embedded import DEFAULT_MODEL, LIGHT_MODEL, MODELS, embedded_serve
 from ..run.executor import Agent
 from ..run.settings import RunSettings
 from ..run.trace import RunTrace, TurnRecord
-from ..spec.format import LoadedRoutine, load_routine, routine_json_schema
+from ..spec.format import routine_json_schema
+from ..spec.loader import LoadedRoutine, load_routine
 from ..spec.toolsets import import_toolsets, registry_for
 from ..spec.validate import check_routine
 from ..tools.core import ToolRegistry

@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from ..errors import DatasetError
 from ..run.executor import Agent
 from ..run.settings import RunSettings
-from ..spec.format import LoadedRoutine, load_routine
+from ..spec.loader import LoadedRoutine, load_routine
 from ..spec.toolsets import import_toolsets
 from ..spec.validate import check_routine
 from ..tools.core import RunContext, ToolRegistry, to_jsonable

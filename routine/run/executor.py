@@ -17,7 +17,8 @@ from typing import Any
 from ..errors import RoutineError, SpecError
 from ..models.base import Model
 from ..models.messages import SystemMessage, UserMessage
-from ..spec.format import LoadedRoutine, Routine, SourceMap, load_routine
+from ..spec.format import Routine
+from ..spec.loader import LoadedRoutine, SourceMap, load_routine
 from ..spec.validate import check_routine
 from ..tools.core import RunContext, Tool, ToolRegistry, Toolset
 from .memory import VariableMemory

@@ -22,7 +22,8 @@ from typing import Any, Literal
 from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from ..spec.format import Routine, Step, parse_references
+from ..spec.format import Routine, Step
+from ..spec.references import parse_references
 from ..tools.core import FINISH_TOOL, Tool
 from .memory import VariableMemory
 from .tracking import StepTracker

@@ -18,7 +18,8 @@ from jinja2 import StrictUndefined, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..spec.flow import FINISHED, Flow
-from ..spec.format import Reference, Routine, Step, parse_references
+from ..spec.format import Routine, Step
+from ..spec.references import Reference, parse_references
 
 __all__ = ["StepTracker", "KnownArgument"]
 

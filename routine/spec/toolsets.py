@@ -11,7 +11,8 @@ import importlib
 from typing import Any
 
 from ..tools.core import Tool, ToolRegistry, Toolset
-from .format import LoadedRoutine, McpServer
+from ..tools.mcp import McpServer
+from .loader import LoadedRoutine
 from .validate import Problem
 
 __all__ = ["import_toolsets", "registry_for"]

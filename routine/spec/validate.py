@@ -21,7 +21,8 @@ from jinja2 import nodes as jnodes
 from ..errors import Problem
 from ..tools.core import Tool, ToolRegistry
 from .flow import FELL_OFF, Flow
-from .format import LoadedRoutine, Reference, parse_references
+from .loader import LoadedRoutine
+from .references import Reference, parse_references
 
 __all__ = ["check_routine", "expression_references", "json_types", "schema_at"]
 
