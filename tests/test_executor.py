@@ -462,3 +462,30 @@ def test_input_defaults_are_not_stated_as_facts_when_a_request_may_give_them(hr_
     leave_agent(model, hr_tools).run(None, {"employee_name": NAME})  # inputs only: defaults hold
     assert '- leave_type: "annual"' in model.requests[1].messages[-1].content
     assert "Current step: Step 1" in state
+
+
+def test_turn_records_are_complete_when_appended_and_messages_typed(hr_tools, tmp_path):
+    """on_turn sees each record as it is appended; nothing mends it afterwards (frozen), and
+    the trace's messages are typed records that survive the JSONL round trip."""
+    from pydantic import ValidationError
+
+    from routine.models.messages import AssistantMessage, SystemMessage, ToolMessage, UserMessage
+
+    model = ScriptedModel([
+        "not a call at all",
+        call("find_employee", name=NAME),
+        call("get_leave_balance", employee_id=EMP_ID, leave_type="annual"),
+        call("finish", answer="7 days"),
+    ])
+    seen = []
+    trace = leave_agent(model, hr_tools).run(QUERY, on_turn=lambda t: seen.append(t.model_dump()))
+    assert seen == [t.model_dump() for t in trace.turns]
+    assert [t["kind"] for t in seen] == ["retry", "tool_calls", "tool_calls", "answer"]
+    with pytest.raises(ValidationError):
+        trace.turns[0].kind = "answer"  # type: ignore[misc]
+    kinds = [type(m) for m in trace.messages]
+    assert kinds[:2] == [SystemMessage, UserMessage] and ToolMessage in kinds
+    assert AssistantMessage in kinds
+    dump_traces([trace], tmp_path / "t.jsonl")
+    (again,) = load_traces(tmp_path / "t.jsonl")
+    assert again.messages == trace.messages and again.turns == trace.turns
