@@ -83,7 +83,7 @@ class ModelUnavailable(RoutineError):
 
 
 class ModelRequestsForbidden(ModelUnavailable):
-    """Raised when real model requests are disabled (see ``routine.testing``)."""
+    """Raised when real model requests are disabled (see ``routine.models.testing``)."""
 
 
 class ModelRequestError(RoutineError):

@@ -1,4 +1,4 @@
-"""Check :mod:`routine.scoring` against BFCL's own AST checker.
+"""Check :mod:`routine.eval.scoring` against BFCL's own AST checker.
 
 `bfcl-eval <https://github.com/ShishirPatil/gorilla>`_ ships both its test data and the
 checker that grades a model's calls. This module replays BFCL's simple / multiple /
@@ -75,7 +75,7 @@ def _ast_checker() -> types.ModuleType:
         config = importlib.import_module(config_name)
     except Exception:  # ImportError, or a handler that fails on import without its SDK
         stub = types.ModuleType(config_name)
-        stub.__doc__ = "Stand-in installed by routine.bfcl (the real module needs every model SDK)."
+        stub.__doc__ = "Stand-in installed by routine.eval.bfcl (the real module needs every model SDK)."
         stub.MODEL_CONFIG_MAPPING = {MODEL_NAME: _ModelConfig()}  # type: ignore[attr-defined]
         previous = sys.modules.get(config_name)
         sys.modules[config_name] = stub
@@ -439,7 +439,7 @@ def main() -> int:
         return 2
     cases = load_cases()
     result = agreement(cases)
-    print(f"BFCL AST checker vs routine.scoring: {len(cases)} cases, {result['total']} outputs, "
+    print(f"BFCL AST checker vs routine.eval.scoring: {len(cases)} cases, {result['total']} outputs, "
           f"agreement {result['agree']}/{result['total']} = {result['rate']:.2%} "
           f"(BFCL accepts {result['bfcl_valid']})")
     for title, key in (("category", "by_category"), ("perturbation", "by_kind")):

@@ -7,7 +7,7 @@ API wraps it). Endpoint settings come from arguments or the environment:
 ``OPENAI_BASE_URL``, ``OPENAI_MODEL``, ``OPENAI_API_KEY``.
 
 Every client implements the :class:`Model` protocol, which the test doubles in
-``routine.testing`` implement too.
+``routine.models.testing`` implement too.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class OpenAIModel:
                        guide: TurnGuide | None = None, **settings: Any) -> ModelReply:
         if not model_requests_allowed():
             raise ModelRequestsForbidden(
-                "real model requests are disabled (routine.testing forbids them in unit tests)")
+                "real model requests are disabled (routine.models.testing forbids them in unit tests)")
         request: dict[str, Any] = {**self.default_settings, **settings}
         if tools and self.native_tools:
             request["tools"] = tools

@@ -24,7 +24,7 @@ class CallStopFormatter(Jinja2ChatFormatter):
     """The chat template, plus a stop once a reply's first bare-JSON call is complete.
 
     Small models write a call and then go on to invent its result or a chain of
-    later calls; :func:`routine.parsing.parse_reply` reads only that first call,
+    later calls; :func:`routine.models.parsing.parse_reply` reads only that first call,
     so the rest is skipped (53% of the characters of the 0.5B replies in ``tests/data``)."""
 
     def __init__(self, llama: Llama, *args: Any, **kwargs: Any) -> None:

@@ -62,7 +62,7 @@ class Agent:
     Args:
         routine: a Routine, a loaded routine, a path to a YAML file, or None (tools only).
         tools: a ToolRegistry, or tools/toolsets to put in one.
-        model: any :class:`routine.model.Model` (OpenAIModel, the test doubles...).
+        model: any :class:`routine.models.base.Model` (OpenAIModel, the test doubles...).
         settings: a RunSettings; keyword overrides are applied on top.
         validate: check the routine against the tools first (raise SpecError on problems).
         others: further routines shown in the prompt beside this one (the paper's distractor
