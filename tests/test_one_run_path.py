@@ -7,14 +7,13 @@ import asyncio
 
 import pytest
 
-from routine.eval.conditions import CONDITIONS, pick_distractors
+from routine.eval.conditions import CONDITIONS
 from routine.eval.dataset import load_dataset, load_domain, seed_snapshot
 from routine.eval.players import GoldPlayer
 from routine.eval.steps import build_step_samples
 from routine.eval.tasks import run_task
 from routine.models.messages import SystemMessage
 from routine.models.testing import ScriptedModel, text_call
-from routine.run.executor import Agent
 from routine.run.settings import RunSettings
 
 from .conftest import ROOT
@@ -31,9 +30,10 @@ def _domain(name: str):
 @pytest.mark.parametrize("name", DOMAINS)
 @pytest.mark.parametrize("condition", ["none", "nl", "json", "nl+track", "nl+distractor"])
 def test_step_samples_are_what_a_live_run_sends(name, condition):
-    """Every step of every gold example: the sample's messages and tools equal the request a
-    live run makes at that step, with a model that writes its calls as text (as the
-    embedded models do) instead of the gold player's structured calls."""
+    """Every step of every gold example: the sample's messages, tools and guide equal the
+    request a live run of the task protocol makes at that step, with a model that writes
+    its calls as text (as the embedded models do) instead of the gold player's structured
+    calls."""
     domain, registry, routines = _domain(name)
     examples = [e for e in load_dataset(ROOT / "eval" / "datasets" / name)
                 if e.kind == "routine"]
@@ -43,23 +43,27 @@ def test_step_samples_are_what_a_live_run_sends(name, condition):
     for sample in samples:
         by_example.setdefault(sample.example_id, []).append(sample)
     assert len(by_example) == len(examples)
+
+    async def live(example):
+        model = ScriptedModel([text_call(c.name, **c.arguments) for c in example.calls]
+                              + [text_call("finish", answer=example.answer)])
+        result = await run_task(example, routines, registry, model, CONDITIONS[condition], 0,
+                                RunSettings(max_steps=50), domain, seed)
+        model.assert_complete()
+        return result, model.requests
+
+    seed = asyncio.run(seed_snapshot(domain, registry))
     for example in examples:
-        routine = routines[example.routine or ""]
-        others, position = pick_distractors(routine, routines, CONDITIONS[condition].distractors)
-        live = ScriptedModel([text_call(c.name, **c.arguments) for c in example.calls]
-                             + [text_call("finish", answer=example.answer)])
-        agent = Agent(routine, registry, live,
-                      CONDITIONS[condition].settings(RunSettings(max_steps=50)),
-                      others=others, position=position)
-        trace = asyncio.run(agent.arun(example.query))
-        assert trace.outcome == "answered", (example.id, trace.failure)
-        live.assert_complete()
+        result, requests = asyncio.run(live(example))
+        assert result.success, (example.id, result)
         mine = by_example[example.id]
-        assert len(mine) == len(live.requests) == len(example.calls) + 1
-        for sample, request in zip(mine, live.requests, strict=True):
+        assert len(mine) == len(requests) == len(example.calls) + 1
+        for sample, request in zip(mine, requests, strict=True):
             assert sample.messages == request.messages, (example.id, sample.step)
             assert sample.tools == request.tools, (example.id, sample.step)
             assert sample.guide == request.guide, (example.id, sample.step)
+        if condition == "none":
+            assert all(r.guide is None for r in requests)  # nothing of the routine leaks
 
 
 def test_named_outputs_reach_the_step_samples():
@@ -87,9 +91,9 @@ def test_gold_replay_scores_100_percent_on_every_split(name):
         failed = []
         for example in examples:
             player = GoldPlayer([(c.name, c.arguments) for c in example.calls], example.answer)
-            result = await run_task(example, routines.get(example.routine or ""), [], 0,
-                                    registry, player, CONDITIONS["nl+track"], 0,
-                                    RunSettings(max_steps=50), domain, seed)
+            result = await run_task(example, routines, registry, player,
+                                    CONDITIONS["nl+track"], 0, RunSettings(max_steps=50),
+                                    domain, seed)
             if not result.success:
                 failed.append(f"{example.id}: state_ok={result.state_ok} "
                               f"facts_ok={result.facts_ok} {result.state_diff}")
@@ -107,8 +111,8 @@ def test_a_wrong_gold_answer_fails_the_ceiling_check():
     async def judge() -> tuple[bool, bool]:
         seed = await seed_snapshot(domain, registry)
         player = GoldPlayer([(c.name, c.arguments) for c in example.calls], "Done.")
-        result = await run_task(example, routines[example.routine or ""], [], 0, registry,
-                                player, CONDITIONS["nl+track"], 0, RunSettings(), domain, seed)
+        result = await run_task(example, routines, registry, player, CONDITIONS["nl+track"], 0,
+                                RunSettings(), domain, seed)
         return result.state_ok, result.facts_ok
 
     assert asyncio.run(judge()) == (True, False)

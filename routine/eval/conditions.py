@@ -10,8 +10,11 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
+from ..models.base import Model
+from ..run.executor import Agent
 from ..run.settings import RunSettings
 from ..spec.format import Routine
+from ..tools.core import ToolRegistry
 
 __all__ = ["Condition", "CONDITIONS", "pick_distractors"]
 
@@ -32,6 +35,17 @@ class Condition:
         return base.model_copy(update={"routine_format": self.routine_format,
                                        "step_tracking": self.step_tracking,
                                        "offer_tools": "all"})
+
+    def agent(self, routine: Routine, routines: dict[str, Routine], registry: ToolRegistry,
+              model: Model, base: RunSettings, seed: int = 0) -> Agent:
+        """The agent that runs a query of ``routine`` under this condition: the same for a
+        task run and for the live runs step samples are taken from. Without a routine in
+        the prompt the agent has none at all (no tracker, no named outputs, no guide)."""
+        if self.routine_format == "none":
+            return Agent(None, registry, model, self.settings(base), validate=False)
+        others, position = pick_distractors(routine, routines, self.distractors, seed)
+        return Agent(routine, registry, model, self.settings(base), validate=False,
+                     others=others, position=position)
 
 
 CONDITIONS = {c.name: c for c in [

@@ -17,7 +17,7 @@ from ..errors import EvalConfigError
 from ..models.base import Model
 from ..run.settings import RunSettings
 from ..tools.core import FINISH_TOOL
-from .conditions import CONDITIONS, pick_distractors
+from .conditions import CONDITIONS
 from .config import EvalConfig
 from .dataset import load_dataset, load_domain, seed_snapshot
 from .jobs import append_record, drop_torn_tail, prompt_order, read_records, run_jobs
@@ -95,21 +95,19 @@ async def run_evaluation(config: EvalConfig, model: Model,
         for name in config.conditions:
             condition = CONDITIONS[name]
             for example in chosen:
-                routine = routines[example.routine or ""]
-                others, place = pick_distractors(routine, routines, condition.distractors,
-                                                 config.seed)
                 selected_tasks.add((name, example.id))
                 for trial in range(config.trials):
                     if (name, example.id, trial) in done_tasks:
                         continue
 
-                    async def task_job(e: Any = example, r: Any = routine, o: Any = others,
-                                       p: int = place, c: Any = condition, t: int = trial) -> None:
+                    async def task_job(e: Any = example, c: Any = condition, t: int = trial
+                                       ) -> None:
                         append_record(tasks_path, await run_task(
-                            e, r, o, p, registry, model, c, t, settings, domain, seed))
+                            e, routines, registry, model, c, t, settings, domain, seed,
+                            config.seed))
 
-                    keyed.append(((*prompt_order(condition, routine.name), 1, example.id, trial),
-                                  task_job))
+                    keyed.append(((*prompt_order(condition, example.routine), 1, example.id,
+                                   trial), task_job))
     jobs = [job for _, job in sorted(keyed, key=lambda kj: kj[0])]
     if not config.report_only:
         failed = await run_jobs(jobs, config.concurrency, on_progress)

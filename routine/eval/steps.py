@@ -26,7 +26,6 @@ from ..errors import DatasetError, ModelRequestError
 from ..models.base import Model, ModelReply, TurnGuide
 from ..models.messages import Message
 from ..models.parsing import CallParseError, parse_reply
-from ..run.executor import Agent
 from ..run.settings import RunSettings
 from ..spec.format import Routine
 from ..tools.core import FINISH_TOOL, ToolRegistry
@@ -82,16 +81,13 @@ async def step_samples(examples: list[GoldExample], routines: dict[str, Routine]
                        shuffle_tools: bool = True,
                        settings: RunSettings = ORACLE_SETTINGS) -> list[StepSample]:
     """Every step of every routine example, as a live run under ``condition`` sends it."""
-    run_settings = condition.settings(settings)
     samples = []
     for example in examples:
         if example.kind != "routine" or example.routine is None:
             continue
-        routine = routines[example.routine]
-        others, position = pick_distractors(routine, routines, condition.distractors, seed)
         player = GoldPlayer([(c.name, c.arguments) for c in example.calls], example.answer)
-        agent = Agent(routine, registry, player, run_settings, validate=False, others=others,
-                      position=position)
+        agent = condition.agent(routines[example.routine], routines, registry, player,
+                                settings, seed)
         trace = await agent.arun(example.query)
         made = [(c.name, c.result) for c in trace.tool_calls]
         if trace.outcome != "answered" or made != [(c.name, c.result) for c in example.calls]:

@@ -73,17 +73,19 @@ def facts_present(answer: str | None, facts: list[str]) -> bool:
     return True
 
 
-async def run_task(example: GoldExample, routine: Routine | None, others: list[Routine],
-                   position: int, registry: ToolRegistry, model: Model, condition: Condition,
-                   trial: int, settings: RunSettings, domain: Domain,
-                   seed: Snapshot) -> TaskResult:
+async def run_task(example: GoldExample, routines: dict[str, Routine],
+                   registry: ToolRegistry, model: Model, condition: Condition, trial: int,
+                   settings: RunSettings, domain: Domain, seed: Snapshot,
+                   distractor_seed: int = 0) -> TaskResult:
     """Run one gold query with the agent under ``condition`` and judge it.
 
     An endpoint failure (HTTP 5xx, a reply that is not a chat completion) is not a verdict
     on the model: it raises :class:`ModelServerError`, and the task is not recorded."""
-    agent = Agent(routine if condition.routine_format != "none" else None, registry, model,
-                  condition.settings(settings), validate=False, others=others,
-                  position=position)
+    routine = routines.get(example.routine or "")
+    if routine is None:  # a query no routine serves (refuse / ask): tools only
+        agent = Agent(None, registry, model, condition.settings(settings), validate=False)
+    else:
+        agent = condition.agent(routine, routines, registry, model, settings, distractor_seed)
     snapshots: list[Snapshot] = []
 
     def keep_state(contexts: dict[str, RunContext[Any]]) -> None:
