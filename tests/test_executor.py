@@ -489,3 +489,6 @@ def test_turn_records_are_complete_when_appended_and_messages_typed(hr_tools, tm
     dump_traces([trace], tmp_path / "t.jsonl")
     (again,) = load_traces(tmp_path / "t.jsonl")
     assert again.messages == trace.messages and again.turns == trace.turns
+    # the trace rebuilds every request exactly as the model received it
+    assert [again.request(i) for i in range(len(again.turns))] == \
+        [r.messages for r in model.requests]

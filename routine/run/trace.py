@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from ..errors import RunFailed
-from ..models.messages import Message, Usage
+from ..models.messages import Message, SystemMessage, Usage
 
 __all__ = [
     "Usage",
@@ -95,6 +95,9 @@ class TurnRecord(BaseModel):
     kind: TurnKind
     current_step: str | None = None
     state_prompt: str | None = Field(None, description="The per-turn state message sent.")
+    history_length: int = Field(0, description="How many of the trace's messages the request "
+                                "carried (then the state prompt, if any): RunTrace.request(i) "
+                                "rebuilds exactly what the model was sent.")
     model_text: str = ""
     calls: list[ToolCallRecord] = Field(default_factory=list)
     feedback: str | None = Field(None, description="Error message sent back to the model.")
@@ -134,6 +137,14 @@ class RunTrace(BaseModel):
         if self.outcome != "answered":
             raise RunFailed(self.failure or f"the run ended as {self.outcome!r}", self)
         return self
+
+    def request(self, turn: int) -> list[Message]:
+        """The messages the model was sent at ``turn``, exactly (fine-tuning data reads them)."""
+        record = self.turns[turn]
+        sent: list[Message] = list(self.messages[:record.history_length])
+        if record.state_prompt:
+            sent.append(SystemMessage(content=record.state_prompt))
+        return sent
 
     @property
     def tool_calls(self) -> list[ToolCallRecord]:

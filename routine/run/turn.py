@@ -148,6 +148,7 @@ async def take_turn(state: RunState, model: Model) -> TurnResult:
     tracker = state.tracker
     current = tracker.current if tracker is not None and not tracker.finished else None
     messages, state_prompt = request_messages(state)
+    history_length = len(state.history)
     reply = ModelReply()
     try:
         reply = await model.complete(messages, state.tool_specs, guide=turn_guide(state),
@@ -160,7 +161,8 @@ async def take_turn(state: RunState, model: Model) -> TurnResult:
         outcome = await _act(state, reply.content, reply.tool_calls)
     state.trace.turns.append(TurnRecord(
         index=len(state.trace.turns), kind=outcome.kind, current_step=current,
-        state_prompt=state_prompt, model_text=reply.content, calls=outcome.calls,
+        state_prompt=state_prompt, history_length=history_length,
+        model_text=reply.content, calls=outcome.calls,
         feedback=outcome.feedback, usage=reply.usage, duration_s=time.perf_counter() - started))
     state.trace.usage = state.trace.usage + reply.usage
     return outcome.result
