@@ -229,3 +229,16 @@ def test_a_value_the_settings_refuse_is_one_usage_error(capsys):
     err = capsys.readouterr().err
     assert code == 2 and "--max-steps" in err and "greater than or equal to 1" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--no-such-option"],
+    ["eval"],
+    ["run", str(ROUTINES / "hr" / "leave_balance.yaml"), "q", "--format", "yaml"],
+    ["run", str(ROUTINES / "hr" / "leave_balance.yaml"), "q", "-i", "no-equals-sign",
+     "--base-url", "http://127.0.0.1:9/v1", "--model", "m"],
+])
+def test_usage_errors_are_one_message_and_exit_2(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and ("Error" in err or "error" in err)

@@ -17,8 +17,8 @@ from .conftest import ROOT
 PACKAGE = ROOT / "routine"
 
 # a layer may import only from layers below it (and from inside its own package)
-LAYERS = {"errors": 0, "tools": 1, "models": 1, "spec": 2, "run": 3, "eval": 4, "cli": 5,
-          "__init__": 6, "__main__": 6}
+LAYERS = {"errors": 0, "tools": 1, "models": 1, "spec": 2, "run": 3, "eval": 4,
+          "finetune": 5, "cli": 6, "__init__": 7, "__main__": 7}
 
 
 def _module_name(path: Path) -> str:

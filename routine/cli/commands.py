@@ -148,7 +148,7 @@ def _parse_inputs(pairs: list[str]) -> dict[str, Any]:
     values = {}
     for pair in pairs:
         if "=" not in pair:
-            raise typer.BadParameter(f"{pair!r}: expected NAME=VALUE", param_hint="--input")
+            raise click.BadParameter(f"{pair!r}: expected NAME=VALUE", param_hint="--input")
         name, value = pair.split("=", 1)
         values[name.strip()] = value
     return values
@@ -295,6 +295,42 @@ def dataset_stats_cmd(
             out.print()
 
 
+@app.command()
+def distill(
+    dataset: Annotated[Path, typer.Argument(help="eval/datasets/<domain>")],
+    out: Annotated[Path, typer.Option(help="The SFT data, one JSON object per line.")],
+    split: Annotated[str, typer.Option(help="The split whose templates are used.")] = "train",
+    variants: Annotated[str, typer.Option(
+        help="routine (the routine and step tracking in the prompt), distilled (no "
+             "routine), or both, comma-separated.")] = "routine,distilled",
+    traces: Annotated[list[Path] | None, typer.Option(
+        "--traces", help="traces.jsonl of runs on this domain's queries (e.g. a teacher "
+                         "endpoint's); judged against the gold data, only right ones kept.")
+    ] = None,
+    gold: Annotated[bool, typer.Option(help="Include the split's gold trajectories.")] = True,
+) -> None:
+    """Build SFT data (trl conversational, prompt/completion + tools) from gold trajectories
+    and run traces, through the executor: each prompt is exactly what a run sends."""
+    import asyncio
+
+    from ..finetune.distill import distill as build
+    from ..finetune.distill import sft_stats, write_sft
+    from ..run.trace import load_traces
+
+    chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
+    unknown = sorted(set(chosen) - {"routine", "distilled"})
+    if unknown:
+        raise click.BadParameter(f"unknown variant(s) {unknown}; choose routine, distilled",
+                                 param_hint="--variants")
+    loaded = [t for path in traces or [] for t in load_traces(path)] if traces else None
+    rows, counts = asyncio.run(build(dataset, split=split, variants=chosen,  # type: ignore[arg-type]
+                                     traces=loaded, gold=gold))
+    write_sft(rows, out)
+    out_json = {"examples": len(rows), "counts": counts, "by_variant": sft_stats(rows)}
+    Console(width=200).print_json(json.dumps(out_json))
+    err.print(f"{len(rows)} SFT examples -> {out}")
+
+
 @app.command("eval")
 @options_from(EvalConfig, into="config", exclude=("model",),
               rename={"step_limit": "steps", "task_limit": "tasks"})
@@ -362,16 +398,32 @@ def _exit_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _click_errors() -> tuple[tuple[type[BaseException], ...], ...]:
+    """(exits, usage errors, aborts) of click and of the click that typer vendors."""
+    exits: list[type[BaseException]] = [click.exceptions.Exit]
+    errors: list[type[BaseException]] = [click.ClickException]
+    aborts: list[type[BaseException]] = [click.exceptions.Abort]
+    for name in ("typer.exceptions", "typer._click.exceptions"):
+        module = sys.modules.get(name)
+        for kinds, attribute in ((exits, "Exit"), (errors, "ClickException"),
+                                 (aborts, "Abort")):
+            found = getattr(module, attribute, None)
+            if isinstance(found, type) and found not in kinds:
+                kinds.append(found)
+    return tuple(exits), tuple(errors), tuple(aborts)
+
+
 def _main(command: click.Command, argv: list[str] | None) -> int:
+    exits, errors, aborts = _click_errors()
     try:
         result = command.main(args=argv if argv is not None else sys.argv[1:],
                               prog_name="routine", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except exits as exc:
+        return int(exc.exit_code)  # type: ignore[attr-defined]
+    except errors as exc:
+        exc.show()  # type: ignore[attr-defined]
+        return int(exc.exit_code)  # type: ignore[attr-defined]
+    except aborts:
         return 130
     except RoutineError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)

@@ -1,0 +1,203 @@
+"""SFT data from the run path: trajectories become trl conversational examples.
+
+A trajectory (a gold example of the train split, or a run trace judged right
+against its gold example) is played through the executor by
+:class:`~routine.eval.players.GoldPlayer`; every request the executor makes IS
+one training example's prompt, and the call the player answers with is its
+completion. Nothing is rebuilt by hand, so the training prompt is the inference
+prompt by construction (a test checks it against live runs). Two variants:
+
+* ``routine`` — routine-following: the routine in the system prompt and the state
+  prompt naming the current step (the ``nl+track`` condition);
+* ``distilled`` — the same trajectory with no routine at all (the ``none``
+  condition): the model must internalise the process.
+
+Rows are trl's prompt-completion conversational format with a ``tools`` column
+holding the offered tools as a JSON string (Arrow would merge nested schemas
+across rows otherwise). Messages are in the OpenAI wire form the executor sends
+(tool-call arguments as JSON text), which the embedded model's chat template
+renders exactly as at inference. Only trajectories whose end state and answer
+are right are kept; only train-split templates are used; duplicates are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ..errors import DatasetError
+from ..eval.conditions import CONDITIONS
+from ..eval.dataset import (
+    ORACLE_SETTINGS,
+    Domain,
+    GoldExample,
+    deps_of,
+    load_dataset,
+    load_domain,
+    seed_snapshot,
+)
+from ..eval.endstate import EndState, Snapshot, snapshot_of
+from ..eval.players import GoldPlayer
+from ..eval.tasks import facts_present
+from ..models.messages import ToolCall, to_wire
+from ..run.trace import RunTrace
+from ..spec.format import Routine
+from ..tools.core import RunContext, ToolRegistry
+
+__all__ = ["SftExample", "Variant", "VARIANTS", "Trajectory", "distill", "write_sft",
+           "load_sft", "sft_stats", "trajectories_from_traces"]
+
+Variant = Literal["routine", "distilled"]
+VARIANTS: dict[str, str] = {"routine": "nl+track", "distilled": "none"}
+
+
+class SftExample(BaseModel):
+    """One training example: what the executor sent at one step, and the right reply."""
+
+    id: str = Field(description="<example id>#<step>:<variant>")
+    example_id: str
+    template: str
+    split: str
+    routine: str | None
+    variant: Variant
+    source: Literal["gold", "trace"]
+    step: int
+    prompt: list[dict[str, Any]] = Field(description="The request's messages (wire form).")
+    completion: list[dict[str, Any]] = Field(description="One assistant message: the call.")
+    tools: str = Field(description="The offered tools, as a JSON string.")
+
+
+class Trajectory(BaseModel):
+    """Calls and an answer for a gold example's query (the gold ones, or a teacher's)."""
+
+    example: GoldExample
+    calls: list[tuple[str, dict[str, Any]]]
+    answer: str
+    source: Literal["gold", "trace"] = "gold"
+
+
+def trajectories_from_traces(traces: list[RunTrace], examples: list[GoldExample]
+                             ) -> tuple[list[Trajectory], int]:
+    """The answered traces whose query is a gold example's, as trajectories (judged later);
+    and how many traces matched no gold query."""
+    by_query = {e.query: e for e in examples}
+    out, unmatched = [], 0
+    for trace in traces:
+        example = by_query.get(trace.query or "")
+        if example is None or trace.outcome != "answered" or trace.answer is None:
+            unmatched += example is None
+            continue
+        out.append(Trajectory(example=example, answer=trace.answer, source="trace",
+                              calls=[(c.name, c.arguments) for c in trace.tool_calls if c.ok]))
+    return out, unmatched
+
+
+async def _rows(trajectory: Trajectory, variant: Variant, routines: dict[str, Routine],
+                registry: ToolRegistry, domain: Domain, seed: Snapshot) -> list[SftExample]:
+    """Play one trajectory under a variant; [] if it does not end right."""
+    example = trajectory.example
+    player = GoldPlayer(trajectory.calls, trajectory.answer)
+    agent = CONDITIONS[VARIANTS[variant]].agent(routines[example.routine or ""], routines,
+                                                registry, player, ORACLE_SETTINGS)
+    snapshots: list[Snapshot] = []
+
+    def keep(contexts: dict[str, RunContext[Any]]) -> None:
+        snapshots.append(snapshot_of(deps_of(contexts, domain.deps_toolset)))
+
+    try:
+        trace = await agent.arun(example.query, on_end=keep)
+    except DatasetError:  # the trajectory asked for more replies than it has
+        return []
+    if trace.outcome != "answered" or any(not c.ok for c in trace.tool_calls):
+        return []
+    state_ok, _ = domain.same_end_state(domain.end_state(snapshots[0], seed),
+                                        EndState(example.end_state, example.end_texts))
+    if not (state_ok and facts_present(trace.answer, example.required_facts)):
+        return []
+    rows = []
+    replies = [*trajectory.calls, ("finish", {"answer": trajectory.answer})]
+    for step, (request, (name, arguments)) in enumerate(zip(player.requests, replies,
+                                                            strict=False)):
+        call = ToolCall.of(f"call_{step}", name, arguments)
+        rows.append(SftExample(
+            id=f"{example.id}#{step}:{variant}", example_id=example.id,
+            template=example.template, split=example.split, routine=example.routine,
+            variant=variant, source=trajectory.source, step=step,
+            prompt=to_wire(request.messages),
+            completion=[{"role": "assistant", "content": "",
+                         "tool_calls": [call.model_dump(mode="json")]}],
+            tools=json.dumps(request.tools, ensure_ascii=False)))
+    return rows
+
+
+async def distill(folder: str | Path, *, split: str = "train",
+                  variants: tuple[Variant, ...] = ("routine", "distilled"),
+                  traces: list[RunTrace] | None = None, gold: bool = True
+                  ) -> tuple[list[SftExample], dict[str, int]]:
+    """SFT examples from a domain's gold ``split`` (and/or traces of its queries): only
+    right trajectories, only ``split`` templates (train by default), no duplicates.
+    Returns the examples and counts of what was kept and dropped."""
+    domain = load_domain(folder)
+    registry = domain.registry()
+    routines = {n: loaded.routine for n, loaded in domain.routines().items()}
+    examples = [e for e in load_dataset(folder, (split,)) if e.kind == "routine"]
+    trajectories = [Trajectory(example=e, calls=[(c.name, c.arguments) for c in e.calls],
+                               answer=e.answer) for e in examples] if gold else []
+    counts: Counter[str] = Counter()
+    if traces is not None:
+        from_traces, unmatched = trajectories_from_traces(traces, examples)
+        counts["traces_without_a_gold_query"] = unmatched
+        trajectories += from_traces
+    seed = await seed_snapshot(domain, registry)
+    rows: list[SftExample] = []
+    seen: set[str] = set()
+    for trajectory in trajectories:
+        for variant in variants:
+            made = await _rows(trajectory, variant, routines, registry, domain, seed)
+            if not made:
+                counts[f"dropped_{trajectory.source}_{variant}"] += 1
+                continue
+            counts[f"kept_{trajectory.source}_{variant}"] += 1
+            for row in made:
+                key = json.dumps([row.prompt, row.completion, row.tools], sort_keys=True)
+                if key in seen:
+                    counts["duplicates"] += 1
+                    continue
+                seen.add(key)
+                rows.append(row)
+    return rows, dict(counts)
+
+
+def write_sft(rows: list[SftExample], path: str | Path) -> Path:
+    """One JSON object per line (``datasets.load_dataset("json", data_files=...)`` reads it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(row.model_dump_json() + "\n")
+    return path
+
+
+def load_sft(path: str | Path) -> list[SftExample]:
+    return [SftExample.model_validate_json(line)
+            for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def sft_stats(rows: list[SftExample]) -> dict[str, Any]:
+    """Counts to quote: examples, trajectories and characters per variant."""
+    out: dict[str, Any] = {}
+    for variant in sorted({r.variant for r in rows}):
+        chosen = [r for r in rows if r.variant == variant]
+        out[variant] = {
+            "examples": len(chosen),
+            "trajectories": len({r.example_id for r in chosen}),
+            "templates": len({r.template for r in chosen}),
+            "prompt_chars": sum(len(json.dumps(r.prompt, ensure_ascii=False)) for r in chosen),
+            "completion_chars": sum(len(json.dumps(r.completion, ensure_ascii=False))
+                                    for r in chosen),
+        }
+    return out

@@ -1,0 +1,104 @@
+"""`routine distill`: SFT examples whose prompts are what the executor sends, from the
+train split only, right trajectories only, without duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from routine.cli.commands import main
+from routine.eval.conditions import CONDITIONS
+from routine.eval.dataset import load_dataset, load_domain, seed_snapshot
+from routine.eval.tasks import run_task
+from routine.finetune.distill import distill, load_sft
+from routine.models.messages import to_wire
+from routine.models.testing import ScriptedModel, text_call
+from routine.run.executor import Agent
+from routine.run.settings import RunSettings
+
+from .conftest import ROOT
+
+RETAIL = ROOT / "eval" / "datasets" / "retail"
+
+
+@pytest.fixture(scope="module")
+def retail_rows():
+    return asyncio.run(distill(RETAIL))
+
+
+def test_prompts_are_what_a_live_run_sends(retail_rows):
+    rows, _ = retail_rows
+    domain = load_domain(RETAIL)
+    registry = domain.registry()
+    routines = {n: loaded.routine for n, loaded in domain.routines().items()}
+    examples = [e for e in load_dataset(RETAIL, ("train",)) if e.kind == "routine"]
+    seed = asyncio.run(seed_snapshot(domain, registry))
+    by_id = {r.id: r for r in rows}
+    checked = 0
+    for example in examples[::4]:
+        for variant, condition in (("routine", "nl+track"), ("distilled", "none")):
+            model = ScriptedModel([text_call(c.name, **c.arguments) for c in example.calls]
+                                  + [text_call("finish", answer=example.answer)])
+            result = asyncio.run(run_task(example, routines, registry, model,
+                                          CONDITIONS[condition], 0, RunSettings(), domain,
+                                          seed))
+            assert result.success
+            for step, request in enumerate(model.requests):
+                row = by_id[f"{example.id}#{step}:{variant}"]
+                assert row.prompt == to_wire(request.messages)
+                assert json.loads(row.tools) == request.tools
+                checked += 1
+    assert checked > 40
+
+
+def test_only_train_templates_and_the_variants_differ_as_they_should(retail_rows):
+    rows, counts = retail_rows
+    examples = load_dataset(RETAIL)
+    held_out = {e.template for e in examples if e.split != "train"}
+    assert rows and not {r.template for r in rows} & held_out
+    assert {r.split for r in rows} == {"train"}
+    assert counts["kept_gold_routine"] == counts["kept_gold_distilled"] > 0
+    for row in rows:
+        system = row.prompt[0]["content"]
+        if row.variant == "routine":
+            assert "# Routine:" in system and row.prompt[-1]["role"] == "system"
+        else:
+            assert "# Routine:" not in system and "Current step" not in json.dumps(row.prompt)
+        (reply,) = row.completion
+        assert reply["role"] == "assistant" and len(reply["tool_calls"]) == 1
+    last = [r for r in rows if r.completion[0]["tool_calls"][0]["function"]["name"] == "finish"]
+    assert len(last) == counts["kept_gold_routine"] + counts["kept_gold_distilled"]
+
+
+def test_traces_are_judged_and_duplicates_dropped(tmp_path):
+    domain = load_domain(RETAIL)
+    registry = domain.registry()
+    routines = {n: loaded.routine for n, loaded in domain.routines().items()}
+    example = next(e for e in load_dataset(RETAIL, ("train",))
+                   if e.kind == "routine" and e.required_facts)
+
+    def trace_with(answer: str):
+        model = ScriptedModel([text_call(c.name, **c.arguments) for c in example.calls]
+                              + [text_call("finish", answer=answer)])
+        return Agent(routines[example.routine], registry, model).run(example.query)
+
+    right, wrong = trace_with(example.answer), trace_with("Done.")
+    rows, counts = asyncio.run(distill(RETAIL, gold=False, traces=[right, wrong],
+                                       variants=("routine",)))
+    assert counts == {"traces_without_a_gold_query": 0, "kept_trace_routine": 1,
+                      "dropped_trace_routine": 1}
+    assert {r.source for r in rows} == {"trace"} and len(rows) == len(example.calls) + 1
+    both, counts = asyncio.run(distill(RETAIL, traces=[right], variants=("routine",)))
+    assert counts["duplicates"] == len(example.calls) + 1  # the trace repeats the gold one
+    assert len({r.id for r in both}) == len(both)
+
+
+def test_cli_writes_the_data(tmp_path, capsys):
+    out = tmp_path / "sft.jsonl"
+    assert main(["distill", str(RETAIL), "--out", str(out), "--variants", "distilled"]) == 0
+    rows = load_sft(out)
+    assert rows and {r.variant for r in rows} == {"distilled"}
+    assert '"examples"' in capsys.readouterr().out
+    assert main(["distill", str(RETAIL), "--out", str(out), "--variants", "magic"]) == 2
