@@ -102,3 +102,22 @@ def test_cli_writes_the_data(tmp_path, capsys):
     assert rows and {r.variant for r in rows} == {"distilled"}
     assert '"examples"' in capsys.readouterr().out
     assert main(["distill", str(RETAIL), "--out", str(out), "--variants", "magic"]) == 2
+
+
+def test_token_totals_with_the_embedded_vocabulary(retail_rows):
+    pytest.importorskip("llama_cpp")
+    from routine.finetune.distill import sft_stats
+    from routine.models.embedded import ChatTokenizer
+
+    rows, _ = retail_rows
+    same_steps = [r for r in rows if r.variant == "routine"][:30]
+    same_steps += [r for r in rows if r.variant == "distilled"][:30]
+    stats = sft_stats(same_steps, ChatTokenizer())
+    routine, distilled = stats["routine"], stats["distilled"]
+    assert routine["prompt_tokens"] > distilled["prompt_tokens"] > 0  # the routine costs tokens
+    assert 0 < routine["completion_tokens"] < routine["prompt_tokens"] / 10
+    # one call's tokens: its JSON text plus the template's markup, not the whole prompt
+    tokenizer = ChatTokenizer()
+    one = rows[0]
+    asked = tokenizer.count(one.prompt, json.loads(one.tools), generation_prompt=True)
+    assert 5 < tokenizer.count(one.prompt + one.completion, json.loads(one.tools)) - asked < 200

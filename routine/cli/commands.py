@@ -308,6 +308,10 @@ def distill(
                          "endpoint's); judged against the gold data, only right ones kept.")
     ] = None,
     gold: Annotated[bool, typer.Option(help="Include the split's gold trajectories.")] = True,
+    count_tokens: Annotated[bool, typer.Option(
+        help="Count tokens with the embedded model's template and vocabulary.")] = True,
+    model: Annotated[str, typer.Option(help="The embedded model whose tokens are counted.")
+                     ] = LIGHT_MODEL,
 ) -> None:
     """Build SFT data (trl conversational, prompt/completion + tools) from gold trajectories
     and run traces, through the executor: each prompt is exactly what a run sends."""
@@ -326,7 +330,16 @@ def distill(
     rows, counts = asyncio.run(build(dataset, split=split, variants=chosen,  # type: ignore[arg-type]
                                      traces=loaded, gold=gold))
     write_sft(rows, out)
-    out_json = {"examples": len(rows), "counts": counts, "by_variant": sft_stats(rows)}
+    tokenizer = None
+    if count_tokens:
+        try:
+            from ..models.embedded import ChatTokenizer
+
+            tokenizer = ChatTokenizer(model)
+        except ImportError:
+            err.print("[dim]no token counts: the embedded model needs the 'local' extra[/dim]")
+    out_json = {"examples": len(rows), "counts": counts,
+                "by_variant": sft_stats(rows, tokenizer)}
     Console(width=200).print_json(json.dumps(out_json))
     err.print(f"{len(rows)} SFT examples -> {out}")
 

@@ -187,8 +187,10 @@ def load_sft(path: str | Path) -> list[SftExample]:
             for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def sft_stats(rows: list[SftExample]) -> dict[str, Any]:
-    """Counts to quote: examples, trajectories and characters per variant."""
+def sft_stats(rows: list[SftExample], tokenizer: Any = None) -> dict[str, Any]:
+    """Counts to quote per variant: examples, trajectories, templates, characters, and with
+    a tokenizer (``routine.models.embedded.ChatTokenizer``) the prompt and completion
+    tokens as the chat template renders them."""
     out: dict[str, Any] = {}
     for variant in sorted({r.variant for r in rows}):
         chosen = [r for r in rows if r.variant == variant]
@@ -200,4 +202,12 @@ def sft_stats(rows: list[SftExample]) -> dict[str, Any]:
             "completion_chars": sum(len(json.dumps(r.completion, ensure_ascii=False))
                                     for r in chosen),
         }
+        if tokenizer is not None:
+            prompt = completion = 0
+            for row in chosen:
+                tools = json.loads(row.tools)
+                asked = tokenizer.count(row.prompt, tools, generation_prompt=True)
+                prompt += asked
+                completion += tokenizer.count(row.prompt + row.completion, tools) - asked
+            out[variant] |= {"prompt_tokens": prompt, "completion_tokens": completion}
     return out

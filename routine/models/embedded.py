@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -30,13 +31,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from ..errors import ModelUnavailable
 
 __all__ = ["EmbeddedModelSpec", "MODELS", "DEFAULT_MODEL", "LIGHT_MODEL", "cache_dir",
-           "ensure_model", "embedded_server", "chat_template", "EmbeddedServer"]
+           "ensure_model", "embedded_server", "chat_template", "EmbeddedServer", "ChatTokenizer"]
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,27 @@ def _stderr_console() -> object:
 def chat_template() -> str:
     """The correct Qwen2.5 tools chat template shipped with this package."""
     return (resources.files("routine.models") / "templates" / "qwen2.5_tools.jinja").read_text()
+
+
+class ChatTokenizer:
+    """Counts the tokens of conversations as the embedded model sees them: rendered with
+    its chat template, tokenised with its vocabulary (loaded alone: no weights, ~1 s)."""
+
+    def __init__(self, name: str = LIGHT_MODEL, cache: str | Path | None = None):
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+        from llama_cpp import Llama
+
+        path = ensure_model(name, cache, show_progress=False)
+        self._vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        env.filters["tojson"] = lambda value: json.dumps(value, ensure_ascii=False)
+        self._template = env.from_string(chat_template())
+
+    def count(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+              generation_prompt: bool = False) -> int:
+        text = self._template.render(messages=messages, tools=tools or None,
+                                     add_generation_prompt=generation_prompt)
+        return len(self._vocab.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
 
 def _free_port() -> int:
