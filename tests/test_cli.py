@@ -130,7 +130,7 @@ def test_run_refuses_an_invalid_routine(tmp_path, capsys):
 
 def test_readme_commands_exist():
     readme = (ROOT / "README.md").read_text()
-    assert 'pip install -e ".[local,dev]"' in readme
+    assert 'pip install -e ".[local,finetune,dev]"' in readme
     assert "routine run routines/hr/" in readme and "pytest" in readme
 
 

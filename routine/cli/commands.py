@@ -344,6 +344,35 @@ def distill(
     err.print(f"{len(rows)} SFT examples -> {out}")
 
 
+def _finetune_config() -> type:
+    from ..finetune.train import FinetuneConfig
+
+    return FinetuneConfig
+
+
+@app.command()
+@options_from(_finetune_config(), into="config", recipe="recipe")
+def finetune(
+    config: Any,
+    recipe: Annotated[Path | None, typer.Option(
+        help="A YAML recipe of these settings (finetune/recipes/); flags override it.")
+    ] = None,
+    data: Annotated[Path | None, typer.Option(help="SFT data from `routine distill`.")] = None,
+    base: Annotated[str | None, typer.Option(
+        help="A Hugging Face model folder, or an embedded model's name.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Output folder (a rerun resumes from its last checkpoint).")] = None,
+) -> None:
+    """Train a LoRA adapter on SFT data with trl + peft (loss on the completions only);
+    resumable; writes the adapter, checkpoints and log.json to --out."""
+    from ..finetune.train import finetune as train
+
+    result = train(config)
+    Console(width=200).print_json(result.model_dump_json(exclude={"losses", "grad_norms"}))
+    err.print(f"loss {result.losses[0]:.3f} -> {result.losses[-1]:.3f} over {result.steps} "
+              f"steps; adapter: {result.adapter}")
+
+
 @app.command("eval")
 @options_from(EvalConfig, into="config", exclude=("model",),
               rename={"step_limit": "steps", "task_limit": "tasks"})

@@ -63,12 +63,34 @@ def _option(name: str, flag: str, field: Any) -> tuple[Any, Any, Callable[[Any],
     return Annotated[annotation, typer.Option(f"--{flag}", help=help_text)], default, lambda v: v
 
 
+def _from_command_line(context: Any, param: str) -> bool:
+    source = context.get_parameter_source(param)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
+
+
+def _read_recipe(path: Any) -> dict[str, Any]:
+    import yaml
+
+    from pathlib import Path
+
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise click.BadParameter(f"{path}: a recipe is a YAML mapping of settings",
+                                 param_hint="--recipe")
+    return data
+
+
 def options_from(model: type[BaseModel], *, into: str, exclude: tuple[str, ...] = (),
-                 rename: dict[str, str] | None = None) -> Callable[[F], F]:
+                 rename: dict[str, str] | None = None, recipe: str | None = None
+                 ) -> Callable[[F], F]:
     """Add one option per field of ``model`` to a typer command; the command receives the
     filled record as its ``into`` parameter. Required fields (and ``exclude``) get no
     option: the command declares them itself (an argument, say), and a declared parameter
-    named like a field also fills that field."""
+    named like a field also fills that field.
+
+    With ``recipe`` (the name of a command parameter holding a YAML file's path), the
+    record starts from that file, and only the options given on the command line
+    override it."""
     rename = rename or {}
 
     def decorate(fn: F) -> F:
@@ -93,12 +115,21 @@ def options_from(model: type[BaseModel], *, into: str, exclude: tuple[str, ...] 
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            context = kwargs.pop("_options_context", None)
+            given = {param for param in converters if context is None
+                     or _from_command_line(context, param)}
             values = {field: convert(kwargs.pop(param)) for param, (field, convert)
-                      in converters.items() if param in kwargs}
-            required = {n: kwargs[n] for n in kwargs
-                        if n in model.model_fields and n not in converters and n not in exclude}
+                      in converters.items() if param in kwargs and param in given}
+            for param in converters:
+                kwargs.pop(param, None)
+            required = {n: kwargs[n] for n in kwargs if n in model.model_fields
+                        and n not in converters and n not in exclude
+                        and (kwargs[n] is not None or recipe is None)}
+            start: dict[str, Any] = {}
+            if recipe is not None and kwargs.get(recipe) is not None:
+                start = _read_recipe(kwargs[recipe])
             try:
-                kwargs[into] = model(**required, **values)
+                kwargs[into] = model(**{**start, **required, **values})
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = str(first["loc"][0]) if first["loc"] else ""
@@ -107,6 +138,10 @@ def options_from(model: type[BaseModel], *, into: str, exclude: tuple[str, ...] 
             return fn(*args, **kwargs)
 
         parameters = [*kept, *generated]
+        if recipe is not None:  # to tell given options from defaults
+            parameters.append(inspect.Parameter("_options_context",
+                                                inspect.Parameter.KEYWORD_ONLY,
+                                                annotation=typer.Context))
         wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
             parameters=parameters, return_annotation=hints.get("return", None))
         wrapper.__annotations__ = {p.name: p.annotation for p in parameters}

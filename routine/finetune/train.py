@@ -1,0 +1,232 @@
+"""LoRA fine-tuning on distilled SFT data with trl + peft (``routine finetune``).
+
+    routine finetune --recipe finetune/recipes/embedded-0.5b-cpu.yaml --data sft.jsonl \\
+        --out runs/ft-0.5b --max-steps 200
+
+A :class:`FinetuneConfig` holds every setting with the paper's defaults (LoRA
+rank 8, learning rate 1e-4, 3 epochs, effective batch 16); a YAML recipe sets
+some of them and command-line flags override the recipe. The loss covers the
+completions only (the call the executor wants at each step); prompts are the
+executor's own requests (:mod:`routine.finetune.distill`). A run saves
+checkpoints and resumes from the last one when started again with the same
+``--out``, so a long CPU run survives being stopped.
+
+Base models: a Hugging Face model folder, or an embedded model's name
+(``qwen2.5-coder-0.5b``): transformers loads its GGUF and dequantises it, and the
+tokenizer gets the corrected chat template the embedded server uses, so training
+renders prompts exactly as inference does. Precision ``auto`` probes the
+processor: bf16 where it is faster than fp32 (CPUs with native bf16, GPUs).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import RoutineError
+from .schedules import SCHEDULES, multiplier, refined_from_grad_norms
+
+__all__ = ["FinetuneConfig", "FinetuneResult", "load_recipe", "finetune", "probe_bf16",
+           "load_base"]
+
+PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class FinetuneConfig(BaseModel):
+    """A fine-tuning run (the paper's defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Path = Field(description="SFT data from `routine distill` (JSONL).")
+    base: str = Field(description="A Hugging Face model folder, or an embedded model's name.")
+    out: Path = Field(description="Output folder: checkpoints, the adapter, the log.")
+    variants: list[Literal["routine", "distilled"]] = Field(
+        default_factory=lambda: ["routine", "distilled"],
+        description="Which SFT variants to train on.")
+    lora_r: int = Field(8, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(16, ge=1, description="LoRA alpha.")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
+    target_modules: list[str] = Field(default_factory=lambda: list(PROJECTIONS),
+                                      description="Modules that get adapters.")
+    learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate.")
+    schedule: str = Field("linear", description="Learning-rate schedule: "
+                          + ", ".join(SCHEDULES) + ".")
+    uba_phi: float = Field(1.0, ge=0, le=2, description="φ of the UBA schedule.")
+    pilot: Path | None = Field(None, description="For `refined`: a pilot run's folder (its "
+                               "log.json gives the gradient norms).")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Warm-up share of the steps.")
+    epochs: float = Field(3.0, gt=0, description="Epochs over the data.")
+    max_steps: int = Field(-1, description="Optimizer steps (overrides epochs when > 0).")
+    batch_size: int = Field(1, ge=1, description="Sequences per device and micro-step.")
+    gradient_accumulation: int = Field(16, ge=1, description="Micro-steps per optimizer step "
+                                       "(effective batch = batch_size x this x devices).")
+    max_length: int = Field(4096, ge=16, description="Longest sequence in tokens (longer "
+                            "examples are truncated from the right).")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="bf16 or fp32; auto probes which is faster here.")
+    gradient_checkpointing: bool = Field(True, description="Trade compute for memory.")
+    save_steps: int = Field(25, ge=1, description="Checkpoint every N optimizer steps.")
+    seed: int = Field(0, description="Seed of the adapter's initialisation and data order.")
+
+
+class FinetuneResult(BaseModel):
+    adapter: Path
+    steps: int
+    losses: list[float]
+    grad_norms: list[float]
+    seconds: float
+    tokens_per_second: float
+    precision: str
+    resumed_from: str | None = None
+
+
+def load_recipe(path: str | Path | None, **overrides: Any) -> FinetuneConfig:
+    """A config from a YAML recipe, with ``overrides`` (None values ignored) on top."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise RoutineError(f"{path}: a recipe is a YAML mapping of FinetuneConfig fields")
+        values.update(loaded)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return FinetuneConfig.model_validate(values)
+
+
+def probe_bf16(size: int = 512, repeats: int = 3) -> bool:
+    """Whether bf16 matrix products beat fp32 here (on AVX2-only CPUs bf16 is ~18x slower)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    timings = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        a = torch.randn(size, size, dtype=dtype)
+        a @ a  # warm up
+        started = time.perf_counter()
+        for _ in range(repeats):
+            a @ a
+        timings[dtype] = time.perf_counter() - started
+    return timings[torch.bfloat16] < timings[torch.float32]
+
+
+def load_base(base: str, dtype: Any) -> tuple[Any, Any]:
+    """(model, tokenizer) of a Hugging Face folder or an embedded model's GGUF."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ..models.embedded import MODELS, chat_template, ensure_model
+
+    if base in MODELS:
+        path = ensure_model(base, show_progress=False)
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
+                                                     dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        tokenizer.chat_template = chat_template()  # the one the embedded server renders with
+        # a GGUF-loaded model refuses save_pretrained while it carries its quantizer marker
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+    elif Path(base).is_dir():
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(base)
+    else:
+        raise RoutineError(f"base model {base!r} is neither a model folder nor an embedded "
+                           f"model ({', '.join(MODELS)})")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def _dataset(config: FinetuneConfig) -> Any:
+    from datasets import Dataset
+
+    from .distill import load_sft
+
+    rows = [r for r in load_sft(config.data) if r.variant in config.variants]
+    if not rows:
+        raise RoutineError(f"{config.data}: no SFT examples of variants {config.variants}")
+    return Dataset.from_list([{"prompt": r.prompt, "completion": r.completion, "tools": r.tools}
+                              for r in rows])
+
+
+def _last_checkpoint(out: Path) -> str | None:
+    found = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(found[-1]) if found else None
+
+
+def finetune(config: FinetuneConfig) -> FinetuneResult:
+    """Train a LoRA adapter; resume from the last checkpoint in ``config.out`` if any."""
+    import torch
+    from peft import LoraConfig
+    from torch.optim.lr_scheduler import LambdaLR
+    from trl import SFTConfig, SFTTrainer
+
+    if config.schedule not in SCHEDULES:
+        raise RoutineError(f"unknown schedule {config.schedule!r}; choose from "
+                           f"{', '.join(SCHEDULES)}")
+    shape = None
+    if config.schedule == "refined":
+        if config.pilot is None:
+            raise RoutineError("schedule 'refined' needs --pilot: a finished run's folder")
+        pilot = json.loads((config.pilot / "log.json").read_text())
+        shape = refined_from_grad_norms(pilot["grad_norms"])
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and probe_bf16())
+    torch.manual_seed(config.seed)
+    model, tokenizer = load_base(config.base, torch.bfloat16 if bf16 else torch.float32)
+    config.out.mkdir(parents=True, exist_ok=True)
+    (config.out / "config.json").write_text(config.model_dump_json(indent=2))
+    args = SFTConfig(
+        output_dir=str(config.out), num_train_epochs=config.epochs, max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation,
+        learning_rate=config.learning_rate, warmup_steps=0, lr_scheduler_type="constant",
+        logging_steps=1, save_steps=config.save_steps, save_total_limit=2,
+        max_length=config.max_length, bf16=bf16, activation_checkpointing=config.gradient_checkpointing,
+        seed=config.seed, data_seed=config.seed, report_to=[], completion_only_loss=True,
+        use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
+        disable_tqdm=True, include_num_input_tokens_seen=True)
+    schedule = multiplier(config.schedule, phi=config.uba_phi, refined=shape)
+
+    class Trainer(SFTTrainer):  # type: ignore[misc]
+        def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+            if self.lr_scheduler is None:
+                warmup = math.ceil(config.warmup_ratio * num_training_steps)
+                if config.schedule == "refined":
+                    warmup = 0  # the refined shape warms up by itself
+
+                def lr_lambda(step: int) -> float:
+                    if step < warmup:
+                        return (step + 1) / (warmup + 1)
+                    span = max(1, num_training_steps - warmup)
+                    return max(0.0, schedule(min(1.0, (step - warmup) / span)))
+
+                self.lr_scheduler = LambdaLR(optimizer or self.optimizer, lr_lambda)
+            return self.lr_scheduler
+
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
+                      lora_dropout=config.lora_dropout, target_modules=config.target_modules,
+                      task_type="CAUSAL_LM")
+    trainer = Trainer(model=model, args=args, train_dataset=_dataset(config),
+                      processing_class=tokenizer, peft_config=lora)
+    resume = _last_checkpoint(config.out)
+    started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=resume)
+    seconds = time.perf_counter() - started
+    adapter = config.out / "adapter"
+    trainer.save_model(str(adapter))
+    tokenizer.save_pretrained(str(adapter))
+    history = trainer.state.log_history
+    losses = [float(h["loss"]) for h in history if "loss" in h]
+    norms = [float(h["grad_norm"]) for h in history if "grad_norm" in h]
+    tokens = float(trainer.state.num_input_tokens_seen or 0)
+    result = FinetuneResult(
+        adapter=adapter, steps=int(output.global_step), losses=losses, grad_norms=norms,
+        seconds=seconds, tokens_per_second=tokens / seconds if seconds and tokens else 0.0,
+        precision="bf16" if bf16 else "fp32", resumed_from=resume)
+    (config.out / "log.json").write_text(result.model_dump_json(indent=2))
+    return result

@@ -1,0 +1,115 @@
+"""`routine finetune`: real trl + peft training of a tiny Qwen3-shaped model on CPU."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("trl")
+pytest.importorskip("peft")
+
+from routine.finetune.distill import distill, write_sft  # noqa: E402
+from routine.finetune.random_model import bpe_tokenizer, random_model  # noqa: E402
+from routine.finetune.schedules import multiplier, refined_from_grad_norms  # noqa: E402
+from routine.finetune.train import finetune, load_recipe  # noqa: E402
+
+from .conftest import ROOT  # noqa: E402
+
+RETAIL = ROOT / "eval" / "datasets" / "retail"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """SFT data of a few retail trajectories and a tiny random model that knows its words."""
+    folder = tmp_path_factory.mktemp("tiny")
+    rows, _ = asyncio.run(distill(RETAIL, variants=("distilled",)))
+    rows = [r for r in rows if r.routine == "order_status"][:6]
+    data = write_sft(rows, folder / "sft.jsonl")
+    texts = [json.dumps(r.prompt + r.completion) for r in rows] + [r.tools for r in rows]
+    base = random_model(folder / "base", bpe_tokenizer(texts))
+    return data, base
+
+
+def _weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.timeout(600)
+def test_lora_training_moves_the_adapter_not_the_base_and_resumes(tiny, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    data, base = tiny
+    config = load_recipe(None, data=data, base=str(base), out=tmp_path / "run",
+                         variants=["distilled"], max_steps=6, gradient_accumulation=1,
+                         learning_rate=5e-3, max_length=2048, precision="fp32",
+                         gradient_checkpointing=False, save_steps=3, schedule="rex")
+    result = finetune(config)
+    assert result.steps == 6 and len(result.losses) == 6
+    assert min(result.losses[-2:]) < result.losses[0]  # the loss fell
+    before = _weights(AutoModelForCausalLM.from_pretrained(base))
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base),
+                                      result.adapter)
+    lora = {k: v for k, v in model.state_dict().items() if "lora_B" in k}
+    assert lora and any(v.abs().sum() > 0 for v in lora.values())  # B starts at 0: it moved
+    merged = _weights(model.get_base_model())
+    untouched = [k for k in before if "lora" not in k]
+    base_after = {k.replace("base_layer.", ""): v for k, v in merged.items() if "lora" not in k}
+    assert all(torch.equal(before[k], base_after[k]) for k in untouched if k in base_after)
+    tokenizer = AutoTokenizer.from_pretrained(result.adapter)
+    ids = tokenizer("<|im_start|>user\nhello<|im_end|>\n", return_tensors="pt").input_ids
+    generated = model.generate(ids, max_new_tokens=4, do_sample=False)
+    assert generated.shape[1] == ids.shape[1] + 4  # the adapter reloads and generates
+    # stopped and started again: a longer run resumes from the last checkpoint
+    again = finetune(config.model_copy(update={"max_steps": 8}))
+    assert again.resumed_from is not None and again.resumed_from.endswith("checkpoint-6")
+    assert again.steps == 8
+
+
+def test_recipe_and_flags():
+    recipe = ROOT / "finetune" / "recipes" / "embedded-0.5b-cpu.yaml"
+    config = load_recipe(recipe, data="d.jsonl", out="o", learning_rate=None, lora_r=4)
+    assert config.base == "qwen2.5-coder-0.5b" and config.lora_r == 4
+    assert config.learning_rate == 1e-4  # a None flag leaves the recipe's value
+    with pytest.raises(Exception, match="lora_rr"):
+        load_recipe(None, data="d", base="b", out="o", lora_rr=3)
+
+
+def test_schedules_have_their_shapes():
+    assert multiplier("linear")(0.25) == pytest.approx(0.75)
+    assert multiplier("rex")(0.5) == pytest.approx(0.5 / 0.75)  # above linear mid-run
+    assert multiplier("rex")(1.0) == 0.0
+    assert multiplier("uba", phi=2.0)(0.3) == pytest.approx(multiplier("cosine")(0.3))
+    assert multiplier("uba", phi=0.5)(0.5) > multiplier("cosine")(0.5)  # small φ stays high
+    flat = refined_from_grad_norms([1.0] * 50)  # constant norms: linear decay
+    assert flat[0] == pytest.approx(1.0) and flat[-1] == 0.0
+    assert flat[500] == pytest.approx(0.5, abs=0.01)
+    shape = refined_from_grad_norms([10.0] * 10 + [1.0] * 90)  # large early norms
+    assert max(shape) == pytest.approx(1.0) and shape[-1] == 0.0
+    assert shape[0] < 0.1 < shape[300]  # it warms up by itself, then anneals
+    with pytest.raises(ValueError, match="unknown schedule"):
+        multiplier("magic")
+
+
+@pytest.mark.timeout(600)
+def test_cli_recipe_with_flags_on_top(tiny, tmp_path, capsys):
+    from routine.cli.commands import main
+
+    data, base = tiny
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"base: {base}\nlora_r: 4\nschedule: cosine\nmax_steps: 50\n"
+                      "precision: fp32\ngradient_accumulation: 1\nmax_length: 2048\n")
+    out = tmp_path / "run"
+    code = main(["finetune", "--recipe", str(recipe), "--data", str(data), "--out", str(out),
+                 "--max-steps", "2", "--variants", "distilled", "--no-gradient-checkpointing"])
+    assert code == 0, capsys.readouterr()
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["lora_r"], saved["schedule"], saved["max_steps"]) == (4, "cosine", 2)
+    assert saved["gradient_checkpointing"] is False
+    log = json.loads((out / "log.json").read_text())
+    assert log["steps"] == 2 and (out / "adapter" / "adapter_config.json").exists()
+    assert main(["finetune", "--recipe", str(recipe), "--out", str(out)]) == 2  # no --data
+    assert "data" in capsys.readouterr().err
