@@ -69,9 +69,9 @@ def _from_command_line(context: Any, param: str) -> bool:
 
 
 def _read_recipe(path: Any) -> dict[str, Any]:
-    import yaml
-
     from pathlib import Path
+
+    import yaml
 
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict):
