@@ -156,8 +156,12 @@ def _parse_inputs(pairs: list[str]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _model(model: str | None, base_url: str | None, api_key: str | None,
-           model_cache: Path | None, timeout: float) -> Iterator[OpenAIModel]:
+           model_cache: Path | None, timeout: float,
+           adapter: Path | None = None) -> Iterator[OpenAIModel]:
     base_url, env_model, api_key = endpoint_from_env(base_url, None, api_key)
+    if base_url and adapter is not None:
+        raise RoutineError("--adapter runs in the embedded model; an endpoint serves its own "
+                           "adapters (vLLM: --lora-modules NAME=PATH, then --model NAME)")
     if base_url:
         name = model or env_model
         if not name:
@@ -167,7 +171,7 @@ def _model(model: str | None, base_url: str | None, api_key: str | None,
         return
     if model is None and env_model and env_model in MODELS:
         model = env_model
-    with embedded_server(model or DEFAULT_MODEL, model_cache) as server:
+    with embedded_server(model or DEFAULT_MODEL, model_cache, adapter=adapter) as server:
         err.print(f"[dim]embedded model {server.model} ready at {server.base_url} "
                   f"(loaded in {server.load_seconds:.1f} s)[/dim]")
         yield OpenAIModel(server.model, server.base_url, "none", timeout=timeout)
@@ -223,6 +227,9 @@ def run(
         help="Append the run's trace to DIR/traces.jsonl.")] = None,
     model_cache: Annotated[Path | None, typer.Option(
         help="Where embedded model files are assembled.")] = None,
+    adapter: Annotated[Path | None, typer.Option(
+        help="A LoRA adapter (GGUF, from `routine export-adapter`) for the embedded model.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the trace as JSON.")] = False,
 ) -> None:
     """Run a routine on a request and show each step live."""
@@ -234,7 +241,7 @@ def run(
         raise typer.Exit(1)
     assert loaded is not None
     inputs = _parse_inputs(input_ or [])
-    with _model(model, base_url, api_key, model_cache, settings.timeout_s) as client:
+    with _model(model, base_url, api_key, model_cache, settings.timeout_s, adapter) as client:
         agent = Agent(loaded, registry, client, settings)
         trace = agent.run(query, inputs, on_turn=None if as_json else _show_turn,
                           trace_dir=trace_dir)
@@ -373,6 +380,21 @@ def finetune(
               f"steps; adapter: {result.adapter}")
 
 
+@app.command("export-adapter")
+def export_adapter(
+    adapter: Annotated[Path, typer.Argument(help="A peft adapter folder (routine finetune's "
+                                                 "OUT/adapter).")],
+    out: Annotated[Path, typer.Option(help="The GGUF adapter file to write.")],
+    base: Annotated[str, typer.Option(help="The GGUF base model: an embedded model's name "
+                                           "or a .gguf path.")] = DEFAULT_MODEL,
+) -> None:
+    """Write a LoRA adapter as GGUF for the embedded engine (then run --adapter OUT)."""
+    from ..finetune.export import lora_to_gguf
+
+    path = lora_to_gguf(adapter, out, base)
+    err.print(f"{path}: {path.stat().st_size / 1e6:.1f} MB; use it with --adapter {path}")
+
+
 @app.command("eval")
 @options_from(EvalConfig, into="config", exclude=("model",),
               rename={"step_limit": "steps", "task_limit": "tasks"})
@@ -385,6 +407,8 @@ def evaluate(
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint.")] = None,
     api_key: Annotated[str | None, typer.Option(help="API key for the endpoint.")] = None,
     model_cache: Annotated[Path | None, typer.Option(help="Embedded model cache.")] = None,
+    adapter: Annotated[Path | None, typer.Option(
+        help="A LoRA adapter (GGUF) for the embedded model.")] = None,
 ) -> None:
     """Measure tool-call accuracy: step accuracy (the paper's) and task success (tau-bench's),
     side by side under each condition; writes JSONL, summary.json, report.md, PNGs, HTML."""
@@ -396,7 +420,8 @@ def evaluate(
     from ..eval.runner import run_evaluation
 
     models = contextlib.nullcontext(OpenAIModel(model or "none", "http://unused.invalid/v1")) \
-        if config.report_only else _model(model, base_url, api_key, model_cache, 600.0)
+        if config.report_only else _model(model, base_url, api_key, model_cache, 600.0,
+                                           adapter)
     with models as client:
         config = config.model_copy(update={"model": client.name})
         with Progress("[progress.description]{task.description}", BarColumn(),

@@ -54,12 +54,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--n-ctx", type=int, default=8192)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--lora", default=None, help="A LoRA adapter in GGUF form.")
     args = parser.parse_args(argv)
     app = server_app.create_app(
         server_settings=ServerSettings(host="127.0.0.1", port=args.port),
         model_settings=[ModelSettings(model=args.model, model_alias=args.alias,
                                       n_ctx=args.n_ctx, n_threads=args.threads,
-                                      n_threads_batch=args.threads, verbose=False)],
+                                      n_threads_batch=args.threads, lora_path=args.lora,
+                                      verbose=False)],
     )
     llama = server_app._llama_proxy(args.alias)  # type: ignore[misc]
     eos = "<|im_end|>"

@@ -1,0 +1,73 @@
+"""A LoRA adapter written as GGUF loads in the embedded engine and changes its outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+np = pytest.importorskip("numpy")
+pytest.importorskip("gguf")
+pytest.importorskip("llama_cpp")
+
+from routine.errors import RoutineError  # noqa: E402
+from routine.finetune.export import gguf_tensor_name, lora_to_gguf  # noqa: E402
+
+BASE = "qwen2.5-coder-0.5b"
+KEY = "base_model.model.model.layers.{i}.self_attn.q_proj.lora_{w}.weight"
+
+
+def adapter(folder, scale: float, rank: int = 2, width: int = 896):
+    from safetensors.numpy import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    tensors = {}
+    for i in range(2):
+        tensors[KEY.format(i=i, w="A")] = rng.normal(size=(rank, width)).astype(np.float32)
+        tensors[KEY.format(i=i, w="B")] = (scale * rng.normal(size=(width, rank))).astype(
+            np.float32)
+    save_file(tensors, str(folder / "adapter_model.safetensors"))
+    (folder / "adapter_config.json").write_text(json.dumps({"r": rank, "lora_alpha": 4}))
+    return folder
+
+
+def logits(lora_path=None):
+    from llama_cpp import Llama
+
+    from routine.models.embedded import ensure_model
+
+    llm = Llama(model_path=str(ensure_model(BASE, show_progress=False)), lora_path=lora_path,
+                n_ctx=128, n_threads=2, logits_all=True, verbose=False)
+    tokens = llm.tokenize(b"def add(a, b):\n    return")
+    llm.eval(tokens)
+    out = np.array(llm.scores[len(tokens) - 1])
+    llm.close()
+    return out
+
+
+@pytest.mark.timeout(300)
+def test_gguf_adapter_loads_and_acts_in_the_embedded_engine(tmp_path):
+    base = logits()
+    moved = lora_to_gguf(adapter(tmp_path / "a", scale=0.5), tmp_path / "a.gguf", BASE)
+    zero = lora_to_gguf(adapter(tmp_path / "z", scale=0.0), tmp_path / "z.gguf", BASE)
+    assert np.allclose(logits(str(zero)), base, atol=1e-3)  # B = 0: the base model exactly
+    assert not np.allclose(logits(str(moved)), base, atol=1e-2)  # a real adapter acts
+
+
+def test_names_and_shapes_are_checked(tmp_path):
+    assert gguf_tensor_name("base_model.model.model.layers.7.mlp.down_proj.lora_B.weight") == \
+        ("blk.7.ffn_down.weight", "b")
+    assert gguf_tensor_name("base_model.model.lm_head.weight") is None
+    with pytest.raises(RoutineError, match="does not fit"):
+        lora_to_gguf(adapter(tmp_path / "w", 0.1, width=512), tmp_path / "w.gguf", BASE)
+
+
+def test_adapter_belongs_to_the_embedded_model(tmp_path, capsys):
+    from routine.cli.commands import main
+
+    from .conftest import ROUTINES
+
+    code = main(["run", str(ROUTINES / "hr" / "leave_balance.yaml"), "q", "--base-url",
+                 "http://127.0.0.1:9/v1", "--model", "m", "--adapter", str(tmp_path / "a.gguf")])
+    assert code == 1 and "--adapter runs in the embedded model" in capsys.readouterr().err
