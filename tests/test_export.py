@@ -53,6 +53,14 @@ def test_gguf_adapter_loads_and_acts_in_the_embedded_engine(tmp_path):
     zero = lora_to_gguf(adapter(tmp_path / "z", scale=0.0), tmp_path / "z.gguf", BASE)
     assert np.allclose(logits(str(zero)), base, atol=1e-3)  # B = 0: the base model exactly
     assert not np.allclose(logits(str(moved)), base, atol=1e-2)  # a real adapter acts
+    # the embedded server starts with it (routine run/eval/serve --adapter)
+    import httpx
+
+    from routine.models.embedded import embedded_server
+
+    with embedded_server(BASE, adapter=moved, n_ctx=512, show_progress=False) as server:
+        listed = httpx.get(server.base_url + "/models", timeout=10).json()
+        assert [m["id"] for m in listed["data"]] == [BASE]
 
 
 def test_names_and_shapes_are_checked(tmp_path):
@@ -71,3 +79,23 @@ def test_adapter_belongs_to_the_embedded_model(tmp_path, capsys):
     code = main(["run", str(ROUTINES / "hr" / "leave_balance.yaml"), "q", "--base-url",
                  "http://127.0.0.1:9/v1", "--model", "m", "--adapter", str(tmp_path / "a.gguf")])
     assert code == 1 and "--adapter runs in the embedded model" in capsys.readouterr().err
+
+
+def test_vllm_command_line(tmp_path, capsys):
+    from routine.cli.commands import main
+    from routine.finetune.serve import vllm_command
+
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"r": 16, "lora_alpha": 32}))
+    command = vllm_command("Qwen/Qwen3-14B", folder, name="hr", port=9000)
+    assert command[:3] == ["vllm", "serve", "Qwen/Qwen3-14B"]
+    joined = " ".join(command)
+    assert f"--enable-lora --lora-modules hr={folder} --max-lora-rank 16" in joined
+    assert "--enable-auto-tool-choice --tool-call-parser hermes" in joined
+    assert "--port 9000" in joined
+    with pytest.raises(RoutineError, match="not a peft adapter folder"):
+        vllm_command("b", tmp_path)
+    assert main(["serve", "--vllm", "--model", "Qwen/Qwen3-14B", "--adapter", str(folder),
+                 "--print-command"]) == 0
+    assert "--lora-modules routine=" in capsys.readouterr().out

