@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from ..errors import DatasetError
 from ..run.executor import Agent
 from ..run.settings import RunSettings
+from ..run.trace import RunTrace
 from ..spec.loader import LoadedRoutine, load_routine
 from ..spec.toolsets import import_toolsets
 from ..spec.validate import check_routine
@@ -43,7 +44,7 @@ from .scoring import ArgMode
 __all__ = ["GoldCall", "GoldExample", "Template", "Domain", "DatasetError", "load_domain",
            "build_dataset", "write_dataset", "load_dataset", "replay", "dataset_stats",
            "oracle_run", "stats_table", "SPLITS", "ORACLE_SETTINGS", "deps_of", "gold_run",
-           "seed_snapshot"]
+           "seed_snapshot", "run_with_snapshot"]
 
 Split = Literal["train", "dev", "test"]
 Kind = Literal["routine", "refuse", "ask"]
@@ -187,20 +188,28 @@ def deps_of(contexts: dict[str, RunContext[Any]], name: str) -> Any:
     return contexts[key].deps
 
 
+async def run_with_snapshot(agent: Agent, deps_toolset: str, query: str | None = None,
+                            inputs: dict[str, Any] | None = None) -> tuple[RunTrace, Snapshot]:
+    """Run ``agent`` and take the snapshot of the state it left (before the run's contexts
+    close): what the oracle, the gold replay and the task protocol all judge by."""
+    snapshots: list[Snapshot] = []
+    trace = await agent.arun(query, inputs, on_end=lambda contexts: snapshots.append(
+        snapshot_of(deps_of(contexts, deps_toolset))))
+    return trace, snapshots[0]
+
+
 async def oracle_run(loaded: LoadedRoutine, registry: ToolRegistry, inputs: dict[str, Any],
                      deps_toolset: str = "") -> tuple[list[GoldCall], dict[str, Any], Snapshot]:
     """Run a routine with the oracle: (gold calls, outputs by step id, end snapshot)."""
     routine = loaded.routine
     agent = Agent(routine, registry, OracleModel(routine.name), ORACLE_SETTINGS, validate=False)
-    snapshots: list[Snapshot] = []
-    trace = await agent.arun(None, inputs, on_end=lambda contexts: snapshots.append(
-        snapshot_of(deps_of(contexts, deps_toolset))))
+    trace, snapshot = await run_with_snapshot(agent, deps_toolset, None, inputs)
     if trace.outcome != "answered":
         raise DatasetError(f"{routine.name}: the oracle's run failed: {trace.failure}")
     calls = [GoldCall(name=c.name, arguments=c.arguments, result=c.result, step_id=c.step_id)
              for c in trace.tool_calls]
     outputs = {c.step_id: c.result for c in trace.tool_calls if c.step_id}
-    return calls, outputs, snapshots[0]
+    return calls, outputs, snapshot
 
 
 async def _build(domain: Domain) -> list[GoldExample]:
@@ -302,15 +311,13 @@ def load_dataset(folder: str | Path, splits: tuple[str, ...] = SPLITS) -> list[G
 
 async def gold_run(example: GoldExample, domain: Domain, registry: ToolRegistry,
                    routines: dict[str, LoadedRoutine], seed: Snapshot,
-                   settings: RunSettings = ORACLE_SETTINGS) -> tuple[Any, EndState]:
+                   settings: RunSettings = ORACLE_SETTINGS) -> tuple[RunTrace, EndState]:
     """Play an example's gold calls and answer through the executor: (trace, end state)."""
     loaded = routines.get(example.routine or "")
     player = GoldPlayer([(c.name, c.arguments) for c in example.calls], example.answer)
     agent = Agent(loaded.routine if loaded else None, registry, player, settings, validate=False)
-    snapshots: list[Snapshot] = []
-    trace = await agent.arun(example.query, on_end=lambda contexts: snapshots.append(
-        snapshot_of(deps_of(contexts, domain.deps_toolset))))
-    return trace, domain.end_state(snapshots[0], seed)
+    trace, snapshot = await run_with_snapshot(agent, domain.deps_toolset, example.query)
+    return trace, domain.end_state(snapshot, seed)
 
 
 async def _replay(examples: list[GoldExample], domain: Domain) -> dict[str, list[str]]:

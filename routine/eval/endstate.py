@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DatasetError
+from ..tools.sqlite import Snapshot
 from .scoring import ArgMode, text_matches
 
-__all__ = ["EndState", "end_state", "compare_end_states", "snapshot_of"]
-
-Snapshot = dict[str, dict[str, dict[str, Any]]]
+__all__ = ["EndState", "Snapshot", "end_state", "compare_end_states", "snapshot_of"]
 
 
 @dataclass(frozen=True)

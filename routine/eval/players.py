@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import DatasetError
 from ..models.base import ModelReply, TurnGuide
 from ..models.messages import Message, SystemMessage, ToolMessage
-from ..models.testing import Request
+from ..models.testing import ScriptedModel
 from ..tools.core import FINISH_TOOL, to_jsonable
 
 __all__ = ["OracleModel", "GoldPlayer", "ORACLE_ANSWER"]
@@ -62,23 +62,20 @@ class OracleModel:
         return _call(tool, guide.arguments.get(tool, {}))
 
 
-class GoldPlayer:
+class GoldPlayer(ScriptedModel):
     """Replies with the gold calls in order, then finishes with the gold answer; records
-    every request (messages, tools, guide) it was sent."""
+    every request (messages, tools, guide) it was sent, as a :class:`ScriptedModel` does.
+    Asked for more, it raises DatasetError: the run refused a gold call."""
 
     def __init__(self, calls: list[tuple[str, dict[str, Any]]], answer: str, name: str = "gold"):
-        self.name = name
-        self.calls = list(calls)
-        self.answer = answer
-        self.requests: list[Request] = []
+        super().__init__([_call(n, a) for n, a in calls] + [_call(FINISH_TOOL, {"answer": answer})],
+                         name)
 
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]], *,
                        guide: TurnGuide | None = None, **settings: Any) -> ModelReply:
-        self.requests.append(Request(list(messages), list(tools), settings, guide))
-        index = len(self.requests) - 1
-        if index < len(self.calls):
-            return _call(*self.calls[index])
-        if index == len(self.calls):
-            return _call(FINISH_TOOL, {"answer": self.answer})
-        raise DatasetError(f"the gold trajectory has {len(self.calls)} calls, but the run asked "
-                           f"for a reply {index + 1} times (a gold call was refused?)")
+        try:
+            return await super().complete(messages, tools, guide=guide, **settings)
+        except AssertionError:
+            raise DatasetError(f"the gold trajectory has {len(self.replies) - 1} calls, but the "
+                               f"run asked for a reply {len(self.requests)} times (a gold call "
+                               "was refused?)") from None

@@ -10,14 +10,16 @@ import math
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["Rate", "Mean", "Gain", "wilson", "rate", "mean", "paired_gain"]
+__all__ = ["Figure", "Rate", "Mean", "Gain", "wilson", "rate", "mean", "paired_gain"]
 
 
-class _Figure(BaseModel):
+class Figure(BaseModel):
+    """A record of figures; NaN (no samples) survives the JSON round trip."""
+
     model_config = ConfigDict(ser_json_inf_nan="constants")
 
 
-class Rate(_Figure):
+class Rate(Figure):
     """k of n, with a 95% Wilson interval."""
 
     n: int
@@ -26,7 +28,7 @@ class Rate(_Figure):
     ci95: tuple[float, float]
 
 
-class Mean(_Figure):
+class Mean(Figure):
     """The mean of a per-sample score in [0, 1], with a normal-approximation 95% interval."""
 
     n: int
@@ -34,7 +36,7 @@ class Mean(_Figure):
     ci95: tuple[float, float]
 
 
-class Gain(_Figure):
+class Gain(Figure):
     """How much a condition beats the baseline on the same samples, in points of rate."""
 
     n: int
@@ -45,20 +47,15 @@ class Gain(_Figure):
     p: float
 
 
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion (statsmodels), always holding the rate."""
+def wilson(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (statsmodels), always holding the rate."""
     if n == 0:
         return (math.nan, math.nan)
     from statsmodels.stats.proportion import proportion_confint
 
-    alpha = 2 * (1 - _normal_cdf(z))
     lo, hi = proportion_confint(successes, n, alpha=alpha, method="wilson")
     p = successes / n  # rounding can put p a hair outside (0/11, 6/6)
     return (min(p, max(0.0, float(lo))), max(p, min(1.0, float(hi))))
-
-
-def _normal_cdf(z: float) -> float:
-    return 0.5 * (1 + math.erf(z / math.sqrt(2)))
 
 
 def rate(items: list[bool]) -> Rate:

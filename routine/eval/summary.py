@@ -9,12 +9,12 @@ from math import comb
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..tools.core import FINISH_TOOL
 from .conditions import CONDITIONS
 from .config import EvalConfig
-from .stats import Gain, Mean, Rate, mean, paired_gain, rate
+from .stats import Figure, Gain, Mean, Rate, mean, paired_gain, rate
 from .steps import StepResult
 from .tasks import TaskResult
 
@@ -22,11 +22,7 @@ __all__ = ["Summary", "ConditionSummary", "StepFigures", "TaskFigures", "Layers"
            "pass_hat_k", "load_summary"]
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(ser_json_inf_nan="constants")
-
-
-class Layers(_Record):
+class Layers(Figure):
     """Step samples passing each scoring layer (cumulative)."""
 
     format: Rate
@@ -34,7 +30,7 @@ class Layers(_Record):
     arguments: Rate
 
 
-class StepFigures(_Record):
+class StepFigures(Figure):
     accuracy: Rate
     layers: Layers
     tool_steps: Rate = Field(description="Accuracy on the steps that call a tool (not finish).")
@@ -46,7 +42,7 @@ class StepFigures(_Record):
     gain_vs_none: Gain | None = None
 
 
-class TaskFigures(_Record):
+class TaskFigures(Figure):
     success: Rate
     state_ok: Rate
     facts_ok: Rate
@@ -57,13 +53,13 @@ class TaskFigures(_Record):
     gain_vs_none: Gain | None = None
 
 
-class ConditionSummary(_Record):
+class ConditionSummary(Figure):
     description: str
     step: StepFigures | None = None
     task: TaskFigures | None = None
 
 
-class Summary(_Record):
+class Summary(Figure):
     config: dict[str, Any]
     conditions: dict[str, ConditionSummary]
 

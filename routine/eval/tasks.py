@@ -19,10 +19,10 @@ from ..models.base import Model
 from ..run.executor import Agent
 from ..run.settings import RunSettings
 from ..spec.format import Routine
-from ..tools.core import RunContext, ToolRegistry
+from ..tools.core import ToolRegistry
 from .conditions import Condition
-from .dataset import Domain, GoldExample, deps_of
-from .endstate import EndState, Snapshot, snapshot_of
+from .dataset import Domain, GoldExample, run_with_snapshot
+from .endstate import EndState, Snapshot
 from .scoring import tool_f1
 
 __all__ = ["TaskResult", "run_task", "facts_present"]
@@ -86,15 +86,10 @@ async def run_task(example: GoldExample, routines: dict[str, Routine],
         agent = Agent(None, registry, model, condition.settings(settings), validate=False)
     else:
         agent = condition.agent(routine, routines, registry, model, settings, distractor_seed)
-    snapshots: list[Snapshot] = []
-
-    def keep_state(contexts: dict[str, RunContext[Any]]) -> None:
-        snapshots.append(snapshot_of(deps_of(contexts, domain.deps_toolset)))
-
-    trace = await agent.arun(example.query, on_end=keep_state)
+    trace, snapshot = await run_with_snapshot(agent, domain.deps_toolset, example.query)
     if trace.failure_kind == "endpoint":
         raise ModelServerError(trace.failure or "the endpoint failed")
-    reached = domain.end_state(snapshots[0], seed)
+    reached = domain.end_state(snapshot, seed)
     gold_state = EndState(example.end_state, example.end_texts)
     state_ok, why = domain.same_end_state(reached, gold_state)
     facts_ok = trace.outcome == "answered" and facts_present(trace.answer, example.required_facts)

@@ -31,22 +31,14 @@ from pydantic import BaseModel, Field
 
 from ..errors import DatasetError
 from ..eval.conditions import CONDITIONS
-from ..eval.dataset import (
-    ORACLE_SETTINGS,
-    Domain,
-    GoldExample,
-    deps_of,
-    load_dataset,
-    load_domain,
-    seed_snapshot,
-)
-from ..eval.endstate import EndState, Snapshot, snapshot_of
+from ..eval.dataset import ORACLE_SETTINGS, Domain, GoldExample, load_dataset, load_domain, seed_snapshot
+from ..eval.endstate import Snapshot
 from ..eval.players import GoldPlayer
-from ..eval.tasks import facts_present
+from ..eval.tasks import run_task
 from ..models.messages import ToolCall, to_wire
 from ..run.trace import RunTrace
 from ..spec.format import Routine
-from ..tools.core import RunContext, ToolRegistry
+from ..tools.core import ToolRegistry
 
 __all__ = ["SftExample", "Variant", "VARIANTS", "Trajectory", "distill", "write_sft",
            "load_sft", "sft_stats", "trajectories_from_traces"]
@@ -98,25 +90,16 @@ def trajectories_from_traces(traces: list[RunTrace], examples: list[GoldExample]
 
 async def _rows(trajectory: Trajectory, variant: Variant, routines: dict[str, Routine],
                 registry: ToolRegistry, domain: Domain, seed: Snapshot) -> list[SftExample]:
-    """Play one trajectory under a variant; [] if it does not end right."""
+    """Play one trajectory under a variant, judged by the task protocol; [] if it does not
+    end right (wrong end state or answer, a call refused, more replies asked for)."""
     example = trajectory.example
     player = GoldPlayer(trajectory.calls, trajectory.answer)
-    agent = CONDITIONS[VARIANTS[variant]].agent(routines[example.routine or ""], routines,
-                                                registry, player, ORACLE_SETTINGS)
-    snapshots: list[Snapshot] = []
-
-    def keep(contexts: dict[str, RunContext[Any]]) -> None:
-        snapshots.append(snapshot_of(deps_of(contexts, domain.deps_toolset)))
-
     try:
-        trace = await agent.arun(example.query, on_end=keep)
+        result = await run_task(example, routines, registry, player,
+                                CONDITIONS[VARIANTS[variant]], 0, ORACLE_SETTINGS, domain, seed)
     except DatasetError:  # the trajectory asked for more replies than it has
         return []
-    if trace.outcome != "answered" or any(not c.ok for c in trace.tool_calls):
-        return []
-    state_ok, _ = domain.same_end_state(domain.end_state(snapshots[0], seed),
-                                        EndState(example.end_state, example.end_texts))
-    if not (state_ok and facts_present(trace.answer, example.required_facts)):
+    if not result.success or len(result.calls) != len(trajectory.calls):
         return []
     rows = []
     replies = [*trajectory.calls, ("finish", {"answer": trajectory.answer})]

@@ -103,5 +103,6 @@ def to_wire(messages: list[Message] | list[dict[str, Any]]) -> list[dict[str, An
     """The OpenAI chat-completions form of typed messages (or of dicts in that form, checked
     first). ``content`` is always a string: llama.cpp's server answers HTTP 500 to
     ``content: null``."""
-    return MESSAGES.dump_python(MESSAGES.validate_python(messages), mode="json",
-                                exclude_none=True)
+    typed = messages if all(isinstance(m, BaseModel) for m in messages) \
+        else MESSAGES.validate_python(messages)  # typed records need no second check
+    return MESSAGES.dump_python(typed, mode="json", exclude_none=True)
