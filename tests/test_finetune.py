@@ -113,3 +113,69 @@ def test_cli_recipe_with_flags_on_top(tiny, tmp_path, capsys):
     assert log["steps"] == 2 and (out / "adapter" / "adapter_config.json").exists()
     assert main(["finetune", "--recipe", str(recipe), "--out", str(out)]) == 2  # no --data
     assert "data" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(900)
+def test_schedule_comparison_runs_each_schedule_and_seed_once_and_resumes(tiny, tmp_path,
+                                                                          monkeypatch):
+    from routine.finetune import compare as comparing
+
+    data, _ = tiny
+    # a random base built in memory; its tokenizer learns the data's words
+    config = load_recipe(None, data=data, eval_data=data, base="random:tiny",
+                         out=tmp_path / "unused", variants=["distilled"], max_steps=3,
+                         gradient_accumulation=1, learning_rate=5e-3, max_length=2048,
+                         precision="fp32", gradient_checkpointing=False, save_steps=10)
+    out = tmp_path / "cmp"
+    result = comparing.compare_schedules(config, ["rex", "refined", "uba:0.5"], [0, 1], out)
+    assert {(r.schedule, r.seed) for r in result.runs} == {
+        (s, seed) for s in ("rex", "refined", "uba:0.5") for seed in (0, 1)}
+    assert (out / "linear-seed0" / "log.json").exists()  # refined's pilot ran first
+    refined = json.loads((out / "refined-seed1" / "config.json").read_text())
+    assert refined["pilot"].endswith("linear-seed1") and refined["seed"] == 1
+    assert json.loads((out / "uba-0.5-seed0" / "config.json").read_text())["uba_phi"] == 0.5
+    assert all(r.eval_loss > 0 and r.steps == 3 for r in result.runs)
+    assert [row.schedule for row in result.table] == sorted(
+        (row.schedule for row in result.table),
+        key=lambda s: next(r.eval_loss for r in result.table if r.schedule == s))
+    assert "| schedule | held-out loss" in (out / "comparison.md").read_text()
+
+    def no_training(config):
+        raise AssertionError(f"{config.out} ran again")
+
+    monkeypatch.setattr(comparing, "finetune", no_training)  # resumed: nothing reruns
+    again = comparing.compare_schedules(config, ["rex", "refined", "uba:0.5"], [0, 1], out)
+    assert again.table == result.table
+
+
+def test_a_winner_must_beat_the_runner_up_in_every_seed_by_more_than_the_spread(tmp_path):
+    from routine.finetune.compare import ScheduleRun, parse_schedule, summarise
+
+    def runs(name, losses):
+        return [ScheduleRun(schedule=name, seed=i, folder=tmp_path, eval_loss=v,
+                            final_train_loss=v, steps=3, seconds=1, tokens_per_second=1)
+                for i, v in enumerate(losses)]
+
+    clear = runs("rex", [1.0, 1.1, 0.9]) + runs("linear", [1.2, 1.3, 1.1])
+    rows, winner = summarise(clear, ["linear", "rex"])
+    assert winner == "rex" and rows[0].schedule == "rex"
+    assert rows[1].gap == pytest.approx(0.2) and rows[1].worse_in_every_seed
+    mixed = runs("rex", [1.0, 1.3, 0.9]) + runs("linear", [1.2, 1.1, 1.0])
+    rows, winner = summarise(mixed, ["linear", "rex"])
+    assert winner is None and not rows[1].worse_in_every_seed  # linear won seed 1
+    noisy = runs("rex", [1.0, 1.0, 1.0]) + runs("linear", [1.01, 1.5, 1.02])
+    assert summarise(noisy, ["linear", "rex"])[1] is None  # gap 0.18 ± 0.28: no difference
+    assert parse_schedule("uba:0.5") == ("uba", 0.5)
+    for bad in ("magic", "rex:1", "uba:x"):
+        with pytest.raises(Exception, match="schedule|parameter|number"):
+            parse_schedule(bad)
+
+
+def test_a_comparison_needs_a_budget_and_held_out_data(tmp_path):
+    from routine.finetune.compare import compare_schedules
+
+    config = load_recipe(None, data="d.jsonl", base="random:tiny", out=tmp_path)
+    with pytest.raises(Exception, match="max-steps"):
+        compare_schedules(config, ["rex"], [0], tmp_path)
+    with pytest.raises(Exception, match="eval-data"):
+        compare_schedules(config.model_copy(update={"max_steps": 2}), ["rex"], [0], tmp_path)

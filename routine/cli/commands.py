@@ -380,6 +380,38 @@ def finetune(
               f"steps; adapter: {result.adapter}")
 
 
+@app.command("compare-schedules")
+@options_from(_finetune_config(), into="config", recipe="recipe", exclude=("schedule", "seed"))
+def compare_schedules(
+    config: Any,
+    recipe: Annotated[Path | None, typer.Option(
+        help="A YAML recipe of the shared settings; flags override it.")] = None,
+    data: Annotated[Path | None, typer.Option(help="SFT data from `routine distill`.")] = None,
+    base: Annotated[str | None, typer.Option(
+        help="A Hugging Face model folder, or an embedded model's name.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Output folder: one run folder per schedule and seed, comparison.md.")] = None,
+    schedules: Annotated[str, typer.Option(
+        help="Comma-separated schedules (uba:<φ> sets UBA's φ; refined uses the linear run "
+             "of the same seed as its pilot).")] = "linear,cosine,rex,uba,refined",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
+) -> None:
+    """Compare learning-rate schedules at one step budget over seeds (held-out loss, mean and
+    spread); resumable: finished runs are not run again."""
+    from ..finetune.compare import compare_schedules as compare
+    from ..finetune.compare import comparison_markdown
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{seeds!r}: seeds are comma-separated integers",
+                                 param_hint="--seeds") from None
+    result = compare(config, [s.strip() for s in schedules.split(",") if s.strip()],
+                     seed_list, config.out)
+    Console(width=200).print(comparison_markdown(result), markup=False, highlight=False,
+                             soft_wrap=True)
+
+
 @app.command("export-adapter")
 def export_adapter(
     adapter: Annotated[Path, typer.Argument(help="A peft adapter folder (routine finetune's "

@@ -44,7 +44,10 @@ class FinetuneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data: Path = Field(description="SFT data from `routine distill` (JSONL).")
-    base: str = Field(description="A Hugging Face model folder, or an embedded model's name.")
+    eval_data: Path | None = Field(None, description="Held-out SFT data (e.g. the dev split's "
+                                   "`routine distill`): its loss is measured after training.")
+    base: str = Field(description="A Hugging Face model folder, an embedded model's name, or "
+                      "random:<shape> (a randomly initialised Qwen3 shape, for benchmarks).")
     out: Path = Field(description="Output folder: checkpoints, the adapter, the log.")
     variants: list[Literal["routine", "distilled"]] = Field(
         default_factory=lambda: ["routine", "distilled"],
@@ -73,6 +76,12 @@ class FinetuneConfig(BaseModel):
     gradient_checkpointing: bool = Field(True, description="Trade compute for memory.")
     save_steps: int = Field(25, ge=1, description="Checkpoint every N optimizer steps.")
     seed: int = Field(0, description="Seed of the adapter's initialisation and data order.")
+    packing: bool = Field(False, description="Pack examples into full rows without padding "
+                          "(padding-free; needs flash attention: GPU).")
+    liger_kernel: bool = Field(False, description="Liger's fused kernels (chunked loss; GPU, "
+                               "needs the liger-kernel package).")
+    attn_implementation: str | None = Field(None, description="sdpa, flash_attention_2, eager "
+                                            "(default: transformers' choice).")
 
 
 class FinetuneResult(BaseModel):
@@ -82,7 +91,11 @@ class FinetuneResult(BaseModel):
     grad_norms: list[float]
     seconds: float
     tokens_per_second: float
+    tokens: int = 0
     precision: str
+    eval_loss: float | None = Field(None, description="Loss on --eval-data's completions.")
+    eval_examples: int = 0
+    parameters: int = Field(0, description="The base model's parameters.")
     resumed_from: str | None = None
 
 
@@ -115,43 +128,85 @@ def probe_bf16(size: int = 512, repeats: int = 3) -> bool:
     return timings[torch.bfloat16] < timings[torch.float32]
 
 
-def load_base(base: str, dtype: Any) -> tuple[Any, Any]:
-    """(model, tokenizer) of a Hugging Face folder or an embedded model's GGUF."""
+def load_base(base: str, dtype: Any, *, texts: list[str] | None = None,
+              attn_implementation: str | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) of a Hugging Face folder, an embedded model's GGUF (dequantised
+    once, then cached as a model folder beside it) or ``random:<shape>`` (a randomly
+    initialised Qwen3 shape whose tokenizer is trained on ``texts``)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ..models.embedded import MODELS, chat_template, ensure_model
 
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     if base in MODELS:
-        path = ensure_model(base, show_progress=False)
-        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
-                                                     dtype=dtype)
-        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        folder = _dequantised(ensure_model(base, show_progress=False))
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **extra)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
         tokenizer.chat_template = chat_template()  # the one the embedded server renders with
-        # a GGUF-loaded model refuses save_pretrained while it carries its quantizer marker
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
+    elif base.startswith("random:"):
+        from .random_model import SHAPES, bpe_tokenizer, build_random
+
+        shape = base.removeprefix("random:")
+        if shape not in SHAPES:
+            raise RoutineError(f"unknown shape {shape!r} in {base!r}; choose from "
+                               f"{', '.join(SHAPES)}")
+        tokenizer = bpe_tokenizer(texts or ["routine"])
+        model = build_random(tokenizer, shape, dtype=dtype, **extra)
     elif Path(base).is_dir():
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, **extra)
         tokenizer = AutoTokenizer.from_pretrained(base)
     else:
-        raise RoutineError(f"base model {base!r} is neither a model folder nor an embedded "
-                           f"model ({', '.join(MODELS)})")
+        raise RoutineError(f"base model {base!r} is neither a model folder, an embedded "
+                           f"model ({', '.join(MODELS)}) nor random:<shape>")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
 
 
-def _dataset(config: FinetuneConfig) -> Any:
+def _dequantised(gguf: Path) -> Path:
+    """A Hugging Face folder of the GGUF model, dequantised to fp32 on first use (~1 min)
+    and kept beside the GGUF file (later loads take seconds)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = gguf.with_suffix(".hf")
+    if (folder / "config.json").exists() and (folder / "tokenizer_config.json").exists():
+        return folder
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                 dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # a GGUF-loaded model refuses save_pretrained while it carries its quantizer marker
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    partial = folder.with_suffix(".partial")
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    partial.replace(folder)
+    return folder
+
+
+def _dataset(path: Path, variants: list[str]) -> Any:
     from datasets import Dataset
 
     from .distill import load_sft
 
-    rows = [r for r in load_sft(config.data) if r.variant in config.variants]
+    rows = [r for r in load_sft(path) if r.variant in variants]
     if not rows:
-        raise RoutineError(f"{config.data}: no SFT examples of variants {config.variants}")
+        raise RoutineError(f"{path}: no SFT examples of variants {variants}")
     return Dataset.from_list([{"prompt": r.prompt, "completion": r.completion, "tools": r.tools}
                               for r in rows])
+
+
+def _texts(dataset: Any) -> list[str]:
+    """Every message text and tool schema of a dataset (a random model's tokenizer learns
+    its vocabulary from them)."""
+    out = []
+    for row in dataset:
+        out.append(row["tools"])
+        for message in row["prompt"] + row["completion"]:
+            out.append(json.dumps(message))
+    return out
 
 
 def _last_checkpoint(out: Path) -> str | None:
@@ -176,8 +231,13 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         pilot = json.loads((config.pilot / "log.json").read_text())
         shape = refined_from_grad_norms(pilot["grad_norms"])
     bf16 = config.precision == "bf16" or (config.precision == "auto" and probe_bf16())
+    train_data = _dataset(config.data, config.variants)
+    eval_data = _dataset(config.eval_data, config.variants) if config.eval_data else None
     torch.manual_seed(config.seed)
-    model, tokenizer = load_base(config.base, torch.bfloat16 if bf16 else torch.float32)
+    model, tokenizer = load_base(config.base, torch.bfloat16 if bf16 else torch.float32,
+                                 texts=_texts(train_data),
+                                 attn_implementation=config.attn_implementation)
+    parameters = sum(p.numel() for p in model.parameters())
     config.out.mkdir(parents=True, exist_ok=True)
     (config.out / "config.json").write_text(config.model_dump_json(indent=2))
     args = SFTConfig(
@@ -189,7 +249,10 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         max_length=config.max_length, bf16=bf16, activation_checkpointing=config.gradient_checkpointing,
         seed=config.seed, data_seed=config.seed, report_to=[], completion_only_loss=True,
         use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
-        disable_tqdm=True, include_num_input_tokens_seen=True)
+        disable_tqdm=True, include_num_input_tokens_seen=True,
+        packing=config.packing, padding_free=config.packing,
+        use_liger_kernel=config.liger_kernel, per_device_eval_batch_size=config.batch_size,
+        eval_strategy="no")
     schedule = multiplier(config.schedule, phi=config.uba_phi, refined=shape)
 
     class Trainer(SFTTrainer):  # type: ignore[misc]
@@ -211,22 +274,36 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=config.target_modules,
                       task_type="CAUSAL_LM")
-    trainer = Trainer(model=model, args=args, train_dataset=_dataset(config),
-                      processing_class=tokenizer, peft_config=lora)
+    trainer = Trainer(model=model, args=args, train_dataset=train_data,
+                      eval_dataset=eval_data, processing_class=tokenizer, peft_config=lora)
+    from transformers import TrainerCallback
+
+    seen_before = [0]
+
+    class TokensAtStart(TrainerCallback):  # type: ignore[misc]
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            seen_before[0] = int(state.num_input_tokens_seen or 0)  # after a resume's load
+
+    trainer.add_callback(TokensAtStart())
     resume = _last_checkpoint(config.out)
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - started
+    eval_loss = None
+    if eval_data is not None:
+        eval_loss = float(trainer.evaluate()["eval_loss"])
     adapter = config.out / "adapter"
     trainer.save_model(str(adapter))
     tokenizer.save_pretrained(str(adapter))
     history = trainer.state.log_history
     losses = [float(h["loss"]) for h in history if "loss" in h]
     norms = [float(h["grad_norm"]) for h in history if "grad_norm" in h]
-    tokens = float(trainer.state.num_input_tokens_seen or 0)
+    tokens = float(trainer.state.num_input_tokens_seen or 0) - seen_before[0]  # this run's
     result = FinetuneResult(
         adapter=adapter, steps=int(output.global_step), losses=losses, grad_norms=norms,
         seconds=seconds, tokens_per_second=tokens / seconds if seconds and tokens else 0.0,
-        precision="bf16" if bf16 else "fp32", resumed_from=resume)
+        tokens=int(tokens), precision="bf16" if bf16 else "fp32", eval_loss=eval_loss,
+        eval_examples=len(eval_data) if eval_data is not None else 0,
+        parameters=parameters, resumed_from=resume)
     (config.out / "log.json").write_text(result.model_dump_json(indent=2))
     return result
