@@ -167,3 +167,16 @@ def test_server_stops_generating_once_the_first_bare_call_is_complete():
     other = formatter(messages=[{"role": "user", "content": "hi"}])
     assert other.stopping_criteria(prompt, None) is False
     assert other.stopping_criteria(prompt + [0], None) is True
+
+
+def test_threads_come_from_the_environment(monkeypatch):
+    from routine.models.embedded import _threads
+
+    monkeypatch.setenv("ROUTINE_THREADS", "1")
+    assert _threads() == 1
+    monkeypatch.delenv("ROUTINE_THREADS")
+    assert _threads() >= 1
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("ROUTINE_THREADS", bad)
+        with pytest.raises(ModelUnavailable, match="ROUTINE_THREADS"):
+            _threads()

@@ -179,3 +179,28 @@ def test_a_comparison_needs_a_budget_and_held_out_data(tmp_path):
         compare_schedules(config, ["rex"], [0], tmp_path)
     with pytest.raises(Exception, match="eval-data"):
         compare_schedules(config.model_copy(update={"max_steps": 2}), ["rex"], [0], tmp_path)
+
+
+@pytest.mark.timeout(300)
+def test_the_gpu_throughput_benchmark_runs_at_a_tiny_shape(tmp_path):
+    import subprocess
+    import sys
+
+    script = ROOT / "benchmarks" / "finetune-gpu" / "bench.py"
+    done = subprocess.run([sys.executable, str(script), "--shape", "tiny", "--seq", "128",
+                           "--steps", "2", "--configs", "reference", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((tmp_path / "results.json").read_text())[0]
+    assert result["config"] == "reference" and result["steps"] == 2
+    assert result["tokens_per_s"] > 0 and result["parameters"] > 0
+    rows = [json.loads(line) for line in (tmp_path / "data.jsonl").read_text().splitlines()]
+    assert len(rows) == 8  # batch 4 x 2 steps, each rendered to at most --seq tokens
+
+
+def test_every_recipe_is_a_valid_config():
+    recipes = sorted((ROOT / "finetune" / "recipes").glob("*.yaml"))
+    assert len(recipes) >= 4
+    for recipe in recipes:
+        config = load_recipe(recipe, data="d.jsonl", out="o")
+        assert config.lora_r == 8, recipe

@@ -462,6 +462,35 @@ def serve(
         server.process.wait()
 
 
+@app.command("compare-results")
+def compare_results(
+    a: Annotated[Path, typer.Argument(help="The first results folder (routine eval --out).")],
+    b: Annotated[Path, typer.Argument(help="The second results folder.")],
+    labels: Annotated[str, typer.Option(help="Names of A and B in the table.")] = "A,B",
+    cross: Annotated[list[str] | None, typer.Option(
+        "--cross", help="B_CONDITION=A_CONDITION: also compare across conditions (e.g. "
+                        "none=nl: B without the routine against A with it).")] = None,
+) -> None:
+    """Two evaluations side by side, paired on the samples both have: step accuracy and task
+    success per condition, B's gain over A with its 95% interval and McNemar p."""
+    from ..eval.compare import compare_results as compare
+    from ..eval.compare import comparison_table
+
+    pairs = []
+    for spec in cross or []:
+        b_condition, sep, a_condition = spec.partition("=")
+        if not sep or not b_condition or not a_condition:
+            raise click.BadParameter(f"{spec!r}: write B_CONDITION=A_CONDITION",
+                                     param_hint="--cross")
+        pairs.append((b_condition.strip(), a_condition.strip()))
+    names = [n.strip() for n in labels.split(",")]
+    if len(names) != 2:
+        raise click.BadParameter("two comma-separated names", param_hint="--labels")
+    rows = compare(a, b, pairs)
+    out.print(comparison_table(rows, (names[0], names[1])), markup=False, highlight=False,
+              soft_wrap=True)
+
+
 @app.command("eval")
 @options_from(EvalConfig, into="config", exclude=("model",),
               rename={"step_limit": "steps", "task_limit": "tasks"})
@@ -490,7 +519,8 @@ def evaluate(
         if config.report_only else _model(model, base_url, api_key, model_cache, 600.0,
                                            adapter)
     with models as client:
-        config = config.model_copy(update={"model": client.name})
+        named = f"{client.name} + adapter {adapter}" if adapter else client.name
+        config = config.model_copy(update={"model": named})
         with Progress("[progress.description]{task.description}", BarColumn(),
                       MofNCompleteColumn(), TimeRemainingColumn(), console=err) as progress:
             bar = progress.add_task("evaluating", total=None)

@@ -46,8 +46,9 @@ class FinetuneConfig(BaseModel):
     data: Path = Field(description="SFT data from `routine distill` (JSONL).")
     eval_data: Path | None = Field(None, description="Held-out SFT data (e.g. the dev split's "
                                    "`routine distill`): its loss is measured after training.")
-    base: str = Field(description="A Hugging Face model folder, an embedded model's name, or "
-                      "random:<shape> (a randomly initialised Qwen3 shape, for benchmarks).")
+    base: str = Field(description="A Hugging Face model folder or hub id, an embedded model's "
+                      "name, or random:<shape> (a randomly initialised Qwen3 shape, for "
+                      "benchmarks).")
     out: Path = Field(description="Output folder: checkpoints, the adapter, the log.")
     variants: list[Literal["routine", "distilled"]] = Field(
         default_factory=lambda: ["routine", "distilled"],
@@ -152,12 +153,14 @@ def load_base(base: str, dtype: Any, *, texts: list[str] | None = None,
                                f"{', '.join(SHAPES)}")
         tokenizer = bpe_tokenizer(texts or ["routine"])
         model = build_random(tokenizer, shape, dtype=dtype, **extra)
-    elif Path(base).is_dir():
+    elif Path(base).is_dir() or (base.count("/") == 1 and not Path(base).exists()):
+        # a model folder, or a hub id (org/name) where a hub is reachable
         model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, **extra)
         tokenizer = AutoTokenizer.from_pretrained(base)
     else:
-        raise RoutineError(f"base model {base!r} is neither a model folder, an embedded "
-                           f"model ({', '.join(MODELS)}) nor random:<shape>")
+        raise RoutineError(f"base model {base!r} is neither a model folder, a hub id "
+                           f"(org/name), an embedded model ({', '.join(MODELS)}) nor "
+                           "random:<shape>")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
@@ -214,8 +217,9 @@ def _last_checkpoint(out: Path) -> str | None:
     return str(found[-1]) if found else None
 
 
-def finetune(config: FinetuneConfig) -> FinetuneResult:
-    """Train a LoRA adapter; resume from the last checkpoint in ``config.out`` if any."""
+def finetune(config: FinetuneConfig, callbacks: list[Any] | None = None) -> FinetuneResult:
+    """Train a LoRA adapter; resume from the last checkpoint in ``config.out`` if any.
+    ``callbacks``: transformers ``TrainerCallback``s (timers, say)."""
     import torch
     from peft import LoraConfig
     from torch.optim.lr_scheduler import LambdaLR
@@ -284,7 +288,8 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             seen_before[0] = int(state.num_input_tokens_seen or 0)  # after a resume's load
 
-    trainer.add_callback(TokensAtStart())
+    for callback in [TokensAtStart(), *(callbacks or [])]:
+        trainer.add_callback(callback)
     resume = _last_checkpoint(config.out)
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume)

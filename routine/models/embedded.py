@@ -12,7 +12,7 @@ chat template (the 1.5B file ships a broken one), and stops it on exit.
 Any GGUF path works in place of a named model.
 
 Cache: ``--model-cache`` / ``ROUTINE_CACHE_DIR``, else ``$XDG_CACHE_HOME/routine``,
-else ``~/.cache/routine``.
+else ``~/.cache/routine``. Threads: ``ROUTINE_THREADS``, else every core.
 """
 
 from __future__ import annotations
@@ -213,6 +213,16 @@ def resolve_model_path(model: str, cache: str | Path | None = None,
                            "an existing .gguf file")
 
 
+def _threads() -> int:
+    """``ROUTINE_THREADS`` (leave cores to other work, a training run say), else every core."""
+    value = os.environ.get("ROUTINE_THREADS", "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ModelUnavailable(f"ROUTINE_THREADS={value!r}: expected a positive integer")
+        return int(value)
+    return max(1, os.cpu_count() or 1)
+
+
 @contextlib.contextmanager
 def embedded_server(model: str = DEFAULT_MODEL, cache: str | Path | None = None,
                     n_ctx: int = 8192, threads: int | None = None, show_progress: bool = True,
@@ -227,7 +237,7 @@ def embedded_server(model: str = DEFAULT_MODEL, cache: str | Path | None = None,
     port = port or _free_port()
     command = [sys.executable, "-m", "routine.models.llama_server", "--model", str(path),
                "--alias", alias, "--port", str(port), "--n-ctx", str(n_ctx),
-               "--threads", str(threads or max(1, os.cpu_count() or 1))]
+               "--threads", str(threads or _threads())]
     if adapter is not None:
         if not Path(adapter).is_file():
             raise ModelUnavailable(f"adapter {adapter} not found (a GGUF LoRA adapter file: "
