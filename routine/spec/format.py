@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..tools.mcp import McpServer
 
@@ -25,7 +25,10 @@ __all__ = [
     "routine_json_schema",
     "SCHEMA_COMMENT",
     "ID_PATTERN",
+    "MAX_STEPS",
 ]
+
+MAX_STEPS = 200  # steps in a routine, branches included
 
 SCHEMA_COMMENT = "# yaml-language-server: $schema=../routine.schema.json"
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -124,6 +127,19 @@ class Routine(_Model):
         default_factory=dict, description="Values the request must supply, by name."
     )
     steps: list[Step] = Field(min_length=1, description="The steps, in order.")
+
+    @field_validator("steps")
+    @classmethod
+    def _bounded(cls, steps: list[Step]) -> list[Step]:
+        count, todo = 0, list(steps)
+        while todo:
+            step = todo.pop()
+            count += 1
+            todo += [s for option in step.branch or [] for s in option.steps]
+        if count > MAX_STEPS:
+            raise ValueError(f"the routine has {count} steps (branches included); at most "
+                             f"{MAX_STEPS}: split a longer process into routines")
+        return steps
 
     def walk(self) -> list[tuple[Step, str]]:
         """Every step with its paper-style label (``2``, ``3-1_2`` ...), in document order."""

@@ -3,6 +3,12 @@
 ``load_routine`` reads YAML safely (no object construction) and keeps the line
 and column of every node, so that every problem — YAML syntax, a duplicate key,
 a field the format does not know — is reported where it is, all at once.
+
+Files come from elsewhere, so reading is bounded before anything is built: at most
+:data:`MAX_FILE_BYTES`, UTF-8, nesting at most :data:`MAX_DEPTH` deep and at most
+:data:`MAX_NODES` nodes once aliases are expanded (a 400-byte "billion laughs"
+file is refused, not expanded). A first pass over the parser's events (iterative:
+no recursion, no objects) checks these; only then is the document composed.
 """
 
 from __future__ import annotations
@@ -17,7 +23,12 @@ from pydantic import ValidationError
 from ..errors import Problem, SpecError
 from .format import Routine
 
-__all__ = ["SourceMap", "LoadedRoutine", "load_routine", "load_routine_text"]
+__all__ = ["SourceMap", "LoadedRoutine", "load_routine", "load_routine_text", "read_text",
+           "MAX_FILE_BYTES", "MAX_DEPTH", "MAX_NODES"]
+
+MAX_FILE_BYTES = 1 << 20   # 1 MiB: a routine is a page or two
+MAX_DEPTH = 64             # collections inside collections
+MAX_NODES = 100_000        # nodes after expanding every alias
 
 
 @dataclass
@@ -64,11 +75,73 @@ def _walk_nodes(node: yaml.Node, path: tuple[Any, ...], smap: SourceMap,
             _walk_nodes(item, (*path, index), smap, dupes)
 
 
+def _bounds(text: str, file: str) -> None:
+    """Refuse YAML that nests deeper than MAX_DEPTH or expands past MAX_NODES nodes."""
+    sizes: dict[str, int] = {}  # an anchor's expanded node count
+    stack: list[list[Any]] = [[None, 0]]  # open collections: [anchor, expanded size so far]
+
+    def refuse(event: Any, message: str, expected: str) -> None:
+        mark = event.start_mark
+        raise SpecError([Problem(file, mark.line + 1, mark.column + 1, message, expected)])
+
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(stack) > MAX_DEPTH:
+                refuse(event, f"the YAML nests more than {MAX_DEPTH} levels deep",
+                       f"at most {MAX_DEPTH} levels of lists and mappings")
+            stack.append([event.anchor, 1])
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            anchor, size = stack.pop()
+            if anchor:
+                sizes[anchor] = size
+        elif isinstance(event, yaml.ScalarEvent):
+            size = 1
+            if event.anchor:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            size = sizes.get(event.anchor, 1)
+        else:
+            continue
+        stack[-1][1] += size
+        if stack[-1][1] > MAX_NODES:
+            refuse(event, f"the YAML expands to more than {MAX_NODES:,} nodes (aliases "
+                   "repeat what they name)", f"at most {MAX_NODES:,} nodes once aliases "
+                   "are expanded")
+
+
+def read_text(path: str | Path) -> str:
+    """A routine file's text: at most MAX_FILE_BYTES of UTF-8, else a SpecError saying where."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SpecError([Problem(str(path), 1, 1, f"the file has {size:,} bytes",
+                                     f"at most {MAX_FILE_BYTES:,} bytes")])
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SpecError([Problem(str(path), 1, 1, f"cannot read the file: {exc.strerror or exc}",
+                                 "a readable file")]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[:exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise SpecError([Problem(str(path), line, column,
+                                 f"byte 0x{data[exc.start]:02x} is not UTF-8",
+                                 "a UTF-8 text file")]) from None
+
+
 def load_routine_text(text: str, file: str = "<string>") -> LoadedRoutine:
     """Parse and type-check a routine from YAML text; raise SpecError with every problem."""
+    if len(text) > MAX_FILE_BYTES:
+        raise SpecError([Problem(file, 1, 1, f"the text has {len(text):,} characters",
+                                 f"at most {MAX_FILE_BYTES:,}")])
     smap = SourceMap(file)
     dupes: list[tuple[tuple[Any, ...], str]] = []
     try:
+        _bounds(text, file)
         loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
@@ -101,7 +174,7 @@ def load_routine_text(text: str, file: str = "<string>") -> LoadedRoutine:
 def load_routine(path: str | Path) -> LoadedRoutine:
     """Load a routine file (see :func:`load_routine_text`)."""
     path = Path(path)
-    loaded = load_routine_text(path.read_text(encoding="utf-8"), str(path))
+    loaded = load_routine_text(read_text(path), str(path))
     loaded.path = path
     return loaded
 
