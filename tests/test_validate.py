@@ -986,3 +986,30 @@ def test_otherwise_option_must_come_last() -> None:
         """)
     problem = single(check(text))
     assert "not the last option" in problem.message
+
+
+@pytest.mark.parametrize("expression, why", [
+    ("(9 ** (9 ** 8)) > 0", "too large"),
+    ("('x' * 3000000000)|length > 0", "too large"),
+    ("'x'|center(3000000000) != ''", "No filter named 'center'"),
+    ("'%999999999d' % 1 != ''", "not allowed"),
+    ("range(10 ** 9)|length > 0", "unknown name 'range'"),
+])
+def test_when_expressions_that_would_hang_or_exhaust_memory_are_refused(expression, why):
+    import time
+
+    started = time.perf_counter()
+    problem = single(check(when_text(expression)))
+    assert time.perf_counter() - started < 2  # it hung the run before
+    assert at(problem) == (17, 9) and why in problem.message
+
+
+def test_an_expression_that_blows_up_only_on_run_values_is_bounded_at_run_time() -> None:
+    from routine.run.tracking import StepTracker
+
+    text = when_text("inputs.employee_name * 3000000000 != ''")
+    assert check(text) == []  # it needs the input's value: decided when the run has it
+    tracker = StepTracker(load(text).routine, {"employee_name": "Ann"})
+    tracker.record("find_employee", {"id": 1})
+    assert tracker.step.id == "route"  # not decided: the model picks, with the reason kept
+    assert "too large" in tracker.branch_errors["route"]

@@ -14,16 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import StrictUndefined, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import UndefinedError
 
+from ..spec.expressions import compile_when
 from ..spec.flow import FINISHED, Flow
 from ..spec.format import Routine, Step
 from ..spec.references import Reference, parse_references
 
 __all__ = ["StepTracker", "KnownArgument"]
 
-_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
 _MISSING = object()
 
 
@@ -227,7 +226,7 @@ class StepTracker:
             if option.when is None:
                 return index  # every earlier option was false: this one is "otherwise"
             try:
-                if _ENV.compile_expression(option.when)(inputs=inputs, steps=steps):
+                if compile_when(option.when)(inputs=inputs, steps=steps):
                     return index
             except UndefinedError:  # a value is not known yet: let the model decide
                 return None

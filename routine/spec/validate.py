@@ -15,11 +15,11 @@ import difflib
 from datetime import date, time
 from typing import Any
 
-import jinja2
 from jinja2 import nodes as jnodes
 
 from ..errors import Problem
 from ..tools.core import Tool, ToolRegistry
+from .expressions import parse_when, static_problem
 from .flow import FELL_OFF, Flow
 from .loader import LoadedRoutine
 from .references import Reference, parse_references
@@ -140,17 +140,13 @@ def _compatible(source: set[str], accepted: set[str]) -> bool:
 
 
 # ---------------------------------------------------------------- expressions
-_ENV = jinja2.Environment()
-
-
 def expression_references(expression: str) -> tuple[list[Reference], str]:
     """References (``inputs.x``, ``steps.id.output.f``) used in a ``when`` expression.
 
     Returns (references, syntax error or "")."""
-    try:
-        tree = _ENV.parse("{{ (" + expression + ") }}")
-    except jinja2.TemplateSyntaxError as exc:
-        return [], f"invalid expression {expression!r}: {exc.message}"
+    tree, problem = parse_when(expression)
+    if tree is None:
+        return [], problem
     refs: list[Reference] = []
     claimed: set[int] = set()
     for node in tree.find_all((jnodes.Getattr, jnodes.Getitem, jnodes.Name)):
@@ -297,6 +293,7 @@ class _Checker:
     def check_expression(self, step_id: str, path: tuple[Any, ...], expression: str,
                          doms: set[str]) -> None:
         refs, error = expression_references(expression)
+        error = error or static_problem(expression)
         if error:
             self.add(path, error, "a Jinja expression over inputs.* and steps.*.output")
         for ref in refs:

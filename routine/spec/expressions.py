@@ -1,0 +1,124 @@
+"""``when`` expressions: Jinja expressions in a sandbox whose time and memory are bounded.
+
+A routine file comes from elsewhere, so its expressions must not be able to hang or
+exhaust a run. Jinja's immutable sandbox already forbids attribute tricks and caps
+``range`` at 100,000 items; this environment also
+
+* intercepts ``**`` and ``*`` (and ``%`` on strings), refusing results that would be
+  larger than :data:`MAX_BITS` bits or :data:`MAX_ITEMS` items — before computing
+  them, and before Jinja's compiler folds constants (it does not fold intercepted
+  operators), so ``(9 ** (9 ** 8)) > 0`` fails at once instead of hanging;
+* keeps only filters that cannot inflate their input (no ``center``, ``indent``,
+  ``format``, ``replace``, ``wordwrap``) and refuses the padding string methods;
+* refuses expressions longer than :data:`MAX_CHARS` or nested past Python's
+  recursion limit, as a problem of the routine, not a RecursionError.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jinja2
+from jinja2 import StrictUndefined
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+__all__ = ["BoundedEnvironment", "ENV", "MAX_BITS", "MAX_CHARS", "MAX_ITEMS",
+           "compile_when", "parse_when", "static_problem"]
+
+MAX_BITS = 4096        # an integer result of ** or *
+MAX_ITEMS = 100_000    # a string or list built by * (Jinja's range cap, too)
+MAX_CHARS = 2_000      # the text of one expression
+
+_FILTERS = {"abs", "capitalize", "count", "d", "default", "dictsort", "first", "float",
+            "int", "items", "join", "last", "length", "list", "lower", "map", "max", "min",
+            "reject", "rejectattr", "reverse", "round", "select", "selectattr", "sort",
+            "string", "sum", "title", "trim", "truncate", "unique", "upper", "wordcount"}
+_PADDING = {"center", "ljust", "rjust", "zfill", "expandtabs", "format", "format_map",
+            "replace", "join"}
+
+
+def _size(value: Any) -> int | None:
+    return len(value) if isinstance(value, (str, bytes, list, tuple)) else None
+
+
+class BoundedEnvironment(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox with arithmetic and filters that cannot blow up."""
+
+    intercepted_binops = frozenset({"**", "*", "%"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.filters = {k: v for k, v in self.filters.items() if k in _FILTERS}
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if isinstance(left, int) and isinstance(right, int) and right > 0 \
+                    and abs(left) > 1 and left.bit_length() * right > MAX_BITS:
+                raise SecurityError(f"{left} ** {right} is too large (more than {MAX_BITS} "
+                                    "bits)")
+        elif operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                size = _size(sequence)
+                if size is not None and isinstance(times, int) and size * times > MAX_ITEMS:
+                    raise SecurityError(f"repeating {size} items {times} times is too large "
+                                        f"(more than {MAX_ITEMS:,})")
+            if isinstance(left, int) and isinstance(right, int) and \
+                    left.bit_length() + right.bit_length() > MAX_BITS:
+                raise SecurityError(f"a product of more than {MAX_BITS} bits")
+        elif operator == "%" and isinstance(left, (str, bytes)):
+            raise SecurityError("string formatting with % is not allowed in expressions")
+        return super().call_binop(context, operator, left, right)
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, (str, bytes)) and attr in _PADDING:
+            return False
+        return bool(super().is_safe_attribute(obj, attr, value))
+
+
+ENV = BoundedEnvironment(undefined=StrictUndefined)
+
+
+def parse_when(expression: str) -> tuple[jinja2.nodes.Template | None, str]:
+    """(the parsed expression, "") or (None, why it is refused)."""
+    if len(expression) > MAX_CHARS:
+        return None, f"the expression has {len(expression):,} characters (at most {MAX_CHARS:,})"
+    try:
+        return ENV.parse("{{ (" + expression + ") }}"), ""
+    except jinja2.TemplateSyntaxError as exc:
+        return None, f"invalid expression {expression!r}: {exc.message}"
+    except RecursionError:
+        return None, "the expression nests too deeply"
+
+
+@functools.lru_cache(maxsize=512)
+def compile_when(expression: str) -> Callable[..., Any]:
+    """The expression as a function of ``inputs`` and ``steps`` (cached by its text).
+    Raises ValueError for an expression :func:`parse_when` refuses."""
+    tree, problem = parse_when(expression)
+    if tree is None:
+        raise ValueError(problem)
+    try:
+        return ENV.compile_expression(expression)
+    except RecursionError:
+        raise ValueError("the expression nests too deeply") from None
+
+
+
+def static_problem(expression: str) -> str:
+    """Why an expression cannot work whatever the run's values ("" if it may): a filter that
+    does not exist, or a constant part the sandbox refuses (``9 ** 9 ** 9``). It is
+    evaluated once with no inputs and no step outputs; needing one of them is fine."""
+    try:
+        function = compile_when(expression)
+    except (ValueError, jinja2.TemplateError) as exc:
+        return f"invalid expression {expression!r}: {exc}"
+    try:
+        function(inputs={}, steps={})
+    except (SecurityError, OverflowError, MemoryError, RecursionError) as exc:
+        return f"expression {expression!r} is refused: {exc}"
+    except Exception:  # noqa: BLE001 - it needs the run's values: decided at run time
+        pass
+    return ""
