@@ -5,6 +5,7 @@ up in the trace. Only problems the caller must act on raise::
 
     RoutineError
     ├── SpecError              a routine file is invalid (carries every Problem found)
+    │   └── ProjectError       the project file (routine.toml) is invalid
     ├── ToolDefinitionError    a Python function cannot become a tool
     ├── ModelUnavailable       no model endpoint / embedded model could be used
     │   └── ModelRequestsForbidden   a unit test tried to reach a real model
@@ -35,6 +36,7 @@ __all__ = [
     "Problem",
     "RoutineError",
     "SpecError",
+    "ProjectError",
     "ToolDefinitionError",
     "ModelUnavailable",
     "ModelRequestsForbidden",
@@ -72,6 +74,11 @@ class SpecError(RoutineError):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class ProjectError(SpecError):
+    """The project file (``routine.toml``: the toolsets and datasets the application
+    trusts) is invalid; ``problems`` says where."""
 
 
 class ToolDefinitionError(RoutineError):

@@ -8,6 +8,7 @@ import textwrap
 from routine import Agent, ToolRegistry, check_routine, load_routine_text
 from routine.models.testing import ScriptedModel, call
 from routine.spec.toolsets import registry_for
+from routine.spec.project import Project
 from routine.tools.mcp import McpServer, mcp_toolset
 
 from .conftest import ROOT
@@ -40,8 +41,7 @@ def test_routine_with_mcp_toolset_validates_against_server_schemas():
     text = textwrap.dedent(f"""
         name: room_check
         description: Check a room.
-        toolsets:
-          - mcp: {{command: {sys.executable!r}, args: [{str(SERVER.args[0])!r}]}}
+        toolsets: [calendar]
         inputs:
           room: {{type: string, description: room}}
         steps:
@@ -61,7 +61,7 @@ def test_routine_with_mcp_toolset_validates_against_server_schemas():
             finish: true
     """)
     loaded = load_routine_text(text, "room.yaml")
-    registry, problems = registry_for(loaded)
+    registry, problems = registry_for(loaded, project=Project({"calendar": SERVER}))
     assert problems == []
     messages = [p.message for p in check_routine(loaded, registry)]
     assert any("has no field 'capacity'" in m for m in messages)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -38,6 +39,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Make LLM agents follow your business processes.")
 out = Console()
 err = Console(stderr=True)
+
+
+@app.callback()
+def _options(project: Annotated[Path | None, typer.Option(
+        "--project", envvar="ROUTINE_PROJECT",
+        help="The project file (routine.toml): which toolsets routines may name and which "
+             "dataset folders may run code. Default: the nearest routine.toml from here up, "
+             "else the bundled sample toolsets.")] = None) -> None:
+    if project is not None:
+        os.environ["ROUTINE_PROJECT"] = str(project)  # restored when the command ends
 
 
 def _routine_files(paths: list[Path]) -> list[Path]:
@@ -103,8 +114,12 @@ def list_tools(
     """List tools with their parameter and output schemas."""
     registry = ToolRegistry()
     if routine is not None:
-        loaded, registry, problems = load_checked(routine, module)
-        if loaded is None or any("cannot load toolset" in p.message for p in problems):
+        try:
+            loaded = load_routine(routine)
+            registry, problems = registry_for(loaded, module)
+        except SpecError as exc:
+            problems = exc.problems
+        if problems:  # a toolset that is unknown, refused or broken: no list to show
             for problem in problems:
                 err.print(str(problem), markup=False, soft_wrap=True)
             raise typer.Exit(1)
@@ -579,6 +594,7 @@ def _click_errors() -> tuple[tuple[type[BaseException], ...], ...]:
 
 def _main(command: click.Command, argv: list[str] | None) -> int:
     exits, errors, aborts = _click_errors()
+    project = os.environ.get("ROUTINE_PROJECT")
     try:
         result = command.main(args=argv if argv is not None else sys.argv[1:],
                               prog_name="routine", standalone_mode=False)
@@ -592,6 +608,11 @@ def _main(command: click.Command, argv: list[str] | None) -> int:
     except RoutineError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         return 1
+    finally:
+        if project is None:
+            os.environ.pop("ROUTINE_PROJECT", None)
+        else:
+            os.environ["ROUTINE_PROJECT"] = project
     return result if isinstance(result, int) else 0
 
 

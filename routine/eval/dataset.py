@@ -34,6 +34,7 @@ from ..run.executor import Agent
 from ..run.settings import RunSettings
 from ..run.trace import RunTrace
 from ..spec.loader import LoadedRoutine, load_routine
+from ..spec.project import Project
 from ..spec.toolsets import import_toolsets
 from ..spec.validate import check_routine
 from ..tools.core import RunContext, ToolRegistry, to_jsonable
@@ -165,9 +166,18 @@ class Domain:
         return out
 
 
-def load_domain(folder: str | Path) -> Domain:
-    """Import ``<folder>/domain.py`` and return its ``DOMAIN``."""
+def load_domain(folder: str | Path, project: Project | None = None) -> Domain:
+    """Import ``<folder>/domain.py`` and return its ``DOMAIN`` — only if the project trusts
+    the folder (``[datasets] trusted`` in routine.toml): a domain is code."""
     folder = Path(folder)
+    project = project if project is not None else Project.discover()
+    if not (folder / "domain.py").is_file():
+        raise DatasetError(f"{folder}/domain.py not found (a dataset folder holds domain.py "
+                           "and its splits)")
+    if not project.trusts_dataset(folder):
+        raise DatasetError(f"{folder}/domain.py is code, and the project does not trust this "
+                           f"folder: list it under [datasets] trusted in "
+                           f"{project.file or 'a routine.toml at the project root'}")
     spec = importlib.util.spec_from_file_location(f"routine_domain_{folder.name}",
                                                   folder / "domain.py")
     if spec is None or spec.loader is None:

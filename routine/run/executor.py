@@ -136,7 +136,7 @@ class Agent:
             state.contexts = contexts
             try:
                 await asyncio.wait_for(self._loop(state, on_turn), self.settings.timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._end(state, None, f"timed out after {self.settings.timeout_s:g} s", "timeout")
             for name, context in contexts.items():
                 digest = getattr(context.deps, "state_digest", None)

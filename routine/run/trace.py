@@ -9,7 +9,7 @@ the outcome. Evaluation and fine-tuning read these records, never log text.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,7 +59,7 @@ FailureKind = Literal[
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class ToolCallRecord(BaseModel):

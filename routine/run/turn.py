@@ -265,7 +265,7 @@ async def _execute(state: RunState, call: ParsedCall) -> ToolCallRecord:
     except ToolArgumentsError as exc:
         outcome = {"error": f"invalid arguments for {call.name}: {exc}",
                    "error_kind": "invalid_arguments"}
-    except asyncio.TimeoutError:
+    except TimeoutError:
         outcome = {"error": f"{call.name} did not finish within "
                    f"{state.settings.tool_timeout_s:g} s", "error_kind": "timeout"}
     except Exception as exc:  # the tool's own error: data for the model

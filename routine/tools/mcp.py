@@ -10,6 +10,8 @@ the model as a message, like with Python tools.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -45,11 +47,24 @@ def _params(server: McpServer) -> StdioServerParameters:
     return StdioServerParameters(command=server.command, args=list(server.args), env=server.env)
 
 
+def _errlog() -> Any:
+    """Where the server's stderr goes: ours, or the process's own where ours is not a file
+    (Jupyter, captured output), since the child process needs a real descriptor."""
+    for stream in (sys.stderr, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.fileno()
+                return stream
+        except (AttributeError, OSError, ValueError):
+            continue
+    return open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+
 @contextlib.asynccontextmanager
 async def _session(server: McpServer) -> AsyncIterator[ClientSession]:
     from mcp import ClientSession, stdio_client
 
-    async with stdio_client(_params(server)) as (read, write):
+    async with stdio_client(_params(server), errlog=_errlog()) as (read, write):
         async with ClientSession(read, write) as session:
             await session.initialize()
             yield session

@@ -1,0 +1,198 @@
+"""The trust boundary: which code routines may name, decided by the application.
+
+A routine file is data: loading or validating one never imports, runs or launches
+anything it names. Which toolsets exist (Python modules, MCP servers with their
+commands) and which dataset folders may run their ``domain.py`` is the
+application's decision, made in code or in a project file the user wrote::
+
+    # routine.toml, at the project's root
+    [toolsets]
+    "routine_tools.retail" = "routine_tools.retail"      # a module, or module:attribute
+    calendar = { mcp = { command = "python", args = ["servers/calendar.py"] } }
+
+    [datasets]
+    trusted = ["eval/datasets/*"]                         # folders, relative to this file
+
+A routine only names entries (``toolsets: [calendar]``); an unknown name, or a
+server written into the routine itself, is a validation problem at its line.
+In code, :class:`Project` takes the same entries, or Tool/Toolset objects.
+
+:meth:`Project.discover` finds the file the user trusts: an explicit path, else
+``ROUTINE_PROJECT``, else the nearest ``routine.toml`` from the working directory
+up (never from the routine's folder: a file from elsewhere brings no trust with
+it); with none, the bundled sample toolsets (``routine_tools.*``) and no datasets.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import Problem, ProjectError
+from ..tools.core import Tool, Toolset
+from ..tools.mcp import McpServer
+
+__all__ = ["Project", "PROJECT_FILE", "BUNDLED_TOOLSETS", "import_toolsets"]
+
+PROJECT_FILE = "routine.toml"
+BUNDLED_TOOLSETS = ("routine_tools.hr", "routine_tools.retail")
+
+Entry = str | McpServer | Tool | Toolset | list[Tool | Toolset]
+
+
+class _McpEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mcp: McpServer
+
+
+class _Datasets(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    trusted: list[str] = Field(default_factory=list)
+
+
+class _ProjectFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    toolsets: dict[str, str | _McpEntry] = Field(default_factory=dict)
+    datasets: _Datasets = Field(default_factory=_Datasets)
+
+
+def import_toolsets(reference: str) -> list[Tool | Toolset]:
+    """The tools and toolsets a ``module`` or ``module:attribute`` reference names (only
+    for references the application chose: a project entry, a ``--tools`` flag)."""
+    module_name, _, attribute = reference.partition(":")
+    module = importlib.import_module(module_name)
+    if attribute:
+        value: Any = module
+        for part in attribute.split("."):
+            value = getattr(value, part)
+        items = value if isinstance(value, (list, tuple)) else [value]
+    else:
+        items = list(vars(module).values())
+    found = [item for item in items if isinstance(item, (Tool, Toolset))]
+    if attribute and len(found) != len(items):
+        raise TypeError(f"{reference} is not a Toolset, a Tool or a list of them")
+    # a module-level Tool that already belongs to a collected Toolset is not added twice
+    owned = {id(t) for ts in found if isinstance(ts, Toolset) for t in ts.tools.values()}
+    return [item for item in found if id(item) not in owned]
+
+
+@dataclass
+class Project:
+    """Named toolsets routines may use, and dataset folders whose code may run."""
+
+    toolsets: dict[str, Entry] = field(default_factory=dict)
+    datasets: list[str] = field(default_factory=list)  # folder patterns (absolute)
+    file: Path | None = None
+
+    # ------------------------------------------------------------ building
+    @classmethod
+    def bundled(cls) -> Project:
+        """No project file: the sample toolsets shipped with the package, no datasets."""
+        return cls({name: name for name in BUNDLED_TOOLSETS})
+
+    @classmethod
+    def load(cls, path: str | Path) -> Project:
+        """Read a ``routine.toml``; a ProjectError says where it is wrong."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProjectError([Problem(str(path), 1, 1, f"cannot read the project file: {exc}",
+                                        "a UTF-8 TOML file")]) from None
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            found = re.search(r"line (\d+), column (\d+)", str(exc))
+            line, column = (int(found[1]), int(found[2])) if found else (1, 1)
+            raise ProjectError([Problem(str(path), line, column, f"TOML: {exc}",
+                                        "valid TOML")]) from None
+        try:
+            parsed = _ProjectFile.model_validate(raw)
+        except ValidationError as exc:
+            # a union (module name or mcp table) fails once per member: keep the errors
+            # that reach deepest into what the file has
+            errors = [(_problem(path, text, raw, e), e) for e in exc.errors(include_url=False)]
+            depth = {id(e): p.message.split(":")[0].count(".") for p, e in errors}
+            deepest: dict[str, int] = {}
+            for problem, e in errors:
+                entry = ".".join(str(x) for x in e["loc"][:2])
+                deepest[entry] = max(deepest.get(entry, 0), depth[id(e)])
+            kept = {(p.line, p.message): p for p, e in errors
+                    if depth[id(e)] == deepest[".".join(str(x) for x in e["loc"][:2])]}
+            raise ProjectError(list(kept.values())) from None
+        entries: dict[str, Entry] = {
+            name: value if isinstance(value, str) else value.mcp.model_copy(
+                update={"name": value.mcp.name or name})
+            for name, value in parsed.toolsets.items()}
+        base = path.resolve().parent
+        return cls(entries, [str(base / pattern) for pattern in parsed.datasets.trusted], path)
+
+    @classmethod
+    def discover(cls, path: str | Path | None = None, start: str | Path | None = None
+                 ) -> Project:
+        """``path``, else ``$ROUTINE_PROJECT``, else the nearest routine.toml from ``start``
+        (the working directory) up, else :meth:`bundled`."""
+        chosen = path or os.environ.get("ROUTINE_PROJECT") or None
+        if chosen:
+            return cls.load(chosen)
+        here = Path(start or Path.cwd()).resolve()
+        for folder in (here, *here.parents):
+            if (folder / PROJECT_FILE).is_file():
+                return cls.load(folder / PROJECT_FILE)
+        return cls.bundled()
+
+    # ------------------------------------------------------------ questions
+    def names(self) -> list[str]:
+        return sorted(self.toolsets)
+
+    def describe(self) -> str:
+        where = str(self.file) if self.file else f"no {PROJECT_FILE}: the bundled toolsets"
+        return f"{where}: {', '.join(self.names()) or 'none'}"
+
+    def resolve(self, name: str) -> list[Tool | Toolset]:
+        """The tools of a named entry: the only place a toolset's code is imported or its
+        server launched. KeyError for a name the project does not have."""
+        entry = self.toolsets[name]
+        if isinstance(entry, str):
+            return import_toolsets(entry)
+        if isinstance(entry, McpServer):
+            from ..tools.mcp import mcp_toolset
+
+            return [mcp_toolset(entry)]
+        return list(entry) if isinstance(entry, list) else [entry]
+
+    def trusts_dataset(self, folder: str | Path) -> bool:
+        resolved = str(Path(folder).resolve())
+        return any(fnmatch.fnmatchcase(resolved, str(Path(pattern).resolve()))
+                   for pattern in self.datasets)
+
+
+def _problem(path: Path, text: str, raw: dict[str, Any], error: Any) -> Problem:
+    """A validation error of the project file, at the line of the deepest key it names."""
+    keys: list[str] = []
+    current: Any = raw
+    for part in error["loc"]:
+        if isinstance(current, dict) and part in current:
+            keys.append(str(part))
+            current = current[part]
+        elif error["type"] == "extra_forbidden" and part == error["loc"][-1]:
+            keys.append(str(part))
+    line = 1
+    if keys:
+        pattern = re.compile(rf'(^|[\s."{{\[]){re.escape(keys[-1])}(["\]\s=.]|$)')
+        line = next((n for n, content in enumerate(text.splitlines(), 1)
+                     if pattern.search(content)), 1)
+    where = ".".join(keys) or "(top level)"
+    message = (f"unknown key {where}" if error["type"] == "extra_forbidden"
+               else f"{where}: {error['msg']}")
+    return Problem(str(path), line, 1, message,
+                   "[toolsets] NAME = \"module\" or NAME = { mcp = { command, args } }; "
+                   "[datasets] trusted = [\"folder\", ...]")
