@@ -7,8 +7,8 @@ import textwrap
 
 from routine import Agent, ToolRegistry, check_routine, load_routine_text
 from routine.models.testing import ScriptedModel, call
-from routine.spec.toolsets import registry_for
 from routine.spec.project import Project
+from routine.spec.toolsets import registry_for
 from routine.tools.mcp import McpServer, mcp_toolset
 
 from .conftest import ROOT
@@ -38,23 +38,23 @@ def test_mcp_tools_have_schemas_and_run_in_an_agent():
 
 
 def test_routine_with_mcp_toolset_validates_against_server_schemas():
-    text = textwrap.dedent(f"""
+    text = textwrap.dedent("""
         name: room_check
         description: Check a room.
         toolsets: [calendar]
         inputs:
-          room: {{type: string, description: room}}
+          room: {type: string, description: room}
         steps:
           - id: check
             name: Check
             description: Check the room.
             tool: check_room
-            args: {{room: "${{inputs.room}}", day: "2026-06-02"}}
+            args: {room: "${inputs.room}", day: "2026-06-02"}
           - id: bad
             name: Bad
             description: Refers to a field the server's output schema lacks.
             tool: check_room
-            args: {{room: "${{steps.check.output.capacity}}", day: "${{steps.check.output.free}}"}}
+            args: {room: "${steps.check.output.capacity}", day: "${steps.check.output.free}"}
           - id: answer
             name: Answer
             description: Say whether it is free.
