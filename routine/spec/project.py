@@ -122,7 +122,7 @@ class Project:
             errors = [(_problem(path, text, raw, e), e) for e in exc.errors(include_url=False)]
             depth = {id(e): p.message.split(":")[0].count(".") for p, e in errors}
             deepest: dict[str, int] = {}
-            for _problem, e in errors:
+            for _, e in errors:
                 entry = ".".join(str(x) for x in e["loc"][:2])
                 deepest[entry] = max(deepest.get(entry, 0), depth[id(e)])
             kept = {(p.line, p.message): p for p, e in errors
