@@ -8,18 +8,20 @@ up in the trace. Only problems the caller must act on raise::
     │   └── ProjectError       the project file (routine.toml) is invalid
     ├── ToolDefinitionError    a Python function cannot become a tool
     ├── ModelUnavailable       no model endpoint / embedded model could be used
+    │   ├── ModelUnreachable   no connection or no answer in time, after the retries
     │   └── ModelRequestsForbidden   a unit test tried to reach a real model
     ├── ModelRequestError      the endpoint refused one request (HTTP 4xx: prompt over its
     │                          context, unsupported parameter): a fact about that request
     ├── ModelServerError       the endpoint failed (HTTP 5xx, a reply that is not a chat
-    │                          completion): a fault of the server; a retry may succeed
+    │   │                      completion): a fault of the server; a retry may succeed
+    │   └── ModelRateLimited   HTTP 429 after the retries (Retry-After honoured)
     ├── RunFailed              raised by ``RunTrace.raise_for_outcome()`` (carries the trace)
     ├── DatasetError           a gold dataset or its domain is wrong (the dataset's bug)
     ├── EvalConfigError        an evaluation names a condition or routine that does not exist
     └── EvalResultsError       a results file holds a line that is not a record
 
-Inside a run, ``ModelRequestError`` and ``ModelServerError`` end the run as a
-failed trace with the reason (``Agent.arun`` never raises them). Three more
+Inside a run, every model error ends the run as a failed trace with the reason and
+its kind (``Agent.arun`` never raises them; ``RunTrace.raise_for_outcome()`` does). Three more
 exceptions are model-facing and never reach the caller; each goes back to the
 model as a message: a reply that cannot be read
 (``routine.models.parsing.CallParseError``), arguments that do not fit a tool
@@ -40,6 +42,8 @@ __all__ = [
     "ToolDefinitionError",
     "ModelUnavailable",
     "ModelRequestsForbidden",
+    "ModelUnreachable",
+    "ModelRateLimited",
     "RunFailed",
     "ModelRequestError",
     "ModelServerError",
@@ -93,14 +97,31 @@ class ModelRequestsForbidden(ModelUnavailable):
     """Raised when real model requests are disabled (see ``routine.models.testing``)."""
 
 
+class ModelUnreachable(ModelUnavailable):
+    """The endpoint could not be reached, or did not answer in time, after the retries: a
+    fault of the connection, not of the request; a later attempt may succeed."""
+
+
 class ModelRequestError(RoutineError):
     """The endpoint answered a request with an error (HTTP 4xx other than auth): the prompt
     is longer than the model's context, a parameter is not supported, ..."""
 
+    def __init__(self, message: str, status: int | None = None):
+        self.status = status
+        super().__init__(message)
+
 
 class ModelServerError(RoutineError):
-    """The endpoint failed to answer (HTTP 5xx after the client's retry, or a reply that is
-    not a chat completion: malformed JSON, an HTML page, no choices)."""
+    """The endpoint failed to answer (HTTP 5xx after the client's retries, or a reply that
+    is not a chat completion: malformed JSON, an HTML page, no choices)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        self.status = status
+        super().__init__(message)
+
+
+class ModelRateLimited(ModelServerError):
+    """The endpoint kept answering HTTP 429 (too many requests) through the retries."""
 
 
 class RunFailed(RoutineError):

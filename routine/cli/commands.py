@@ -543,10 +543,32 @@ def evaluate(
                 config, client, lambda done, total: progress.update(bar, completed=done,
                                                                      total=total)))
     out.mkdir(parents=True, exist_ok=True)
-    out.joinpath("command.txt").write_text(" ".join(["routine", *sys.argv[1:]]) + "\n")
+    out.joinpath("command.txt").write_text(" ".join(["routine", *redacted(sys.argv[1:])]) + "\n")
     console_out = Console(width=250)
     console_out.print(markdown_table(summary), markup=False, highlight=False, soft_wrap=True)
     err.print(f"report: {out / 'report.html'}")
+
+
+SECRET_OPTIONS = ("--api-key",)
+
+
+def redacted(argv: list[str]) -> list[str]:
+    """The command line with secrets (``--api-key VALUE``, ``--api-key=VALUE``) replaced by
+    ``***``: command lines are saved next to results, and results are shared."""
+    out_args: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out_args.append("***")
+            hide_next = False
+        elif arg in SECRET_OPTIONS:
+            out_args.append(arg)
+            hide_next = True
+        elif arg.split("=", 1)[0] in SECRET_OPTIONS and "=" in arg:
+            out_args.append(arg.split("=", 1)[0] + "=***")
+        else:
+            out_args.append(arg)
+    return out_args
 
 
 def main(argv: list[str] | None = None) -> int:

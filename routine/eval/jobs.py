@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import EvalResultsError, ModelServerError
+from ..errors import EvalResultsError, ModelServerError, ModelUnreachable
 from .conditions import Condition
 
 __all__ = ["read_records", "append_record", "drop_torn_tail", "run_jobs", "prompt_order"]
@@ -85,7 +85,7 @@ async def run_jobs(jobs: list[Callable[[], Awaitable[None]]], concurrency: int,
         async with semaphore:
             try:
                 await job()
-            except ModelServerError as exc:
+            except (ModelServerError, ModelUnreachable) as exc:  # 5xx, 429, no connection
                 failed += 1
                 _log.warning("endpoint failure, sample left for a rerun: %s", exc)
         finished += 1

@@ -13,6 +13,8 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from ..errors import EvalConfigError
 from ..models.base import Model
 from ..run.settings import RunSettings
@@ -33,9 +35,8 @@ Job = Callable[[], Awaitable[None]]
 
 async def run_evaluation(config: EvalConfig, model: Model,
                          on_progress: Callable[[int, int], None] | None = None) -> Summary:
-    """Run every pending job, then write summary.json, report.md, charts and report.html."""
-    from .report import write_report
-
+    """Run every pending job, then write summary.json, report.md, charts and report.html.
+    One evaluation at a time per results folder (a lock file in it)."""
     for name in config.conditions:
         if name not in CONDITIONS:
             raise EvalConfigError(f"unknown condition {name!r}; choose from {', '.join(CONDITIONS)}")
@@ -49,6 +50,23 @@ async def run_evaluation(config: EvalConfig, model: Model,
             raise EvalConfigError(f"unknown routine(s) {', '.join(unknown)}; the domain has "
                                   f"{', '.join(sorted(routines))}")
     config.out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(config.out / ".lock", timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise EvalConfigError(f"{config.out}: another evaluation is writing there; wait for "
+                              "it to finish (two would record every sample twice)") from None
+    try:
+        return await _evaluate(config, model, on_progress, domain, registry, routines, examples)
+    finally:
+        lock.release()
+
+
+async def _evaluate(config: EvalConfig, model: Model,
+                    on_progress: Callable[[int, int], None] | None, domain: Any,
+                    registry: Any, routines: dict[str, Any], examples: list[Any]) -> Summary:
+    from .report import write_report
+
     steps_path, tasks_path = config.out / "steps.jsonl", config.out / "tasks.jsonl"
     for path in (steps_path, tasks_path):
         if cut := drop_torn_tail(path):

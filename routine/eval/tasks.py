@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..errors import ModelServerError
+from ..errors import ModelServerError, ModelUnavailable
 from ..models.base import Model
 from ..run.executor import Agent
 from ..run.settings import RunSettings
@@ -79,16 +79,20 @@ async def run_task(example: GoldExample, routines: dict[str, Routine],
                    distractor_seed: int = 0) -> TaskResult:
     """Run one gold query with the agent under ``condition`` and judge it.
 
-    An endpoint failure (HTTP 5xx, a reply that is not a chat completion) is not a verdict
-    on the model: it raises :class:`ModelServerError`, and the task is not recorded."""
+    An endpoint failure (HTTP 5xx or 429 through the retries, a reply that is not a chat
+    completion, no connection) is not a verdict on the model: it raises
+    :class:`ModelServerError`, and the task is not recorded (a resume retries it); a model
+    that cannot be used at all (a refused key) raises :class:`ModelUnavailable`."""
     routine = routines.get(example.routine or "")
     if routine is None:  # a query no routine serves (refuse / ask): tools only
         agent = Agent(None, registry, model, condition.settings(settings), validate=False)
     else:
         agent = condition.agent(routine, routines, registry, model, settings, distractor_seed)
     trace, snapshot = await run_with_snapshot(agent, domain.deps_toolset, example.query)
-    if trace.failure_kind == "endpoint":
+    if trace.failure_kind in ("endpoint", "rate_limited"):
         raise ModelServerError(trace.failure or "the endpoint failed")
+    if trace.failure_kind == "unavailable":
+        raise ModelUnavailable(trace.failure or "the model is unavailable")
     reached = domain.end_state(snapshot, seed)
     gold_state = EndState(example.end_state, example.end_texts)
     state_ok, why = domain.same_end_state(reached, gold_state)

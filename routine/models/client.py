@@ -18,7 +18,14 @@ from typing import Any
 
 import openai
 
-from ..errors import ModelRequestError, ModelRequestsForbidden, ModelServerError, ModelUnavailable
+from ..errors import (
+    ModelRateLimited,
+    ModelRequestError,
+    ModelRequestsForbidden,
+    ModelServerError,
+    ModelUnavailable,
+    ModelUnreachable,
+)
 from .base import ModelReply, TurnGuide, model_requests_allowed
 from .messages import Message, Usage, to_wire
 
@@ -43,6 +50,11 @@ class OpenAIModel:
         base_url: e.g. ``http://127.0.0.1:8000/v1``; None for OpenAI itself.
         api_key: the key; local servers accept any (``"none"`` is sent when unset).
         timeout: seconds per request.
+        max_retries: retries of a request that failed on the connection, timed out, or got
+            HTTP 408/409/429/5xx: exponential backoff with jitter, honouring Retry-After
+            (the ``openai`` SDK's policy).
+        max_reply_chars: a longer reply is cut there (a hostile or broken server cannot
+            fill memory and traces); the run sees a reply it cannot read.
         native_tools: send ``tools`` in the request (False: the caller puts tool
             descriptions in the prompt itself).
         client: an ``openai.AsyncOpenAI`` to use instead of creating one.
@@ -50,14 +62,16 @@ class OpenAIModel:
 
     def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
                  timeout: float = 120.0, native_tools: bool = True,
-                 client: openai.AsyncOpenAI | None = None, **default_settings: Any):
+                 client: openai.AsyncOpenAI | None = None, max_retries: int = 4,
+                 max_reply_chars: int = 100_000, **default_settings: Any):
         self.name = model
         self.base_url = base_url
         self.native_tools = native_tools
         self.default_settings = default_settings
+        self.max_reply_chars = max_reply_chars
         self._given_client = client
         self._client_args = {"base_url": base_url, "api_key": api_key or "none",
-                             "timeout": timeout, "max_retries": 1}
+                             "timeout": timeout, "max_retries": max_retries}
         self._client: openai.AsyncOpenAI | None = client
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -84,16 +98,20 @@ class OpenAIModel:
             response = await self._http().chat.completions.create(
                 model=self.name, messages=clean, **request)
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-            raise ModelUnavailable(f"cannot reach the model at {self.base_url or 'OpenAI'}: "
+            raise ModelUnreachable(f"cannot reach the model at {self.base_url or 'OpenAI'}: "
                                    f"{exc}") from exc
-        except openai.AuthenticationError as exc:
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             raise ModelUnavailable(f"the endpoint refused the API key: {exc}") from exc
         except openai.APIStatusError as exc:
-            if exc.status_code >= 500:
-                raise ModelServerError(f"the endpoint failed (HTTP {exc.status_code}): "
-                                       f"{exc.message}") from exc
-            raise ModelRequestError(f"the endpoint refused the request (HTTP {exc.status_code}): "
-                                    f"{exc.message}") from exc
+            status = exc.status_code
+            if status == 429:
+                raise ModelRateLimited(f"the endpoint is rate-limiting (HTTP 429) after the "
+                                       f"retries: {exc.message}", status) from exc
+            if status >= 500 or status in (408, 409):
+                raise ModelServerError(f"the endpoint failed (HTTP {status}): {exc.message}",
+                                       status) from exc
+            raise ModelRequestError(f"the endpoint refused the request (HTTP {status}): "
+                                    f"{exc.message}", status) from exc
         except (openai.APIError, ValueError) as exc:  # e.g. a body that is not JSON
             raise ModelServerError(f"the endpoint's reply is not a chat completion: "
                                    f"{type(exc).__name__}: {exc}") from exc
@@ -106,6 +124,11 @@ class OpenAIModel:
                 for c in (message.tool_calls or []) if getattr(c, "function", None)
             ]
             content = message.content or ""
+            if len(content) > self.max_reply_chars:
+                content = content[:self.max_reply_chars]
+            if sum(len(c["function"]["arguments"] or "") for c in calls) > self.max_reply_chars:
+                calls = []  # a flood of calls or giant arguments: nothing to run
+                content = content or "(tool calls longer than the reply limit were dropped)"
         except (AttributeError, IndexError, TypeError) as exc:  # an HTML page, no choices...
             raise ModelServerError(f"the endpoint's reply is not a chat completion "
                                    f"({type(exc).__name__}: {exc}): {str(response)[:200]!r}") from None

@@ -38,6 +38,7 @@ ErrorKind = Literal[
     "not_allowed",  # the tool exists but the routine does not name it
     "repeated",  # the same call again, in a loop
     "timeout",  # the tool took too long
+    "over_budget",  # not run: the run's max_steps tool calls were spent
 ]
 
 
@@ -53,7 +54,9 @@ FailureKind = Literal[
     "model_mistakes",  # max_retries mistakes in a row
     "max_steps",  # the tool-call budget ran out
     "request_refused",  # the endpoint refused a request (HTTP 4xx: e.g. over its context)
-    "endpoint",  # the endpoint failed (HTTP 5xx, not a chat completion)
+    "endpoint",  # the endpoint failed (HTTP 5xx, not a chat completion, unreachable)
+    "rate_limited",  # HTTP 429 through every retry
+    "unavailable",  # no usable model (the API key refused, the embedded model missing)
     "timeout",  # the run's wall-clock limit
 ]
 

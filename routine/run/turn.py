@@ -23,7 +23,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ModelRequestError, ModelServerError
+from ..errors import (
+    ModelRateLimited,
+    ModelRequestError,
+    ModelRequestsForbidden,
+    ModelServerError,
+    ModelUnavailable,
+    ModelUnreachable,
+)
 from ..models.base import Model, ModelReply, TurnGuide
 from ..models.messages import (
     AssistantMessage,
@@ -153,10 +160,16 @@ async def take_turn(state: RunState, model: Model) -> TurnResult:
     try:
         reply = await model.complete(messages, state.tool_specs, guide=turn_guide(state),
                                      **state.settings.sampling())
+    except ModelRequestsForbidden:
+        raise  # a unit test reached for a real model: the test's bug
     except ModelRequestError as exc:
         outcome = _Outcome(Failed(f"model request failed: {exc}", "request_refused"), "failed")
-    except ModelServerError as exc:
+    except ModelRateLimited as exc:
+        outcome = _Outcome(Failed(f"model request failed: {exc}", "rate_limited"), "failed")
+    except (ModelServerError, ModelUnreachable) as exc:
         outcome = _Outcome(Failed(f"model request failed: {exc}", "endpoint"), "failed")
+    except ModelUnavailable as exc:  # the key was refused, the embedded model is missing
+        outcome = _Outcome(Failed(f"model unavailable: {exc}", "unavailable"), "failed")
     else:
         outcome = await _act(state, reply.content, reply.tool_calls)
     state.trace.turns.append(TurnRecord(
@@ -202,6 +215,11 @@ async def _act(state: RunState, content: str, tool_calls: list[dict[str, Any]]) 
                                     arguments=parsed_call.arguments,
                                     error="finish needs a non-empty string argument 'answer'",
                                     error_kind="invalid_arguments")
+        elif state.calls_made >= state.settings.max_steps:  # a flood of calls in one reply
+            record = ToolCallRecord(call_id=parsed_call.call_id, name=parsed_call.name,
+                                    arguments=parsed_call.arguments, error_kind="over_budget",
+                                    error=f"not run: the run's {state.settings.max_steps} tool "
+                                    "calls (max_steps) are spent")
         else:
             record = await _execute(state, parsed_call)
         records.append(record)
@@ -268,10 +286,14 @@ async def _execute(state: RunState, call: ParsedCall) -> ToolCallRecord:
     except TimeoutError:
         outcome = {"error": f"{call.name} did not finish within "
                    f"{state.settings.tool_timeout_s:g} s", "error_kind": "timeout"}
-    except Exception as exc:  # the tool's own error: data for the model
+    except (Exception, SystemExit) as exc:  # the tool's own error: data for the model
         outcome = {"error": f"{type(exc).__name__}: {exc}", "error_kind": "tool_error"}
     else:
-        outcome = _store_result(state, call.name, value)
+        try:
+            outcome = _store_result(state, call.name, value)
+        except Exception as exc:  # a result that is not data (an open file, a cycle...)
+            outcome = {"error": f"{call.name} returned a value that cannot be kept as data: "
+                       f"{type(exc).__name__}: {exc}", "error_kind": "tool_error"}
     state.seen_calls[signature] += 1  # failed or not: the same call again is a loop
     return ToolCallRecord(**base, resolved_arguments=arguments, **outcome,
                           duration_s=time.perf_counter() - started)

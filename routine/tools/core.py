@@ -12,10 +12,13 @@ that declares a first parameter typed :class:`RunContext` receives it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import inspect
 import json
 import re
+import threading
 import typing
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -117,16 +120,50 @@ class Tool:
         return dict(arguments)
 
     async def invoke(self, arguments: dict[str, Any], ctx: RunContext[Any] | None) -> Any:
-        """Validate ``arguments`` and call the function (awaiting it when async)."""
+        """Validate ``arguments`` and call the function: awaited when async, in a worker
+        thread when not, so that a blocking tool cannot stall the run (its time limit holds
+        and the run moves on; the thread finishes in the background)."""
         values = self.validate_arguments(arguments)
         if self.raw_arguments:
             return await self.function(ctx, values)
         if self.context_param is not None:
             values[self.context_param] = ctx
-        result = self.function(**values)
+        if inspect.iscoroutinefunction(self.function):
+            return await self.function(**values)
+        result = await _in_daemon_thread(self.function, values)
         if inspect.isawaitable(result):
             result = await result
         return result
+
+
+async def _in_daemon_thread(function: Callable[..., Any], values: dict[str, Any]) -> Any:
+    """``function(**values)`` in a daemon thread of its own: the caller may stop waiting
+    (a time limit) and neither the event loop's shutdown nor the process's exit waits for
+    a tool that blocks forever."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():  # the caller stopped waiting
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def work() -> None:
+        try:
+            result, error = context.run(function, **values), None
+        except Exception as exc:  # handed to the caller
+            result, error = None, exc
+        except BaseException as exc:  # noqa: BLE001 - SystemExit must not stop the loop
+            result, error = None, RuntimeError(f"the tool raised {type(exc).__name__}({exc})")
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, daemon=True, name=f"tool:{function.__name__}").start()
+    return await future
 
 
 def _describe_validation_error(exc: ValidationError) -> str:
