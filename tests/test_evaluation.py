@@ -330,3 +330,54 @@ def test_report_reads_the_typed_summary_and_shows_failures_of_every_condition(tm
     for name in ("none", "nl"):
         assert f"<td>{name}</td><td>hr-" in html  # failed steps AND tasks of both conditions
     assert "Some failed tasks" in html and "find_employee(" in html
+
+
+def test_rate_limits_and_lost_connections_leave_samples_for_the_next_resume(tmp_path):
+    from routine.errors import ModelRateLimited, ModelUnreachable
+
+    gold = gold_model()
+    faults = iter([ModelRateLimited("429", 429), ModelUnreachable("no route")] * 3)
+
+    class Flaky:
+        name = "flaky"
+
+        async def complete(self, messages, tools, **kw):
+            fault = next(faults, None)
+            if fault is not None:
+                raise fault
+            return await gold.complete(messages, tools, **kw)
+
+    cfg = config(tmp_path, conditions=["nl+track"], protocols=["step"], step_limit=8)
+    first = asyncio.run(run_evaluation(cfg, Flaky()))
+    rows = [json.loads(line) for line in (cfg.out / "steps.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["correct"] for r in rows)  # 6 faults: not stored as 0%
+    assert first.conditions["nl+track"].step.accuracy.n == 2
+    again = asyncio.run(run_evaluation(cfg, gold_model()))  # the resume fills them in
+    assert again.conditions["nl+track"].step.accuracy.n == 8
+    assert again.conditions["nl+track"].step.accuracy.rate == 1.0
+
+
+def test_one_evaluation_at_a_time_per_results_folder(tmp_path):
+    from routine.errors import EvalConfigError
+
+    cfg = config(tmp_path, conditions=["nl+track"], protocols=["step"], step_limit=2)
+    started = asyncio.Event()
+
+    class Slow:
+        name = "slow"
+
+        async def complete(self, messages, tools, **kw):
+            started.set()
+            await asyncio.sleep(0.3)
+            return call("finish", answer="x")
+
+    async def both():
+        first = asyncio.create_task(run_evaluation(cfg, Slow()))
+        await started.wait()
+        with pytest.raises(EvalConfigError, match="another evaluation is writing"):
+            await run_evaluation(cfg, Slow())
+        await first
+
+    asyncio.run(both())
+    lines = (cfg.out / "steps.jsonl").read_text().splitlines()
+    assert len(lines) == 2  # two processes on one --out doubled every record before
