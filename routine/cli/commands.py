@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import click
 import typer
@@ -96,6 +96,26 @@ def validate(
     err.print(f"{len(files)} routine file{'s' * (len(files) != 1)} checked: {verdict}")
     if total:
         raise typer.Exit(1)
+
+
+def _writable(folder: Path) -> None:
+    """Fail before the run, not after it, when traces cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "traces.jsonl").open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise click.BadParameter(f"{folder}: traces cannot be written there "
+                                 f"({exc.strerror or exc})", param_hint="--trace-dir") from None
+
+
+def _approver(choice: str | None) -> Any:
+    from ..run.approval import ask_in_terminal, policy
+
+    choice = choice or ("ask" if sys.stdin.isatty() else "none")
+    if choice == "ask":
+        return ask_in_terminal()
+    return policy(choice == "all", by=f"--approve {choice}")
 
 
 @app.command()
@@ -246,8 +266,14 @@ def run(
         help="A LoRA adapter (GGUF, from `routine export-adapter`) for the embedded model.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the trace as JSON.")] = False,
+    approve: Annotated[Literal["ask", "all", "none"] | None, typer.Option(
+        help="Calls that need approval (approval: required steps, approval tools): ask in "
+             "the terminal, approve all, or refuse all. Default: ask on a terminal, else "
+             "none.")] = None,
 ) -> None:
     """Run a routine on a request and show each step live."""
+    if trace_dir is not None:
+        _writable(trace_dir)
     loaded, registry, problems = load_checked(routine, tools)
     if problems:
         for problem in problems:
@@ -257,7 +283,7 @@ def run(
     assert loaded is not None
     inputs = _parse_inputs(input_ or [])
     with _model(model, base_url, api_key, model_cache, settings.timeout_s, adapter) as client:
-        agent = Agent(loaded, registry, client, settings)
+        agent = Agent(loaded, registry, client, settings, approver=_approver(approve))
         trace = agent.run(query, inputs, on_turn=None if as_json else _show_turn,
                           trace_dir=trace_dir)
     if as_json:

@@ -33,6 +33,8 @@ class EvalConfig(BaseModel):
     concurrency: int = Field(1, ge=1, description="Requests in flight.")
     temperature: float = Field(0.0, description="Sampling temperature.")
     max_tokens: int = Field(256, description="Tokens per model reply.")
+    enforce_steps: bool = Field(False, description="The step contract during task runs (off: "
+                                "the paper's protocol measures the model, not the guard).")
     model: str = Field("", description="The model's name (recorded in the summary).")
     routines: list[str] | None = Field(None, description="Only these routines' queries.")
     report_only: bool = Field(False, description="Rebuild the report from the results in "

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter
 
 from ..errors import DatasetError
+from ..run.approval import policy
 from ..run.executor import Agent
 from ..run.settings import RunSettings
 from ..run.trace import RunTrace
@@ -203,6 +204,8 @@ async def run_with_snapshot(agent: Agent, deps_toolset: str, query: str | None =
     """Run ``agent`` and take the snapshot of the state it left (before the run's contexts
     close): what the oracle, the gold replay and the task protocol all judge by."""
     snapshots: list[Snapshot] = []
+    if agent.approver is None:  # unattended: calls that need approval are approved, on record
+        agent.approver = policy(True, by="evaluation policy (approve all)")
     trace = await agent.arun(query, inputs, on_end=lambda contexts: snapshots.append(
         snapshot_of(deps_of(contexts, deps_toolset))))
     return trace, snapshots[0]

@@ -108,7 +108,8 @@ async def _evaluate(config: EvalConfig, model: Model,
             chosen = random.Random(config.seed).sample(examples, config.task_limit)
         chosen = [e for e in chosen if _wanted(config, e.routine)]
         settings = RunSettings(temperature=config.temperature, max_tokens=config.max_tokens,
-                               seed=config.seed, max_steps=12)
+                               seed=config.seed, max_steps=12,
+                               enforce_steps=config.enforce_steps)
         seed = await seed_snapshot(domain, registry)
         for name in config.conditions:
             condition = CONDITIONS[name]

@@ -21,6 +21,7 @@ from ..spec.format import Routine
 from ..spec.loader import LoadedRoutine, SourceMap, load_routine
 from ..spec.validate import check_routine
 from ..tools.core import RunContext, Tool, ToolRegistry, Toolset
+from .approval import Approver
 from .memory import VariableMemory
 from .prompts import Planner
 from .settings import RunSettings
@@ -68,12 +69,15 @@ class Agent:
         others: further routines shown in the prompt beside this one (the paper's distractor
             experiment); calls stay limited to this routine's tools.
         position: where this routine is listed among ``others`` in the prompt (0: first).
+        approver: decides on calls that need approval (``approval: required`` steps,
+            ``@tool(approval=True)``); see :mod:`routine.run.approval`. None refuses them.
     """
 
     def __init__(self, routine: Routine | LoadedRoutine | str | Path | None,
                  tools: ToolRegistry | Iterable[Tool | Toolset], model: Model,
                  settings: RunSettings | None = None, *, validate: bool = True,
-                 others: list[Routine] | None = None, position: int = 0, **overrides: Any):
+                 others: list[Routine] | None = None, position: int = 0,
+                 approver: Approver | None = None, **overrides: Any):
         if isinstance(routine, (str, Path)):
             routine = load_routine(routine)
         if isinstance(routine, Routine):
@@ -88,6 +92,7 @@ class Agent:
         self.settings = (settings or RunSettings()).model_copy(update=overrides)
         self.others = list(others or [])
         self.position = position
+        self.approver = approver
         self.planner = Planner(self.settings.routine_format, self.settings.step_tracking)
 
     def _start(self, query: str | None, inputs: dict[str, Any]) -> RunState:
@@ -118,7 +123,7 @@ class Agent:
             trace=trace, routine=routine,
             tracker=StepTracker(routine, inputs, use_defaults=query is None) if routine else None,
             registry=self.tools, allowed=allowed, tool_specs=self.planner.tool_specs(offered),
-            planner=self.planner, settings=settings,
+            planner=self.planner, settings=settings, approver=self.approver,
             memory=VariableMemory(threshold=settings.memory_threshold))
 
     async def arun(self, query: str | None = None, inputs: dict[str, Any] | None = None, *,

@@ -21,6 +21,9 @@ class RunSettings(BaseModel):
     offer_tools: Literal["routine", "all"] = Field(
         "routine", description="Offer the model only the routine's tools, or every registered "
         "tool (calls are still limited to the routine's tools).")
+    enforce_steps: bool = Field(
+        True, description="The step contract: a call must be one the current step allows, "
+        "with the argument values the routine fixes; other calls are refused and fed back.")
     max_steps: int = Field(20, ge=1, description="Tool calls a run may make.")
     max_retries: int = Field(3, ge=0, description="Model mistakes in a row before the run fails.")
     max_repeats: int = Field(2, ge=1, description="Identical calls allowed before it is a loop.")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from ..errors import RunFailed
 from ..models.messages import Message, SystemMessage, Usage
+from .approval import Decision
 
 __all__ = [
     "Usage",
@@ -39,6 +40,8 @@ ErrorKind = Literal[
     "repeated",  # the same call again, in a loop
     "timeout",  # the tool took too long
     "over_budget",  # not run: the run's max_steps tool calls were spent
+    "off_routine",  # not run: the step contract (another tool, a fixed argument changed)
+    "denied",  # not run: the approver refused it (or there was none)
 ]
 
 
@@ -81,6 +84,8 @@ class ToolCallRecord(BaseModel):
     memory_key: str | None = Field(None, description="Where a long result was stored.")
     error: str | None = None
     error_kind: ErrorKind | None = None
+    approval: Decision | None = Field(None, description="The decision on a call that needed "
+                                      "approval: approved or not, by whom, why, when.")
     started_at: datetime = Field(default_factory=now)
     duration_s: float = 0.0
 

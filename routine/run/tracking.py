@@ -11,6 +11,7 @@ otherwise by the model: the option whose first step uses the tool it calls.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,20 @@ from ..spec.references import Reference, parse_references
 __all__ = ["StepTracker", "KnownArgument"]
 
 _MISSING = object()
+
+
+def _same(given: Any, fixed: Any) -> bool:
+    """Equal as the tool would see them: 2 == 2.0 == "2"; otherwise exactly."""
+    if given == fixed:
+        return True
+    numbers = (int, float)
+    if isinstance(fixed, numbers) and not isinstance(fixed, bool) and \
+            isinstance(given, (*numbers, str)) and not isinstance(given, bool):
+        try:
+            return float(given) == float(fixed)
+        except ValueError:
+            return False
+    return False
 
 
 @dataclass
@@ -138,6 +153,57 @@ class StepTracker:
             else:
                 return _MISSING
         return value
+
+    # ------------------------------------------------------------ the step contract
+    def allowed_here(self) -> dict[str, str]:
+        """The tools the routine allows now, each with the step it would complete: the
+        current step's tool, or at an undecided branch the first tool of every option
+        (through nested branches)."""
+        allowed: dict[str, str] = {}
+        frontier, seen = [self.current], set()
+        while frontier:
+            node = frontier.pop(0)
+            if node in seen or node not in self.flow.steps:
+                continue
+            seen.add(node)
+            step = self.flow.steps[node]
+            if step.branch:
+                frontier += self.flow.options.get(node, [])
+            elif step.tool:
+                allowed.setdefault(step.tool, node)
+        return allowed
+
+    def contract(self, tool: str, arguments: dict[str, Any]) -> str | None:
+        """Why a call breaks the routine here (None if it keeps to it): a tool the current
+        step does not call, or an argument the routine fixes (a literal, a resolved
+        reference) with another value. Free text built from references is not fixed."""
+        step = self.step
+        if step is None or step.finish:
+            return (f"the routine's steps are done: call finish with the answer, not {tool}"
+                    if step is not None else None)
+        allowed = self.allowed_here()
+        if tool not in allowed:
+            what = ", ".join(allowed) or "no tool"
+            return (f"{tool} is not what the routine does now: step {self.label(step.id)} "
+                    f"({step.name}) calls {what}")
+        target = self.flow.steps[allowed[tool]]
+        for argument in self.arguments(target):
+            if not argument.known or argument.value is None or \
+                    argument.source.startswith("built from"):
+                continue  # unknown, empty (the earlier step found nothing) or free text
+            if argument.name not in arguments:
+                return (f"argument {argument.name!r} is missing: the routine sets it to "
+                        f"{json.dumps(argument.value, default=str)} ({argument.source})")
+            if not _same(arguments[argument.name], argument.value):
+                return (f"argument {argument.name!r} must be "
+                        f"{json.dumps(argument.value, default=str)} here ({argument.source}), "
+                        f"not {json.dumps(arguments[argument.name], default=str)}")
+        return None
+
+    def step_for(self, tool: str) -> Step | None:
+        """The step a call of ``tool`` would complete now, if the routine allows it here."""
+        node = self.allowed_here().get(tool)
+        return self.flow.steps.get(node) if node else None
 
     # ------------------------------------------------------------ updates
     def record(self, tool: str, output: Any) -> str | None:

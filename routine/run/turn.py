@@ -44,6 +44,7 @@ from ..models.parsing import CallParseError, ParsedCall, parse_reply
 from ..spec.format import Routine
 from ..tools.core import FINISH_TOOL, RunContext, Tool, ToolArgumentsError, ToolRegistry, result_text
 from ..tools.core import to_jsonable as jsonable
+from .approval import ApprovalRequest, Approver, decide
 from .memory import VariableMemory
 from .prompts import Planner
 from .settings import RunSettings
@@ -53,7 +54,8 @@ from .tracking import StepTracker
 __all__ = ["RunState", "NextTurn", "FinalAnswer", "Failed", "TurnResult", "take_turn",
            "request_messages", "turn_guide"]
 
-MODEL_MISTAKES: set[ErrorKind] = {"invalid_arguments", "unknown_tool", "not_allowed", "repeated"}
+MODEL_MISTAKES: set[ErrorKind] = {"invalid_arguments", "unknown_tool", "not_allowed", "repeated",
+                                  "off_routine"}
 
 
 @dataclass
@@ -93,6 +95,7 @@ class RunState:
     calls_made: int = 0
     call_ids: int = 0  # calls numbered so far (ids for calls the model sent without one)
     seen_calls: Counter[str] = field(default_factory=Counter)
+    approver: Approver | None = None
 
     @property
     def history(self) -> list[Message]:
@@ -274,6 +277,33 @@ async def _execute(state: RunState, call: ParsedCall) -> ToolCallRecord:
             f"{state.seen_calls[signature]} times; its result is above. Do not repeat it; "
             "go on with the next step." + state.current_hint()), error_kind="repeated")
     arguments = state.memory.substitute(call.arguments)
+    tracker = state.tracker
+    if state.settings.enforce_steps and tracker is not None and not tracker.finished:
+        try:  # arguments that do not fit the tool: that message first
+            tool.validate_arguments(arguments)
+        except ToolArgumentsError as exc:
+            state.seen_calls[signature] += 1
+            return ToolCallRecord(**base, resolved_arguments=arguments,
+                                  error=f"invalid arguments for {call.name}: {exc}",
+                                  error_kind="invalid_arguments")
+        broken = tracker.contract(call.name, arguments)
+        if broken:  # the step contract: the call does not run; the model is told why
+            state.seen_calls[signature] += 1
+            return ToolCallRecord(**base, resolved_arguments=arguments, error_kind="off_routine",
+                                  error=f"not run: {broken}." + state.current_hint())
+    decision = None
+    reason = _approval_reason(state, call.name, tool)
+    if reason:
+        decision = await decide(state.approver, ApprovalRequest(
+            run_id=state.trace.run_id, routine=state.trace.routine, tool=call.name,
+            step_id=tracker.allowed_here().get(call.name) if tracker else None,
+            arguments=arguments, reason=reason))
+        if not decision.approved:
+            state.seen_calls[signature] += 1
+            return ToolCallRecord(**base, resolved_arguments=arguments, approval=decision,
+                                  error_kind="denied", error=f"not run: not approved by "
+                                  f"{decision.by} ({decision.reason}). Do not retry it; tell "
+                                  "the user it was not approved.")
     state.calls_made += 1
     context = state.contexts.get(tool.toolset) or state.contexts.get("")
     outcome: dict[str, Any]
@@ -295,8 +325,18 @@ async def _execute(state: RunState, call: ParsedCall) -> ToolCallRecord:
             outcome = {"error": f"{call.name} returned a value that cannot be kept as data: "
                        f"{type(exc).__name__}: {exc}", "error_kind": "tool_error"}
     state.seen_calls[signature] += 1  # failed or not: the same call again is a loop
-    return ToolCallRecord(**base, resolved_arguments=arguments, **outcome,
+    return ToolCallRecord(**base, resolved_arguments=arguments, **outcome, approval=decision,
                           duration_s=time.perf_counter() - started)
+
+
+def _approval_reason(state: RunState, name: str, tool: Tool) -> str:
+    """Why this call needs a decision before it runs ("" if it does not)."""
+    step = state.tracker.step_for(name) if state.tracker is not None else None
+    if step is not None and step.approval == "required":
+        return f"step {step.id} ({step.name}) requires approval"
+    if tool.approval:
+        return f"the tool {name} requires approval"
+    return ""
 
 
 def _store_result(state: RunState, tool: str, value: Any) -> dict[str, Any]:

@@ -89,6 +89,9 @@ class Step(_Model):
         None, description="Options of a branch step (the step then has no tool)."
     )
     finish: bool = Field(False, description="True for the step that answers the user.")
+    approval: Literal["required"] | None = Field(
+        None, description="`required`: the call waits for a person's (or a policy's) decision "
+        "before it runs; the decision and who made it are in the trace.")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
@@ -100,6 +103,8 @@ class Step(_Model):
                              f"(got {got})")
         if self.args and not self.tool:
             raise ValueError("'args' only applies to a step with a 'tool'")
+        if self.approval and not self.tool:
+            raise ValueError("'approval' only applies to a step with a 'tool'")
         if self.branch is not None and not self.branch:
             raise ValueError("'branch' needs at least one option")
         return self

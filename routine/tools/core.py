@@ -78,6 +78,7 @@ class Tool:
         context_param: name of the :class:`RunContext` parameter, if the function takes one.
         toolset: name of the toolset whose ``deps`` the tool receives.
         validator: for tools without ``args_model``, a callable raising on bad arguments.
+        approval: every call waits for an approver's decision (a write to a real system).
     """
 
     name: str
@@ -90,6 +91,7 @@ class Tool:
     toolset: str = ""
     validator: Callable[[dict[str, Any]], None] | None = None
     raw_arguments: bool = False
+    approval: bool = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the underlying function directly (no validation)."""
@@ -199,6 +201,7 @@ def tool_from_function(
     name: str | None = None,
     description: str | None = None,
     toolset: str = "",
+    approval: bool = False,
 ) -> Tool:
     """Build a :class:`Tool` from a typed function (what ``@tool`` does)."""
     tool_name = name or function.__name__
@@ -249,6 +252,7 @@ def tool_from_function(
         args_model=args_model,
         context_param=context_param,
         toolset=toolset,
+        approval=approval,
     )
 
 
@@ -257,11 +261,13 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
+    approval: bool = False,
 ) -> Any:
-    """Decorator: ``@tool`` or ``@tool(name=..., description=...)`` makes a :class:`Tool`."""
+    """Decorator: ``@tool`` or ``@tool(name=..., description=..., approval=True)`` makes a
+    :class:`Tool` (``approval``: every call waits for an approver's decision)."""
 
     def wrap(fn: Callable[..., Any]) -> Tool:
-        return tool_from_function(fn, name=name, description=description)
+        return tool_from_function(fn, name=name, description=description, approval=approval)
 
     return wrap(function) if function is not None else wrap
 
