@@ -180,3 +180,17 @@ def test_threads_come_from_the_environment(monkeypatch):
         monkeypatch.setenv("ROUTINE_THREADS", bad)
         with pytest.raises(ModelUnavailable, match="ROUTINE_THREADS"):
             _threads()
+
+
+def test_a_forged_marker_does_not_pass_the_check_at_server_start(fake_model):
+    import os
+
+    spec, data, cache = fake_model
+    path = ensure_model("fake", cache, show_progress=False)
+    stat = path.stat()
+    tampered = b"X" + data[1:]  # same size, same mtime: the marker still matches
+    path.write_bytes(tampered)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert ensure_model("fake", cache, show_progress=False).read_bytes() == tampered  # marker
+    _, checked = embedded.resolve_model_path("fake", cache, show_progress=False)
+    assert checked.read_bytes() == data  # every server start hashes: rebuilt from the parts

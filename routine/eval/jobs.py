@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ..errors import EvalResultsError, ModelServerError, ModelUnreachable
+from ..run.trace import append_line
 from .conditions import Condition
 
 __all__ = ["read_records", "append_record", "drop_torn_tail", "run_jobs", "prompt_order"]
@@ -45,8 +46,7 @@ def read_records(path: Path, model: type[RecordT]) -> list[RecordT]:
 
 
 def append_record(path: Path, record: BaseModel) -> None:
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(record.model_dump_json() + "\n")
+    append_line(path, record.model_dump_json().encode())
 
 
 def drop_torn_tail(path: Path) -> int:

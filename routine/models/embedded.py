@@ -101,27 +101,39 @@ def _marker(path: Path) -> Path:
     return path.with_suffix(path.suffix + ".verified")
 
 
-def _verified(path: Path, sha256: str) -> bool:
-    """True when the file was verified before and has not changed since (size, mtime)."""
+def _verified(path: Path, sha256: str, full: bool = False) -> bool:
+    """True when the file was verified before and has not changed since (size, mtime); with
+    ``full``, only when its sha256 is right now (a marker can be forged, a hash cannot)."""
     marker = _marker(path)
     if not (path.exists() and marker.exists()):
         return False
     stat = path.stat()
-    return marker.read_text().strip() == f"{sha256} {stat.st_size} {stat.st_mtime_ns}"
+    if marker.read_text().strip() != f"{sha256} {stat.st_size} {stat.st_mtime_ns}":
+        return False
+    if not full:
+        return True
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest() == sha256
 
 
 def ensure_model(name: str = DEFAULT_MODEL, cache: str | Path | None = None,
-                 show_progress: bool = True) -> Path:
+                 show_progress: bool = True, verify: bool = False) -> Path:
     """The path of a named embedded model's verified GGUF, assembling it if needed.
 
     The sha256 of the assembled file is checked before it is used; a mismatch
-    deletes the file and raises :class:`ModelUnavailable`."""
+    deletes the file and raises :class:`ModelUnavailable`. Later calls trust a marker
+    of the verified size and mtime, unless ``verify``: then the file is hashed again
+    (about a second per GB; every server start does this) and reassembled from the
+    installed parts if it changed."""
     if name not in MODELS:
         raise ModelUnavailable(f"unknown embedded model {name!r}; choose one of "
                                f"{', '.join(MODELS)} or give a path to a .gguf file")
     spec = MODELS[name]
     target = cache_dir(cache) / spec.filename
-    if _verified(target, spec.sha256):
+    if _verified(target, spec.sha256, full=verify):
         return target
     parts = _part_files(spec)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -202,10 +214,11 @@ class EmbeddedServer:
 
 
 def resolve_model_path(model: str, cache: str | Path | None = None,
-                       show_progress: bool = True) -> tuple[str, Path]:
-    """(alias, GGUF path) for a named embedded model or a path to a .gguf file."""
+                       show_progress: bool = True, verify: bool = True) -> tuple[str, Path]:
+    """(alias, GGUF path) for a named embedded model (hashed again: ``verify``) or a path to
+    a .gguf file."""
     if model in MODELS:
-        return model, ensure_model(model, cache, show_progress)
+        return model, ensure_model(model, cache, show_progress, verify=verify)
     path = Path(model).expanduser()
     if path.suffix == ".gguf" and path.exists():
         return path.stem, path

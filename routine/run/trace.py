@@ -8,6 +8,7 @@ the outcome. Evaluation and fine-tuning read these records, never log text.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ __all__ = [
     "ErrorKind",
     "dump_traces",
     "load_traces",
+    "append_line",
     "now",
 ]
 
@@ -168,18 +170,32 @@ class RunTrace(BaseModel):
 _ADAPTER = TypeAdapter(RunTrace)
 
 
-def dump_traces(traces: Iterable[RunTrace], path: str | Path) -> None:
-    """Append traces to a JSONL file (one trace per line)."""
+def append_line(path: str | Path, data: bytes) -> None:
+    """Append one line with a single write to a file opened for appending, then sync it:
+    concurrent writers never interleave inside a line, and a line is either whole or (the
+    process killed mid-write) a torn tail that readers skip."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        for trace in traces:
-            fh.write(_ADAPTER.dump_json(trace).decode() + "\n")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data.rstrip(b"\n") + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def dump_traces(traces: Iterable[RunTrace], path: str | Path) -> None:
+    """Append traces to a JSONL file (one trace per line, each written whole)."""
+    for trace in traces:
+        append_line(path, _ADAPTER.dump_json(trace))
 
 
 def load_traces(path: str | Path) -> Iterator[RunTrace]:
-    """Read the traces of a JSONL file."""
+    """Read the traces of a JSONL file (a torn last line, from a killed writer, is skipped)."""
     with Path(path).open(encoding="utf-8") as fh:
         for line in fh:
-            if line.strip():
-                yield _ADAPTER.validate_json(line)
+            if not line.strip():
+                continue
+            if not line.endswith("\n"):
+                return  # the last line was never finished
+            yield _ADAPTER.validate_json(line)
