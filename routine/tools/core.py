@@ -297,11 +297,12 @@ class Toolset:
         *,
         name: str | None = None,
         description: str | None = None,
+        approval: bool = False,
     ) -> Any:
         """Decorator registering a function as a tool of this toolset."""
 
         def wrap(fn: Callable[..., Any]) -> Tool:
-            new = tool_from_function(fn, name=name, description=description)
+            new = tool_from_function(fn, name=name, description=description, approval=approval)
             self.add(new)
             return new
 
