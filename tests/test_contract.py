@@ -11,30 +11,11 @@ from routine.cli.commands import main
 from routine.models.testing import FunctionModel, Request, ScriptedModel, call
 from routine.run.approval import Decision, policy
 
+from .servers.faults import ROUTINE
+
 RECORDS: list[tuple[str, int]] = []
 
-ROUTINE_TEXT = """
-name: payout
-description: Look a claim up, then pay it.
-inputs:
-  claim: {type: string, description: the claim number}
-steps:
-  - id: lookup
-    name: Look the claim up
-    description: Find the claim.
-    tool: get_claim
-    args: {claim: "${inputs.claim}"}
-  - id: pay
-    name: Pay
-    description: Pay the claim's amount.
-    tool: pay_claim
-    args: {claim: "${inputs.claim}", amount: "${steps.lookup.output.amount}"}
-    approval: required
-  - id: answer
-    name: Answer
-    description: Say what was paid.
-    finish: true
-"""
+ROUTINE_TEXT = ROUTINE  # look a claim up, pay it (approval: required), answer
 
 
 @tool
