@@ -95,3 +95,16 @@ def test_a_folder_check_goes_on_past_bad_files(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "3 routine files checked: 2 problems" in captured.out + captured.err
     assert "Traceback" not in captured.out + captured.err
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["validate", "--bogus"], "No such option"),
+    (["run", "routines/retail/order_status.yaml", "hi", "--format", "xml"], "'xml'"),
+    (["run", "routines/retail/order_status.yaml", "-i", "noequals"], "NAME=VALUE"),
+    (["eval", "eval/datasets/retail", "--out", "/nonexistent/x", "--conditions", "magic",
+      "--report-only"], "magic"),
+])
+def test_usage_errors_are_one_line_not_a_traceback(argv, says, capsys):
+    assert main(argv) in (1, 2)
+    captured = capsys.readouterr()
+    assert says in captured.err and "Traceback" not in captured.out + captured.err
