@@ -209,7 +209,7 @@ def _model(model: str | None, base_url: str | None, api_key: str | None,
     with embedded_server(model or DEFAULT_MODEL, model_cache, adapter=adapter) as server:
         err.print(f"[dim]embedded model {server.model} ready at {server.base_url} "
                   f"(loaded in {server.load_seconds:.1f} s)[/dim]")
-        yield OpenAIModel(server.model, server.base_url, "none", timeout=timeout)
+        yield server.client(timeout=timeout)
 
 
 def _show_turn(turn: TurnRecord) -> None:

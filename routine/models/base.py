@@ -40,6 +40,7 @@ class ModelReply:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
+    decoding: str = "free"  # how the reply was constrained: free, json_schema, llama, tool_choice
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,11 @@ class TurnGuide:
         unknown: arguments of the current step whose value is not known yet (the model
             must supply them, e.g. from the request).
         branch_undecided: the current step is a branch the executor could not decide.
+        fixed: for each allowed tool, the argument values the routine fixes (literals,
+            resolved references; not free text): what the step contract enforces and a
+            guided reply must carry as constants.
+        constrain: the run asks for guided decoding: a model that can constrain its
+            output should keep to :func:`routine.models.guided.reply_schema`.
     """
 
     step_id: str | None = None
@@ -64,6 +70,8 @@ class TurnGuide:
     arguments: dict[str, dict[str, Any]] = field(default_factory=dict)
     unknown: tuple[str, ...] = ()
     branch_undecided: bool = False
+    fixed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    constrain: bool = False
 
 
 @runtime_checkable

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
+from typing import Any, Literal
 
 import openai
 
@@ -27,6 +27,7 @@ from ..errors import (
     ModelUnreachable,
 )
 from .base import ModelReply, TurnGuide, model_requests_allowed
+from .guided import allowed_names, reply_schema
 from .messages import Message, Usage, to_wire
 
 __all__ = ["OpenAIModel", "endpoint_from_env"]
@@ -42,6 +43,25 @@ def endpoint_from_env(base_url: str | None = None, model: str | None = None,
     )
 
 
+def _constrained(request: dict[str, Any], guide: TurnGuide, tools: list[dict[str, Any]],
+                 how: str) -> dict[str, Any]:
+    """The request with the reply constrained to what the routine allows at this turn."""
+    out = dict(request)
+    if how == "tool_choice":
+        names = allowed_names(guide, tools)
+        out["tools"] = [t for t in tools if t["function"]["name"] in names]
+        out["tool_choice"] = ({"type": "function", "function": {"name": names[0]}}
+                              if len(names) == 1 else "required")
+        return out
+    schema = reply_schema(guide, tools)
+    if how == "llama":
+        out["response_format"] = {"type": "json_object", "schema": schema}
+    else:
+        out["response_format"] = {"type": "json_schema",
+                                  "json_schema": {"name": "reply", "schema": schema}}
+    return out
+
+
 class OpenAIModel:
     """A chat-completions endpoint.
 
@@ -55,6 +75,12 @@ class OpenAIModel:
             (the ``openai`` SDK's policy).
         max_reply_chars: a longer reply is cut there (a hostile or broken server cannot
             fill memory and traces); the run sees a reply it cannot read.
+        structured: how a guided turn (``TurnGuide.constrain``) is constrained:
+            ``json_schema`` (OpenAI's ``response_format``, vLLM's structured outputs),
+            ``llama`` (llama.cpp's ``response_format`` with a ``schema``: a grammar),
+            ``tool_choice`` (the tools narrowed to the allowed ones, a call required), or
+            ``off``. An endpoint that refuses the constraint (HTTP 400) is asked again
+            without it, and later turns stay free; ``ModelReply.decoding`` says which ran.
         native_tools: send ``tools`` in the request (False: the caller puts tool
             descriptions in the prompt itself).
         client: an ``openai.AsyncOpenAI`` to use instead of creating one.
@@ -63,12 +89,15 @@ class OpenAIModel:
     def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
                  timeout: float = 120.0, native_tools: bool = True,
                  client: openai.AsyncOpenAI | None = None, max_retries: int = 4,
-                 max_reply_chars: int = 100_000, **default_settings: Any):
+                 max_reply_chars: int = 100_000,
+                 structured: Literal["json_schema", "llama", "tool_choice", "off"] = "json_schema",
+                 **default_settings: Any):
         self.name = model
         self.base_url = base_url
         self.native_tools = native_tools
         self.default_settings = default_settings
         self.max_reply_chars = max_reply_chars
+        self.structured = structured
         self._given_client = client
         self._client_args = {"base_url": base_url, "api_key": api_key or "none",
                              "timeout": timeout, "max_retries": max_retries}
@@ -93,10 +122,24 @@ class OpenAIModel:
         request: dict[str, Any] = {**self.default_settings, **settings}
         if tools and self.native_tools:
             request["tools"] = tools
+        decoding = "free"
+        if guide is not None and guide.constrain and self.structured != "off":
+            decoding = self.structured
+            request = _constrained(request, guide, tools, self.structured)
         clean = to_wire(messages)
         try:
-            response = await self._http().chat.completions.create(
-                model=self.name, messages=clean, **request)
+            try:
+                response = await self._http().chat.completions.create(
+                    model=self.name, messages=clean, **request)
+            except openai.BadRequestError:
+                if decoding == "free":
+                    raise
+                request = {**self.default_settings, **settings}  # once more, unconstrained
+                if tools and self.native_tools:
+                    request["tools"] = tools
+                response = await self._http().chat.completions.create(
+                    model=self.name, messages=clean, **request)
+                self.structured, decoding = "off", "free"  # the constraint was refused
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise ModelUnreachable(f"cannot reach the model at {self.base_url or 'OpenAI'}: "
                                    f"{exc}") from exc
@@ -136,7 +179,7 @@ class OpenAIModel:
         if getattr(response, "usage", None) is not None:
             usage = Usage(prompt_tokens=response.usage.prompt_tokens or 0,
                           completion_tokens=response.usage.completion_tokens or 0)
-        return ModelReply(content, calls, usage, choice.finish_reason)
+        return ModelReply(content, calls, usage, choice.finish_reason, decoding)
 
     async def aclose(self) -> None:
         """Close the HTTP connections of the current loop's client."""

@@ -212,6 +212,14 @@ class EmbeddedServer:
     process: subprocess.Popen[bytes]
     load_seconds: float
 
+    def client(self, **options: Any) -> Any:
+        """An :class:`~routine.models.client.OpenAIModel` for this server (guided turns use
+        llama.cpp's schema grammar)."""
+        from .client import OpenAIModel
+
+        return OpenAIModel(self.model, self.base_url, "none",
+                           **{"structured": "llama", **options})
+
 
 def resolve_model_path(model: str, cache: str | Path | None = None,
                        show_progress: bool = True, verify: bool = True) -> tuple[str, Path]:

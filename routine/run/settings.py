@@ -24,6 +24,10 @@ class RunSettings(BaseModel):
     enforce_steps: bool = Field(
         True, description="The step contract: a call must be one the current step allows, "
         "with the argument values the routine fixes; other calls are refused and fed back.")
+    decoding: Literal["free", "guided"] = Field(
+        "free", description="guided: each reply is constrained to the calls the routine allows "
+        "at that turn (JSON schema through the endpoint's structured output), where the "
+        "endpoint supports it; free: today's unconstrained replies.")
     max_steps: int = Field(20, ge=1, description="Tool calls a run may make.")
     max_retries: int = Field(3, ge=0, description="Model mistakes in a row before the run fails.")
     max_repeats: int = Field(2, ge=1, description="Identical calls allowed before it is a loop.")

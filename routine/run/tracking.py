@@ -187,10 +187,7 @@ class StepTracker:
             return (f"{tool} is not what the routine does now: step {self.label(step.id)} "
                     f"({step.name}) calls {what}")
         target = self.flow.steps[allowed[tool]]
-        for argument in self.arguments(target):
-            if not argument.known or argument.value is None or \
-                    argument.source.startswith("built from"):
-                continue  # unknown, empty (the earlier step found nothing) or free text
+        for argument in self.fixed_arguments(target):
             if argument.name not in arguments:
                 return (f"argument {argument.name!r} is missing: the routine sets it to "
                         f"{json.dumps(argument.value, default=str)} ({argument.source})")
@@ -199,6 +196,13 @@ class StepTracker:
                         f"{json.dumps(argument.value, default=str)} here ({argument.source}), "
                         f"not {json.dumps(arguments[argument.name], default=str)}")
         return None
+
+    def fixed_arguments(self, step: Step) -> list[KnownArgument]:
+        """The arguments of ``step`` whose value the routine fixes now: literals and
+        resolved references — not unknown ones, not empty ones (an earlier step found
+        nothing), not free text built from references."""
+        return [a for a in self.arguments(step) if a.known and a.value is not None
+                and not a.source.startswith("built from")]
 
     def step_for(self, tool: str) -> Step | None:
         """The step a call of ``tool`` would complete now, if the routine allows it here."""

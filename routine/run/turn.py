@@ -136,20 +136,21 @@ def turn_guide(state: RunState) -> TurnGuide | None:
         return None
     step = tracker.step
     flow = tracker.flow
+    constrain = state.settings.decoding == "guided"
+    if step.finish:
+        return TurnGuide(step.id, flow.labels[step.id], (FINISH_TOOL,), constrain=constrain)
+    allowed = {tool: flow.steps[node] for tool, node in tracker.allowed_here().items()}
+    tools = tuple(allowed) + ((FINISH_TOOL,) if FINISH_TOOL in tracker.expected_tools() else ())
+    known = {tool: {a.name: a.value for a in tracker.arguments(target) if a.known}
+             for tool, target in allowed.items()}
+    fixed = {tool: {a.name: a.value for a in tracker.fixed_arguments(target)}
+             for tool, target in allowed.items()}
     if step.branch:
-        entries = [flow.steps.get(e) for e in flow.options[step.id]]
-        arguments = {}
-        for entry in entries:
-            if entry is not None and entry.tool:
-                arguments[entry.tool] = {a.name: a.value for a in tracker.arguments(entry)
-                                         if a.known}
-        return TurnGuide(step.id, flow.labels[step.id], tuple(tracker.expected_tools()),
-                         arguments, (), branch_undecided=True)
-    known = tracker.arguments()
-    tools = tuple(tracker.expected_tools())
-    return TurnGuide(step.id, flow.labels[step.id], tools,
-                     {t: {a.name: a.value for a in known if a.known} for t in tools},
-                     tuple(a.name for a in known if not a.known))
+        return TurnGuide(step.id, flow.labels[step.id], tools, known, (),
+                         branch_undecided=True, fixed=fixed, constrain=constrain)
+    unknown = tuple(a.name for a in tracker.arguments() if not a.known)
+    return TurnGuide(step.id, flow.labels[step.id], tools, known, unknown, fixed=fixed,
+                     constrain=constrain)
 
 
 async def take_turn(state: RunState, model: Model) -> TurnResult:

@@ -1,0 +1,112 @@
+"""Routine-guided decoding: the JSON schema of the one reply the routine allows at a turn.
+
+At each turn the executor knows (a :class:`~routine.models.base.TurnGuide`) which tools
+the current step allows and the argument values the routine fixes. :func:`reply_schema`
+turns that into a JSON schema for the reply ``{"name": ..., "arguments": {...}}``:
+
+* ``name`` is one of the allowed tools (a tool step's tool, an undecided branch's
+  options, ``finish`` at the answer step); without a guide, any offered tool;
+* arguments the routine fixes are constants; the others keep the tool's own
+  parameter schema (types, enums, formats, required); no other keys;
+* ``finish`` needs a non-empty ``answer``.
+
+An endpoint with structured output then cannot emit anything else: no bracket too
+many, no other tool, no fixed value typed wrongly. :func:`inputs_schema` is the
+schema of the inputs-first turn (each declared input, or null when not stated).
+``$ref``s of pydantic models are inlined, so grammar compilers (llama.cpp's, vLLM's)
+get one self-contained schema.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .base import TurnGuide
+
+__all__ = ["reply_schema", "inputs_schema", "allowed_names", "FINISH"]
+
+FINISH = "finish"
+_DROP = {"title", "examples", "$defs", "definitions"}  # no effect on validity
+
+
+def _inline(schema: Any, defs: dict[str, Any], depth: int = 0) -> Any:
+    """``schema`` with ``#/$defs/X`` references replaced by their definitions (bounded
+    depth: a recursive model becomes a plain object past it)."""
+    if isinstance(schema, list):
+        return [_inline(item, defs, depth) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.rsplit("/", 1)[-1] in defs:
+        if depth > 8:
+            return {"type": "object"}
+        return _inline(defs[ref.rsplit("/", 1)[-1]], defs, depth + 1)
+    out = {}
+    for key, value in schema.items():
+        if key in _DROP:
+            continue
+        if key in ("properties", "patternProperties") and isinstance(value, dict):
+            out[key] = {name: _inline(sub, defs, depth) for name, sub in value.items()}
+        else:  # (property names are data: a parameter may be called "title")
+            out[key] = _inline(value, defs, depth)
+    return out
+
+
+def _parameters(spec: dict[str, Any]) -> dict[str, Any]:
+    parameters = spec.get("function", spec).get("parameters") or {"type": "object"}
+    return _inline(copy.deepcopy(parameters), parameters.get("$defs", {}))
+
+
+def allowed_names(guide: TurnGuide | None, tools: list[dict[str, Any]]) -> list[str]:
+    """The tool names a reply may use now: the guide's, else every offered tool."""
+    offered = [t.get("function", t)["name"] for t in tools]
+    if guide is not None and guide.tools:
+        return [name for name in guide.tools if name in offered or name == FINISH]
+    return offered
+
+
+def reply_schema(guide: TurnGuide | None, tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON schema of a reply that keeps to the routine at this turn."""
+    specs = {t.get("function", t)["name"]: t for t in tools}
+    options = []
+    for name in allowed_names(guide, tools):
+        if name in specs:
+            parameters = _parameters(specs[name])
+        else:  # finish without an offered spec
+            parameters = {"type": "object", "properties": {"answer": {"type": "string"}},
+                          "required": ["answer"]}
+        properties = dict(parameters.get("properties", {}))
+        required = list(parameters.get("required", []))
+        if name == FINISH:
+            properties["answer"] = {"type": "string", "minLength": 1}
+        fixed = guide.fixed.get(name, {}) if guide is not None else {}
+        for argument, value in fixed.items():
+            properties[argument] = {"const": value}
+            if argument not in required:
+                required.append(argument)
+        options.append({
+            "type": "object",
+            "properties": {"name": {"const": name},
+                           "arguments": {"type": "object", "properties": properties,
+                                         "required": required,
+                                         "additionalProperties": False}},
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        })
+    if not options:
+        return {"type": "object"}
+    return options[0] if len(options) == 1 else {"anyOf": options}
+
+
+def inputs_schema(inputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The inputs-first turn's reply: every declared input, its value or null (not stated).
+    ``inputs`` maps a name to its ``{type, description, enum}``."""
+    properties = {}
+    for name, spec in inputs.items():
+        value: dict[str, Any] = {"type": spec.get("type", "string")}
+        if spec.get("enum"):
+            value = {"enum": list(spec["enum"])}
+        properties[name] = {"anyOf": [value, {"type": "null"}]}
+    return {"type": "object", "properties": properties, "required": list(properties),
+            "additionalProperties": False}
