@@ -222,3 +222,62 @@ def test_a_parameter_named_like_a_schema_keyword_survives():
 
     schema = reply_schema(None, [book.openai_spec()])
     assert _valid(schema, {"name": "book", "arguments": {"title": "Review", "examples": 2}})
+
+
+def _retail():
+    from routine import load_routine
+
+    from .conftest import ROUTINES
+
+    return load_routine(ROUTINES / "retail" / "order_status.yaml")
+
+
+def test_inputs_first_reads_the_request_once_then_the_steps_know_the_values(tmp_path):
+    from routine.eval.dataset import load_domain
+    from routine.models.testing import ScriptedModel, call
+
+    domain = load_domain(ROOT / "eval" / "datasets" / "retail")
+    model = ScriptedModel(['{"email": "helga.lindqvist@example.net", "status": "pending"}',
+                           call("find_customer", email="helga.lindqvist@example.net"),
+                           call("finish", answer="done")])
+    from routine import Agent
+
+    agent = Agent(_retail(), domain.registry(), model, inputs_first=True, decoding="guided",
+                  max_retries=0)
+    trace = agent.run("Which of my orders are pending? I'm helga.lindqvist@example.net")
+    first = model.requests[0]
+    assert first.guide.constrain and first.guide.schema["required"] == ["email", "status"]
+    assert first.tools == [] and "read these values" in first.messages[-1].content
+    assert trace.turns[0].kind == "inputs"
+    assert trace.inputs == {"email": "helga.lindqvist@example.net", "status": "pending"}
+    state = model.requests[1].messages[-1].content  # the step now states the value
+    assert "helga.lindqvist@example.net" in state and "take it from the user" not in state
+    assert model.requests[1].guide.fixed["find_customer"] == {
+        "email": "helga.lindqvist@example.net"}
+
+
+def test_a_required_input_not_stated_is_asked_for_not_guessed():
+    from routine import Agent
+    from routine.eval.dataset import load_domain
+    from routine.models.testing import ScriptedModel
+
+    domain = load_domain(ROOT / "eval" / "datasets" / "retail")
+    model = ScriptedModel(['{"email": null, "status": "all"}'])
+    trace = Agent(_retail(), domain.registry(), model, inputs_first=True).run(
+        "Show me my orders please")
+    assert trace.outcome == "answered" and trace.asked == ["email"]
+    assert "email" in trace.answer and trace.tool_calls == []
+    model.assert_complete()
+
+
+def test_a_wrongly_typed_or_unknown_input_is_left_unknown():
+    from routine import Agent
+    from routine.eval.dataset import load_domain
+    from routine.models.testing import ScriptedModel, call
+
+    domain = load_domain(ROOT / "eval" / "datasets" / "retail")
+    model = ScriptedModel(['{"email": "a@b.c", "status": "sideways", "color": "red"}',
+                           call("finish", answer="x")])
+    trace = Agent(_retail(), domain.registry(), model, inputs_first=True,
+                  enforce_steps=False).run("orders of a@b.c")
+    assert trace.inputs == {"email": "a@b.c"}  # status outside its enum, color unknown

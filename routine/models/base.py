@@ -62,6 +62,8 @@ class TurnGuide:
             guided reply must carry as constants.
         constrain: the run asks for guided decoding: a model that can constrain its
             output should keep to :func:`routine.models.guided.reply_schema`.
+        schema: the reply's JSON schema for a turn that is not a step (the inputs-first
+            turn); None: the step's reply schema.
     """
 
     step_id: str | None = None
@@ -72,6 +74,7 @@ class TurnGuide:
     branch_undecided: bool = False
     fixed: dict[str, dict[str, Any]] = field(default_factory=dict)
     constrain: bool = False
+    schema: dict[str, Any] | None = None
 
 
 @runtime_checkable

@@ -47,13 +47,13 @@ def _constrained(request: dict[str, Any], guide: TurnGuide, tools: list[dict[str
                  how: str) -> dict[str, Any]:
     """The request with the reply constrained to what the routine allows at this turn."""
     out = dict(request)
-    if how == "tool_choice":
+    if how == "tool_choice" and guide.schema is None:
         names = allowed_names(guide, tools)
         out["tools"] = [t for t in tools if t["function"]["name"] in names]
         out["tool_choice"] = ({"type": "function", "function": {"name": names[0]}}
                               if len(names) == 1 else "required")
         return out
-    schema = reply_schema(guide, tools)
+    schema = guide.schema or reply_schema(guide, tools)
     if how == "llama":
         out["response_format"] = {"type": "json_object", "schema": schema}
     else:

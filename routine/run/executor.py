@@ -22,6 +22,7 @@ from ..spec.loader import LoadedRoutine, SourceMap, load_routine
 from ..spec.validate import check_routine
 from ..tools.core import RunContext, Tool, ToolRegistry, Toolset
 from .approval import Approver
+from .inputs import coerce_inputs, extract_inputs, missing_question
 from .memory import VariableMemory
 from .prompts import Planner
 from .settings import RunSettings
@@ -30,31 +31,6 @@ from .tracking import StepTracker
 from .turn import FinalAnswer, NextTurn, RunState, take_turn
 
 __all__ = ["Agent", "coerce_inputs"]
-
-_TYPES: dict[str, Callable[[str], Any]] = {
-    "integer": int, "number": float, "string": str,
-    "boolean": lambda s: s.strip().lower() in ("1", "true", "yes", "y"),
-}
-
-
-def coerce_inputs(routine: Routine | None, raw: dict[str, Any]) -> dict[str, Any]:
-    """Convert CLI strings to the routine's declared input types; reject unknown names."""
-    if routine is None:
-        return dict(raw)
-    out = {}
-    for name, value in raw.items():
-        spec = routine.inputs.get(name)
-        if spec is None:
-            raise RoutineError(f"routine {routine.name!r} has no input {name!r} "
-                               f"(it has: {', '.join(routine.inputs) or 'none'})")
-        try:
-            out[name] = _TYPES[spec.type](value) if isinstance(value, str) and \
-                spec.type in _TYPES else value
-        except ValueError:
-            raise RoutineError(f"input {name!r} must be {spec.type}, got {value!r}") from None
-        if spec.enum is not None and out[name] not in spec.enum:
-            raise RoutineError(f"input {name!r} must be one of {spec.enum}, got {value!r}")
-    return out
 
 
 class Agent:
@@ -140,7 +116,8 @@ class Agent:
         async with self.tools.session(state.trace.run_id, state.trace.inputs) as contexts:
             state.contexts = contexts
             try:
-                await asyncio.wait_for(self._loop(state, on_turn), self.settings.timeout_s)
+                await asyncio.wait_for(self._inputs_then_loop(state, on_turn),
+                                       self.settings.timeout_s)
             except TimeoutError:
                 self._end(state, None, f"timed out after {self.settings.timeout_s:g} s", "timeout")
             for name, context in contexts.items():
@@ -151,6 +128,17 @@ class Agent:
                 on_end(contexts)
         state.trace.duration_s = time.perf_counter() - started
         return state.trace
+
+    async def _inputs_then_loop(self, state: RunState,
+                                on_turn: Callable[[TurnRecord], None] | None) -> None:
+        if self.settings.inputs_first and state.routine is not None and state.trace.query:
+            missing = await extract_inputs(state, self.model)
+            if on_turn is not None and state.trace.turns:
+                on_turn(state.trace.turns[-1])
+            if missing:  # ask back instead of guessing
+                state.trace.asked = missing
+                return self._end(state, missing_question(state, missing), None)
+        await self._loop(state, on_turn)
 
     async def _loop(self, state: RunState,
                     on_turn: Callable[[TurnRecord], None] | None) -> None:

@@ -28,6 +28,10 @@ class RunSettings(BaseModel):
         "free", description="guided: each reply is constrained to the calls the routine allows "
         "at that turn (JSON schema through the endpoint's structured output), where the "
         "endpoint supports it; free: today's unconstrained replies.")
+    inputs_first: bool = Field(
+        False, description="Before the first step, one turn reads the routine's inputs from "
+        "the request (constrained under guided decoding); a required input not stated ends "
+        "the run with a question to the user.")
     max_steps: int = Field(20, ge=1, description="Tool calls a run may make.")
     max_retries: int = Field(3, ge=0, description="Model mistakes in a row before the run fails.")
     max_repeats: int = Field(2, ge=1, description="Identical calls allowed before it is a loop.")

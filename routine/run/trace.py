@@ -52,6 +52,7 @@ TurnKind = Literal[
     "answer",  # the model answered: the run ends
     "retry",  # a model mistake, fed back
     "failed",  # the run ends without an answer (limit, mistakes, endpoint failure)
+    "inputs",  # the inputs-first turn: the request's input values read (feedback: them)
 ]
 
 
@@ -112,6 +113,8 @@ class TurnRecord(BaseModel):
     calls: list[ToolCallRecord] = Field(default_factory=list)
     feedback: str | None = Field(None, description="Error message sent back to the model.")
     usage: Usage = Field(default_factory=Usage)
+    decoding: str = Field("free", description="How the reply was constrained: free, or "
+                          "json_schema / llama / tool_choice under guided decoding.")
     duration_s: float = 0.0
 
 
@@ -133,6 +136,8 @@ class RunTrace(BaseModel):
     branches: dict[str, int] = Field(default_factory=dict, description="Branch step -> option.")
     outcome: Literal["running", "answered", "failed"] = "running"
     answer: str | None = None
+    asked: list[str] = Field(default_factory=list, description="Required inputs the request "
+                             "did not state: the answer asks the user for them.")
     failure: str | None = None
     failure_kind: FailureKind | None = None
     usage: Usage = Field(default_factory=Usage)

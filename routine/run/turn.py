@@ -180,7 +180,8 @@ async def take_turn(state: RunState, model: Model) -> TurnResult:
         index=len(state.trace.turns), kind=outcome.kind, current_step=current,
         state_prompt=state_prompt, history_length=history_length,
         model_text=reply.content, calls=outcome.calls,
-        feedback=outcome.feedback, usage=reply.usage, duration_s=time.perf_counter() - started))
+        feedback=outcome.feedback, usage=reply.usage, decoding=reply.decoding,
+        duration_s=time.perf_counter() - started))
     state.trace.usage = state.trace.usage + reply.usage
     return outcome.result
 

@@ -1,0 +1,130 @@
+"""Inputs first: one turn that reads the routine's declared inputs from the request.
+
+Before the first step (``RunSettings.inputs_first``), the model is asked once for the
+value of every declared input the caller did not give, as JSON ``{name: value or
+null}`` — constrained to :func:`routine.models.guided.inputs_schema` (types, enums;
+null for "not stated") under guided decoding. Values it states become known inputs:
+later steps see them as values, not as instructions to copy. An input that is
+required, has no default and was not stated is where the agent asks back instead of
+guessing: the run ends with that question as its answer (``trace.asked``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ModelRequestsForbidden, RoutineError
+from ..models.base import Model, TurnGuide
+from ..models.guided import inputs_schema
+from ..models.messages import SystemMessage, UserMessage
+from ..models.parsing import CallParseError, parse_reply
+from ..spec.format import Routine
+from .trace import TurnRecord
+
+__all__ = ["coerce_inputs", "extract_inputs", "missing_question"]
+
+_TYPES: dict[str, Callable[[str], Any]] = {
+    "integer": int, "number": float, "string": str,
+    "boolean": lambda s: s.strip().lower() in ("1", "true", "yes", "y"),
+}
+
+
+def coerce_inputs(routine: Routine | None, raw: dict[str, Any]) -> dict[str, Any]:
+    """Convert CLI strings to the routine's declared input types; reject unknown names."""
+    if routine is None:
+        return dict(raw)
+    out = {}
+    for name, value in raw.items():
+        spec = routine.inputs.get(name)
+        if spec is None:
+            raise RoutineError(f"routine {routine.name!r} has no input {name!r} "
+                               f"(it has: {', '.join(routine.inputs) or 'none'})")
+        try:
+            out[name] = _TYPES[spec.type](value) if isinstance(value, str) and \
+                spec.type in _TYPES else value
+        except ValueError:
+            raise RoutineError(f"input {name!r} must be {spec.type}, got {value!r}") from None
+        if spec.enum is not None and out[name] not in spec.enum:
+            raise RoutineError(f"input {name!r} must be one of {spec.enum}, got {value!r}")
+    return out
+
+
+
+def _instruction(specs: dict[str, Any]) -> str:
+    lines = [f"- {name} ({spec.type}): {spec.description}"
+             + (f"; one of {', '.join(map(str, spec.enum))}" if spec.enum else "")
+             for name, spec in specs.items()]
+    return ("Before any tool call, read these values from the user's request. Reply with "
+            "one JSON object mapping each name to its value, or null if the request does not "
+            "state it (do not guess):\n" + "\n".join(lines))
+
+
+def _read(content: str, tool_calls: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The JSON object of the reply (bare, fenced, or a call's arguments)."""
+    text = content.strip()
+    start, end = text.find("{"), text.rfind("}")
+    if start != -1 and end > start:
+        try:
+            value = json.loads(text[start:end + 1])
+            if isinstance(value, dict):
+                inner = value.get("arguments")  # a reply shaped like a call
+                return inner if isinstance(inner, dict) and "name" in value else value
+        except json.JSONDecodeError:
+            pass
+    try:
+        parsed = parse_reply(content, tool_calls)
+    except CallParseError:
+        return None
+    return parsed.calls[0].arguments if parsed.calls else None
+
+
+async def extract_inputs(state: Any, model: Model) -> list[str]:
+    """Ask for the undeclared inputs once; put the stated ones into the run's inputs and
+    return the names of required inputs still missing."""
+    routine, tracker = state.routine, state.tracker
+    wanted = {n: s for n, s in routine.inputs.items() if n not in state.trace.inputs}
+    if not wanted:
+        return []
+    started = time.perf_counter()
+    schema = inputs_schema({n: {"type": s.type, "enum": s.enum} for n, s in wanted.items()})
+    guide = TurnGuide(None, "inputs", (), constrain=state.settings.decoding == "guided",
+                      schema=schema)
+    messages = [state.history[0], UserMessage(content=state.trace.query or ""),
+                SystemMessage(content=_instruction(wanted))]
+    try:
+        reply = await model.complete(messages, [], guide=guide, **state.settings.sampling())
+    except ModelRequestsForbidden:
+        raise
+    except RoutineError:  # the endpoint failed: carry on without (the steps will ask)
+        return []
+    values = _read(reply.content, reply.tool_calls) or {}
+    known: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in wanted or value is None or value == "":
+            continue
+        if wanted[name].type == "string" and not isinstance(value, (str, dict, list)):
+            value = str(value)
+        try:
+            known |= coerce_inputs(routine, {name: value})
+        except RoutineError:  # the wrong type, or outside its enum: left unknown
+            continue
+    state.trace.inputs.update(known)
+    if tracker is not None:
+        tracker.inputs.update(known)
+        tracker.use_defaults = True  # the request was read: unstated inputs take defaults
+    state.trace.turns.append(TurnRecord(
+        index=len(state.trace.turns), kind="inputs", model_text=reply.content,
+        usage=reply.usage, decoding=reply.decoding, duration_s=time.perf_counter() - started,
+        feedback=json.dumps(known, ensure_ascii=False, default=str)))
+    state.trace.usage = state.trace.usage + reply.usage
+    return [n for n, s in wanted.items() if s.required and s.default is None and n not in known]
+
+
+def missing_question(state: Any, missing: list[str]) -> str:
+    """What to ask the user when required inputs were not stated."""
+    specs = state.routine.inputs
+    wanted = "; ".join(f"{specs[n].description} ({n})" for n in missing)
+    return f"To go on I need more from you: {wanted}. Could you tell me?"
