@@ -4,6 +4,7 @@ data is made by the executor itself; and the gold trajectories pass their own ch
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -12,6 +13,7 @@ from routine.eval.dataset import load_dataset, load_domain, seed_snapshot
 from routine.eval.players import GoldPlayer
 from routine.eval.steps import build_step_samples
 from routine.eval.tasks import run_task
+from routine.models.base import ModelReply
 from routine.models.messages import SystemMessage
 from routine.models.testing import ScriptedModel, text_call
 from routine.run.settings import RunSettings
@@ -27,8 +29,22 @@ def _domain(name: str):
     return domain, domain.registry(), routines
 
 
+class _Live(ScriptedModel):
+    """Text calls as scripted; an inputs-first turn answered with the gold inputs."""
+
+    def __init__(self, replies, inputs):
+        super().__init__(replies)
+        self.inputs = inputs
+
+    async def complete(self, messages, tools, *, guide=None, **settings):
+        if guide is not None and guide.label == "inputs":
+            wanted = guide.schema["properties"]
+            return ModelReply(content=json.dumps({n: self.inputs.get(n) for n in wanted}))
+        return await super().complete(messages, tools, guide=guide, **settings)
+
+
 @pytest.mark.parametrize("name", DOMAINS)
-@pytest.mark.parametrize("condition", ["none", "nl", "json", "nl+track", "nl+distractor"])
+@pytest.mark.parametrize("condition", list(CONDITIONS))
 def test_step_samples_are_what_a_live_run_sends(name, condition):
     """Every step of every gold example: the sample's messages, tools and guide equal the
     request a live run of the task protocol makes at that step, with a model that writes
@@ -45,8 +61,8 @@ def test_step_samples_are_what_a_live_run_sends(name, condition):
     assert len(by_example) == len(examples)
 
     async def live(example):
-        model = ScriptedModel([text_call(c.name, **c.arguments) for c in example.calls]
-                              + [text_call("finish", answer=example.answer)])
+        model = _Live([text_call(c.name, **c.arguments) for c in example.calls]
+                      + [text_call("finish", answer=example.answer)], example.inputs)
         result = await run_task(example, routines, registry, model, CONDITIONS[condition], 0,
                                 RunSettings(max_steps=50), domain, seed)
         model.assert_complete()

@@ -28,13 +28,16 @@ class Condition:
     step_tracking: bool
     distractors: int = 0
     description: str = ""
+    decoding: Literal["free", "guided"] = "free"
+    inputs_first: bool = False
 
     def settings(self, base: RunSettings) -> RunSettings:
-        """``base`` with this condition's prompt options; every tool is offered (the model
-        must pick the routine's tools among them)."""
+        """``base`` with this condition's prompt and decoding options; every tool is offered
+        (the model must pick the routine's tools among them)."""
         return base.model_copy(update={"routine_format": self.routine_format,
                                        "step_tracking": self.step_tracking,
-                                       "offer_tools": "all"})
+                                       "offer_tools": "all", "decoding": self.decoding,
+                                       "inputs_first": self.inputs_first})
 
     def agent(self, routine: Routine, routines: dict[str, Routine], registry: ToolRegistry,
               model: Model, base: RunSettings, seed: int = 0) -> Agent:
@@ -54,6 +57,11 @@ CONDITIONS = {c.name: c for c in [
     Condition("json", "json", False, 0, "routine as JSON (the paper's)"),
     Condition("nl+track", "nl", True, 0, "routine in natural language + step tracking"),
     Condition("nl+distractor", "nl", False, 1, "routine + one unrelated routine in the prompt"),
+    # beyond the paper: the routine constrains decoding (reported beside, never instead)
+    Condition("nl+track+guided", "nl", True, 0, "step tracking + replies constrained to "
+              "the calls the routine allows (guided decoding)", decoding="guided"),
+    Condition("nl+track+guided+inputs", "nl", True, 0, "guided decoding + the request's "
+              "inputs read first", decoding="guided", inputs_first=True),
 ]}
 
 

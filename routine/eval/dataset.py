@@ -327,7 +327,8 @@ async def gold_run(example: GoldExample, domain: Domain, registry: ToolRegistry,
                    settings: RunSettings = ORACLE_SETTINGS) -> tuple[RunTrace, EndState]:
     """Play an example's gold calls and answer through the executor: (trace, end state)."""
     loaded = routines.get(example.routine or "")
-    player = GoldPlayer([(c.name, c.arguments) for c in example.calls], example.answer)
+    player = GoldPlayer([(c.name, c.arguments) for c in example.calls], example.answer,
+                        inputs=example.inputs)
     agent = Agent(loaded.routine if loaded else None, registry, player, settings, validate=False)
     trace, snapshot = await run_with_snapshot(agent, domain.deps_toolset, example.query)
     return trace, domain.end_state(snapshot, seed)

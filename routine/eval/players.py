@@ -65,14 +65,23 @@ class OracleModel:
 class GoldPlayer(ScriptedModel):
     """Replies with the gold calls in order, then finishes with the gold answer; records
     every request (messages, tools, guide) it was sent, as a :class:`ScriptedModel` does.
-    Asked for more, it raises DatasetError: the run refused a gold call."""
+    Asked for more, it raises DatasetError: the run refused a gold call. An inputs-first
+    turn (a guide labelled ``inputs``) gets the gold ``inputs`` and is kept apart, in
+    ``input_requests``: it is not a step."""
 
-    def __init__(self, calls: list[tuple[str, dict[str, Any]]], answer: str, name: str = "gold"):
+    def __init__(self, calls: list[tuple[str, dict[str, Any]]], answer: str, name: str = "gold",
+                 inputs: dict[str, Any] | None = None):
         super().__init__([_call(n, a) for n, a in calls] + [_call(FINISH_TOOL, {"answer": answer})],
                          name)
+        self.inputs = dict(inputs or {})
+        self.input_requests: list[Any] = []
 
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]], *,
                        guide: TurnGuide | None = None, **settings: Any) -> ModelReply:
+        if guide is not None and guide.label == "inputs":
+            self.input_requests.append((list(messages), guide))
+            wanted = (guide.schema or {}).get("properties", {})
+            return ModelReply(content=json.dumps({n: self.inputs.get(n) for n in wanted}))
         try:
             return await super().complete(messages, tools, guide=guide, **settings)
         except AssertionError:

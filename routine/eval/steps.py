@@ -85,7 +85,8 @@ async def step_samples(examples: list[GoldExample], routines: dict[str, Routine]
     for example in examples:
         if example.kind != "routine" or example.routine is None:
             continue
-        player = GoldPlayer([(c.name, c.arguments) for c in example.calls], example.answer)
+        player = GoldPlayer([(c.name, c.arguments) for c in example.calls], example.answer,
+                            inputs=example.inputs)
         agent = condition.agent(routines[example.routine], routines, registry, player,
                                 settings, seed)
         trace = await agent.arun(example.query)

@@ -93,7 +93,7 @@ async def _rows(trajectory: Trajectory, variant: Variant, routines: dict[str, Ro
     """Play one trajectory under a variant, judged by the task protocol; [] if it does not
     end right (wrong end state or answer, a call refused, more replies asked for)."""
     example = trajectory.example
-    player = GoldPlayer(trajectory.calls, trajectory.answer)
+    player = GoldPlayer(trajectory.calls, trajectory.answer, inputs=trajectory.example.inputs)
     try:
         result = await run_task(example, routines, registry, player,
                                 CONDITIONS[VARIANTS[variant]], 0, ORACLE_SETTINGS, domain, seed)
