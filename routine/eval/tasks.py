@@ -25,7 +25,7 @@ from .dataset import Domain, GoldExample, run_with_snapshot
 from .endstate import EndState, Snapshot
 from .scoring import tool_f1
 
-__all__ = ["TaskResult", "run_task", "facts_present"]
+__all__ = ["TaskResult", "run_task", "facts_present", "missing_facts"]
 
 
 class TaskResult(BaseModel):
@@ -37,6 +37,8 @@ class TaskResult(BaseModel):
     success: bool
     state_ok: bool
     facts_ok: bool
+    missing_facts: list[str] = Field(default_factory=list, description="Required facts the "
+                                     "answer lacks (all of them when the run did not answer).")
     tool_f1: float
     outcome: str
     answer: str | None
@@ -57,20 +59,25 @@ class TaskResult(BaseModel):
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
-def facts_present(answer: str | None, facts: list[str]) -> bool:
-    """Every fact appears in the answer (case-insensitive; numbers compared as numbers,
+def missing_facts(answer: str | None, facts: list[str]) -> list[str]:
+    """The facts the answer does not contain (case-insensitive; numbers compared as numbers,
     so "7" matches "7.0" and "1,500" matches "1500")."""
     text = (answer or "").lower()
     numbers = {float(n) for n in _NUMBER.findall(text.replace(",", ""))}
+    missing = []
     for fact in facts:
         try:
-            if float(fact.replace(",", "")) in numbers:  # a number: as a number, not a substring
-                continue
-            return False
+            if float(fact.replace(",", "")) not in numbers:  # a number: as a number
+                missing.append(fact)
         except ValueError:
             if fact.lower() not in text:
-                return False
-    return True
+                missing.append(fact)
+    return missing
+
+
+def facts_present(answer: str | None, facts: list[str]) -> bool:
+    """Every fact appears in the answer (see :func:`missing_facts`)."""
+    return not missing_facts(answer, facts)
 
 
 async def run_task(example: GoldExample, routines: dict[str, Routine],
@@ -96,12 +103,14 @@ async def run_task(example: GoldExample, routines: dict[str, Routine],
     reached = domain.end_state(snapshot, seed)
     gold_state = EndState(example.end_state, example.end_texts)
     state_ok, why = domain.same_end_state(reached, gold_state)
-    facts_ok = trace.outcome == "answered" and facts_present(trace.answer, example.required_facts)
+    missing = missing_facts(trace.answer, example.required_facts)
+    facts_ok = trace.outcome == "answered" and not missing
     gold = [c.name for c in example.calls]
     return TaskResult(
         example_id=example.id, condition=condition.name, trial=trial,
         scenario=example.scenario, routine=example.routine,
         success=state_ok and facts_ok, state_ok=state_ok, facts_ok=facts_ok,
+        missing_facts=missing if trace.outcome == "answered" else list(example.required_facts),
         tool_f1=tool_f1(trace.tool_sequence, gold), outcome=trace.outcome,
         answer=trace.answer, failure=trace.failure, state_diff=why,
         state_exact=reached == gold_state, tools=trace.tool_sequence,
