@@ -194,3 +194,33 @@ def test_a_forged_marker_does_not_pass_the_check_at_server_start(fake_model):
     assert ensure_model("fake", cache, show_progress=False).read_bytes() == tampered  # marker
     _, checked = embedded.resolve_model_path("fake", cache, show_progress=False)
     assert checked.read_bytes() == data  # every server start hashes: rebuilt from the parts
+
+
+@pytest.mark.embedded
+@pytest.mark.timeout(1200)
+@pytest.mark.skipif(not HAVE_LOCAL, reason="needs the 'local' extra (llama-cpp-python + weights)")
+def test_real_embedded_model_in_guided_mode_with_inputs_first():
+    """The 0.5B under guided decoding (llama.cpp's schema grammar) and inputs first, at
+    temperature 0, on a retail test query: the gold calls exactly, and the answer's facts."""
+    from routine import Agent, load_routine
+    from routine.eval.dataset import load_dataset, load_domain
+    from routine.eval.tasks import missing_facts
+
+    from .conftest import ROOT, ROUTINES
+
+    example = next(e for e in load_dataset(ROOT / "eval" / "datasets" / "retail", ("test",))
+                   if e.id == "retail-orders.status.latest-01")
+    domain = load_domain(ROOT / "eval" / "datasets" / "retail")
+    with embedded.embedded_server(embedded.LIGHT_MODEL, show_progress=False) as server:
+        agent = Agent(load_routine(ROUTINES / "retail" / "order_status.yaml"),
+                      domain.registry(), server.client(), temperature=0.0, max_tokens=300,
+                      decoding="guided", inputs_first=True)
+        trace = agent.run(example.query)
+    print(json.dumps([(c.name, c.arguments) for c in trace.tool_calls]), trace.answer,
+          [t.decoding for t in trace.turns], file=sys.stderr)
+    assert trace.turns[0].kind == "inputs" and trace.inputs["email"] == example.inputs["email"]
+    assert all(t.decoding == "llama" for t in trace.turns)
+    assert [(c.name, c.arguments) for c in trace.tool_calls] == [
+        (c.name, c.arguments) for c in example.calls]
+    assert trace.outcome == "answered"
+    assert missing_facts(trace.answer, example.required_facts) == []
