@@ -281,3 +281,61 @@ def test_a_wrongly_typed_or_unknown_input_is_left_unknown():
     trace = Agent(_retail(), domain.registry(), model, inputs_first=True,
                   enforce_steps=False).run("orders of a@b.c")
     assert trace.inputs == {"email": "a@b.c"}  # status outside its enum, color unknown
+
+
+ANSWERED = """
+name: status
+description: Tell a customer their latest order's status.
+inputs: {email: {type: string, description: the account email}}
+steps:
+  - {id: find, name: Find, description: d, tool: find_customer, args: {email: "${inputs.email}"}}
+  - {id: orders, name: Orders, description: d, tool: list_orders,
+     args: {customer_id: "${steps.find.output.customer_id}"}}
+  - id: answer
+    name: Answer
+    description: Say the status.
+    finish: true
+    answer: "{% for o in steps.orders.output[:1] %}Order {{ o.order_id }}: {{ o.status }}{% endfor %}"
+"""
+
+
+def _answered_run(answer: str, **settings):
+    from routine import Agent, load_routine_text
+    from routine.eval.dataset import load_domain
+    from routine.models.testing import ScriptedModel, call
+
+    domain = load_domain(ROOT / "eval" / "datasets" / "retail")
+    model = ScriptedModel([call("find_customer", email="rafael.takahashi@example.net"),
+                           call("list_orders", customer_id=26),
+                           call("finish", answer=answer)])
+    return Agent(load_routine_text(ANSWERED), domain.registry(), model, **settings).run(
+        "Has my latest order arrived? rafael.takahashi@example.net")
+
+
+def test_the_answer_template_adds_the_facts_an_answer_lacks():
+    trace = _answered_run("It has not arrived, sorry.")
+    assert trace.answer_facts == "Order 40085: cancelled"
+    assert trace.answer == "It has not arrived, sorry.\n\nOrder 40085: cancelled"
+    stated = _answered_run("Order 40085:   CANCELLED — sorry.")
+    assert stated.answer == "Order 40085:   CANCELLED — sorry."  # already there: unchanged
+    off = _answered_run("It has not arrived.", answer_facts=False)
+    assert off.answer == "It has not arrived." and off.answer_facts is None
+
+
+@pytest.mark.parametrize("template, why", [
+    ("{{ steps.nowhere.output.id }}", "missing step 'nowhere'"),
+    ("{{ balance }}", "unknown name 'balance' in the answer template"),
+    ("{% for o in steps.orders.output %}{{ o.order_id }}", "invalid template"),
+])
+def test_answer_templates_are_validated(template, why):
+    from routine import load_routine_text
+    from routine.eval.dataset import load_domain
+    from routine.spec.validate import check_routine
+
+    text = ANSWERED.replace(
+        '"{% for o in steps.orders.output[:1] %}Order {{ o.order_id }}: {{ o.status }}'
+        '{% endfor %}"', json.dumps(template))
+    loaded = load_routine_text(text, "t.yaml")
+    registry = load_domain(ROOT / "eval" / "datasets" / "retail").registry()
+    problems = check_routine(loaded, registry)
+    assert any(why in p.message and p.line == 13 for p in problems), problems

@@ -37,7 +37,9 @@ class Condition:
         return base.model_copy(update={"routine_format": self.routine_format,
                                        "step_tracking": self.step_tracking,
                                        "offer_tools": "all", "decoding": self.decoding,
-                                       "inputs_first": self.inputs_first})
+                                       "inputs_first": self.inputs_first,
+                                       # the paper's conditions judge the model's own answer
+                                       "answer_facts": self.decoding == "guided"})
 
     def agent(self, routine: Routine, routines: dict[str, Routine], registry: ToolRegistry,
               model: Model, base: RunSettings, seed: int = 0) -> Agent:

@@ -55,7 +55,8 @@ SPLITS: tuple[Split, ...] = ("train", "dev", "test")
 # The oracle and the gold player follow the routine with step tracking; no limit of
 # theirs may cut a gold trajectory short.
 ORACLE_SETTINGS = RunSettings(routine_format="nl", step_tracking=True, max_steps=100,
-                              max_repeats=100, max_retries=0, memory_threshold=600)
+                              max_repeats=100, max_retries=0, memory_threshold=600,
+                              answer_facts=False)
 
 
 class GoldCall(BaseModel):

@@ -156,9 +156,18 @@ class Agent:
              kind: FailureKind | None = None) -> None:
         trace = state.trace
         if answer is not None:
+            tracker = state.tracker
+            step = tracker.step if tracker is not None and not tracker.finished else None
+            if step is not None and step.finish and step.answer and not trace.asked \
+                    and state.settings.answer_facts:
+                facts = tracker.answer_facts(step)  # type: ignore[union-attr]
+                trace.answer_facts = facts
+                if facts and " ".join(facts.lower().split()) not in \
+                        " ".join(answer.lower().split()):
+                    answer = f"{answer.rstrip()}\n\n{facts}"
             trace.outcome, trace.answer = "answered", answer
-            if state.tracker is not None:
-                state.tracker.finish()
+            if tracker is not None:
+                tracker.finish()
         else:
             trace.outcome, trace.failure, trace.failure_kind = "failed", failure, kind
         if state.tracker is not None:

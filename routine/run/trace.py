@@ -138,6 +138,8 @@ class RunTrace(BaseModel):
     answer: str | None = None
     asked: list[str] = Field(default_factory=list, description="Required inputs the request "
                              "did not state: the answer asks the user for them.")
+    answer_facts: str | None = Field(None, description="The finish step's answer template, "
+                                     "rendered (added to the answer when it lacked it).")
     failure: str | None = None
     failure_kind: FailureKind | None = None
     usage: Usage = Field(default_factory=Usage)

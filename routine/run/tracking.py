@@ -17,7 +17,7 @@ from typing import Any
 
 from jinja2 import UndefinedError
 
-from ..spec.expressions import compile_when
+from ..spec.expressions import compile_when, render_template
 from ..spec.flow import FINISHED, Flow
 from ..spec.format import Routine, Step
 from ..spec.references import Reference, parse_references
@@ -203,6 +203,21 @@ class StepTracker:
         nothing), not free text built from references."""
         return [a for a in self.arguments(step) if a.known and a.value is not None
                 and not a.source.startswith("built from")]
+
+    def answer_facts(self, step: Step) -> str | None:
+        """The finish step's ``answer`` template rendered from the inputs and step outputs
+        (None when it needs a value the run does not have, or fails)."""
+        if not step.answer:
+            return None
+        inputs = dict(self.inputs)
+        for name, spec in self.routine.inputs.items():
+            if name not in inputs and spec.default is not None:
+                inputs[name] = spec.default
+        steps = {sid: {"output": out} for sid, out in self.outputs.items()}
+        try:
+            return render_template(step.answer, inputs, steps) or None
+        except Exception:  # noqa: BLE001 - a missing value or a refused operation: no facts
+            return None
 
     def step_for(self, tool: str) -> Step | None:
         """The step a call of ``tool`` would complete now, if the routine allows it here."""

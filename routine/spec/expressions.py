@@ -26,11 +26,14 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 __all__ = ["BoundedEnvironment", "ENV", "MAX_BITS", "MAX_CHARS", "MAX_ITEMS",
-           "compile_when", "parse_when", "static_problem"]
+           "MAX_TEMPLATE_CHARS", "compile_when", "parse_template", "parse_when",
+           "render_template", "static_problem"]
 
 MAX_BITS = 4096        # an integer result of ** or *
 MAX_ITEMS = 100_000    # a string or list built by * (Jinja's range cap, too)
 MAX_CHARS = 2_000      # the text of one expression
+MAX_TEMPLATE_CHARS = 4_000   # the text of an answer template
+MAX_RENDERED = 20_000        # what one template may produce
 
 _FILTERS = {"abs", "capitalize", "count", "d", "default", "dictsort", "first", "float",
             "int", "items", "join", "last", "length", "list", "lower", "map", "max", "min",
@@ -122,3 +125,31 @@ def static_problem(expression: str) -> str:
     except Exception:  # noqa: BLE001 - it needs the run's values: decided at run time
         pass
     return ""
+
+
+def parse_template(template: str) -> tuple[jinja2.nodes.Template | None, str]:
+    """(the parsed answer template, "") or (None, why it is refused)."""
+    if len(template) > MAX_TEMPLATE_CHARS:
+        return None, (f"the template has {len(template):,} characters "
+                      f"(at most {MAX_TEMPLATE_CHARS:,})")
+    try:
+        return ENV.parse(template), ""
+    except jinja2.TemplateSyntaxError as exc:
+        return None, f"invalid template: {exc.message} (line {exc.lineno})"
+    except RecursionError:
+        return None, "the template nests too deeply"
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled_template(template: str) -> jinja2.Template:
+    tree, problem = parse_template(template)
+    if tree is None:
+        raise ValueError(problem)
+    return ENV.from_string(template)
+
+
+def render_template(template: str, inputs: dict[str, Any], steps: dict[str, Any]) -> str:
+    """The template rendered in the bounded sandbox (at most MAX_RENDERED characters);
+    raises on a value it needs and does not have (``StrictUndefined``)."""
+    text = _compiled_template(template).render(inputs=inputs, steps=steps)
+    return text[:MAX_RENDERED].strip()

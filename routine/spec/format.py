@@ -89,6 +89,11 @@ class Step(_Model):
         None, description="Options of a branch step (the step then has no tool)."
     )
     finish: bool = Field(False, description="True for the step that answers the user.")
+    answer: str | None = Field(
+        None, description="For the finish step: a template of the facts the answer must state "
+        "(Jinja over `inputs` and `steps`, e.g. `Order {{ steps.find.output.order_id }} is "
+        "{{ steps.find.output.status }}`); rendered from the step outputs and added to the "
+        "model's answer when it lacks them (RunSettings.answer_facts).")
     approval: Literal["required"] | None = Field(
         None, description="`required`: the call waits for a person's (or a policy's) decision "
         "before it runs; the decision and who made it are in the trace.")
@@ -105,6 +110,8 @@ class Step(_Model):
             raise ValueError("'args' only applies to a step with a 'tool'")
         if self.approval and not self.tool:
             raise ValueError("'approval' only applies to a step with a 'tool'")
+        if self.answer is not None and not self.finish:
+            raise ValueError("'answer' only applies to the finish step")
         if self.branch is not None and not self.branch:
             raise ValueError("'branch' needs at least one option")
         return self

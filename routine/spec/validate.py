@@ -19,12 +19,13 @@ from jinja2 import nodes as jnodes
 
 from ..errors import Problem
 from ..tools.core import Tool, ToolRegistry
-from .expressions import parse_when, static_problem
+from .expressions import parse_template, parse_when, static_problem
 from .flow import FELL_OFF, Flow
 from .loader import LoadedRoutine
 from .references import Reference, parse_references
 
-__all__ = ["check_routine", "expression_references", "json_types", "schema_at"]
+__all__ = ["check_routine", "expression_references", "json_types", "schema_at",
+           "template_references"]
 
 
 # ---------------------------------------------------------------- JSON-schema helpers
@@ -147,6 +148,23 @@ def expression_references(expression: str) -> tuple[list[Reference], str]:
     tree, problem = parse_when(expression)
     if tree is None:
         return [], problem
+    return _references(tree, f"expression {expression!r}", set())
+
+
+def template_references(template: str) -> tuple[list[Reference], str]:
+    """References used in an answer template (names its loops and ``set`` bind are local)."""
+    tree, problem = parse_template(template)
+    if tree is None:
+        return [], problem
+    local = {"loop"}
+    for node in tree.find_all((jnodes.For, jnodes.Assign)):
+        for name in node.target.find_all(jnodes.Name) if not isinstance(
+                node.target, jnodes.Name) else [node.target]:
+            local.add(name.name)
+    return _references(tree, "the answer template", local)
+
+
+def _references(tree: Any, what: str, local: set[str]) -> tuple[list[Reference], str]:
     refs: list[Reference] = []
     claimed: set[int] = set()
     for node in tree.find_all((jnodes.Getattr, jnodes.Getitem, jnodes.Name)):
@@ -176,8 +194,9 @@ def expression_references(expression: str) -> tuple[list[Reference], str]:
         elif chain[0] in ("inputs", "steps"):
             refs.append(Reference(text, "", "", error=f"malformed reference {'.'.join(chain)!r}"
                                   " (expected inputs.NAME or steps.STEP_ID.output[.FIELD])"))
-        elif chain[0] not in ("true", "false", "none", "True", "False", "None"):
-            return refs, (f"unknown name {chain[0]!r} in expression {expression!r} "
+        elif chain[0] not in ("true", "false", "none", "True", "False", "None") and \
+                chain[0] not in local:
+            return refs, (f"unknown name {chain[0]!r} in {what} "
                           "(expected only inputs.* and steps.*)")
     return refs, ""
 
@@ -214,6 +233,9 @@ class _Checker:
                          "every step to be reachable")
             if step.tool:
                 self.check_tool_step(step_id, path, doms.get(step_id, set()))
+            if step.answer:
+                self.check_template(step_id, path + ("answer",), step.answer,
+                                    doms.get(step_id, set()))
             options = step.branch or []
             if any(o.when for o in options):
                 for n, option in enumerate(options[:-1]):
@@ -289,6 +311,14 @@ class _Checker:
                 self.add(path, f"type mismatch: {ref.text} is {'/'.join(sorted(source))}, but "
                          f"argument {path[-1]!r} takes {'/'.join(sorted(accepted))}",
                          "/".join(sorted(accepted)))
+
+    def check_template(self, step_id: str, path: tuple[Any, ...], template: str,
+                       doms: set[str]) -> None:
+        refs, error = template_references(template)
+        if error:
+            self.add(path, error, "a Jinja template over inputs.* and steps.*.output")
+        for ref in refs:
+            self.ref_types(step_id, path, ref, doms)
 
     def check_expression(self, step_id: str, path: tuple[Any, ...], expression: str,
                          doms: set[str]) -> None:
