@@ -339,3 +339,40 @@ def test_answer_templates_are_validated(template, why):
     registry = load_domain(ROOT / "eval" / "datasets" / "retail").registry()
     problems = check_routine(loaded, registry)
     assert any(why in p.message and p.line == 13 for p in problems), problems
+
+
+@pytest.mark.parametrize("name", ["retail"])
+def test_answer_templates_state_every_required_fact_of_every_gold_example(name):
+    """Each finish step's template, rendered from a gold trajectory's outputs, holds that
+    example's required facts: a guided answer carries them whatever the model writes."""
+    from routine import Agent
+    from routine.eval.dataset import ORACLE_SETTINGS
+    from routine.eval.players import GoldPlayer
+    from routine.eval.tasks import missing_facts
+
+    folder = ROOT / "eval" / "datasets" / name
+    domain = load_domain(folder)
+    registry = domain.registry()
+    routines = {n: lr.routine for n, lr in domain.routines().items()}
+    settings = ORACLE_SETTINGS.model_copy(update={"answer_facts": True})
+    checked = 0
+    for example in load_dataset(folder):
+        if example.kind != "routine":
+            continue
+        player = GoldPlayer([(c.name, c.arguments) for c in example.calls], "Done.")
+        trace = asyncio.run(Agent(routines[example.routine], registry, player, settings,
+                                  validate=False).arun(example.query))
+        assert trace.outcome == "answered", example.id
+        assert missing_facts(trace.answer, example.required_facts) == [], (
+            example.id, trace.answer_facts, example.required_facts)
+        checked += 1
+    assert checked > 100
+
+
+def test_a_step_named_like_a_dict_method_is_data_in_templates_and_expressions():
+    from routine.spec.expressions import compile_when, render_template
+
+    steps = {"update": {"output": {"n": 3}}, "items": {"output": [1, 2]}}
+    assert render_template("{{ steps.update.output.n }}/{{ steps.items.output|length }}",
+                           {}, steps) == "3/2"
+    assert compile_when("steps.update.output.n > 2")(inputs={}, steps=steps) is True

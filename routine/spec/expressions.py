@@ -75,6 +75,13 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             raise SecurityError("string formatting with % is not allowed in expressions")
         return super().call_binop(context, operator, left, right)
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """``steps.update.output``: a key of the data first (a step may be called ``update``
+        or ``items``), a dict method never."""
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         if isinstance(obj, (str, bytes)) and attr in _PADDING:
             return False
