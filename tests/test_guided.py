@@ -341,7 +341,7 @@ def test_answer_templates_are_validated(template, why):
     assert any(why in p.message and p.line == 13 for p in problems), problems
 
 
-@pytest.mark.parametrize("name", ["retail"])
+@pytest.mark.parametrize("name", ["retail", "hr"])
 def test_answer_templates_state_every_required_fact_of_every_gold_example(name):
     """Each finish step's template, rendered from a gold trajectory's outputs, holds that
     example's required facts: a guided answer carries them whatever the model writes."""

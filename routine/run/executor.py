@@ -157,8 +157,8 @@ class Agent:
         trace = state.trace
         if answer is not None:
             tracker = state.tracker
-            step = tracker.step if tracker is not None and not tracker.finished else None
-            if step is not None and step.finish and step.answer and not trace.asked \
+            step = tracker.finish_step() if tracker is not None else None
+            if step is not None and step.answer and not trace.asked \
                     and state.settings.answer_facts:
                 facts = tracker.answer_facts(step)  # type: ignore[union-attr]
                 trace.answer_facts = facts

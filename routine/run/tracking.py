@@ -204,6 +204,18 @@ class StepTracker:
         return [a for a in self.arguments(step) if a.known and a.value is not None
                 and not a.source.startswith("built from")]
 
+    def finish_step(self) -> Step | None:
+        """The finish step an answer given now ends at: the current one, or at an undecided
+        branch the one option that answers at once (the others call tools first)."""
+        step = None if self.finished else self.step
+        if step is None or step.finish:
+            return step
+        if step.branch:
+            direct = [self.flow.steps[e] for e in self.flow.options.get(step.id, [])
+                      if e in self.flow.steps and self.flow.steps[e].finish]
+            return direct[0] if len(direct) == 1 else None
+        return None
+
     def answer_facts(self, step: Step) -> str | None:
         """The finish step's ``answer`` template rendered from the inputs and step outputs
         (None when it needs a value the run does not have, or fails)."""

@@ -55,6 +55,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.filters = {k: v for k, v in self.filters.items() if k in _FILTERS}
+        self.filters["spaced"] = lambda value: str(value).replace("_", " ")  # in_progress
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**":
