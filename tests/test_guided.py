@@ -313,12 +313,14 @@ def _answered_run(answer: str, **settings):
 
 
 def test_the_answer_template_adds_the_facts_an_answer_lacks():
-    trace = _answered_run("It has not arrived, sorry.")
+    trace = _answered_run("It has not arrived, sorry.", answer_facts=True)
     assert trace.answer_facts == "Order 40085: cancelled"
     assert trace.answer == "It has not arrived, sorry.\n\nOrder 40085: cancelled"
-    stated = _answered_run("Order 40085:   CANCELLED — sorry.")
-    assert stated.answer == "Order 40085:   CANCELLED — sorry."  # already there: unchanged
-    off = _answered_run("It has not arrived.", answer_facts=False)
+    stated = _answered_run("Your order 40085.0 was CANCELLED, sorry.", answer_facts=True)
+    assert stated.answer == "Your order 40085.0 was CANCELLED, sorry."  # values all there
+    half = _answered_run("Order 40085 has not arrived.", answer_facts=True)
+    assert half.answer.endswith("Order 40085: cancelled")  # the status was missing
+    off = _answered_run("It has not arrived.")  # off by default
     assert off.answer == "It has not arrived." and off.answer_facts is None
 
 

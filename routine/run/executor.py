@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -31,6 +32,25 @@ from .tracking import StepTracker
 from .turn import FinalAnswer, NextTurn, RunState, take_turn
 
 __all__ = ["Agent", "coerce_inputs"]
+
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def states_all(answer: str, values: list[Any]) -> bool:
+    """Whether the answer states every value (numbers as numbers: 7 is 7.0; text
+    case-insensitively, underscores as spaces)."""
+    text = answer.lower()
+    numbers = {float(n) for n in _NUMBER.findall(text.replace(",", ""))}
+    for value in values:
+        if isinstance(value, bool) or value is None or value == "":
+            continue
+        if isinstance(value, (int, float)):
+            if float(value) not in numbers:
+                return False
+        elif str(value).lower().replace("_", " ") not in text.replace("_", " "):
+            return False
+    return True
 
 
 class Agent:
@@ -160,11 +180,12 @@ class Agent:
             step = tracker.finish_step() if tracker is not None else None
             if step is not None and step.answer and not trace.asked \
                     and state.settings.answer_facts:
-                facts = tracker.answer_facts(step)  # type: ignore[union-attr]
-                trace.answer_facts = facts
-                if facts and " ".join(facts.lower().split()) not in \
-                        " ".join(answer.lower().split()):
-                    answer = f"{answer.rstrip()}\n\n{facts}"
+                rendered = tracker.answer_facts(step)  # type: ignore[union-attr]
+                if rendered is not None:
+                    facts, values = rendered
+                    trace.answer_facts = facts
+                    if not states_all(answer, values):
+                        answer = f"{answer.rstrip()}\n\n{facts}"
             trace.outcome, trace.answer = "answered", answer
             if tracker is not None:
                 tracker.finish()

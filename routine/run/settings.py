@@ -33,8 +33,8 @@ class RunSettings(BaseModel):
         "the request (constrained under guided decoding); a required input not stated ends "
         "the run with a question to the user.")
     answer_facts: bool = Field(
-        True, description="Add the finish step's `answer` template, rendered from the step "
-        "outputs, to an answer that lacks it.")
+        False, description="Add the finish step's `answer` template, rendered from the step "
+        "outputs, to an answer that does not state its values.")
     max_steps: int = Field(20, ge=1, description="Tool calls a run may make.")
     max_retries: int = Field(3, ge=0, description="Model mistakes in a row before the run fails.")
     max_repeats: int = Field(2, ge=1, description="Identical calls allowed before it is a loop.")

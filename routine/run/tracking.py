@@ -17,7 +17,7 @@ from typing import Any
 
 from jinja2 import UndefinedError
 
-from ..spec.expressions import compile_when, render_template
+from ..spec.expressions import compile_when, render_facts
 from ..spec.flow import FINISHED, Flow
 from ..spec.format import Routine, Step
 from ..spec.references import Reference, parse_references
@@ -216,9 +216,9 @@ class StepTracker:
             return direct[0] if len(direct) == 1 else None
         return None
 
-    def answer_facts(self, step: Step) -> str | None:
-        """The finish step's ``answer`` template rendered from the inputs and step outputs
-        (None when it needs a value the run does not have, or fails)."""
+    def answer_facts(self, step: Step) -> tuple[str, list[Any]] | None:
+        """The finish step's ``answer`` template rendered from the inputs and step outputs,
+        with the values it placed (None when it needs a value the run does not have)."""
         if not step.answer:
             return None
         inputs = dict(self.inputs)
@@ -227,9 +227,10 @@ class StepTracker:
                 inputs[name] = spec.default
         steps = {sid: {"output": out} for sid, out in self.outputs.items()}
         try:
-            return render_template(step.answer, inputs, steps) or None
+            text, values = render_facts(step.answer, inputs, steps)
         except Exception:  # noqa: BLE001 - a missing value or a refused operation: no facts
             return None
+        return (text, values) if text else None
 
     def step_for(self, tool: str) -> Step | None:
         """The step a call of ``tool`` would complete now, if the routine allows it here."""

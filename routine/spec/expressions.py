@@ -16,6 +16,7 @@ exhaust a run. Jinja's immutable sandbox already forbids attribute tricks and ca
 
 from __future__ import annotations
 
+import contextvars
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +28,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 __all__ = ["BoundedEnvironment", "ENV", "MAX_BITS", "MAX_CHARS", "MAX_ITEMS",
            "MAX_TEMPLATE_CHARS", "compile_when", "parse_template", "parse_when",
-           "render_template", "static_problem"]
+           "render_facts", "render_template", "static_problem"]
 
 MAX_BITS = 4096        # an integer result of ** or *
 MAX_ITEMS = 100_000    # a string or list built by * (Jinja's range cap, too)
@@ -89,7 +90,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         return bool(super().is_safe_attribute(obj, attr, value))
 
 
-ENV = BoundedEnvironment(undefined=StrictUndefined)
+ENV = BoundedEnvironment(undefined=StrictUndefined, finalize=lambda value: _finalize(value))
 
 
 def parse_when(expression: str) -> tuple[jinja2.nodes.Template | None, str]:
@@ -156,8 +157,29 @@ def _compiled_template(template: str) -> jinja2.Template:
     return ENV.from_string(template)
 
 
+_SHOWN: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("shown", default=None)
+
+
+def _finalize(value: Any) -> Any:
+    shown = _SHOWN.get()
+    if shown is not None:
+        shown.append(value)
+    return value
+
+
 def render_template(template: str, inputs: dict[str, Any], steps: dict[str, Any]) -> str:
     """The template rendered in the bounded sandbox (at most MAX_RENDERED characters);
     raises on a value it needs and does not have (``StrictUndefined``)."""
-    text = _compiled_template(template).render(inputs=inputs, steps=steps)
-    return text[:MAX_RENDERED].strip()
+    return render_facts(template, inputs, steps)[0]
+
+
+def render_facts(template: str, inputs: dict[str, Any], steps: dict[str, Any]
+                 ) -> tuple[str, list[Any]]:
+    """(the rendered template, the values its ``{{ }}`` placed: the facts themselves)."""
+    shown: list[Any] = []
+    token = _SHOWN.set(shown)
+    try:
+        text = _compiled_template(template).render(inputs=inputs, steps=steps)
+    finally:
+        _SHOWN.reset(token)
+    return text[:MAX_RENDERED].strip(), shown
