@@ -381,3 +381,16 @@ def test_one_evaluation_at_a_time_per_results_folder(tmp_path):
     asyncio.run(both())
     lines = (cfg.out / "steps.jsonl").read_text().splitlines()
     assert len(lines) == 2  # two processes on one --out doubled every record before
+
+
+def test_guided_conditions_are_compared_with_plain_tracking_and_costed(tmp_path):
+    cfg = config(tmp_path, conditions=["nl+track", "nl+track+guided"], step_limit=6,
+                 task_limit=2)
+    summary = asyncio.run(run_evaluation(cfg, gold_model()))
+    guided = summary.conditions["nl+track+guided"]
+    assert guided.step.gain_vs_track.n == 6 and guided.step.gain_vs_track.gain == 0
+    assert guided.task.gain_vs_track.n == 2
+    assert summary.conditions["nl+track"].step.gain_vs_track is None
+    assert guided.task.missing_facts == {}  # the gold answers state every fact
+    report = (cfg.out / "report.md").read_text()
+    assert "| nl+track+guided | +0.0 pt" in report and "tokens/task" in report

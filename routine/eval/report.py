@@ -69,6 +69,28 @@ def markdown_table(summary: Summary) -> str:
     return "\n".join(lines)
 
 
+def cost_table(summary: Summary) -> str:
+    """Per condition: the paired gain over plain step tracking (guided conditions), tokens
+    and seconds per step sample and per task, and the facts answers lacked."""
+    lines = ["| condition | steps vs nl+track | tasks vs nl+track | tokens/sample (prompt + "
+             "completion) | s/sample | tokens/task | s/task | facts missing (state ok) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, entry in summary.conditions.items():
+        step, task = entry.step, entry.task
+        lines.append(
+            f"| {name} | {_points(step.gain_vs_track if step else None)} | "
+            f"{_points(task.gain_vs_track if task else None)} | "
+            + (f"{step.prompt_tokens_per_sample:.0f} + {step.completion_tokens_per_sample:.1f}"
+               f" | {step.seconds_per_sample:.1f}" if step else "– | –")
+            + " | "
+            + (f"{task.prompt_tokens_per_task:.0f} + {task.completion_tokens_per_task:.0f} | "
+               f"{task.seconds_per_task:.0f} | "
+               + ("–" if task.missing_facts is None else
+                  ", ".join(f"{k} {v}" for k, v in task.missing_facts.items()) or "none")
+               if task else "– | – | –") + " |")
+    return "\n".join(lines)
+
+
 def _charts(typed: Summary, folder: Path) -> list[Path]:
     import matplotlib
 
@@ -170,7 +192,7 @@ def write_report(summary: Summary, steps: list[StepResult], tasks: list[TaskResu
              "html": folder / "report.html"}
     paths["summary"].write_text(summary.model_dump_json(indent=2))
     paths["markdown"].write_text(f"# Evaluation: {summary.config['dataset']}\n\n"
-                                 f"{markdown_table(summary)}\n")
+                                 f"{markdown_table(summary)}\n\n{cost_table(summary)}\n")
     charts = _charts(summary, folder)
     titles = ["Accuracy by condition", "Accuracy by layer", "Accuracy by sub-scenario"]
     step_failures, task_failures = _failures(steps, tasks)

@@ -39,7 +39,11 @@ class StepFigures(Figure):
     errors: dict[str, int] = Field(description="Samples by the layer they failed at.")
     by_scenario: dict[str, Rate]
     seconds_per_sample: float
+    prompt_tokens_per_sample: float = 0.0
+    completion_tokens_per_sample: float = 0.0
     gain_vs_none: Gain | None = None
+    gain_vs_track: Gain | None = Field(None, description="For a guided condition: its gain "
+                                       "over plain step tracking (nl+track), paired.")
 
 
 class TaskFigures(Figure):
@@ -50,7 +54,13 @@ class TaskFigures(Figure):
     pass_k: dict[str, float]
     tasks: int
     seconds_per_task: float
+    prompt_tokens_per_task: float = 0.0
+    completion_tokens_per_task: float = 0.0
     gain_vs_none: Gain | None = None
+    gain_vs_track: Gain | None = None
+    missing_facts: dict[str, int] | None = Field(
+        None, description="Required facts answers lacked in tasks whose end state was right, "
+        "by kind (number or text); None when the records predate it.")
 
 
 class ConditionSummary(Figure):
@@ -96,7 +106,9 @@ def _steps(chosen: list[StepResult]) -> StepFigures:
         arg_match=mean([s.arg_match for s in chosen]),
         errors=dict(sorted(Counter(s.layer or "correct" for s in chosen).items())),
         by_scenario={k: rate(v) for k, v in sorted(by_scenario.items())},
-        seconds_per_sample=sum(s.seconds for s in chosen) / len(chosen))
+        seconds_per_sample=sum(s.seconds for s in chosen) / len(chosen),
+        prompt_tokens_per_sample=sum(s.prompt_tokens for s in chosen) / len(chosen),
+        completion_tokens_per_sample=sum(s.completion_tokens for s in chosen) / len(chosen))
 
 
 def _tasks(runs: list[TaskResult], trials: int) -> TaskFigures:
@@ -108,7 +120,19 @@ def _tasks(runs: list[TaskResult], trials: int) -> TaskFigures:
         success=rate([t.success for t in runs]), state_ok=rate([t.state_ok for t in runs]),
         facts_ok=rate([t.facts_ok for t in runs]), tool_f1=mean([t.tool_f1 for t in runs]),
         pass_k={str(k): pass_hat_k(full, trials, k) for k in range(1, trials + 1)},
-        tasks=len(per_task), seconds_per_task=sum(t.seconds for t in runs) / len(runs))
+        tasks=len(per_task), seconds_per_task=sum(t.seconds for t in runs) / len(runs),
+        prompt_tokens_per_task=sum(t.prompt_tokens for t in runs) / len(runs),
+        completion_tokens_per_task=sum(t.completion_tokens for t in runs) / len(runs),
+        missing_facts=None if all(t.missing_facts is None for t in runs) else dict(Counter(
+            _fact_kind(f) for t in runs if t.state_ok for f in t.missing_facts or [])))
+
+
+def _fact_kind(fact: str) -> str:
+    try:
+        float(fact.replace(",", ""))
+        return "number"
+    except ValueError:
+        return "text"
 
 
 def summarize(steps: list[StepResult], tasks: list[TaskResult], config: EvalConfig) -> Summary:
@@ -134,4 +158,20 @@ def summarize(steps: list[StepResult], tasks: list[TaskResult], config: EvalConf
                                                 lambda t: (t.example_id, t.trial),
                                                 lambda t: t.success)
         conditions[name] = entry
+    track_steps = {s.sample_id: s.correct for s in steps if s.condition == TRACK}
+    track_tasks = {(t.example_id, t.trial): t.success for t in tasks if t.condition == TRACK}
+    for name, entry in conditions.items():
+        if not name.startswith(TRACK + "+") or TRACK not in config.conditions:
+            continue
+        if entry.step is not None and track_steps:
+            entry.step.gain_vs_track = _gain([s for s in steps if s.condition == name],
+                                             track_steps, lambda s: s.sample_id,
+                                             lambda s: s.correct)
+        if entry.task is not None and track_tasks:
+            entry.task.gain_vs_track = _gain([t for t in tasks if t.condition == name],
+                                             track_tasks, lambda t: (t.example_id, t.trial),
+                                             lambda t: t.success)
     return Summary(config=config.model_dump(mode="json"), conditions=conditions)
+
+
+TRACK = "nl+track"

@@ -37,8 +37,9 @@ class TaskResult(BaseModel):
     success: bool
     state_ok: bool
     facts_ok: bool
-    missing_facts: list[str] = Field(default_factory=list, description="Required facts the "
-                                     "answer lacks (all of them when the run did not answer).")
+    missing_facts: list[str] | None = Field(None, description="Required facts the answer "
+                                            "lacks (all of them when the run did not answer; "
+                                            "None in records from before it was kept).")
     tool_f1: float
     outcome: str
     answer: str | None
