@@ -53,6 +53,8 @@ def table_rows(summary: Summary) -> list[list[str]]:
     rows = []
     for name, entry in summary.conditions.items():
         step, task = entry.step, entry.task
+        if step is None and task is None:
+            continue  # not run (yet): no row
         rows.append([
             name, _pct(step.accuracy if step else None), _points(step.gain_vs_none if step else None),
             _pct(step.layers.format if step else None), _pct(step.layers.tool if step else None),
@@ -77,6 +79,8 @@ def cost_table(summary: Summary) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for name, entry in summary.conditions.items():
         step, task = entry.step, entry.task
+        if step is None and task is None:
+            continue
         lines.append(
             f"| {name} | {_points(step.gain_vs_track if step else None)} | "
             f"{_points(task.gain_vs_track if task else None)} | "
