@@ -181,3 +181,10 @@ def test_an_unwritable_trace_dir_fails_before_the_run(tmp_path):
 
 def test_settings_record_the_contract():
     assert RunSettings().enforce_steps is True
+
+
+def test_approval_holds_for_a_call_out_of_order_with_the_contract_off():
+    model = ScriptedModel([call("pay_claim", claim="C-7", amount=5),  # skips the lookup
+                           call("finish", answer="x")])
+    trace = agent(model, enforce_steps=False).run("pay C-7", {"claim": "C-7"})
+    assert RECORDS == [] and trace.tool_calls[0].error_kind == "denied"

@@ -332,8 +332,13 @@ async def _execute(state: RunState, call: ParsedCall) -> ToolCallRecord:
 
 
 def _approval_reason(state: RunState, name: str, tool: Tool) -> str:
-    """Why this call needs a decision before it runs ("" if it does not)."""
+    """Why this call needs a decision before it runs ("" if it does not): the step it
+    completes, or any step of the routine that calls this tool, requires approval (a call
+    out of order, with the contract off, must not slip past it), or the tool does."""
     step = state.tracker.step_for(name) if state.tracker is not None else None
+    if step is None and state.routine is not None:
+        step = next((s for s, _ in state.routine.walk()
+                     if s.tool == name and s.approval == "required"), None)
     if step is not None and step.approval == "required":
         return f"step {step.id} ({step.name}) requires approval"
     if tool.approval:
