@@ -204,3 +204,12 @@ def test_every_recipe_is_a_valid_config():
     for recipe in recipes:
         config = load_recipe(recipe, data="d.jsonl", out="o")
         assert config.lora_r == 8, recipe
+
+
+def test_eval_limit_takes_a_fixed_subset(tiny):
+    from routine.finetune.train import _dataset
+
+    data, _ = tiny
+    assert len(_dataset(data, ["distilled"], 2)) == 2
+    assert len(_dataset(data, ["distilled"])) == 6
+    assert _dataset(data, ["distilled"], 2)[0] == _dataset(data, ["distilled"])[0]

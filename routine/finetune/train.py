@@ -46,6 +46,9 @@ class FinetuneConfig(BaseModel):
     data: Path = Field(description="SFT data from `routine distill` (JSONL).")
     eval_data: Path | None = Field(None, description="Held-out SFT data (e.g. the dev split's "
                                    "`routine distill`): its loss is measured after training.")
+    eval_limit: int | None = Field(None, ge=1, description="Only the first N held-out "
+                                   "examples (a fixed subset: the loss of many runs compared "
+                                   "on CPU).")
     base: str = Field(description="A Hugging Face model folder or hub id, an embedded model's "
                       "name, or random:<shape> (a randomly initialised Qwen3 shape, for "
                       "benchmarks).")
@@ -189,12 +192,12 @@ def _dequantised(gguf: Path) -> Path:
     return folder
 
 
-def _dataset(path: Path, variants: list[str]) -> Any:
+def _dataset(path: Path, variants: list[str], limit: int | None = None) -> Any:
     from datasets import Dataset
 
     from .distill import load_sft
 
-    rows = [r for r in load_sft(path) if r.variant in variants]
+    rows = [r for r in load_sft(path) if r.variant in variants][:limit]
     if not rows:
         raise RoutineError(f"{path}: no SFT examples of variants {variants}")
     return Dataset.from_list([{"prompt": r.prompt, "completion": r.completion, "tools": r.tools}
@@ -236,7 +239,8 @@ def finetune(config: FinetuneConfig, callbacks: list[Any] | None = None) -> Fine
         shape = refined_from_grad_norms(pilot["grad_norms"])
     bf16 = config.precision == "bf16" or (config.precision == "auto" and probe_bf16())
     train_data = _dataset(config.data, config.variants)
-    eval_data = _dataset(config.eval_data, config.variants) if config.eval_data else None
+    eval_data = (_dataset(config.eval_data, config.variants, config.eval_limit)
+                 if config.eval_data else None)
     torch.manual_seed(config.seed)
     model, tokenizer = load_base(config.base, torch.bfloat16 if bf16 else torch.float32,
                                  texts=_texts(train_data),
