@@ -12,11 +12,11 @@ table() {  # domain size conditions
   routine eval "eval/datasets/$1" --out "eval/results/$1-$2" --tasks "$tasks" --steps 0 \
     --model "qwen2.5-coder-$2" --no-shuffle-tools --conditions "$3"
 }
-for item in ${ITEMS:-hr-0.5b finetune-retail-0.5b guided-retail-0.5b guided-hr-0.5b \
+for item in ${ITEMS:-finetune-retail-0.5b guided-retail-0.5b guided-hr-0.5b \
                       guided-retail-1.5b schedules-0.5b hr-1.5b}; do
   echo "=== $item ($(date -u +%H:%M))"
   case "$item" in
-    hr-0.5b) table hr 0.5b "$paper" ;;                        # issue 9: the task rerun
+    hr-0.5b) table hr 0.5b "$paper" ;;                        # done 2026-12-02
     finetune-retail-0.5b) SCHEDULES=0 finetune/run-retail-0.5b.sh ;;   # issue 10
     guided-retail-0.5b) table retail 0.5b "$guided" ;;         # issue 12
     guided-hr-0.5b) table hr 0.5b "$guided" ;;
