@@ -184,7 +184,9 @@ class Agent:
                 if rendered is not None:
                     facts, values = rendered
                     trace.answer_facts = facts
-                    if not states_all(answer, values):
+                    stated = states_all(answer, values) if values else \
+                        " ".join(facts.lower().split()) in " ".join(answer.lower().split())
+                    if not stated:  # (a template of plain text: the text itself)
                         answer = f"{answer.rstrip()}\n\n{facts}"
             trace.outcome, trace.answer = "answered", answer
             if tracker is not None:
