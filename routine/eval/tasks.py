@@ -9,7 +9,6 @@ repeated trials (:func:`routine.eval.summary.pass_hat_k`).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -17,6 +16,7 @@ from pydantic import BaseModel, Field
 from ..errors import ModelServerError, ModelUnavailable
 from ..models.base import Model
 from ..run.executor import Agent
+from ..run.facts import unstated
 from ..run.settings import RunSettings
 from ..spec.format import Routine
 from ..tools.core import ToolRegistry
@@ -57,23 +57,10 @@ class TaskResult(BaseModel):
     completion_tokens: int
 
 
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-
-
 def missing_facts(answer: str | None, facts: list[str]) -> list[str]:
     """The facts the answer does not contain (case-insensitive; numbers compared as numbers,
     so "7" matches "7.0" and "1,500" matches "1500")."""
-    text = (answer or "").lower()
-    numbers = {float(n) for n in _NUMBER.findall(text.replace(",", ""))}
-    missing = []
-    for fact in facts:
-        try:
-            if float(fact.replace(",", "")) not in numbers:  # a number: as a number
-                missing.append(fact)
-        except ValueError:
-            if fact.lower() not in text:
-                missing.append(fact)
-    return missing
+    return unstated(answer, facts)
 
 
 def facts_present(answer: str | None, facts: list[str]) -> bool:

@@ -243,7 +243,8 @@ def finetune(config: FinetuneConfig, callbacks: list[Any] | None = None) -> Fine
                  if config.eval_data else None)
     torch.manual_seed(config.seed)
     model, tokenizer = load_base(config.base, torch.bfloat16 if bf16 else torch.float32,
-                                 texts=_texts(train_data),
+                                 texts=_texts(train_data) if config.base.startswith("random:")
+                                 else None,
                                  attn_implementation=config.attn_implementation)
     parameters = sum(p.numel() for p in model.parameters())
     config.out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -23,6 +22,7 @@ from ..spec.loader import LoadedRoutine, SourceMap, load_routine
 from ..spec.validate import check_routine
 from ..tools.core import RunContext, Tool, ToolRegistry, Toolset
 from .approval import Approver
+from .facts import unstated
 from .inputs import coerce_inputs, extract_inputs, missing_question
 from .memory import VariableMemory
 from .prompts import Planner
@@ -32,25 +32,6 @@ from .tracking import StepTracker
 from .turn import FinalAnswer, NextTurn, RunState, take_turn
 
 __all__ = ["Agent", "coerce_inputs"]
-
-
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-
-
-def states_all(answer: str, values: list[Any]) -> bool:
-    """Whether the answer states every value (numbers as numbers: 7 is 7.0; text
-    case-insensitively, underscores as spaces)."""
-    text = answer.lower()
-    numbers = {float(n) for n in _NUMBER.findall(text.replace(",", ""))}
-    for value in values:
-        if isinstance(value, bool) or value is None or value == "":
-            continue
-        if isinstance(value, (int, float)):
-            if float(value) not in numbers:
-                return False
-        elif str(value).lower().replace("_", " ") not in text.replace("_", " "):
-            return False
-    return True
 
 
 class Agent:
@@ -184,7 +165,7 @@ class Agent:
                 if rendered is not None:
                     facts, values = rendered
                     trace.answer_facts = facts
-                    stated = states_all(answer, values) if values else \
+                    stated = not unstated(answer, values) if values else \
                         " ".join(facts.lower().split()) in " ".join(answer.lower().split())
                     if not stated:  # (a template of plain text: the text itself)
                         answer = f"{answer.rstrip()}\n\n{facts}"
