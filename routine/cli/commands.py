@@ -18,6 +18,7 @@ import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import Problem, RoutineError, SpecError
 from ..eval.config import EvalConfig
@@ -28,6 +29,7 @@ from ..run.settings import RunSettings
 from ..run.trace import RunTrace, TurnRecord
 from ..spec.format import routine_json_schema
 from ..spec.loader import LoadedRoutine, load_routine
+from ..spec.project import Project
 from ..spec.toolsets import import_toolsets, registry_for
 from ..spec.validate import check_routine
 from ..tools.core import ToolRegistry
@@ -61,9 +63,23 @@ def _routine_files(paths: list[Path]) -> list[Path]:
     return files
 
 
+def routine_path(path: Path) -> Path:
+    """A routine file, or a routine's name looked up in the project's routine folders
+    (``routine run leave_balance ...``: ``<folder>/leave_balance.yaml``)."""
+    if path.exists() or path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
+        return path
+    for folder in Project.discover().routines:
+        for candidate in (folder / f"{path}.yaml", folder / f"{path}.yml"):
+            if candidate.is_file():
+                return candidate
+    return path
+
+
 def load_checked(path: Path, extra_tools: list[str] | None = None
                  ) -> tuple[LoadedRoutine | None, ToolRegistry, list[Problem]]:
-    """Load a routine, build its registry and run every check."""
+    """Load a routine (a file, or a name in the project's routine folders), build its
+    registry and run every check."""
+    path = routine_path(path)
     try:
         loaded = load_routine(path)
     except SpecError as exc:
@@ -71,20 +87,24 @@ def load_checked(path: Path, extra_tools: list[str] | None = None
     except OSError as exc:
         return None, ToolRegistry(), [Problem(str(path), 1, 1, f"cannot read file: {exc}")]
     registry, problems = registry_for(loaded, extra_tools)
-    problems += check_routine(loaded, registry)
+    problems += check_routine(loaded, registry, partial=bool(problems))
     return loaded, registry, problems
 
 
 @app.command()
 def validate(
-    paths: Annotated[list[Path], typer.Argument(help="Routine files or folders.")],
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Routine files or folders (default: the project's routine folders).")] = None,
     tools: Annotated[list[str] | None, typer.Option(
         "--tools", help="Extra tool modules (module or module:attribute).")] = None,
 ) -> None:
     """Check routines against their tools' schemas; report every problem with file:line:col."""
-    files = _routine_files(paths)
+    project = Project.discover()
+    files = _routine_files(paths or project.routines)
     if not files:
-        err.print("no routine files found")
+        where = ", ".join(map(str, paths or project.routines)) or (
+            "no paths given, and no routine.toml with routines = [...] from here up")
+        err.print(f"error: no routine files found ({where})")
         raise typer.Exit(2)
     total = 0
     for file in files:
@@ -189,24 +209,38 @@ def _parse_inputs(pairs: list[str]) -> dict[str, Any]:
     return values
 
 
+def _endpoint(model: str | None, base_url: str | None, api_key: str | None
+              ) -> tuple[str | None, str | None, str | None]:
+    """(base_url, model, api_key): flags, else ROUTINE_* / OPENAI_*, else the project's
+    ``[model]``; no base URL means the embedded model."""
+    base_url, env_model, api_key = endpoint_from_env(base_url, None, api_key)
+    model = model or env_model
+    defaults = Project.discover().model
+    embedded = model is not None and (model in MODELS or model.endswith(".gguf"))
+    if not base_url and defaults.base_url and not embedded:
+        base_url = defaults.base_url
+    if base_url and not api_key and defaults.api_key_env:
+        api_key = os.environ.get(defaults.api_key_env)
+    return base_url, model or defaults.name, api_key
+
+
 @contextlib.contextmanager
 def _model(model: str | None, base_url: str | None, api_key: str | None,
            model_cache: Path | None, timeout: float,
            adapter: Path | None = None) -> Iterator[OpenAIModel]:
-    base_url, env_model, api_key = endpoint_from_env(base_url, None, api_key)
+    base_url, name, api_key = _endpoint(model, base_url, api_key)
     if base_url and adapter is not None:
         raise RoutineError("--adapter runs in the embedded model; an endpoint serves its own "
                            "adapters (vLLM: --lora-modules NAME=PATH, then --model NAME)")
     if base_url:
-        name = model or env_model
         if not name:
-            raise RoutineError("an endpoint is set but no model name: pass --model or set "
-                               "ROUTINE_MODEL")
+            raise RoutineError("an endpoint is set but no model name: pass --model, set "
+                               "ROUTINE_MODEL, or name it in routine.toml [model] name")
         yield OpenAIModel(name, base_url, api_key, timeout=timeout)
         return
-    if model is None and env_model and env_model in MODELS:
-        model = env_model
-    with embedded_server(model or DEFAULT_MODEL, model_cache, adapter=adapter) as server:
+    if model is None and name and name not in MODELS and not name.endswith(".gguf"):
+        name = None  # an endpoint's model name from the environment, with no endpoint
+    with embedded_server(name or DEFAULT_MODEL, model_cache, adapter=adapter) as server:
         err.print(f"[dim]embedded model {server.model} ready at {server.base_url} "
                   f"(loaded in {server.load_seconds:.1f} s)[/dim]")
         yield server.client(timeout=timeout)
@@ -640,6 +674,22 @@ def _click_errors() -> tuple[tuple[type[BaseException], ...], ...]:
     return tuple(exits), tuple(errors), tuple(aborts)
 
 
+def _error(message: str) -> None:
+    """One line on stderr: ``error: message`` (the message's brackets printed as they are)."""
+    err.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
+
+
+def _usage_error(exc: BaseException) -> None:
+    """A click error as ``error: ...``, with the command's usage line when it is a usage
+    error."""
+    _error(exc.format_message())  # type: ignore[attr-defined]
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        usage = ctx.get_usage().removeprefix("Usage: ")
+        err.print(f"usage: {usage} (see {ctx.command_path} --help)", markup=False,
+                  highlight=False, soft_wrap=True)
+
+
 def _main(command: click.Command, argv: list[str] | None) -> int:
     exits, errors, aborts = _click_errors()
     project = os.environ.get("ROUTINE_PROJECT")
@@ -649,12 +699,25 @@ def _main(command: click.Command, argv: list[str] | None) -> int:
     except exits as exc:
         return int(exc.exit_code)  # type: ignore[attr-defined]
     except errors as exc:
-        exc.show()  # type: ignore[attr-defined]
+        _usage_error(exc)
         return int(exc.exit_code)  # type: ignore[attr-defined]
     except aborts:
         return 130
+    except SpecError as exc:  # each problem is a line that says error: with file:line:col
+        for line in [str(p) for p in exc.problems] or [f"error: {exc}"]:
+            err.print(line, markup=False, highlight=False, soft_wrap=True)
+        return 1
     except RoutineError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        _error(str(exc))
+        return 1
+    except OSError as exc:  # a file or folder a command was given, or writes to
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error(f"{where}{exc.strerror or exc}")
+        return 1
+    except Exception as exc:
+        if os.environ.get("ROUTINE_DEBUG"):
+            raise
+        _error(f"{type(exc).__name__}: {exc} (not expected: ROUTINE_DEBUG=1 shows where)")
         return 1
     finally:
         if project is None:

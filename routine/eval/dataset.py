@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import random
+import sys
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -140,15 +142,21 @@ class Domain:
     # applies in the end-state comparison); every other column must match exactly
     free_text: dict[str, str] = field(default_factory=dict)
     root: Path = field(default_factory=Path.cwd)
+    project: Project | None = field(default=None, repr=False)  # set by load_domain
 
     def toolset_name(self) -> str:
         """The toolset whose deps hold the database."""
         return self.deps_toolset or self.registry().toolset_names()[0]
 
     def registry(self) -> ToolRegistry:
+        """The domain's tools: each name resolved through the project (``[toolsets]``),
+        else imported as a module reference."""
         registry = ToolRegistry()
+        project = self.project
         for ref in self.toolsets:
-            for item in import_toolsets(ref):
+            items = (project.resolve(ref) if project is not None and ref in project.toolsets
+                     else import_toolsets(ref, project.root if project else None))
+            for item in items:
                 registry.add(item)
         return registry
 
@@ -180,18 +188,39 @@ def load_domain(folder: str | Path, project: Project | None = None) -> Domain:
         raise DatasetError(f"{folder}/domain.py is code, and the project does not trust this "
                            f"folder: list it under [datasets] trusted in "
                            f"{project.file or 'a routine.toml at the project root'}")
-    spec = importlib.util.spec_from_file_location(f"routine_domain_{folder.name}",
-                                                  folder / "domain.py")
+    file = folder / "domain.py"
+    spec = importlib.util.spec_from_file_location(f"routine_domain_{folder.name}", file)
     if spec is None or spec.loader is None:
-        raise DatasetError(f"{folder}/domain.py not found")
+        raise DatasetError(f"{file} not found")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    domain: Domain = module.DOMAIN
-    # routines_dir is relative to the project root: the first folder up that has it
-    for root in (Path.cwd(), *folder.resolve().parents):
+    root = project.root or Path.cwd()
+    if str(root) not in sys.path:  # the project's own modules import as in its toolsets
+        sys.path.insert(0, str(root))
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the domain's code failed: say where, once
+        frame = next((f for f in reversed(traceback.extract_tb(exc.__traceback__))
+                      if Path(f.filename) == file.resolve() or f.filename == str(file)), None)
+        line = f":{frame.lineno}" if frame else ""
+        raise DatasetError(f"{file}{line}: importing the domain failed: "
+                           f"{type(exc).__name__}: {exc}") from None
+    domain = getattr(module, "DOMAIN", None)
+    if not isinstance(domain, Domain):
+        found = "nothing" if domain is None else f"a {type(domain).__name__}"
+        raise DatasetError(f"{file}: DOMAIN is {found}; a dataset's domain.py defines "
+                           "DOMAIN = Domain(name=..., toolsets=[...], routines_dir=..., "
+                           "templates=[Template(...), ...]) (see the guide: docs/guide.md)")
+    domain.project = project
+    # routines_dir is relative to the project root: the project file's folder, else the
+    # first folder up that has it
+    roots = [project.root] if project.root else []
+    for root in (*roots, Path.cwd(), *folder.resolve().parents):
         if (root / domain.routines_dir).is_dir():
             domain.root = root
             break
+    else:
+        raise DatasetError(f"{file}: routines_dir {domain.routines_dir!r} is not a folder "
+                           f"(relative to {project.root or Path.cwd()})")
     return domain
 
 

@@ -37,6 +37,9 @@ class SourceMap:
 
     file: str
     positions: dict[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)
+    # keys with no value inside a {...} mapping, and the key before them: the usual
+    # sign of an unquoted comma (``{description: annual, sick, ...}``)
+    bare_keys: dict[tuple[Any, ...], str] = field(default_factory=dict)
 
     def locate(self, path: tuple[Any, ...]) -> tuple[int, int]:
         """Position of ``path`` or of its nearest known ancestor."""
@@ -62,12 +65,18 @@ def _walk_nodes(node: yaml.Node, path: tuple[Any, ...], smap: SourceMap,
     smap.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
+        previous = ""
         for key_node, value_node in node.value:
             key = key_node.value
             child = (*path, key)
             if key in seen:
                 dupes.append((child, key))
             seen.add(key)
+            if node.flow_style and isinstance(value_node, yaml.ScalarNode) \
+                    and value_node.value == "" and value_node.style is None and previous:
+                smap.bare_keys[child] = previous
+            else:
+                previous = key
             smap.positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             _walk_nodes(value_node, child, smap, dupes)
     elif isinstance(node, yaml.SequenceNode):
@@ -154,7 +163,7 @@ def load_routine_text(text: str, file: str = "<string>") -> LoadedRoutine:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise SpecError([Problem(file, line, col, f"YAML syntax: {exc.problem or exc}",
-                                 "valid YAML")]) from None
+                                 _yaml_hint(exc, text))]) from None
     if not isinstance(data, dict):
         raise SpecError([Problem(file, 1, 1, "the file is not a YAML mapping",
                                  "a mapping with name, description, inputs and steps")])
@@ -201,10 +210,41 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     return tuple(kept)
 
 
+def _yaml_hint(exc: yaml.MarkedYAMLError, text: str) -> str:
+    """What a YAML syntax error usually means in a hand-written routine, and the fix."""
+    problem = str(exc.problem or "")
+    mark = exc.problem_mark
+    line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
+    if "\\t" in problem or "\t" in line[:len(line) - len(line.lstrip())]:
+        return "spaces for indentation: YAML does not allow tabs there"
+    if problem.startswith("mapping values are not allowed"):
+        return ("quotes around a value that contains ': ' (description: \"Note: ...\"); "
+                "unquoted, a colon followed by a space starts a new key")
+    if problem.startswith("expected ',' or '}'") or problem.startswith("expected ',' or ']'"):
+        return ("a closing bracket for every opening one, and quotes around text inside "
+                "{...} or [...] that contains a comma, a colon or a bracket "
+                "(description: \"annual, sick or unpaid\")")
+    if "expected <block end>" in problem or "expected '-' indicator" in problem \
+            or "did not find expected key" in problem:
+        return ("consistent indentation: the keys of one mapping start in the same column, "
+                "and a step's keys line up under its first key after '- '")
+    if "could not find expected ':'" in problem:
+        return ("'key: value' on every line of a mapping; a long text on several lines goes "
+                "in quotes, or after '|' or '>'")
+    return "valid YAML"
+
+
 def _problem_from_error(err: Any, smap: SourceMap, data: Any) -> Any:
     loc = _data_path(tuple(err["loc"]), data)
     line, col = smap.locate(loc)
     where = ".".join(str(p) for p in loc) or "(top level)"
+    if err["type"] == "extra_forbidden" and loc in smap.bare_keys:
+        before = smap.bare_keys[loc]
+        return Problem(smap.file, line, col,
+                       f"unknown key {loc[-1]!r} at {where}: the text after a comma inside "
+                       f"{{...}} was read as a new key",
+                       f"quotes around a value that contains commas ({before}: \"..., "
+                       f"{loc[-1]}, ...\")")
     if err["type"] == "extra_forbidden":
         message = f"unknown key {loc[-1]!r} at {where}"
     elif err["type"] == "missing":

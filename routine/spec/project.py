@@ -6,12 +6,20 @@ commands) and which dataset folders may run their ``domain.py`` is the
 application's decision, made in code or in a project file the user wrote::
 
     # routine.toml, at the project's root
+    routines = ["routines"]            # where routine files live (relative to this file)
+
+    [model]                            # the default model (flags and ROUTINE_* win over it)
+    name = "qwen2.5-coder-1.5b"        # an embedded model, or the endpoint's model name
+    base_url = "https://..."           # optional: an OpenAI-compatible endpoint
+    api_key_env = "OPENAI_API_KEY"     # the variable holding its key (never the key here)
+
     [toolsets]
-    "routine_tools.retail" = "routine_tools.retail"      # a module, or module:attribute
+    helpdesk = "helpdesk_tools"        # a module (or module:attribute); modules beside
+                                       # this file import without PYTHONPATH
     calendar = { mcp = { command = "python", args = ["servers/calendar.py"] } }
 
     [datasets]
-    trusted = ["eval/datasets/*"]                         # folders, relative to this file
+    trusted = ["eval/*"]               # folders whose domain.py may run, relative to this file
 
 A routine only names entries (``toolsets: [calendar]``); an unknown name, or a
 server written into the routine itself, is a validation problem at its line.
@@ -29,6 +37,7 @@ import fnmatch
 import importlib
 import os
 import re
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +49,7 @@ from ..errors import Problem, ProjectError
 from ..tools.core import Tool, Toolset
 from ..tools.mcp import McpServer
 
-__all__ = ["Project", "PROJECT_FILE", "BUNDLED_TOOLSETS", "import_toolsets"]
+__all__ = ["Project", "ModelDefaults", "PROJECT_FILE", "BUNDLED_TOOLSETS", "import_toolsets"]
 
 PROJECT_FILE = "routine.toml"
 BUNDLED_TOOLSETS = ("routine_tools.hr", "routine_tools.retail")
@@ -58,17 +67,48 @@ class _Datasets(BaseModel):
     trusted: list[str] = Field(default_factory=list)
 
 
+class ModelDefaults(BaseModel):
+    """The project's default model: ``[model]`` in routine.toml. Command-line flags and the
+    ROUTINE_* / OPENAI_* variables win over it; with nothing set, the embedded default."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, description="An embedded model's name, or the model name "
+                             "the endpoint serves.")
+    base_url: str | None = Field(None, description="An OpenAI-compatible endpoint; none: the "
+                                 "embedded model.")
+    api_key_env: str | None = Field(None, description="The environment variable that holds "
+                                    "the endpoint's key (the key itself never goes in the file).")
+
+
 class _ProjectFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    routines: str | list[str] = Field(default_factory=list)
+    model: ModelDefaults = Field(default_factory=ModelDefaults)
     toolsets: dict[str, str | _McpEntry] = Field(default_factory=dict)
     datasets: _Datasets = Field(default_factory=_Datasets)
 
 
-def import_toolsets(reference: str) -> list[Tool | Toolset]:
+def import_toolsets(reference: str, folder: str | Path | None = None) -> list[Tool | Toolset]:
     """The tools and toolsets a ``module`` or ``module:attribute`` reference names (only
-    for references the application chose: a project entry, a ``--tools`` flag)."""
+    for references the application chose: a project entry, a ``--tools`` flag).
+
+    ``folder`` (the project's root; default: the working directory) is searched first, so
+    a module beside routine.toml imports without PYTHONPATH, as ``python -m`` would.
+    A module that is not found is one ImportError saying where it was looked for."""
     module_name, _, attribute = reference.partition(":")
-    module = importlib.import_module(module_name)
+    where = str(Path(folder or Path.cwd()).resolve())
+    if where not in sys.path:
+        sys.path.insert(0, where)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing != module_name and not module_name.startswith(missing + "."):
+            raise  # the module was found; something it imports is missing
+        raise ModuleNotFoundError(
+            f"no module named {module_name!r} (looked in {where} and the installed "
+            "packages; a toolset module is a .py file or package folder there)",
+            name=exc.name) from None
     if attribute:
         value: Any = module
         for part in attribute.split("."):
@@ -91,6 +131,8 @@ class Project:
     toolsets: dict[str, Entry] = field(default_factory=dict)
     datasets: list[str] = field(default_factory=list)  # folder patterns (absolute)
     file: Path | None = None
+    routines: list[Path] = field(default_factory=list)  # routine folders (absolute)
+    model: ModelDefaults = field(default_factory=ModelDefaults)
 
     # ------------------------------------------------------------ building
     @classmethod
@@ -133,7 +175,9 @@ class Project:
                 update={"name": value.mcp.name or name})
             for name, value in parsed.toolsets.items()}
         base = path.resolve().parent
-        return cls(entries, [str(base / pattern) for pattern in parsed.datasets.trusted], path)
+        folders = [parsed.routines] if isinstance(parsed.routines, str) else parsed.routines
+        return cls(entries, [str(base / pattern) for pattern in parsed.datasets.trusted], path,
+                   [base / folder for folder in folders], parsed.model)
 
     @classmethod
     def discover(cls, path: str | Path | None = None, start: str | Path | None = None
@@ -150,6 +194,11 @@ class Project:
         return cls.bundled()
 
     # ------------------------------------------------------------ questions
+    @property
+    def root(self) -> Path | None:
+        """The folder of the project file (None without one)."""
+        return self.file.resolve().parent if self.file else None
+
     def names(self) -> list[str]:
         return sorted(self.toolsets)
 
@@ -162,7 +211,7 @@ class Project:
         server launched. KeyError for a name the project does not have."""
         entry = self.toolsets[name]
         if isinstance(entry, str):
-            return import_toolsets(entry)
+            return import_toolsets(entry, self.root)
         if isinstance(entry, McpServer):
             from ..tools.mcp import mcp_toolset
 
@@ -194,5 +243,6 @@ def _problem(path: Path, text: str, raw: dict[str, Any], error: Any) -> Problem:
     message = (f"unknown key {where}" if error["type"] == "extra_forbidden"
                else f"{where}: {error['msg']}")
     return Problem(str(path), line, 1, message,
+                   "routines = [\"folder\", ...]; [model] name, base_url, api_key_env; "
                    "[toolsets] NAME = \"module\" or NAME = { mcp = { command, args } }; "
                    "[datasets] trusted = [\"folder\", ...]")

@@ -203,10 +203,11 @@ def _references(tree: Any, what: str, local: set[str]) -> tuple[list[Reference],
 
 # ---------------------------------------------------------------- the checker
 class _Checker:
-    def __init__(self, loaded: LoadedRoutine, registry: ToolRegistry):
+    def __init__(self, loaded: LoadedRoutine, registry: ToolRegistry, partial: bool = False):
         self.routine = loaded.routine
         self.smap = loaded.source
         self.registry = registry
+        self.partial = partial
         self.flow = Flow.of(self.routine)
         self.problems: list[Problem] = []
 
@@ -262,6 +263,10 @@ class _Checker:
         step = self.flow.steps[step_id]
         assert step.tool is not None
         tool = self.registry.get(step.tool)
+        if tool is None and self.partial:  # its toolset failed to load: said once, there
+            for arg, value in step.args.items():
+                self.check_refs(step_id, path + ("args", arg), value, doms, None)
+            return
         if tool is None:
             close = difflib.get_close_matches(step.tool, self.registry.names(), n=3)
             hint = f"did you mean {', '.join(close)}?" if close else \
@@ -371,6 +376,10 @@ class _Checker:
         return json_types(sub, tool.output_schema) if sub is not None else set()
 
 
-def check_routine(loaded: LoadedRoutine, registry: ToolRegistry) -> list[Problem]:
-    """Every problem of an already-parsed routine against ``registry``."""
-    return _Checker(loaded, registry).run()
+def check_routine(loaded: LoadedRoutine, registry: ToolRegistry, partial: bool = False
+                  ) -> list[Problem]:
+    """Every problem of an already-parsed routine against ``registry``.
+
+    ``partial``: some of the routine's toolsets failed to load (a problem already says
+    so), so a tool missing from ``registry`` is not reported again at every step."""
+    return _Checker(loaded, registry, partial).run()
