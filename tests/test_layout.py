@@ -62,7 +62,8 @@ def _path_of(module: str) -> Path | None:
 
 
 def _graph() -> dict[str, set[str]]:
-    files = [p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts]
+    files = [p for p in PACKAGE.rglob("*.py")  # the scaffold is a user's project, not ours
+             if "__pycache__" not in p.parts and "scaffold" not in p.parts]
     return {_module_name(p): _imports(p) - {_module_name(p)} for p in files}
 
 

@@ -6,6 +6,8 @@ One entry point, ``main(argv) -> int``, tested in-process.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import json
 import os
 import sys
@@ -17,21 +19,22 @@ from typing import Annotated, Any, Literal
 import click
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from ..errors import Problem, RoutineError, SpecError
 from ..eval.config import EvalConfig
 from ..models.client import OpenAIModel, endpoint_from_env
-from ..models.embedded import DEFAULT_MODEL, LIGHT_MODEL, MODELS, embedded_server, ensure_model
+from ..models.embedded import DEFAULT_MODEL, LIGHT_MODEL, MODELS, cache_state, embedded_server, ensure_model
 from ..run.executor import Agent
+from ..run.inputs import coerce_inputs
 from ..run.settings import RunSettings
 from ..run.trace import RunTrace, TurnRecord
-from ..spec.format import routine_json_schema
+from ..spec.flow import Flow
+from ..spec.format import Routine, routine_json_schema
 from ..spec.loader import LoadedRoutine, load_routine
 from ..spec.project import Project
 from ..spec.toolsets import import_toolsets, registry_for
-from ..spec.validate import check_routine
+from ..spec.validate import _resolve, check_routine
 from ..tools.core import ToolRegistry
 from .options import options_from
 
@@ -144,6 +147,94 @@ def schema() -> None:
     out.print_json(json.dumps(routine_json_schema()))
 
 
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="Where to create the project.")] = Path("."),
+    force: Annotated[bool, typer.Option(help="Overwrite files that exist.")] = False,
+) -> None:
+    """Create a working project: routine.toml, a toolset, a routine, gold data, a README."""
+    from .project_init import init_project
+
+    try:
+        written = init_project(folder, force)
+    except OSError as exc:  # FileExistsError included: nothing was written
+        _error(str(exc))
+        raise typer.Exit(1) from None
+    for path in written:
+        out.print(f"  created {path}", markup=False, highlight=False)
+    where = "" if folder.resolve() == Path.cwd() else f"cd {folder} && "
+    out.print(f"\nnext: {where}routine validate && routine run open_ticket "
+              "\"My VPN keeps dropping, I'm ana.lima@example.com\"", markup=False,
+              highlight=False, soft_wrap=True)
+
+
+def _type_text(schema: Any, root: dict[str, Any], depth: int = 0) -> str:
+    """A JSON schema as a short type: ``integer``, ``string | null``, ``list[Employee]``,
+    ``dict[str, number]``, ``"annual" | "sick"``, ``{a: integer, b?: string}``."""
+    if not isinstance(schema, dict) or depth > 6:
+        return "any"
+    if "$ref" in schema:
+        target = _resolve(schema, root) or {}
+        return str(target.get("title") or schema["$ref"].rsplit("/", 1)[-1])
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return " | ".join(dict.fromkeys(_type_text(s, root, depth + 1) for s in schema[key]))
+    if "enum" in schema or "const" in schema:
+        return " | ".join(json.dumps(v) for v in schema.get("enum", [schema.get("const")]))
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return " | ".join(map(str, kind))
+    if kind == "array" and "prefixItems" in schema:
+        return f"tuple[{', '.join(_type_text(s, root, depth + 1) for s in schema['prefixItems'])}]"
+    if kind == "array":
+        return f"list[{_type_text(schema.get('items'), root, depth + 1)}]"
+    if "properties" in schema:
+        return str(schema.get("title") or "{" + ", ".join(
+            f"{name}{'' if required else '?'}: {text}"
+            for name, text, required in _fields(schema, root, depth + 1)) + "}")
+    if isinstance(schema.get("additionalProperties"), dict):
+        return f"dict[str, {_type_text(schema['additionalProperties'], root, depth + 1)}]"
+    if kind == "string" and schema.get("format"):
+        return f"string ({schema['format']})"
+    return str(kind or schema.get("title") or "any")
+
+
+def _fields(schema: dict[str, Any], root: dict[str, Any], depth: int = 0
+            ) -> list[tuple[str, str, bool]]:
+    """(name, type, required) of an object schema's properties."""
+    required = set(schema.get("required", []))
+    return [(name, _type_text(sub, root, depth), name in required)
+            for name, sub in schema.get("properties", {}).items()]
+
+
+def _output_fields(schema: dict[str, Any] | None) -> list[tuple[str, str, bool]]:
+    """The fields of what a tool returns: of the object, or of a list's items (a nullable
+    result: of its object alternative)."""
+    if not schema:
+        return []
+    current = _resolve(schema, schema) or {}
+    if current.get("type") == "array":
+        current = _resolve(current.get("items"), schema) or {}
+    objects = [alt for alt in (_resolve(a, schema) or {} for a in current.get("anyOf", []))
+               if "properties" in alt]
+    if len(objects) == 1:
+        current = objects[0]
+    return _fields(current, schema)
+
+
+def _tool_listing(registry: ToolRegistry) -> list[dict[str, Any]]:
+    """Each tool as ``--json`` prints it: the OpenAI function spec, the output schema, the
+    return type and the output's fields."""
+    listed = []
+    for t in registry:
+        output = t.output_schema
+        listed.append({**t.openai_spec()["function"], "output": output,
+                       "returns": _type_text(output, output or {}) if output else None,
+                       "output_fields": [{"name": name, "type": text, "required": required}
+                                         for name, text, required in _output_fields(output)]})
+    return listed
+
+
 @app.command("tools")
 def list_tools(
     routine: Annotated[Path | None, typer.Option(help="List the tools of this routine.")] = None,
@@ -151,8 +242,10 @@ def list_tools(
         "--tools", help="Tool modules (module or module:attribute).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the schemas as JSON.")] = False,
 ) -> None:
-    """List tools with their parameter and output schemas."""
+    """List tools with their arguments, return type and output fields."""
     registry = ToolRegistry()
+    if routine is None and not module:
+        raise click.UsageError("nothing to list: give --routine FILE or --tools MODULE")
     if routine is not None:
         try:
             loaded = load_routine(routine)
@@ -165,21 +258,33 @@ def list_tools(
             raise typer.Exit(1)
     else:
         for ref in module or []:
-            for item in import_toolsets(ref):
-                registry.add(item)
+            try:
+                items = import_toolsets(ref)
+                for item in items:
+                    registry.add(item)
+            except Exception as exc:
+                raise RoutineError(f"cannot load tools from {ref}: {type(exc).__name__}: "
+                                   f"{exc} (expected a module, or module:attribute, with "
+                                   "Toolset/Tool objects)") from None
+            if not items:
+                raise RoutineError(f"{ref} holds no tools (expected a module, or "
+                                   "module:attribute, with Toolset/Tool objects)")
     if as_json:
-        out.print_json(json.dumps([{**t.openai_spec()["function"], "output": t.output_schema}
-                                   for t in registry]))
+        out.print_json(json.dumps(_tool_listing(registry)))
         return
-    table = Table("tool", "arguments", "returns", "description")
-    for t in registry:
-        props = t.parameters.get("properties", {})
-        required = set(t.parameters.get("required", []))
-        args = ", ".join(f"{k}{'' if k in required else '?'}: {v.get('type', v.get('anyOf', '?'))}"
-                         for k, v in props.items())
-        returns = (t.output_schema or {}).get("title") or (t.output_schema or {}).get("type", "")
-        table.add_row(t.name, args, str(returns), t.description.splitlines()[0])
-    out.print(table)
+    for t in _tool_listing(registry):
+        params = t["parameters"]
+        required = set(params.get("required", []))
+        args = ", ".join(f"{k}{'' if k in required else '?'}: {_type_text(v, params)}"
+                         for k, v in params.get("properties", {}).items())
+        returns = f" -> {t['returns']}" if t["returns"] else ""
+        out.print(Text.assemble((t["name"], "bold"), f"({args}){returns}"), soft_wrap=True)
+        out.print(f"    {t['description'].splitlines()[0]}", markup=False, highlight=False,
+                  soft_wrap=True)
+        for field in t["output_fields"]:
+            mark = "" if field["required"] else "?"
+            out.print(f"      {field['name']}{mark}: {field['type']}", markup=False,
+                      highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -187,25 +292,54 @@ def models(
     prepare: Annotated[str | None, typer.Option(
         help="Assemble and verify this embedded model now.")] = None,
     model_cache: Annotated[Path | None, typer.Option(help="Model cache folder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
 ) -> None:
-    """List the embedded models (and assemble one with --prepare)."""
+    """List the embedded models: whether their weights are installed, and whether their GGUF
+    file is assembled in the cache and verified (and assemble one with --prepare)."""
     if prepare:
         started = time.perf_counter()
         path = ensure_model(prepare, model_cache)
         err.print(f"{prepare}: {path} verified in {time.perf_counter() - started:.1f} s")
         return
-    for name, spec in MODELS.items():
-        tag = " (default)" if name == DEFAULT_MODEL else " (light)" if name == LIGHT_MODEL else ""
-        out.print(f"{name}{tag}: {spec.title}, sha256 {spec.sha256[:16]}…")
+    states = [cache_state(name, model_cache) for name in MODELS]
+    if as_json:
+        out.print_json(json.dumps([
+            {**dataclasses.asdict(state), "path": str(state.path),
+             "title": MODELS[state.name].title, "sha256": MODELS[state.name].sha256,
+             "default": state.name == DEFAULT_MODEL, "light": state.name == LIGHT_MODEL}
+            for state in states]))
+        return
+    for state in states:
+        spec = MODELS[state.name]
+        tag = " (default)" if state.name == DEFAULT_MODEL else \
+            " (light)" if state.name == LIGHT_MODEL else ""
+        parts = f"{state.parts_installed}/{state.parts_total} parts installed"
+        if state.parts_installed < state.parts_total:
+            parts += f' (pip install -e ".[{spec.extra}]")'
+        if not state.assembled:
+            cached = f"not assembled (routine models --prepare {state.name} writes {state.path})"
+        else:
+            cached = f"{state.path}, {(state.size or 0) / 1e6:.1f} MB, " + (
+                "sha256 verified" if state.verified else
+                "sha256 not verified (changed since, or never checked: the next use checks it)")
+        out.print(f"{state.name}{tag}: {spec.title}, sha256 {spec.sha256[:16]}…\n"
+                  f"  weights: {parts}\n  cache: {cached}", markup=False, highlight=False,
+                  soft_wrap=True)
 
 
-def _parse_inputs(pairs: list[str]) -> dict[str, Any]:
+def _parse_inputs(pairs: list[str], routine: Routine | None = None) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs; with ``routine``, names and values it would refuse are usage
+    errors now, before a model is started."""
     values = {}
     for pair in pairs:
-        if "=" not in pair:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
             raise click.BadParameter(f"{pair!r}: expected NAME=VALUE", param_hint="--input")
-        name, value = pair.split("=", 1)
         values[name.strip()] = value
+    try:
+        coerce_inputs(routine, values)
+    except RoutineError as exc:
+        raise click.BadParameter(str(exc), param_hint="--input") from None
     return values
 
 
@@ -246,20 +380,34 @@ def _model(model: str | None, base_url: str | None, api_key: str | None,
         yield server.client(timeout=timeout)
 
 
-def _show_turn(turn: TurnRecord) -> None:
+def _step_label(flow: Flow | None, step_id: str | None) -> str:
+    """``2/3 Check the leave balance`` (a step in a branch: its label, ``3-1_2 Name``), or ""
+    when the step is unknown."""
+    if flow is None or step_id not in flow.steps:
+        return ""
+    step, label = flow.steps[step_id], flow.labels[step_id]
+    if not label.isdigit():
+        return f"{label} {step.name}"
+    return f"{label}/{sum(other.isdigit() for other in flow.labels.values())} {step.name}"
+
+
+def _show_turn(turn: TurnRecord, flow: Flow | None = None) -> None:
+    """Each call of a turn, once: ``▶ 2/3 Step name · tool(args)`` then ``→ result`` (the step
+    left out when the call completed none), or ``✗ tool(args)`` and the error."""
     for call in turn.calls:
         args = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
-        step = f"[cyan]{call.step_id}[/cyan] " if call.step_id else ""
+        shown = Text.assemble((call.name, "bold"), f"({args})")
         if call.ok:
+            step = _step_label(flow, call.step_id)
+            label = Text.assemble((step, "cyan"), " · ") if step else Text()
             result = call.result_text or ""
             result = result if len(result) <= 160 else result[:160] + "…"
-            out.print(f"▶ {step}[bold]{call.name}[/bold]({args})\n  → {result}",
-                      highlight=False)
+            out.print(Text.assemble("▶ ", label, shown, f"\n  → {result}"), highlight=False)
         else:
-            out.print(f"✗ [bold]{call.name}[/bold]({args})\n  [red]{call.error}[/red]",
+            out.print(Text.assemble("✗ ", shown, "\n  ", (call.error or "", "red")),
                       highlight=False)
     if turn.feedback:
-        out.print(f"  [yellow]retry: {turn.feedback}[/yellow]", highlight=False)
+        out.print(Text.assemble(("  retry: " + turn.feedback, "yellow")), highlight=False)
 
 
 def _summary(trace: RunTrace) -> None:
@@ -315,10 +463,11 @@ def run(
         err.print(f"{routine}: {len(problems)} problem(s); fix them before running")
         raise typer.Exit(1)
     assert loaded is not None
-    inputs = _parse_inputs(input_ or [])
+    inputs = _parse_inputs(input_ or [], loaded.routine)
     with _model(model, base_url, api_key, model_cache, settings.timeout_s, adapter) as client:
         agent = Agent(loaded, registry, client, settings, approver=_approver(approve))
-        trace = agent.run(query, inputs, on_turn=None if as_json else _show_turn,
+        show = functools.partial(_show_turn, flow=Flow.of(loaded.routine))
+        trace = agent.run(query, inputs, on_turn=None if as_json else show,
                           trace_dir=trace_dir)
     if as_json:
         out.print_json(trace.model_dump_json())
