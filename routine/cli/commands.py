@@ -402,12 +402,12 @@ def _show_turn(turn: TurnRecord, flow: Flow | None = None) -> None:
             label = Text.assemble((step, "cyan"), " · ") if step else Text()
             result = call.result_text or ""
             result = result if len(result) <= 160 else result[:160] + "…"
-            out.print(Text.assemble("▶ ", label, shown, f"\n  → {result}"), highlight=False)
+            out.print(Text.assemble("▶ ", label, shown, f"\n  → {result}"), soft_wrap=True)
         else:
             out.print(Text.assemble("✗ ", shown, "\n  ", (call.error or "", "red")),
-                      highlight=False)
+                      soft_wrap=True)
     if turn.feedback:
-        out.print(Text.assemble(("  retry: " + turn.feedback, "yellow")), highlight=False)
+        out.print(Text.assemble(("  retry: " + turn.feedback, "yellow")), soft_wrap=True)
 
 
 def _summary(trace: RunTrace) -> None:

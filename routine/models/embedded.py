@@ -38,7 +38,8 @@ import httpx
 from ..errors import ModelUnavailable
 
 __all__ = ["EmbeddedModelSpec", "MODELS", "DEFAULT_MODEL", "LIGHT_MODEL", "cache_dir",
-           "ensure_model", "embedded_server", "chat_template", "EmbeddedServer", "ChatTokenizer"]
+           "ensure_model", "embedded_server", "chat_template", "EmbeddedServer", "ChatTokenizer",
+           "CacheState", "cache_state"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,46 @@ def _verified(path: Path, sha256: str, full: bool = False) -> bool:
     return digest.hexdigest() == sha256
 
 
+def _spec(name: str) -> EmbeddedModelSpec:
+    if name not in MODELS:
+        raise ModelUnavailable(f"unknown embedded model {name!r}; choose one of "
+                               f"{', '.join(MODELS)} or give a path to a .gguf file")
+    return MODELS[name]
+
+
+@dataclass(frozen=True)
+class CacheState:
+    """What is on this machine of an embedded model, found without hashing anything.
+
+    Attributes:
+        path: where its GGUF file is (or would be) assembled.
+        assembled: the file is there.
+        size: its size in bytes (None when it is not there).
+        verified: its sha256 was checked when it was written and it has not changed since
+            (the ``.verified`` marker matches its size and mtime).
+        parts_installed: how many of the wheel packages holding its parts are installed.
+        parts_total: how many there are.
+    """
+
+    name: str
+    path: Path
+    assembled: bool
+    size: int | None
+    verified: bool
+    parts_installed: int
+    parts_total: int
+
+
+def cache_state(name: str, cache: str | Path | None = None) -> CacheState:
+    """The cache state of a named embedded model (cheap: a stat and a marker read)."""
+    spec = _spec(name)
+    path = cache_dir(cache) / spec.filename
+    assembled = path.is_file()
+    installed = sum(importlib.util.find_spec(p) is not None for p in spec.packages)
+    return CacheState(name, path, assembled, path.stat().st_size if assembled else None,
+                      assembled and _verified(path, spec.sha256), installed, len(spec.packages))
+
+
 def ensure_model(name: str = DEFAULT_MODEL, cache: str | Path | None = None,
                  show_progress: bool = True, verify: bool = False) -> Path:
     """The path of a named embedded model's verified GGUF, assembling it if needed.
@@ -128,10 +169,7 @@ def ensure_model(name: str = DEFAULT_MODEL, cache: str | Path | None = None,
     of the verified size and mtime, unless ``verify``: then the file is hashed again
     (about a second per GB; every server start does this) and reassembled from the
     installed parts if it changed."""
-    if name not in MODELS:
-        raise ModelUnavailable(f"unknown embedded model {name!r}; choose one of "
-                               f"{', '.join(MODELS)} or give a path to a .gguf file")
-    spec = MODELS[name]
+    spec = _spec(name)
     target = cache_dir(cache) / spec.filename
     if _verified(target, spec.sha256, full=verify):
         return target
