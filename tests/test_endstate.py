@@ -7,7 +7,15 @@ import sqlite3
 import pytest
 
 from routine.errors import DatasetError
-from routine.eval.endstate import EndState, compare_end_states, end_state, snapshot_of
+from routine.eval.endstate import (
+    EndState,
+    RowDiff,
+    compare_end_states,
+    describe_diffs,
+    end_state,
+    row_diffs,
+    snapshot_of,
+)
 from routine.tools.sqlite import snapshot
 
 FREE = {"returns.reason": "request_return.reason"}
@@ -69,3 +77,45 @@ def test_deps_without_a_snapshot_are_one_clear_error():
 
     with pytest.raises(DatasetError, match=r"Deps\) need a state_snapshot\(\) method"):
         snapshot_of(Deps())
+
+
+def diffs(*returns: tuple[int, str, str], modes: dict | None = None) -> list:
+    gold = db((1, "it arrived damaged", "requested"))
+    return row_diffs(db(*returns), gold, SEED, FREE, MODES if modes is None else modes)
+
+
+def test_row_diffs_name_the_column_the_values_and_the_free_text_rule():
+    assert diffs((1, "It arrived damaged!", "requested")) == []  # other words: no row
+    (status,) = diffs((1, "it arrived damaged", "approved"))
+    assert (status.table, status.key, status.column, status.got, status.expected,
+            status.compared) == ("returns", "2", "status", "approved", "requested", "exact")
+    assert "returns row 2: status 'approved' != gold 'requested' (exact)" == str(status)
+    (reason,) = diffs((1, "I changed my mind", "requested"))
+    assert (reason.column, reason.compared, reason.got) == ("reason", "fuzzy", "I changed my mind")
+    assert reason.rule == "free text: word overlap 0.00 < 0.5"
+    (half,) = diffs((1, "the parcel arrived late", "requested"))  # 1 shared word of 6
+    assert half.rule == "free text: word overlap 0.17 < 0.5"
+    (exact,) = diffs((1, "It arrived damaged!", "requested"),
+                     modes={"request_return.reason": "exact"})
+    assert exact.compared == "exact" and "exact mode" in exact.rule
+
+
+def test_row_diffs_list_missing_and_extra_rows_and_agree_with_the_verdict():
+    (missing,) = diffs()
+    assert (missing.compared, missing.key, missing.got) == ("missing", "2", None)
+    assert missing.expected["reason"] == "it arrived damaged"
+    extra = diffs((1, "it arrived damaged", "requested"), (2, "again", "requested"))
+    assert [(d.compared, d.key) for d in extra] == [("extra", "3")]
+    assert "returns row 3: extra row" in describe_diffs(extra)
+    cases = [(), ((1, "I changed my mind", "requested"),), ((2, "x", "requested"),),
+             ((1, "It arrived damaged!", "requested"),), ((1, "it arrived damaged", "x"),)]
+    for returns in cases:  # no rows listed exactly when the end state is the gold one
+        assert (diffs(*returns) == []) == judge(*returns)[0], returns
+
+
+def test_describe_diffs_says_how_many_more():
+    many = [RowDiff(table="t", key=str(k), column="c", got=k, expected=0, compared="exact",
+                    rule="exact") for k in range(1, 8)]
+    text = describe_diffs(many, limit=2)
+    assert text.startswith("t row 1: c 1 != gold 0 (exact); t row 2") and text.endswith(
+        "; and 5 more")

@@ -327,9 +327,15 @@ def test_report_reads_the_typed_summary_and_shows_failures_of_every_condition(tm
     summary = asyncio.run(run_evaluation(cfg, lazy_model()))
     assert load_summary(cfg.out / "summary.json") == summary
     html = (cfg.out / "report.html").read_text()
-    for name in ("none", "nl"):
-        assert f"<td>{name}</td><td>hr-" in html  # failed steps AND tasks of both conditions
-    assert "Some failed tasks" in html and "find_employee(" in html
+    steps, tasks = html.split("<h2>Failed steps, per condition</h2>")[1].split(
+        "<h2>Failed tasks, per condition</h2>")
+    for part in (steps, tasks):  # failed steps AND tasks of both conditions
+        for name in ("none", "nl"):
+            section = part.split(f"<h3>{name}: ")[1].split("<h3>")[0]
+            assert "<tr><td>hr-" in section, (name, section[:200])
+    assert "<code>find_employee(" in tasks
+    report = (cfg.out / "report.md").read_text()
+    assert report.count("### none: ") == report.count("### nl: ") == 2
 
 
 def test_rate_limits_and_lost_connections_leave_samples_for_the_next_resume(tmp_path):

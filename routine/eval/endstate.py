@@ -14,6 +14,11 @@ An :class:`EndState` is computed from a snapshot of the toolset's state
 (``deps.state_snapshot()``: table -> row id -> row) and the seeded state it
 started from: the digest of every non-free-text value, and the free-text
 values of the rows that differ from the seed.
+
+When a run's end state is not the gold one, :func:`row_diffs` says where, row by
+row, from the two snapshots: the rows missing or extra, and per differing column
+the value got, the value expected and how they were compared (``exact``, or the
+free-text mode with the rule that failed, e.g. ``word overlap 0.33 < 0.5``).
 """
 
 from __future__ import annotations
@@ -21,13 +26,18 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
 
 from ..errors import DatasetError
 from ..tools.sqlite import Snapshot
-from .scoring import ArgMode, text_matches
+from .scoring import ArgMode, _words, standardize, text_matches
 
-__all__ = ["EndState", "Snapshot", "end_state", "compare_end_states", "snapshot_of"]
+__all__ = ["EndState", "Snapshot", "end_state", "compare_end_states", "snapshot_of", "RowDiff",
+           "row_diffs", "describe_diffs"]
+
+FUZZY_OVERLAP = 0.5  # scoring's fuzzy threshold, stated in the diffs
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,111 @@ def compare_end_states(run: EndState, gold: EndState, free_text: dict[str, str],
                 return False, (f"{column} (row {key}): {ours[key]!r} does not match the gold "
                                f"{theirs[key]!r} ({mode})")
     return True, ""
+
+
+class RowDiff(BaseModel):
+    """One difference between a run's end state and the gold one: a missing or extra row,
+    or one column of a row both have."""
+
+    table: str
+    key: str = Field(description="The row id (the rowid, as text).")
+    column: str | None = Field(None, description="None for a whole row missing or extra.")
+    got: Any = Field(None, description="The run's value (an extra row: the row; a missing "
+                     "row: None).")
+    expected: Any = Field(None, description="The gold value (a missing row: the row).")
+    compared: Literal["exact", "fuzzy", "loose", "ignore", "missing", "extra"] = Field(
+        description="How the values were compared: exact, a free-text mode, or a row one "
+        "side lacks.")
+    rule: str = Field("", description="Why they do not match, e.g. 'free text: word "
+                      "overlap 0.33 < 0.5'.")
+
+    def __str__(self) -> str:
+        where = f"{self.table} row {self.key}"
+        if self.compared == "extra":
+            return f"{where}: extra row {_short(self.got)}"
+        if self.compared == "missing":
+            return f"{where}: missing, gold row {_short(self.expected)}"
+        return (f"{where}: {self.column} {_short(self.got)} != gold {_short(self.expected)} "
+                f"({self.rule})")
+
+
+def row_diffs(run: Snapshot, gold: Snapshot, seed: Snapshot, free_text: dict[str, str],
+              modes: dict[str, ArgMode]) -> list[RowDiff]:
+    """Where the run's snapshot differs from the gold one, judged as
+    :func:`compare_end_states` judges: exactly, but free-text columns (``free_text``:
+    ``table.column`` -> tool argument) by their argument's mode, and only where either
+    side wrote them (changed them from ``seed``)."""
+    diffs: list[RowDiff] = []
+    for table in sorted(set(run) | set(gold)):
+        ours, theirs, seeded = run.get(table, {}), gold.get(table, {}), seed.get(table, {})
+        for key in sorted(set(ours) | set(theirs), key=_row_order):
+            if key not in theirs:
+                diffs.append(RowDiff(table=table, key=key, got=ours[key], compared="extra",
+                                     rule="a row the gold end state does not have"))
+            elif key not in ours:
+                diffs.append(RowDiff(table=table, key=key, expected=theirs[key],
+                                     compared="missing", rule="a gold row the run lacks"))
+            else:
+                diffs += _column_diffs(table, key, ours[key], theirs[key],
+                                       seeded.get(key, {}), free_text, modes)
+    return diffs
+
+
+def describe_diffs(diffs: list[RowDiff], limit: int = 5) -> str:
+    """The first ``limit`` differences in one line, and how many more there are."""
+    text = "; ".join(str(d) for d in diffs[:limit])
+    return text + (f"; and {len(diffs) - limit} more" if len(diffs) > limit else "")
+
+
+def _column_diffs(table: str, key: str, got: dict[str, Any], expected: dict[str, Any],
+                  seeded: dict[str, Any], free_text: dict[str, str],
+                  modes: dict[str, ArgMode]) -> list[RowDiff]:
+    diffs = []
+    for column in dict.fromkeys([*expected, *got]):
+        ours, theirs = got.get(column), expected.get(column)
+        source = free_text.get(f"{table}.{column}")
+        if source is None:
+            if _json(ours) != _json(theirs):
+                diffs.append(RowDiff(table=table, key=key, column=column, got=ours,
+                                     expected=theirs, compared="exact", rule="exact"))
+            continue
+        mode = modes.get(source, "exact")
+        rule = _free_text_mismatch(ours, theirs, seeded.get(column), mode)
+        if rule:
+            diffs.append(RowDiff(table=table, key=key, column=column, got=ours,
+                                 expected=theirs, compared=mode, rule=rule))
+    return diffs
+
+
+def _free_text_mismatch(got: Any, expected: Any, seeded: Any, mode: ArgMode) -> str:
+    """Why a free-text value does not match the gold one ('' if it does)."""
+    wrote, gold_wrote = got != seeded, expected != seeded
+    if not wrote and not gold_wrote:
+        return ""
+    if wrote != gold_wrote:
+        return f"free text ({mode}): " + ("the gold calls left the seeded value" if wrote
+                                           else "the run left the seeded value")
+    if text_matches(str(got), str(expected), mode):
+        return ""
+    if mode == "fuzzy":
+        ours, theirs = _words(str(got)), _words(str(expected))
+        if ours and theirs:
+            overlap = len(ours & theirs) / len(ours | theirs)
+            return f"free text: word overlap {overlap:.2f} < {FUZZY_OVERLAP}"
+        return "free text (fuzzy): normalised texts differ"
+    if mode == "loose":
+        return f"free text (loose): {standardize(str(got))!r} != {standardize(str(expected))!r}"
+    return "free text, exact mode: the texts differ"
+
+
+def _json(value: Any) -> str:
+    """A value as the digest sees it."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _short(value: Any, chars: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= chars else text[:chars] + "…"
 
 
 def _row_order(key: str) -> tuple[int, str]:

@@ -1,12 +1,19 @@
 """Evaluation reports: summary JSON, a markdown table, PNG charts, one self-contained HTML.
 
-Every figure is printed with its sample size and 95% interval.
+Every figure is printed with its sample size and 95% interval. Both reports list
+failures per condition, for steps and for tasks (:data:`FAILURES_SHOWN` of each
+condition, then how many more): a task with why it failed (the rows that differ
+from the gold end state, the facts the answer lacks, the run's failure) and the
+calls it made with their results. Code cells are one backtick span per line in
+markdown (pipes escaped, lines joined by ``<br>``) and escaped text in HTML.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +23,11 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from .stats import Gain, Mean, Rate
 from .steps import StepResult
 from .summary import Summary
-from .tasks import TaskResult
+from .tasks import CallRecord, TaskResult
 
-__all__ = ["write_report", "markdown_table", "table_rows", "CHARTS", "HEADER"]
+__all__ = ["write_report", "markdown_table", "table_rows", "failures_by_condition",
+           "failures_markdown", "md_code", "md_text", "Failures", "StepFailure", "TaskFailure",
+           "CHARTS", "HEADER", "FAILURES_SHOWN"]
 
 CHARTS = ("accuracy_by_condition.png", "accuracy_by_layer.png", "accuracy_by_scenario.png")
 HEADER = ("condition", "step accuracy", "gain vs none", "well-formed", "right tool", "tool F1",
@@ -167,25 +176,150 @@ _HTML = ImmutableSandboxedEnvironment(
 ).get_template("report.html.j2")
 
 
-def _failures(steps: list[StepResult], tasks: list[TaskResult], per_condition: int = 8
-              ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """Some failed step samples and tasks from EVERY condition (not the first n of one)."""
-    step_rows: list[dict[str, str]] = []
-    task_rows: list[dict[str, str]] = []
+FAILURES_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    """A failed step sample as the reports show it (``got``: one line of code)."""
+
+    sample_id: str
+    expected_tool: str
+    got: str
+    error: str
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """A failed task as the reports show it: why (one reason a line), and its calls (one
+    line of code each, with the result or error)."""
+
+    example_id: str
+    why: list[str]
+    calls: list[str]
+    answer: str
+
+
+@dataclass(frozen=True)
+class Failures:
+    """One condition's failures under one protocol: the first ones and how many in all."""
+
+    condition: str
+    protocol: str
+    total: int
+    failed: int
+    shown: list[StepFailure] | list[TaskFailure]
+
+    @property
+    def more(self) -> int:
+        return self.failed - len(self.shown)
+
+
+def failures_by_condition(steps: list[StepResult], tasks: list[TaskResult],
+                          shown: int = FAILURES_SHOWN) -> list[Failures]:
+    """Per condition (in the order the records name them), its failed step samples, then
+    its failed tasks: the first ``shown`` of each, never one condition's crowding out
+    another's."""
+    out: list[Failures] = []
     for condition in dict.fromkeys([*(s.condition for s in steps), *(t.condition for t in tasks)]):
-        failed = [s for s in steps if s.condition == condition and not s.correct][:per_condition]
-        step_rows += [{"condition": s.condition, "sample_id": s.sample_id,
-                       "expected_tool": s.expected_tool, "error": s.error,
-                       "got": json.dumps(s.output)[:200] if s.output else s.text[:200]}
-                      for s in failed]
-        lost = [t for t in tasks if t.condition == condition and not t.success][:per_condition]
-        task_rows += [{"condition": t.condition, "example_id": t.example_id,
-                       "why": t.failure or t.state_diff or ("" if t.facts_ok else
-                                                            "the answer misses a required fact"),
-                       "calls": "; ".join(f"{n}({json.dumps(a)[:80]})" for n, a in t.calls)[:300],
-                       "answer": (t.answer or "")[:200]}
-                      for t in lost]
-    return step_rows, task_rows
+        mine = [s for s in steps if s.condition == condition]
+        lost = [s for s in mine if not s.correct]
+        if mine:
+            out.append(Failures(condition, "step", len(mine), len(lost),
+                                [_step_failure(s) for s in lost[:shown]]))
+        runs = [t for t in tasks if t.condition == condition]
+        failed = [t for t in runs if not t.success]
+        if runs:
+            out.append(Failures(condition, "task", len(runs), len(failed),
+                                [_task_failure(t) for t in failed[:shown]]))
+    return out
+
+
+def _step_failure(s: StepResult) -> StepFailure:
+    got = json.dumps(s.output, ensure_ascii=False) if s.output else s.text
+    return StepFailure(s.sample_id, s.expected_tool, _line(got, 200), s.error)
+
+
+def _task_failure(t: TaskResult, rows: int = 5, calls: int = 8) -> TaskFailure:
+    why = [f"run failed: {t.failure}"] if t.failure else []
+    if t.outcome != "answered" and not t.failure:
+        why.append(f"the run ended {t.outcome}")
+    if not t.state_ok:
+        why += [str(r) for r in t.state_rows[:rows]] or [t.state_diff or "end state differs"]
+        if len(t.state_rows) > rows:
+            why.append(f"and {len(t.state_rows) - rows} more rows")
+    if not t.facts_ok and t.outcome == "answered":
+        why.append("the answer lacks " + ", ".join(repr(f) for f in t.missing_facts)
+                   if t.missing_facts else "the answer misses a required fact")
+    lines = [_call_line(c) for c in t.calls[:calls]]
+    if len(t.calls) > calls:
+        lines.append(f"… {len(t.calls) - calls} more calls")
+    return TaskFailure(t.example_id, why, lines, _line(t.answer or "", 200))
+
+
+def _call_line(call: CallRecord) -> str:
+    arguments = json.dumps(call.arguments, ensure_ascii=False, default=str)
+    if call.error is not None:
+        outcome = f"error: {call.error}"
+    else:
+        outcome = json.dumps(call.result, ensure_ascii=False, default=str)
+    return _line(f"{call.tool}({_line(arguments, 100)}) → {outcome}", 200)
+
+
+def _line(text: str, chars: int) -> str:
+    """``text`` on one line, cut to ``chars`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= chars else flat[:chars] + "…"
+
+
+def md_code(text: str) -> str:
+    """``text`` as a code span for a markdown table cell: one span per line joined by
+    ``<br>``, pipes escaped, a fence longer than any backtick run in it."""
+    spans = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        fence = "`" * (max(map(len, re.findall("`+", line)), default=0) + 1)
+        pad = " " if line.startswith("`") or line.endswith("`") else ""
+        spans.append(fence + pad + line.replace("|", "\\|") + pad + fence)
+    return "<br>".join(spans)
+
+
+def md_text(text: str) -> str:
+    """``text`` for a markdown table cell: markdown's characters escaped (``_`` no longer
+    starts emphasis), lines joined by ``<br>``."""
+    escaped = "".join("\\" + ch if ch in _MARKDOWN else ch for ch in text)
+    return "<br>".join(line for line in escaped.splitlines() if line.strip())
+
+
+_MARKDOWN = set("\\`*_|<>[]#")
+
+
+def failures_markdown(groups: list[Failures]) -> str:
+    """The failures of each condition: a heading, a table, and how many are not shown."""
+    parts = []
+    for protocol, title in (("step", "Failed steps"), ("task", "Failed tasks")):
+        mine = [g for g in groups if g.protocol == protocol]
+        if not mine:
+            continue
+        parts.append(f"## {title}, per condition")
+        for group in mine:
+            parts.append(f"### {group.condition}: {group.failed} of {group.total} failed")
+            if not group.shown:
+                continue
+            if protocol == "step":
+                head = "| sample | expected | got | error |"
+                cells = [[md_text(f.sample_id), md_code(f.expected_tool), md_code(f.got),
+                          md_text(f.error)] for f in group.shown if isinstance(f, StepFailure)]
+            else:
+                head = "| task | why | calls | answer |"
+                cells = [[md_text(f.example_id), md_text("\n".join(f.why)),
+                          md_code("\n".join(f.calls)), md_text(f.answer)]
+                         for f in group.shown if isinstance(f, TaskFailure)]
+            rows = [head, "|---|---|---|---|", *("| " + " | ".join(c) + " |" for c in cells)]
+            more = [f"\nand {group.more} more (in {protocol}s.jsonl)"] if group.more else []
+            parts.append("\n".join([*rows, *more]))
+    return "\n\n".join(parts)
 
 
 def write_report(summary: Summary, steps: list[StepResult], tasks: list[TaskResult],
@@ -195,15 +329,17 @@ def write_report(summary: Summary, steps: list[StepResult], tasks: list[TaskResu
     paths = {"summary": folder / "summary.json", "markdown": folder / "report.md",
              "html": folder / "report.html"}
     paths["summary"].write_text(summary.model_dump_json(indent=2))
+    failures = failures_by_condition(steps, tasks)
     paths["markdown"].write_text(f"# Evaluation: {summary.config['dataset']}\n\n"
-                                 f"{markdown_table(summary)}\n\n{cost_table(summary)}\n")
+                                 f"{markdown_table(summary)}\n\n{cost_table(summary)}\n\n"
+                                 f"{failures_markdown(failures)}\n")
     charts = _charts(summary, folder)
     titles = ["Accuracy by condition", "Accuracy by layer", "Accuracy by sub-scenario"]
-    step_failures, task_failures = _failures(steps, tasks)
     html = _HTML.render(
         title=str(summary.config["dataset"]), config=summary.config, header=HEADER,
-        rows=table_rows(summary), conditions=summary.conditions, failures=step_failures,
-        task_failures=task_failures,
+        rows=table_rows(summary), conditions=summary.conditions,
+        step_failures=[g for g in failures if g.protocol == "step"],
+        task_failures=[g for g in failures if g.protocol == "task"],
         charts=[{"title": t, "data": base64.b64encode(p.read_bytes()).decode()}
                 for t, p in zip(titles, charts, strict=True)])
     paths["html"].write_text(html)
