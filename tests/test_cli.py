@@ -520,3 +520,10 @@ def test_step_labels_in_branches():
     assert label == f"{flow.labels[nested[0]]} {flow.steps[nested[0]].name}" and "/" not in label
     assert _step_label(flow, None) == "" and _step_label(None, nested[0]) == ""
     assert _step_label(flow, "no_such_step") == ""
+
+
+@pytest.mark.parametrize("argv", [[], ["dataset"]])
+def test_a_command_without_arguments_shows_its_help_and_no_error(argv, capsys):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "Usage" in captured.out + captured.err and "error:" not in captured.err

@@ -830,7 +830,10 @@ def _error(message: str) -> None:
 
 def _usage_error(exc: BaseException) -> None:
     """A click error as ``error: ...``, with the command's usage line when it is a usage
-    error."""
+    error (a command given without arguments has printed its help: nothing to add)."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        exc.show()  # type: ignore[attr-defined]
+        return
     _error(exc.format_message())  # type: ignore[attr-defined]
     ctx = getattr(exc, "ctx", None)
     if ctx is not None:
