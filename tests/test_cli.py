@@ -404,6 +404,18 @@ def test_tools_of_a_routine_show_list_returns_with_fields(capsys):
     assert out[at:].splitlines()[2:4] == ["      month: string", "      net: number"]
 
 
+def test_tools_of_a_routine_named_in_the_project(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    (tmp_path / "routines").mkdir()
+    shutil.copy(LEAVE, tmp_path / "routines" / "leave_balance.yaml")
+    (tmp_path / "routine.toml").write_text(
+        'routines = ["routines"]\n[toolsets]\n"routine_tools.hr" = "routine_tools.hr"\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(["tools", "--routine", "leave_balance"]) == 0
+    assert "get_leave_balance(employee_id: integer" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------- models: the cache
 def _fake_model(tmp_path, monkeypatch, content: bytes = b"GGUF fake weights"):
     """A model named fake whose one part is a package in tmp_path (no real weights)."""

@@ -237,7 +237,9 @@ def _tool_listing(registry: ToolRegistry) -> list[dict[str, Any]]:
 
 @app.command("tools")
 def list_tools(
-    routine: Annotated[Path | None, typer.Option(help="List the tools of this routine.")] = None,
+    routine: Annotated[Path | None, typer.Option(
+        help="List the tools of this routine (a file, or a name in the project's routine "
+             "folders).")] = None,
     module: Annotated[list[str] | None, typer.Option(
         "--tools", help="Tool modules (module or module:attribute).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the schemas as JSON.")] = False,
@@ -248,7 +250,7 @@ def list_tools(
         raise click.UsageError("nothing to list: give --routine FILE or --tools MODULE")
     if routine is not None:
         try:
-            loaded = load_routine(routine)
+            loaded = load_routine(routine_path(routine))
             registry, problems = registry_for(loaded, module)
         except SpecError as exc:
             problems = exc.problems
