@@ -11,7 +11,9 @@ from markdown_it import MarkdownIt
 
 from routine.eval.conditions import CONDITIONS
 from routine.eval.dataset import load_dataset, load_domain, seed_snapshot
+from routine.eval.jobs import EvalProgress, ProgressLines
 from routine.eval.report import failures_by_condition, failures_markdown, md_code, md_text
+from routine.eval.runner import run_evaluation
 from routine.eval.steps import StepResult
 from routine.eval.tasks import RESULT_CHARS, CallRecord, TaskResult, run_task
 from routine.models.base import ModelReply
@@ -21,6 +23,7 @@ from routine.run.settings import RunSettings
 from routine.run.trace import ToolCallRecord
 
 from .conftest import ROOT
+from .test_evaluation import config, gold_model
 
 HR = ROOT / "eval" / "datasets" / "hr"
 TICKET = "hr-it.report.test-04"  # find the employee, then create_it_ticket(description=...)
@@ -174,3 +177,61 @@ def test_markdown_cells_are_one_line_code_spans():
     cell = md_code("say `hi`")
     assert MD.render(f"| a |\n|---|\n| {cell} |").count("<code>say `hi`</code>") == 1
     assert md_text("get_leave_balance *x*\n<b>|") == "get\\_leave\\_balance \\*x\\*<br>\\<b\\>\\|"
+
+
+# ------------------------------------------------------------------------- progress
+def test_progress_lines_say_where_the_run_stands_at_most_every_few_seconds():
+    report = EvalProgress(done=12, total=94, condition="nl+track", protocol="step",
+                          sample="hr-1#0", elapsed_s=180.0)
+    assert report.line() == "eval: 12/94 samples · nl+track step · 3 min elapsed, ~20 min left"
+    assert EvalProgress(done=0, total=94).line() == "eval: 0/94 samples · 0 s elapsed"
+    assert "2 endpoint failures" in report.model_copy(update={"failed": 2}).line()
+    lines, now = [], [0.0]
+    show = ProgressLines(lines.append, every_s=5.0, clock=lambda: now[0])
+    for done, at in [(0, 0.0), (1, 1.0), (2, 2.0), (3, 6.0), (4, 7.0), (5, 8.0)]:
+        now[0] = at
+        show(EvalProgress(done=done, total=5, elapsed_s=at))
+    assert [line.split()[1] for line in lines] == ["0/5", "3/5", "5/5"]  # first, 5 s on, last
+
+
+def test_the_evaluation_reports_typed_progress_and_still_takes_count_callbacks(tmp_path):
+    reports, counts = [], []
+    cfg = config(tmp_path, conditions=["none", "nl+track"], step_limit=3, task_limit=1)
+    asyncio.run(run_evaluation(cfg, gold_model(), lambda d, t: counts.append((d, t)),
+                               progress=reports.append))
+    total = 2 * 3 + 2 * 1
+    assert [(r.done, r.total) for r in reports] == [(n, total) for n in range(total + 1)]
+    assert counts == [(r.done, r.total) for r in reports]
+    assert reports[0].condition is None and reports[-1].elapsed_s >= reports[1].elapsed_s
+    seen = {(r.condition, r.protocol) for r in reports[1:]}
+    assert seen == {(c, p) for c in ("none", "nl+track") for p in ("step", "task")}
+    assert all(r.sample and r.sample.startswith("hr-") for r in reports[1:])
+
+
+def _eval_cli(tmp_path, monkeypatch, capsys, terminal: bool) -> str:
+    import contextlib
+
+    from rich.console import Console
+
+    import routine.cli.commands as cli
+
+    monkeypatch.setattr(cli, "_model", lambda *a, **k: contextlib.nullcontext(gold_model()))
+    monkeypatch.setattr(cli, "err", Console(stderr=True, force_terminal=terminal))
+    code = cli.main(["eval", str(HR), "--out", str(tmp_path / "run"), "--conditions",
+                     "nl+track", "--steps", "3", "--tasks", "1", "--seed", "1"])
+    assert code == 0
+    return capsys.readouterr().err
+
+
+def test_eval_writes_plain_progress_lines_when_stderr_is_not_a_terminal(tmp_path, monkeypatch,
+                                                                        capsys):
+    err = _eval_cli(tmp_path, monkeypatch, capsys, terminal=False)
+    lines = [line for line in err.splitlines() if line.startswith("eval: ")]
+    assert lines[0] == "eval: 0/4 samples · 0 s elapsed"
+    assert lines[-1].startswith("eval: 4/4 samples · nl+track task · ")
+    assert "report: " in err
+
+
+def test_eval_draws_a_bar_on_a_terminal_not_lines(tmp_path, monkeypatch, capsys):
+    err = _eval_cli(tmp_path, monkeypatch, capsys, terminal=True)
+    assert "evaluating" in err and "eval: " not in err

@@ -735,11 +735,26 @@ def evaluate(
     """Measure tool-call accuracy: step accuracy (the paper's) and task success (tau-bench's),
     side by side under each condition; writes JSONL, summary.json, report.md, PNGs, HTML."""
     import asyncio
+    from collections.abc import Callable
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from ..eval.jobs import EvalProgress, ProgressLines
     from ..eval.report import markdown_table
     from ..eval.runner import run_evaluation
+
+    @contextlib.contextmanager
+    def progress_bar() -> Iterator[Callable[[EvalProgress], None]]:
+        """A rich bar on a terminal; plain lines elsewhere (a bar shows nothing in a pipe)."""
+        if not err.is_terminal:
+            yield ProgressLines(lambda line: err.print(line, markup=False, highlight=False,
+                                                       soft_wrap=True))
+            return
+        with Progress("[progress.description]{task.description}", BarColumn(),
+                      MofNCompleteColumn(), TimeRemainingColumn(), console=err) as view:
+            bar = view.add_task("evaluating", total=None)
+            yield lambda p: view.update(bar, completed=p.done, total=p.total, description=(
+                f"evaluating {p.condition} {p.protocol}" if p.condition else "evaluating"))
 
     models = contextlib.nullcontext(OpenAIModel(model or "none", "http://unused.invalid/v1")) \
         if config.report_only else _model(model, base_url, api_key, model_cache, 600.0,
@@ -747,12 +762,8 @@ def evaluate(
     with models as client:
         named = f"{client.name} + adapter {adapter}" if adapter else client.name
         config = config.model_copy(update={"model": named})
-        with Progress("[progress.description]{task.description}", BarColumn(),
-                      MofNCompleteColumn(), TimeRemainingColumn(), console=err) as progress:
-            bar = progress.add_task("evaluating", total=None)
-            summary = asyncio.run(run_evaluation(
-                config, client, lambda done, total: progress.update(bar, completed=done,
-                                                                     total=total)))
+        with progress_bar() as show:
+            summary = asyncio.run(run_evaluation(config, client, progress=show))
     out.mkdir(parents=True, exist_ok=True)
     out.joinpath("command.txt").write_text(" ".join(["routine", *redacted(sys.argv[1:])]) + "\n")
     console_out = Console(width=250)

@@ -4,23 +4,30 @@ Results are appended to JSONL files one whole line per record as they arrive,
 so a rerun with the same output folder skips what is done. Only the end of a
 file can be torn by a killed run; it is cut before appending. A corrupt line
 elsewhere is one clear error naming the file and line.
+
+Progress is reported as an :class:`EvalProgress` record after each job;
+:class:`ProgressLines` turns it into plain lines for a log or a pipe (where a
+terminal's progress bar shows nothing).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from ..errors import EvalResultsError, ModelServerError, ModelUnreachable
 from ..run.trace import append_line
 from .conditions import Condition
 
-__all__ = ["read_records", "append_record", "drop_torn_tail", "run_jobs", "prompt_order"]
+__all__ = ["read_records", "append_record", "drop_torn_tail", "run_jobs", "prompt_order", "Job",
+           "EvalProgress", "ProgressLines"]
 
 _log = logging.getLogger(__name__)
 RecordT = TypeVar("RecordT", bound=BaseModel)
@@ -73,26 +80,103 @@ def prompt_order(condition: Condition, routine: str | None) -> tuple[Any, ...]:
     return (shown, (condition.routine_format, condition.distractors, condition.step_tracking))
 
 
-async def run_jobs(jobs: list[Callable[[], Awaitable[None]]], concurrency: int,
-                   on_progress: Callable[[int, int], None] | None) -> int:
-    """Run jobs ``concurrency`` at a time; return how many failed on the endpoint (those
-    are not recorded: a rerun retries them)."""
+@dataclass(frozen=True)
+class Job:
+    """One sample to run and record, and what it is (for progress reports)."""
+
+    run: Callable[[], Awaitable[None]]
+    condition: str | None = None
+    protocol: str | None = None
+    sample: str | None = None
+
+
+class EvalProgress(BaseModel):
+    """Where an evaluation run stands, reported before its first job and after each one."""
+
+    done: int = Field(description="Jobs finished in this run (recorded or left for a rerun).")
+    total: int = Field(description="Jobs this run has to do (a resume: only those pending).")
+    failed: int = Field(0, description="Jobs that hit endpoint failures (not recorded).")
+    condition: str | None = Field(None, description="The condition of the last job finished.")
+    protocol: str | None = Field(None, description="Its protocol: step or task.")
+    sample: str | None = Field(None, description="Its step sample or task id.")
+    elapsed_s: float = Field(0.0, description="Seconds since the first job started.")
+
+    @property
+    def left_s(self) -> float | None:
+        """Seconds left at the pace so far (None before the first job finishes)."""
+        if not self.done:
+            return None
+        return self.elapsed_s / self.done * (self.total - self.done)
+
+    def line(self) -> str:
+        """One plain line: ``eval: 12/94 samples · nl+track step · 3 min elapsed, ~20 min
+        left``."""
+        if not self.total:
+            return "eval: nothing to run (every sample is recorded)"
+        parts = [f"eval: {self.done}/{self.total} samples"]
+        if self.condition:
+            parts.append(" ".join(filter(None, (self.condition, self.protocol))))
+        left = self.left_s
+        parts.append(f"{_duration(self.elapsed_s)} elapsed"
+                     + (f", ~{_duration(left)} left" if left is not None and left > 0 else ""))
+        if self.failed:
+            parts.append(f"{self.failed} endpoint failures (left for a rerun)")
+        return " · ".join(parts)
+
+
+class ProgressLines:
+    """A progress callback that writes :meth:`EvalProgress.line` to ``write``: the first
+    and the last report, and in between at most one every ``every_s`` seconds."""
+
+    def __init__(self, write: Callable[[str], None], every_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.write, self.every_s, self.clock = write, every_s, clock
+        self._last: float | None = None
+
+    def __call__(self, progress: EvalProgress) -> None:
+        now = self.clock()
+        last = progress.done in (0, progress.total)
+        if last or self._last is None or now - self._last >= self.every_s:
+            self.write(progress.line())
+            self._last = now
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds // 3600:.0f} h {seconds % 3600 / 60:.0f} min"
+
+
+async def run_jobs(jobs: list[Job] | list[Callable[[], Awaitable[None]]], concurrency: int,
+                   progress: Callable[[EvalProgress], None] | None = None) -> int:
+    """Run jobs ``concurrency`` at a time, reporting ``progress`` before the first and after
+    each; return how many failed on the endpoint (those are not recorded: a rerun retries
+    them)."""
     semaphore = asyncio.Semaphore(concurrency)
+    started = time.monotonic()
     finished = failed = 0
 
-    async def one(job: Callable[[], Awaitable[None]]) -> None:
+    def report(job: Job | None = None) -> None:
+        if progress is None:
+            return
+        last = {} if job is None else {"condition": job.condition, "protocol": job.protocol,
+                                       "sample": job.sample}
+        progress(EvalProgress(done=finished, total=len(jobs), failed=failed,
+                              elapsed_s=time.monotonic() - started, **last))
+
+    async def one(job: Job) -> None:
         nonlocal finished, failed
         async with semaphore:
             try:
-                await job()
+                await job.run()
             except (ModelServerError, ModelUnreachable) as exc:  # 5xx, 429, no connection
                 failed += 1
                 _log.warning("endpoint failure, sample left for a rerun: %s", exc)
         finished += 1
-        if on_progress is not None:
-            on_progress(finished, len(jobs))
+        report(job)
 
-    if on_progress is not None:
-        on_progress(0, len(jobs))
-    await asyncio.gather(*(one(job) for job in jobs))
+    report()
+    await asyncio.gather(*(one(job if isinstance(job, Job) else Job(job)) for job in jobs))
     return failed

@@ -3,14 +3,15 @@
 The sample of steps and tasks is fixed by the seed and identical across
 conditions. Jobs run grouped so consecutive prompts share their start
 (:func:`routine.eval.jobs.prompt_order`); a partial run covers every condition
-and both protocols on the same routines.
+and both protocols on the same routines. Progress is reported to a callback as
+:class:`~routine.eval.jobs.EvalProgress` records.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from filelock import FileLock, Timeout
@@ -22,21 +23,44 @@ from ..tools.core import FINISH_TOOL
 from .conditions import CONDITIONS
 from .config import EvalConfig
 from .dataset import load_dataset, load_domain, seed_snapshot
-from .jobs import append_record, drop_torn_tail, prompt_order, read_records, run_jobs
+from .jobs import (
+    EvalProgress,
+    Job,
+    append_record,
+    drop_torn_tail,
+    prompt_order,
+    read_records,
+    run_jobs,
+)
 from .steps import StepResult, run_step_sample, step_samples
 from .summary import Summary, summarize
 from .tasks import TaskResult, run_task
 
-__all__ = ["run_evaluation"]
+__all__ = ["run_evaluation", "EvalProgress"]
 
 _log = logging.getLogger(__name__)
-Job = Callable[[], Awaitable[None]]
+ProgressFn = Callable[[EvalProgress], None]
 
 
 async def run_evaluation(config: EvalConfig, model: Model,
-                         on_progress: Callable[[int, int], None] | None = None) -> Summary:
+                         on_progress: Callable[[int, int], None] | None = None, *,
+                         progress: ProgressFn | None = None) -> Summary:
     """Run every pending job, then write summary.json, report.md, charts and report.html.
-    One evaluation at a time per results folder (a lock file in it)."""
+    One evaluation at a time per results folder (a lock file in it).
+
+    Args:
+        config: what to evaluate and how.
+        model: the model under test.
+        on_progress: called with (jobs done, jobs in all) before the first job and after
+            each (the older, count-only form of ``progress``).
+        progress: called with an :class:`EvalProgress` before the first job (``done`` 0)
+            and after each one: jobs done and in all, endpoint failures, the condition,
+            protocol and id of the job just finished, seconds elapsed (``left_s``: an
+            estimate of the rest; ``line()``: one plain line for a log). Nothing is
+            reported when nothing runs (``report_only``).
+    """
+    if on_progress is not None:
+        progress = _with_counts(on_progress, progress)
     for name in config.conditions:
         if name not in CONDITIONS:
             raise EvalConfigError(f"unknown condition {name!r}; choose from {', '.join(CONDITIONS)}")
@@ -57,13 +81,12 @@ async def run_evaluation(config: EvalConfig, model: Model,
         raise EvalConfigError(f"{config.out}: another evaluation is writing there; wait for "
                               "it to finish (two would record every sample twice)") from None
     try:
-        return await _evaluate(config, model, on_progress, domain, registry, routines, examples)
+        return await _evaluate(config, model, progress, domain, registry, routines, examples)
     finally:
         lock.release()
 
 
-async def _evaluate(config: EvalConfig, model: Model,
-                    on_progress: Callable[[int, int], None] | None, domain: Any,
+async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | None, domain: Any,
                     registry: Any, routines: dict[str, Any], examples: list[Any]) -> Summary:
     from .report import write_report
 
@@ -101,7 +124,7 @@ async def _evaluate(config: EvalConfig, model: Model,
                         s, c, model, schemas, domain.arg_modes, **sampling))
 
                 keyed.append(((*prompt_order(CONDITIONS[name], sample.routine), 0, position),
-                              step_job))
+                              Job(step_job, name, "step", sample.id)))
     if "task" in config.protocols:
         chosen = examples
         if config.task_limit and len(examples) > config.task_limit:
@@ -126,10 +149,10 @@ async def _evaluate(config: EvalConfig, model: Model,
                             config.seed))
 
                     keyed.append(((*prompt_order(condition, example.routine), 1, example.id,
-                                   trial), task_job))
+                                   trial), Job(task_job, name, "task", example.id)))
     jobs = [job for _, job in sorted(keyed, key=lambda kj: kj[0])]
     if not config.report_only:
-        failed = await run_jobs(jobs, config.concurrency, on_progress)
+        failed = await run_jobs(jobs, config.concurrency, progress)
         if failed:
             _log.warning(f"{failed} sample(s) hit endpoint failures and were not recorded; "
                          "rerun the same command to retry them")
@@ -140,6 +163,16 @@ async def _evaluate(config: EvalConfig, model: Model,
     summary = summarize(steps, tasks, config)
     write_report(summary, steps, tasks, config.out)
     return summary
+
+
+def _with_counts(counts: Callable[[int, int], None], then: ProgressFn | None) -> ProgressFn:
+    """A progress callback that also tells ``counts`` (done, total)."""
+    def report(progress: EvalProgress) -> None:
+        counts(progress.done, progress.total)
+        if then is not None:
+            then(progress)
+
+    return report
 
 
 def _wanted(config: EvalConfig, routine: str | None) -> bool:
