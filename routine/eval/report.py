@@ -263,7 +263,7 @@ def _call_line(call: CallRecord) -> str:
         outcome = f"error: {call.error}"
     else:
         outcome = json.dumps(call.result, ensure_ascii=False, default=str)
-    return _line(f"{call.tool}({_line(arguments, 100)}) → {outcome}", 200)
+    return _line(f"{call.tool}({_line(arguments, 160)}) → {outcome}", 320)
 
 
 def _line(text: str, chars: int) -> str:
