@@ -14,7 +14,7 @@ from routine.models.base import set_model_requests_allowed
 from routine.run.trace import load_traces
 
 from .conftest import ROOT, ROUTINES
-from .servers.http import send_completion
+from .servers.completions import send_completion
 
 
 def test_schema_matches_the_committed_file(capsys):

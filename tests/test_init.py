@@ -116,3 +116,18 @@ def test_a_broken_domain_is_one_clear_error(project, capsys):
     line = text.splitlines().index('PROBLEMS = ["my laptop does not start", '
                                    '"the VPN keeps disconnecting",') + 1
     assert f"domain.py:{line}: importing the domain failed: ZeroDivisionError" in err
+
+
+def test_a_misspelt_routine_name_gets_suggestions(project, capsys):
+    assert main(["run", "open_tiket", "q", "--base-url", "http://127.0.0.1:9/v1",
+                 "--model", "m"]) == 2
+    err = capsys.readouterr().err
+    assert "no routine file or routine named 'open_tiket' (did you mean open_ticket?)" in err
+
+
+def test_init_in_a_folder_it_cannot_write_names_it(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["init", str(blocker / "project")]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write the project in {blocker / 'project'}" in err and "Errno" not in err

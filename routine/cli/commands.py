@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import functools
 import json
 import os
@@ -71,10 +72,18 @@ def routine_path(path: Path) -> Path:
     (``routine run leave_balance ...``: ``<folder>/leave_balance.yaml``)."""
     if path.exists() or path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
         return path
-    for folder in Project.discover().routines:
+    folders = Project.discover().routines
+    for folder in folders:
         for candidate in (folder / f"{path}.yaml", folder / f"{path}.yml"):
             if candidate.is_file():
                 return candidate
+    if folders:
+        names = sorted({p.stem for f in folders for p in _routine_files([f])})
+        close = difflib.get_close_matches(str(path), names, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else \
+            f"the project's routines: {', '.join(names) or 'none'}"
+        raise click.BadParameter(f"no routine file or routine named {str(path)!r} ({hint})",
+                                 param_hint="ROUTINE")
     return path
 
 
@@ -157,8 +166,12 @@ def init(
 
     try:
         written = init_project(folder, force)
-    except OSError as exc:  # FileExistsError included: nothing was written
+    except FileExistsError as exc:  # nothing was written
         _error(str(exc))
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        _error(f"cannot write the project in {folder}: {exc.strerror or exc}"
+               + (f" ({exc.filename})" if exc.filename else ""))
         raise typer.Exit(1) from None
     for path in written:
         out.print(f"  created {path}", markup=False, highlight=False)

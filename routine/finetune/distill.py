@@ -99,7 +99,8 @@ async def _rows(trajectory: Trajectory, variant: Variant, routines: dict[str, Ro
                                 CONDITIONS[VARIANTS[variant]], 0, ORACLE_SETTINGS, domain, seed)
     except DatasetError:  # the trajectory asked for more replies than it has
         return []
-    if not result.success or len(result.calls) != len(trajectory.calls):
+    if not result.success or len(result.calls) != len(trajectory.calls) \
+            or any(c.error is not None for c in result.calls):  # a call refused or failed
         return []
     rows = []
     replies = [*trajectory.calls, ("finish", {"answer": trajectory.answer})]

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.servers.http import send_completion
+from tests.servers.completions import send_completion
 
 
 def _reply(example: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
