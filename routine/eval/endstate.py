@@ -32,12 +32,11 @@ from pydantic import BaseModel, Field
 
 from ..errors import DatasetError
 from ..tools.sqlite import Snapshot
-from .scoring import ArgMode, _words, standardize, text_matches
+from .scoring import FUZZY_OVERLAP, ArgMode, standardize, text_matches, words
 
 __all__ = ["EndState", "Snapshot", "end_state", "compare_end_states", "snapshot_of", "RowDiff",
            "row_diffs", "describe_diffs"]
 
-FUZZY_OVERLAP = 0.5  # scoring's fuzzy threshold, stated in the diffs
 
 
 @dataclass(frozen=True)
@@ -186,7 +185,7 @@ def _free_text_mismatch(got: Any, expected: Any, seeded: Any, mode: ArgMode) -> 
     if text_matches(str(got), str(expected), mode):
         return ""
     if mode == "fuzzy":
-        ours, theirs = _words(str(got)), _words(str(expected))
+        ours, theirs = words(str(got)), words(str(expected))
         if ours and theirs:
             overlap = len(ours & theirs) / len(ours | theirs)
             return f"free text: word overlap {overlap:.2f} < {FUZZY_OVERLAP}"

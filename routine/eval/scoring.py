@@ -24,8 +24,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["text_matches", "ExpectedCall", "CallScore", "ArgMode", "OPTIONAL", "score_calls", "standardize",
-           "tool_f1"]
+__all__ = ["text_matches", "words", "FUZZY_OVERLAP", "ExpectedCall", "CallScore", "ArgMode",
+           "OPTIONAL", "score_calls", "standardize", "tool_f1"]
 
 OPTIONAL = ""
 ArgMode = Literal["loose", "exact", "fuzzy", "ignore"]
@@ -82,15 +82,19 @@ def standardize(text: str) -> str:
     return re.sub(r"[ \,\.\/\-\_\*\^]", "", text).lower().replace("'", '"')
 
 
-def _words(text: str) -> set[str]:
+FUZZY_OVERLAP = 0.5  # the share of words two free texts must have in common
+
+
+def words(text: str) -> set[str]:
+    """The lower-cased words of a text, as the ``fuzzy`` mode compares them."""
     return set(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def _fuzzy(a: str, b: str) -> bool:
-    wa, wb = _words(a), _words(b)
+    wa, wb = words(a), words(b)
     if not wa or not wb:
         return standardize(a) == standardize(b)
-    return len(wa & wb) / len(wa | wb) >= 0.5 or standardize(a) == standardize(b)
+    return len(wa & wb) / len(wa | wb) >= FUZZY_OVERLAP or standardize(a) == standardize(b)
 
 
 def text_matches(value: str, expected: str, mode: ArgMode) -> bool:
