@@ -131,3 +131,22 @@ def test_init_in_a_folder_it_cannot_write_names_it(tmp_path, capsys):
     assert main(["init", str(blocker / "project")]) == 1
     err = capsys.readouterr().err
     assert f"cannot write the project in {blocker / 'project'}" in err and "Errno" not in err
+
+
+def test_a_tool_module_in_the_working_directory_is_found_without_a_project(tmp_path, capsys,
+                                                                           monkeypatch):
+    monkeypatch.delenv("ROUTINE_PROJECT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "desk_tools.py").write_text(
+        "from routine import tool\n\n\n@tool\ndef ping(host: str) -> str:\n"
+        "    \"\"\"Ping a host.\n\n    Args:\n        host: the host name.\n    \"\"\"\n"
+        "    return host\n")
+    try:
+        assert main(["tools", "--tools", "desk_tools"]) == 0
+        assert "ping(host: string) -> str" in capsys.readouterr().out
+        assert main(["tools", "--tools", "desk_toolz"]) == 1
+        err = capsys.readouterr().err
+        assert "no module named 'desk_toolz'" in err and str(tmp_path) in err
+    finally:
+        sys.modules.pop("desk_tools", None)
+        sys.path[:] = [p for p in sys.path if p != str(tmp_path.resolve())]
