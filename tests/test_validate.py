@@ -8,6 +8,7 @@ Mapping entries are reported at their key, list items at their first key.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from datetime import date
 from pathlib import Path
@@ -205,8 +206,8 @@ def test_step_with_neither_tool_branch_nor_finish() -> None:
     problem = single(spec_problems(text))
     assert at(problem) == (12, 5)
     assert problem.message.startswith("steps.1:")
-    assert "exactly one of 'tool', 'branch' or 'finish: true' (got none of them)" \
-        in problem.message
+    assert "exactly one of 'tool', 'branch', 'finish: true', 'ask', 'compute', 'for_each' " \
+        "or 'handoff' (got none of them)" in problem.message
 
 
 def test_step_with_both_tool_and_finish() -> None:
@@ -343,7 +344,7 @@ def test_malformed_reference(value: str) -> None:
     problem = single(check(routine_text(FIND, manager_step(value), ANSWER)))
     assert at(problem) == (17, 7)
     assert problem.message.startswith(f"malformed reference {value!r}")
-    assert "${inputs.NAME} or ${steps.STEP_ID.output" in problem.message
+    assert "${inputs.NAME}, ${steps.STEP_ID.output" in problem.message + problem.expected
 
 
 def test_unclosed_reference() -> None:
@@ -429,7 +430,8 @@ def test_reference_to_a_step_on_another_branch() -> None:
     assert at(problem) == (30, 7)
     assert problem.message == ("${steps.manager.output.id}: step 'manager' may not have run "
                                "before step 'again' (it is on another branch or can be skipped)")
-    assert problem.expected == "a step that runs on every path to this one"
+    assert problem.expected == ("a step that runs on every path to this one (or ${vars.NAME} "
+                                "set on every path)")
 
 
 def test_reference_from_one_option_to_a_sibling_option() -> None:
@@ -491,7 +493,7 @@ def test_reference_to_a_branch_steps_output() -> None:
     assert at(problem) == (23, 7)
     assert problem.message == ("${steps.route.output.id}: step 'route' is a branch step and "
                                "has no output")
-    assert problem.expected == "a reference to a tool step"
+    assert problem.expected == "a reference to a tool step (compute values: ${vars.NAME})"
 
 
 def test_reference_to_a_finish_steps_output() -> None:
@@ -647,9 +649,13 @@ def test_cycle_through_next_to_an_earlier_step() -> None:
             - condition: found
         """, ANSWER)
     problem = single(check(text))
-    assert at(problem) == (12, 5)  # the branch step whose option jumps back
-    assert problem.message == "cycle: find_employee -> retry -> find_employee"
-    assert "jump only forward" in problem.expected
+    assert at(problem) == (17, 9)  # the 'next' that jumps back
+    assert problem.message == ("'next' jumps back to step 'find_employee': a loop that could "
+                               "run forever")
+    assert "max_visits on step 'find_employee'" in problem.expected
+    # with a visit limit on the target, the loop is bounded and allowed
+    bounded = re.sub(r"( *)name: Find the employee\n", r"\g<0>\1max_visits: 3\n", text)
+    assert bounded != text and check(bounded) == []
 
 
 def test_next_naming_an_unknown_step() -> None:
@@ -665,7 +671,7 @@ def test_next_naming_an_unknown_step() -> None:
     problem = single(check(text))
     assert at(problem) == (17, 9)
     assert problem.message == "'next' names unknown step 'nowhere'"
-    assert problem.expected == "the id of a later step"
+    assert problem.expected == "the id of a step"
 
 
 def test_next_to_a_later_step_is_fine() -> None:
@@ -730,7 +736,7 @@ def test_when_expression_with_a_syntax_error() -> None:
     problem = single(check(when_text("steps.find_employee.output.id >")))
     assert at(problem) == (17, 9)
     assert problem.message.startswith("invalid expression 'steps.find_employee.output.id >'")
-    assert problem.expected == "a Jinja expression over inputs.* and steps.*.output"
+    assert problem.expected == "a Jinja expression over inputs, steps, vars and constants"
 
 
 def test_when_expression_referring_to_a_missing_step() -> None:

@@ -1,10 +1,23 @@
 """The routine format: a YAML business process as a pydantic model.
 
-A routine names its inputs, then lists steps. A step either calls one tool
-(``tool`` + ``args``), branches (``branch``: options with a condition, each with
-its own sub-steps), or finishes (``finish: true``: the model answers the user).
-Argument sources (literals, ``${inputs.x}``, ``${steps.id.output.f}``) are parsed
-by :mod:`.references`; files are read by :mod:`.loader`.
+A routine names its inputs and constants, then lists steps. A step is one of:
+
+* ``tool`` + ``args`` — call one tool (optionally ``confirm``: the user says yes first;
+  ``on_error``: steps to run instead when the call fails; ``output``: a name for the
+  result that later steps read as ``${vars.NAME}``, whichever step set it);
+* ``branch`` — options with a condition (and an optional ``when``), each with its own
+  sub-steps and an optional ``next`` (a later step, or an earlier one with ``max_visits``);
+* ``ask`` + ``fills`` — ask the user and fill named inputs from the reply;
+* ``compute`` — derive values from inputs, constants and earlier outputs (safe
+  expressions), kept as ``${vars.NAME}``;
+* ``for_each`` + ``as`` + ``steps`` — run sub-steps for every item of a list
+  (``${ITEM.field}`` inside; an optional ``until``);
+* ``handoff`` — pass the conversation to another routine, with input values;
+* ``finish: true`` — answer the user (optionally an exact ``message``).
+
+Argument sources (literals, ``${inputs.x}``, ``${steps.id.output.f}``,
+``${vars.name}``, ``${constants.name}``, a loop's ``${item.f}``) are parsed by
+:mod:`.references`; files are read by :mod:`.loader`.
 """
 
 from __future__ import annotations
@@ -20,6 +33,7 @@ __all__ = [
     "Step",
     "BranchOption",
     "InputSpec",
+    "ComputeSpec",
     "McpServer",
     "ToolsetSource",
     "routine_json_schema",
@@ -29,6 +43,9 @@ __all__ = [
 ]
 
 MAX_STEPS = 200  # steps in a routine, branches included
+MAX_ITEMS = 100  # items a for_each runs over
+MAX_VISITS = 20  # the highest visit limit a step may set
+STEP_KINDS = ("tool", "branch", "finish", "ask", "compute", "for_each", "handoff")
 
 SCHEMA_COMMENT = "# yaml-language-server: $schema=../routine.schema.json"
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -47,6 +64,15 @@ class InputSpec(_Model):
     required: bool = Field(True, description="Whether the request must supply it.")
     default: Any = Field(None, description="Value used when the request does not give one.")
     enum: list[Any] | None = Field(None, description="Allowed values, if restricted.")
+
+
+class ComputeSpec(_Model):
+    """A derived value: a safe expression and the JSON type it must produce."""
+
+    expr: str = Field(description="Jinja expression over inputs, constants, vars, steps and "
+                      "loop items, e.g. `steps.get_order.output.total - constants.fee`.")
+    type: InputType | None = Field(None, description="The JSON type of the value (checked "
+                                   "when computed; used by validate for references).")
 
 
 class ToolsetSource(_Model):
@@ -70,7 +96,8 @@ class BranchOption(_Model):
 
 
 class Step(_Model):
-    """One step of a routine: a tool call, a branch, or the finishing answer."""
+    """One step of a routine: a tool call, a branch, a question, a computation, a loop, a
+    hand-off, or the finishing answer."""
 
     id: str = Field(pattern=ID_PATTERN, description="Unique id, used in references.")
     name: str = Field(description="Short name of the step.")
@@ -81,8 +108,9 @@ class Step(_Model):
         description="Argument sources: literals, ${inputs.x} or ${steps.<id>.output[.field]}.",
     )
     output: str | None = Field(
-        None, description="Name under which the result is kept in variable memory."
-    )
+        None, pattern=ID_PATTERN, description="A name for the result: later steps read it "
+        "as ${vars.NAME} (steps on different paths may set the same name: the one that ran "
+        "counts), and it is kept in variable memory under that name.")
     input_description: str | None = Field(None, description="What goes in, in words.")
     output_description: str | None = Field(None, description="What comes out, in words.")
     branch: list[BranchOption] | None = Field(
@@ -97,28 +125,101 @@ class Step(_Model):
     approval: Literal["required"] | None = Field(
         None, description="`required`: the call waits for a person's (or a policy's) decision "
         "before it runs; the decision and who made it are in the trace.")
+    confirm: bool | str | None = Field(
+        None, description="For a tool step that changes something: before the call runs, "
+        "the user sees what it will do (`true`: the step and its argument values; a text: "
+        "that Jinja template) and must answer yes; anything else declines it. Recorded in "
+        "the trace like an approval.")
+    on_decline: str | None = Field(
+        None, description="With `confirm`: the step to continue at when the user declines "
+        "(default: the run ends saying nothing was changed).")
+    on_error: str | list[Step] | None = Field(
+        None, description="For a tool step: when the call fails (the tool raises), the steps "
+        "to run instead (they rejoin after this step), or the id of a step to continue at.")
+    ask: str | None = Field(
+        None, description="A question for the user (Jinja template); the reply fills the "
+        "inputs named in `fills`. Skipped when those inputs are known already.")
+    fills: list[str] = Field(default_factory=list, description="For an `ask` step: the "
+                             "inputs the user's reply supplies.")
+    compute: dict[str, str | ComputeSpec] | None = Field(
+        None, description="Values derived without a tool: name -> expression (or {expr, "
+        "type}); later steps read them as ${vars.NAME}.")
+    for_each: str | None = Field(
+        None, description="A list to run `steps` for, item by item: a reference like "
+        "${steps.get_order.output.items}.")
+    as_: str = Field("item", alias="as", pattern=ID_PATTERN, description="For `for_each`: "
+                     "the name of the current item (${item.field} in the sub-steps).")
+    steps: list[Step] | None = Field(None, description="For `for_each`: the sub-steps run "
+                                     "for every item.")
+    until: str | None = Field(None, description="For `for_each`: an expression checked after "
+                              "each item; true ends the loop early.")
+    handoff: str | None = Field(
+        None, description="The name of another routine to pass the conversation to; `args` "
+        "gives its inputs (same-named inputs are carried over).")
+    message: str | None = Field(
+        None, description="For the finish step: the exact final message (a Jinja template); "
+        "the run answers with it instead of asking the model.")
+    max_visits: int | None = Field(
+        None, ge=1, le=MAX_VISITS, description="How many times a run may come to this step; "
+        "needed for a `next` that jumps back to it (a bounded loop). Past it the run ends.")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
-        kinds = [k for k, v in (("tool", self.tool), ("branch", self.branch),
-                                ("finish", self.finish)) if v]
+        given = {"tool": self.tool, "branch": self.branch, "finish": self.finish,
+                 "ask": self.ask is not None, "compute": self.compute is not None,
+                 "for_each": self.for_each is not None, "handoff": self.handoff}
+        kinds = [k for k in STEP_KINDS if given[k]]
         if len(kinds) != 1:
             got = " and ".join(kinds) if kinds else "none of them"
-            raise ValueError(f"a step needs exactly one of 'tool', 'branch' or 'finish: true' "
-                             f"(got {got})")
-        if self.args and not self.tool:
-            raise ValueError("'args' only applies to a step with a 'tool'")
-        if self.approval and not self.tool:
-            raise ValueError("'approval' only applies to a step with a 'tool'")
-        if self.answer is not None and not self.finish:
-            raise ValueError("'answer' only applies to the finish step")
+            raise ValueError("a step needs exactly one of 'tool', 'branch', 'finish: true', "
+                             f"'ask', 'compute', 'for_each' or 'handoff' (got {got})")
+        kind = kinds[0]
+        only = {"args": ("tool", "handoff"), "approval": ("tool",), "confirm": ("tool",),
+                "on_decline": ("tool",), "on_error": ("tool",), "answer": ("finish",),
+                "message": ("finish",), "fills": ("ask",), "steps": ("for_each",),
+                "until": ("for_each",)}
+        for name, kinds_ in only.items():
+            if getattr(self, name) not in (None, False, [], {}) and kind not in kinds_:
+                where = " or ".join(f"'{k}'" for k in kinds_)
+                raise ValueError(f"'{name}' only applies to a step with {where}")
+        if self.as_ != "item" and kind != "for_each":
+            raise ValueError("'as' only applies to a 'for_each' step")
+        if self.on_decline and not self.confirm:
+            raise ValueError("'on_decline' needs 'confirm'")
         if self.branch is not None and not self.branch:
             raise ValueError("'branch' needs at least one option")
+        if kind == "ask" and not self.fills:
+            raise ValueError("an 'ask' step needs 'fills': the inputs the reply supplies")
+        if kind == "for_each" and not self.steps:
+            raise ValueError("a 'for_each' step needs 'steps' to run for each item")
+        if kind == "compute" and not self.compute:
+            raise ValueError("'compute' needs at least one name: expression")
+        if isinstance(self.on_error, list) and not self.on_error:
+            raise ValueError("'on_error' needs at least one step (or a step id)")
         return self
 
     @property
     def kind(self) -> str:
-        return "node" if self.tool else "branch" if self.branch else "finish"
+        if self.tool:
+            return "node"
+        for kind in STEP_KINDS[1:]:
+            value = getattr(self, kind)
+            if value not in (None, False):
+                return kind
+        return "finish"
+
+    def children(self) -> list[tuple[tuple[Any, ...], list[Step]]]:
+        """The step lists nested in this step, each with its path below the step:
+        branch options, a loop's body, the steps run on error."""
+        nested: list[tuple[tuple[Any, ...], list[Step]]] = [
+            (("branch", n, "steps"), option.steps) for n, option in enumerate(self.branch or [])]
+        if self.steps:
+            nested.append((("steps",), self.steps))
+        if isinstance(self.on_error, list):
+            nested.append((("on_error",), self.on_error))
+        return nested
 
 
 BranchOption.model_rebuild()
@@ -138,6 +239,9 @@ class Routine(_Model):
     inputs: dict[str, InputSpec] = Field(
         default_factory=dict, description="Values the request must supply, by name."
     )
+    constants: dict[str, Any] = Field(
+        default_factory=dict, description="Fixed values of the process (limits, tables), by "
+        "name: ${constants.NAME} in arguments, `constants.NAME` in expressions.")
     steps: list[Step] = Field(min_length=1, description="The steps, in order.")
 
     @field_validator("steps")
@@ -147,7 +251,7 @@ class Routine(_Model):
         while todo:
             step = todo.pop()
             count += 1
-            todo += [s for option in step.branch or [] for s in option.steps]
+            todo += [s for _, nested in step.children() for s in nested]
         if count > MAX_STEPS:
             raise ValueError(f"the routine has {count} steps (branches included); at most "
                              f"{MAX_STEPS}: split a longer process into routines")
@@ -163,6 +267,10 @@ class Routine(_Model):
                 out.append((step, label))
                 for n, option in enumerate(step.branch or [], 1):
                     visit(option.steps, f"{label}-{n}_")
+                if step.steps:
+                    visit(step.steps, f"{label}-each_")
+                if isinstance(step.on_error, list):
+                    visit(step.on_error, f"{label}-error_")
 
         visit(self.steps, "")
         return out

@@ -12,6 +12,7 @@ unreachable steps; cycles; paths that end without a finish step.
 from __future__ import annotations
 
 import difflib
+import re
 from datetime import date, time
 from typing import Any
 
@@ -21,8 +22,9 @@ from ..errors import Problem
 from ..tools.core import Tool, ToolRegistry
 from .expressions import parse_template, parse_when, static_problem
 from .flow import FELL_OFF, Flow
+from .format import ID_PATTERN, Routine
 from .loader import LoadedRoutine
-from .references import Reference, parse_references
+from .references import EXPECTED, MISSING, Reference, parse_references, reference_of, value_at
 
 __all__ = ["check_routine", "expression_references", "json_types", "schema_at",
            "template_references"]
@@ -141,18 +143,21 @@ def _compatible(source: set[str], accepted: set[str]) -> bool:
 
 
 # ---------------------------------------------------------------- expressions
-def expression_references(expression: str) -> tuple[list[Reference], str]:
-    """References (``inputs.x``, ``steps.id.output.f``) used in a ``when`` expression.
+def expression_references(expression: str, loops: frozenset[str] = frozenset()
+                          ) -> tuple[list[Reference], str]:
+    """References (``inputs.x``, ``steps.id.output.f``, ``vars.x``, ``constants.x``, a loop
+    item's ``item.f``) used in an expression; ``loops`` are the item names in scope.
 
     Returns (references, syntax error or "")."""
     tree, problem = parse_when(expression)
     if tree is None:
         return [], problem
-    return _references(tree, f"expression {expression!r}", set())
+    return _references(tree, f"expression {expression!r}", set(), loops)
 
 
-def template_references(template: str) -> tuple[list[Reference], str]:
-    """References used in an answer template (names its loops and ``set`` bind are local)."""
+def template_references(template: str, loops: frozenset[str] = frozenset(),
+                        what: str = "the answer template") -> tuple[list[Reference], str]:
+    """References used in a template (names its loops and ``set`` bind are local)."""
     tree, problem = parse_template(template)
     if tree is None:
         return [], problem
@@ -161,10 +166,14 @@ def template_references(template: str) -> tuple[list[Reference], str]:
         for name in node.target.find_all(jnodes.Name) if not isinstance(
                 node.target, jnodes.Name) else [node.target]:
             local.add(name.name)
-    return _references(tree, "the answer template", local)
+    return _references(tree, what, local, loops)
 
 
-def _references(tree: Any, what: str, local: set[str]) -> tuple[list[Reference], str]:
+_ROOTS = ("inputs", "steps", "vars", "constants")
+
+
+def _references(tree: Any, what: str, local: set[str], loops: frozenset[str]
+                ) -> tuple[list[Reference], str]:
     refs: list[Reference] = []
     claimed: set[int] = set()
     for node in tree.find_all((jnodes.Getattr, jnodes.Getitem, jnodes.Name)):
@@ -187,27 +196,30 @@ def _references(tree: Any, what: str, local: set[str]) -> tuple[list[Reference],
         chain.append(cur.name)
         chain.reverse()
         text = "${" + ".".join(chain) + "}"
-        if chain[0] == "inputs" and len(chain) >= 2:
-            refs.append(Reference(text, "inputs", chain[1], tuple(chain[2:]), True))
-        elif chain[0] == "steps" and len(chain) >= 3 and chain[2] == "output":
-            refs.append(Reference(text, "steps", chain[1], tuple(chain[3:]), True))
-        elif chain[0] in ("inputs", "steps"):
-            refs.append(Reference(text, "", "", error=f"malformed reference {'.'.join(chain)!r}"
-                                  " (expected inputs.NAME or steps.STEP_ID.output[.FIELD])"))
+        if chain[0] in _ROOTS or chain[0] in loops:
+            ref = reference_of(text, chain)
+            if ref.error:
+                ref = Reference(text, "", "", error=f"malformed reference {'.'.join(chain)!r} "
+                                "(expected inputs.NAME, steps.STEP_ID.output[.FIELD], vars.NAME,"
+                                " constants.NAME or a for_each item)")
+            refs.append(ref)
         elif chain[0] not in ("true", "false", "none", "True", "False", "None") and \
                 chain[0] not in local:
+            items = f", {', '.join(sorted(loops))}" if loops else ""
             return refs, (f"unknown name {chain[0]!r} in {what} "
-                          "(expected only inputs.* and steps.*)")
+                          f"(expected only inputs, steps, vars, constants{items})")
     return refs, ""
 
 
 # ---------------------------------------------------------------- the checker
 class _Checker:
-    def __init__(self, loaded: LoadedRoutine, registry: ToolRegistry, partial: bool = False):
+    def __init__(self, loaded: LoadedRoutine, registry: ToolRegistry, partial: bool = False,
+                 routines: dict[str, Routine] | None = None):
         self.routine = loaded.routine
         self.smap = loaded.source
         self.registry = registry
         self.partial = partial
+        self.routines = routines
         self.flow = Flow.of(self.routine)
         self.problems: list[Problem] = []
 
@@ -220,23 +232,33 @@ class _Checker:
         for dup in flow.duplicates:
             self.add(flow.paths[dup] + ("id",), f"duplicate step id {dup.split('#')[0]!r}",
                      "unique step ids")
-        for step_id, n, target in flow.bad_jumps:
-            self.add(flow.paths[step_id] + ("branch", n, "next"),
-                     f"'next' names unknown step {target!r}", "the id of a later step")
+        for path, target in flow.bad_jumps:
+            self.add(path, f"'{path[-1]}' names unknown step {target!r}", "the id of a step")
         reachable = flow.reachable()
         doms = flow.dominators()
         for step_id in flow.order:
             step = flow.steps[step_id]
             path = flow.paths[step_id]
-            if step_id not in reachable:
+            here = doms.get(step_id, set())
+            if step_id not in reachable and not flow.bad_jumps:  # (a misnamed jump: said)
                 self.add(path, f"step {step_id!r} is unreachable: no path from the first step "
                          "leads to it (it follows a finish step or is jumped over)",
                          "every step to be reachable")
             if step.tool:
-                self.check_tool_step(step_id, path, doms.get(step_id, set()))
-            if step.answer:
-                self.check_template(step_id, path + ("answer",), step.answer,
-                                    doms.get(step_id, set()))
+                self.check_tool_step(step_id, path, here)
+                if isinstance(step.confirm, str):
+                    self.check_template(step_id, path + ("confirm",), step.confirm, here)
+            elif step.ask is not None:
+                self.check_ask(step_id, path, here)
+            elif step.compute:
+                self.check_compute(step_id, path, here)
+            elif step.for_each is not None:
+                self.check_for_each(step_id, path, here)
+            elif step.handoff:
+                self.check_handoff(step_id, path, here)
+            for key in ("answer", "message"):
+                if getattr(step, key):
+                    self.check_template(step_id, path + (key,), getattr(step, key), here)
             options = step.branch or []
             if any(o.when for o in options):
                 for n, option in enumerate(options[:-1]):
@@ -248,16 +270,87 @@ class _Checker:
             for n, option in enumerate(options):
                 if option.when:
                     self.check_expression(step_id, path + ("branch", n, "when"), option.when,
-                                          doms.get(step_id, set()))
+                                          here)
+            self.check_jumps_back(step_id, path)
         cycle = flow.find_cycle()
-        if cycle:
+        if cycle and not any("jumps back" in p.message for p in self.problems):
             self.add(flow.paths[cycle[-2]], "cycle: " + " -> ".join(cycle),
-                     "'next' to jump only forward (routines are acyclic)")
+                     "'next' to jump forward, or max_visits on the step it jumps back to "
+                     "(a bounded loop)")
         ends = [s for s in reachable if FELL_OFF in flow.succ.get(s, [])]
         for s in sorted(ends, key=flow.order.index):
             self.add(flow.paths[s], f"the routine can end after step {s!r} without a finish step",
                      "every path to end in a step with 'finish: true'")
         return self.problems
+
+    def check_jumps_back(self, step_id: str, path: tuple[Any, ...]) -> None:
+        """A jump to an earlier step (or itself) is a loop: its target needs max_visits."""
+        step = self.flow.steps[step_id]
+        jumps = [(("branch", n, "next"), o.next) for n, o in enumerate(step.branch or [])
+                 if o.next]
+        jumps += [((key,), getattr(step, key)) for key in ("on_error", "on_decline")
+                  if isinstance(getattr(step, key), str)]
+        order = self.flow.order
+        for where, target in jumps:
+            if target in self.flow.steps and order.index(target) <= order.index(step_id) \
+                    and self.flow.steps[target].max_visits is None:
+                self.add(path + where, f"'{where[-1]}' jumps back to step {target!r}: a loop "
+                         "that could run forever", f"max_visits on step {target!r} (how many "
+                         "times a run may come to it)")
+
+    def loops_of(self, step_id: str) -> dict[str, str]:
+        """The for_each item names in scope at a step: item name -> loop step id."""
+        scope: dict[str, str] = {}
+        node: str | None = self.flow.parent.get(step_id)
+        while node is not None:
+            scope.setdefault(self.flow.steps[node].as_, node)
+            node = self.flow.parent.get(node)
+        return scope
+
+    def check_ask(self, step_id: str, path: tuple[Any, ...], doms: set[str]) -> None:
+        step = self.flow.steps[step_id]
+        for n, name in enumerate(step.fills):
+            if name not in self.routine.inputs:
+                self.add(path + ("fills", n), f"'fills' names no input of this routine: {name!r}",
+                         f"one of: {', '.join(self.routine.inputs) or '(no inputs declared)'}")
+        self.check_template(step_id, path + ("ask",), step.ask or "", doms)
+
+    def check_compute(self, step_id: str, path: tuple[Any, ...], doms: set[str]) -> None:
+        for name, spec in (self.flow.steps[step_id].compute or {}).items():
+            where = path + ("compute", name)
+            if not re.match(ID_PATTERN, name):
+                self.add(where, f"{name!r} is not a valid name", "lower_case_with_underscores")
+            expression = spec if isinstance(spec, str) else spec.expr
+            self.check_expression(step_id, where, expression, doms)
+
+    def check_for_each(self, step_id: str, path: tuple[Any, ...], doms: set[str]) -> None:
+        step = self.flow.steps[step_id]
+        refs = parse_references(step.for_each)
+        if len(refs) != 1 or not refs[0].whole:
+            self.add(path + ("for_each",), f"for_each needs one reference to a list, not "
+                     f"{step.for_each!r}", "e.g. ${steps.get_order.output.items}")
+        else:
+            types = self.ref_types(step_id, path + ("for_each",), refs[0], doms)
+            if types and "array" not in types:
+                self.add(path + ("for_each",), f"{refs[0].text} is {'/'.join(sorted(types))}, "
+                         "not a list", "a reference to a list")
+        if step.until:
+            self.check_expression(step_id, path + ("until",), step.until, doms,
+                                  frozenset({*self.loops_of(step_id), step.as_}))
+
+    def check_handoff(self, step_id: str, path: tuple[Any, ...], doms: set[str]) -> None:
+        step = self.flow.steps[step_id]
+        if self.routines is not None and step.handoff not in self.routines:
+            close = difflib.get_close_matches(step.handoff or "", sorted(self.routines), n=3)
+            self.add(path + ("handoff",), f"'handoff' names no known routine: {step.handoff!r}",
+                     f"did you mean {', '.join(close)}?" if close else
+                     f"one of: {', '.join(sorted(self.routines)) or '(none)'}")
+        target = (self.routines or {}).get(step.handoff or "")
+        for arg, value in step.args.items():
+            if target is not None and arg not in target.inputs:
+                self.add(path + ("args", arg), f"routine {step.handoff!r} has no input {arg!r}",
+                         f"one of: {', '.join(target.inputs) or '(no inputs)'}")
+            self.check_refs(step_id, path + ("args", arg), value, doms, None)
 
     def check_tool_step(self, step_id: str, path: tuple[Any, ...], doms: set[str]) -> None:
         step = self.flow.steps[step_id]
@@ -319,18 +412,20 @@ class _Checker:
 
     def check_template(self, step_id: str, path: tuple[Any, ...], template: str,
                        doms: set[str]) -> None:
-        refs, error = template_references(template)
+        refs, error = template_references(template, frozenset(self.loops_of(step_id)),
+                                          f"the {path[-1]} template")
         if error:
-            self.add(path, error, "a Jinja template over inputs.* and steps.*.output")
+            self.add(path, error, "a Jinja template over inputs, steps, vars and constants")
         for ref in refs:
             self.ref_types(step_id, path, ref, doms)
 
     def check_expression(self, step_id: str, path: tuple[Any, ...], expression: str,
-                         doms: set[str]) -> None:
-        refs, error = expression_references(expression)
+                         doms: set[str], loops: frozenset[str] | None = None) -> None:
+        loops = frozenset(self.loops_of(step_id)) if loops is None else loops
+        refs, error = expression_references(expression, loops)
         error = error or static_problem(expression)
         if error:
-            self.add(path, error, "a Jinja expression over inputs.* and steps.*.output")
+            self.add(path, error, "a Jinja expression over inputs, steps, vars and constants")
         for ref in refs:
             self.ref_types(step_id, path, ref, doms)
 
@@ -347,24 +442,146 @@ class _Checker:
                          f"one of: {', '.join(self.routine.inputs) or '(no inputs declared)'}")
                 return None
             return set() if ref.path else {spec.type}
+        if ref.kind == "constants":
+            return self.constant_types(path, ref)
+        if ref.kind == "vars":
+            return self.var_types(step_id, path, ref)
+        if ref.kind == "loop":
+            return self.item_types(step_id, path, ref, doms)
+        return self.step_types(step_id, path, ref, doms)
+
+    def constant_types(self, path: tuple[Any, ...], ref: Reference) -> set[str] | None:
+        if ref.name not in self.routine.constants:
+            self.add(path, f"{ref.text} names no constant of this routine",
+                     f"one of: {', '.join(self.routine.constants) or '(no constants declared)'}")
+            return None
+        value = value_at(self.routine.constants[ref.name], ref.path)
+        if value is MISSING:
+            self.add(path, f"{ref.text}: the constant has no {'.'.join(ref.path)!r}",
+                     "a key or index the constant has")
+            return None
+        return {_literal_type(value)}
+
+    def setters(self, name: str) -> dict[str, Any]:
+        """The steps that set ``vars.NAME``, with what each gives it (a tool's output schema
+        or a compute's declared type)."""
+        found: dict[str, Any] = {}
+        for node in self.flow.order:
+            step = self.flow.steps[node]
+            if step.tool and step.output == name:
+                tool = self.registry.get(step.tool)
+                found[node] = tool.output_schema if tool else None
+            elif step.compute and name in step.compute:
+                spec = step.compute[name]
+                found[node] = {"type": spec.type} if not isinstance(spec, str) and spec.type \
+                    else None
+        return found
+
+    def var_types(self, step_id: str, path: tuple[Any, ...], ref: Reference) -> set[str] | None:
+        setters = self.setters(ref.name)
+        if not setters:
+            names = sorted({s.output for s in self.flow.steps.values() if s.output}
+                           | {n for s in self.flow.steps.values() for n in s.compute or {}})
+            self.add(path, f"{ref.text}: no step sets {ref.name!r} (with `output:` or "
+                     "`compute`)", f"one of: {', '.join(names) or '(no vars set)'}")
+            return None
+        before = {s: v for s, v in setters.items() if s != step_id}
+        if not self.flow.covered(set(before), step_id):
+            self.add(path, f"{ref.text}: {ref.name!r} may not be set before step {step_id!r} "
+                     f"(set by {', '.join(setters)}; some path here runs none of them, or "
+                     "its call failed)", f"a step that sets {ref.name!r} on every path to "
+                     "this one")
+            return None
+        types: set[str] = set()
+        for schema in before.values():
+            if schema is None:
+                return set()
+            sub, error = schema_at(schema, ref.path)
+            if error:
+                self.add(path, f"{ref.text}: {error}", f"a field that every setter of "
+                         f"{ref.name!r} gives")
+                return None
+            found = json_types(sub, schema) if sub is not None else set()
+            if not found:
+                return set()
+            types |= found
+        return types
+
+    def item_types(self, step_id: str, path: tuple[Any, ...], ref: Reference,
+                   doms: set[str]) -> set[str] | None:
+        scope = self.loops_of(step_id)
+        step = self.flow.steps[step_id]
+        if step.for_each is not None and step.as_ == ref.name and "until" in path:
+            scope.setdefault(ref.name, step_id)
+        loop = scope.get(ref.name)
+        if loop is None:
+            hint = f" (did you mean ${{inputs.{ref.name}}}?)" if ref.name in \
+                self.routine.inputs else ""
+            self.add(path, f"malformed reference {ref.text!r}: {ref.name!r} is no for_each "
+                     f"item here{hint}", EXPECTED)
+            return None
+        source = parse_references(self.flow.steps[loop].for_each)
+        if len(source) != 1 or source[0].kind in ("", "loop") and source[0].name == ref.name:
+            return set()
+        schema = self.source_schema(loop, source[0])
+        if schema is None:
+            return set()
+        items = {"type": "array", "items": schema.get("items", {})} if "items" in schema \
+            else None
+        sub, error = schema_at(items, ("0", *ref.path)) if items else (None, "")
+        if error:
+            self.add(path, f"{ref.text}: {error.replace('0', 'the item', 1)}",
+                     "a field of the list's items")
+            return None
+        return json_types(sub, schema) if sub is not None else set()
+
+    def source_schema(self, loop: str, source: Reference) -> dict[str, Any] | None:
+        """The schema of a for_each's list, where the tools' schemas say it."""
+        if source.kind == "steps":
+            target = self.flow.steps.get(source.name)
+            tool = self.registry.get(target.tool) if target is not None and target.tool \
+                else None
+            if tool is None or tool.output_schema is None:
+                return None
+            sub, _ = schema_at(tool.output_schema, source.path)
+            if sub is None:
+                return None
+            resolved = _resolve(sub, tool.output_schema) or {}
+            if "items" in resolved:
+                item = _resolve(resolved["items"], tool.output_schema) or {}
+                return {"type": "array", "items": _inline(item, tool.output_schema)}
+        return None
+
+    def step_types(self, step_id: str, path: tuple[Any, ...], ref: Reference,
+                   doms: set[str]) -> set[str] | None:
         target = self.flow.steps.get(ref.name)
         if target is None:
             self.add(path, f"{ref.text} refers to missing step {ref.name!r}",
                      "the id of an earlier step")
             return None
         order = self.flow.order
-        if order.index(ref.name) >= order.index(step_id):
+        if order.index(ref.name) >= order.index(step_id) and ref.name not in \
+                self.loops_of(step_id).values():
             self.add(path, f"{ref.text} refers to step {ref.name!r}, which does not run before "
                      f"step {step_id!r}", "a reference to an EARLIER step")
             return None
-        if ref.name not in doms:
+        if target.for_each is None and self.flow.ran_ok(ref.name) not in doms:
+            fallible = self.flow.ran_ok(ref.name) != ref.name
             self.add(path, f"{ref.text}: step {ref.name!r} may not have run before step "
-                     f"{step_id!r} (it is on another branch or can be skipped)",
-                     "a step that runs on every path to this one")
+                     f"{step_id!r} (it is on another branch or can be skipped"
+                     + (", or its call can fail over or be declined)" if fallible else ")"),
+                     "a step that runs on every path to this one (or ${vars.NAME} set on "
+                     "every path)")
             return None
+        if target.for_each is not None:
+            if ref.name in self.loops_of(step_id).values() or ref.name not in doms:
+                self.add(path, f"{ref.text}: the loop {ref.name!r} has not finished at step "
+                         f"{step_id!r}", "a reference after the loop")
+                return None
+            return {"array"} if not ref.path else set()
         if not target.tool:
             self.add(path, f"{ref.text}: step {ref.name!r} is a {target.kind} step and has no "
-                     "output", "a reference to a tool step")
+                     "output", "a reference to a tool step (compute values: ${vars.NAME})")
             return None
         tool = self.registry.get(target.tool)
         if tool is None or tool.output_schema is None:
@@ -376,10 +593,16 @@ class _Checker:
         return json_types(sub, tool.output_schema) if sub is not None else set()
 
 
-def check_routine(loaded: LoadedRoutine, registry: ToolRegistry, partial: bool = False
-                  ) -> list[Problem]:
+def _inline(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """A sub-schema with the root's ``$defs`` beside it, so its ``$ref``s still resolve."""
+    return {**schema, "$defs": root.get("$defs", {})} if "$defs" in root else schema
+
+
+def check_routine(loaded: LoadedRoutine, registry: ToolRegistry, partial: bool = False,
+                  routines: dict[str, Routine] | None = None) -> list[Problem]:
     """Every problem of an already-parsed routine against ``registry``.
 
     ``partial``: some of the routine's toolsets failed to load (a problem already says
-    so), so a tool missing from ``registry`` is not reported again at every step."""
-    return _Checker(loaded, registry, partial).run()
+    so), so a tool missing from ``registry`` is not reported again at every step.
+    ``routines``: the routines a ``handoff`` may name (None: not checked)."""
+    return _Checker(loaded, registry, partial, routines).run()
