@@ -376,5 +376,5 @@ def test_a_step_named_like_a_dict_method_is_data_in_templates_and_expressions():
 
     steps = {"update": {"output": {"n": 3}}, "items": {"output": [1, 2]}}
     assert render_template("{{ steps.update.output.n }}/{{ steps.items.output|length }}",
-                           {}, steps) == "3/2"
+                           inputs={}, steps=steps) == "3/2"
     assert compile_when("steps.update.output.n > 2")(inputs={}, steps=steps) is True

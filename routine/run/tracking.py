@@ -7,6 +7,11 @@ only has to follow the step it is told to be on.
 
 Branches are chosen by their ``when`` expressions when those can be evaluated,
 otherwise by the model: the option whose first step uses the tool it calls.
+Steps that need no model are taken here too: ``compute`` (values into ``vars``),
+``for_each`` (entering a loop, the next item, leaving it), and the visit limits of
+bounded loops. Questions (``ask``), confirmations and hand-offs are the executor's:
+the tracker stops at them and is told what happened (:meth:`fill`, :meth:`complete`,
+:meth:`decline`, :meth:`record_error`).
 """
 
 from __future__ import annotations
@@ -17,14 +22,16 @@ from typing import Any
 
 from jinja2 import UndefinedError
 
-from ..spec.expressions import compile_when, render_facts
+from ..spec.expressions import compile_when, render_facts, render_template
 from ..spec.flow import FINISHED, Flow
-from ..spec.format import Routine, Step
-from ..spec.references import Reference, parse_references
+from ..spec.format import MAX_ITEMS, Routine, Step
+from ..spec.references import MISSING, Reference, parse_references, value_at
 
-__all__ = ["StepTracker", "KnownArgument"]
+__all__ = ["StepTracker", "KnownArgument", "LoopFrame"]
 
-_MISSING = object()
+_MISSING = MISSING
+_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool,
+          "array": list, "object": dict}
 
 
 def _same(given: Any, fixed: Any) -> bool:
@@ -52,6 +59,21 @@ class KnownArgument:
 
 
 @dataclass
+class LoopFrame:
+    """A for_each in progress: its items, where it is, what each item's steps gave."""
+
+    loop: str
+    name: str
+    items: list[Any]
+    index: int = 0
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def item(self) -> Any:
+        return self.items[self.index]
+
+
+@dataclass
 class StepTracker:
     routine: Routine
     inputs: dict[str, Any] = field(default_factory=dict)
@@ -62,10 +84,16 @@ class StepTracker:
     branches: dict[str, int] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
     branch_errors: dict[str, str] = field(default_factory=dict)
+    vars: dict[str, Any] = field(default_factory=dict)
+    frames: list[LoopFrame] = field(default_factory=list)
+    visits: dict[str, int] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)  # steps whose call failed over
+    stopped: str | None = None  # why the routine cannot go on (a visit limit, a bad compute)
 
     def __post_init__(self) -> None:
         self.flow = Flow.of(self.routine)
         self.current = self.flow.entry
+        self.visits[self.current] = 1
         self._settle()
 
     # ------------------------------------------------------------ queries
@@ -122,6 +150,12 @@ class StepTracker:
         return KnownArgument(name, text, True, f"built from {value!r}")
 
     def _describe(self, ref: Reference) -> str:
+        if ref.kind == "vars":
+            return f"the {'.'.join((ref.name, *ref.path))} found earlier"
+        if ref.kind == "loop":
+            return f"the current {'.'.join((ref.name, *ref.path))}"
+        if ref.kind == "constants":
+            return "a constant of the routine"
         if ref.kind == "inputs":
             spec = self.routine.inputs.get(ref.name)
             what = spec.description if spec else ref.name
@@ -141,18 +175,29 @@ class StepTracker:
                 if spec is None or spec.default is None or not self.use_defaults:
                     return _MISSING
                 value = spec.default
-        elif ref.name in self.outputs:
-            value = self.outputs[ref.name]
         else:
-            return _MISSING
-        for segment in ref.path:
-            if isinstance(value, dict) and segment in value:
-                value = value[segment]
-            elif isinstance(value, list) and segment.isdigit() and int(segment) < len(value):
-                value = value[int(segment)]
-            else:
+            source = {"steps": self.outputs, "vars": self.vars,
+                      "constants": self.routine.constants,
+                      "loop": {f.name: f.item for f in self.frames}}.get(ref.kind, {})
+            if ref.name not in source:
                 return _MISSING
-        return value
+            value = source[ref.name]
+        return value_at(value, ref.path)
+
+    def scope(self) -> dict[str, Any]:
+        """What expressions and templates see: inputs (with defaults), step outputs, vars,
+        constants, and the current item of every loop in progress."""
+        inputs = dict(self.inputs)
+        for name, spec in self.routine.inputs.items():
+            if name not in inputs and spec.default is not None and self.use_defaults:
+                inputs[name] = spec.default
+        return {**{f.name: f.item for f in self.frames}, "inputs": inputs,
+                "steps": {sid: {"output": out} for sid, out in self.outputs.items()},
+                "vars": dict(self.vars), "constants": dict(self.routine.constants)}
+
+    def render(self, template: str) -> str:
+        """A step's template (a question, a confirmation, a final message) rendered now."""
+        return render_template(template, **self.scope())
 
     # ------------------------------------------------------------ the step contract
     def allowed_here(self) -> dict[str, str]:
@@ -221,13 +266,12 @@ class StepTracker:
         with the values it placed (None when it needs a value the run does not have)."""
         if not step.answer:
             return None
-        inputs = dict(self.inputs)
+        scope = self.scope()
         for name, spec in self.routine.inputs.items():
-            if name not in inputs and spec.default is not None:
-                inputs[name] = spec.default
-        steps = {sid: {"output": out} for sid, out in self.outputs.items()}
+            if name not in scope["inputs"] and spec.default is not None:
+                scope["inputs"][name] = spec.default
         try:
-            text, values = render_facts(step.answer, inputs, steps)
+            text, values = render_facts(step.answer, **scope)
         except Exception:  # noqa: BLE001 - a missing value or a refused operation: no facts
             return None
         return (text, values) if text else None
@@ -248,9 +292,43 @@ class StepTracker:
             return None
         self._move_to(target)
         self.outputs[target] = output
+        step = self.flow.steps[target]
+        if step.output:
+            self.vars[step.output] = output
+        if self.frames and self.frames[-1].results:
+            self.frames[-1].results[-1][target] = output
         self.done.append(target)
-        self.current = self.flow.after[target]
-        self._settle()
+        self._goto(self.flow.after[target])
+        return target
+
+    def record_error(self, tool: str) -> str | None:
+        """A call of ``tool`` failed (the tool raised): if the step it was for has
+        ``on_error``, the run continues there; returns that step's id (None: no fail-over,
+        the model sees the error and tries again)."""
+        node = self.allowed_here().get(tool)
+        if node is None or node not in self.flow.on_error:
+            return None
+        self._move_to(node)
+        self.failed.append(node)
+        self._goto(self.flow.on_error[node])
+        return node
+
+    def fill(self, values: dict[str, Any]) -> None:
+        """Input values the user gave (in reply to a question, or read from a request)."""
+        self.inputs.update(values)
+
+    def complete(self) -> None:
+        """The current step (a question answered, a hand-off made) is done."""
+        if self.step is not None:
+            self.done.append(self.current)
+            self._goto(self.flow.after[self.current])
+
+    def decline(self, node: str) -> str:
+        """The user said no to the call of step ``node``: go where the routine says
+        (FINISHED: the run ends, nothing changed). Returns where the run went."""
+        target = self.flow.on_decline.get(node, FINISHED)
+        self._move_to(node)
+        self._goto(target)
         return target
 
     def _find_ahead(self, tool: str) -> str | None:
@@ -299,32 +377,111 @@ class StepTracker:
             self.done.append(self.current)
         self.current = FINISHED
 
+    def _goto(self, node: str) -> None:
+        """Move to ``node`` (counting the visit), then take the steps that need no model."""
+        self._advance(node)
+        self._settle()
+
     def _settle(self) -> None:
-        """At a branch step, take the option whose ``when`` is true, when decidable."""
-        while True:
-            step = self.step
-            if step is None or not step.branch:
+        """Take the steps that need no model: a branch whose ``when`` decides it, a
+        ``compute``, entering or going round a ``for_each``."""
+        while self.stopped is None:
+            node, step = self.current, self.step
+            if step is None:
                 return
-            chosen = self._evaluate_branch(step)
-            if chosen is None:
+            if step.branch:
+                chosen = self._evaluate_branch(step)
+                if chosen is None:
+                    return
+                self.branches[step.id] = chosen
+                self.done.append(step.id)
+                self._advance(self.flow.options[step.id][chosen])
+            elif step.compute:
+                self._compute(step)
+                if self.stopped is None:
+                    self.done.append(node)
+                    self._advance(self.flow.after[node])
+            elif step.for_each is not None:
+                self._loop(node, step)
+            else:
                 return
-            self.branches[step.id] = chosen
-            self.done.append(step.id)
-            self.current = self.flow.options[step.id][chosen]
+
+    def _advance(self, node: str) -> None:
+        """Move to ``node``, counting the visit; past its max_visits the routine stops."""
+        self.current = node
+        if node in self.flow.steps:
+            self.visits[node] = self.visits.get(node, 0) + 1
+            limit = self.flow.steps[node].max_visits
+            if limit is not None and self.visits[node] > limit:
+                self.stopped = (f"step {self.label(node)} ({self.flow.steps[node].name}) was "
+                                f"reached {limit} times, its max_visits")
+                self.current = FINISHED
+
+    def _compute(self, step: Step) -> None:
+        for name, spec in (step.compute or {}).items():
+            expression, kind = (spec, None) if isinstance(spec, str) else (spec.expr, spec.type)
+            try:
+                value = compile_when(expression)(**self.scope())
+            except Exception as exc:  # noqa: BLE001 - the routine's expression failed here
+                self.stopped = f"step {step.id}: computing {name} failed: " \
+                               f"{type(exc).__name__}: {exc}"
+                self.current = FINISHED
+                return
+            if kind == "number" and isinstance(value, str):
+                try:
+                    value = float(value)
+                except ValueError:
+                    pass
+            if kind is not None and (not isinstance(value, _TYPES[kind])
+                                     or (kind != "boolean" and isinstance(value, bool))):
+                self.stopped = (f"step {step.id}: {name} = {value!r} is not "
+                                f"{'a' if kind[0] not in 'aeiou' else 'an'} {kind}")
+                self.current = FINISHED
+                return
+            self.vars[name] = value
+
+    def _loop(self, node: str, step: Step) -> None:
+        """At a for_each: enter it (first item), or go round (next item), or leave it."""
+        frame = self.frames[-1] if self.frames and self.frames[-1].loop == node else None
+        if frame is None:
+            ref = parse_references(step.for_each)[0]
+            items = self._lookup(ref)
+            items = list(items) if isinstance(items, (list, tuple)) else []
+            if len(items) > MAX_ITEMS:
+                self.stopped = f"step {step.id}: {len(items)} items, more than {MAX_ITEMS}"
+                self.current = FINISHED
+                return
+            frame = LoopFrame(node, step.as_, items)
+            self.frames.append(frame)
+        else:
+            until = step.until and self._true(step.until)
+            frame.index += 1
+            if until:
+                frame.index = len(frame.items)
+        if frame.index < len(frame.items):
+            frame.results.append({})
+            self._advance(self.flow.loops[node])
+            return
+        self.frames.pop()
+        self.outputs[node] = frame.results
+        self.done.append(node)
+        self._advance(self.flow.after[node])
+
+    def _true(self, expression: str) -> bool:
+        try:
+            return bool(compile_when(expression)(**self.scope()))
+        except Exception:  # noqa: BLE001 - undecidable: the loop goes on
+            return False
 
     def _evaluate_branch(self, step: Step) -> int | None:
-        steps = {sid: {"output": out} for sid, out in self.outputs.items()}
-        inputs = dict(self.inputs)
-        for name, spec in self.routine.inputs.items():
-            if name not in inputs and spec.default is not None and self.use_defaults:
-                inputs[name] = spec.default
+        scope = self.scope()
         if all(option.when is None for option in step.branch or []):
             return None  # no expressions: the model picks the option
         for index, option in enumerate(step.branch or []):
             if option.when is None:
                 return index  # every earlier option was false: this one is "otherwise"
             try:
-                if compile_when(option.when)(inputs=inputs, steps=steps):
+                if compile_when(option.when)(**scope):
                     return index
             except UndefinedError:  # a value is not known yet: let the model decide
                 return None

@@ -167,19 +167,19 @@ def _finalize(value: Any) -> Any:
     return value
 
 
-def render_template(template: str, inputs: dict[str, Any], steps: dict[str, Any]) -> str:
-    """The template rendered in the bounded sandbox (at most MAX_RENDERED characters);
-    raises on a value it needs and does not have (``StrictUndefined``)."""
-    return render_facts(template, inputs, steps)[0]
+def render_template(template: str, **scope: Any) -> str:
+    """The template rendered in the bounded sandbox over ``scope`` (inputs, steps, vars,
+    constants, loop items; at most MAX_RENDERED characters); raises on a value it needs
+    and does not have (``StrictUndefined``)."""
+    return render_facts(template, **scope)[0]
 
 
-def render_facts(template: str, inputs: dict[str, Any], steps: dict[str, Any]
-                 ) -> tuple[str, list[Any]]:
+def render_facts(template: str, **scope: Any) -> tuple[str, list[Any]]:
     """(the rendered template, the values its ``{{ }}`` placed: the facts themselves)."""
     shown: list[Any] = []
     token = _SHOWN.set(shown)
     try:
-        text = _compiled_template(template).render(inputs=inputs, steps=steps)
+        text = _compiled_template(template).render(**scope)
     finally:
         _SHOWN.reset(token)
     return text[:MAX_RENDERED].strip(), shown
