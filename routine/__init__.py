@@ -29,12 +29,25 @@ from .errors import (
     ToolDefinitionError,
 )
 from .models import Message, Model, ModelReply, OpenAIModel, TurnGuide
-from .run import Agent, Planner, RunSettings, RunTrace, ToolCallRecord, TurnRecord, dump_traces, load_traces
+from .run import (
+    Agent,
+    Conversation,
+    Planner,
+    Reply,
+    RunSettings,
+    RunTrace,
+    ToolCallRecord,
+    TurnRecord,
+    dump_traces,
+    load_traces,
+)
 from .spec import LoadedRoutine, Routine, Step, check_routine, load_routine, load_routine_text
 from .tools import RunContext, Tool, ToolRegistry, Toolset, tool
 
 __all__ = [
     "Agent",
+    "Conversation",
+    "Reply",
     "DatasetError",
     "EvalConfigError",
     "EvalResultsError",

@@ -5,14 +5,18 @@
 * :mod:`.memory` — the paper's variable memory for long results and named outputs;
 * :mod:`.prompts` — the system and state prompts (templates in ``templates/``);
 * :mod:`.turn` — one turn: ask, parse, act; every prompt a model sees comes from here;
+* :mod:`.interaction` — the steps taken with the user: questions, confirmations, exact
+  messages, hand-offs;
 * :mod:`.executor` — :class:`Agent`, the short loop over turns;
+* :mod:`.conversation` — :class:`Conversation`: a run over several user messages;
 * :mod:`.trace` — the typed record of a run.
 """
 
+from .conversation import Conversation, Reply
 from .executor import Agent, coerce_inputs
 from .prompts import Planner
 from .settings import RunSettings
 from .trace import RunTrace, ToolCallRecord, TurnRecord, dump_traces, load_traces
 
-__all__ = ["Agent", "Planner", "RunSettings", "RunTrace", "ToolCallRecord", "TurnRecord",
-           "coerce_inputs", "dump_traces", "load_traces"]
+__all__ = ["Agent", "Conversation", "Reply", "Planner", "RunSettings", "RunTrace",
+           "ToolCallRecord", "TurnRecord", "coerce_inputs", "dump_traces", "load_traces"]

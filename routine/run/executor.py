@@ -22,14 +22,25 @@ from ..spec.loader import LoadedRoutine, SourceMap, load_routine
 from ..spec.validate import check_routine
 from ..tools.core import RunContext, Tool, ToolRegistry, Toolset
 from .approval import Approver
+from .conversation import Conversation
 from .facts import unstated
 from .inputs import coerce_inputs, extract_inputs, missing_question
+from .interaction import before_turn
 from .memory import VariableMemory
 from .prompts import Planner
 from .settings import RunSettings
 from .trace import FailureKind, RunTrace, TurnRecord, dump_traces
 from .tracking import StepTracker
-from .turn import FinalAnswer, NextTurn, RunState, take_turn
+from .turn import (
+    Failed,
+    FinalAnswer,
+    HandedOff,
+    NextTurn,
+    RunState,
+    TurnResult,
+    Waiting,
+    take_turn,
+)
 
 __all__ = ["Agent", "coerce_inputs"]
 
@@ -72,6 +83,10 @@ class Agent:
         self.approver = approver
         self.planner = Planner(self.settings.routine_format, self.settings.step_tracking)
 
+    def start(self, query: str | None, inputs: dict[str, Any]) -> RunState:
+        """A run's state before its first turn (a conversation keeps it between messages)."""
+        return self._start(query, coerce_inputs(self.routine, inputs))
+
     def _start(self, query: str | None, inputs: dict[str, Any]) -> RunState:
         routine, settings = self.routine, self.settings
         if routine is not None:
@@ -86,7 +101,8 @@ class Agent:
         trace = RunTrace(run_id=uuid.uuid4().hex, routine=routine.name if routine else None,
                          routine_version=routine.version if routine else None,
                          model=self.model.name, settings=settings.model_dump(), query=query,
-                         inputs=inputs, tools_offered=[t.name for t in offered])
+                         said=[query] if query else [], inputs=inputs,
+                         tools_offered=[t.name for t in offered])
         user = query or f"Please run the {routine.name if routine else ''} task with the " \
                         "values given."
         shown = None if routine is None else list(self.others)
@@ -144,14 +160,32 @@ class Agent:
     async def _loop(self, state: RunState,
                     on_turn: Callable[[TurnRecord], None] | None) -> None:
         while True:
-            result = await take_turn(state, self.model)
+            turns = len(state.trace.turns)
+            result = await before_turn(state, self.model) or await take_turn(state, self.model)
             if on_turn is not None:
-                on_turn(state.trace.turns[-1])
+                for turn in state.trace.turns[turns:]:
+                    on_turn(turn)
             if isinstance(result, NextTurn):
                 continue
-            if isinstance(result, FinalAnswer):
-                return self._end(state, result.answer, None)
+            return self.stop(state, result)
+
+    def stop(self, state: RunState, result: TurnResult) -> None:
+        """End the run (or pause it: waiting for the user, handed off) as ``result`` says."""
+        trace = state.trace
+        if isinstance(result, FinalAnswer):
+            return self._end(state, result.answer, None)
+        if isinstance(result, Failed):
             return self._end(state, None, result.reason, result.kind)
+        if isinstance(result, Waiting):
+            trace.outcome, trace.answer, trace.waiting = "waiting", result.message, state.pending
+            if state.pending is not None and state.pending.kind == "inputs":
+                trace.asked = list(state.pending.fills)
+        elif isinstance(result, HandedOff):
+            trace.outcome, trace.handoff = "handed_off", result.handoff
+        if state.tracker is not None:
+            trace.steps_done = list(state.tracker.done)
+            trace.branches = dict(state.tracker.branches)
+        return None
 
     def _end(self, state: RunState, answer: str | None, failure: str | None,
              kind: FailureKind | None = None) -> None:
@@ -177,6 +211,12 @@ class Agent:
         if state.tracker is not None:
             trace.steps_done = list(state.tracker.done)
             trace.branches = dict(state.tracker.branches)
+
+    def conversation(self, **options: Any) -> Conversation:
+        """A multi-turn conversation with this agent: questions and confirmations go to the
+        user (``routines=``, ``inputs=``, ``trace=`` to resume, ``on_turn=``; see
+        :mod:`routine.run.conversation`)."""
+        return Conversation(self, **options)
 
     def run(self, query: str | None = None, inputs: dict[str, Any] | None = None, *,
             on_turn: Callable[[TurnRecord], None] | None = None,

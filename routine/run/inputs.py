@@ -81,18 +81,22 @@ def _read(content: str, tool_calls: list[dict[str, Any]]) -> dict[str, Any] | No
     return parsed.calls[0].arguments if parsed.calls else None
 
 
-async def extract_inputs(state: Any, model: Model) -> list[str]:
-    """Ask for the undeclared inputs once; put the stated ones into the run's inputs and
-    return the names of required inputs still missing."""
+async def extract_inputs(state: Any, model: Model, names: list[str] | None = None) -> list[str]:
+    """Ask for the undeclared inputs (or only ``names``) once, reading everything the user
+    has said so far; put the stated ones into the run's inputs and return the names of
+    the ones still missing (of ``names``; else the required ones without a default)."""
     routine, tracker = state.routine, state.tracker
-    wanted = {n: s for n, s in routine.inputs.items() if n not in state.trace.inputs}
+    wanted = {n: s for n, s in routine.inputs.items() if n not in state.trace.inputs
+              and (names is None or n in names)}
     if not wanted:
         return []
     started = time.perf_counter()
     schema = inputs_schema({n: {"type": s.type, "enum": s.enum} for n, s in wanted.items()})
     guide = TurnGuide(None, "inputs", (), constrain=state.settings.decoding == "guided",
                       schema=schema)
-    messages = [state.history[0], UserMessage(content=state.trace.query or ""),
+    said = "\n".join(state.trace.said) if names is not None and state.trace.said \
+        else state.trace.query or ""
+    messages = [state.history[0], UserMessage(content=said),
                 SystemMessage(content=_instruction(wanted))]
     try:
         reply = await model.complete(messages, [], guide=guide, **state.settings.sampling())
@@ -120,6 +124,8 @@ async def extract_inputs(state: Any, model: Model) -> list[str]:
         usage=reply.usage, decoding=reply.decoding, duration_s=time.perf_counter() - started,
         feedback=json.dumps(known, ensure_ascii=False, default=str)))
     state.trace.usage = state.trace.usage + reply.usage
+    if names is not None:
+        return [n for n in names if n not in state.trace.inputs]
     return [n for n, s in wanted.items() if s.required and s.default is None and n not in known]
 
 

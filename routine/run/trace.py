@@ -22,6 +22,8 @@ from .approval import Decision
 
 __all__ = [
     "Usage",
+    "Pending",
+    "HandOff",
     "TurnKind",
     "FailureKind",
     "ToolCallRecord",
@@ -44,6 +46,7 @@ ErrorKind = Literal[
     "over_budget",  # not run: the run's max_steps tool calls were spent
     "off_routine",  # not run: the step contract (another tool, a fixed argument changed)
     "denied",  # not run: the approver refused it (or there was none)
+    "awaiting_confirmation",  # not run yet: the user must say yes first (a conversation)
 ]
 
 
@@ -52,7 +55,12 @@ TurnKind = Literal[
     "answer",  # the model answered: the run ends
     "retry",  # a model mistake, fed back
     "failed",  # the run ends without an answer (limit, mistakes, endpoint failure)
-    "inputs",  # the inputs-first turn: the request's input values read (feedback: them)
+    "inputs",  # input values read from the user's words (feedback: them)
+    "ask",  # a question to the user: the run waits for the reply (model_text: the question)
+    "confirm",  # a call waits for the user's yes (model_text: what was asked)
+    "reply",  # the user's reply to a question or a confirmation, acted on
+    "message",  # the finish step's exact message (model_text), no model asked
+    "handoff",  # the conversation passes to another routine
 ]
 
 
@@ -64,6 +72,8 @@ FailureKind = Literal[
     "rate_limited",  # HTTP 429 through every retry
     "unavailable",  # no usable model (the API key refused, the embedded model missing)
     "timeout",  # the run's wall-clock limit
+    "routine_limit",  # the routine cannot go on: a visit limit, a computation that failed
+    "user",  # the user did not give what a question asked for
 ]
 
 
@@ -97,6 +107,25 @@ class ToolCallRecord(BaseModel):
         return self.error is None
 
 
+class Pending(BaseModel):
+    """What a waiting run waits for from the user."""
+
+    kind: Literal["inputs", "confirmation"]
+    step_id: str
+    message: str = Field(description="What the user was asked.")
+    fills: list[str] = Field(default_factory=list, description="Inputs a question asks for.")
+    tool: str | None = Field(None, description="The call waiting for a yes.")
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    asked: int = Field(1, description="How many times it was asked.")
+
+
+class HandOff(BaseModel):
+    """The conversation passes to another routine."""
+
+    routine: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
 class TurnRecord(BaseModel):
     """One model request and what the executor did with the reply (complete when appended)."""
 
@@ -127,6 +156,8 @@ class RunTrace(BaseModel):
     model: str = ""
     settings: dict[str, Any] = Field(default_factory=dict)
     query: str | None = None
+    said: list[str] = Field(default_factory=list, description="What the user said: the "
+                            "request, then each reply in a conversation.")
     inputs: dict[str, Any] = Field(default_factory=dict)
     tools_offered: list[str] = Field(default_factory=list)
     messages: list[Message] = Field(default_factory=list, description="The conversation "
@@ -134,8 +165,15 @@ class RunTrace(BaseModel):
     turns: list[TurnRecord] = Field(default_factory=list)
     steps_done: list[str] = Field(default_factory=list)
     branches: dict[str, int] = Field(default_factory=dict, description="Branch step -> option.")
-    outcome: Literal["running", "answered", "failed"] = "running"
-    answer: str | None = None
+    outcome: Literal["running", "answered", "failed", "waiting", "handed_off"] = "running"
+    answer: str | None = Field(None, description="The final answer; while waiting, what the "
+                               "user was asked.")
+    waiting: Pending | None = Field(None, description="What a waiting run needs from the user "
+                                    "(a conversation's next message answers it).")
+    handoff: HandOff | None = None
+    state: dict[str, Any] | None = Field(
+        None, description="Where a waiting run stands (its tracker and variable memory), so a "
+        "conversation can resume from the trace.")
     asked: list[str] = Field(default_factory=list, description="Required inputs the request "
                              "did not state: the answer asks the user for them.")
     answer_facts: str | None = Field(None, description="The finish step's answer template, "

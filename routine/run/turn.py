@@ -44,15 +44,26 @@ from ..models.parsing import CallParseError, ParsedCall, parse_reply
 from ..spec.format import Routine
 from ..tools.core import FINISH_TOOL, RunContext, Tool, ToolArgumentsError, ToolRegistry, result_text
 from ..tools.core import to_jsonable as jsonable
-from .approval import ApprovalRequest, Approver, decide
+from .approval import ApprovalRequest, Approver, Decision, decide
 from .memory import VariableMemory
 from .prompts import Planner
 from .settings import RunSettings
-from .trace import ErrorKind, FailureKind, RunTrace, ToolCallRecord, TurnKind, TurnRecord, now
+from .trace import (
+    ErrorKind,
+    FailureKind,
+    HandOff,
+    Pending,
+    RunTrace,
+    ToolCallRecord,
+    TurnKind,
+    TurnRecord,
+    now,
+)
 from .tracking import StepTracker
 
-__all__ = ["RunState", "NextTurn", "FinalAnswer", "Failed", "TurnResult", "take_turn",
-           "request_messages", "turn_guide"]
+__all__ = ["RunState", "NextTurn", "FinalAnswer", "Failed", "Waiting", "HandedOff",
+           "TurnResult", "take_turn", "request_messages", "turn_guide", "run_call",
+           "signature_of"]
 
 MODEL_MISTAKES: set[ErrorKind] = {"invalid_arguments", "unknown_tool", "not_allowed", "repeated",
                                   "off_routine"}
@@ -74,7 +85,19 @@ class Failed:
     kind: FailureKind = "model_mistakes"
 
 
-TurnResult = NextTurn | FinalAnswer | Failed
+@dataclass
+class Waiting:
+    """The run waits for the user (``state.pending`` says for what)."""
+
+    message: str
+
+
+@dataclass
+class HandedOff:
+    handoff: HandOff
+
+
+TurnResult = NextTurn | FinalAnswer | Failed | Waiting | HandedOff
 
 
 @dataclass
@@ -96,6 +119,9 @@ class RunState:
     call_ids: int = 0  # calls numbered so far (ids for calls the model sent without one)
     seen_calls: Counter[str] = field(default_factory=Counter)
     approver: Approver | None = None
+    interactive: bool = False  # a conversation: questions and confirmations go to the user
+    pending: Pending | None = None
+    confirmed: tuple[str, str] | None = None  # (call signature, the user's words) said yes to
 
     @property
     def history(self) -> list[Message]:
@@ -233,6 +259,9 @@ async def _act(state: RunState, content: str, tool_calls: list[dict[str, Any]]) 
                                          content=shown or ""))
         if record.error_kind in MODEL_MISTAKES:
             mistakes.append(record.error or "")
+    if state.pending is not None:  # a call waits for the user's yes: ask, and wait
+        state.history.append(AssistantMessage(content=state.pending.message))
+        return _Outcome(Waiting(state.pending.message), "confirm", records)
     if mistakes:
         return _mistake(state, records, None)
     state.mistakes = 0
@@ -256,7 +285,12 @@ def _mistake(state: RunState, records: list[ToolCallRecord], feedback: str | Non
 
 
 def _signature(call: ParsedCall) -> str:
-    return call.name + json.dumps(call.arguments, sort_keys=True, default=str)
+    return signature_of(call.name, call.arguments)
+
+
+def signature_of(name: str, arguments: dict[str, Any]) -> str:
+    """A call as one string: the same call twice is the same string (loops, confirmations)."""
+    return name + json.dumps(arguments, sort_keys=True, default=str)
 
 
 async def _execute(state: RunState, call: ParsedCall) -> ToolCallRecord:
@@ -294,7 +328,18 @@ async def _execute(state: RunState, call: ParsedCall) -> ToolCallRecord:
             return ToolCallRecord(**base, resolved_arguments=arguments, error_kind="off_routine",
                                   error=f"not run: {broken}." + state.current_hint())
     decision = None
-    reason = _approval_reason(state, call.name, tool)
+    step = tracker.step_for(call.name) if tracker is not None else None
+    if step is not None and step.confirm and state.interactive:
+        if state.confirmed is None or state.confirmed[0] != signature:
+            state.pending = Pending(kind="confirmation", step_id=step.id, tool=call.name,
+                                    arguments=arguments,
+                                    message=confirm_message(tracker, step, call.name, arguments))
+            return ToolCallRecord(**base, resolved_arguments=arguments,
+                                  error_kind="awaiting_confirmation",
+                                  error="not run yet: waiting for the user to confirm it")
+        decision = Decision(approved=True, by="user", reason=state.confirmed[1], at=now())
+        state.confirmed = None
+    reason = "" if decision is not None else _approval_reason(state, call.name, tool)
     if reason:
         decision = await decide(state.approver, ApprovalRequest(
             run_id=state.trace.run_id, routine=state.trace.routine, tool=call.name,
@@ -327,6 +372,11 @@ async def _execute(state: RunState, call: ParsedCall) -> ToolCallRecord:
             outcome = {"error": f"{call.name} returned a value that cannot be kept as data: "
                        f"{type(exc).__name__}: {exc}", "error_kind": "tool_error"}
     state.seen_calls[signature] += 1  # failed or not: the same call again is a loop
+    if outcome.get("error_kind") in ("tool_error", "timeout") and tracker is not None:
+        failed_over = tracker.record_error(call.name)
+        if failed_over is not None:  # the routine says what to do instead (on_error)
+            outcome["error"] += (f" (step {tracker.label(failed_over)} failed: the routine "
+                                 "continues with its on_error steps)")
     return ToolCallRecord(**base, resolved_arguments=arguments, **outcome, approval=decision,
                           duration_s=time.perf_counter() - started)
 
@@ -341,6 +391,8 @@ def _approval_reason(state: RunState, name: str, tool: Tool) -> str:
                      if s.tool == name and s.approval == "required"), None)
     if step is not None and step.approval == "required":
         return f"step {step.id} ({step.name}) requires approval"
+    if step is not None and step.confirm:
+        return f"step {step.id} ({step.name}) asks the user to confirm"
     if tool.approval:
         return f"the tool {name} requires approval"
     return ""
@@ -362,3 +414,29 @@ def _store_result(state: RunState, tool: str, value: Any) -> dict[str, Any]:
         if step is not None and step.output:
             state.memory.store(data, text, tool, step.id, name=step.output)
     return {"result": data, "result_text": shown, "memory_key": memory_key, "step_id": step_id}
+
+
+def confirm_message(tracker: StepTracker, step: Any, tool: str, arguments: dict[str, Any]) -> str:
+    """What the user is asked before a confirmed call runs: the step's own text, or the
+    step and every argument value."""
+    if isinstance(step.confirm, str):
+        try:
+            return tracker.render(step.confirm)
+        except Exception:  # noqa: BLE001 - a value the text needs is missing: say it plainly
+            pass
+    values = ", ".join(f"{k} = {json.dumps(v, ensure_ascii=False, default=str)}"
+                       for k, v in arguments.items())
+    return f"Before I go on: {step.name.lower()} ({tool}: {values}). Shall I go ahead? (yes/no)"
+
+
+async def run_call(state: RunState, name: str, arguments: dict[str, Any]) -> ToolCallRecord:
+    """Run one call the routine (not the model) makes — a confirmed call after the user's
+    yes — as if the model had sent it: the call and its result enter the history."""
+    call = ParsedCall(name, arguments, f"call_{state.call_ids}")
+    state.call_ids += 1
+    state.history.append(AssistantMessage(content="", tool_calls=[
+        ToolCall.of(call.call_id, name, arguments)]))
+    record = await _execute(state, call)
+    shown = record.result_text if record.ok else f"Error: {record.error}"
+    state.history.append(ToolMessage(tool_call_id=record.call_id, name=name, content=shown or ""))
+    return record

@@ -1,0 +1,243 @@
+"""Conversations: a routine run over several messages from the user.
+
+    with agent.conversation() as chat:
+        reply = chat.send("I want to cancel an order")       # -> Reply(text, status, ...)
+        while reply.status == "waiting":
+            reply = chat.send(input(reply.text + "\n> "))
+
+A run pauses when its routine asks the user something (an ``ask`` step, a ``confirm``
+before a write) and the next :meth:`Conversation.send` answers it; the tools' session
+(a database connection, say) stays open across messages. A ``handoff`` step passes the
+conversation to another routine of ``routines``, carrying the inputs it names. A new
+message after a run has ended starts the routine again in the same session.
+
+Each run's trace holds where a waiting run stands (``trace.state``: the tracker, the
+variable memory, what it waits for), so ``Conversation(agent, trace=trace)`` resumes a
+conversation from its last trace — in another process too, for tools whose state
+lives outside the process (a real database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import RoutineError
+from ..spec.format import Routine
+from ..spec.loader import LoadedRoutine
+from .interaction import answer_pending
+from .memory import MemoryEntry
+from .trace import RunTrace, TurnRecord
+from .tracking import LoopFrame
+from .turn import NextTurn, RunState
+
+__all__ = ["Conversation", "Reply"]
+
+
+class Reply(BaseModel):
+    """What the agent says back to one message, and where the conversation stands."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    text: str = Field(description="The agent's message to the user.")
+    status: Literal["waiting", "answered", "failed", "handed_off"]
+    waiting_for: Literal["inputs", "confirmation"] | None = Field(
+        None, description="While waiting: a question's values, or a yes/no.")
+    routine: str | None = None
+    trace: RunTrace = Field(repr=False)
+
+
+class Conversation:
+    """A multi-turn conversation with one agent (see the module's docstring).
+
+    Args:
+        agent: the Agent (routine, tools, model, settings, approver).
+        routines: routines a ``handoff`` may pass to, by name.
+        inputs: input values known before the first message.
+        trace: a waiting run's trace to resume from.
+        on_turn: called with each turn's record as it completes.
+    """
+
+    def __init__(self, agent: Any, *, routines: Mapping[str, Routine | LoadedRoutine] | None
+                 = None, inputs: dict[str, Any] | None = None, trace: RunTrace | None = None,
+                 on_turn: Callable[[TurnRecord], None] | None = None):
+        self.agent = agent
+        self.routines = {name: r.routine if isinstance(r, LoadedRoutine) else r
+                         for name, r in (routines or {}).items()}
+        self.inputs = dict(inputs or {})
+        self.on_turn = on_turn
+        self.traces: list[RunTrace] = []
+        self._state: RunState | None = None
+        self._resume = trace
+        self._stack = contextlib.AsyncExitStack()
+        self._contexts: dict[str, Any] | None = None
+        self._runner: asyncio.Runner | None = None
+
+    # ------------------------------------------------------------ the conversation
+    @property
+    def trace(self) -> RunTrace | None:
+        """The current (last) run's trace."""
+        return self.traces[-1] if self.traces else None
+
+    @property
+    def contexts(self) -> dict[str, Any]:
+        """The tools' contexts (toolset name -> RunContext), e.g. to read a database."""
+        if self._contexts is None:
+            raise RoutineError("the conversation has not started")
+        return self._contexts
+
+    async def asend(self, message: str) -> Reply:
+        """The user's next message; returns the agent's reply."""
+        if self._contexts is None:
+            self._contexts = await self._stack.enter_async_context(
+                self.agent.tools.session("", self.inputs))
+        state = self._state
+        if state is None and self._resume is not None:
+            state = self._state = restore(self.agent, self._resume)
+            state.contexts = self.contexts
+            self._resume = None
+            self.traces.append(state.trace)
+        if state is None or state.trace.outcome not in ("waiting", "running"):
+            state = self._state = self._begin(self.agent, message, self.inputs)
+        else:
+            result = await answer_pending(state, self.agent.model, message)
+            if not isinstance(result, NextTurn):
+                self.agent.stop(state, result)
+                return self._reply(state)
+        await self._run(self.agent, state)
+        while state.trace.outcome == "handed_off" and state.trace.handoff is not None:
+            state = self._state = self._hand_off(state)
+            await self._run(self.agent, state)
+        return self._reply(state)
+
+    def send(self, message: str) -> Reply:
+        """Blocking :meth:`asend` (one event loop for the whole conversation)."""
+        if self._runner is None:
+            self._runner = asyncio.Runner()
+        return self._runner.run(self.asend(message))
+
+    async def aclose(self) -> None:
+        await self._stack.aclose()
+        close = getattr(self.agent.model, "aclose", None)
+        if close is not None:
+            await close()
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.run(self.aclose())
+            self._runner.close()
+            self._runner = None
+        else:
+            asyncio.run(self.aclose())
+
+    def __enter__(self) -> Conversation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Conversation:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------ runs
+    def _begin(self, agent: Any, message: str | None, inputs: dict[str, Any]) -> RunState:
+        state = agent.start(message, inputs)
+        state.interactive = True
+        state.contexts = self.contexts
+        self.traces.append(state.trace)
+        return state
+
+    async def _run(self, agent: Any, state: RunState) -> None:
+        trace = state.trace
+        trace.outcome, trace.waiting = "running", None
+        try:
+            await asyncio.wait_for(agent._loop(state, self.on_turn), agent.settings.timeout_s)
+        except TimeoutError:
+            agent._end(state, None, f"timed out after {agent.settings.timeout_s:g} s", "timeout")
+        trace.state = snapshot(state) if trace.outcome == "waiting" else None
+        for name, context in self.contexts.items():
+            digest = getattr(context.deps, "state_digest", None)
+            if callable(digest):
+                trace.end_state[name] = str(digest())
+
+    def _hand_off(self, state: RunState) -> RunState:
+        handoff = state.trace.handoff
+        assert handoff is not None
+        routine = self.routines.get(handoff.routine)
+        if routine is None:
+            raise RoutineError(f"the routine hands off to {handoff.routine!r}, which this "
+                               f"conversation does not have (routines: "
+                               f"{', '.join(self.routines) or 'none'})")
+        carried = {k: v for k, v in handoff.inputs.items() if k in routine.inputs}
+        self.agent = type(self.agent)(routine, self.agent.tools, self.agent.model,
+                                      self.agent.settings, approver=self.agent.approver)
+        said = state.trace.said
+        new = self._begin(self.agent, said[0] if said else None, carried)
+        new.trace.said = list(said)
+        return new
+
+    def _reply(self, state: RunState) -> Reply:
+        trace = state.trace
+        status = trace.outcome if trace.outcome != "running" else "failed"
+        text = trace.answer if trace.answer is not None else (
+            f"Sorry, I could not finish this: {trace.failure}" if trace.failure else "")
+        return Reply(text=text, status=status,  # type: ignore[arg-type]
+                     waiting_for=trace.waiting.kind if trace.waiting else None,
+                     routine=trace.routine, trace=trace)
+
+
+# ---------------------------------------------------------------- resuming from a trace
+def snapshot(state: RunState) -> dict[str, Any]:
+    """Where a waiting run stands, as data (``trace.state``)."""
+    tracker, memory = state.tracker, state.memory
+    return {
+        "tracker": None if tracker is None else {
+            "current": tracker.current, "done": tracker.done, "branches": tracker.branches,
+            "outputs": tracker.outputs, "vars": tracker.vars, "visits": tracker.visits,
+            "failed": tracker.failed, "inputs": tracker.inputs,
+            "use_defaults": tracker.use_defaults, "frames": [asdict(f) for f in tracker.frames]},
+        "memory": {"counter": memory._counter,
+                   "entries": [asdict(e) for e in memory.entries.values()]},
+        "run": {"mistakes": state.mistakes, "calls_made": state.calls_made,
+                "call_ids": state.call_ids, "seen_calls": dict(state.seen_calls),
+                "pending": state.pending.model_dump() if state.pending else None},
+    }
+
+
+def restore(agent: Any, trace: RunTrace) -> RunState:
+    """A waiting run's state rebuilt from its trace."""
+    if trace.outcome != "waiting" or trace.state is None:
+        raise RoutineError(f"only a waiting run resumes (this one is {trace.outcome!r})")
+    if agent.routine is not None and trace.routine != agent.routine.name:
+        raise RoutineError(f"the trace is of routine {trace.routine!r}, the agent runs "
+                           f"{agent.routine.name!r}")
+    state = agent.start(trace.query, dict(trace.inputs))
+    state.trace = trace
+    state.interactive = True
+    saved = trace.state
+    tracker = state.tracker
+    if tracker is not None and saved.get("tracker"):
+        t = saved["tracker"]
+        tracker.current, tracker.done, tracker.branches = t["current"], t["done"], t["branches"]
+        tracker.outputs, tracker.vars, tracker.visits = t["outputs"], t["vars"], t["visits"]
+        tracker.failed, tracker.inputs = t["failed"], t["inputs"]
+        tracker.use_defaults = t["use_defaults"]
+        tracker.frames = [LoopFrame(**f) for f in t["frames"]]
+    memory = saved["memory"]
+    state.memory._counter = memory["counter"]
+    state.memory.entries = {e["key"]: MemoryEntry(**e) for e in memory["entries"]}
+    run = saved["run"]
+    state.mistakes, state.calls_made, state.call_ids = (run["mistakes"], run["calls_made"],
+                                                        run["call_ids"])
+    state.seen_calls = Counter(run["seen_calls"])
+    state.pending = trace.waiting
+    return state

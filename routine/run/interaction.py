@@ -1,0 +1,161 @@
+"""The steps a routine takes with the user rather than the model choosing a call.
+
+* **ask** — before asking, the user's words so far are read for the inputs the step
+  fills (one turn, constrained to the inputs' types under guided decoding): asking for
+  something the user already said is a mistake. What is still missing is asked with the
+  step's own question, and the run waits (:class:`Waiting`); the reply is read the same
+  way. A question asked ``max_visits`` times (default 3) without an answer ends the run.
+* **confirm** — a call of a ``confirm`` step does not run until the user answers an
+  explicit yes to what it will do (:func:`is_yes`: a yes word and no negation; anything
+  else declines). The decision and the user's words are the call's approval record.
+  Declined, the run goes to the step's ``on_decline``, or ends saying nothing changed.
+* **message** — a finish step's exact ``message`` is the answer, no model asked.
+* **handoff** — the run ends handing the conversation to another routine, with its
+  inputs: the step's ``args`` and every same-named input already known.
+
+Outside a conversation (``Agent.run``), a question ends the run ``waiting`` with the
+question as its answer, and confirmations go to the agent's approver.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from ..models.base import Model
+from ..models.messages import AssistantMessage, UserMessage
+from .approval import Decision
+from .inputs import extract_inputs
+from .trace import HandOff, Pending, ToolCallRecord, TurnRecord, now
+from .turn import (
+    Failed,
+    FinalAnswer,
+    HandedOff,
+    NextTurn,
+    RunState,
+    TurnResult,
+    Waiting,
+    run_call,
+    signature_of,
+)
+
+__all__ = ["before_turn", "answer_pending", "is_yes", "MAX_ASKS"]
+
+MAX_ASKS = 3  # a question asked this often without an answer ends the run (else max_visits)
+
+_YES = {"yes", "y", "yeah", "yep", "yup", "sure", "ok", "okay", "confirm", "confirmed",
+        "correct", "proceed", "go", "absolutely", "affirmative", "agreed", "definitely"}
+_NO = {"no", "n", "nope", "nah", "not", "don't", "dont", "never", "wait", "stop", "hold",
+       "cancel that", "negative", "rather not"}
+
+
+def is_yes(text: str) -> bool:
+    """An explicit yes: a yes word ("yes", "ok", "go ahead", "confirm"...) and nothing that
+    negates or holds it ("no", "not", "don't", "wait"...). Anything else is a no."""
+    words = re.findall(r"[a-z']+", text.lower())
+    joined = " ".join(words)
+    if any(w in _NO for w in words) or any(p in joined for p in _NO if " " in p):
+        return False
+    return any(w in _YES for w in words)
+
+
+def _record(state: RunState, kind: Any, text: str = "", calls: list[ToolCallRecord] | None = None,
+            feedback: str | None = None) -> None:
+    tracker = state.tracker
+    state.trace.turns.append(TurnRecord(
+        index=len(state.trace.turns), kind=kind, model_text=text, calls=calls or [],
+        current_step=tracker.current if tracker is not None and not tracker.finished else None,
+        feedback=feedback))
+
+
+async def before_turn(state: RunState, model: Model) -> TurnResult | None:
+    """Take the current step if it is the routine's to take (None: ask the model)."""
+    tracker = state.tracker
+    if tracker is None:
+        return None
+    if tracker.stopped is not None:
+        return Failed(f"the routine cannot go on: {tracker.stopped}", "routine_limit")
+    step = tracker.step
+    if step is None:
+        return None
+    if step.ask is not None:
+        return await _ask(state, model, step)
+    if step.finish and step.message:
+        try:
+            text = tracker.render(step.message)
+        except Exception as exc:  # noqa: BLE001 - a value the message needs is missing
+            return Failed(f"step {step.id}: the final message needs a value the run does not "
+                          f"have: {exc}", "routine_limit")
+        _record(state, "message", text)
+        return FinalAnswer(text)
+    if step.handoff:
+        known = {**state.trace.inputs, **tracker.inputs}
+        inputs = {name: value for name, value in known.items()}
+        inputs |= {a.name: a.value for a in tracker.arguments(step) if a.known}
+        handoff = HandOff(routine=step.handoff, inputs=inputs)
+        tracker.complete()
+        _record(state, "handoff", f"handing over to {step.handoff}")
+        return HandedOff(handoff)
+    return None
+
+
+async def _ask(state: RunState, model: Model, step: Any) -> TurnResult:
+    tracker = state.tracker
+    assert tracker is not None
+    missing = [n for n in step.fills if n not in tracker.inputs]
+    if missing:  # read what the user said so far: never ask for what they already said
+        missing = await extract_inputs(state, model, missing)
+    if not missing:
+        state.pending = None
+        tracker.complete()
+        return NextTurn()
+    try:
+        question = tracker.render(step.ask)
+    except Exception:  # noqa: BLE001 - the question needs a value not known: ask plainly
+        question = "Could you tell me " + ", ".join(
+            tracker.routine.inputs[n].description for n in missing) + "?"
+    asked = state.pending.asked + 1 if state.pending is not None and \
+        state.pending.step_id == step.id else 1
+    if asked > (step.max_visits or MAX_ASKS):
+        return Failed(f"step {step.id}: asked {asked - 1} times and still missing "
+                      f"{', '.join(missing)}", "user")
+    state.pending = Pending(kind="inputs", step_id=step.id, message=question, fills=missing,
+                            asked=asked)
+    state.history.append(AssistantMessage(content=question))
+    _record(state, "ask", question)
+    return Waiting(question)
+
+
+async def answer_pending(state: RunState, model: Model, reply: str) -> TurnResult:
+    """The user's reply to what the run waits for: a question's values, or a yes/no."""
+    pending = state.pending
+    state.history.append(UserMessage(content=reply))
+    state.trace.said.append(reply)
+    if pending is None:
+        return NextTurn()  # nothing asked: the model reads the message
+    tracker = state.tracker
+    assert tracker is not None
+    if pending.kind == "inputs":
+        return NextTurn()  # the ask step reads the reply (and asks again if it must)
+    state.pending = None
+    started = time.perf_counter()
+    if is_yes(reply):
+        state.confirmed = (signature_of(pending.tool or "", pending.arguments), reply)
+        record = await run_call(state, pending.tool or "", pending.arguments)
+        _record(state, "reply", reply, [record], "confirmed")
+        if not record.ok and record.error_kind not in ("tool_error", "timeout"):
+            return Failed(f"the confirmed call did not run: {record.error}", "model_mistakes")
+        return NextTurn()
+    decision = Decision(approved=False, by="user", reason=reply, at=now())
+    record = ToolCallRecord(call_id=f"call_{state.call_ids}", name=pending.tool or "",
+                            arguments=pending.arguments, error_kind="denied",
+                            error="not run: the user declined", approval=decision,
+                            duration_s=time.perf_counter() - started)
+    state.call_ids += 1
+    _record(state, "reply", reply, [record], "declined")
+    target = tracker.decline(pending.step_id)
+    if target not in tracker.flow.steps:
+        step = tracker.flow.steps[pending.step_id]
+        return FinalAnswer(f"Nothing was changed: you did not confirm ({step.name.lower()}).")
+    return NextTurn()

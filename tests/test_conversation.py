@@ -1,0 +1,151 @@
+"""Conversations: ask the user, confirm before writing, loop over items, fail over, compute,
+finish with an exact message, resume from a trace — with scripted model doubles."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from routine import Agent, load_routine_text
+from routine.models.testing import ScriptedModel, call
+from routine.run.interaction import is_yes
+from routine.run.trace import dump_traces, load_traces
+from routine.tools.core import ToolRegistry
+from tests.shop import CANCEL, shop
+
+ROUTINE = load_routine_text(CANCEL, "cancel.yaml")
+
+
+def extracted(**values: object) -> str:
+    """What a model replies to an inputs turn: the values as JSON (null: not stated)."""
+    return json.dumps(values)
+
+
+def agent(replies: list) -> Agent:
+    return Agent(ROUTINE, ToolRegistry(shop), ScriptedModel(replies))
+
+
+FIND_TO_CANCEL = [
+    call("find_by_email", email="ana@example.com"),
+    call("get_order", order_id=7),
+    call("check_stock", product_id=11),
+    call("check_stock", product_id=12),
+    call("cancel_order", order_id=7, reason="ordered it by mistake"),
+]
+
+
+def test_a_conversation_asks_confirms_loops_computes_and_finishes_with_its_message():
+    model_replies = [
+        extracted(order_id=None, reason=None),                     # the request has neither
+        extracted(order_id=7, reason="ordered it by mistake"),     # the reply has both
+        *FIND_TO_CANCEL,
+        call("refund", order_id=7, amount=25.0),
+    ]
+    chat = agent(model_replies).conversation()
+    with chat:
+        first = chat.send("I want to cancel an order. My email is ana@example.com")
+        assert (first.status, first.waiting_for) == ("waiting", "inputs")
+        assert first.text == "Which order would you like to cancel, and why?"
+        second = chat.send("Order 7, I ordered it by mistake")
+        assert (second.status, second.waiting_for) == ("waiting", "confirmation")
+        assert second.text == ("I will cancel order 7 for Ana Lima and refund 25.0. Shall I go "
+                               "ahead?")
+        store = chat.contexts["shop"].deps
+        assert store.orders[7].status == "pending"  # nothing written before the yes
+        third = chat.send("Yes please, go ahead")
+        assert (third.status, third.text) == ("answered",
+                                             "Order 7 is cancelled; 25.0 will be refunded.")
+    trace = third.trace
+    assert store.orders[7].status == "cancelled" and store.refunds == [(7, 25.0)]
+    assert store.log == ["stock 11", "stock 12", "cancel 7: ordered it by mistake"]
+    assert trace.tool_sequence == ["find_by_email", "get_order", "check_stock", "check_stock",
+                                   "cancel_order", "refund"]
+    (cancel,) = [c for c in trace.tool_calls if c.name == "cancel_order" and c.ok]
+    assert cancel.approval is not None and cancel.approval.approved
+    assert (cancel.approval.by, cancel.approval.reason) == ("user", "Yes please, go ahead")
+    assert trace.said == ["I want to cancel an order. My email is ana@example.com",
+                          "Order 7, I ordered it by mistake", "Yes please, go ahead"]
+    kinds = [t.kind for t in trace.turns]
+    assert kinds.count("ask") == 1 and kinds.count("confirm") == 1 and kinds[-1] == "message"
+    assert trace.steps_done[-1] == "done"
+    loop = [d for d in trace.steps_done if d in ("each_item", "stock")]
+    assert loop == ["stock", "stock", "each_item"]
+
+
+def test_declining_writes_nothing_and_goes_where_the_routine_says():
+    replies = [extracted(order_id=7, reason="ordered it by mistake"), *FIND_TO_CANCEL]
+    with agent(replies).conversation() as chat:
+        first = chat.send("Cancel order 7 please, I ordered it by mistake. ana@example.com")
+        assert first.waiting_for == "confirmation"  # nothing asked: the request said it all
+        reply = chat.send("No, wait, keep it")
+        store = chat.contexts["shop"].deps
+    assert (reply.status, reply.text) == ("answered",
+                                          "Nothing was changed: order 7 stays as it is.")
+    assert store.orders[7].status == "pending" and store.refunds == []
+    (declined,) = [c for c in reply.trace.tool_calls if c.error_kind == "denied"]
+    assert declined.approval is not None and not declined.approval.approved
+    assert declined.approval.reason == "No, wait, keep it"
+
+
+def test_a_failed_lookup_fails_over_and_the_paths_rejoin():
+    replies = [
+        extracted(order_id=7, reason="wrong size"),
+        call("find_by_email", email="zed@example.com"),            # no such customer
+        extracted(name=None, zip=None),
+        extracted(name="Ana Lima", zip="1000"),
+        call("find_by_name", name="Ana Lima", zip="1000"),
+        call("get_order", order_id=7),
+        call("check_stock", product_id=11),
+        call("check_stock", product_id=12),
+        call("cancel_order", order_id=7, reason="wrong size"),
+    ]
+    with agent(replies).conversation() as chat:
+        first = chat.send("Cancel order 7, wrong size. I'm zed@example.com")
+        assert first.text == "I could not find that email. What are your full name and zip code?"
+        second = chat.send("Ana Lima, zip 1000")
+    # the confirmation reads ${vars.customer}: set by the fallback step, not the failed one
+    assert second.text.startswith("I will cancel order 7 for Ana Lima")
+    trace = second.trace
+    assert "find_by_email" not in trace.steps_done and "find_by_name" in trace.steps_done
+    (failed,) = [c for c in trace.tool_calls if c.name == "find_by_email"]
+    assert "on_error" in (failed.error or "") and failed.error_kind == "tool_error"
+
+
+def test_a_waiting_conversation_resumes_from_its_trace(tmp_path):
+    first_agent = agent([extracted(order_id=None, reason=None)])
+    with first_agent.conversation() as chat:
+        reply = chat.send("I want to cancel an order. My email is ana@example.com")
+    assert reply.status == "waiting" and reply.trace.state is not None
+    dump_traces([reply.trace], tmp_path / "t.jsonl")
+    (saved,) = load_traces(tmp_path / "t.jsonl")
+    later = agent([extracted(order_id=8, reason="too slow"),
+                   call("find_by_email", email="ana@example.com"), call("get_order", order_id=8),
+                   call("cancel_order", order_id=8, reason="too slow")])
+    with later.conversation(trace=saved) as chat:
+        reply = chat.send("Order 8, it is too slow")
+        assert chat.trace is not None and chat.trace.run_id == saved.run_id
+    # order 8 has no items: the loop runs zero times; the refund is its total minus the fee
+    assert reply.waiting_for == "confirmation"
+    assert reply.text == "I will cancel order 8 for Ana Lima and refund 0.0. Shall I go ahead?"
+    assert reply.trace.inputs["order_id"] == 8
+    assert reply.trace.said == ["I want to cancel an order. My email is ana@example.com",
+                                "Order 8, it is too slow"]
+
+
+def test_outside_a_conversation_a_question_ends_the_run_waiting():
+    trace = agent([extracted(order_id=None, reason=None)]).run(
+        "I want to cancel an order. My email is ana@example.com")
+    assert trace.outcome == "waiting" and trace.asked == ["order_id", "reason"]
+    assert trace.answer == "Which order would you like to cancel, and why?"
+
+
+@pytest.mark.parametrize("text,yes", [
+    ("yes", True), ("Yes please", True), ("ok, go ahead", True), ("sure", True),
+    ("confirm", True), ("yes, cancel it", True),
+    ("no", False), ("not yet", False), ("wait", False), ("yes... actually no", False),
+    ("hmm, maybe", False), ("what will it cost?", False), ("I don't want that", False),
+    ("", False),
+])
+def test_only_an_explicit_yes_confirms(text, yes):
+    assert is_yes(text) is yes
