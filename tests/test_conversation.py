@@ -149,3 +149,99 @@ def test_outside_a_conversation_a_question_ends_the_run_waiting():
 ])
 def test_only_an_explicit_yes_confirms(text, yes):
     assert is_yes(text) is yes
+
+
+def test_a_long_result_shows_its_fields_and_a_path_into_it_is_an_argument():
+    from routine.run.memory import VariableMemory
+
+    memory = VariableMemory(threshold=10)
+    order = {"order_id": 7, "items": [{"product_id": 11}, {"product_id": 12}], "total": 30}
+    entry = memory.store(order, json.dumps(order), "get_order")
+    assert "Fields: order_id, items[].{product_id}, total" in memory.shown(entry)
+    assert memory.substitute({"p": "memory_1.items.1.product_id", "o": "memory_1",
+                              "x": "memory_1.nope"}) == {"p": 12, "o": order,
+                                                         "x": "memory_1.nope"}
+
+
+BOUNDED = """
+name: pick_a_day
+description: Ask for a day until the user gives one the calendar has.
+toolsets: [shop]
+inputs:
+  order_id: {type: integer, description: the order number}
+steps:
+  - id: ask
+    name: Ask for the order
+    description: Ask for the order number.
+    ask: "Which order?"
+    fills: [order_id]
+    max_visits: 2
+  - id: look
+    name: Look it up
+    description: Get the order.
+    tool: get_order
+    args: {order_id: "${inputs.order_id}"}
+    on_error: retry
+  - id: done
+    name: Answer
+    description: Say the status.
+    finish: true
+    message: "Order {{ steps.look.output.order_id }} is {{ steps.look.output.status }}."
+  - id: retry
+    name: Try again
+    description: The order was not found.
+    branch:
+      - condition: ask again
+        when: "true"
+        next: ask
+"""
+
+
+def test_a_bounded_loop_back_stops_at_its_visit_limit():
+    routine = load_routine_text(BOUNDED, "b.yaml")
+    replies = [call("get_order", order_id=99), extracted(order_id=98),
+               call("get_order", order_id=98)]
+    chat = Agent(routine, ToolRegistry(shop), ScriptedModel(replies)).conversation(
+        inputs={"order_id": 99})
+    with chat:
+        reply = chat.send("What is the status of order 99?")
+        # 99 fails over to retry -> back to ask (visit 2 of 2): asked anew, 99 forgotten
+        assert reply.status == "waiting" and reply.text == "Which order?"
+        assert "order_id" not in reply.trace.inputs
+        reply = chat.send("Sorry, it is 98")
+    # 98 fails too -> back to ask a third time: past max_visits, the run ends
+    assert reply.status == "failed" and reply.trace.failure_kind == "routine_limit"
+    assert "max_visits" in (reply.trace.failure or "")
+
+
+def test_a_handoff_passes_the_conversation_with_its_inputs():
+    first = load_routine_text("""
+name: triage
+description: Find the customer, then pass to cancellation.
+toolsets: [shop]
+inputs:
+  email: {type: string, description: "the customer's email"}
+steps:
+  - id: find
+    name: Find the customer
+    description: Find the customer by email.
+    tool: find_by_email
+    args: {email: "${inputs.email}"}
+  - id: pass
+    name: Pass on
+    description: Hand over to cancellations.
+    handoff: cancel_with_refund
+""", "triage.yaml")
+    replies = [call("find_by_email", email="ana@example.com"),
+               extracted(order_id=None, reason=None)]
+    model = ScriptedModel(replies)
+    chat = Agent(first, ToolRegistry(shop), model).conversation(
+        routines={"cancel_with_refund": ROUTINE}, inputs={"email": "ana@example.com"})
+    with chat:
+        reply = chat.send("I need to cancel something")
+    assert [t.routine for t in chat.traces] == ["triage", "cancel_with_refund"]
+    assert chat.traces[0].outcome == "handed_off"
+    assert chat.traces[0].handoff is not None
+    assert chat.traces[0].handoff.inputs["email"] == "ana@example.com"
+    assert reply.routine == "cancel_with_refund" and reply.text.startswith("Which order")
+    assert chat.traces[1].inputs["email"] == "ana@example.com"

@@ -81,10 +81,12 @@ def _read(content: str, tool_calls: list[dict[str, Any]]) -> dict[str, Any] | No
     return parsed.calls[0].arguments if parsed.calls else None
 
 
-async def extract_inputs(state: Any, model: Model, names: list[str] | None = None) -> list[str]:
-    """Ask for the undeclared inputs (or only ``names``) once, reading everything the user
-    has said so far; put the stated ones into the run's inputs and return the names of
-    the ones still missing (of ``names``; else the required ones without a default)."""
+async def extract_inputs(state: Any, model: Model, names: list[str] | None = None,
+                         said: list[str] | None = None) -> list[str]:
+    """Ask for the undeclared inputs (or only ``names``) once, reading the request (or
+    ``said``: what the user said, e.g. the replies to a question); put the stated ones into
+    the run's inputs and return the names of the ones still missing (of ``names``; else
+    the required ones without a default)."""
     routine, tracker = state.routine, state.tracker
     wanted = {n: s for n, s in routine.inputs.items() if n not in state.trace.inputs
               and (names is None or n in names)}
@@ -94,9 +96,8 @@ async def extract_inputs(state: Any, model: Model, names: list[str] | None = Non
     schema = inputs_schema({n: {"type": s.type, "enum": s.enum} for n, s in wanted.items()})
     guide = TurnGuide(None, "inputs", (), constrain=state.settings.decoding == "guided",
                       schema=schema)
-    said = "\n".join(state.trace.said) if names is not None and state.trace.said \
-        else state.trace.query or ""
-    messages = [state.history[0], UserMessage(content=said),
+    text = "\n".join(said) if said is not None else state.trace.query or ""
+    messages = [state.history[0], UserMessage(content=text),
                 SystemMessage(content=_instruction(wanted))]
     try:
         reply = await model.complete(messages, [], guide=guide, **state.settings.sampling())

@@ -103,9 +103,20 @@ async def before_turn(state: RunState, model: Model) -> TurnResult | None:
 async def _ask(state: RunState, model: Model, step: Any) -> TurnResult:
     tracker = state.tracker
     assert tracker is not None
-    missing = [n for n in step.fills if n not in tracker.inputs]
-    if missing:  # read what the user said so far: never ask for what they already said
-        missing = await extract_inputs(state, model, missing)
+    said = state.trace.said
+    pending = state.pending if state.pending is not None and state.pending.kind == "inputs" \
+        and state.pending.step_id == step.id else None
+    if pending is None and tracker.visits.get(step.id, 0) > 1:
+        # come back to by a loop: what the user said before is what went wrong; ask anew
+        for name in step.fills:
+            tracker.inputs.pop(name, None)
+            state.trace.inputs.pop(name, None)
+        missing = list(step.fills)
+    else:
+        missing = [n for n in step.fills if n not in tracker.inputs]
+        if missing:  # read what the user said (since the question): never ask twice
+            start = pending.said_from if pending is not None else 0
+            missing = await extract_inputs(state, model, missing, said[start:])
     if not missing:
         state.pending = None
         tracker.complete()
@@ -115,13 +126,12 @@ async def _ask(state: RunState, model: Model, step: Any) -> TurnResult:
     except Exception:  # noqa: BLE001 - the question needs a value not known: ask plainly
         question = "Could you tell me " + ", ".join(
             tracker.routine.inputs[n].description for n in missing) + "?"
-    asked = state.pending.asked + 1 if state.pending is not None and \
-        state.pending.step_id == step.id else 1
-    if asked > (step.max_visits or MAX_ASKS):
+    asked = pending.asked + 1 if pending is not None else 1
+    if asked > (step.max_visits or MAX_ASKS) and pending is not None:
         return Failed(f"step {step.id}: asked {asked - 1} times and still missing "
                       f"{', '.join(missing)}", "user")
     state.pending = Pending(kind="inputs", step_id=step.id, message=question, fills=missing,
-                            asked=asked)
+                            asked=asked, said_from=len(said))
     state.history.append(AssistantMessage(content=question))
     _record(state, "ask", question)
     return Waiting(question)

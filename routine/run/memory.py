@@ -1,15 +1,18 @@
 """Variable memory (the paper's): long tool results are kept under a key.
 
-The model sees the key and a short preview, passes the key as an argument, and
-the executor swaps the stored value in before the tool runs. This saves
-context and avoids copy errors. Step outputs named in the routine (``output:``)
-are kept under that name too.
+The model sees the key, the fields the value has and a short preview, passes the key as
+an argument — or a path into it (``memory_1.items.0.product_id``), so what a later step
+must take from a long result stays reachable — and the executor swaps the stored value in
+before the tool runs. This saves context and avoids copy errors. Step outputs named in
+the routine (``output:``) are kept under that name too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..spec.references import MISSING, value_at
 
 __all__ = ["VariableMemory", "MemoryEntry"]
 
@@ -53,9 +56,14 @@ class VariableMemory:
         return len(text) > self.threshold
 
     def shown(self, entry: MemoryEntry) -> str:
-        """What the model is shown instead of a long result."""
+        """What the model is shown instead of a long result: the key, the fields it has
+        (a path into it is an argument too), and a preview."""
+        fields = _fields(entry.value)
+        where = f" Fields: {fields}; pass \"{entry.key}.FIELD\" for one of them." if fields \
+            else ""
         return (f"[stored in variable memory as {entry.key!r}: {len(entry.text)} characters; "
-                f"pass \"{entry.key}\" as an argument to use it] Preview: {entry.preview()}")
+                f"pass \"{entry.key}\" as an argument to use it.{where}] "
+                f"Preview: {entry.preview()}")
 
     def substitute(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """Replace argument values that are exactly a memory key (also inside lists/dicts)."""
@@ -65,7 +73,13 @@ class VariableMemory:
                 key = value.strip()
                 if key.startswith("$"):
                     key = key.lstrip("${").rstrip("}")
-                return self.entries[key].value if key in self.entries else value
+                if key in self.entries:
+                    return self.entries[key].value
+                head, _, path = key.partition(".")
+                if path and head in self.entries:
+                    found = value_at(self.entries[head].value, path.split("."))
+                    return value if found is MISSING else found
+                return value
             if isinstance(value, list):
                 return [swap(v) for v in value]
             if isinstance(value, dict):
@@ -76,3 +90,18 @@ class VariableMemory:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+
+def _fields(value: Any) -> str:
+    """The fields of a stored value, for the model: ``items[].{product_id, name}, total``."""
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return "[]." + "{" + ", ".join(list(value[0])[:12]) + "}"
+    if not isinstance(value, dict):
+        return ""
+    parts = []
+    for name, inner in list(value.items())[:12]:
+        if isinstance(inner, list) and inner and isinstance(inner[0], dict):
+            parts.append(f"{name}[].{{{', '.join(list(inner[0])[:8])}}}")
+        else:
+            parts.append(name)
+    return ", ".join(parts)

@@ -23,7 +23,7 @@ from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..spec.format import Routine, Step
-from ..spec.references import parse_references
+from ..spec.references import parse_references, value_at
 from ..tools.core import FINISH_TOOL, Tool
 from .memory import VariableMemory
 from .tracking import StepTracker
@@ -73,6 +73,13 @@ def _source_text(routine: Routine, labels: dict[str, str], value: Any) -> str:
             field = ".".join(ref.path)
             what = f"the {field} field" if field else "the result"
             parts.append(f"{what} of step {labels.get(ref.name, ref.name)}")
+        elif ref.kind == "vars":
+            parts.append(f"the {'.'.join((ref.name, *ref.path))} found earlier")
+        elif ref.kind == "constants":
+            parts.append(f"the routine's {'.'.join((ref.name, *ref.path))} "
+                         f"({json.dumps(value_at(routine.constants.get(ref.name), ref.path), default=str)})")
+        elif ref.kind == "loop":
+            parts.append(f"the current {ref.name}'s {'.'.join(ref.path) or 'value'}")
     return " and ".join(parts) if refs[0].whole else f"text {value!r} with " + " and ".join(parts)
 
 
@@ -98,6 +105,9 @@ class Planner:
                 goto = labels.get(options[step.id][n], "the end")
                 opts.append({"condition": option.condition, "goto": goto})
                 children += self._items(routine, option.steps, labels, options)
+            for _, nested in step.children()[len(step.branch or []):]:
+                children += self._items(routine, nested, labels, options)
+            on_error = step.on_error
             out.append({
                 "label": labels[step.id],
                 "step": step,
@@ -105,6 +115,12 @@ class Planner:
                          for k, v in step.args.items()],
                 "options": opts,
                 "children": children,
+                "on_error": labels.get(on_error if isinstance(on_error, str) else
+                                       on_error[0].id, "") if on_error else "",
+                "on_decline": labels.get(step.on_decline or "", ""),
+                "each": _source_text(routine, labels, step.for_each) if step.for_each else "",
+                "compute": {name: spec if isinstance(spec, str) else spec.expr
+                            for name, spec in (step.compute or {}).items()},
             })
         return out
 
@@ -119,6 +135,20 @@ class Planner:
                                      "description": step.description,
                                      "tool": FINISH_TOOL if step.finish else step.tool,
                                      "type": kind}
+            if step.ask:
+                entry["ask"], entry["fills"] = step.ask, step.fills
+            if step.for_each:
+                entry["for_each"] = _source_text(routine, labels, step.for_each)
+            if step.compute:
+                entry["compute"] = {n: c if isinstance(c, str) else c.expr
+                                    for n, c in step.compute.items()}
+            if step.confirm:
+                entry["confirm"] = "the user confirms before it runs"
+            if step.on_error:
+                entry["on_error"] = labels.get(step.on_error if isinstance(step.on_error, str)
+                                               else step.on_error[0].id, "")
+            if step.handoff:
+                entry["handoff"] = step.handoff
             if step.args:
                 entry["input"] = {k: _source_text(routine, labels, v) for k, v in step.args.items()}
             if step.output_description:

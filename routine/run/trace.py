@@ -117,6 +117,8 @@ class Pending(BaseModel):
     tool: str | None = Field(None, description="The call waiting for a yes.")
     arguments: dict[str, Any] = Field(default_factory=dict)
     asked: int = Field(1, description="How many times it was asked.")
+    said_from: int = Field(0, description="The replies to it start at this index of "
+                           "RunTrace.said.")
 
 
 class HandOff(BaseModel):
