@@ -92,3 +92,61 @@ def test_registry_specs_in_openai_format():
     spec = book_room.openai_spec()
     assert spec["type"] == "function" and spec["function"]["name"] == "book_room"
     assert "book_room" in ToolRegistry(book_room)
+
+
+class _Airline:
+    """A toolkit class, the way existing agent toolkits are written."""
+
+    def __init__(self) -> None:
+        self.booked: list[tuple[str, str]] = []
+
+    def get_seats(self, flight: str) -> int:
+        """Free seats on a flight.
+
+        Args:
+            flight: the flight number.
+        """
+        return 3
+
+    async def book(self, flight: str, passenger: str) -> str:
+        """Book a seat.
+
+        Args:
+            flight: the flight number.
+            passenger: who flies.
+        """
+        self.booked.append((flight, passenger))
+        return f"booked {passenger} on {flight}"
+
+    def untyped(self, x):  # noqa: ANN001, ANN201 - not a tool: its parameter has no type
+        return x
+
+
+def test_a_toolkit_class_becomes_a_toolset_with_one_object_per_run():
+    import asyncio
+
+    from routine.tools.core import ToolRegistry, Toolset
+
+    airline = Toolset.from_object("airline", _Airline, approval=("book",))
+    assert sorted(airline.tools) == ["book", "get_seats"]
+    seats = airline.tools["get_seats"]
+    assert seats.parameters["properties"]["flight"] == {"description": "the flight number.",
+                                                        "type": "string"}
+    assert seats.output_schema == {"type": "integer"} and airline.tools["book"].approval
+
+    async def two_runs() -> list[list[tuple[str, str]]]:
+        seen = []
+        for passenger in ("Ana", "Ben"):
+            async with ToolRegistry(airline).session() as contexts:
+                context = contexts["airline"]
+                await airline.tools["book"].invoke({"flight": "LH1", "passenger": passenger},
+                                                   context)
+                seen.append(list(context.deps.booked))
+        return seen
+
+    assert asyncio.run(two_runs()) == [[("LH1", "Ana")], [("LH1", "Ben")]]  # fresh each run
+    import pytest
+
+    from routine.errors import ToolDefinitionError
+    with pytest.raises(ToolDefinitionError, match="untyped"):
+        Toolset.from_object("airline", _Airline, methods=["untyped"])

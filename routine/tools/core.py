@@ -308,11 +308,85 @@ class Toolset:
 
         return wrap(function) if function is not None else wrap
 
+    @classmethod
+    def from_object(cls, name: str, kind: type, *, factory: Callable[[], Any] | None = None,
+                    methods: list[str] | None = None, approval: tuple[str, ...] = ()
+                    ) -> Toolset:
+        """Tools from a toolkit class's typed methods, with a fresh object for every run.
+
+        ``kind`` is the class (its methods' signatures and docstrings make the tools'
+        schemas, as for functions); ``factory`` makes the run's object (default: ``kind()``;
+        an object that is a context manager is entered for the run). ``methods`` picks the
+        methods (default: every public method whose parameters are all annotated);
+        ``approval`` names methods whose calls wait for an approver.
+
+            airline = Toolset.from_object("airline", AirlineTools,
+                                          factory=lambda: AirlineTools(load_db()))
+        """
+        make = factory or kind
+
+        @contextlib.asynccontextmanager
+        async def one_object() -> AsyncIterator[Any]:
+            made = make()
+            if hasattr(made, "__aenter__"):
+                async with made as entered:
+                    yield entered
+            elif hasattr(made, "__enter__"):
+                with made as entered:
+                    yield entered
+            else:
+                yield made
+
+        toolset = cls(name, setup=one_object)
+        names = methods if methods is not None else [
+            n for n, v in vars(kind).items() if not n.startswith("_") and inspect.isfunction(v)]
+        for method in names:
+            function = getattr(kind, method, None)
+            if not inspect.isfunction(function):
+                raise ToolDefinitionError(f"{kind.__name__} has no method {method!r}")
+            try:
+                wrapper = _method_tool(method, function)
+                toolset.add(tool_from_function(wrapper, approval=method in approval))
+            except ToolDefinitionError:
+                if methods is not None:
+                    raise  # asked for by name: say why it cannot be a tool
+        if not toolset.tools:
+            raise ToolDefinitionError(f"{kind.__name__} has no typed public methods to make "
+                                      "tools of")
+        return toolset
+
     def add(self, new: Tool) -> None:
         if new.name in self.tools:
             raise ToolDefinitionError(f"toolset {self.name!r} already has a tool {new.name!r}")
         new.toolset = self.name
         self.tools[new.name] = new
+
+
+def _method_tool(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    """A function calling ``name`` on the run's object (``ctx.deps``), with the method's
+    signature (``self`` replaced by the RunContext) and docstring."""
+    try:
+        hints = get_type_hints(method, include_extras=True)
+    except Exception as exc:
+        raise ToolDefinitionError(f"tool {name!r}: cannot resolve annotations: {exc}") from exc
+    signature = inspect.signature(method)
+    params = list(signature.parameters.values())[1:]  # without self
+    context = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                annotation=RunContext[Any])
+
+    if inspect.iscoroutinefunction(method):
+        async def call(ctx: RunContext[Any], **arguments: Any) -> Any:
+            return await getattr(ctx.deps, name)(**arguments)
+    else:
+        def call(ctx: RunContext[Any], **arguments: Any) -> Any:  # type: ignore[misc]
+            return getattr(ctx.deps, name)(**arguments)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = method.__doc__
+    call.__signature__ = signature.replace(parameters=[context, *params])  # type: ignore[attr-defined]
+    call.__annotations__ = {**{k: v for k, v in hints.items() if k != "self"},
+                            "ctx": RunContext[Any]}
+    return call
 
 
 class ToolRegistry:
