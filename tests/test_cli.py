@@ -539,3 +539,38 @@ def test_a_command_without_arguments_shows_its_help_and_no_error(argv, capsys):
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert "Usage" in captured.out + captured.err and "error:" not in captured.err
+
+
+def _calls(name: str, **arguments: object) -> dict:
+    return {"content": None, "tool_calls": [{"id": f"c_{name}", "type": "function", "function": {
+        "name": name, "arguments": json.dumps(arguments)}}]}
+
+
+def test_chat_asks_confirms_and_writes_the_conversation(scripted_server, tmp_path, capsys,
+                                                       monkeypatch):
+    import io
+
+    from tests.shop import CANCEL
+
+    (tmp_path / "routine.toml").write_text('[toolsets]\nshop = "tests.shop:shop"\n')
+    (tmp_path / "cancel.yaml").write_text(CANCEL)
+    ScriptedServer.script = [
+        {"content": '{"order_id": null, "reason": null}'},
+        {"content": '{"order_id": 7, "reason": "ordered it by mistake"}'},
+        _calls("find_by_email", email="ana@example.com"), _calls("get_order", order_id=7),
+        _calls("check_stock", product_id=11), _calls("check_stock", product_id=12),
+        _calls("cancel_order", order_id=7, reason="ordered it by mistake"),
+        _calls("refund", order_id=7, amount=25.0),
+    ]
+    monkeypatch.setattr("sys.stdin", io.StringIO("Order 7, I ordered it by mistake\nyes\n"))
+    code = main(["--project", str(tmp_path / "routine.toml"), "chat", str(tmp_path / "cancel.yaml"),
+                 "I want to cancel an order, I'm ana@example.com", "--base-url", scripted_server,
+                 "--model", "m", "--trace-dir", str(tmp_path / "traces")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "Which order would you like to cancel, and why?" in out
+    assert "I will cancel order 7 for Ana Lima and refund 25.0. Shall I go ahead?" in out
+    assert "Order 7 is cancelled; 25.0 will be refunded." in out
+    (trace,) = load_traces(tmp_path / "traces" / "traces.jsonl")
+    assert trace.outcome == "answered" and trace.said[-1] == "yes"
+    assert len(ScriptedServer.requests) == len(ScriptedServer.script)

@@ -29,7 +29,7 @@ from ..models.embedded import DEFAULT_MODEL, LIGHT_MODEL, MODELS, cache_state, e
 from ..run.executor import Agent
 from ..run.inputs import coerce_inputs
 from ..run.settings import RunSettings
-from ..run.trace import RunTrace, TurnRecord
+from ..run.trace import RunTrace, TurnRecord, dump_traces
 from ..spec.flow import Flow
 from ..spec.format import Routine, routine_json_schema
 from ..spec.loader import LoadedRoutine, load_routine
@@ -429,12 +429,49 @@ def _summary(trace: RunTrace) -> None:
     out.rule()
     if trace.outcome == "answered":
         out.print(f"[bold green]Answer:[/bold green] {trace.answer}", highlight=False)
+    elif trace.outcome == "waiting":
+        out.print(f"[bold yellow]Waiting for you:[/bold yellow] {trace.answer} (a "
+                  "conversation goes on: `routine chat`)", highlight=False)
+    elif trace.outcome == "handed_off" and trace.handoff is not None:
+        out.print(f"[bold yellow]Handed off[/bold yellow] to {trace.handoff.routine} "
+                  "(`routine chat` follows hand-offs)", highlight=False)
     else:
         out.print(f"[bold red]Failed:[/bold red] {trace.failure}", highlight=False)
     out.print(f"tools: {' → '.join(trace.tool_sequence) or '(none)'} · steps done: "
               f"{', '.join(trace.steps_done) or '(none)'} · turns: {len(trace.turns)} · "
               f"tokens: {trace.usage.prompt_tokens}+{trace.usage.completion_tokens} · "
               f"{trace.duration_s:.1f} s", highlight=False)
+
+
+def _runnable(routine: Path, tools: list[str] | None, trace_dir: Path | None
+              ) -> tuple[LoadedRoutine, ToolRegistry]:
+    """The routine and its tools, checked (problems printed, exit 1), before a model starts."""
+    if trace_dir is not None:
+        _writable(trace_dir)
+    loaded, registry, problems = load_checked(routine, tools)
+    if problems:
+        for problem in problems:
+            err.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+        err.print(f"{routine}: {len(problems)} problem(s); fix them before running")
+        raise typer.Exit(1)
+    assert loaded is not None
+    return loaded, registry
+
+
+# options `run` and `chat` share
+ModelOption = Annotated[str | None, typer.Option(
+    help="Embedded model name, a .gguf path, or the endpoint's model name.")]
+BaseUrlOption = Annotated[str | None, typer.Option(
+    help="OpenAI-compatible endpoint (else ROUTINE_BASE_URL / OPENAI_BASE_URL, else the "
+         "project's [model]; none: the embedded model).")]
+ApiKeyOption = Annotated[str | None, typer.Option(help="API key for the endpoint.")]
+ToolsOption = Annotated[list[str] | None, typer.Option("--tools", help="Extra tool modules.")]
+TraceDirOption = Annotated[Path | None, typer.Option(
+    help="Append the run's traces to DIR/traces.jsonl.")]
+ModelCacheOption = Annotated[Path | None, typer.Option(
+    help="Where embedded model files are assembled.")]
+AdapterOption = Annotated[Path | None, typer.Option(
+    help="A LoRA adapter (GGUF, from `routine export-adapter`) for the embedded model.")]
 
 
 @app.command()
@@ -447,21 +484,13 @@ def run(
     query: Annotated[str | None, typer.Argument(help="The user's request.")] = None,
     input_: Annotated[list[str] | None, typer.Option(
         "--input", "-i", help="An input value, NAME=VALUE (repeatable).")] = None,
-    model: Annotated[str | None, typer.Option(
-        help="Embedded model name, a .gguf path, or the endpoint's model name.")] = None,
-    base_url: Annotated[str | None, typer.Option(
-        help="OpenAI-compatible endpoint (else ROUTINE_BASE_URL / OPENAI_BASE_URL; "
-             "none: the embedded model).")] = None,
-    api_key: Annotated[str | None, typer.Option(help="API key for the endpoint.")] = None,
-    tools: Annotated[list[str] | None, typer.Option(
-        "--tools", help="Extra tool modules.")] = None,
-    trace_dir: Annotated[Path | None, typer.Option(
-        help="Append the run's trace to DIR/traces.jsonl.")] = None,
-    model_cache: Annotated[Path | None, typer.Option(
-        help="Where embedded model files are assembled.")] = None,
-    adapter: Annotated[Path | None, typer.Option(
-        help="A LoRA adapter (GGUF, from `routine export-adapter`) for the embedded model.")
-    ] = None,
+    model: ModelOption = None,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
+    tools: ToolsOption = None,
+    trace_dir: TraceDirOption = None,
+    model_cache: ModelCacheOption = None,
+    adapter: AdapterOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the trace as JSON.")] = False,
     approve: Annotated[Literal["ask", "all", "none"] | None, typer.Option(
         help="Calls that need approval (approval: required steps, approval tools): ask in "
@@ -469,15 +498,7 @@ def run(
              "none.")] = None,
 ) -> None:
     """Run a routine on a request and show each step live."""
-    if trace_dir is not None:
-        _writable(trace_dir)
-    loaded, registry, problems = load_checked(routine, tools)
-    if problems:
-        for problem in problems:
-            err.print(str(problem), markup=False, highlight=False, soft_wrap=True)
-        err.print(f"{routine}: {len(problems)} problem(s); fix them before running")
-        raise typer.Exit(1)
-    assert loaded is not None
+    loaded, registry = _runnable(routine, tools, trace_dir)
     inputs = _parse_inputs(input_ or [], loaded.routine)
     with _model(model, base_url, api_key, model_cache, settings.timeout_s, adapter) as client:
         agent = Agent(loaded, registry, client, settings, approver=_approver(approve))
@@ -488,8 +509,72 @@ def run(
         out.print_json(trace.model_dump_json())
     else:
         _summary(trace)
-    if trace.outcome != "answered":
+    if trace.outcome not in ("answered", "waiting", "handed_off"):
         raise typer.Exit(1)
+
+
+def _handoff_targets(loaded: LoadedRoutine, registry: ToolRegistry) -> dict[str, Routine]:
+    """The routines a conversation may hand off to: those beside this one and in the
+    project's routine folders (each valid one, its tools added to ``registry``)."""
+    folders = {*(Project.discover().routines), *([loaded.path.parent] if loaded.path else [])}
+    found: dict[str, Routine] = {}
+    for file in _routine_files(sorted(folders)):
+        try:
+            other = load_routine(file)
+        except SpecError:
+            continue
+        if other.routine.name != loaded.routine.name:
+            _, problems = registry_for(other, registry=registry)
+            if not problems:
+                found[other.routine.name] = other.routine
+    return found
+
+
+@app.command()
+@options_from(RunSettings, into="settings",
+              rename={"routine_format": "format", "timeout_s": "timeout",
+                      "tool_timeout_s": "tool_timeout"})
+def chat(
+    routine: Annotated[Path, typer.Argument(help="The routine YAML file or its name.")],
+    settings: RunSettings,
+    message: Annotated[str | None, typer.Argument(
+        help="The first message (else read from the terminal).")] = None,
+    model: ModelOption = None,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
+    tools: ToolsOption = None,
+    trace_dir: TraceDirOption = None,
+    model_cache: ModelCacheOption = None,
+    adapter: AdapterOption = None,
+) -> None:
+    """Talk to a routine: it asks for what it needs and waits for your yes before writing."""
+    loaded, registry = _runnable(routine, tools, trace_dir)
+    targets = _handoff_targets(loaded, registry)
+    with _model(model, base_url, api_key, model_cache, settings.timeout_s, adapter) as client:
+        agent = Agent(loaded, registry, client, settings)
+        show = functools.partial(_show_turn, flow=Flow.of(loaded.routine))
+        with agent.conversation(routines=targets, on_turn=show) as conversation:
+            text = message if message is not None else _read_line()
+            while text is not None:
+                reply = conversation.send(text)
+                style = {"waiting": "yellow", "answered": "green"}.get(reply.status, "red")
+                out.print(Text.assemble((f"{reply.routine or 'agent'}> ", f"bold {style}"),
+                                        reply.text), soft_wrap=True)
+                if reply.status != "waiting":
+                    break
+                text = _read_line()
+            traces = list(conversation.traces)
+    if trace_dir is not None and traces:
+        dump_traces(traces, trace_dir / "traces.jsonl")
+    if not traces or traces[-1].outcome not in ("answered", "waiting"):
+        raise typer.Exit(1)
+
+
+def _read_line() -> str | None:
+    """The user's next message from the terminal (None at end of input)."""
+    err.print("you> ", end="")
+    line = sys.stdin.readline()
+    return line.strip() if line else None
 
 
 dataset_app = typer.Typer(no_args_is_help=True, help="Gold datasets: build, check, count.")
