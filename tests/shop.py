@@ -44,6 +44,12 @@ class Store:
     refunds: list[tuple[int, float]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
 
+    def state_snapshot(self) -> dict[str, dict[str, dict[str, object]]]:
+        """What the task and conversation protocols compare."""
+        return {"orders": {str(k): {"status": o.status} for k, o in self.orders.items()},
+                "refunds": {str(n): {"order_id": o, "amount": a}
+                            for n, (o, a) in enumerate(self.refunds)}}
+
 
 @contextlib.contextmanager
 def fresh_store() -> Iterator[Store]:

@@ -11,7 +11,7 @@ from .conditions import CONDITIONS
 
 __all__ = ["EvalConfig", "Protocol"]
 
-Protocol = Literal["step", "task"]
+Protocol = Literal["step", "task", "conversation"]
 
 
 class EvalConfig(BaseModel):
@@ -23,7 +23,9 @@ class EvalConfig(BaseModel):
     conditions: list[str] = Field(default_factory=lambda: list(CONDITIONS),
                                   description="Conditions: " + ", ".join(CONDITIONS) + ".")
     protocols: list[Protocol] = Field(default_factory=lambda: ["step", "task"],
-                                      description="step, task, or both.")
+                                      description="step, task (both by default), "
+                                      "conversation (conversational examples: a simulated user "
+                                      "answers questions and confirmations).")
     step_limit: int | None = Field(300, description="Step samples per condition (0 or None: all).")
     task_limit: int | None = Field(40, description="Tasks per condition (0 or None: all).")
     trials: int = Field(1, ge=1, description="Trials per task (pass^k).")

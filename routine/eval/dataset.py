@@ -45,8 +45,9 @@ from .endstate import EndState, Snapshot, compare_end_states, end_state, snapsho
 from .players import GoldPlayer, OracleModel
 from .scoring import ArgMode
 
-__all__ = ["GoldCall", "GoldExample", "Template", "Domain", "DatasetError", "load_domain",
-           "build_dataset", "write_dataset", "load_dataset", "replay", "dataset_stats",
+__all__ = ["UserProfile", "UserSpec", "GoldCall", "GoldExample", "Template", "Domain",
+           "DatasetError", "load_domain", "build_dataset", "write_dataset", "load_dataset",
+           "replay", "dataset_stats",
            "oracle_run", "stats_table", "SPLITS", "ORACLE_SETTINGS", "deps_of", "gold_run",
            "seed_snapshot", "run_with_snapshot"]
 
@@ -68,6 +69,33 @@ class GoldCall(BaseModel):
     arguments: dict[str, Any]
     result: Any = None
     step_id: str | None = None
+
+
+class UserProfile(BaseModel):
+    """A simulated user of a conversational example: what they know and did not say at
+    first (given when asked), and whether they say yes when asked to confirm."""
+
+    facts: dict[str, Any] = Field(default_factory=dict, description="Input name -> the value "
+                                  "the user gives when asked for it.")
+    says: dict[str, str] = Field(default_factory=dict, description="Input name -> how the "
+                                 "user words it (a str.format string over {value}).")
+    confirms: bool = Field(True, description="Answers yes to a confirmation (else no).")
+
+
+@dataclass
+class UserSpec:
+    """How a template's queries become conversations.
+
+    Attributes:
+        holds: sampled inputs the first message does not state; the user gives them when
+            the agent asks (the phrasings must not mention them).
+        confirms: the user answers yes to confirmations (False: no).
+        says: how the user words a value (``{"order_id": "it's order {value}"}``).
+    """
+
+    holds: list[str] = field(default_factory=list)
+    confirms: bool = True
+    says: dict[str, str] = field(default_factory=dict)
 
 
 class GoldExample(BaseModel):
@@ -92,6 +120,9 @@ class GoldExample(BaseModel):
         default_factory=dict, description="Free-text values the gold calls wrote: "
         "'table.column' -> row id -> value (matched with the argument's mode).")
     changes_state: bool = Field(description="Whether the gold calls write to the database.")
+    user: UserProfile | None = Field(None, description="For a conversation: the simulated "
+                                     "user who answers the agent's questions and confirmations "
+                                     "(None: the whole request is in the query).")
 
 
 AnswerFn = Callable[[dict[str, Any], dict[str, Any]], tuple[str, list[str]]]
@@ -114,6 +145,8 @@ class Template:
             ``outputs`` maps step ids to their results.
         kind: routine, refuse or ask.
         count: how many queries to make.
+        user: make conversations: what the user holds back and whether they confirm
+            (evaluated by the conversation protocol only).
     """
 
     id: str
@@ -125,6 +158,7 @@ class Template:
     answer: AnswerFn
     kind: Kind = "routine"
     count: int = 5
+    user: UserSpec | None = None
 
 
 @dataclass
@@ -242,15 +276,18 @@ async def run_with_snapshot(agent: Agent, deps_toolset: str, query: str | None =
 
 
 async def oracle_run(loaded: LoadedRoutine, registry: ToolRegistry, inputs: dict[str, Any],
-                     deps_toolset: str = "") -> tuple[list[GoldCall], dict[str, Any], Snapshot]:
-    """Run a routine with the oracle: (gold calls, outputs by step id, end snapshot)."""
+                     deps_toolset: str = "", confirms: bool = True
+                     ) -> tuple[list[GoldCall], dict[str, Any], Snapshot]:
+    """Run a routine with the oracle: (gold calls, outputs by step id, end snapshot).
+    ``confirms``: how confirmations are answered (a user who declines: no)."""
     routine = loaded.routine
-    agent = Agent(routine, registry, OracleModel(routine.name), ORACLE_SETTINGS, validate=False)
+    agent = Agent(routine, registry, OracleModel(routine.name), ORACLE_SETTINGS, validate=False,
+                  approver=policy(confirms, by="the simulated user"))
     trace, snapshot = await run_with_snapshot(agent, deps_toolset, None, inputs)
     if trace.outcome != "answered":
         raise DatasetError(f"{routine.name}: the oracle's run failed: {trace.failure}")
     calls = [GoldCall(name=c.name, arguments=c.arguments, result=c.result, step_id=c.step_id)
-             for c in trace.tool_calls]
+             for c in trace.tool_calls if c.error_kind != "denied"]
     outputs = {c.step_id: c.result for c in trace.tool_calls if c.step_id}
     return calls, outputs, snapshot
 
@@ -302,9 +339,14 @@ async def _build_from(domain: Domain, registry: ToolRegistry,
                 continue
             inputs = {k: v for k, v in values.items()
                       if loaded is not None and k in loaded.routine.inputs}
+            spec = template.user
+            user = None if spec is None else UserProfile(
+                facts=to_jsonable({k: inputs[k] for k in spec.holds if k in inputs}),
+                says=dict(spec.says), confirms=spec.confirms)
             if loaded is not None and template.kind == "routine":
-                calls, outputs, snapshot = await oracle_run(loaded, registry, inputs,
-                                                            domain.deps_toolset)
+                calls, outputs, snapshot = await oracle_run(
+                    loaded, registry, inputs, domain.deps_toolset,
+                    confirms=spec.confirms if spec else True)
                 state = domain.end_state(snapshot, seed)
             else:
                 calls, outputs, state = [], {}, seed_state
@@ -314,9 +356,11 @@ async def _build_from(domain: Domain, registry: ToolRegistry,
                 id=f"{domain.name}-{template.id}-{len(queries):02d}", domain=domain.name,
                 scenario=template.scenario, template=template.id, split=template.split,
                 kind=template.kind, routine=template.routine if template.kind == "routine"
-                else None, query=query, inputs=to_jsonable(inputs), calls=calls,
+                else None, query=query,
+                inputs=to_jsonable({k: v for k, v in inputs.items()
+                                    if spec is None or k not in spec.holds}), calls=calls,
                 answer=answer, required_facts=facts, end_state=state.digest,
-                end_texts=state.texts, changes_state=state != seed_state))
+                end_texts=state.texts, changes_state=state != seed_state, user=user))
     return examples
 
 

@@ -19,13 +19,16 @@ from typing import Any
 
 from ..errors import DatasetError
 from ..models.base import ModelReply, TurnGuide
-from ..models.messages import Message, SystemMessage, ToolMessage
+from ..models.messages import Message, SystemMessage, ToolMessage, UserMessage
 from ..models.testing import ScriptedModel
 from ..tools.core import FINISH_TOOL, to_jsonable
 
-__all__ = ["OracleModel", "GoldPlayer", "ORACLE_ANSWER"]
+__all__ = ["OracleModel", "GoldPlayer", "ConversationOracle", "ORACLE_ANSWER"]
 
 ORACLE_ANSWER = "(the oracle's run ends here; the template writes the answer)"
+# errors the routine itself routes (fail-over to on_error, a declined confirmation)
+_ROUTED = ("continues with its on_error steps", "The routine continues at step",
+           "Nothing was changed.")
 
 
 def _call(name: str, arguments: dict[str, Any]) -> ModelReply:
@@ -46,7 +49,8 @@ class OracleModel:
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]], *,
                        guide: TurnGuide | None = None, **settings: Any) -> ModelReply:
         last = next((m for m in reversed(messages) if not isinstance(m, SystemMessage)), None)
-        if isinstance(last, ToolMessage) and last.content.startswith("Error: "):
+        if isinstance(last, ToolMessage) and last.content.startswith("Error: ") \
+                and not any(mark in last.content for mark in _ROUTED):
             raise DatasetError(f"{self.routine}: gold call {last.name} failed: {last.content[7:]}")
         if guide is None or not guide.tools:
             raise DatasetError(f"{self.routine}: the oracle needs a routine step to follow")
@@ -88,3 +92,34 @@ class GoldPlayer(ScriptedModel):
             raise DatasetError(f"the gold trajectory has {len(self.replies) - 1} calls, but the "
                                f"run asked for a reply {len(self.requests)} times (a gold call "
                                "was refused?)") from None
+
+
+class ConversationOracle(OracleModel):
+    """The oracle in a conversation: it reads input values only from what the user said
+    (a value counts as said when its text is in the user's words; an argument the routine
+    leaves to the model is the input of the same name) and calls what the routine says.
+    The conversation protocol's ceiling: with it every gold conversation must succeed,
+    asking for nothing the user already said."""
+
+    def __init__(self, inputs: dict[str, Any], routine: str = ""):
+        super().__init__(routine)
+        self.name = "conversation-oracle"
+        self.inputs = dict(inputs)
+
+    async def complete(self, messages: list[Message], tools: list[dict[str, Any]], *,
+                       guide: TurnGuide | None = None, **settings: Any) -> ModelReply:
+        if guide is not None and guide.label == "inputs":
+            said = " ".join(m.content for m in messages if isinstance(m, UserMessage)).lower()
+            wanted = (guide.schema or {}).get("properties", {})
+            return ModelReply(content=json.dumps({
+                n: self.inputs[n] if n in self.inputs and str(self.inputs[n]).lower() in said
+                else None for n in wanted}, default=str))
+        if guide is not None and guide.unknown and len(guide.tools) == 1:
+            # a value the model must take from the request: an input of the argument's name
+            said = " ".join(m.content for m in messages if isinstance(m, UserMessage)).lower()
+            tool = guide.tools[0]
+            filled = {a: self.inputs[a] for a in guide.unknown
+                      if a in self.inputs and str(self.inputs[a]).lower() in said}
+            if len(filled) == len(guide.unknown):
+                return _call(tool, {**guide.arguments.get(tool, {}), **filled})
+        return await super().complete(messages, tools, guide=guide, **settings)

@@ -112,7 +112,8 @@ def _charts(typed: Summary, folder: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    conditions = [c for c, e in summary["conditions"].items() if e["step"] or e["task"]]
+    conditions = [c for c, e in summary["conditions"].items()
+                  if e["step"] or e["task"] or e.get("conversation")]
     paths = []
 
     def bars(ax: Any, labels: list[str], rates: list[dict[str, Any]], offset: float,
@@ -123,12 +124,15 @@ def _charts(typed: Summary, folder: Path) -> list[Path]:
         ax.bar([i + offset for i in range(len(labels))], values, width, yerr=errors,
                capsize=3, label=label)
 
-    # 1. accuracy by condition: step accuracy and task success
+    # 1. accuracy by condition: step accuracy, task success, conversation success
     fig, ax = plt.subplots(figsize=(8, 4))
     steps = [(summary["conditions"][c]["step"] or {}).get("accuracy", {}) for c in conditions]
     tasks = [(summary["conditions"][c]["task"] or {}).get("success", {}) for c in conditions]
-    bars(ax, conditions, steps, -0.2, 0.4, "step accuracy")
-    bars(ax, conditions, tasks, 0.2, 0.4, "task success")
+    talks = [(summary["conditions"][c].get("conversation") or {}).get("success", {})
+             for c in conditions]
+    bars(ax, conditions, steps, -0.27, 0.27, "step accuracy")
+    bars(ax, conditions, tasks, 0.0, 0.27, "task success")
+    bars(ax, conditions, talks, 0.27, 0.27, "conversation success")
     _finish(ax, conditions, "Accuracy by condition (95% CI)")
     paths.append(_save(fig, folder / CHARTS[0]))
     # 2. by layer
@@ -159,7 +163,8 @@ def _finish(ax: Any, labels: list[str], title: str) -> None:
     ax.set_ylim(0, 105)
     ax.set_ylabel("%")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -227,11 +232,12 @@ def failures_by_condition(steps: list[StepResult], tasks: list[TaskResult],
         if mine:
             out.append(Failures(condition, "step", len(mine), len(lost),
                                 [_step_failure(s) for s in lost[:shown]]))
-        runs = [t for t in tasks if t.condition == condition]
-        failed = [t for t in runs if not t.success]
-        if runs:
-            out.append(Failures(condition, "task", len(runs), len(failed),
-                                [_task_failure(t) for t in failed[:shown]]))
+        for protocol in ("task", "conversation"):
+            runs = [t for t in tasks if t.condition == condition and t.protocol == protocol]
+            failed = [t for t in runs if not t.success]
+            if runs:
+                out.append(Failures(condition, protocol, len(runs), len(failed),
+                                    [_task_failure(t) for t in failed[:shown]]))
     return out
 
 
@@ -298,7 +304,8 @@ _MARKDOWN = set("\\`*_|<>[]#")
 def failures_markdown(groups: list[Failures]) -> str:
     """The failures of each condition: a heading, a table, and how many are not shown."""
     parts = []
-    for protocol, title in (("step", "Failed steps"), ("task", "Failed tasks")):
+    for protocol, title in (("step", "Failed steps"), ("task", "Failed tasks"),
+                            ("conversation", "Failed conversations")):
         mine = [g for g in groups if g.protocol == protocol]
         if not mine:
             continue
@@ -322,17 +329,37 @@ def failures_markdown(groups: list[Failures]) -> str:
     return "\n\n".join(parts)
 
 
+def conversation_table(summary: Summary) -> str:
+    """The conversation protocol per condition ("" when it did not run)."""
+    rows = [(name, entry.conversation) for name, entry in summary.conditions.items()
+            if entry.conversation is not None]
+    if not rows:
+        return ""
+    lines = ["| condition | conversations | success | end state ok | facts ok | questions "
+             "per task | user turns per task | questions for what was said | writes "
+             "without a yes | s/task |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, c in rows:
+        lines.append(f"| {name} | {c.tasks} | {_pct(c.success)} | {_pct(c.state_ok)} | "
+                     f"{_pct(c.facts_ok)} | {_num(c.questions_per_task)} | "
+                     f"{_num(c.user_turns_per_task)} | {c.redundant_questions} | "
+                     f"{c.writes_without_yes} | {c.seconds_per_task:.0f} |")
+    return "## Conversations\n\n" + "\n".join(lines)
+
+
 def write_report(summary: Summary, steps: list[StepResult], tasks: list[TaskResult],
                  folder: Path) -> dict[str, Path]:
-    """Write summary.json, report.md, the PNG charts and report.html into ``folder``."""
+    """Write summary.json, report.md, the PNG charts and report.html into ``folder``
+    (``tasks`` holds the task and the conversation protocols' records)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"summary": folder / "summary.json", "markdown": folder / "report.md",
              "html": folder / "report.html"}
     paths["summary"].write_text(summary.model_dump_json(indent=2))
     failures = failures_by_condition(steps, tasks)
+    talks = conversation_table(summary)
     paths["markdown"].write_text(f"# Evaluation: {summary.config['dataset']}\n\n"
                                  f"{markdown_table(summary)}\n\n{cost_table(summary)}\n\n"
-                                 f"{failures_markdown(failures)}\n")
+                                 + (f"{talks}\n\n" if talks else "")
+                                 + f"{failures_markdown(failures)}\n")
     charts = _charts(summary, folder)
     titles = ["Accuracy by condition", "Accuracy by layer", "Accuracy by sub-scenario"]
     html = _HTML.render(

@@ -22,6 +22,7 @@ from ..run.settings import RunSettings
 from ..tools.core import FINISH_TOOL
 from .conditions import CONDITIONS
 from .config import EvalConfig
+from .conversations import run_conversation
 from .dataset import load_dataset, load_domain, seed_snapshot
 from .jobs import (
     EvalProgress,
@@ -68,6 +69,10 @@ async def run_evaluation(config: EvalConfig, model: Model,
     registry = domain.registry()
     routines = {n: loaded.routine for n, loaded in domain.routines().items()}
     examples = [e for e in load_dataset(config.dataset, (config.split,)) if e.kind == "routine"]
+    if examples and "conversation" not in config.protocols and \
+            not [e for e in examples if e.user is None]:
+        raise EvalConfigError("every example of this split is a conversation: add "
+                              "--protocols conversation")
     if config.routines is not None:
         unknown = sorted(set(config.routines) - set(routines))
         if unknown:
@@ -91,11 +96,16 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
     from .report import write_report
 
     steps_path, tasks_path = config.out / "steps.jsonl", config.out / "tasks.jsonl"
-    for path in (steps_path, tasks_path):
+    talks_path = config.out / "conversations.jsonl"
+    talks = [e for e in examples if e.user is not None]  # a simulated user answers these
+    examples = [e for e in examples if e.user is None]
+    for path in (steps_path, tasks_path, talks_path):
         if cut := drop_torn_tail(path):
             _log.warning(f"{path}: dropped a half-written last line ({cut} bytes); it will be rerun")
     done_steps = {(s.condition, s.sample_id) for s in read_records(steps_path, StepResult)}
     done_tasks = {(t.condition, t.example_id, t.trial) for t in read_records(tasks_path, TaskResult)}
+    done_talks = {(t.condition, t.example_id, t.trial)
+                  for t in read_records(talks_path, TaskResult)}
     schemas = {t.name: t.parameters for t in registry}
     schemas[FINISH_TOOL] = {"type": "object", "properties": {"answer": {"type": "string"}},
                             "required": ["answer"]}
@@ -104,6 +114,7 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
     keyed: list[tuple[tuple[Any, ...], Job]] = []  # (run-order key, job)
     selected_steps: set[tuple[str, str]] = set()  # this config's samples: only they are reported
     selected_tasks: set[tuple[str, str]] = set()
+    selected_talks: set[tuple[str, str]] = set()
 
     if "step" in config.protocols:
         for name in config.conditions:
@@ -125,31 +136,42 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
 
                 keyed.append(((*prompt_order(CONDITIONS[name], sample.routine), 0, position),
                               Job(step_job, name, "step", sample.id)))
-    if "task" in config.protocols:
-        chosen = examples
-        if config.task_limit and len(examples) > config.task_limit:
-            chosen = random.Random(config.seed).sample(examples, config.task_limit)
+    async def whole_runs(protocol: str, pool: list[Any], path: Any, done: set[Any],
+                         selected: set[tuple[str, str]], rank: int, max_steps: int,
+                         run: Any) -> None:
+        """Jobs that run examples end to end (the task and conversation protocols)."""
+        chosen = pool
+        if config.task_limit and len(pool) > config.task_limit:
+            chosen = random.Random(config.seed).sample(pool, config.task_limit)
         chosen = [e for e in chosen if _wanted(config, e.routine)]
         settings = RunSettings(temperature=config.temperature, max_tokens=config.max_tokens,
-                               seed=config.seed, max_steps=12,
+                               seed=config.seed, max_steps=max_steps,
                                enforce_steps=config.enforce_steps)
         seed = await seed_snapshot(domain, registry)
         for name in config.conditions:
             condition = CONDITIONS[name]
+            if protocol == "conversation" and condition.routine_format == "none":
+                continue  # a conversation follows a routine's questions and confirmations
             for example in chosen:
-                selected_tasks.add((name, example.id))
+                selected.add((name, example.id))
                 for trial in range(config.trials):
-                    if (name, example.id, trial) in done_tasks:
+                    if (name, example.id, trial) in done:
                         continue
 
-                    async def task_job(e: Any = example, c: Any = condition, t: int = trial
-                                       ) -> None:
-                        append_record(tasks_path, await run_task(
-                            e, routines, registry, model, c, t, settings, domain, seed,
-                            config.seed))
+                    async def job(e: Any = example, c: Any = condition, t: int = trial) -> None:
+                        append_record(path, await run(e, routines, registry, model, c, t,
+                                                      settings, domain, seed,
+                                                      distractor_seed=config.seed))
 
-                    keyed.append(((*prompt_order(condition, example.routine), 1, example.id,
-                                   trial), Job(task_job, name, "task", example.id)))
+                    keyed.append(((*prompt_order(condition, example.routine), rank, example.id,
+                                   trial), Job(job, name, protocol, example.id)))
+
+    if "task" in config.protocols:
+        await whole_runs("task", examples, tasks_path, done_tasks, selected_tasks, 1, 12,
+                         run_task)
+    if "conversation" in config.protocols:
+        await whole_runs("conversation", talks, talks_path, done_talks, selected_talks, 2, 16,
+                         run_conversation)
     jobs = [job for _, job in sorted(keyed, key=lambda kj: kj[0])]
     if not config.report_only:
         failed = await run_jobs(jobs, config.concurrency, progress)
@@ -160,8 +182,10 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
              if (s.condition, s.sample_id) in selected_steps]
     tasks = [t for t in read_records(tasks_path, TaskResult)
              if (t.condition, t.example_id) in selected_tasks and t.trial < config.trials]
-    summary = summarize(steps, tasks, config)
-    write_report(summary, steps, tasks, config.out)
+    conversations = [t for t in read_records(talks_path, TaskResult)
+                     if (t.condition, t.example_id) in selected_talks and t.trial < config.trials]
+    summary = summarize(steps, tasks, config, conversations)
+    write_report(summary, steps, tasks + conversations, config.out)
     return summary
 
 

@@ -18,7 +18,8 @@ from .stats import Figure, Gain, Mean, Rate, mean, paired_gain, rate
 from .steps import StepResult
 from .tasks import TaskResult
 
-__all__ = ["Summary", "ConditionSummary", "StepFigures", "TaskFigures", "Layers", "summarize",
+__all__ = ["Summary", "ConditionSummary", "StepFigures", "TaskFigures", "ConversationFigures",
+           "Layers", "summarize",
            "pass_hat_k", "load_summary"]
 
 
@@ -63,10 +64,26 @@ class TaskFigures(Figure):
         "by kind (number or text); None when the records predate it.")
 
 
+class ConversationFigures(Figure):
+    """The conversation protocol: success also requires no question for what the first
+    message said and no write without the user's yes."""
+
+    success: Rate
+    state_ok: Rate
+    facts_ok: Rate
+    tasks: int
+    questions_per_task: Mean
+    user_turns_per_task: Mean
+    redundant_questions: int = Field(description="Questions for inputs already stated.")
+    writes_without_yes: int = Field(description="Must be 0.")
+    seconds_per_task: float
+
+
 class ConditionSummary(Figure):
     description: str
     step: StepFigures | None = None
     task: TaskFigures | None = None
+    conversation: ConversationFigures | None = None
 
 
 class Summary(Figure):
@@ -135,7 +152,19 @@ def _fact_kind(fact: str) -> str:
         return "text"
 
 
-def summarize(steps: list[StepResult], tasks: list[TaskResult], config: EvalConfig) -> Summary:
+def _conversations(runs: list[TaskResult]) -> ConversationFigures:
+    return ConversationFigures(
+        success=rate([t.success for t in runs]), state_ok=rate([t.state_ok for t in runs]),
+        facts_ok=rate([t.facts_ok for t in runs]), tasks=len({t.example_id for t in runs}),
+        questions_per_task=mean([float(t.questions or 0) for t in runs]),
+        user_turns_per_task=mean([float(t.user_turns or 0) for t in runs]),
+        redundant_questions=sum(t.redundant_questions or 0 for t in runs),
+        writes_without_yes=sum(t.writes_without_yes or 0 for t in runs),
+        seconds_per_task=sum(t.seconds for t in runs) / len(runs))
+
+
+def summarize(steps: list[StepResult], tasks: list[TaskResult], config: EvalConfig,
+              conversations: list[TaskResult] | None = None) -> Summary:
     """Per-condition figures, each with its sample size and 95% interval; every routine
     condition is also compared with ``none`` on the same samples."""
     base = "none" if "none" in config.conditions else None
@@ -150,6 +179,9 @@ def summarize(steps: list[StepResult], tasks: list[TaskResult], config: EvalConf
             if base and name != base:
                 entry.step.gain_vs_none = _gain(chosen, base_steps, lambda s: s.sample_id,
                                                 lambda s: s.correct)
+        talks = [t for t in conversations or [] if t.condition == name]
+        if talks:
+            entry.conversation = _conversations(talks)
         runs = [t for t in tasks if t.condition == name]
         if runs:
             entry.task = _tasks(runs, config.trials)

@@ -142,6 +142,15 @@ class TaskResult(BaseModel):
     seconds: float
     prompt_tokens: int
     completion_tokens: int
+    protocol: str = Field("task", description="task, or conversation (a simulated user "
+                          "answers questions and confirmations).")
+    user_turns: int | None = Field(None, description="Messages the user sent (conversation).")
+    questions: int | None = Field(None, description="Questions the agent asked (conversation).")
+    redundant_questions: int | None = Field(
+        None, description="Questions for inputs the first message already stated.")
+    writes_without_yes: int | None = Field(
+        None, description="Calls of confirm steps that ran without the user's yes, plus a "
+        "changed end state after the user declined (must be 0).")
 
 
 def missing_facts(answer: str | None, facts: list[str]) -> list[str]:

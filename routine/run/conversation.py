@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
@@ -123,18 +124,23 @@ class Conversation:
         return self._runner.run(self.asend(message))
 
     async def aclose(self) -> None:
+        """Close the tools' session (the model stays open: the caller's event loop owns
+        its connections)."""
         await self._stack.aclose()
+
+    def close(self) -> None:
+        """Close the tools' session and, for a blocking conversation (its own event loop),
+        the model's connections made in it."""
+        if self._runner is not None:
+            self._runner.run(self._close_all())
+            self._runner.close()
+            self._runner = None
+
+    async def _close_all(self) -> None:
+        await self.aclose()
         close = getattr(self.agent.model, "aclose", None)
         if close is not None:
             await close()
-
-    def close(self) -> None:
-        if self._runner is not None:
-            self._runner.run(self.aclose())
-            self._runner.close()
-            self._runner = None
-        else:
-            asyncio.run(self.aclose())
 
     def __enter__(self) -> Conversation:
         return self
@@ -159,10 +165,12 @@ class Conversation:
     async def _run(self, agent: Any, state: RunState) -> None:
         trace = state.trace
         trace.outcome, trace.waiting = "running", None
+        started = time.perf_counter()
         try:
             await asyncio.wait_for(agent._loop(state, self.on_turn), agent.settings.timeout_s)
         except TimeoutError:
             agent._end(state, None, f"timed out after {agent.settings.timeout_s:g} s", "timeout")
+        trace.duration_s += time.perf_counter() - started
         trace.state = snapshot(state) if trace.outcome == "waiting" else None
         for name, context in self.contexts.items():
             digest = getattr(context.deps, "state_digest", None)

@@ -19,6 +19,7 @@ question as its answer, and confirmations go to the agent's approver.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
@@ -76,6 +77,11 @@ async def before_turn(state: RunState, model: Model) -> TurnResult | None:
         return None
     if tracker.stopped is not None:
         return Failed(f"the routine cannot go on: {tracker.stopped}", "routine_limit")
+    if tracker.declined is not None and tracker.finished:
+        step = tracker.flow.steps[tracker.declined]
+        text = f"Nothing was changed: {step.name[0].lower()}{step.name[1:]} was not confirmed."
+        _record(state, "message", text)
+        return FinalAnswer(text)
     step = tracker.step
     if step is None:
         return None
@@ -133,7 +139,7 @@ async def _ask(state: RunState, model: Model, step: Any) -> TurnResult:
     state.pending = Pending(kind="inputs", step_id=step.id, message=question, fills=missing,
                             asked=asked, said_from=len(said))
     state.history.append(AssistantMessage(content=question))
-    _record(state, "ask", question)
+    _record(state, "ask", question, feedback=json.dumps(missing))  # what it asked for
     return Waiting(question)
 
 
@@ -164,8 +170,5 @@ async def answer_pending(state: RunState, model: Model, reply: str) -> TurnResul
                             duration_s=time.perf_counter() - started)
     state.call_ids += 1
     _record(state, "reply", reply, [record], "declined")
-    target = tracker.decline(pending.step_id)
-    if target not in tracker.flow.steps:
-        step = tracker.flow.steps[pending.step_id]
-        return FinalAnswer(f"Nothing was changed: you did not confirm ({step.name.lower()}).")
-    return NextTurn()
+    tracker.decline(pending.step_id)
+    return NextTurn()  # the routine goes on where it says (or ends: nothing changed)

@@ -89,6 +89,7 @@ class StepTracker:
     visits: dict[str, int] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)  # steps whose call failed over
     stopped: str | None = None  # why the routine cannot go on (a visit limit, a bad compute)
+    declined: str | None = None  # the confirm step whose decline ended the routine
 
     def __post_init__(self) -> None:
         self.flow = Flow.of(self.routine)
@@ -328,6 +329,8 @@ class StepTracker:
         (FINISHED: the run ends, nothing changed). Returns where the run went."""
         target = self.flow.on_decline.get(node, FINISHED)
         self._move_to(node)
+        if target == FINISHED:
+            self.declined = node
         self._goto(target)
         return target
 

@@ -329,6 +329,10 @@ async def _execute(state: RunState, call: ParsedCall) -> ToolCallRecord:
                                   error=f"not run: {broken}." + state.current_hint())
     decision = None
     step = tracker.step_for(call.name) if tracker is not None else None
+    if (step is None or not step.confirm) and state.routine is not None:
+        # a call out of order (the contract off) must not slip past a confirmation
+        step = next((s for s, _ in state.routine.walk() if s.tool == call.name and s.confirm),
+                    step)
     if step is not None and step.confirm and state.interactive:
         if state.confirmed is None or state.confirmed[0] != signature:
             state.pending = Pending(kind="confirmation", step_id=step.id, tool=call.name,
@@ -347,10 +351,14 @@ async def _execute(state: RunState, call: ParsedCall) -> ToolCallRecord:
             arguments=arguments, reason=reason))
         if not decision.approved:
             state.seen_calls[signature] += 1
+            then = "Do not retry it; tell the user it was not approved."
+            if step is not None and step.confirm and tracker is not None:
+                target = tracker.decline(step.id)  # as when the user says no
+                then = (f"The routine continues at step {tracker.label(target)}." if target in
+                        tracker.flow.steps else "Nothing was changed.")
             return ToolCallRecord(**base, resolved_arguments=arguments, approval=decision,
                                   error_kind="denied", error=f"not run: not approved by "
-                                  f"{decision.by} ({decision.reason}). Do not retry it; tell "
-                                  "the user it was not approved.")
+                                  f"{decision.by} ({decision.reason}). {then}")
     state.calls_made += 1
     context = state.contexts.get(tool.toolset) or state.contexts.get("")
     outcome: dict[str, Any]
