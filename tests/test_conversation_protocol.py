@@ -160,3 +160,33 @@ def test_routine_eval_runs_the_conversation_protocol_and_reports_it(domain, tmp_
     with pytest.raises(Exception, match="add --protocols conversation"):
         asyncio.run(runner.run_evaluation(config.model_copy(update={
             "protocols": ["task"], "out": tmp_path / "out2"}), ConversationOracle(full)))
+
+
+def test_a_wrong_identity_first_takes_the_fail_over_path_in_gold_and_in_the_run(domain):
+    def sample_wrong(deps, rng):
+        return {**sample(deps, rng), "wrong_email": "zed@example.com", "name": "Ana Lima",
+                "zip": "1000"}
+
+    domain.templates = [Template(
+        id="cancel.wrong", scenario="orders", split="test", routine="cancel_with_refund",
+        count=1, sample=sample_wrong, answer=answer,
+        phrasings=["Please cancel an order for me. My email is {wrong_email}."],
+        user=UserSpec(holds=["order_id", "reason", "name", "zip"], first={"email": "wrong_email"},
+                      says={"order_id": "order {value}", "zip": "zip {value}"}))]
+    (example,), registry, routines, seed = build(domain)
+    assert example.inputs["email"] == "zed@example.com"  # what the first message says
+    assert [c.name for c in example.calls][:3] == ["find_by_email", "find_by_name", "get_order"]
+    assert example.calls[0].result is None  # the failed lookup is part of the gold path
+    oracle = ConversationOracle({**example.inputs, **example.user.facts},
+                                first={"email": "zed@example.com"})
+    result = run(example, oracle, domain, registry, routines, seed)
+    assert result.success and result.questions == 2 and result.redundant_questions == 0
+
+
+def test_gold_conversations_replay(domain):
+    from routine.eval.dataset import build_dataset, replay
+
+    examples = build_dataset(domain)
+    assert replay(examples, domain) == {e.id: [] for e in examples}
+    broken = examples[0].model_copy(update={"end_state": "0" * 64})
+    assert replay([broken], domain)[broken.id][0].startswith("end state differs")

@@ -224,3 +224,69 @@ def test_real_embedded_model_in_guided_mode_with_inputs_first():
         (c.name, c.arguments) for c in example.calls]
     assert trace.outcome == "answered"
     assert missing_facts(trace.answer, example.required_facts) == []
+
+
+CANCEL_SIMPLE = """
+name: cancel_simple
+description: Cancel an order the customer names, after they confirm.
+toolsets: [shop]
+inputs:
+  order_id: {type: integer, description: the order number}
+  reason: {type: string, description: why the customer cancels}
+steps:
+  - id: ask
+    name: Ask for the order
+    description: Ask which order to cancel and why.
+    ask: "Which order would you like to cancel, and why?"
+    fills: [order_id, reason]
+  - id: get
+    name: Get the order
+    description: Look the order up.
+    tool: get_order
+    args: {order_id: "${inputs.order_id}"}
+  - id: cancel
+    name: Cancel the order
+    description: Cancel the order with the customer's reason.
+    tool: cancel_order
+    args: {order_id: "${inputs.order_id}", reason: "${inputs.reason}"}
+    confirm: true
+  - id: done
+    name: Answer
+    description: Confirm the cancellation.
+    finish: true
+    message: "Order {{ steps.cancel.output.order_id }} is {{ steps.cancel.output.status }}."
+"""
+
+
+@pytest.mark.embedded
+@pytest.mark.timeout(900)
+@pytest.mark.skipif(not HAVE_LOCAL, reason="needs the 'local' extra (llama-cpp-python + weights)")
+def test_real_embedded_model_in_a_conversation_asks_confirms_and_writes():
+    """A scripted user talks to the real 0.5B: the agent asks what is missing, reads the
+    reply, looks the order up, waits for the yes, and only then cancels."""
+    from routine import Agent, load_routine_text
+    from routine.tools.core import ToolRegistry
+
+    from .shop import shop
+
+    routine = load_routine_text(CANCEL_SIMPLE, "cancel_simple.yaml")
+    with embedded.embedded_server(embedded.LIGHT_MODEL, show_progress=False) as server:
+        agent = Agent(routine, ToolRegistry(shop), server.client(), temperature=0.0,
+                      max_tokens=200)
+        with agent.conversation() as chat:
+            first = chat.send("Hello, I need to cancel an order.")
+            assert (first.status, first.waiting_for) == ("waiting", "inputs"), first
+            second = chat.send("It's order 7, I ordered it by mistake.")
+            store = chat.contexts["shop"].deps
+            assert (second.status, second.waiting_for) == ("waiting", "confirmation"), second
+            assert store.orders[7].status == "pending"  # nothing written before the yes
+            third = chat.send("Yes, go ahead.")
+    trace = third.trace
+    print(json.dumps([(t.kind, t.model_text[:80]) for t in trace.turns]), file=sys.stderr)
+    assert third.status == "answered" and third.text == "Order 7 is cancelled."
+    assert store.orders[7].status == "cancelled"
+    assert [t.kind for t in trace.turns if t.kind != "inputs"] == [
+        "ask", "tool_calls", "confirm", "reply", "message"]
+    (cancel,) = [c for c in trace.tool_calls if c.name == "cancel_order" and c.ok]
+    assert cancel.approval is not None and cancel.approval.by == "user"
+    assert cancel.resolved_arguments == {"order_id": 7, "reason": cancel.arguments["reason"]}

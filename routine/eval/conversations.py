@@ -27,31 +27,15 @@ from ..run.settings import RunSettings
 from ..spec.format import Routine
 from ..tools.core import ToolRegistry
 from .conditions import Condition
-from .dataset import Domain, GoldExample, UserProfile, deps_of
+from .dataset import Domain, GoldExample, deps_of
 from .endstate import EndState, Snapshot, snapshot_of
 from .scoring import tool_f1
 from .tasks import CallRecord, TaskResult, missing_facts
+from .users import ScriptedUser, UserProfile
 
 __all__ = ["ScriptedUser", "ModelUser", "run_conversation", "MAX_USER_TURNS"]
 
 MAX_USER_TURNS = 8
-
-
-class ScriptedUser:
-    """Answers from its profile: the values asked for (worded as ``says`` has them), yes or
-    no to confirmations; "I don't know" for anything it does not hold."""
-
-    def __init__(self, profile: UserProfile):
-        self.profile = profile
-
-    async def reply(self, reply: Reply) -> str:
-        waiting = reply.trace.waiting
-        if waiting is not None and waiting.kind == "confirmation":
-            return "Yes, go ahead." if self.profile.confirms else "No, please don't."
-        names = waiting.fills if waiting is not None else []
-        parts = [self.profile.says.get(n, "{value}").format(value=self.profile.facts[n])
-                 for n in names if n in self.profile.facts]
-        return ", ".join(parts) if parts else "I don't know."
 
 
 class ModelUser:

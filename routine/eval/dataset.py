@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from ..errors import DatasetError
 from ..run.approval import policy
+from ..run.conversation import Conversation
 from ..run.executor import Agent
 from ..run.settings import RunSettings
 from ..run.trace import RunTrace
@@ -42,8 +43,9 @@ from ..spec.toolsets import import_toolsets
 from ..spec.validate import check_routine
 from ..tools.core import RunContext, ToolRegistry, to_jsonable
 from .endstate import EndState, Snapshot, compare_end_states, end_state, snapshot_of
-from .players import GoldPlayer, OracleModel
+from .players import ConversationOracle, GoldPlayer, OracleModel
 from .scoring import ArgMode
+from .users import ScriptedUser, UserProfile, UserSpec
 
 __all__ = ["UserProfile", "UserSpec", "GoldCall", "GoldExample", "Template", "Domain",
            "DatasetError", "load_domain", "build_dataset", "write_dataset", "load_dataset",
@@ -52,6 +54,7 @@ __all__ = ["UserProfile", "UserSpec", "GoldCall", "GoldExample", "Template", "Do
            "seed_snapshot", "run_with_snapshot"]
 
 Split = Literal["train", "dev", "test"]
+MAX_GOLD_TURNS = 8  # user messages in a gold conversation
 Kind = Literal["routine", "refuse", "ask"]
 SPLITS: tuple[Split, ...] = ("train", "dev", "test")
 
@@ -69,33 +72,6 @@ class GoldCall(BaseModel):
     arguments: dict[str, Any]
     result: Any = None
     step_id: str | None = None
-
-
-class UserProfile(BaseModel):
-    """A simulated user of a conversational example: what they know and did not say at
-    first (given when asked), and whether they say yes when asked to confirm."""
-
-    facts: dict[str, Any] = Field(default_factory=dict, description="Input name -> the value "
-                                  "the user gives when asked for it.")
-    says: dict[str, str] = Field(default_factory=dict, description="Input name -> how the "
-                                 "user words it (a str.format string over {value}).")
-    confirms: bool = Field(True, description="Answers yes to a confirmation (else no).")
-
-
-@dataclass
-class UserSpec:
-    """How a template's queries become conversations.
-
-    Attributes:
-        holds: sampled inputs the first message does not state; the user gives them when
-            the agent asks (the phrasings must not mention them).
-        confirms: the user answers yes to confirmations (False: no).
-        says: how the user words a value (``{"order_id": "it's order {value}"}``).
-    """
-
-    holds: list[str] = field(default_factory=list)
-    confirms: bool = True
-    says: dict[str, str] = field(default_factory=dict)
 
 
 class GoldExample(BaseModel):
@@ -276,20 +252,53 @@ async def run_with_snapshot(agent: Agent, deps_toolset: str, query: str | None =
 
 
 async def oracle_run(loaded: LoadedRoutine, registry: ToolRegistry, inputs: dict[str, Any],
-                     deps_toolset: str = "", confirms: bool = True
-                     ) -> tuple[list[GoldCall], dict[str, Any], Snapshot]:
-    """Run a routine with the oracle: (gold calls, outputs by step id, end snapshot).
-    ``confirms``: how confirmations are answered (a user who declines: no)."""
+                     deps_toolset: str = "") -> tuple[list[GoldCall], dict[str, Any], Snapshot]:
+    """Run a routine with the oracle: (gold calls, outputs by step id, end snapshot)."""
     routine = loaded.routine
-    agent = Agent(routine, registry, OracleModel(routine.name), ORACLE_SETTINGS, validate=False,
-                  approver=policy(confirms, by="the simulated user"))
+    agent = Agent(routine, registry, OracleModel(routine.name), ORACLE_SETTINGS, validate=False)
     trace, snapshot = await run_with_snapshot(agent, deps_toolset, None, inputs)
     if trace.outcome != "answered":
         raise DatasetError(f"{routine.name}: the oracle's run failed: {trace.failure}")
-    calls = [GoldCall(name=c.name, arguments=c.arguments, result=c.result, step_id=c.step_id)
-             for c in trace.tool_calls if c.error_kind != "denied"]
-    outputs = {c.step_id: c.result for c in trace.tool_calls if c.step_id}
-    return calls, outputs, snapshot
+    return _gold_calls(trace.tool_calls), _outputs(trace.tool_calls), snapshot
+
+
+def _gold_calls(records: list[Any]) -> list[GoldCall]:
+    """The calls of a gold run that were made (not those waiting for, or refused, a yes)."""
+    return [GoldCall(name=c.name, arguments=c.arguments, result=c.result, step_id=c.step_id)
+            for c in records if c.error_kind not in ("denied", "awaiting_confirmation")]
+
+
+def _outputs(records: list[Any]) -> dict[str, Any]:
+    return {c.step_id: c.result for c in records if c.step_id}
+
+
+async def gold_conversation(loaded: LoadedRoutine, registry: ToolRegistry, query: str,
+                            stated: dict[str, Any], user: UserProfile, deps_toolset: str = ""
+                            ) -> tuple[list[GoldCall], dict[str, Any], Snapshot]:
+    """A gold conversation: the oracle (reading only what the user said) talks with the
+    scripted user until the routine ends. (gold calls, outputs, end snapshot)."""
+    routine = loaded.routine
+    oracle = ConversationOracle({**stated, **user.facts}, routine.name,
+                                first={k: v for k, v in stated.items()
+                                       if k in user.facts and user.facts[k] != v})
+    agent = Agent(routine, registry, oracle, ORACLE_SETTINGS, validate=False,
+                  approver=policy(True, by="evaluation policy (approve all)"))
+    chat = Conversation(agent)
+    scripted = ScriptedUser(user)
+    try:
+        reply = await chat.asend(query)
+        for _ in range(MAX_GOLD_TURNS):
+            if reply.status != "waiting":
+                break
+            reply = await chat.asend(await scripted.reply(reply))
+        snapshot = snapshot_of(deps_of(chat.contexts, deps_toolset))
+    finally:
+        await chat.aclose()
+    if reply.status != "answered":
+        raise DatasetError(f"{routine.name}: the gold conversation did not end in an answer "
+                           f"({reply.status}: {reply.trace.failure or reply.text})")
+    records = [c for t in chat.traces for c in t.tool_calls]
+    return _gold_calls(records), _outputs(records), snapshot
 
 
 async def _build(domain: Domain) -> list[GoldExample]:
@@ -340,13 +349,20 @@ async def _build_from(domain: Domain, registry: ToolRegistry,
             inputs = {k: v for k, v in values.items()
                       if loaded is not None and k in loaded.routine.inputs}
             spec = template.user
-            user = None if spec is None else UserProfile(
-                facts=to_jsonable({k: inputs[k] for k in spec.holds if k in inputs}),
-                says=dict(spec.says), confirms=spec.confirms)
-            if loaded is not None and template.kind == "routine":
-                calls, outputs, snapshot = await oracle_run(
-                    loaded, registry, inputs, domain.deps_toolset,
-                    confirms=spec.confirms if spec else True)
+            user = None
+            if spec is not None:  # a conversation: some values only come when asked
+                user = UserProfile(facts=to_jsonable({k: inputs[k] for k in
+                                                      (*spec.holds, *spec.first) if k in inputs}),
+                                   says=dict(spec.says), confirms=spec.confirms)
+                first = {k: values[source] for k, source in spec.first.items()}
+                inputs = {**{k: v for k, v in inputs.items() if k not in spec.holds}, **first}
+            if loaded is not None and template.kind == "routine" and user is not None:
+                calls, outputs, snapshot = await gold_conversation(
+                    loaded, registry, query, inputs, user, domain.deps_toolset)
+                state = domain.end_state(snapshot, seed)
+            elif loaded is not None and template.kind == "routine":
+                calls, outputs, snapshot = await oracle_run(loaded, registry, inputs,
+                                                            domain.deps_toolset)
                 state = domain.end_state(snapshot, seed)
             else:
                 calls, outputs, state = [], {}, seed_state
@@ -356,9 +372,7 @@ async def _build_from(domain: Domain, registry: ToolRegistry,
                 id=f"{domain.name}-{template.id}-{len(queries):02d}", domain=domain.name,
                 scenario=template.scenario, template=template.id, split=template.split,
                 kind=template.kind, routine=template.routine if template.kind == "routine"
-                else None, query=query,
-                inputs=to_jsonable({k: v for k, v in inputs.items()
-                                    if spec is None or k not in spec.holds}), calls=calls,
+                else None, query=query, inputs=to_jsonable(inputs), calls=calls,
                 answer=answer, required_facts=facts, end_state=state.digest,
                 end_texts=state.texts, changes_state=state != seed_state, user=user))
     return examples
@@ -416,16 +430,24 @@ async def _replay(examples: list[GoldExample], domain: Domain) -> dict[str, list
     for example in examples:
         problems = []
         try:
-            trace, state = await gold_run(example, domain, registry, routines, seed)
+            if example.user is not None:  # a conversation: talk it through again
+                loaded = routines[example.routine or ""]
+                calls, _, snapshot = await gold_conversation(
+                    loaded, registry, example.query, example.inputs, example.user,
+                    domain.deps_toolset)
+                made: list[Any] = calls
+                state = domain.end_state(snapshot, seed)
+            else:
+                trace, state = await gold_run(example, domain, registry, routines, seed)
+                made = trace.tool_calls
         except DatasetError as exc:
             out[example.id] = [str(exc)]
             continue
-        made = trace.tool_calls
         if [c.name for c in made] != [c.name for c in example.calls]:
             problems.append(f"calls {[c.name for c in made]} differ from the gold "
                             f"{[c.name for c in example.calls]}")
         for index, (call, gold) in enumerate(zip(made, example.calls, strict=False)):
-            if not call.ok:
+            if getattr(call, "error", None) and gold.result is not None:
                 problems.append(f"call {index} {call.name}: {call.error}")
             elif call.result != gold.result:
                 problems.append(f"call {index} {call.name}: result differs from the gold one")

@@ -98,28 +98,38 @@ class ConversationOracle(OracleModel):
     """The oracle in a conversation: it reads input values only from what the user said
     (a value counts as said when its text is in the user's words; an argument the routine
     leaves to the model is the input of the same name) and calls what the routine says.
-    The conversation protocol's ceiling: with it every gold conversation must succeed,
-    asking for nothing the user already said."""
+    ``first`` holds values the user states before the right ones (a wrong email given
+    first): of the values said, the last one counts. The conversation protocol's ceiling:
+    with it every gold conversation succeeds, asking for nothing the user already said."""
 
-    def __init__(self, inputs: dict[str, Any], routine: str = ""):
+    def __init__(self, inputs: dict[str, Any], routine: str = "",
+                 first: dict[str, Any] | None = None):
         super().__init__(routine)
         self.name = "conversation-oracle"
         self.inputs = dict(inputs)
+        self.first = dict(first or {})
+
+    def _said(self, name: str, text: str) -> Any:
+        """The value of ``name`` the user's words state (None: not stated)."""
+        found = None
+        for value in ([self.first[name]] if name in self.first else []) + (
+                [self.inputs[name]] if name in self.inputs else []):
+            if str(value).lower() in text:
+                found = (text.rfind(str(value).lower()), value) if found is None or \
+                    text.rfind(str(value).lower()) >= found[0] else found
+        return None if found is None else found[1]
 
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]], *,
                        guide: TurnGuide | None = None, **settings: Any) -> ModelReply:
+        said = " ".join(m.content for m in messages if isinstance(m, UserMessage)).lower()
         if guide is not None and guide.label == "inputs":
-            said = " ".join(m.content for m in messages if isinstance(m, UserMessage)).lower()
             wanted = (guide.schema or {}).get("properties", {})
-            return ModelReply(content=json.dumps({
-                n: self.inputs[n] if n in self.inputs and str(self.inputs[n]).lower() in said
-                else None for n in wanted}, default=str))
+            return ModelReply(content=json.dumps({n: self._said(n, said) for n in wanted},
+                                                 default=str))
         if guide is not None and guide.unknown and len(guide.tools) == 1:
             # a value the model must take from the request: an input of the argument's name
-            said = " ".join(m.content for m in messages if isinstance(m, UserMessage)).lower()
             tool = guide.tools[0]
-            filled = {a: self.inputs[a] for a in guide.unknown
-                      if a in self.inputs and str(self.inputs[a]).lower() in said}
+            filled = {a: v for a in guide.unknown if (v := self._said(a, said)) is not None}
             if len(filled) == len(guide.unknown):
                 return _call(tool, {**guide.arguments.get(tool, {}), **filled})
         return await super().complete(messages, tools, guide=guide, **settings)

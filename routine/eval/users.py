@@ -1,0 +1,66 @@
+"""Simulated users for the conversation protocol.
+
+A conversational example holds some of its inputs back from the first message (or
+states a wrong value first); its :class:`UserProfile` gives the right values when the
+agent asks and answers confirmations yes or no. :class:`ScriptedUser` plays a profile
+deterministically (gold conversations are made with it); a model can play one too
+(:class:`routine.eval.conversations.ModelUser`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+__all__ = ["UserProfile", "UserSpec", "ScriptedUser"]
+
+
+class UserProfile(BaseModel):
+    """A simulated user of a conversational example: what they know and did not say at
+    first (given when asked), and whether they say yes when asked to confirm."""
+
+    facts: dict[str, Any] = Field(default_factory=dict, description="Input name -> the value "
+                                  "the user gives when asked for it.")
+    says: dict[str, str] = Field(default_factory=dict, description="Input name -> how the "
+                                 "user words it (a str.format string over {value}).")
+    confirms: bool = Field(True, description="Answers yes to a confirmation (else no).")
+
+
+@dataclass
+class UserSpec:
+    """How a template's queries become conversations.
+
+    Attributes:
+        holds: sampled inputs the first message does not state; the user gives them when
+            the agent asks (the phrasings must not mention them).
+        confirms: the user answers yes to confirmations (False: no).
+        says: how the user words a value (``{"order_id": "it's order {value}"}``).
+        first: input -> the sampled value the first message states instead (a wrong
+            identity: ``{"email": "old_email"}``); the user gives the right one when asked.
+    """
+
+    holds: list[str] = field(default_factory=list)
+    confirms: bool = True
+    says: dict[str, str] = field(default_factory=dict)
+    first: dict[str, str] = field(default_factory=dict)
+
+
+
+
+class ScriptedUser:
+    """Answers from its profile: the values asked for (worded as ``says`` has them), yes or
+    no to confirmations; "I don't know" for anything it does not hold."""
+
+    def __init__(self, profile: UserProfile):
+        self.profile = profile
+
+    async def reply(self, reply: Any) -> str:
+        waiting = reply.trace.waiting
+        if waiting is not None and waiting.kind == "confirmation":
+            return "Yes, go ahead." if self.profile.confirms else "No, please don't."
+        names = waiting.fills if waiting is not None else []
+        parts = [self.profile.says.get(n, "{value}").format(value=self.profile.facts[n])
+                 for n in names if n in self.profile.facts]
+        return ", ".join(parts) if parts else "I don't know."
