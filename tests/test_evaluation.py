@@ -34,6 +34,9 @@ def gold_model() -> FunctionModel:
     def reply(request: Request) -> ModelReply:
         query = next(m.content for m in request.messages if isinstance(m, UserMessage))
         example = by_query[query]
+        if request.guide is not None and request.guide.label == "inputs":  # an ask step reads
+            wanted = request.guide.schema["properties"]                   # the request
+            return ModelReply(content=json.dumps({n: example.inputs.get(n) for n in wanted}))
         done = sum(1 for m in request.messages if isinstance(m, AssistantMessage) and m.tool_calls)
         if done < len(example.calls):
             gold = example.calls[done]

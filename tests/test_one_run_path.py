@@ -9,8 +9,9 @@ import json
 import pytest
 
 from routine.eval.conditions import CONDITIONS
+from routine.eval.conversations import run_conversation
 from routine.eval.dataset import load_dataset, load_domain, seed_snapshot
-from routine.eval.players import GoldPlayer
+from routine.eval.players import ConversationOracle, GoldPlayer
 from routine.eval.steps import build_step_samples
 from routine.eval.tasks import run_task
 from routine.models.base import ModelReply
@@ -52,7 +53,7 @@ def test_step_samples_are_what_a_live_run_sends(name, condition):
     calls."""
     domain, registry, routines = _domain(name)
     examples = [e for e in load_dataset(ROOT / "eval" / "datasets" / name)
-                if e.kind == "routine"]
+                if e.kind == "routine" and e.user is None]  # (conversations: below)
     samples = build_step_samples(examples, routines, registry, CONDITIONS[condition],
                                  shuffle_tools=False)
     by_example: dict[str, list] = {}
@@ -106,7 +107,19 @@ def test_gold_replay_scores_100_percent_on_every_split(name):
         seed = await seed_snapshot(domain, registry)
         failed = []
         for example in examples:
-            player = GoldPlayer([(c.name, c.arguments) for c in example.calls], example.answer)
+            if example.user is not None:  # a conversation: the conversation protocol's
+                oracle = ConversationOracle({**example.inputs, **example.user.facts},
+                                            first={k: v for k, v in example.inputs.items()
+                                                   if example.user.facts.get(k, v) != v},
+                                            answer=example.answer)
+                result = await run_conversation(example, routines, registry, oracle,
+                                                CONDITIONS["nl+track"], 0,
+                                                RunSettings(max_steps=50), domain, seed)
+                if not result.success:
+                    failed.append(f"{example.id} (conversation): {result}")
+                continue
+            player = GoldPlayer([(c.name, c.arguments) for c in example.calls], example.answer,
+                                inputs=example.inputs)
             result = await run_task(example, routines, registry, player,
                                     CONDITIONS["nl+track"], 0, RunSettings(max_steps=50),
                                     domain, seed)

@@ -93,7 +93,9 @@ async def run_conversation(example: GoldExample, routines: dict[str, Routine],
                                                             example.end_texts))
     calls = [c for t in traces for c in t.tool_calls]
     asks = [turn for t in traces for turn in t.turns if turn.kind == "ask"]
-    redundant = _redundant(traces, set(example.inputs))
+    stated = {k for k, v in example.inputs.items()  # said right the first time
+              if profile.facts.get(k, v) == v}
+    redundant = _redundant(traces, stated)
     confirm_tools = {s.tool for s, _ in routine.walk() if s.confirm}
     unconfirmed = sum(1 for c in calls if c.ok and c.name in confirm_tools and not (
         c.approval is not None and c.approval.approved and c.approval.by == "user"))

@@ -97,17 +97,18 @@ class GoldPlayer(ScriptedModel):
 class ConversationOracle(OracleModel):
     """The oracle in a conversation: it reads input values only from what the user said
     (a value counts as said when its text is in the user's words; an argument the routine
-    leaves to the model is the input of the same name) and calls what the routine says.
+    leaves to the model comes from the input it names) and calls what the routine says.
     ``first`` holds values the user states before the right ones (a wrong email given
     first): of the values said, the last one counts. The conversation protocol's ceiling:
     with it every gold conversation succeeds, asking for nothing the user already said."""
 
     def __init__(self, inputs: dict[str, Any], routine: str = "",
-                 first: dict[str, Any] | None = None):
+                 first: dict[str, Any] | None = None, answer: str | None = None):
         super().__init__(routine)
         self.name = "conversation-oracle"
         self.inputs = dict(inputs)
         self.first = dict(first or {})
+        self.answer = answer  # what it answers at the finish step (a gold answer)
 
     def _said(self, name: str, text: str) -> Any:
         """The value of ``name`` the user's words state (None: not stated)."""
@@ -126,10 +127,13 @@ class ConversationOracle(OracleModel):
             wanted = (guide.schema or {}).get("properties", {})
             return ModelReply(content=json.dumps({n: self._said(n, said) for n in wanted},
                                                  default=str))
+        if guide is not None and guide.tools == (FINISH_TOOL,) and self.answer is not None:
+            return _call(FINISH_TOOL, {"answer": self.answer})
         if guide is not None and guide.unknown and len(guide.tools) == 1:
-            # a value the model must take from the request: an input of the argument's name
+            # a value the model must take from what the user said: the input it comes from
             tool = guide.tools[0]
-            filled = {a: v for a in guide.unknown if (v := self._said(a, said)) is not None}
+            filled = {a: v for a in guide.unknown
+                      if (v := self._said(guide.sources.get(a, a), said)) is not None}
             if len(filled) == len(guide.unknown):
                 return _call(tool, {**guide.arguments.get(tool, {}), **filled})
         return await super().complete(messages, tools, guide=guide, **settings)

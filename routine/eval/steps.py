@@ -26,6 +26,7 @@ from ..errors import DatasetError, ModelRequestError
 from ..models.base import Model, ModelReply, TurnGuide
 from ..models.messages import Message
 from ..models.parsing import CallParseError, parse_reply
+from ..run.approval import policy
 from ..run.settings import RunSettings
 from ..spec.format import Routine
 from ..tools.core import FINISH_TOOL, ToolRegistry
@@ -83,12 +84,13 @@ async def step_samples(examples: list[GoldExample], routines: dict[str, Routine]
     """Every step of every routine example, as a live run under ``condition`` sends it."""
     samples = []
     for example in examples:
-        if example.kind != "routine" or example.routine is None:
+        if example.kind != "routine" or example.routine is None or example.user is not None:
             continue
         player = GoldPlayer([(c.name, c.arguments) for c in example.calls], example.answer,
                             inputs=example.inputs)
         agent = condition.agent(routines[example.routine], routines, registry, player,
                                 settings, seed)
+        agent.approver = policy(True, by="evaluation policy (approve all)")  # as in tasks
         trace = await agent.arun(example.query)
         made = [(c.name, c.result) for c in trace.tool_calls]
         if trace.outcome != "answered" or made != [(c.name, c.result) for c in example.calls]:

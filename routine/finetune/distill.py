@@ -128,7 +128,8 @@ async def distill(folder: str | Path, *, split: str = "train",
     domain = load_domain(folder)
     registry = domain.registry()
     routines = {n: loaded.routine for n, loaded in domain.routines().items()}
-    examples = [e for e in load_dataset(folder, (split,)) if e.kind == "routine"]
+    examples = [e for e in load_dataset(folder, (split,)) if e.kind == "routine"
+                and e.user is None]  # conversations: the conversation protocol's
     trajectories = [Trajectory(example=e, calls=[(c.name, c.arguments) for c in e.calls],
                                answer=e.answer) for e in examples] if gold else []
     counts: Counter[str] = Counter()

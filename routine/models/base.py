@@ -64,6 +64,8 @@ class TurnGuide:
             output should keep to :func:`routine.models.guided.reply_schema`.
         schema: the reply's JSON schema for a turn that is not a step (the inputs-first
             turn); None: the step's reply schema.
+        sources: for each unknown argument that is an input of the routine, that input's
+            name (``{"name": "employee_name"}``): where the model must find the value.
     """
 
     step_id: str | None = None
@@ -75,6 +77,7 @@ class TurnGuide:
     fixed: dict[str, dict[str, Any]] = field(default_factory=dict)
     constrain: bool = False
     schema: dict[str, Any] | None = None
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 @runtime_checkable

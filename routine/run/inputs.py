@@ -119,7 +119,8 @@ async def extract_inputs(state: Any, model: Model, names: list[str] | None = Non
     state.trace.inputs.update(known)
     if tracker is not None:
         tracker.inputs.update(known)
-        tracker.use_defaults = True  # the request was read: unstated inputs take defaults
+        if names is None:  # the whole request was read: unstated inputs take defaults
+            tracker.use_defaults = True
     state.trace.turns.append(TurnRecord(
         index=len(state.trace.turns), kind="inputs", model_text=reply.content,
         usage=reply.usage, decoding=reply.decoding, duration_s=time.perf_counter() - started,

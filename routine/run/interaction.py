@@ -2,9 +2,10 @@
 
 * **ask** — before asking, the user's words so far are read for the inputs the step
   fills (one turn, constrained to the inputs' types under guided decoding): asking for
-  something the user already said is a mistake. What is still missing is asked with the
-  step's own question, and the run waits (:class:`Waiting`); the reply is read the same
-  way. A question asked ``max_visits`` times (default 3) without an answer ends the run.
+  something the user already said is a mistake. What is still missing and required is
+  asked with the step's own question, and the run waits (:class:`Waiting`); an optional
+  input not said takes its default. The reply is read the same way. A question asked
+  ``max_visits`` times (default 3) without an answer ends the run.
 * **confirm** — a call of a ``confirm`` step does not run until the user answers an
   explicit yes to what it will do (:func:`is_yes`: a yes word and no negation; anything
   else declines). The decision and the user's words are the call's approval record.
@@ -112,8 +113,10 @@ async def _ask(state: RunState, model: Model, step: Any) -> TurnResult:
     said = state.trace.said
     pending = state.pending if state.pending is not None and state.pending.kind == "inputs" \
         and state.pending.step_id == step.id else None
-    if pending is None and tracker.visits.get(step.id, 0) > 1:
-        # come back to by a loop: what the user said before is what went wrong; ask anew
+    after_failure = step.id in tracker.flow.on_error.values()
+    if pending is None and (tracker.visits.get(step.id, 0) > 1 or after_failure):
+        # come back to by a loop, or reached because a call with what the user said
+        # failed: what was said before is what went wrong; ask anew
         for name in step.fills:
             tracker.inputs.pop(name, None)
             state.trace.inputs.pop(name, None)
@@ -123,6 +126,12 @@ async def _ask(state: RunState, model: Model, step: Any) -> TurnResult:
         if missing:  # read what the user said (since the question): never ask twice
             start = pending.said_from if pending is not None else 0
             missing = await extract_inputs(state, model, missing, said[start:])
+        specs = tracker.routine.inputs
+        for name in [n for n in missing if not specs[n].required or specs[n].default is not None]:
+            missing.remove(name)  # optional: not said, so its default holds
+            if specs[name].default is not None:
+                tracker.fill({name: specs[name].default})
+                state.trace.inputs[name] = specs[name].default
     if not missing:
         state.pending = None
         tracker.complete()

@@ -42,6 +42,7 @@ from ..models.messages import (
 )
 from ..models.parsing import CallParseError, ParsedCall, parse_reply
 from ..spec.format import Routine
+from ..spec.references import parse_references
 from ..tools.core import FINISH_TOOL, RunContext, Tool, ToolArgumentsError, ToolRegistry, result_text
 from ..tools.core import to_jsonable as jsonable
 from .approval import ApprovalRequest, Approver, Decision, decide
@@ -175,8 +176,13 @@ def turn_guide(state: RunState) -> TurnGuide | None:
         return TurnGuide(step.id, flow.labels[step.id], tools, known, (),
                          branch_undecided=True, fixed=fixed, constrain=constrain)
     unknown = tuple(a.name for a in tracker.arguments() if not a.known)
+    sources = {}
+    for name in unknown:
+        refs = parse_references(step.args.get(name))
+        if len(refs) == 1 and refs[0].whole and refs[0].kind == "inputs" and not refs[0].path:
+            sources[name] = refs[0].name
     return TurnGuide(step.id, flow.labels[step.id], tools, known, unknown, fixed=fixed,
-                     constrain=constrain)
+                     constrain=constrain, sources=sources)
 
 
 async def take_turn(state: RunState, model: Model) -> TurnResult:

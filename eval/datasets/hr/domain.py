@@ -15,7 +15,7 @@ from typing import Any
 from routine_tools.hr import toolset
 
 from routine import RunContext
-from routine.eval.dataset import Domain, Template
+from routine.eval.dataset import Domain, Template, UserSpec
 
 TOOLS = toolset.tools
 TODAY = date(2026, 6, 1)
@@ -677,11 +677,38 @@ OTHER = [
         count=3),
 ]
 
+# ---------------------------------------------------------------- conversations
+# The first message leaves the dates out; a simulated user gives them when asked and says
+# yes (or no) to the booking (`routine eval --protocols conversation`).
+def declined_answer(values: dict[str, Any], out: dict[str, Any]) -> tuple[str, list[str]]:
+    return "Nothing was booked.", []
+
+
+DATES = {"start_date": "from {value}", "end_date": "until {value}"}
+
+CONVERSATIONS = [
+    Template("talk.leave.dates_later", "conversations", "train", "request_leave", [
+        "I'd like to book some {leave_type} leave for {employee_name}.",
+        "{employee_name} wants to take {leave_type} leave.",
+    ], sample_booking(True), booked_answer, count=4,
+        user=UserSpec(holds=["start_date", "end_date"], says=DATES)),
+    Template("talk.leave.dates_later_b", "conversations", "test", "request_leave", [
+        "Please request {leave_type} leave for {employee_name}.",
+        "Can you put in a {leave_type} leave request for {employee_name}?",
+    ], sample_booking(True), booked_answer, count=4,
+        user=UserSpec(holds=["start_date", "end_date"], says=DATES)),
+    Template("talk.leave.declines", "conversations", "test", "request_leave", [
+        "Book {leave_type} leave for {employee_name} from {start_date} to {end_date}.",
+    ], sample_booking(True), declined_answer, count=4,
+        user=UserSpec(confirms=False)),
+]
+
 DOMAIN = Domain(
     name="hr",
     toolsets=["routine_tools.hr"],
     routines_dir="routines/hr",
-    templates=LEAVE + PEOPLE + PAYROLL + EXPENSES + POLICIES + IT + ROOMS + TRAINING + OTHER,
+    templates=LEAVE + PEOPLE + PAYROLL + EXPENSES + POLICIES + IT + ROOMS + TRAINING + OTHER
+    + CONVERSATIONS,
     seed=20260601,
     # free text is matched by word overlap; ids, dates, amounts and enums exactly (loosely)
     arg_modes={"create_it_ticket.description": "fuzzy", "submit_expense_claim.description":

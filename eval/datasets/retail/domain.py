@@ -15,7 +15,7 @@ from typing import Any
 
 from routine_tools.retail.db import RETURN_WINDOW_DAYS, TODAY
 
-from routine.eval.dataset import Domain, Template
+from routine.eval.dataset import Domain, Template, UserSpec
 
 Values = dict[str, Any]
 Outputs = dict[str, Any]
@@ -269,7 +269,7 @@ def sample_address_mixed(deps: Any, rng: random.Random) -> Values | None:
 
 def answer_address(values: Values, outputs: Outputs) -> tuple[str, list[str]]:
     order = outputs["get_order"]
-    customer = outputs["find_customer"]
+    customer = outputs.get("find_customer") or outputs["find_again"]  # the lookup that worked
     if "update" in outputs:
         u = outputs["update"]
         street = u["shipping_address"].split(",")[0]
@@ -730,11 +730,69 @@ TEMPLATES = [
         count=4),
 ]
 
+# ------------------------------------------------------------------ conversations
+# The first message leaves something out (or gives a wrong email); a simulated user gives it
+# when the agent asks, and says yes or no when asked to confirm (the conversation protocol:
+# `routine eval --protocols conversation`). Split by template like the rest.
+def sample_wrong_email(deps: Any, rng: random.Random) -> Values | None:
+    row = sample_address_pending(deps, rng)
+    if row is None:
+        return None
+    first = row["name"].split()[0].lower()
+    return {**row, "wrong_email": f"{first}.{rng.randrange(100, 999)}@oldmail.example"}
+
+
+def answer_declined(values: Values, outputs: Outputs) -> tuple[str, list[str]]:
+    return "Nothing was changed.", []
+
+
+SAYS = {"order_id": "it's order {value}", "reason": "{value}"}
+
+CONVERSATIONS = [
+    Template(
+        id="talk.cancel.order_later", scenario="conversations", split="train",
+        routine="cancel_order",
+        phrasings=["Hi, I need to cancel an order. My email is {email}.",
+                   "{email} here, I want to cancel something I ordered.",
+                   "Can you cancel one of my orders? I'm {name}, {email}."],
+        sample=sample_cancel_no_reason, answer=answer_cancel, count=4,
+        user=UserSpec(holds=["order_id"], says=SAYS)),
+    Template(
+        id="talk.cancel.order_later_b", scenario="conversations", split="test",
+        routine="cancel_order",
+        phrasings=["I'd like to cancel an order, please. Account: {email}",
+                   "Please cancel my order. My email address is {email}."],
+        sample=sample_cancel_no_reason, answer=answer_cancel, count=4,
+        user=UserSpec(holds=["order_id"], says=SAYS)),
+    Template(
+        id="talk.cancel.declines", scenario="conversations", split="test",
+        routine="cancel_order",
+        phrasings=["I might want to cancel order {order_id}, my email is {email}.",
+                   "Thinking of cancelling order #{order_id} ({email})."],
+        sample=sample_cancel_no_reason, answer=answer_declined, count=4,
+        user=UserSpec(says=SAYS, confirms=False)),
+    Template(
+        id="talk.address.wrong_email", scenario="conversations", split="test",
+        routine="change_shipping_address",
+        phrasings=["Please send order {order_id} to {address} instead. My email is "
+                   "{wrong_email}.",
+                   "Change the delivery address of order #{order_id} to {address}; I'm "
+                   "{wrong_email}."],
+        sample=sample_wrong_email, answer=answer_address, count=4,
+        user=UserSpec(first={"email": "wrong_email"}, says={"email": "try {value}"})),
+    Template(
+        id="talk.address.wrong_email_b", scenario="conversations", split="train",
+        routine="change_shipping_address",
+        phrasings=["Order {order_id} should go to {address}, please. Email: {wrong_email}"],
+        sample=sample_wrong_email, answer=answer_address, count=3,
+        user=UserSpec(first={"email": "wrong_email"}, says={"email": "it's {value}"})),
+]
+
 DOMAIN = Domain(
     name="retail",
     toolsets=["routine_tools.retail"],
     routines_dir="routines/retail",
-    templates=TEMPLATES,
+    templates=TEMPLATES + CONVERSATIONS,
     seed=20260602,
     arg_modes={"cancel_order.reason": "fuzzy", "request_return.reason": "fuzzy",
                "issue_store_credit.reason": "fuzzy", "search_products.query": "fuzzy",
