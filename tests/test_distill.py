@@ -23,25 +23,6 @@ from .conftest import ROOT
 RETAIL = ROOT / "eval" / "datasets" / "retail"
 
 
-class _ReadsInputs(ScriptedModel):
-    """Replays the calls; a turn that reads inputs from the request (an ask step's) gets
-    the example's values and is not one of the recorded requests."""
-
-    def __init__(self, replies, inputs):
-        super().__init__(replies)
-        self.inputs = inputs
-
-    async def complete(self, messages, tools, *, guide=None, **settings):
-        if guide is not None and guide.label == "inputs":
-            import json
-
-            from routine.models.base import ModelReply
-
-            wanted = guide.schema["properties"]
-            return ModelReply(content=json.dumps({n: self.inputs.get(n) for n in wanted}))
-        return await super().complete(messages, tools, guide=guide, **settings)
-
-
 @pytest.fixture(scope="module")
 def retail_rows():
     return asyncio.run(distill(RETAIL))
@@ -59,9 +40,9 @@ def test_prompts_are_what_a_live_run_sends(retail_rows):
     checked = 0
     for example in examples[::4]:
         for variant, condition in (("routine", "nl+track"), ("distilled", "none")):
-            model = _ReadsInputs([text_call(c.name, **c.arguments) for c in example.calls]
-                                 + [text_call("finish", answer=example.answer)],
-                                 example.inputs)
+            model = ScriptedModel([text_call(c.name, **c.arguments) for c in example.calls]
+                                  + [text_call("finish", answer=example.answer)],
+                                  inputs=example.inputs)
             result = asyncio.run(run_task(example, routines, registry, model,
                                           CONDITIONS[condition], 0, RunSettings(), domain,
                                           seed))

@@ -4,7 +4,6 @@ data is made by the executor itself; and the gold trajectories pass their own ch
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 
@@ -14,7 +13,6 @@ from routine.eval.dataset import load_dataset, load_domain, seed_snapshot
 from routine.eval.players import ConversationOracle, GoldPlayer
 from routine.eval.steps import build_step_samples
 from routine.eval.tasks import run_task
-from routine.models.base import ModelReply
 from routine.models.messages import SystemMessage
 from routine.models.testing import ScriptedModel, text_call
 from routine.run.settings import RunSettings
@@ -29,19 +27,6 @@ def _domain(name: str):
     routines = {n: loaded.routine for n, loaded in domain.routines().items()}
     return domain, domain.registry(), routines
 
-
-class _Live(ScriptedModel):
-    """Text calls as scripted; an inputs-first turn answered with the gold inputs."""
-
-    def __init__(self, replies, inputs):
-        super().__init__(replies)
-        self.inputs = inputs
-
-    async def complete(self, messages, tools, *, guide=None, **settings):
-        if guide is not None and guide.label == "inputs":
-            wanted = guide.schema["properties"]
-            return ModelReply(content=json.dumps({n: self.inputs.get(n) for n in wanted}))
-        return await super().complete(messages, tools, guide=guide, **settings)
 
 
 @pytest.mark.parametrize("name", DOMAINS)
@@ -62,8 +47,9 @@ def test_step_samples_are_what_a_live_run_sends(name, condition):
     assert len(by_example) == len(examples)
 
     async def live(example):
-        model = _Live([text_call(c.name, **c.arguments) for c in example.calls]
-                      + [text_call("finish", answer=example.answer)], example.inputs)
+        model = ScriptedModel([text_call(c.name, **c.arguments) for c in example.calls]
+                              + [text_call("finish", answer=example.answer)],
+                              inputs=example.inputs)
         result = await run_task(example, routines, registry, model, CONDITIONS[condition], 0,
                                 RunSettings(max_steps=50), domain, seed)
         model.assert_complete()

@@ -56,15 +56,25 @@ def _as_reply(item: ModelReply | str) -> ModelReply:
 
 
 class ScriptedModel:
-    """Replays ``replies`` in order; raises AssertionError when asked for more."""
+    """Replays ``replies`` in order; raises AssertionError when asked for more.
 
-    def __init__(self, replies: list[ModelReply | str], name: str = "scripted"):
+    With ``inputs``, a turn that reads input values from the user's words (an ask step's,
+    inputs-first) is answered with them (null for the others) and is not one of the
+    scripted replies or recorded requests."""
+
+    def __init__(self, replies: list[ModelReply | str], name: str = "scripted",
+                 inputs: dict[str, Any] | None = None):
         self.name = name
         self.replies = [_as_reply(r) for r in replies]
         self.requests: list[Request] = []
+        self.inputs = inputs
 
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]], *,
                        guide: TurnGuide | None = None, **settings: Any) -> ModelReply:
+        if self.inputs is not None and guide is not None and guide.label == "inputs":
+            wanted = (guide.schema or {}).get("properties", {})
+            return ModelReply(content=json.dumps({n: self.inputs.get(n) for n in wanted},
+                                                 default=str))
         self.requests.append(Request(list(messages), list(tools), settings, guide))
         if len(self.requests) > len(self.replies):
             raise AssertionError(f"ScriptedModel ran out of replies after {len(self.replies)}")
