@@ -11,6 +11,7 @@ from routine import Agent, RunContext, RunSettings, ToolRegistry, Toolset, load_
 from routine.errors import ModelRequestsForbidden
 from routine.models.client import ModelReply, OpenAIModel
 from routine.models.testing import FunctionModel, Request, ScriptedModel, call, text_call
+from routine.run.approval import policy
 from routine.run.trace import dump_traces, load_traces
 
 from .conftest import ROUTINES
@@ -243,13 +244,14 @@ def test_branch_is_chosen_by_when_expression(hr_tools):
         call("submit_leave_request", employee_id=EMP_ID, leave_type="annual",
              start_date="2026-06-08", end_date="2026-06-09"),
         call("finish", answer="booked"),
-    ])
-    agent = Agent(ROUTINES / "hr" / "request_leave.yaml", hr_tools, model)
+    ], inputs={"start_date": "2026-06-08", "end_date": "2026-06-09"})  # the ask step reads
+    agent = Agent(ROUTINES / "hr" / "request_leave.yaml", hr_tools, model,
+                  approver=policy(True))  # the booking is confirmed by the approver
     trace = agent.run(f"Book annual leave for {NAME} on 8-9 June 2026.")
     assert trace.outcome == "answered"
     assert trace.branches == {"enough_days": 0}
-    assert trace.steps_done == ["find_employee", "check_balance", "enough_days", "submit",
-                                "confirm"]
+    assert trace.steps_done == ["ask_dates", "find_employee", "check_balance", "enough_days",
+                                "submit", "confirm"]
     assert trace.tool_calls[2].result["days"] == 2.0
     # once the branch was decided, the model was told to submit with the known id
     assert "Call the submit_leave_request tool" in model.requests[2].messages[-1].content
@@ -345,11 +347,12 @@ def test_runs_never_see_each_others_writes(hr_tools):
             call("get_leave_balance", employee_id=EMP_ID, leave_type="annual"),
             call("submit_leave_request", employee_id=EMP_ID, leave_type="annual",
                  start_date="2026-06-01", end_date="2026-06-05"),
-            call("finish", answer="booked")])
+            call("finish", answer="booked")],
+            inputs={"start_date": "2026-06-01", "end_date": "2026-06-05"})
 
     agent_path = ROUTINES / "hr" / "request_leave.yaml"
-    first = Agent(agent_path, hr_tools, book()).run("book")
-    second = Agent(agent_path, hr_tools, book()).run("book")
+    first = Agent(agent_path, hr_tools, book(), approver=policy(True)).run("book")
+    second = Agent(agent_path, hr_tools, book(), approver=policy(True)).run("book")
     # each run starts from 18 taken days: 5 more fit (7 left) both times
     assert first.tool_calls[1].result["remaining"] == 7.0
     assert second.tool_calls[1].result["remaining"] == 7.0
@@ -434,7 +437,9 @@ def test_trace_records_the_end_state_of_the_database(hr_tools):
         call("get_leave_balance", employee_id=EMP_ID, leave_type="annual"),
         call("submit_leave_request", employee_id=EMP_ID, leave_type="annual",
              start_date="2026-06-08", end_date="2026-06-08"),
-        call("finish", answer="ok")])).run("book")
+        call("finish", answer="ok")], inputs={"start_date": "2026-06-08",
+                                              "end_date": "2026-06-08"}),
+        approver=policy(True)).run("book")
     assert booked.end_state["hr"] != read_only.end_state["hr"]
 
 

@@ -38,10 +38,11 @@ def test_system_prompt_snapshots(request_leave, fmt):
 def test_json_rendering_follows_the_paper(request_leave):
     steps = Planner().steps_json(request_leave)
     assert [(s["step"], s["type"], s["tool"]) for s in steps] == [
-        ("1", "node", "find_employee"), ("2", "node", "get_leave_balance"),
-        ("3", "branch", None), ("3-1_1", "branchnode", "submit_leave_request"),
-        ("3-1_2", "finish", "finish"), ("3-2_1", "finish", "finish")]
-    assert steps[2]["branches"][1] == {"condition": "no days are left", "goto": "3-2_1"}
+        ("1", "ask", None), ("2", "node", "find_employee"), ("3", "node", "get_leave_balance"),
+        ("4", "branch", None), ("4-1_1", "branchnode", "submit_leave_request"),
+        ("4-1_2", "finish", "finish"), ("4-2_1", "finish", "finish")]
+    assert steps[3]["branches"][1] == {"condition": "no days are left", "goto": "4-2_1"}
+    assert steps[0]["fills"] == ["start_date", "end_date"] and "confirm" in steps[4]
     json.dumps(steps)  # serialisable as it is shown
 
 
@@ -53,7 +54,7 @@ def test_state_prompt_snapshot_mid_run(request_leave):
     memory.store({"text": "x" * 50}, "long handbook text " * 10, "get_handbook")
     text = Planner().state_prompt(tracker, memory)
     check_snapshot("state_request_leave_step2.txt", text)
-    assert "- employee_id: 5" in text and "Current step: Step 2" in text
+    assert "- employee_id: 5" in text and "Current step: Step 3" in text
 
 
 def test_state_prompt_is_none_without_tracking_or_memory(request_leave):
