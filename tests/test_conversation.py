@@ -245,3 +245,30 @@ steps:
     assert chat.traces[0].handoff.inputs["email"] == "ana@example.com"
     assert reply.routine == "cancel_with_refund" and reply.text.startswith("Which order")
     assert chat.traces[1].inputs["email"] == "ana@example.com"
+
+
+@pytest.mark.parametrize("reply,values", [
+    ('{"order_id": 7}', {"order_id": 7}),
+    ("```json\n{\"order_id\": 7, \"reason\": null}\n```", {"order_id": 7, "reason": None}),
+    ("order_id: 7", {"order_id": 7}),                    # what the 0.5B wrote
+    ('- order_id: 7\n- reason: "by mistake"', {"order_id": 7, "reason": "by mistake"}),
+    ("I do not know.", None),
+])
+def test_input_values_are_read_from_what_small_models_write(reply, values):
+    from routine.run.inputs import _read
+
+    assert _read(reply, []) == values
+
+
+def test_a_reply_is_read_with_the_question_it_answers():
+    replies = [extracted(order_id=None, reason=None),
+               extracted(order_id=7, reason="ordered it by mistake")]
+    model = ScriptedModel(replies + FIND_TO_CANCEL)
+    with Agent(ROUTINE, ToolRegistry(shop), model).conversation() as chat:
+        chat.send("I want to cancel an order. My email is ana@example.com")
+        chat.send("Order 7, it is late")
+    second = model.requests[1].messages
+    assert [type(m).__name__ for m in second[1:]] == ["AssistantMessage", "UserMessage",
+                                                      "SystemMessage"]
+    assert second[1].content == "Which order would you like to cancel, and why?"
+    assert second[2].content == "Order 7, it is late"  # only the reply, not the request again

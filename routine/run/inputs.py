@@ -12,6 +12,7 @@ guessing: the run ends with that question as its answer (``trace.asked``).
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from ..errors import ModelRequestsForbidden, RoutineError
 from ..models.base import Model, TurnGuide
 from ..models.guided import inputs_schema
-from ..models.messages import SystemMessage, UserMessage
+from ..models.messages import AssistantMessage, SystemMessage, UserMessage
 from ..models.parsing import CallParseError, parse_reply
 from ..spec.format import Routine
 from .trace import TurnRecord
@@ -57,13 +58,14 @@ def _instruction(specs: dict[str, Any]) -> str:
     lines = [f"- {name} ({spec.type}): {spec.description}"
              + (f"; one of {', '.join(map(str, spec.enum))}" if spec.enum else "")
              for name, spec in specs.items()]
-    return ("Before any tool call, read these values from the user's request. Reply with "
-            "one JSON object mapping each name to its value, or null if the request does not "
+    return ("Before any tool call, read these values from the user's words above. Reply with "
+            "one JSON object mapping each name to its value, or null if the user does not "
             "state it (do not guess):\n" + "\n".join(lines))
 
 
 def _read(content: str, tool_calls: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The JSON object of the reply (bare, fenced, or a call's arguments)."""
+    """The JSON object of the reply (bare, fenced, or a call's arguments), or ``name: value``
+    lines (small models write those)."""
     text = content.strip()
     start, end = text.find("{"), text.rfind("}")
     if start != -1 and end > start:
@@ -77,16 +79,28 @@ def _read(content: str, tool_calls: list[dict[str, Any]]) -> dict[str, Any] | No
     try:
         parsed = parse_reply(content, tool_calls)
     except CallParseError:
-        return None
-    return parsed.calls[0].arguments if parsed.calls else None
+        parsed = None
+    if parsed is not None and parsed.calls:
+        return parsed.calls[0].arguments
+    pairs = dict(re.findall(r"^\s*[-*]?\s*([A-Za-z_][A-Za-z0-9_]*)\s*[:=]\s*(.+?)\s*,?$", text,
+                            re.M))
+    return {k: _scalar(v) for k, v in pairs.items()} or None
+
+
+def _scalar(text: str) -> Any:
+    """A value written after ``name:`` — JSON if it parses (7, "x", null), else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text.strip("\"'")
 
 
 async def extract_inputs(state: Any, model: Model, names: list[str] | None = None,
-                         said: list[str] | None = None) -> list[str]:
+                         said: list[str] | None = None, asked: str | None = None) -> list[str]:
     """Ask for the undeclared inputs (or only ``names``) once, reading the request (or
     ``said``: what the user said, e.g. the replies to a question); put the stated ones into
     the run's inputs and return the names of the ones still missing (of ``names``; else
-    the required ones without a default)."""
+    the required ones without a default). ``asked``: the question those words answer."""
     routine, tracker = state.routine, state.tracker
     wanted = {n: s for n, s in routine.inputs.items() if n not in state.trace.inputs
               and (names is None or n in names)}
@@ -97,8 +111,8 @@ async def extract_inputs(state: Any, model: Model, names: list[str] | None = Non
     guide = TurnGuide(None, "inputs", (), constrain=state.settings.decoding == "guided",
                       schema=schema)
     text = "\n".join(said) if said is not None else state.trace.query or ""
-    messages = [state.history[0], UserMessage(content=text),
-                SystemMessage(content=_instruction(wanted))]
+    messages = [state.history[0], *([AssistantMessage(content=asked)] if asked else []),
+                UserMessage(content=text), SystemMessage(content=_instruction(wanted))]
     try:
         reply = await model.complete(messages, [], guide=guide, **state.settings.sampling())
     except ModelRequestsForbidden:

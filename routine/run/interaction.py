@@ -125,7 +125,8 @@ async def _ask(state: RunState, model: Model, step: Any) -> TurnResult:
         missing = [n for n in step.fills if n not in tracker.inputs]
         if missing:  # read what the user said (since the question): never ask twice
             start = pending.said_from if pending is not None else 0
-            missing = await extract_inputs(state, model, missing, said[start:])
+            missing = await extract_inputs(state, model, missing, said[start:],
+                                           pending.message if pending is not None else None)
         specs = tracker.routine.inputs
         for name in [n for n in missing if not specs[n].required or specs[n].default is not None]:
             missing.remove(name)  # optional: not said, so its default holds
