@@ -4,6 +4,11 @@
 # stop simply run this again; finished items cost seconds.
 #   eval/run-queue.sh                    # all
 #   ITEMS="guided-retail-0.5b" eval/run-queue.sh
+# To keep working on the code meanwhile, run it from a frozen worktree (what it measures
+# must not change under it), with the outputs linked back:
+#   git worktree add ../queue COMMIT && cd ../queue && rm -r eval/results &&
+#   ln -s "$OLDPWD/eval/results" eval/results && ln -s "$OLDPWD/runs" runs &&
+#   PYTHONPATH=$PWD eval/run-queue.sh
 set -euo pipefail
 paper=none,nl,json,nl+track,nl+distractor
 guided=nl+track+guided,nl+track+guided+inputs
