@@ -39,7 +39,9 @@ class Store:
         7: Order(order_id=7, customer_id=1, status="pending", total=30.0, items=[
             Item(product_id=11, name="mug", price=10.0),
             Item(product_id=12, name="lamp", price=20.0)]),
-        8: Order(order_id=8, customer_id=2, status="shipped", total=5.0, items=[])})
+        8: Order(order_id=8, customer_id=2, status="shipped", total=5.0, items=[]),
+        9: Order(order_id=9, customer_id=1, status="pending", total=10.0, items=[
+            Item(product_id=11, name="mug", price=10.0)])})
     stock: dict[int, int] = field(default_factory=lambda: {11: 4, 12: 0})
     refunds: list[tuple[int, float]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)

@@ -190,3 +190,33 @@ def test_gold_conversations_replay(domain):
     assert replay(examples, domain) == {e.id: [] for e in examples}
     broken = examples[0].model_copy(update={"end_state": "0" * 64})
     assert replay([broken], domain)[broken.id][0].startswith("end state differs")
+
+
+def test_a_user_who_changes_their_mind_is_asked_again_and_the_new_value_counts(domain,
+                                                                             tmp_path):
+    changing = CANCEL.replace("    on_decline: kept", "    on_decline: ask_order").replace(
+        "    fills: [order_id, reason]\n", "    fills: [order_id, reason]\n    max_visits: 2\n")
+    (domain.root / "routines" / "cancel.yaml").write_text(changing)
+
+    def sample_two(deps, rng):
+        return {**sample(deps, rng), "other_order": 9}
+
+    def answer_two(values, outputs):
+        return "Order 9 is cancelled; 5.0 will be refunded.", ["9"]
+
+    domain.templates = [Template(
+        id="cancel.changes", scenario="orders", split="test", routine="cancel_with_refund",
+        count=1, sample=sample_two, answer=answer_two,
+        phrasings=["I want to cancel an order. My email is {email}."],
+        user=UserSpec(holds=["order_id", "reason"], changes={"order_id": "other_order"},
+                      says={"order_id": "order {value}"}))]
+    (example,), registry, routines, seed = build(domain)
+    assert example.user.facts["order_id"] == 7 and example.user.changes == {"order_id": 9}
+    assert [c.arguments for c in example.calls if c.name == "cancel_order"] == [
+        {"order_id": 9, "reason": "ordered it by mistake"}]  # only the order they meant
+    oracle = ConversationOracle({**example.inputs, **example.user.facts, "order_id": 9},
+                                first={"order_id": 7}, answer=example.answer)
+    result = run(example, oracle, domain, registry, routines, seed)
+    # the "no, I meant order 9" is read: not asked again, the reason kept
+    assert result.success and result.questions == 1 and result.writes_without_yes == 0
+    assert result.user_turns == 4  # request, order 7 and why, "no, I meant order 9", yes

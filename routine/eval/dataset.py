@@ -278,9 +278,11 @@ async def gold_conversation(loaded: LoadedRoutine, registry: ToolRegistry, query
     """A gold conversation: the oracle (reading only what the user said) talks with the
     scripted user until the routine ends. (gold calls, outputs, end snapshot)."""
     routine = loaded.routine
-    oracle = ConversationOracle({**stated, **user.facts}, routine.name,
-                                first={k: v for k, v in stated.items()
-                                       if k in user.facts and user.facts[k] != v})
+    # values said before the ones that count: a wrong first value, a mind changed
+    first = {k: stated[k] for k in stated if k in user.facts and user.facts[k] != stated[k]}
+    first |= {k: user.facts[k] for k in user.changes if k in user.facts}
+    oracle = ConversationOracle({**stated, **user.facts, **user.changes}, routine.name,
+                                first=first)
     agent = Agent(routine, registry, oracle, ORACLE_SETTINGS, validate=False,
                   approver=policy(True, by="evaluation policy (approve all)"))
     chat = Conversation(agent)
@@ -353,7 +355,9 @@ async def _build_from(domain: Domain, registry: ToolRegistry,
             if spec is not None:  # a conversation: some values only come when asked
                 user = UserProfile(facts=to_jsonable({k: inputs[k] for k in
                                                       (*spec.holds, *spec.first) if k in inputs}),
-                                   says=dict(spec.says), confirms=spec.confirms)
+                                   says=dict(spec.says), confirms=spec.confirms,
+                                   changes=to_jsonable({k: values[source] for k, source
+                                                        in spec.changes.items()}))
                 first = {k: values[source] for k, source in spec.first.items()}
                 inputs = {**{k: v for k, v in inputs.items() if k not in spec.holds}, **first}
             if loaded is not None and template.kind == "routine" and user is not None:

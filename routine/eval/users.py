@@ -26,6 +26,10 @@ class UserProfile(BaseModel):
     says: dict[str, str] = Field(default_factory=dict, description="Input name -> how the "
                                  "user words it (a str.format string over {value}).")
     confirms: bool = Field(True, description="Answers yes to a confirmation (else no).")
+    changes: dict[str, Any] = Field(
+        default_factory=dict, description="A change of mind: at the first confirmation the "
+        "user says no and that they meant these values instead (input name -> value); "
+        "asked again, they give them, and say yes.")
 
 
 @dataclass
@@ -39,12 +43,15 @@ class UserSpec:
         says: how the user words a value (``{"order_id": "it's order {value}"}``).
         first: input -> the sampled value the first message states instead (a wrong
             identity: ``{"email": "old_email"}``); the user gives the right one when asked.
+        changes: input -> the sampled value the user changes their mind to: they decline
+            the first confirmation ("No, I meant ..."), then give it when asked again.
     """
 
     holds: list[str] = field(default_factory=list)
     confirms: bool = True
     says: dict[str, str] = field(default_factory=dict)
     first: dict[str, str] = field(default_factory=dict)
+    changes: dict[str, str] = field(default_factory=dict)
 
 
 
@@ -55,12 +62,21 @@ class ScriptedUser:
 
     def __init__(self, profile: UserProfile):
         self.profile = profile
+        self.facts = dict(profile.facts)
+        self.changed = not profile.changes
+
+    def _say(self, name: str) -> str:
+        return self.profile.says.get(name, "{value}").format(value=self.facts[name])
 
     async def reply(self, reply: Any) -> str:
         waiting = reply.trace.waiting
         if waiting is not None and waiting.kind == "confirmation":
+            if not self.changed:  # a change of mind: no, and what they meant instead
+                self.changed = True
+                self.facts.update(self.profile.changes)
+                return "No, sorry, I meant " + ", ".join(
+                    self._say(n) for n in self.profile.changes) + "."
             return "Yes, go ahead." if self.profile.confirms else "No, please don't."
         names = waiting.fills if waiting is not None else []
-        parts = [self.profile.says.get(n, "{value}").format(value=self.profile.facts[n])
-                 for n in names if n in self.profile.facts]
+        parts = [self._say(n) for n in names if n in self.facts]
         return ", ".join(parts) if parts else "I don't know."

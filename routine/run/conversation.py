@@ -212,7 +212,8 @@ def snapshot(state: RunState) -> dict[str, Any]:
             "current": tracker.current, "done": tracker.done, "branches": tracker.branches,
             "outputs": tracker.outputs, "vars": tracker.vars, "visits": tracker.visits,
             "failed": tracker.failed, "inputs": tracker.inputs,
-            "use_defaults": tracker.use_defaults, "frames": [asdict(f) for f in tracker.frames]},
+            "use_defaults": tracker.use_defaults, "frames": [asdict(f) for f in tracker.frames],
+            "answered_at": tracker.answered_at},
         "memory": {"counter": memory._counter,
                    "entries": [asdict(e) for e in memory.entries.values()]},
         "run": {"mistakes": state.mistakes, "calls_made": state.calls_made,
@@ -240,6 +241,7 @@ def restore(agent: Any, trace: RunTrace) -> RunState:
         tracker.failed, tracker.inputs = t["failed"], t["inputs"]
         tracker.use_defaults = t["use_defaults"]
         tracker.frames = [LoopFrame(**f) for f in t["frames"]]
+        tracker.answered_at = dict(t.get("answered_at", {}))
     memory = saved["memory"]
     state.memory._counter = memory["counter"]
     state.memory.entries = {e["key"]: MemoryEntry(**e) for e in memory["entries"]}

@@ -114,13 +114,23 @@ async def _ask(state: RunState, model: Model, step: Any) -> TurnResult:
     pending = state.pending if state.pending is not None and state.pending.kind == "inputs" \
         and state.pending.step_id == step.id else None
     after_failure = step.id in tracker.flow.on_error.values()
-    if pending is None and (tracker.visits.get(step.id, 0) > 1 or after_failure):
+    revisit = tracker.visits.get(step.id, 0) > 1
+    if pending is None and (revisit or after_failure):
         # come back to by a loop, or reached because a call with what the user said
-        # failed: what was said before is what went wrong; ask anew
+        # failed: what was said before is what went wrong. What the user said since this
+        # step last completed (a "no, I meant order 9") is read first; else ask anew.
+        since = said[tracker.answered_at[step.id]:] if revisit and \
+            step.id in tracker.answered_at else []
+        before = {n: tracker.inputs.pop(n) for n in step.fills if n in tracker.inputs}
         for name in step.fills:
-            tracker.inputs.pop(name, None)
             state.trace.inputs.pop(name, None)
         missing = list(step.fills)
+        if since:
+            missing = await extract_inputs(state, model, missing, since)
+            if len(missing) < len(step.fills):  # something new was said: keep the rest
+                tracker.fill({n: v for n, v in before.items() if n in missing})
+                state.trace.inputs.update({n: v for n, v in before.items() if n in missing})
+                missing = [n for n in missing if n not in before]
     else:
         missing = [n for n in step.fills if n not in tracker.inputs]
         if missing:  # read what the user said (since the question): never ask twice
@@ -135,6 +145,7 @@ async def _ask(state: RunState, model: Model, step: Any) -> TurnResult:
                 state.trace.inputs[name] = specs[name].default
     if not missing:
         state.pending = None
+        tracker.answered_at[step.id] = len(said)
         tracker.complete()
         return NextTurn()
     try:

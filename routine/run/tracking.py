@@ -90,6 +90,7 @@ class StepTracker:
     failed: list[str] = field(default_factory=list)  # steps whose call failed over
     stopped: str | None = None  # why the routine cannot go on (a visit limit, a bad compute)
     declined: str | None = None  # the confirm step whose decline ended the routine
+    answered_at: dict[str, int] = field(default_factory=dict)  # ask step -> len(said) then
 
     def __post_init__(self) -> None:
         self.flow = Flow.of(self.routine)
