@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import ModelServerError, ModelUnavailable
 from ..models.base import Model
 from ..models.messages import SystemMessage, UserMessage
 from ..run.approval import policy
@@ -30,7 +29,7 @@ from .conditions import Condition
 from .dataset import Domain, GoldExample, deps_of
 from .endstate import EndState, Snapshot, snapshot_of
 from .scoring import tool_f1
-from .tasks import CallRecord, TaskResult, missing_facts
+from .tasks import CallRecord, TaskResult, missing_facts, raise_for_endpoint
 from .users import ScriptedUser, UserProfile
 
 __all__ = ["ScriptedUser", "ModelUser", "run_conversation", "MAX_USER_TURNS"]
@@ -84,10 +83,7 @@ async def run_conversation(example: GoldExample, routines: dict[str, Routine],
     traces = chat.traces
     trace = traces[-1]
     for t in traces:
-        if t.failure_kind in ("endpoint", "rate_limited"):
-            raise ModelServerError(t.failure or "the endpoint failed")
-        if t.failure_kind == "unavailable":
-            raise ModelUnavailable(t.failure or "the model is unavailable")
+        raise_for_endpoint(t)
     reached = domain.end_state(snapshot, seed)
     state_ok, why = domain.same_end_state(reached, EndState(example.end_state,
                                                             example.end_texts))

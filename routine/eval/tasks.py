@@ -40,8 +40,8 @@ from .endstate import EndState, RowDiff, Snapshot, describe_diffs, row_diffs
 from .players import GoldPlayer
 from .scoring import tool_f1
 
-__all__ = ["TaskResult", "CallRecord", "RESULT_CHARS", "run_task", "facts_present",
-           "missing_facts"]
+__all__ = ["TaskResult", "CallRecord", "RESULT_CHARS", "run_task", "raise_for_endpoint",
+           "facts_present", "missing_facts"]
 
 RESULT_CHARS = 500
 
@@ -153,6 +153,15 @@ class TaskResult(BaseModel):
         "changed end state after the user declined (must be 0).")
 
 
+def raise_for_endpoint(trace: Any) -> None:
+    """An endpoint failure is no verdict on the model: raise it (the sample is not recorded,
+    a resume retries it) instead of scoring the run."""
+    if trace.failure_kind in ("endpoint", "rate_limited"):
+        raise ModelServerError(trace.failure or "the endpoint failed")
+    if trace.failure_kind == "unavailable":
+        raise ModelUnavailable(trace.failure or "the model is unavailable")
+
+
 def missing_facts(answer: str | None, facts: list[str]) -> list[str]:
     """The facts the answer does not contain (case-insensitive; numbers compared as numbers,
     so "7" matches "7.0" and "1,500" matches "1500")."""
@@ -180,10 +189,7 @@ async def run_task(example: GoldExample, routines: dict[str, Routine],
     else:
         agent = condition.agent(routine, routines, registry, model, settings, distractor_seed)
     trace, snapshot = await run_with_snapshot(agent, domain.deps_toolset, example.query)
-    if trace.failure_kind in ("endpoint", "rate_limited"):
-        raise ModelServerError(trace.failure or "the endpoint failed")
-    if trace.failure_kind == "unavailable":
-        raise ModelUnavailable(trace.failure or "the model is unavailable")
+    raise_for_endpoint(trace)
     reached = domain.end_state(snapshot, seed)
     gold_state = EndState(example.end_state, example.end_texts)
     state_ok, why = domain.same_end_state(reached, gold_state)
