@@ -35,7 +35,9 @@ from ..spec.format import Routine, routine_json_schema
 from ..spec.loader import LoadedRoutine, load_routine
 from ..spec.project import Project
 from ..spec.toolsets import import_toolsets, registry_for
-from ..spec.validate import _resolve, check_routine
+from ..spec.typetext import output_fields as _output_fields
+from ..spec.typetext import type_text as _type_text
+from ..spec.validate import check_routine
 from ..tools.core import ToolRegistry
 from .options import options_from
 
@@ -179,60 +181,6 @@ def init(
     out.print(f"\nnext: {where}routine validate && routine run open_ticket "
               "\"My VPN keeps dropping, I'm ana.lima@example.com\"", markup=False,
               highlight=False, soft_wrap=True)
-
-
-def _type_text(schema: Any, root: dict[str, Any], depth: int = 0) -> str:
-    """A JSON schema as a short type: ``integer``, ``string | null``, ``list[Employee]``,
-    ``dict[str, number]``, ``"annual" | "sick"``, ``{a: integer, b?: string}``."""
-    if not isinstance(schema, dict) or depth > 6:
-        return "any"
-    if "$ref" in schema:
-        target = _resolve(schema, root) or {}
-        return str(target.get("title") or schema["$ref"].rsplit("/", 1)[-1])
-    for key in ("anyOf", "oneOf"):
-        if key in schema:
-            return " | ".join(dict.fromkeys(_type_text(s, root, depth + 1) for s in schema[key]))
-    if "enum" in schema or "const" in schema:
-        return " | ".join(json.dumps(v) for v in schema.get("enum", [schema.get("const")]))
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        return " | ".join(map(str, kind))
-    if kind == "array" and "prefixItems" in schema:
-        return f"tuple[{', '.join(_type_text(s, root, depth + 1) for s in schema['prefixItems'])}]"
-    if kind == "array":
-        return f"list[{_type_text(schema.get('items'), root, depth + 1)}]"
-    if "properties" in schema:
-        return str(schema.get("title") or "{" + ", ".join(
-            f"{name}{'' if required else '?'}: {text}"
-            for name, text, required in _fields(schema, root, depth + 1)) + "}")
-    if isinstance(schema.get("additionalProperties"), dict):
-        return f"dict[str, {_type_text(schema['additionalProperties'], root, depth + 1)}]"
-    if kind == "string" and schema.get("format"):
-        return f"string ({schema['format']})"
-    return str(kind or schema.get("title") or "any")
-
-
-def _fields(schema: dict[str, Any], root: dict[str, Any], depth: int = 0
-            ) -> list[tuple[str, str, bool]]:
-    """(name, type, required) of an object schema's properties."""
-    required = set(schema.get("required", []))
-    return [(name, _type_text(sub, root, depth), name in required)
-            for name, sub in schema.get("properties", {}).items()]
-
-
-def _output_fields(schema: dict[str, Any] | None) -> list[tuple[str, str, bool]]:
-    """The fields of what a tool returns: of the object, or of a list's items (a nullable
-    result: of its object alternative)."""
-    if not schema:
-        return []
-    current = _resolve(schema, schema) or {}
-    if current.get("type") == "array":
-        current = _resolve(current.get("items"), schema) or {}
-    objects = [alt for alt in (_resolve(a, schema) or {} for a in current.get("anyOf", []))
-               if "properties" in alt]
-    if len(objects) == 1:
-        current = objects[0]
-    return _fields(current, schema)
 
 
 def _tool_listing(registry: ToolRegistry) -> list[dict[str, Any]]:
