@@ -1,0 +1,187 @@
+"""Draft a routine from an expert's plain-language description, validate it, repair it.
+
+:func:`adraft` asks the model for the routine (under guided decoding, the reply is held to
+:func:`~routine.drafting.schema.draft_schema`), writes it as YAML, and checks it exactly as
+``routine validate`` does (the format, then every check against the toolsets' tools). While
+problems remain and rounds are left, the model gets the YAML with line numbers and every
+problem, and writes the routine again. The result keeps every attempt: what the model
+replied, the YAML, the problems, tokens and seconds. A routine that still has problems is
+``ok=False`` with its problems: callers report it and do not save it as a routine.
+
+    result = draft("To book time off: find the employee, ...", ["routine_tools.hr"], model,
+                   name="request_leave", rounds=3)
+    if result.ok:
+        Path("request_leave.yaml").write_text(result.yaml)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ..errors import Problem, RoutineError, SpecError
+from ..models.base import Model, TurnGuide
+from ..models.messages import AssistantMessage, Message, SystemMessage, Usage, UserMessage
+from ..models.parsing import CallParseError
+from ..spec.loader import load_routine_text
+from ..spec.project import Project
+from ..spec.toolsets import registry_for
+from ..spec.validate import check_routine
+from ..tools.core import ToolRegistry
+from .prompt import repair_prompt, request_prompt, system_prompt
+from .reply import routine_yaml
+from .schema import draft_schema
+
+__all__ = ["DraftAttempt", "DraftResult", "adraft", "draft", "check_draft", "toolset_registry",
+           "DRAFT_LABEL", "INVALID_MARKER"]
+
+DRAFT_LABEL = "draft"  # TurnGuide.label of a drafting request
+INVALID_MARKER = "INVALID ROUTINE"  # the first line of a file saved with its problems
+
+
+class DraftAttempt(BaseModel):
+    """One round: the model's reply, the routine as YAML (None: no routine in the reply),
+    and what validation found."""
+
+    round: int = Field(description="0: the first draft; 1, 2, ...: repair rounds.")
+    reply: str
+    yaml: str | None
+    problems: list[Problem]
+    decoding: str = Field(description="How the reply was constrained (free, llama, "
+                          "json_schema...): an endpoint that refuses the schema answers free.")
+    usage: Usage = Field(default_factory=Usage)
+    seconds: float = 0.0
+
+
+class DraftResult(BaseModel):
+    """Every attempt at one routine; the last one counts."""
+
+    name: str
+    toolsets: list[str]
+    model: str
+    draft: str
+    attempts: list[DraftAttempt]
+
+    @property
+    def ok(self) -> bool:
+        """The last attempt validates."""
+        last = self.attempts[-1] if self.attempts else None
+        return last is not None and last.yaml is not None and not last.problems
+
+    @property
+    def yaml(self) -> str | None:
+        """The last attempt's routine as YAML (check :attr:`ok` before saving it)."""
+        return self.attempts[-1].yaml if self.attempts else None
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self.attempts[-1].problems if self.attempts else []
+
+    @property
+    def repairs(self) -> int:
+        """Repair rounds used (0: the first draft validated, or no repair was allowed)."""
+        return max(len(self.attempts) - 1, 0)
+
+    def invalid_text(self) -> str:
+        """The last routine marked as invalid, its problems listed above it in comments: what
+        ``--save-invalid`` writes (it fails ``routine validate`` on purpose)."""
+        lines = [f"# {INVALID_MARKER}: routine draft could not make it pass validation "
+                 f"({len(self.problems)} problem(s) after {self.repairs} repair round(s)):"]
+        lines += [f"#   {p}" for p in self.problems]
+        return "\n".join(lines) + "\n" + (self.yaml or "# (the model wrote no routine)\n")
+
+
+def toolset_registry(toolsets: list[str], project: Project | None = None) -> ToolRegistry:
+    """The tools of the project's toolsets named ``toolsets`` (a module or an MCP server
+    entry of routine.toml); an unknown name is one error saying which names exist."""
+    project = project if project is not None else Project.discover()
+    if not toolsets:
+        raise RoutineError(f"no toolset given: name one or more of the project's toolsets "
+                           f"({project.describe()})")
+    registry = ToolRegistry()
+    for name in toolsets:
+        if name not in project.toolsets:
+            raise RoutineError(f"unknown toolset {name!r} (the project has "
+                               f"{project.describe()})")
+        for item in project.resolve(name):
+            registry.add(item)
+    return registry
+
+
+def check_draft(text: str, file: str = "<draft>", project: Project | None = None
+                ) -> list[Problem]:
+    """Every problem ``routine validate`` reports for the routine YAML ``text``."""
+    try:
+        loaded = load_routine_text(text, file)
+    except SpecError as exc:
+        return exc.problems
+    registry, problems = registry_for(loaded, project=project)
+    return problems + check_routine(loaded, registry, partial=bool(problems))
+
+
+async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: str,
+                 rounds: int = 3, guided: bool = True, project: Project | None = None,
+                 file: str = "<draft>", header: str = "", temperature: float = 0.0,
+                 max_tokens: int = 2048, seed: int = 0) -> DraftResult:
+    """Draft the routine ``name`` from ``draft_text`` with the tools of ``toolsets``; repair
+    it up to ``rounds`` times.
+
+    Args:
+        draft_text: the expert's description of the process.
+        toolsets: names of the project's toolsets (routine.toml ``[toolsets]``).
+        model: any :class:`~routine.models.base.Model` (an endpoint, the embedded model,
+            a test double).
+        name: the routine's name.
+        rounds: repair rounds after the first draft (0: none).
+        guided: hold each reply to :func:`~routine.drafting.schema.draft_schema` where
+            the endpoint can (``TurnGuide.constrain``).
+        file: the name problems are reported under.
+        header: comment lines the YAML starts with.
+    """
+    project = project if project is not None else Project.discover()
+    registry = toolset_registry(toolsets, project)
+    guide = TurnGuide(label=DRAFT_LABEL, constrain=guided,
+                      schema=draft_schema(registry, name))
+    opening: list[Message] = [SystemMessage(content=system_prompt()),
+                              UserMessage(content=request_prompt(name, draft_text, registry,
+                                                                 toolsets))]
+    messages = list(opening)
+    attempts: list[DraftAttempt] = []
+    settings: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens,
+                                "seed": seed}
+    for round_ in range(rounds + 1):
+        started = time.perf_counter()
+        reply = await model.complete(messages, [], guide=guide, **settings)
+        text = reply.content or _call_text(reply.tool_calls)
+        try:
+            yaml_text: str | None = routine_yaml(text, name, toolsets, header)
+            problems = check_draft(yaml_text, file, project)
+        except CallParseError as exc:
+            yaml_text, problems = None, [Problem(file, 1, 1, str(exc), "one JSON object with "
+                                                 "name, description, inputs and steps")]
+        attempts.append(DraftAttempt(round=round_, reply=text, yaml=yaml_text,
+                                     problems=problems, decoding=reply.decoding,
+                                     usage=reply.usage,
+                                     seconds=round(time.perf_counter() - started, 3)))
+        if not problems:
+            break
+        # the next round sees the first request, its own last reply and the problems only:
+        # the prompt stays the same size however many rounds run
+        messages = [*opening, AssistantMessage(content=text),
+                    UserMessage(content=repair_prompt(name, yaml_text, problems))]
+    return DraftResult(name=name, toolsets=list(toolsets), model=model.name,
+                       draft=draft_text, attempts=attempts)
+
+
+def _call_text(calls: list[dict[str, Any]]) -> str:
+    """A model that answered with a tool call: its arguments are the routine."""
+    return calls[0]["function"].get("arguments") or "" if calls else ""
+
+
+def draft(draft_text: str, toolsets: list[str], model: Model, **options: Any) -> DraftResult:
+    """Blocking :func:`adraft`."""
+    return asyncio.run(adraft(draft_text, toolsets, model, **options))
+

@@ -1,0 +1,73 @@
+"""A model's reply read as a routine, and the routine written as YAML.
+
+A guided reply is one JSON object; a free one may wrap it in prose or a code fence, or
+write YAML. :func:`routine_yaml` takes the first fenced block (else the whole text), reads
+it with YAML's safe loader (JSON is YAML), sets the routine's ``name`` and ``toolsets`` to
+the ones asked for, drops null values (a branch option's ``when: null`` means
+"otherwise"), and writes the routine as block-style YAML in the format's key order: the
+file ``validate`` checks and the user reviews.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from ..models.parsing import CallParseError
+
+__all__ = ["routine_yaml", "routine_data"]
+
+_FENCE = re.compile(r"```[a-zA-Z]*\s*\n(.*?)```", re.S)
+# the format's key order (routine.spec.format), for a file a person reads top down
+_TOP = ("name", "description", "version", "toolsets", "inputs", "constants", "steps")
+_STEP = ("id", "name", "description", "tool", "args", "branch", "finish", "condition", "when",
+         "steps", "next")
+
+
+def _clean(value: Any, order: tuple[str, ...] = ()) -> Any:
+    """``value`` without null entries; a mapping's keys in ``order`` first; step lists
+    (``steps``, ``branch``) in the step key order."""
+    if isinstance(value, list):
+        return [_clean(item, order) for item in value]
+    if not isinstance(value, dict):
+        return value
+    keys = [k for k in order if k in value] + [k for k in value if k not in order]
+    return {k: _clean(value[k], _STEP if k in ("steps", "branch") else ())
+            for k in keys if value[k] is not None}
+
+
+def routine_data(text: str) -> dict[str, Any]:
+    """The mapping a reply holds (the first fenced block, else the whole text); a reply
+    that holds none raises :class:`~routine.models.parsing.CallParseError` (the model's
+    mistake: it goes back to the model)."""
+    fenced = _FENCE.findall(text)
+    body = fenced[0] if fenced else text.strip()
+    try:
+        data = yaml.safe_load(body)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CallParseError(f"the reply cannot be read as JSON or YAML{where}: {problem}"
+                              + (" (cut off: it may have run out of tokens)"
+                                 if body.count("{") > body.count("}") else "")) from None
+    if not isinstance(data, dict):
+        raise CallParseError(f"the reply is {type(data).__name__ if data is not None else 'empty'}"
+                              ", not one routine object")
+    return data
+
+
+def routine_yaml(text: str, name: str | None, toolsets: list[str],
+                 header: str = "") -> str:
+    """The reply's routine as YAML text (``header``: comment lines to start the file)."""
+    data = routine_data(text)
+    if name:
+        data["name"] = name
+    data["toolsets"] = list(toolsets)
+    cleaned = _clean(data, _TOP)
+    body = yaml.safe_dump(cleaned, sort_keys=False, allow_unicode=True, width=100,
+                          default_flow_style=False)
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    return "\n".join([*lines, body]) if lines else body
