@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import RoutineError
 from ..spec.format import Routine
 from ..spec.loader import LoadedRoutine
+from . import telemetry
 from .interaction import answer_pending
 from .memory import MemoryEntry
 from .trace import RunTrace, TurnRecord
@@ -104,17 +105,22 @@ class Conversation:
             state.contexts = self.contexts
             self._resume = None
             self.traces.append(state.trace)
-        if state is None or state.trace.outcome not in ("waiting", "running"):
+        fresh = state is None or state.trace.outcome not in ("waiting", "running")
+        if fresh:
             state = self._state = self._begin(self.agent, message, self.inputs)
-        else:
-            result = await answer_pending(state, self.agent.model, message)
-            if not isinstance(result, NextTurn):
-                self.agent.stop(state, result)
-                return self._reply(state)
-        await self._run(self.agent, state)
+        assert state is not None
+        with telemetry.run_span(state, self.agent.model):  # one span per message
+            if not fresh:
+                with telemetry.turn_span(state):
+                    result = await answer_pending(state, self.agent.model, message)
+                if not isinstance(result, NextTurn):
+                    self.agent.stop(state, result)
+                    return self._reply(state)
+            await self._run(self.agent, state)
         while state.trace.outcome == "handed_off" and state.trace.handoff is not None:
             state = self._state = self._hand_off(state)
-            await self._run(self.agent, state)
+            with telemetry.run_span(state, self.agent.model):
+                await self._run(self.agent, state)
         return self._reply(state)
 
     def send(self, message: str) -> Reply:

@@ -21,6 +21,7 @@ from ..spec.format import Routine
 from ..spec.loader import LoadedRoutine, SourceMap, load_routine
 from ..spec.validate import check_routine
 from ..tools.core import RunContext, Tool, ToolRegistry, Toolset
+from . import telemetry
 from .approval import Approver
 from .conversation import Conversation
 from .facts import unstated
@@ -130,7 +131,8 @@ class Agent:
         read the state a run left behind."""
         state = self._start(query, coerce_inputs(self.routine, inputs or {}))
         started = time.perf_counter()
-        async with self.tools.session(state.trace.run_id, state.trace.inputs) as contexts:
+        async with telemetry.run_span(state, self.model), \
+                self.tools.session(state.trace.run_id, state.trace.inputs) as contexts:
             state.contexts = contexts
             try:
                 await asyncio.wait_for(self._inputs_then_loop(state, on_turn),
@@ -149,7 +151,8 @@ class Agent:
     async def _inputs_then_loop(self, state: RunState,
                                 on_turn: Callable[[TurnRecord], None] | None) -> None:
         if self.settings.inputs_first and state.routine is not None and state.trace.query:
-            missing = await extract_inputs(state, self.model)
+            with telemetry.turn_span(state):
+                missing = await extract_inputs(state, self.model)
             if on_turn is not None and state.trace.turns:
                 on_turn(state.trace.turns[-1])
             if missing:  # ask back instead of guessing
@@ -161,7 +164,8 @@ class Agent:
                     on_turn: Callable[[TurnRecord], None] | None) -> None:
         while True:
             turns = len(state.trace.turns)
-            result = await before_turn(state, self.model) or await take_turn(state, self.model)
+            with telemetry.turn_span(state):
+                result = await before_turn(state, self.model) or await take_turn(state, self.model)
             if on_turn is not None:
                 for turn in state.trace.turns[turns:]:
                     on_turn(turn)

@@ -23,6 +23,7 @@ from ..models.guided import inputs_schema
 from ..models.messages import AssistantMessage, SystemMessage, UserMessage
 from ..models.parsing import CallParseError, parse_reply
 from ..spec.format import Routine
+from . import telemetry
 from .trace import TurnRecord
 
 __all__ = ["coerce_inputs", "extract_inputs", "missing_question"]
@@ -114,7 +115,9 @@ async def extract_inputs(state: Any, model: Model, names: list[str] | None = Non
     messages = [state.history[0], *([AssistantMessage(content=asked)] if asked else []),
                 UserMessage(content=text), SystemMessage(content=_instruction(wanted))]
     try:
-        reply = await model.complete(messages, [], guide=guide, **state.settings.sampling())
+        with telemetry.model_span(state, model, messages, "inputs") as span:
+            reply = span.reply(await model.complete(messages, [], guide=guide,
+                                                    **state.settings.sampling()))
     except ModelRequestsForbidden:
         raise
     except RoutineError:  # the endpoint failed: carry on without (the steps will ask)

@@ -45,6 +45,9 @@ class RunSettings(BaseModel):
     temperature: float = Field(0.0, ge=0, description="Sampling temperature.")
     max_tokens: int = Field(512, ge=1, description="Tokens per model reply.")
     seed: int | None = Field(0, description="Sampling seed, where the server supports it.")
+    telemetry: bool = Field(
+        False, description="Emit OpenTelemetry spans of the run, its turns, model requests and "
+        "tool calls (also ROUTINE_OTEL=1; exported as the OTEL_* variables say).")
 
     def sampling(self) -> dict[str, Any]:
         out: dict[str, Any] = {"temperature": self.temperature, "max_tokens": self.max_tokens}

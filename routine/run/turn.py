@@ -45,6 +45,7 @@ from ..spec.format import Routine
 from ..spec.references import parse_references
 from ..tools.core import FINISH_TOOL, RunContext, Tool, ToolArgumentsError, ToolRegistry, result_text
 from ..tools.core import to_jsonable as jsonable
+from . import telemetry
 from .approval import ApprovalRequest, Approver, Decision, decide
 from .memory import VariableMemory
 from .prompts import Planner
@@ -194,8 +195,9 @@ async def take_turn(state: RunState, model: Model) -> TurnResult:
     history_length = len(state.history)
     reply = ModelReply()
     try:
-        reply = await model.complete(messages, state.tool_specs, guide=turn_guide(state),
-                                     **state.settings.sampling())
+        with telemetry.model_span(state, model, messages, current) as span:
+            reply = span.reply(await model.complete(
+                messages, state.tool_specs, guide=turn_guide(state), **state.settings.sampling()))
     except ModelRequestsForbidden:
         raise  # a unit test reached for a real model: the test's bug
     except ModelRequestError as exc:
@@ -300,6 +302,12 @@ def signature_of(name: str, arguments: dict[str, Any]) -> str:
 
 
 async def _execute(state: RunState, call: ParsedCall) -> ToolCallRecord:
+    """Run one call and record it (in a span when telemetry is on)."""
+    with telemetry.tool_span(state, call.name, call.call_id, call.arguments) as span:
+        return span.record(await _execute_call(state, call))
+
+
+async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
     """Run one call and record it; every way it can go wrong ends up in the record."""
     base = {"call_id": call.call_id, "name": call.name, "arguments": call.arguments,
             "started_at": now()}

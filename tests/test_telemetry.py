@@ -1,0 +1,241 @@
+"""OpenTelemetry spans of a run: the tree (run > turn > model request, tool call), the GenAI
+attributes, errors on spans, and nothing at all when telemetry is off."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from routine import Agent
+from routine.errors import ModelServerError, RoutineError
+from routine.models.base import ModelReply
+from routine.models.messages import Usage
+from routine.models.testing import FunctionModel, ScriptedModel, call
+from routine.run import telemetry
+
+from .conftest import ROOT, ROUTINES
+
+pytest.importorskip("opentelemetry.sdk", reason="the 'otel' extra is not installed")
+
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+from opentelemetry.trace import SpanKind, StatusCode  # noqa: E402
+
+NAME, EMP_ID = "Arjun Garcia", 1
+QUERY = f"How many annual leave days does {NAME} have left?"
+
+
+@pytest.fixture
+def spans(monkeypatch):
+    monkeypatch.delenv(telemetry.ENV, raising=False)
+    monkeypatch.delenv(telemetry.CAPTURE_ENV, raising=False)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry.use_tracer_provider(provider)
+    yield exporter
+    telemetry.use_tracer_provider(None)
+
+
+def used(reply: ModelReply, prompt: int, completion: int) -> ModelReply:
+    reply.usage = Usage(prompt_tokens=prompt, completion_tokens=completion)
+    reply.finish_reason = "tool_calls"
+    return reply
+
+
+def leave_run(hr_tools, replies, **settings):
+    model = ScriptedModel(replies, name="qwen-test")
+    trace = Agent(ROUTINES / "hr" / "leave_balance.yaml", hr_tools, model, **settings).run(QUERY)
+    return model, trace
+
+
+def tree(exporter):
+    """{span name: [child names]} over the finished spans, and the spans by id."""
+    finished = exporter.get_finished_spans()
+    by_id = {s.context.span_id: s for s in finished}
+    children: dict[int | None, list] = {}
+    for s in sorted(finished, key=lambda s: s.start_time):
+        children.setdefault(s.parent.span_id if s.parent else None, []).append(s)
+    return finished, by_id, children
+
+
+def test_a_run_is_one_span_tree_with_genai_attributes(spans, hr_tools):
+    model, trace = leave_run(hr_tools, [
+        used(call("find_employee", name="Nobody Atall"), 300, 12),  # the tool raises: data
+        used(call("find_employee", name=NAME), 340, 11),
+        used(call("get_leave_balance", employee_id=EMP_ID, leave_type="annual"), 420, 19),
+        used(call("finish", answer="7 of 25 days left"), 500, 14),
+    ], telemetry=True)
+    model.assert_complete()
+    assert trace.outcome == "answered"
+    finished, by_id, children = tree(spans)
+    (root,) = children[None]
+    assert root.name == "invoke_agent leave_balance" and root.kind == SpanKind.INTERNAL
+    assert {s.context.trace_id for s in finished} == {root.context.trace_id}
+    a = root.attributes
+    assert a["gen_ai.operation.name"] == "invoke_agent" and a["gen_ai.agent.name"] == "leave_balance"
+    assert a["gen_ai.request.model"] == "qwen-test" and a["routine.run_id"] == trace.run_id
+    assert a["routine.outcome"] == "answered"
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (1560, 56)
+    assert list(a["routine.steps_done"]) == ["find_employee", "check_balance", "answer"]
+    assert root.status.status_code != StatusCode.ERROR
+
+    turns = children[root.context.span_id]
+    assert [t.name for t in turns] == ["turn find_employee", "turn find_employee",
+                                       "turn check_balance", "turn answer"]
+    assert [t.attributes["routine.turn.index"] for t in turns] == [0, 1, 2, 3]
+    assert [t.attributes["routine.turn.kind"] for t in turns] == [
+        "tool_calls", "tool_calls", "tool_calls", "answer"]
+    under = [[c.name for c in children.get(t.context.span_id, [])] for t in turns]
+    assert under == [["chat qwen-test", "execute_tool find_employee"],
+                     ["chat qwen-test", "execute_tool find_employee"],
+                     ["chat qwen-test", "execute_tool get_leave_balance"],
+                     ["chat qwen-test"]]
+
+    chat = children[turns[2].context.span_id][0]
+    assert chat.kind == SpanKind.CLIENT
+    c = chat.attributes
+    assert c["gen_ai.operation.name"] == "chat" and c["gen_ai.request.model"] == "qwen-test"
+    assert (c["gen_ai.usage.input_tokens"], c["gen_ai.usage.output_tokens"]) == (420, 19)
+    assert list(c["gen_ai.response.finish_reasons"]) == ["tool_calls"]
+    assert c["gen_ai.request.temperature"] == 0.0 and c["gen_ai.request.max_tokens"] == 512
+    assert c["routine.step.id"] == "check_balance" and c["gen_ai.provider.name"] == "_OTHER"
+    assert "gen_ai.input.messages" not in c  # content only when asked for
+
+    failed_tool = children[turns[0].context.span_id][1]
+    assert failed_tool.status.status_code == StatusCode.ERROR
+    assert failed_tool.attributes["error.type"] == "tool_error"
+    assert "Nobody Atall" in failed_tool.status.description
+    tool = children[turns[2].context.span_id][1]
+    t = tool.attributes
+    assert t["gen_ai.operation.name"] == "execute_tool" and t["gen_ai.tool.name"] == \
+        "get_leave_balance"
+    assert t["gen_ai.tool.call.id"] == trace.tool_calls[2].call_id
+    assert t["gen_ai.tool.type"] == "function" and t["routine.step.id"] == "check_balance"
+    assert "leave" in t["gen_ai.tool.description"].lower()
+    assert tool.status.status_code != StatusCode.ERROR
+
+
+def test_a_failed_run_and_a_failed_request_are_errors_on_their_spans(spans, hr_tools):
+    def broken(request):
+        raise ModelServerError("the endpoint failed (HTTP 500): boom", 500)
+
+    model = FunctionModel(broken, name="flaky")
+    trace = Agent(ROUTINES / "hr" / "leave_balance.yaml", hr_tools, model, telemetry=True
+                  ).run(QUERY)
+    assert trace.outcome == "failed" and trace.failure_kind == "endpoint"
+    finished, by_id, children = tree(spans)
+    (root,) = children[None]
+    assert root.status.status_code == StatusCode.ERROR
+    assert root.attributes["error.type"] == "endpoint" and "boom" in root.status.description
+    (turn,) = children[root.context.span_id]
+    assert turn.status.status_code == StatusCode.ERROR
+    (chat,) = children[turn.context.span_id]
+    assert chat.name == "chat flaky" and chat.status.status_code == StatusCode.ERROR
+    assert chat.attributes["error.type"] == "ModelServerError"
+    assert any(e.name == "exception" for e in chat.events)
+
+
+def test_refused_calls_are_error_spans_with_their_kind(spans, hr_tools):
+    model, trace = leave_run(hr_tools, [call("delete_everything"), call("find_employee",
+                                                                         name=NAME)],
+                             telemetry=True, max_retries=0, max_steps=1)
+    assert trace.outcome == "failed" and trace.failure_kind == "model_mistakes"
+    finished, by_id, children = tree(spans)
+    tool = next(s for s in finished if s.name == "execute_tool delete_everything")
+    assert tool.attributes["error.type"] == "unknown_tool"
+    (root,) = children[None]
+    assert root.attributes["error.type"] == "model_mistakes"
+
+
+def test_nothing_is_emitted_when_off(spans, hr_tools):
+    model, trace = leave_run(hr_tools, [call("find_employee", name=NAME),
+                                        call("finish", answer="ok")])
+    assert trace.outcome == "answered" and trace.settings["telemetry"] is False
+    assert spans.get_finished_spans() == ()
+
+
+def test_the_environment_turns_it_on_and_content_capture_is_opt_in(spans, hr_tools,
+                                                                   monkeypatch):
+    monkeypatch.setenv(telemetry.ENV, "1")
+    monkeypatch.setenv(telemetry.CAPTURE_ENV, "true")
+    leave_run(hr_tools, [call("find_employee", name=NAME), call("finish", answer="ok")])
+    finished = spans.get_finished_spans()
+    chat = next(s for s in finished if s.name.startswith("chat"))
+    sent = json.loads(chat.attributes["gen_ai.input.messages"])
+    assert sent[1] == {"role": "user", "content": QUERY}
+    tool = next(s for s in finished if s.name == "execute_tool find_employee")
+    assert json.loads(tool.attributes["gen_ai.tool.call.arguments"]) == {"name": NAME}
+    assert '"id": 1' in tool.attributes["gen_ai.tool.call.result"]
+
+
+def test_a_conversation_has_a_span_per_message(spans, hr_tools):
+    model = ScriptedModel([call("find_employee", name=NAME),
+                           call("get_leave_balance", employee_id=EMP_ID, leave_type="annual"),
+                           call("finish", answer="7 left")], name="m")
+    agent = Agent(ROUTINES / "hr" / "leave_balance.yaml", hr_tools, model, telemetry=True)
+    with agent.conversation() as chat:
+        reply = chat.send(QUERY)
+    assert reply.status == "answered"
+    finished, by_id, children = tree(spans)
+    (root,) = children[None]
+    assert root.name == "invoke_agent leave_balance"
+    assert len(children[root.context.span_id]) == 3
+
+
+def test_provider_from_the_standard_environment(monkeypatch):
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "payroll-bot")
+    provider = telemetry.provider_from_env()
+    processors = provider._active_span_processor._span_processors
+    assert [type(p.span_exporter) for p in processors] == [ConsoleSpanExporter]
+    assert provider.resource.attributes["service.name"] == "payroll-bot"
+    monkeypatch.delenv("OTEL_SERVICE_NAME")
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    provider = telemetry.provider_from_env()
+    assert provider.resource.attributes["service.name"] == "routine"
+    assert provider._active_span_processor._span_processors == ()
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "zipkin")
+    with pytest.raises(RoutineError, match="OTEL_TRACES_EXPORTER='zipkin'.*otlp, console or none"):
+        telemetry.provider_from_env()
+
+
+def test_off_means_opentelemetry_is_never_imported():
+    script = """
+import sys
+from routine import Agent, ToolRegistry, load_routine_text, tool
+from routine.models.testing import ScriptedModel, call
+
+@tool
+def ping(host: str) -> str:
+    '''Ping a host.
+
+    Args:
+        host: the host.
+    '''
+    return "pong"
+
+routine = load_routine_text('''
+name: pinger
+description: Ping a host.
+inputs: {host: {type: string, description: the host}}
+steps:
+  - {id: ping, name: Ping, description: Ping it., tool: ping, args: {host: "${inputs.host}"}}
+  - {id: answer, name: Answer, description: Say it., finish: true}
+''')
+model = ScriptedModel([call("ping", host="a"), call("finish", answer="pong")])
+trace = Agent(routine, ToolRegistry(ping), model).run("ping a")
+assert trace.outcome == "answered", trace.failure
+print(sorted(m for m in sys.modules if m.startswith("opentelemetry")))
+"""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
