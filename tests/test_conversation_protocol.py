@@ -10,10 +10,11 @@ import pytest
 
 from routine.eval.conditions import CONDITIONS
 from routine.eval.conversations import ScriptedUser, run_conversation
-from routine.eval.dataset import Domain, Template, UserSpec, _build_from, seed_snapshot
+from routine.eval.dataset import Domain, Template, UserSpec, _build_from, load_dataset, seed_snapshot
 from routine.eval.players import ConversationOracle
 from routine.models.testing import FunctionModel, call
 from routine.run.settings import RunSettings
+from tests.conftest import ROOT
 from tests.shop import CANCEL
 
 
@@ -220,3 +221,14 @@ def test_a_user_who_changes_their_mind_is_asked_again_and_the_new_value_counts(d
     # the "no, I meant order 9" is read: not asked again, the reason kept
     assert result.success and result.questions == 1 and result.writes_without_yes == 0
     assert result.user_turns == 4  # request, order 7 and why, "no, I meant order 9", yes
+
+
+def test_retail_has_users_who_change_their_mind_and_gold_writes_what_they_meant():
+    examples = [e for e in load_dataset(ROOT / "eval" / "datasets" / "retail")
+                if e.template.startswith("talk.address.changes_mind")]
+    assert {e.split for e in examples} == {"train", "test"}  # split by template
+    for e in examples:
+        meant = e.user.changes["address"]
+        assert meant != e.inputs["address"] and e.inputs["address"] in e.query
+        updates = [c.arguments for c in e.calls if c.name == "update_shipping_address"]
+        assert updates == [{"order_id": e.inputs["order_id"], "address": meant}]

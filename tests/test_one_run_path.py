@@ -94,10 +94,8 @@ def test_gold_replay_scores_100_percent_on_every_split(name):
         failed = []
         for example in examples:
             if example.user is not None:  # a conversation: the conversation protocol's
-                oracle = ConversationOracle({**example.inputs, **example.user.facts},
-                                            first={k: v for k, v in example.inputs.items()
-                                                   if example.user.facts.get(k, v) != v},
-                                            answer=example.answer)
+                oracle = ConversationOracle.for_user(example.inputs, example.user,
+                                                     answer=example.answer)
                 result = await run_conversation(example, routines, registry, oracle,
                                                 CONDITIONS["nl+track"], 0,
                                                 RunSettings(max_steps=50), domain, seed)

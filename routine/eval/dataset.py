@@ -278,11 +278,7 @@ async def gold_conversation(loaded: LoadedRoutine, registry: ToolRegistry, query
     """A gold conversation: the oracle (reading only what the user said) talks with the
     scripted user until the routine ends. (gold calls, outputs, end snapshot)."""
     routine = loaded.routine
-    # values said before the ones that count: a wrong first value, a mind changed
-    first = {k: stated[k] for k in stated if k in user.facts and user.facts[k] != stated[k]}
-    first |= {k: user.facts[k] for k in user.changes if k in user.facts}
-    oracle = ConversationOracle({**stated, **user.facts, **user.changes}, routine.name,
-                                first=first)
+    oracle = ConversationOracle.for_user(stated, user, routine.name)
     agent = Agent(routine, registry, oracle, ORACLE_SETTINGS, validate=False,
                   approver=policy(True, by="evaluation policy (approve all)"))
     chat = Conversation(agent)

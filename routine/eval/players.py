@@ -110,6 +110,19 @@ class ConversationOracle(OracleModel):
         self.first = dict(first or {})
         self.answer = answer  # what it answers at the finish step (a gold answer)
 
+    @classmethod
+    def for_user(cls, stated: dict[str, Any], user: Any, routine: str = "",
+                 answer: str | None = None) -> ConversationOracle:
+        """The oracle for a conversation whose first message states ``stated`` and whose
+        simulated user has ``user`` (a :class:`~routine.eval.users.UserProfile`): the values
+        that count are the user's facts and what they change their mind to; a wrong value
+        stated first, or the one a mind was changed from, comes ``first``."""
+        first = {k: v for k, v in stated.items() if k in user.facts and user.facts[k] != v}
+        first |= {k: user.facts.get(k, stated.get(k)) for k in user.changes
+                  if k in user.facts or k in stated}  # held, or stated in the first message
+        return cls({**stated, **user.facts, **user.changes}, routine, first=first,
+                   answer=answer)
+
     def _said(self, name: str, text: str) -> Any:
         """The value of ``name`` the user's words state (None: not stated)."""
         found = None

@@ -742,6 +742,11 @@ def sample_wrong_email(deps: Any, rng: random.Random) -> Values | None:
     return {**row, "wrong_email": f"{first}.{rng.randrange(100, 999)}@oldmail.example"}
 
 
+def sample_change_of_mind(deps: Any, rng: random.Random) -> Values | None:
+    row = sample_address_pending(deps, rng)
+    return None if row is None else {**row, "meant": _new_address(rng)}
+
+
 def answer_declined(values: Values, outputs: Outputs) -> tuple[str, list[str]]:
     return "Nothing was changed.", []
 
@@ -786,6 +791,19 @@ CONVERSATIONS = [
         phrasings=["Order {order_id} should go to {address}, please. Email: {wrong_email}"],
         sample=sample_wrong_email, answer=answer_address, count=3,
         user=UserSpec(first={"email": "wrong_email"}, says={"email": "it's {value}"})),
+    Template(
+        id="talk.address.changes_mind", scenario="conversations", split="test",
+        routine="change_shipping_address",
+        phrasings=["Hi, I'm {email}. Please deliver order {order_id} to {address}.",
+                   "Can order #{order_id} go to {address} instead? My email is {email}."],
+        sample=sample_change_of_mind, answer=answer_address, count=4,
+        user=UserSpec(changes={"address": "meant"})),
+    Template(
+        id="talk.address.changes_mind_b", scenario="conversations", split="train",
+        routine="change_shipping_address",
+        phrasings=["{email}: order {order_id} should be shipped to {address}."],
+        sample=sample_change_of_mind, answer=answer_address, count=2,
+        user=UserSpec(changes={"address": "meant"})),
 ]
 
 DOMAIN = Domain(
