@@ -937,6 +937,7 @@ def _main(command: click.Command, argv: list[str] | None) -> int:
             os.environ["ROUTINE_PROJECT"] = project
     return result if isinstance(result, int) else 0
 
+from . import trace_view as _trace_view  # noqa: E402,F401  (registers `routine trace`)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from ..errors import RunFailed
+from ..errors import RoutineError, RunFailed
 from ..models.messages import Message, SystemMessage, Usage
 from .approval import Decision
 
@@ -238,11 +238,21 @@ def dump_traces(traces: Iterable[RunTrace], path: str | Path) -> None:
 
 
 def load_traces(path: str | Path) -> Iterator[RunTrace]:
-    """Read the traces of a JSONL file (a torn last line, from a killed writer, is skipped)."""
+    """Read the traces of a JSONL file (a torn last line, from a killed writer, is skipped).
+    A line that is not a trace raises :class:`RoutineError` naming the file and line."""
     with Path(path).open(encoding="utf-8") as fh:
-        for line in fh:
+        for number, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             if not line.endswith("\n"):
                 return  # the last line was never finished
-            yield _ADAPTER.validate_json(line)
+            try:
+                trace = _ADAPTER.validate_json(line)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(map(str, first["loc"]))
+                raise RoutineError(f"{path}:{number}: not a run trace ({where + ': ' if where else ''}"
+                                   f"{first['msg']}); expected one RunTrace "
+                                   "JSON object per line, as `routine run --trace-dir` writes "
+                                   "it") from None
+            yield trace

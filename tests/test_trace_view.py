@@ -1,0 +1,214 @@
+"""The trace viewer: one self-contained page per run (steps, turns, prompts, replies, calls,
+timing, tokens, failures), an index, everything escaped; checked in a real headless
+browser when one is installed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from routine import Agent
+from routine.cli import main
+from routine.models.base import ModelReply
+from routine.models.messages import Usage
+from routine.models.testing import ScriptedModel, call
+from routine.run.trace import dump_traces
+from routine.run.viewer import run_view, write_views
+from routine.spec.loader import load_routine
+
+from .conftest import ROUTINES
+
+LEAVE = ROUTINES / "hr" / "leave_balance.yaml"
+NAME, EMP_ID = "Arjun Garcia", 1
+HOSTILE = "<script>document.title='pwned'</script><img src=x onerror=alert(1)>"
+
+
+BLOCKS = {"p", "div", "li", "dt", "dd", "pre", "h1", "h2", "h3", "h4", "section", "tr", "td",
+          "th", "summary", "details", "nav", "table", "br", "button"}
+
+
+class _Text(HTMLParser):
+    """The page's text and its elements, as a browser would build them (no script runs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.tags: list[str] = []
+        self.policy = ""
+        self._skip = False
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.tags.append(tag)
+        self._skip = tag in ("style", "script")
+        if tag in BLOCKS:
+            self.parts.append(" ")
+        found = dict(attrs)
+        if tag == "meta" and found.get("http-equiv") == "Content-Security-Policy":
+            self.policy = found.get("content") or ""
+
+    def handle_endtag(self, tag: str) -> None:
+        self._skip = False
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def parsed(path: Path) -> _Text:
+    page = _Text()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+def text_of(path: Path) -> str:
+    return " ".join("".join(parsed(path).parts).split())
+
+
+def used(reply: ModelReply, prompt: int, completion: int) -> ModelReply:
+    reply.usage = Usage(prompt_tokens=prompt, completion_tokens=completion)
+    return reply
+
+
+def hostile_run(hr_tools):
+    """A run with a failing tool call, a reply that is no call (fed back), hostile text from
+    the user and the model, then an answer."""
+    model = ScriptedModel([
+        used(call("find_employee", name=f"Nobody {HOSTILE}"), 310, 12),
+        used(ModelReply(content=f"{HOSTILE} I think I am done"), 350, 20),
+        used(call("find_employee", name=NAME), 390, 11),
+        used(call("get_leave_balance", employee_id=EMP_ID, leave_type="annual"), 450, 19),
+        used(call("finish", answer=f"7 of 25 days left {HOSTILE}"), 520, 15),
+    ])
+    return Agent(LEAVE, hr_tools, model).run(f"How many annual days does {NAME} have? {HOSTILE}")
+
+
+def failed_run(hr_tools):
+    model = ScriptedModel([call("delete_everything")] * 2)
+    return Agent(LEAVE, hr_tools, model, max_retries=1).run(f"Leave days of {NAME}?")
+
+
+def test_a_run_page_shows_steps_turns_prompts_replies_calls_and_failures(hr_tools, tmp_path):
+    trace = hostile_run(hr_tools)
+    assert trace.outcome == "answered"
+    routine = load_routine(LEAVE).routine
+    index, page = write_views([trace], tmp_path, {routine.name: routine}, "traces.jsonl")
+    text = text_of(page)
+    # the routine's steps, done, with the turns that were on each
+    assert "1 Find the employee · find_employee · done · a call failed · turns 1, 2, 3" in text
+    assert "2 Check the leave balance · get_leave_balance · done · turns 4" in text
+    assert "3 Answer · finish · done · turns 5" in text
+    # each turn: kind, step, timing, tokens; the prompt; the raw reply; the calls
+    assert "Turn 2 · retry · step 1 Find the employee" in text
+    assert "350+20 tokens" in text and "Turn 4 · tool_calls · step 2 Check the leave balance" in text
+    assert "Prompt the model saw: 9 messages (3 new since the last request)" in text
+    assert "Call the get_leave_balance tool with: - employee_id: 1" in text  # state prompt
+    assert f"Raw reply {HOSTILE} I think I am done" in text
+    assert "Fed back to the model: Your reply did not call a tool." in text
+    assert f"✗ find_employee(name=\"Nobody {HOSTILE}\")" in text
+    assert f'tool_error: LookupError: no employee named "Nobody {HOSTILE}"' in text
+    assert "✓ get_leave_balance(employee_id=1, leave_type=\"annual\")" in text
+    assert "completed step check_balance" in text and '"remaining": 7.0' in text
+    assert f"Answer: 7 of 25 days left {HOSTILE}" in text
+    assert "tokens 2020 prompt + 77 completion" in text
+    # the prompt of turn 4 is exactly what the model was sent
+    view = run_view(trace, routine)
+    assert view.turns[3].request == trace.request(3) and view.turns[1].retry
+    # the index links to the page
+    assert "traces.jsonl" in text_of(index) and 'href="run-001.html"' in index.read_text()
+
+
+def test_everything_from_a_trace_is_escaped(hr_tools, tmp_path):
+    trace = hostile_run(hr_tools)
+    trace.routine = f"evil{HOSTILE}"  # even names: a trace file is data from elsewhere
+    index, page = write_views([trace], tmp_path)
+    for path in (index, page):
+        html = path.read_text(encoding="utf-8")
+        tags = parsed(path).tags
+        assert tags.count("script") == 1 and "img" not in tags  # only the page's own script
+        assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in html
+        assert parsed(path).policy.startswith("default-src 'none';")  # nothing loads
+
+
+def test_failures_are_highlighted_and_the_index_lists_every_run(hr_tools, tmp_path):
+    good, bad = hostile_run(hr_tools), failed_run(hr_tools)
+    assert bad.outcome == "failed"
+    index, first, second = write_views([good, bad], tmp_path, source="runs.jsonl")
+    text = text_of(second)
+    assert "Failed (model_mistakes): the model made 2 mistakes in a row" in text
+    assert "unknown_tool: unknown tool 'delete_everything'" in text
+    assert 'class="turn fail"' in second.read_text() and 'class="banner fail"' in \
+        second.read_text()
+    listing = text_of(index)
+    assert "2 runs · 1 failed" in listing
+    assert "answered" in listing and "failed model_mistakes" in listing
+
+
+def test_without_the_routine_the_visited_steps_are_shown(hr_tools, tmp_path):
+    trace = failed_run(hr_tools)
+    _, page = write_views([trace], tmp_path)
+    text = text_of(page)
+    assert "The routine's definition was not found" in text
+    assert "find_employee · a call failed · turns 1, 2" in text
+
+
+def test_cli_writes_the_pages_of_a_trace_dir(hr_tools, tmp_path, capsys):
+    dump_traces([hostile_run(hr_tools), failed_run(hr_tools)], tmp_path / "traces.jsonl")
+    assert main(["trace", "view", str(tmp_path), "--routines", str(LEAVE)]) == 0
+    folder = tmp_path / "traces-view"
+    assert sorted(p.name for p in folder.iterdir()) == ["index.html", "run-001.html",
+                                                        "run-002.html"]
+    assert capsys.readouterr().out.strip() == str(folder / "index.html")
+    assert "2 Check the leave balance" in text_of(folder / "run-001.html")
+    assert main(["trace", "view", str(tmp_path / "traces.jsonl"), "--out",
+                 str(tmp_path / "v")]) == 0
+    assert (tmp_path / "v" / "run-002.html").is_file()
+
+
+def test_cli_says_which_line_is_not_a_trace(tmp_path, capsys):
+    bad = tmp_path / "traces.jsonl"
+    bad.write_text('{"run_id": "a"}\n{"turns": 3}\n')
+    assert main(["trace", "view", str(bad)]) == 1
+    said = capsys.readouterr().err
+    assert f"{bad}:2: not a run trace (run_id: Field required)" in " ".join(said.split())
+    assert main(["trace", "view", str(tmp_path / "missing")]) == 2
+    assert "no such trace file" in capsys.readouterr().err
+    bad.write_text("")
+    assert main(["trace", "view", str(bad)]) == 2
+    assert "no runs in this file" in capsys.readouterr().err
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium)")
+def test_the_page_in_a_real_headless_browser(hr_tools, tmp_path):
+    trace = hostile_run(hr_tools)
+    routine = load_routine(LEAVE).routine
+    _, page = write_views([trace], tmp_path / "view", {routine.name: routine})
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--no-first-run", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'p'}",
+             "--window-size=1280,2000"]
+    shot = tmp_path / "page.png"
+    done = subprocess.run([*flags, f"--screenshot={shot}", page.as_uri()], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    done = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    dom = done.stdout
+    assert 'data-script="ran"' in dom  # the page's own script ran under its CSP
+    dumped = tmp_path / "dom.html"
+    dumped.write_text(dom, encoding="utf-8")
+    tags = parsed(dumped).tags
+    assert tags.count("script") == 1 and "img" not in tags  # the hostile text stayed text
+    text = text_of(dumped)
+    assert "leave_balance" in text and "answered" in text
+    assert "2 Check the leave balance · get_leave_balance · done · turns 4" in text
+    assert "Turn 2 · retry" in text and f"Raw reply {HOSTILE} I think I am done" in text
+    assert "<title>" not in dom or "pwned" not in dom.split("<title>")[1].split("</title>")[0]
