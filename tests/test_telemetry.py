@@ -239,3 +239,42 @@ print(sorted(m for m in sys.modules if m.startswith("opentelemetry")))
                           env=env, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_routine_run_exports_through_the_standard_otel_environment(tmp_path):
+    """The whole way: `routine run --telemetry` over HTTP, no provider set by anyone, so
+    one is built from OTEL_* (the console exporter here) and flushed when the process ends."""
+    from tests.servers.gold import gold_endpoint
+
+    dataset = ROOT / "eval" / "datasets" / "hr"
+    examples = [json.loads(line) for line in (dataset / "test.jsonl").read_text().splitlines()]
+    example = next(e for e in examples if e["kind"] == "routine" and e["calls"]
+                   and not e.get("user"))  # one request, answered after its calls
+    routine = ROUTINES / "hr" / f"{example['routine']}.yaml"
+    with gold_endpoint(dataset) as (url, _):
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+               "OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "hr-assistant"}
+        done = subprocess.run(
+            [sys.executable, "-m", "routine", "run", str(routine), example["query"],
+             "--base-url", url, "--model", "gold", "--telemetry", "--json"],
+            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    decoder, spans, at = json.JSONDecoder(), [], 0
+    text = done.stdout
+    while (start := text.find("{", at)) != -1:  # the trace (--json), then one JSON per span
+        value, at = decoder.raw_decode(text, start)
+        spans.append(value)
+    trace, spans = spans[0], spans[1:]
+    calls = [c["name"] for c in example["calls"]]
+    assert trace["outcome"] == "answered" and [c["name"] for t in trace["turns"]
+                                               for c in t["calls"]] == calls
+    names = sorted(s["name"] for s in spans)
+    assert names == sorted([f"invoke_agent {example['routine']}", *["chat gold"] * (len(calls) + 1),
+                            *[f"execute_tool {c}" for c in calls],
+                            *[s["name"] for s in spans if s["name"].startswith("turn ")]])
+    assert len([n for n in names if n.startswith("turn ")]) == len(calls) + 1
+    chat = next(s for s in spans if s["name"] == "chat gold")
+    assert chat["attributes"]["gen_ai.provider.name"] == "openai"
+    assert chat["attributes"]["server.address"] == "127.0.0.1"
+    assert chat["resource"]["attributes"]["service.name"] == "hr-assistant"
+    assert len({s["context"]["trace_id"] for s in spans}) == 1
