@@ -212,3 +212,59 @@ def test_the_page_in_a_real_headless_browser(hr_tools, tmp_path):
     assert "2 Check the leave balance · get_leave_balance · done · turns 4" in text
     assert "Turn 2 · retry" in text and f"Raw reply {HOSTILE} I think I am done" in text
     assert "<title>" not in dom or "pwned" not in dom.split("<title>")[1].split("</title>")[0]
+
+
+def test_a_conversation_page_shows_questions_confirmations_and_the_routines_own_steps(tmp_path):
+    from routine import load_routine_text
+    from routine.tools.core import ToolRegistry
+    from tests.shop import CANCEL, shop
+    from tests.test_conversation import FIND_TO_CANCEL, extracted
+
+    routine = load_routine_text(CANCEL, "cancel.yaml").routine
+    model = ScriptedModel([extracted(order_id=None, reason=None),
+                           extracted(order_id=7, reason="ordered it by mistake"),
+                           *FIND_TO_CANCEL, call("refund", order_id=7, amount=25.0)])
+    with Agent(routine, ToolRegistry(shop), model).conversation() as chat:
+        chat.send("I want to cancel an order. My email is ana@example.com")
+        chat.send("Order 7, I ordered it by mistake")
+        trace = chat.send("Yes please, go ahead").trace
+    assert trace.outcome == "answered"
+    _, page = write_views([trace], tmp_path, {routine.name: routine})
+    text = text_of(page)
+    assert "then the user Order 7, I ordered it by mistake then the user Yes please" in text
+    assert "· ask ·" in text and "· confirm ·" in text and "· message ·" in text
+    assert "The model read the inputs from the user's words" in text
+    assert '"reason": "ordered it by mistake"' in text
+    assert "No model request: the routine took this step itself." in text
+    assert "Said to the user Which order would you like to cancel, and why?" in text
+    assert "approval: approved by user (Yes please, go ahead)" in text
+    assert "Answer: Order 7 is cancelled; 25.0 will be refunded." in text
+
+
+@pytest.mark.parametrize("domain", ["hr", "retail"])
+def test_every_kind_of_gold_run_renders(domain, tmp_path):
+    """The oracle's runs of one example per template (branches, loops, refusals, writes)
+    render, each call on its page."""
+    import asyncio
+
+    from routine.eval.dataset import gold_run, load_dataset, load_domain, seed_snapshot
+
+    folder = ROUTINES.parent / "eval" / "datasets" / domain
+    loaded = load_domain(folder)
+    examples = list({e.template: e for e in load_dataset(folder, ("test",))
+                     if e.user is None}.values())
+    registry, routines = loaded.registry(), loaded.routines()
+
+    async def runs():
+        seed = await seed_snapshot(loaded, registry)
+        return [(await gold_run(e, loaded, registry, routines, seed))[0] for e in examples]
+
+    traces = asyncio.run(runs())
+    assert len(traces) >= 5
+    written = write_views(traces, tmp_path, {n: r.routine for n, r in routines.items()})
+    for trace, page in zip(traces, written[1:], strict=True):
+        text = text_of(page)
+        for record in trace.tool_calls:
+            assert f"{record.name}(" in text
+        assert f"{len(trace.turns)} · tool calls" in text
+    assert f"{len(traces)} runs" in text_of(written[0])
