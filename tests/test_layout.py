@@ -17,7 +17,9 @@ from .conftest import ROOT
 PACKAGE = ROOT / "routine"
 
 # a layer may import only from layers below it (and from inside its own package)
-LAYERS = {"errors": 0, "tools": 1, "models": 1, "spec": 2, "run": 3, "drafting": 3, "eval": 4,
+# routing (3.5) sits on run: a routed run is an Agent run, and eval's routed condition uses it
+LAYERS = {"errors": 0, "tools": 1, "models": 1, "spec": 2, "run": 3, "drafting": 3,
+          "routing": 3.5, "eval": 4,
           "finetune": 5, "cli": 6, "__init__": 7, "__main__": 7}
 
 

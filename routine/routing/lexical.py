@@ -1,0 +1,58 @@
+"""The lexical router: BM25 over the routines' cards and example requests (``bm25s``,
+English stop words, Snowball stemming when PyStemmer is installed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import RoutineError
+from .decision import Thresholds
+from .library import Library
+from .router import ScoringRouter
+
+__all__ = ["LexicalRouter"]
+
+
+def _bm25s() -> Any:
+    try:
+        import bm25s
+    except ImportError:  # pragma: no cover - the 'routing' extra brings it
+        raise RoutineError("the lexical router needs bm25s: pip install 'routine[routing]'") \
+            from None
+    return bm25s
+
+
+def _stemmer() -> Any:
+    try:
+        import Stemmer
+    except ImportError:  # works without: words are then matched as written
+        return None
+    return Stemmer.Stemmer("english")
+
+
+class LexicalRouter(ScoringRouter):
+    """BM25 (Okapi, bm25s's defaults k1=1.5, b=0.75): a routine's score is its best
+    passage's BM25 score for the request (0: no word in common)."""
+
+    name = "lexical"
+
+    def __init__(self, library: Library, thresholds: Thresholds | None = None,
+                 examples: bool | None = None):
+        super().__init__(library, thresholds, examples)
+        bm25s = _bm25s()
+        self._stem = _stemmer()
+        self._index = bm25s.BM25()
+        self._index.index(self._tokens(self._texts), show_progress=False)
+
+    def _tokens(self, texts: list[str], ids: bool = True) -> Any:
+        return _bm25s().tokenize(texts, stopwords="en", stemmer=self._stem,
+                                 return_ids=ids, show_progress=False)
+
+    def default_thresholds(self) -> Thresholds:
+        return Thresholds(none_below=4.0, margin=0.0)
+
+    def passage_scores(self, query: str) -> list[float]:
+        words = self._tokens([query], ids=False)[0]
+        if not words:
+            return [0.0] * len(self._texts)
+        return [float(s) for s in self._index.get_scores(words)]

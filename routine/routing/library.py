@@ -1,0 +1,183 @@
+"""A routine library: the routines a router chooses among, with what it reads of each.
+
+A :class:`Library` holds routines (from folders of YAML files, or registered in code) and,
+for each, the texts retrieval reads: a **card** (the name in words, the description, the
+inputs and the steps' names) and **example requests** (``query`` + ``routine`` pairs, e.g.
+a dataset's train split). Example requests are the strongest signal a router has; keep the
+requests you evaluate on out of them (:func:`load_examples` reads one split only).
+
+    library = Library.from_folders("routines/hr").with_examples(
+        load_examples("eval/datasets/hr/train.jsonl"))
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import Problem, SpecError
+from ..spec.format import Routine
+from ..spec.loader import LoadedRoutine, load_routine
+
+__all__ = ["Library", "Entry", "Example", "load_examples", "card_text"]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One example request and the routine that serves it."""
+
+    query: str
+    routine: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One routine of a library and the texts retrieval reads of it.
+
+    Attributes:
+        name: the routine's name.
+        description: its description (what the agent says it can help with).
+        card: name, description, inputs and step names, as one text.
+        examples: example requests it serves.
+        routine: the routine itself (None only for a library built from texts).
+        path: the file it came from, if any.
+        source: the loaded file (its positions: the tools are looked up from it).
+    """
+
+    name: str
+    description: str
+    card: str
+    examples: tuple[str, ...] = ()
+    routine: Routine | None = None
+    path: Path | None = None
+    source: LoadedRoutine | None = None
+
+
+def card_text(routine: Routine) -> str:
+    """The routine as retrieval reads it: its name in words, its description, its inputs
+    (names and descriptions) and its steps' names."""
+    parts = [routine.name.replace("_", " ") + ".", routine.description]
+    for name, spec in routine.inputs.items():
+        parts.append(f"{name.replace('_', ' ')}: {spec.description or ''}".strip())
+    parts += [step.name for step, _ in routine.walk()]
+    return "\n".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class Library:
+    """The routines a router chooses among (by name, in a fixed order)."""
+
+    entries: tuple[Entry, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        names = [e.name for e in self.entries]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            where = [str(e.path or e.name) for e in self.entries if e.name in twice]
+            raise SpecError([Problem(w, 1, 1, f"routine name {n!r} is used twice in the "
+                                     "library", "one routine per name")
+                             for n, w in zip(twice, where, strict=False)])
+
+    @classmethod
+    def of(cls, routines: Iterable[Routine | LoadedRoutine]) -> Library:
+        """A library of routines registered in code."""
+        entries = []
+        for item in routines:
+            routine = item.routine if isinstance(item, LoadedRoutine) else item
+            path = item.path if isinstance(item, LoadedRoutine) else None
+            entries.append(Entry(routine.name, routine.description, card_text(routine),
+                                 routine=routine, path=path,
+                                 source=item if isinstance(item, LoadedRoutine) else None))
+        return cls(tuple(sorted(entries, key=lambda e: e.name)))
+
+    @classmethod
+    def from_folders(cls, *folders: str | Path) -> Library:
+        """Every routine file (``*.yaml``, ``*.yml``) under the folders. A file that does not
+        load is a :class:`SpecError` with its problems (every bad file, all at once)."""
+        loaded, problems = [], []
+        for folder in map(Path, folders):
+            if not folder.is_dir():
+                problems.append(Problem(str(folder), 1, 1, "not a folder of routines",
+                                        "a folder with routine YAML files"))
+                continue
+            for path in sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml")):
+                try:
+                    loaded.append(load_routine(path))
+                except SpecError as exc:
+                    problems += exc.problems
+        if not loaded and not problems:
+            problems.append(Problem(str(folders[0]) if folders else "<library>", 1, 1,
+                                    "no routine files found", "*.yaml routine files"))
+        if problems:
+            raise SpecError(problems)
+        return cls.of(loaded)
+
+    def with_examples(self, examples: Iterable[Example] | Mapping[str, Iterable[str]]
+                      ) -> Library:
+        """The library with these example requests added to their routines. An example
+        for a routine the library does not have is an error."""
+        pairs = ([Example(q, name) for name, qs in examples.items() for q in qs]
+                 if isinstance(examples, Mapping) else list(examples))
+        unknown = sorted({e.routine for e in pairs} - set(self.names))
+        if unknown:
+            raise SpecError([Problem("<examples>", 1, 1, f"examples for routine(s) the "
+                                     f"library does not have: {', '.join(unknown)}",
+                                     f"one of {', '.join(self.names)}")])
+        added: dict[str, list[str]] = {}
+        for example in pairs:
+            added.setdefault(example.routine, []).append(example.query)
+        return Library(tuple(
+            Entry(e.name, e.description, e.card, (*e.examples, *added.get(e.name, [])),
+                  e.routine, e.path, e.source) for e in self.entries))
+
+    @property
+    def names(self) -> list[str]:
+        return [e.name for e in self.entries]
+
+    def __getitem__(self, name: str) -> Entry:
+        for entry in self.entries:
+            if entry.name == name:
+                return entry
+        raise KeyError(name)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.entries)
+
+
+def load_examples(path: str | Path, split: str | None = None) -> list[Example]:
+    """Example requests from a JSONL file: one object per line with ``query`` and
+    ``routine`` (lines whose ``routine`` is null are skipped: nothing serves them). With
+    ``split``, only lines whose ``split`` field is that split (a dataset file keeps one
+    split anyway). A line that is not such an object is a :class:`SpecError` at its line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError([Problem(str(path), 1, 1, f"cannot read file: {exc}")]) from None
+    examples, problems = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(Problem(str(path), number, exc.colno, f"not JSON: {exc.msg}",
+                                    'a JSON object like {"query": "...", "routine": "..."}'))
+            continue
+        if not isinstance(row, dict) or not isinstance(row.get("query"), str) \
+                or not isinstance(row.get("routine"), str | None):
+            problems.append(Problem(str(path), number, 1, "an example needs a string "
+                                    "'query' and a 'routine' (a name, or null)",
+                                    '{"query": "...", "routine": "..."}'))
+            continue
+        if row["routine"] is None or (split is not None and row.get("split") != split):
+            continue
+        examples.append(Example(row["query"], row["routine"]))
+    if problems:
+        raise SpecError(problems)
+    return examples

@@ -1,0 +1,265 @@
+"""Measure routers on a dataset: top-1 accuracy, "none" on out-of-scope requests, and the
+false-"none" rate on in-scope ones; tune a router's thresholds on the dev split.
+
+Cases come from a dataset folder (``eval/datasets/<domain>``):
+
+* in scope — every ``routine`` example of ``<split>.jsonl`` (its ``query`` and gold
+  ``routine``; a conversation's first message too);
+* out of scope — the ``refuse`` examples of that split, and the lines of
+  ``out_of_scope.jsonl`` whose ``split`` is that split (requests no routine serves,
+  near-misses that share words with a routine among them).
+
+The library's example requests come from ``train.jsonl`` only (:func:`dataset_library`):
+no dev or test request is ever in the index.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from ..errors import Problem, SpecError
+from .decision import Candidate, RouteDecision, Thresholds, decide
+from .library import Library, load_examples
+
+__all__ = ["Case", "RoutingScores", "DecisionRecord", "load_cases", "dataset_library",
+           "score", "tune", "measure", "table", "OUT_OF_SCOPE_FILE", "INDEX_SPLIT"]
+
+OUT_OF_SCOPE_FILE = "out_of_scope.jsonl"
+INDEX_SPLIT = "train"  # the only split whose requests go into a library's index
+
+
+@dataclass(frozen=True)
+class Case:
+    """One request to route and the right decision: its routine, or None (out of scope)."""
+
+    id: str
+    query: str
+    gold: str | None
+    split: str
+
+
+def _rows(path: Path) -> list[tuple[int, dict]]:
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append((number, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise SpecError([Problem(str(path), number, exc.colno, f"not JSON: {exc.msg}",
+                                         "one JSON object per line")]) from None
+    return rows
+
+
+def load_cases(dataset: str | Path, split: str) -> list[Case]:
+    """The in-scope and out-of-scope requests of one split of a dataset folder."""
+    folder = Path(dataset)
+    cases = []
+    for _, row in _rows(folder / f"{split}.jsonl"):
+        if row.get("kind") == "routine" and row.get("routine"):
+            cases.append(Case(row["id"], row["query"], row["routine"], split))
+        elif row.get("kind") == "refuse":
+            cases.append(Case(row["id"], row["query"], None, split))
+    extra = folder / OUT_OF_SCOPE_FILE
+    if extra.exists():
+        for number, row in _rows(extra):
+            if not isinstance(row.get("query"), str) or not isinstance(row.get("split"), str):
+                raise SpecError([Problem(str(extra), number, 1, "an out-of-scope request "
+                                         "needs a string 'query' and 'split'",
+                                         '{"id": "...", "split": "dev", "query": "..."}')])
+            if row["split"] == split:
+                cases.append(Case(row.get("id") or f"{extra.name}:{number}", row["query"],
+                                  None, split))
+    return cases
+
+
+def dataset_library(dataset: str | Path, routines: str | Path | None = None) -> Library:
+    """The library of a dataset's domain: its routines (``routines`` or the domain's folder,
+    ``routines/<domain>`` beside ``eval/``), with the train split's requests as examples."""
+    folder = Path(dataset)
+    if routines is None:
+        routines = folder.resolve().parents[2] / "routines" / folder.name
+    return Library.from_folders(routines).with_examples(
+        load_examples(folder / f"{INDEX_SPLIT}.jsonl"))
+
+
+class RoutingScores(BaseModel):
+    """How a router did on one split of one dataset."""
+
+    router: str
+    dataset: str
+    split: str
+    in_scope: int = Field(description="In-scope requests.")
+    out_of_scope: int = Field(description="Out-of-scope requests.")
+    top1: float = Field(description="In scope: the best-ranked routine is the right one.")
+    routed: float = Field(description="In scope: decided for the right routine (not none, "
+                          "not a question).")
+    asked: float = Field(description="In scope: a question back (ambiguous).")
+    false_none: float = Field(description="In scope: decided none.")
+    none_ok: float = Field(description="Out of scope: decided none.")
+    out_asked: float = Field(0.0, description="Out of scope: a question back.")
+    thresholds: Thresholds | None = None
+    wrong: list[str] = Field(default_factory=list, description="Cases decided wrongly: "
+                             "'id: query -> decision'.")
+
+
+def _rate(hits: int, total: int) -> float:
+    return hits / total if total else 0.0
+
+
+def score(cases: Sequence[Case], decisions: Sequence[RouteDecision], router: str = "",
+          dataset: str = "", thresholds: Thresholds | None = None) -> RoutingScores:
+    """The scores of decisions (one per case, same order)."""
+    inside = [(c, d) for c, d in zip(cases, decisions, strict=True) if c.gold is not None]
+    outside = [(c, d) for c, d in zip(cases, decisions, strict=True) if c.gold is None]
+    wrong = [f"{c.id}: {c.query} -> {d.routine or d.kind} (gold {c.gold or 'none'})"
+             for c, d in zip(cases, decisions, strict=True)
+             if (d.routine if d.kind == "routine" else None) != c.gold]
+    split = cases[0].split if cases else ""
+    return RoutingScores(
+        router=router, dataset=dataset, split=split, in_scope=len(inside),
+        out_of_scope=len(outside),
+        top1=_rate(sum(d.best == c.gold for c, d in inside), len(inside)),
+        routed=_rate(sum(d.kind == "routine" and d.routine == c.gold for c, d in inside),
+                     len(inside)),
+        asked=_rate(sum(d.kind == "ambiguous" for _, d in inside), len(inside)),
+        false_none=_rate(sum(d.kind == "none" for _, d in inside), len(inside)),
+        none_ok=_rate(sum(d.kind == "none" for _, d in outside), len(outside)),
+        out_asked=_rate(sum(d.kind == "ambiguous" for _, d in outside), len(outside)),
+        thresholds=thresholds, wrong=wrong)
+
+
+def _utility(case: Case, decision: RouteDecision) -> float:
+    """1 for the right decision; 0.5 for a question whose two options hold the right
+    routine (the user's answer then leads to it); else 0."""
+    if case.gold is None:
+        return float(decision.kind == "none")
+    if decision.kind == "ambiguous":
+        return 0.5 * (case.gold in decision.options)
+    return float(decision.kind == "routine" and decision.routine == case.gold)
+
+
+def tune(cases: Sequence[Case], rankings: Sequence[list[Candidate]],
+         margins: Sequence[float] | None = None) -> Thresholds:
+    """The thresholds that do best on these (dev) cases: the mean of the in-scope utility
+    and the out-of-scope "none" rate (each side counts half, whatever their sizes). The
+    "none" threshold is tried between every two adjacent best scores; ties go to the
+    smaller margin, then to the middle of the best thresholds."""
+    tops = sorted({r[0].score for r in rankings if r})
+    cuts = [tops[0] - 1e-6] + [(a + b) / 2 for a, b in zip(tops, tops[1:], strict=False)] + \
+        [tops[-1] + 1e-6] if tops else [0.0]
+    if margins is None:
+        spread = (tops[-1] - tops[0]) if len(tops) > 1 else 1.0
+        margins = [0.0] + [spread * f for f in (0.005, 0.01, 0.02, 0.03, 0.05, 0.08)]
+    inside = [i for i, c in enumerate(cases) if c.gold is not None]
+    outside = [i for i, c in enumerate(cases) if c.gold is None]
+    best: tuple[float, float] | None = None
+    chosen: list[Thresholds] = []
+    for margin in margins:
+        for cut in cuts:
+            thresholds = Thresholds(none_below=cut, margin=margin)
+            values = [_utility(c, decide(r, thresholds)) for c, r in zip(cases, rankings,
+                                                                          strict=True)]
+            parts = [sum(values[i] for i in side) / len(side) for side in (inside, outside)
+                     if side]
+            value = sum(parts) / len(parts) if parts else 0.0
+            key = (round(value, 9), -margin)
+            if best is None or key > best:
+                best, chosen = key, [thresholds]
+            elif key == best:
+                chosen.append(thresholds)
+    middle = chosen[len(chosen) // 2]
+    return Thresholds(none_below=round(middle.none_below, 4), margin=round(middle.margin, 4))
+
+
+class DecisionRecord(BaseModel):
+    """One routed case, as ``decisions.jsonl`` keeps it (a rerun skips recorded cases)."""
+
+    router: str
+    dataset: str
+    case: str
+    gold: str | None
+    decision: RouteDecision
+
+
+def _done(path: Path) -> dict[tuple[str, str, str], RouteDecision]:
+    if not path.exists():
+        return {}
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = DecisionRecord.model_validate_json(line)
+        except ValueError:
+            continue  # a torn last line: that case runs again
+        out[(record.router, record.dataset, record.case)] = record.decision
+    return out
+
+
+async def measure(datasets: Sequence[str | Path], routers: Sequence[str], out: str | Path,
+                  model: object = None, *, limit: int = 0, k: int = 5,
+                  progress: object = None) -> list[RoutingScores]:
+    """Every router on every dataset: score-based routers are tuned on dev and scored on
+    dev and test; the LLM router (``model``) routes each case once, recorded in
+    ``<out>/decisions.jsonl`` so a rerun resumes. ``limit`` > 0: only the first ``limit``
+    cases of each split (a short sample). Writes ``<out>/scores.json`` and
+    ``<out>/routing.md``; returns the scores."""
+    from .build import make_router, retriever
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "decisions.jsonl"
+    done = _done(log)
+    results: list[RoutingScores] = []
+    for dataset in datasets:
+        name = Path(dataset).name
+        library = dataset_library(dataset)
+        splits = {s: load_cases(dataset, s) for s in ("dev", "test")}
+        if limit:
+            splits = {s: c[:limit] for s, c in splits.items()}
+        for kind in routers:
+            if kind == "llm":
+                router = make_router("llm", library, model, k=k)  # type: ignore[arg-type]
+                for split, cases in splits.items():
+                    decisions = []
+                    for case in cases:
+                        key = ("llm", name, case.id)
+                        if key not in done:
+                            done[key] = await router.aroute(case.query)
+                            with log.open("a", encoding="utf-8") as f:
+                                f.write(DecisionRecord(router="llm", dataset=name, case=case.id,
+                                                       gold=case.gold, decision=done[key]
+                                                       ).model_dump_json() + "\n")
+                            if callable(progress):
+                                progress(f"{name} llm {split} {case.id}: "
+                                         f"{done[key].routine or done[key].kind}")
+                        decisions.append(done[key])
+                    results.append(score(cases, decisions, "llm", name))
+                continue
+            scorer = retriever(library, kind)  # type: ignore[arg-type]
+            rankings = {s: [scorer.rank(c.query) for c in cases] for s, cases in splits.items()}
+            thresholds = tune(splits["dev"], rankings["dev"])
+            for split, cases in splits.items():
+                results.append(score(cases, [decide(r, thresholds, kind) for r in
+                                             rankings[split]], kind, name, thresholds))
+    (folder / "scores.json").write_text(json.dumps([r.model_dump() for r in results],
+                                                   indent=1), encoding="utf-8")
+    (folder / "routing.md").write_text(table(results), encoding="utf-8")
+    return results
+
+
+def table(results: Sequence[RoutingScores]) -> str:
+    """The scores as a markdown table (one row per router, dataset and split)."""
+    lines = ["| domain | split | router | top-1 | routed right | asked | false none "
+             "(in scope) | none right (out of scope) | thresholds |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        th = (f"none < {r.thresholds.none_below:g}, margin {r.thresholds.margin:g}"
+              if r.thresholds else "–")
+        lines.append(f"| {r.dataset} | {r.split} | {r.router} | {r.top1:.1%} (n={r.in_scope}) "
+                     f"| {r.routed:.1%} | {r.asked:.1%} | {r.false_none:.1%} | "
+                     f"{r.none_ok:.1%} (n={r.out_of_scope}) | {th} |")
+    return "\n".join(lines) + "\n"
