@@ -37,8 +37,11 @@ def spans(monkeypatch):
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     telemetry.use_tracer_provider(provider)
+    assert not telemetry.read_environment()
     yield exporter
     telemetry.use_tracer_provider(None)
+    monkeypatch.delenv(telemetry.ENV, raising=False)
+    telemetry.read_environment()
 
 
 def used(reply: ModelReply, prompt: int, completion: int) -> ModelReply:
@@ -163,6 +166,7 @@ def test_the_environment_turns_it_on_and_content_capture_is_opt_in(spans, hr_too
                                                                    monkeypatch):
     monkeypatch.setenv(telemetry.ENV, "1")
     monkeypatch.setenv(telemetry.CAPTURE_ENV, "true")
+    assert telemetry.read_environment()
     leave_run(hr_tools, [call("find_employee", name=NAME), call("finish", answer="ok")])
     finished = spans.get_finished_spans()
     chat = next(s for s in finished if s.name.startswith("chat"))

@@ -2,7 +2,7 @@
 
 Off by default, and free when off: ``opentelemetry`` is not even imported. On with
 ``RunSettings(telemetry=True)`` (``routine run --telemetry``) or ``ROUTINE_OTEL=1`` in the
-environment. A run is one span tree::
+environment (read when Routine is imported; :func:`read_environment` reads it again). A run is one span tree::
 
     invoke_agent leave_balance          the run (per message, in a conversation)
     ├── turn find_employee              one turn: the step the run was on
@@ -42,7 +42,7 @@ from ..models.base import ModelReply
 from ..models.messages import to_wire
 from .trace import ToolCallRecord
 
-__all__ = ["ENV", "enabled", "use_tracer_provider", "provider_from_env", "run_span",
+__all__ = ["ENV", "enabled", "read_environment", "use_tracer_provider", "provider_from_env", "run_span",
            "turn_span", "model_span", "tool_span"]
 
 ENV = "ROUTINE_OTEL"
@@ -51,11 +51,22 @@ _ON = ("1", "true", "yes", "on")
 
 _provider: Any = None  # use_tracer_provider(); else the global one
 _tracer: Any = None
+_from_env = False  # ROUTINE_OTEL, read once (os.environ.get costs microseconds a call)
+
+
+def read_environment() -> bool:
+    """Read ``ROUTINE_OTEL`` again (it is read when Routine is imported); return it."""
+    global _from_env
+    _from_env = os.environ.get(ENV, "").lower() in _ON
+    return _from_env
+
+
+read_environment()
 
 
 def enabled(settings: Any) -> bool:
     """Whether a run with these settings emits spans."""
-    return bool(settings.telemetry) or os.environ.get(ENV, "").lower() in _ON
+    return _from_env or settings.telemetry
 
 
 def use_tracer_provider(provider: Any | None) -> None:
