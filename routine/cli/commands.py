@@ -939,5 +939,7 @@ def _main(command: click.Command, argv: list[str] | None) -> int:
 
 from . import trace_view as _trace_view  # noqa: E402,F401  (registers `routine trace`)
 
+from . import draft as _draft  # noqa: E402,F401  (registers `routine draft` on the app)
+
 if __name__ == "__main__":
     sys.exit(main())

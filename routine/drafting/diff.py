@@ -166,7 +166,12 @@ def diff_routines(old: Routine, new: Routine) -> RoutineDiff:
             pairs += list(zip(range(i1, i2), range(j1, j2), strict=True))
             continue
         common = min(i2 - i1, j2 - j1) if tag == "replace" else 0
-        pairs += list(zip(range(i1, i1 + common), range(j1, j1 + common), strict=True))
+        for i, j in zip(range(i1, i1 + common), range(j1, j1 + common), strict=True):
+            # one tool for another at the same place: a changed step; other kinds differ
+            if before[i][0].tool and after[j][0].tool:
+                pairs.append((i, j))
+            else:
+                pairs += [(i, None), (None, j)]
         pairs += [(i, None) for i in range(i1 + common, i2)]
         pairs += [(None, j) for j in range(j1 + common, j2)]
     # a step only in one place of each routine, doing the same: moved

@@ -85,6 +85,10 @@ class DraftResult(BaseModel):
         """Repair rounds used (0: the first draft validated, or no repair was allowed)."""
         return max(len(self.attempts) - 1, 0)
 
+    def to_record(self) -> dict[str, Any]:
+        """One JSONL line: every attempt, plus ``ok`` and ``repairs``."""
+        return {**self.model_dump(mode="json"), "ok": self.ok, "repairs": self.repairs}
+
     def invalid_text(self) -> str:
         """The last routine marked as invalid, its problems listed above it in comments: what
         ``--save-invalid`` writes (it fails ``routine validate`` on purpose)."""

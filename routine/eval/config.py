@@ -20,8 +20,10 @@ class EvalConfig(BaseModel):
     dataset: Path = Field(description="eval/datasets/<domain>")
     out: Path = Field(description="Results folder (a rerun resumes it).")
     split: str = Field("test", description="train, dev or test.")
-    conditions: list[str] = Field(default_factory=lambda: list(CONDITIONS),
-                                  description="Conditions: " + ", ".join(CONDITIONS) + ".")
+    conditions: list[str] = Field(default_factory=lambda: [n for n, c in CONDITIONS.items()
+                                                           if not c.routed],
+                                  description="Conditions: " + ", ".join(CONDITIONS) + " (all "
+                                  "but the routed ones by default).")
     protocols: list[Protocol] = Field(default_factory=lambda: ["step", "task"],
                                       description="step, task (both by default), "
                                       "conversation (conversational examples: a simulated user "
@@ -39,5 +41,13 @@ class EvalConfig(BaseModel):
                                 "the paper's protocol measures the model, not the guard).")
     model: str = Field("", description="The model's name (recorded in the summary).")
     routines: list[str] | None = Field(None, description="Only these routines' queries.")
+    router: Literal["lexical", "embedding", "llm"] = Field(
+        "embedding", description="The router of the routed conditions (llm: the model under "
+        "test chooses among the embedding router's top 5).")
+    routines_from: Path | None = Field(
+        None, description="Take the routines from this folder (NAME.yaml: drafted ones, say) "
+        "instead of the domain's; the gold data stays. Queries of routines the folder lacks "
+        "are left out, and so are step samples whose gold calls do not replay under the "
+        "folder's routine (counted in the log).")
     report_only: bool = Field(False, description="Rebuild the report from the results in "
                               "--out; run nothing.")

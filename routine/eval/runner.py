@@ -9,9 +9,11 @@ and both protocols on the same routines. Progress is reported to a callback as
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
@@ -19,6 +21,7 @@ from filelock import FileLock, Timeout
 from ..errors import EvalConfigError
 from ..models.base import Model
 from ..run.settings import RunSettings
+from ..spec.loader import load_routine
 from ..tools.core import FINISH_TOOL
 from .conditions import CONDITIONS
 from .config import EvalConfig
@@ -33,6 +36,7 @@ from .jobs import (
     read_records,
     run_jobs,
 )
+from .routed import eval_router
 from .steps import StepResult, run_step_sample, step_samples
 from .summary import Summary, summarize
 from .tasks import TaskResult, run_task
@@ -69,6 +73,9 @@ async def run_evaluation(config: EvalConfig, model: Model,
     registry = domain.registry()
     routines = {n: loaded.routine for n, loaded in domain.routines().items()}
     examples = [e for e in load_dataset(config.dataset, (config.split,)) if e.kind == "routine"]
+    if config.routines_from is not None:
+        routines = _routines_in(config.routines_from)
+        examples = [e for e in examples if e.routine in routines]
     if examples and "conversation" not in config.protocols and \
             not [e for e in examples if e.user is None]:
         raise EvalConfigError("every example of this split is a conversation: add "
@@ -118,8 +125,11 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
 
     if "step" in config.protocols:
         for name in config.conditions:
+            if CONDITIONS[name].routed:
+                continue  # a step sample needs the routine its gold calls came from
             samples = await step_samples(examples, routines, registry, CONDITIONS[name],
-                                         seed=config.seed, shuffle_tools=config.shuffle_tools)
+                                         seed=config.seed, shuffle_tools=config.shuffle_tools,
+                                         strict=config.routines_from is None)
             if config.step_limit and len(samples) > config.step_limit:
                 keep = set(random.Random(config.seed).sample(sorted(s.id for s in samples),
                                                              config.step_limit))
@@ -150,7 +160,8 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
         seed = await seed_snapshot(domain, registry)
         for name in config.conditions:
             condition = CONDITIONS[name]
-            if protocol == "conversation" and condition.routine_format == "none":
+            if protocol == "conversation" and (condition.routine_format == "none"
+                                               or condition.routed):
                 continue  # a conversation follows a routine's questions and confirmations
             for example in chosen:
                 selected.add((name, example.id))
@@ -167,8 +178,11 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
                                    trial), Job(job, name, protocol, example.id)))
 
     if "task" in config.protocols:
+        router = None
+        if any(CONDITIONS[n].routed for n in config.conditions) and not config.report_only:
+            router = eval_router(config.dataset, domain, config.router, model)
         await whole_runs("task", examples, tasks_path, done_tasks, selected_tasks, 1, 12,
-                         run_task)
+                         functools.partial(run_task, router=router))
     if "conversation" in config.protocols:
         await whole_runs("conversation", talks, talks_path, done_talks, selected_talks, 2, 16,
                          run_conversation)
@@ -187,6 +201,19 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
     summary = summarize(steps, tasks, config, conversations)
     write_report(summary, steps, tasks + conversations, config.out)
     return summary
+
+
+def _routines_in(folder: Path) -> dict[str, Any]:
+    """The routines of ``folder`` by name (``--routines-from``); a file that does not load
+    is an error: such a folder holds routines that validated."""
+    if not folder.is_dir():
+        raise EvalConfigError(f"{folder}: no such folder (--routines-from: a folder of "
+                              "routine files, NAME.yaml)")
+    found = {}
+    for path in sorted(folder.glob("*.yaml")):
+        routine = load_routine(path).routine
+        found[routine.name] = routine
+    return found
 
 
 def _with_counts(counts: Callable[[int, int], None], then: ProgressFn | None) -> ProgressFn:

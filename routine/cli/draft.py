@@ -1,0 +1,200 @@
+"""``routine draft``: an expert's draft becomes a routine that validates, or is reported.
+
+Registered on the ``routine`` app by :mod:`routine.cli.commands`; the work is done by
+:mod:`routine.drafting`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.text import Text
+
+from ..drafting import DraftResult, adraft, diff_routines
+from ..errors import SpecError
+from ..spec.format import Routine
+from ..spec.loader import load_routine, load_routine_text
+from .commands import ApiKeyOption, BaseUrlOption, ModelCacheOption, ModelOption, _model, app, err, out
+
+__all__ = ["draft_command"]
+
+_COLOURS = {"+": "green", "-": "red", "~": "yellow", "↕": "cyan"}
+
+
+def _drafts(source: Path) -> list[Path]:
+    if source.is_dir():
+        found = sorted(p for p in source.iterdir() if p.suffix in (".md", ".txt"))
+        if not found:
+            raise click.BadParameter(f"{source}: no drafts (*.md, *.txt) in this folder",
+                                     param_hint="SOURCE")
+        return found
+    if not source.is_file():
+        raise click.BadParameter(f"{source}: no such file or folder", param_hint="SOURCE")
+    return [source]
+
+
+def _recorded(record: Path | None) -> set[str]:
+    """Names of the drafts already in the record file (a torn last line is skipped)."""
+    if record is None or not record.exists():
+        return set()
+    names = set()
+    for line in record.read_text(encoding="utf-8").splitlines():
+        try:
+            names.add(json.loads(line)["name"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return names
+
+
+def _append(record: Path, result: DraftResult) -> None:
+    record.parent.mkdir(parents=True, exist_ok=True)
+    with record.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(result.to_record(), ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _show_diff(old: Routine, new: Routine, to_stderr: bool) -> None:
+    console = err if to_stderr else out
+    for line in diff_routines(old, new).lines():
+        mark = line.strip()[:1]
+        style = _COLOURS.get(mark, "") if line.startswith("  ") and not line.startswith("    ") \
+            else "dim" if line.startswith("    ") else "bold"
+        console.print(Text(line, style=style), soft_wrap=True)
+
+
+def _compare_only(source: Path, diff: Path) -> None:
+    if diff.is_dir():
+        diff = diff / source.name
+    _show_diff(load_routine(diff).routine, load_routine(source).routine, to_stderr=False)
+
+
+def _target(out_path: Path | None, folder_mode: bool, name: str) -> Path | None:
+    if out_path is None:
+        return None
+    return out_path / f"{name}.yaml" if folder_mode else out_path
+
+
+def _report(result: DraftResult, target: Path | None, saved: bool) -> None:
+    seconds = sum(a.seconds for a in result.attempts)
+    tokens = (sum(a.usage.prompt_tokens for a in result.attempts),
+              sum(a.usage.completion_tokens for a in result.attempts))
+    facts = (f"{len(result.attempts)} attempt(s), {seconds:.1f} s, "
+             f"{tokens[0]}+{tokens[1]} tokens, {result.attempts[-1].decoding} decoding")
+    if result.ok:
+        where = f" → {target}" if target else ""
+        err.print(Text.assemble(("✓ ", "green"), (result.name, "bold"),
+                                f": valid after {result.repairs} repair round(s) ({facts})"
+                                f"{where}"), soft_wrap=True)
+        return
+    err.print(Text.assemble(("✗ ", "red"), (result.name, "bold"),
+                            f": {len(result.problems)} problem(s) after {result.repairs} repair "
+                            f"round(s) ({facts}); " + (f"saved MARKED INVALID to {target}"
+                                                       if saved and target else
+                                                       "printed MARKED INVALID" if saved
+                                                       else "not saved")), soft_wrap=True)
+    for problem in result.problems:
+        err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("draft")
+def draft_command(
+    source: Annotated[Path, typer.Argument(
+        help="An expert's draft of a process (a text or Markdown file), or a folder of them "
+             "(*.md, *.txt); with --diff, a routine YAML to compare without drafting.")],
+    toolset: Annotated[list[str] | None, typer.Option(
+        "--toolset", "-t", help="A toolset of the project (named in routine.toml: a module "
+                                "or an MCP server) the routine may use (repeatable).")] = None,
+    out_path: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="The routine file to write (SOURCE a folder: a folder, NAME.yaml "
+                            "for each draft). Default: print the routine.")] = None,
+    name: Annotated[str | None, typer.Option(
+        help="The routine's name (default: the draft's file name).")] = None,
+    rounds: Annotated[int, typer.Option(
+        min=0, help="Repair rounds: validation problems go back to the model this many "
+                    "times at most.")] = 3,
+    guided: Annotated[bool, typer.Option(
+        "--guided/--free", help="Hold the model's reply to the routine's JSON schema where "
+                                "the endpoint supports it (--free: no constraint).")] = True,
+    diff: Annotated[Path | None, typer.Option(
+        help="An existing routine to compare the drafted one with, step by step (SOURCE a "
+             "folder: a folder with NAME.yaml).")] = None,
+    save_invalid: Annotated[bool, typer.Option(
+        help="Also write a routine that still has problems, marked INVALID with them in "
+             "comments (it fails routine validate).")] = False,
+    record: Annotated[Path | None, typer.Option(
+        help="Append each draft's attempts (replies, YAML, problems, tokens, seconds) to "
+             "this JSONL file; drafts already in it are skipped (a rerun resumes).")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per reply.")] = 2048,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    timeout: Annotated[float, typer.Option(help="Seconds per model request.")] = 900.0,
+    model: ModelOption = None,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
+    model_cache: ModelCacheOption = None,
+) -> None:
+    """Draft a routine from an expert's plain-language draft: the model writes it, validate
+    checks it, problems go back for repair; a routine that still fails is reported with its
+    problems and not saved."""
+    if source.suffix in (".yaml", ".yml"):
+        if diff is None:
+            raise click.BadParameter(f"{source} is a routine: give --diff EXISTING.yaml to "
+                                     "compare it, or a draft (.md) to draft", param_hint="SOURCE")
+        _compare_only(source, diff)
+        return
+    folder_mode = source.is_dir()
+    files = _drafts(source)
+    if folder_mode and name:
+        raise click.BadParameter("one name for a folder of drafts", param_hint="--name")
+    if not toolset:
+        raise click.BadParameter("name the toolsets the routine may use (from routine.toml "
+                                 "toolsets), e.g. --toolset routine_tools.hr",
+                                 param_hint="--toolset")
+    if folder_mode and out_path is not None:
+        out_path.mkdir(parents=True, exist_ok=True)
+    done = _recorded(record)
+    todo = [f for f in files if (name or f.stem) not in done]
+    if len(todo) < len(files):
+        err.print(f"[dim]{len(files) - len(todo)} draft(s) already in {record}: skipped[/dim]")
+    failed = 0
+    if not todo:
+        return
+    with _model(model, base_url, api_key, model_cache, timeout) as client:
+        for file in todo:
+            routine_name = name or file.stem
+            target = _target(out_path, folder_mode, routine_name)
+            header = (f"drafted by `routine draft` from {file.name} with {client.name}; "
+                      "review it before use (routine draft --diff)")
+            result = asyncio.run(adraft(
+                file.read_text(encoding="utf-8"), list(toolset), client, name=routine_name,
+                rounds=rounds, guided=guided, file=str(target or f"{routine_name}.yaml"),
+                header=header, temperature=temperature, max_tokens=max_tokens, seed=seed))
+            saved = result.ok or save_invalid
+            text = result.yaml if result.ok else result.invalid_text()
+            if saved and target is not None and text is not None:
+                target.write_text(text, encoding="utf-8")
+            elif saved and text is not None:
+                out.print(text, markup=False, highlight=False, soft_wrap=True, end="")
+            if record is not None:
+                _append(record, result)
+            _report(result, target, saved)
+            failed += not result.ok
+            if diff is not None and result.yaml is not None:
+                existing = diff / f"{routine_name}.yaml" if diff.is_dir() else diff
+                try:
+                    drafted = load_routine_text(result.yaml, routine_name).routine
+                except SpecError:
+                    err.print(f"  (no diff: the drafted {routine_name} does not load)")
+                else:
+                    _show_diff(load_routine(existing).routine, drafted,
+                               to_stderr=saved and target is None)
+    if failed:
+        err.print(f"{failed} of {len(todo)} draft(s) still have problems")
+        raise typer.Exit(1)

@@ -1,0 +1,311 @@
+"""routine draft: an expert's draft becomes a routine that validates, or is reported with its
+problems and not saved; the step-by-step diff of two routines."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import pytest
+
+from routine.cli.commands import main
+from routine.drafting import (
+    INVALID_MARKER,
+    check_draft,
+    diff_routines,
+    draft,
+    draft_schema,
+    routine_yaml,
+    toolset_registry,
+)
+from routine.errors import RoutineError
+from routine.models import embedded
+from routine.models.messages import UserMessage
+from routine.models.testing import ScriptedModel
+from routine.spec import load_routine, load_routine_text
+from routine.spec.project import Project
+
+from .conftest import ROOT, ROUTINES
+from .test_cli import ScriptedServer, scripted_server  # noqa: F401  (the fixture)
+
+PROJECT = Project.discover(ROOT / "routine.toml")
+RETAIL = ["routine_tools.retail"]
+DRAFT = ("Grab the order number and check the order. If it went out, look up the parcel with "
+         "the courier and give the tracking number.")
+
+
+def _routine(tool: str = "track_shipment", field: str = "order_id") -> str:
+    return json.dumps({
+        "name": "track_order", "description": "Tell a customer where their parcel is.",
+        "inputs": {"order_id": {"type": "integer", "description": "the order number"}},
+        "steps": [
+            {"id": "get_order", "name": "Get the order", "description": "Look the order up.",
+             "tool": "get_order", "args": {"order_id": "${inputs.order_id}"}},
+            {"id": "track", "name": "Track the parcel", "description": "Ask the courier.",
+             "tool": tool, "args": {"order_id": f"${{steps.get_order.output.{field}}}"}},
+            {"id": "answer", "name": "Answer", "description": "Give the tracking number.",
+             "finish": True}]})
+
+
+GOOD = _routine()
+BAD = _routine(tool="track_parcel", field="tracking")  # an unknown tool, a missing field
+
+
+# ---------------------------------------------------------------- the loop, scripted doubles
+def test_a_draft_with_problems_is_repaired_after_seeing_them():
+    model = ScriptedModel([BAD, GOOD])
+    result = draft(DRAFT, RETAIL, model, name="track_order", rounds=3, project=PROJECT)
+    model.assert_complete()
+    assert result.ok and result.repairs == 1 and len(result.attempts) == 2
+    first = result.attempts[0]
+    assert any("unknown tool 'track_parcel'" in p.message for p in first.problems)
+    assert check_draft(result.yaml or "", project=PROJECT) == []
+    # the repair request shows the routine with line numbers and every problem at its line
+    repair = model.requests[1].messages[-1]
+    assert isinstance(repair, UserMessage)
+    problem = next(p for p in first.problems if "track_parcel" in p.message)
+    assert f"line {problem.line}: unknown tool 'track_parcel'" in repair.content
+    assert f"{problem.line} |   tool: track_parcel" in repair.content
+    assert model.requests[1].messages[-2].content == BAD  # its own last reply
+    # guided: every request asks for the reduced schema, the routine's name fixed
+    guide = model.requests[0].guide
+    assert guide is not None and guide.constrain and guide.label == "draft"
+    assert guide.schema is not None
+    assert guide.schema["properties"]["name"] == {"const": "track_order"}
+
+
+def test_the_prompt_holds_the_draft_and_the_tools_but_no_routine_of_the_project():
+    model = ScriptedModel([GOOD])
+    draft(DRAFT, RETAIL, model, name="track_order", rounds=0, project=PROJECT)
+    text = "\n".join(m.content for m in model.requests[0].messages)
+    assert DRAFT in text and "track_shipment(order_id: integer) -> Shipment" in text
+    assert "returns: order_id: integer, carrier: string, tracking_number: string" in text
+    for path in (ROUTINES / "retail").glob("*.yaml"):  # held out: no description of theirs
+        assert load_routine(path).routine.description not in text
+
+
+def test_a_draft_that_never_validates_keeps_its_problems():
+    model = ScriptedModel([BAD, BAD, "I cannot do that."])
+    result = draft(DRAFT, RETAIL, model, name="track_order", rounds=2, project=PROJECT)
+    model.assert_complete()
+    assert not result.ok and result.repairs == 2
+    assert result.yaml is None  # the last reply held no routine
+    assert "not one routine object" in result.problems[0].message
+    assert result.invalid_text().startswith(f"# {INVALID_MARKER}")
+    record = result.to_record()
+    assert record["ok"] is False and len(record["attempts"]) == 3
+
+
+def test_rounds_zero_asks_once():
+    model = ScriptedModel([BAD])
+    result = draft(DRAFT, RETAIL, model, name="track_order", rounds=0, project=PROJECT)
+    assert not result.ok and len(model.requests) == 1 and result.problems
+
+
+def test_free_replies_in_prose_or_fenced_yaml_are_read():
+    fenced = "Here it is:\n```yaml\n" + routine_yaml(GOOD, None, RETAIL) + "```\nDone."
+    model = ScriptedModel([fenced])
+    result = draft(DRAFT, RETAIL, model, name="track_order", rounds=0, guided=False,
+                   project=PROJECT)
+    assert result.ok, result.problems
+    guide = model.requests[0].guide
+    assert guide is not None and not guide.constrain
+    prose = ScriptedModel(["Sure! " + GOOD[:-40]])  # cut off: no closing braces
+    cut = draft(DRAFT, RETAIL, prose, name="track_order", rounds=0, project=PROJECT)
+    assert not cut.ok and "cannot be read as JSON or YAML" in cut.problems[0].message
+
+
+def test_an_unknown_toolset_is_one_clear_error():
+    with pytest.raises(RoutineError, match="unknown toolset 'routine_tools.crm'.*the project has"):
+        toolset_registry(["routine_tools.crm"], PROJECT)
+
+
+def test_the_written_yaml_keeps_the_format_order_and_drops_nulls():
+    data = json.loads(GOOD)
+    data["steps"][1] = {"id": "sent", "name": "Sent?", "description": "d", "branch": [
+        {"condition": "shipped", "when": "steps.get_order.output.status == 'shipped'",
+         "steps": [{"id": "a", "name": "A", "description": "d", "finish": True}]},
+        {"condition": "otherwise", "when": None,
+         "steps": [{"id": "b", "name": "B", "description": "d", "finish": True}]}]}
+    del data["steps"][2]
+    text = routine_yaml(json.dumps(data), "track_order", RETAIL, header="drafted")
+    assert text.startswith("# drafted\nname: track_order\ndescription:")
+    assert "toolsets:\n- routine_tools.retail\ninputs:" in text
+    assert "when: null" not in text and check_draft(text, project=PROJECT) == []
+
+
+# ---------------------------------------------------------------- the schema
+def test_the_schema_names_each_tool_and_its_arguments():
+    schema = draft_schema(toolset_registry(RETAIL, PROJECT), "track_order")
+    steps = schema["properties"]["steps"]["items"]["anyOf"]
+    tools = {s["properties"]["tool"]["const"]: s["properties"]["args"] for s in steps
+             if "tool" in s["properties"]}
+    assert len(tools) == 11
+    assert tools["cancel_order"]["required"] == ["order_id", "reason"]
+    assert tools["cancel_order"]["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("name", ["leave_balance", "manager_lookup", "payslip_lookup"])
+def test_hand_written_routines_fit_the_reduced_schema(name):
+    """The reduced schema admits real routines: the simple HR ones, as JSON."""
+    import jsonschema
+
+    loaded = load_routine(ROUTINES / "hr" / f"{name}.yaml").routine
+    data = loaded.model_dump(mode="json", by_alias=True, exclude_defaults=True,
+                             exclude={"toolsets", "version"})
+    for step in data["steps"]:
+        for key in ("answer", "output_description", "input_description"):
+            step.pop(key, None)
+    for spec in data.get("inputs", {}).values():
+        spec.setdefault("type", "string")
+    jsonschema.validate(data, draft_schema(toolset_registry(["routine_tools.hr"], PROJECT), name))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs llama-cpp-python")
+def test_llama_cpp_compiles_the_reduced_schema_but_not_the_full_one():
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    from routine.spec.format import routine_json_schema
+
+    reduced = draft_schema(toolset_registry(["routine_tools.hr"], PROJECT), "leave_balance")
+    assert "root ::=" in json_schema_to_gbnf(json.dumps(reduced))
+    with pytest.raises(Exception, match="Unrecognized schema"):
+        json_schema_to_gbnf(json.dumps(routine_json_schema()))
+
+
+# ---------------------------------------------------------------- the command, over HTTP
+def _args(tmp_path, *more: str) -> list[str]:
+    draft_file = tmp_path / "track_order.md"
+    draft_file.write_text(DRAFT)
+    return ["--project", str(ROOT / "routine.toml"), "draft", str(draft_file),
+            "--toolset", "routine_tools.retail", "--model", "m", *more]
+
+
+def test_draft_command_writes_a_routine_that_validates(scripted_server, tmp_path, capsys):  # noqa: F811
+    ScriptedServer.script = [{"content": BAD}, {"content": GOOD}]
+    out = tmp_path / "routines" / "track_order.yaml"
+    out.parent.mkdir()
+    record = tmp_path / "drafts.jsonl"
+    assert main(_args(tmp_path, "--base-url", scripted_server, "-o", str(out),
+                      "--record", str(record))) == 0
+    assert "valid after 1 repair round(s)" in capsys.readouterr().err
+    assert main(["validate", str(out)]) == 0
+    assert json.loads(record.read_text())["ok"] is True
+    # guided over an endpoint: the reply's JSON schema goes as response_format
+    sent = ScriptedServer.requests[0]["response_format"]["json_schema"]["schema"]
+    assert sent["properties"]["name"] == {"const": "track_order"}
+    # resumable: a draft already in the record is not drafted again
+    assert main(_args(tmp_path, "--base-url", scripted_server, "-o", str(out),
+                      "--record", str(record))) == 0
+    assert len(ScriptedServer.requests) == 2
+
+
+def test_a_draft_that_still_fails_is_reported_and_not_saved(scripted_server, tmp_path,  # noqa: F811
+                                                            capsys):
+    ScriptedServer.script = [{"content": BAD}] * 2
+    out = tmp_path / "track_order.yaml"
+    assert main(_args(tmp_path, "--base-url", scripted_server, "-o", str(out),
+                      "--rounds", "1")) == 1
+    err = capsys.readouterr().err
+    assert not out.exists()
+    assert "problem(s) after 1 repair round(s)" in err and "not saved" in err
+    assert "unknown tool 'track_parcel'" in err and f"{out}:" in err
+    # only with --save-invalid, and marked: the file fails validate
+    ScriptedServer.requests, ScriptedServer.script = [], [{"content": BAD}]
+    assert main(_args(tmp_path, "--base-url", scripted_server, "-o", str(out),
+                      "--rounds", "0", "--save-invalid")) == 1
+    assert out.read_text().startswith(f"# {INVALID_MARKER}")
+    assert main(["validate", str(out)]) == 1
+
+
+def test_draft_diff_against_an_existing_routine(scripted_server, tmp_path, capsys):  # noqa: F811
+    ScriptedServer.script = [{"content": GOOD}]
+    assert main(_args(tmp_path, "--base-url", scripted_server, "-o", str(tmp_path / "t.yaml"),
+                      "--diff", str(ROUTINES / "retail" / "track_order.yaml"))) == 0
+    out = capsys.readouterr().out
+    assert "track_order (drafted) against track_order (existing)" in out
+    assert "= 1 get_order · get_order" in out
+
+
+def test_compare_two_routine_files_without_a_model(tmp_path, capsys):
+    assert main(["draft", str(ROUTINES / "hr" / "leave_balance.yaml"), "--diff",
+                 str(ROUTINES / "hr" / "request_leave.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "- 4-1_1 submit · submit_leave_request" in out
+    assert main(["draft", str(ROUTINES / "hr" / "leave_balance.yaml")]) == 2
+    assert "give --diff" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the diff
+LEAVE = (ROUTINES / "hr" / "request_leave.yaml").read_text()
+
+
+def _variant(text: str) -> object:
+    return load_routine_text(text).routine
+
+
+def test_diff_of_a_routine_with_itself_is_identical():
+    routine = _variant(LEAVE)
+    found = diff_routines(routine, routine)
+    assert found.identical and found.counts()["same"] == 7
+    assert found.lines()[-1].endswith("— identical")
+
+
+def test_renamed_step_ids_are_not_changes_when_references_follow_them():
+    renamed = LEAVE.replace("find_employee\n    name", "lookup\n    name").replace(
+        "steps.find_employee.", "steps.lookup.")
+    found = diff_routines(_variant(LEAVE), _variant(renamed))
+    assert found.identical, found.lines()
+    assert "2 lookup (was find_employee) · find_employee" in "\n".join(found.lines())
+
+
+def test_diff_names_added_removed_moved_and_changed_steps():
+    old = _variant(LEAVE)
+    new = old.model_copy(deep=True)
+    ask, find, check, branch = new.steps
+    check.args["leave_type"] = "annual"                       # changed argument
+    new.steps = [find, ask, check, branch]                    # the question moved after
+    branch.branch[1].steps = []                               # removed: the decline answer
+    branch.branch[1].steps.append(new.steps[0].model_copy(update={"id": "again"}))  # added
+    found = diff_routines(old, new)
+    text = "\n".join(found.lines())
+    kinds = {(s.change, (s.new or s.old).id) for s in found.steps}
+    assert ("moved", "ask_dates") in kinds or ("moved", "find_employee") in kinds, text
+    assert ("changed", "check_balance") in kinds, text
+    assert "args.leave_type: '${inputs.leave_type}' → 'annual'" in text
+    assert ("removed", "decline") in kinds and ("added", "again") in kinds, text
+    assert not found.identical
+
+
+def test_diff_lists_input_changes():
+    old = _variant(LEAVE)
+    new = old.model_copy(deep=True)
+    new.inputs.pop("end_date")
+    new.inputs["days"] = new.inputs["start_date"].model_copy(update={"type": "integer"})
+    new.inputs["leave_type"] = new.inputs["leave_type"].model_copy(update={"required": False})
+    changes = {(c.name, c.change) for c in diff_routines(old, new).inputs}
+    assert changes == {("end_date", "removed"), ("days", "added"), ("leave_type", "changed")}
+
+
+# ---------------------------------------------------------------- the real model
+HAVE_LOCAL = importlib.util.find_spec("llama_cpp") is not None and all(
+    importlib.util.find_spec(p) for p in embedded.MODELS[embedded.LIGHT_MODEL].packages)
+
+
+@pytest.mark.embedded
+@pytest.mark.timeout(1500)
+@pytest.mark.skipif(not HAVE_LOCAL, reason="needs the 'local' extra (llama-cpp-python + weights)")
+def test_the_embedded_model_drafts_a_routine_that_validates():
+    """The 0.5B, guided by the reduced schema, drafts a small retail routine that passes
+    every check of routine validate within two repair rounds."""
+    text = (ROUTINES / "retail" / "drafts" / "order_status.md").read_text()
+    with embedded.embedded_server(embedded.LIGHT_MODEL, show_progress=False) as server:
+        result = draft(text, RETAIL, server.client(timeout=900), name="order_status",
+                       rounds=2, project=PROJECT, max_tokens=1200)
+    for attempt in result.attempts:
+        print(attempt.round, attempt.decoding, attempt.seconds, attempt.usage,
+              [str(p) for p in attempt.problems], attempt.reply[:3000], file=sys.stderr)
+    assert result.attempts[0].decoding == "llama"
+    assert result.ok, [str(p) for p in result.problems]
+    assert check_draft(result.yaml or "", project=PROJECT) == []
