@@ -107,6 +107,7 @@ def test_a_run_page_shows_steps_turns_prompts_replies_calls_and_failures(hr_tool
     assert "Prompt the model saw: 9 messages (3 new since the last request)" in text
     assert "Call the get_leave_balance tool with: - employee_id: 1" in text  # state prompt
     assert f"Raw reply {HOSTILE} I think I am done" in text
+    assert f'Raw reply finish({{"answer": "7 of 25 days left {HOSTILE}"}}) [call_finish]' in text
     assert "Fed back to the model: Your reply did not call a tool." in text
     assert f"✗ find_employee(name=\"Nobody {HOSTILE}\")" in text
     assert f'tool_error: LookupError: no employee named "Nobody {HOSTILE}"' in text

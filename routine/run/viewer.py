@@ -26,7 +26,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 
-from ..models.messages import Message
+from ..models.messages import AssistantMessage, Message, ToolCall
 from ..spec.flow import Flow
 from ..spec.format import Routine, Step
 from .trace import RunTrace, ToolCallRecord, TurnRecord
@@ -63,6 +63,7 @@ class TurnView:
     request: list[Message] | None  # what the model was sent (None: no request kept)
     new_from: int  # request[new_from:] is what the model had not seen the turn before
     width: float  # the turn's share of the run's time, in percent (the timeline bar)
+    sent_calls: list[ToolCall]  # the calls as the history keeps them (structured replies)
     failed: bool
     retry: bool
 
@@ -125,10 +126,14 @@ def run_view(trace: RunTrace, routine: Routine | None = None, number: int = 1) -
     for turn in trace.turns:
         asked = turn.history_length > 0 or turn.state_prompt is not None
         request = trace.request(turn.index) if asked else None
+        after = trace.messages[turn.history_length] if asked and turn.history_length < len(
+            trace.messages) else None
+        sent = (after.tool_calls or []) if isinstance(after, AssistantMessage) else []
         turns.append(TurnView(
             record=turn, step=names.get(turn.current_step or "", turn.current_step or ""),
             request=request, new_from=min(seen, turn.history_length), width=round(
-                100 * turn.duration_s / total, 1), failed=turn.kind in FAILED_KINDS,
+                100 * turn.duration_s / total, 1), sent_calls=sent,
+            failed=turn.kind in FAILED_KINDS,
             retry=turn.kind in RETRY_KINDS))
         if asked:
             seen = turn.history_length
