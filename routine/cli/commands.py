@@ -937,9 +937,9 @@ def _main(command: click.Command, argv: list[str] | None) -> int:
             os.environ["ROUTINE_PROJECT"] = project
     return result if isinstance(result, int) else 0
 
-from . import trace_view as _trace_view  # noqa: E402,F401  (registers `routine trace`)
 
 from . import draft as _draft  # noqa: E402,F401  (registers `routine draft` on the app)
+from . import trace_view as _trace_view  # noqa: E402,F401  (registers `routine trace`)
 
 if __name__ == "__main__":
     sys.exit(main())
