@@ -309,3 +309,41 @@ def test_the_embedded_model_drafts_a_routine_that_validates():
     assert result.attempts[0].decoding == "llama"
     assert result.ok, [str(p) for p in result.problems]
     assert check_draft(result.yaml or "", project=PROJECT) == []
+
+
+# ---------------------------------------------------------------- routine eval --routines-from
+def test_step_samples_under_other_routines_keep_what_replays():
+    """Drafted routines are evaluated on the same gold data: the gold history replays under
+    them (no step contract); an example whose gold calls cannot replay is left out, not a
+    dataset error."""
+    import asyncio
+
+    from routine.errors import DatasetError
+    from routine.eval.conditions import CONDITIONS
+    from routine.eval.dataset import load_dataset, load_domain
+    from routine.eval.steps import step_samples
+
+    folder = ROOT / "eval" / "datasets" / "retail"
+    domain = load_domain(folder)
+    registry = domain.registry()
+    routines = {n: loaded.routine for n, loaded in domain.routines().items()}
+    examples = [e for e in load_dataset(folder, ("test",))
+                if e.routine == "order_status" and e.user is None]
+    condition = CONDITIONS["nl+track"]
+
+    def samples(given: dict, strict: bool = False) -> list:
+        return asyncio.run(step_samples(examples, given, registry, condition, strict=strict))
+
+    base = samples(routines, strict=True)
+    original = (ROUTINES / "retail" / "order_status.yaml").read_text()
+    renamed = load_routine_text(original.replace("find_customer\n    name", "who\n    name")
+                                .replace("steps.find_customer.", "steps.who.")
+                                .replace("Look the customer up by", "Find who this is by")).routine
+    again = samples({**routines, "order_status": renamed})
+    assert [(s.id, s.expected) for s in again] == [(s.id, s.expected) for s in base]
+    assert "Find who this is by" in again[1].messages[0].content  # the other routine's prompt
+    short = renamed.model_copy(deep=True)  # ends after one call: the gold calls cannot replay
+    short.steps = [short.steps[0], short.steps[2].model_copy(update={"message": "Done."})]
+    assert samples({**routines, "order_status": short}) == []
+    with pytest.raises(DatasetError, match="do not replay"):
+        samples({**routines, "order_status": short}, strict=True)

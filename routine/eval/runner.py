@@ -74,8 +74,7 @@ async def run_evaluation(config: EvalConfig, model: Model,
     routines = {n: loaded.routine for n, loaded in domain.routines().items()}
     examples = [e for e in load_dataset(config.dataset, (config.split,)) if e.kind == "routine"]
     if config.routines_from is not None:
-        routines = _routines_in(config.routines_from)
-        examples = [e for e in examples if e.routine in routines]
+        routines = _routines_in(config.routines_from)  # (queries of the others: left out)
     if examples and "conversation" not in config.protocols and \
             not [e for e in examples if e.user is None]:
         raise EvalConfigError("every example of this split is a conversation: add "
@@ -127,7 +126,8 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
         for name in config.conditions:
             if CONDITIONS[name].routed:
                 continue  # a step sample needs the routine its gold calls came from
-            samples = await step_samples(examples, routines, registry, CONDITIONS[name],
+            samples = await step_samples([e for e in examples if e.routine in routines],
+                                         routines, registry, CONDITIONS[name],
                                          seed=config.seed, shuffle_tools=config.shuffle_tools,
                                          strict=config.routines_from is None)
             if config.step_limit and len(samples) > config.step_limit:
@@ -153,7 +153,8 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
         chosen = pool
         if config.task_limit and len(pool) > config.task_limit:
             chosen = random.Random(config.seed).sample(pool, config.task_limit)
-        chosen = [e for e in chosen if _wanted(config, e.routine)]
+        # drawn from the same pool as with the domain's routines: the same tasks
+        chosen = [e for e in chosen if _wanted(config, e.routine) and e.routine in routines]
         settings = RunSettings(temperature=config.temperature, max_tokens=config.max_tokens,
                                seed=config.seed, max_steps=max_steps,
                                enforce_steps=config.enforce_steps)
