@@ -5,6 +5,7 @@ One entry point, ``main(argv) -> int``, tested in-process.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import difflib
@@ -26,6 +27,7 @@ from ..errors import Problem, RoutineError, SpecError
 from ..eval.config import EvalConfig
 from ..models.client import OpenAIModel, endpoint_from_env
 from ..models.embedded import DEFAULT_MODEL, LIGHT_MODEL, MODELS, cache_state, embedded_server, ensure_model
+from ..routing import RoutedAgent, unrouted_trace
 from ..run.executor import Agent
 from ..run.inputs import coerce_inputs
 from ..run.settings import RunSettings
@@ -39,6 +41,7 @@ from ..spec.typetext import output_fields as _output_fields
 from ..spec.typetext import type_text as _type_text
 from ..spec.validate import check_routine
 from ..tools.core import ToolRegistry
+from . import route
 from .options import options_from
 
 __all__ = ["main", "app"]
@@ -427,8 +430,10 @@ AdapterOption = Annotated[Path | None, typer.Option(
               rename={"routine_format": "format", "timeout_s": "timeout",
                       "tool_timeout_s": "tool_timeout"})
 def run(
-    routine: Annotated[Path, typer.Argument(help="The routine YAML file.")],
     settings: RunSettings,
+    routine: Annotated[str | None, typer.Argument(
+        help="The routine YAML file or its name (with --library: left out, the request "
+             "comes first).")] = None,
     query: Annotated[str | None, typer.Argument(help="The user's request.")] = None,
     input_: Annotated[list[str] | None, typer.Option(
         "--input", "-i", help="An input value, NAME=VALUE (repeatable).")] = None,
@@ -444,9 +449,26 @@ def run(
         help="Calls that need approval (approval: required steps, approval tools): ask in "
              "the terminal, approve all, or refuse all. Default: ask on a terminal, else "
              "none.")] = None,
+    library: route.LibraryOption = None,
+    router: route.RouterOption = None,
+    examples: route.ExamplesOption = None,
+    none_below: route.ThresholdOption = None,
 ) -> None:
-    """Run a routine on a request and show each step live."""
-    loaded, registry = _runnable(routine, tools, trace_dir)
+    """Run a routine on a request and show each step live (with --library, a router picks
+    the routine; when none fits, the agent says what it can help with)."""
+    if library:
+        if query is not None:
+            raise click.BadParameter("with --library the router picks the routine: give only "
+                                     "the request", param_hint="ROUTINE")
+        if not routine:
+            raise click.BadParameter("missing the request", param_hint="QUERY")
+        return _run_routed(library, routine, settings, examples, router, none_below, model,
+                           base_url, api_key, tools, trace_dir, model_cache, adapter, as_json,
+                           approve)
+    if routine is None:
+        raise click.BadParameter("name a routine, or give --library DIR to let a router pick "
+                                 "one", param_hint="ROUTINE")
+    loaded, registry = _runnable(Path(routine), tools, trace_dir)
     inputs = _parse_inputs(input_ or [], loaded.routine)
     with _model(model, base_url, api_key, model_cache, settings.timeout_s, adapter) as client:
         agent = Agent(loaded, registry, client, settings, approver=_approver(approve))
@@ -459,6 +481,109 @@ def run(
         _summary(trace)
     if trace.outcome not in ("answered", "waiting", "handed_off"):
         raise typer.Exit(1)
+
+
+def _run_routed(folders: list[Path], query: str, settings: RunSettings,
+                examples: list[Path] | None, kind: str | None, none_below: float | None,
+                model: str | None, base_url: str | None, api_key: str | None,
+                tools: list[str] | None, trace_dir: Path | None, model_cache: Path | None,
+                adapter: Path | None, as_json: bool, approve: str | None) -> None:
+    """``routine run --library``: route the request, then run the routine (or answer with
+    what the library can do). A retrieval router decides before any model starts."""
+    if trace_dir is not None:
+        _writable(trace_dir)
+    kind = route.router_kind(kind)
+    library = route.library_from(folders, examples)
+    models = _model(model, base_url, api_key, model_cache, settings.timeout_s, adapter)
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(models) if kind == "llm" else None
+        chooser = route.build_router(kind, library, client, none_below)
+        decision = asyncio.run(chooser.aroute(query))
+        if not as_json:
+            out.print(route.decision_text(decision), soft_wrap=True, highlight=False)
+        if decision.kind == "routine" and client is None:
+            client = stack.enter_context(models)
+        routed = RoutedAgent(chooser, client or OpenAIModel("none", "http://unused.invalid/v1"),
+                             route.tools_for(tools), settings, approver=_approver(approve))
+        agent = routed.agent(decision)
+        if agent is None:
+            trace = unrouted_trace(decision, query, client.name if client else "")
+        else:
+            flow = Flow.of(agent.routine) if agent.routine else None
+            trace = agent.run(query, on_turn=None if as_json else
+                              functools.partial(_show_turn, flow=flow))
+    if trace_dir is not None:
+        dump_traces([trace], trace_dir / "traces.jsonl")
+    if as_json:
+        out.print_json(json.dumps({"decision": decision.model_dump(mode="json"),
+                                   "trace": trace.model_dump(mode="json")}))
+    elif agent is not None:
+        _summary(trace)
+    if trace.outcome not in ("answered", "waiting", "handed_off"):
+        raise typer.Exit(1)
+
+
+@app.command("route")
+def route_request(
+    query: Annotated[str, typer.Argument(help="The user's request.")],
+    library: route.LibraryOption = None,
+    router: route.RouterOption = None,
+    examples: route.ExamplesOption = None,
+    none_below: route.ThresholdOption = None,
+    model: ModelOption = None,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
+    model_cache: ModelCacheOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
+) -> None:
+    """Show which routine a router picks for a request (or none, or a question back), with
+    its ranking. Runs nothing."""
+    folders = library or Project.discover().routines
+    if not folders:
+        raise click.BadParameter("no routine folders: give --library DIR (or list routines "
+                                 "in routine.toml)", param_hint="--library")
+    kind = route.router_kind(router)
+    chooser_library = route.library_from(folders, examples)
+    models = _model(model, base_url, api_key, model_cache, 120.0) if kind == "llm" \
+        else contextlib.nullcontext(None)
+    with models as client:
+        chooser = route.build_router(kind, chooser_library, client, none_below)
+        decision = asyncio.run(chooser.aroute(query))
+    if as_json:
+        out.print_json(decision.model_dump_json())
+    else:
+        out.print(route.decision_text(decision), soft_wrap=True, highlight=False)
+
+
+@app.command("route-eval")
+def route_eval(
+    datasets: Annotated[list[Path], typer.Argument(help="eval/datasets/<domain> folders.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Results folder (a rerun resumes "
+                                          "the LLM router's decisions).")],
+    routers: Annotated[str, typer.Option(help="Comma-separated routers to measure.")] =
+        "lexical,embedding",
+    limit: Annotated[int, typer.Option(help="Only the first N cases of each split "
+                                       "(0: all).")] = 0,
+    k: Annotated[int, typer.Option(help="Candidates the LLM router's model sees.")] = 5,
+    model: ModelOption = None,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
+    model_cache: ModelCacheOption = None,
+) -> None:
+    """Measure routers on datasets (examples from train only; thresholds tuned on dev):
+    top-1, false 'none' on in-scope requests, 'none' on out-of-scope ones (dev and test)."""
+    from ..routing.measure import measure, table
+
+    kinds = [route.router_kind(r.strip()) for r in routers.split(",") if r.strip()]
+    models = _model(model, base_url, api_key, model_cache, 120.0) if "llm" in kinds \
+        else contextlib.nullcontext(None)
+    with models as client:
+        results = asyncio.run(measure(datasets, kinds, out_dir, client, limit=limit, k=k,
+                                      progress=lambda line: err.print(line, markup=False,
+                                                                      highlight=False)))
+    out_dir.joinpath("command.txt").write_text(
+        " ".join(["routine", *redacted(sys.argv[1:])]) + "\n")
+    Console(width=250).print(table(results), markup=False, highlight=False, soft_wrap=True)
 
 
 def _handoff_targets(loaded: LoadedRoutine, registry: ToolRegistry) -> dict[str, Routine]:

@@ -30,6 +30,7 @@ class Condition:
     description: str = ""
     decoding: Literal["free", "guided"] = "free"
     inputs_first: bool = False
+    routed: bool = False  # the routine is chosen by the router (routine.eval.routed)
 
     def settings(self, base: RunSettings) -> RunSettings:
         """``base`` with this condition's prompt and decoding options; every tool is offered
@@ -64,6 +65,9 @@ CONDITIONS = {c.name: c for c in [
               "the calls the routine allows (guided decoding)", decoding="guided"),
     Condition("nl+track+guided+inputs", "nl", True, 0, "guided decoding + the request's "
               "inputs read first", decoding="guided", inputs_first=True),
+    # the paper's retrieval condition (task protocol only; not run unless asked for)
+    Condition("nl+track+routed", "nl", True, 0, "step tracking, the routine chosen by the "
+              "router from the domain's library instead of given", routed=True),
 ]}
 
 

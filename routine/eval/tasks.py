@@ -28,6 +28,7 @@ from pydantic import (
 
 from ..errors import DatasetError, ModelServerError, ModelUnavailable
 from ..models.base import Model
+from ..routing import Router, unrouted_trace
 from ..run.executor import Agent
 from ..run.facts import unstated
 from ..run.settings import RunSettings
@@ -151,6 +152,8 @@ class TaskResult(BaseModel):
     writes_without_yes: int | None = Field(
         None, description="Calls of confirm steps that ran without the user's yes, plus a "
         "changed end state after the user declined (must be 0).")
+    routed_to: str | None = Field(None, description="Routed conditions: the router's "
+                                  "decision (a routine's name, none or ambiguous).")
 
 
 def raise_for_endpoint(trace: Any) -> None:
@@ -176,19 +179,31 @@ def facts_present(answer: str | None, facts: list[str]) -> bool:
 async def run_task(example: GoldExample, routines: dict[str, Routine],
                    registry: ToolRegistry, model: Model, condition: Condition, trial: int,
                    settings: RunSettings, domain: Domain, seed: Snapshot,
-                   distractor_seed: int = 0) -> TaskResult:
+                   distractor_seed: int = 0, router: Router | None = None) -> TaskResult:
     """Run one gold query with the agent under ``condition`` and judge it.
 
     An endpoint failure (HTTP 5xx or 429 through the retries, a reply that is not a chat
     completion, no connection) is not a verdict on the model: it raises
     :class:`ModelServerError`, and the task is not recorded (a resume retries it); a model
-    that cannot be used at all (a refused key) raises :class:`ModelUnavailable`."""
+    that cannot be used at all (a refused key) raises :class:`ModelUnavailable`.
+
+    Under a routed condition ``router`` picks the routine (:mod:`routine.eval.routed`)."""
     routine = routines.get(example.routine or "")
-    if routine is None:  # a query no routine serves (refuse / ask): tools only
-        agent = Agent(None, registry, model, condition.settings(settings), validate=False)
+    decision = None
+    if condition.routed:
+        if router is None:
+            raise DatasetError(f"{condition.name}: a routed condition needs the router")
+        decision = await router.aroute(example.query or "")
+        routine = routines.get(decision.routine or "")
+    if decision is not None and routine is None:  # turned away: nothing runs, nothing changes
+        trace, snapshot = unrouted_trace(decision, example.query or "", model.name), seed
     else:
-        agent = condition.agent(routine, routines, registry, model, settings, distractor_seed)
-    trace, snapshot = await run_with_snapshot(agent, domain.deps_toolset, example.query)
+        if routine is None:  # a query no routine serves (refuse / ask): tools only
+            agent = Agent(None, registry, model, condition.settings(settings), validate=False)
+        else:
+            agent = condition.agent(routine, routines, registry, model, settings,
+                                    distractor_seed)
+        trace, snapshot = await run_with_snapshot(agent, domain.deps_toolset, example.query)
     raise_for_endpoint(trace)
     reached = domain.end_state(snapshot, seed)
     gold_state = EndState(example.end_state, example.end_texts)
@@ -210,7 +225,8 @@ async def run_task(example: GoldExample, routines: dict[str, Routine],
         state_exact=reached == gold_state, tools=trace.tool_sequence,
         calls=[CallRecord.of(c) for c in trace.tool_calls], gold_tools=gold,
         seconds=trace.duration_s, prompt_tokens=trace.usage.prompt_tokens,
-        completion_tokens=trace.usage.completion_tokens)
+        completion_tokens=trace.usage.completion_tokens,
+        routed_to=None if decision is None else decision.routine or decision.kind)
 
 
 async def _explain_state(example: GoldExample, routines: dict[str, Routine],
