@@ -13,10 +13,15 @@ Every client implements the :class:`Model` protocol, which the test doubles in
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import ssl
+import weakref
 from typing import Any, Literal
 
+import httpx
 import openai
+from openai.types.chat import ChatCompletion
 
 from ..errors import (
     ModelRateLimited,
@@ -41,6 +46,17 @@ def endpoint_from_env(base_url: str | None = None, model: str | None = None,
         model or env("ROUTINE_MODEL") or env("OPENAI_MODEL"),
         api_key or env("ROUTINE_API_KEY") or env("OPENAI_API_KEY"),
     )
+
+
+# settings that are options of the request (as in ``chat.completions.create``), not body
+_REQUEST_OPTIONS = ("extra_headers", "extra_query", "extra_body", "timeout")
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """The TLS settings every client shares: loading the certificates takes ~50-90 ms, once
+    per process instead of once per client (the environment's SSL_CERT_FILE/DIR apply)."""
+    return httpx.create_ssl_context(trust_env=True)
 
 
 def _constrained(request: dict[str, Any], guide: TurnGuide, tools: list[dict[str, Any]],
@@ -101,18 +117,41 @@ class OpenAIModel:
         self._given_client = client
         self._client_args = {"base_url": base_url, "api_key": api_key or "none",
                              "timeout": timeout, "max_retries": max_retries}
-        self._client: openai.AsyncOpenAI | None = client
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # one client per event loop, kept while the loop lives (connections cannot outlive
+        # their loop); the blocking API runs every call on one loop, so one client in all
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                                 openai.AsyncOpenAI] = weakref.WeakKeyDictionary()
 
     def _http(self) -> openai.AsyncOpenAI:
-        """The client for the running event loop (connections cannot outlive their loop)."""
+        """The client for the running event loop, made once per loop."""
         if self._given_client is not None:
             return self._given_client
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client = openai.AsyncOpenAI(**self._client_args)
-            self._loop = loop
-        return self._client
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = openai.AsyncOpenAI(
+                **self._client_args, http_client=openai.DefaultAsyncHttpxClient(
+                    verify=_ssl_context()))
+        return client
+
+    async def _create(self, messages: list[dict[str, Any]], request: dict[str, Any]
+                      ) -> ChatCompletion:
+        """POST the request as it is: it is plain JSON already, so the SDK's per-request
+        walk over every message and schema (``chat.completions.create`` transforms its
+        typed parameters: the largest cost of a request on a fast server) is skipped; its
+        retries, errors and response parsing stay."""
+        body = {"model": self.name, "messages": messages,
+                **{k: v for k, v in request.items() if k not in _REQUEST_OPTIONS}}
+        body.update(request.get("extra_body") or {})
+        options: dict[str, Any] = {}
+        if request.get("extra_headers"):
+            options["headers"] = request["extra_headers"]
+        if request.get("extra_query"):
+            options["params"] = request["extra_query"]
+        if request.get("timeout") is not None:
+            options["timeout"] = request["timeout"]
+        return await self._http().post("/chat/completions", body=body, cast_to=ChatCompletion,
+                                       options=options)  # type: ignore[arg-type]
 
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]], *,
                        guide: TurnGuide | None = None, **settings: Any) -> ModelReply:
@@ -129,16 +168,14 @@ class OpenAIModel:
         clean = to_wire(messages)
         try:
             try:
-                response = await self._http().chat.completions.create(
-                    model=self.name, messages=clean, **request)
+                response = await self._create(clean, request)
             except openai.BadRequestError:
                 if decoding == "free":
                     raise
                 request = {**self.default_settings, **settings}  # once more, unconstrained
                 if tools and self.native_tools:
                     request["tools"] = tools
-                response = await self._http().chat.completions.create(
-                    model=self.name, messages=clean, **request)
+                response = await self._create(clean, request)
                 self.structured, decoding = "off", "free"  # the constraint was refused
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise ModelUnreachable(f"cannot reach the model at {self.base_url or 'OpenAI'}: "
@@ -182,7 +219,9 @@ class OpenAIModel:
         return ModelReply(content, calls, usage, choice.finish_reason, decoding)
 
     async def aclose(self) -> None:
-        """Close the HTTP connections of the current loop's client."""
-        if self._client is not None and self._given_client is None:
-            await self._client.close()
-            self._client = None
+        """Close the HTTP connections of the current loop's client (a later request opens
+        new ones)."""
+        if self._given_client is None:
+            client = self._clients.pop(asyncio.get_running_loop(), None)
+            if client is not None:
+                await client.close()

@@ -33,6 +33,7 @@ from ..errors import RoutineError
 from ..spec.format import Routine
 from ..spec.loader import LoadedRoutine
 from . import telemetry
+from .blocking import run_blocking
 from .interaction import answer_pending
 from .memory import MemoryEntry
 from .trace import RunTrace, TurnRecord
@@ -79,7 +80,7 @@ class Conversation:
         self._resume = trace
         self._stack = contextlib.AsyncExitStack()
         self._contexts: dict[str, Any] | None = None
-        self._runner: asyncio.Runner | None = None
+        self._blocking = False  # send() was used: close() closes the session on that loop
 
     # ------------------------------------------------------------ the conversation
     @property
@@ -124,10 +125,9 @@ class Conversation:
         return self._reply(state)
 
     def send(self, message: str) -> Reply:
-        """Blocking :meth:`asend` (one event loop for the whole conversation)."""
-        if self._runner is None:
-            self._runner = asyncio.Runner()
-        return self._runner.run(self.asend(message))
+        """Blocking :meth:`asend` (on the process's blocking loop, as ``Agent.run``)."""
+        self._blocking = True
+        return run_blocking(self.asend(message))
 
     async def aclose(self) -> None:
         """Close the tools' session (the model stays open: the caller's event loop owns
@@ -135,18 +135,11 @@ class Conversation:
         await self._stack.aclose()
 
     def close(self) -> None:
-        """Close the tools' session and, for a blocking conversation (its own event loop),
-        the model's connections made in it."""
-        if self._runner is not None:
-            self._runner.run(self._close_all())
-            self._runner.close()
-            self._runner = None
-
-    async def _close_all(self) -> None:
-        await self.aclose()
-        close = getattr(self.agent.model, "aclose", None)
-        if close is not None:
-            await close()
+        """Close the tools' session of a blocking conversation (the model keeps its
+        connections for the next run)."""
+        if self._blocking:
+            self._blocking = False
+            run_blocking(self.aclose())
 
     def __enter__(self) -> Conversation:
         return self

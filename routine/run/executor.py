@@ -23,6 +23,7 @@ from ..spec.validate import check_routine
 from ..tools.core import RunContext, Tool, ToolRegistry, Toolset
 from . import telemetry
 from .approval import Approver
+from .blocking import run_blocking
 from .conversation import Conversation
 from .facts import unstated
 from .inputs import coerce_inputs, extract_inputs, missing_question
@@ -226,16 +227,10 @@ class Agent:
             on_turn: Callable[[TurnRecord], None] | None = None,
             trace_dir: str | Path | None = None) -> RunTrace:
         """Blocking :meth:`arun`; with ``trace_dir`` the trace is appended to
-        ``<trace_dir>/traces.jsonl``."""
-        async def run_and_close() -> RunTrace:
-            try:
-                return await self.arun(query, inputs, on_turn=on_turn)
-            finally:  # this call owns the event loop: close connections made in it
-                close = getattr(self.model, "aclose", None)
-                if close is not None:
-                    await close()
-
-        trace = asyncio.run(run_and_close())
+        ``<trace_dir>/traces.jsonl``. Runs on the process's one blocking event loop
+        (:mod:`routine.run.blocking`), so the model keeps its client and connections
+        from run to run."""
+        trace = run_blocking(self.arun(query, inputs, on_turn=on_turn))
         if trace_dir is not None:
             dump_traces([trace], Path(trace_dir) / "traces.jsonl")
         return trace

@@ -16,6 +16,7 @@ Two messages come from here:
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -39,7 +40,10 @@ _ENV = ImmutableSandboxedEnvironment(
     lstrip_blocks=True,
     keep_trailing_newline=False,
     autoescape=False,
+    auto_reload=False,  # package data does not change while we run: no stat() per render
 )
+_CACHE_SIZE = 256  # rendered routine prompts kept (each holds its routines alive)
+_rendered: OrderedDict[tuple[Any, ...], tuple[tuple[Routine, ...], str]] = OrderedDict()
 
 
 def finish_tool_spec() -> dict[str, Any]:
@@ -164,11 +168,30 @@ class Planner:
     def system_prompt(self, routines: Routine | list[Routine] | None,
                       inputs: dict[str, Any] | None = None) -> str:
         """The run's stable system prompt, showing ``routines`` in that order (one, or the
-        run's routine among others: the paper's distractor experiment, retrieved candidates)."""
+        run's routine among others: the paper's distractor experiment, retrieved candidates).
+
+        The part without the inputs is rendered once per routine (and format) and kept;
+        routines are treated as immutable once shown."""
         if routines is None or self.routine_format == "none":
-            shown: list[Routine] = []
+            shown: tuple[Routine, ...] = ()
         else:
-            shown = [routines] if isinstance(routines, Routine) else list(routines)
+            shown = (routines,) if isinstance(routines, Routine) else tuple(routines)
+        key = (self.routine_format, *map(id, shown))
+        cached = _rendered.get(key)
+        if cached is None or any(a is not b for a, b in zip(cached[0], shown, strict=True)):
+            cached = _rendered[key] = (shown, self._routines_prompt(shown))
+            if len(_rendered) > _CACHE_SIZE:
+                _rendered.popitem(last=False)
+        else:
+            _rendered.move_to_end(key)
+        head = cached[1]
+        if not inputs:
+            return head
+        known = _ENV.get_template("inputs.j2").render(inputs=inputs).strip()
+        return f"{head}\n{known}\n"
+
+    def _routines_prompt(self, shown: tuple[Routine, ...]) -> str:
+        """The system prompt without the run's inputs."""
         items = []
         for each in shown:
             tracker = StepTracker(each)
@@ -180,7 +203,7 @@ class Planner:
                 item["steps"] = self._items(each, each.steps, tracker.flow.labels,
                                             tracker.flow.options)
             items.append(item)
-        context = {"routines": items, "format": self.routine_format, "inputs": inputs or {}}
+        context = {"routines": items, "format": self.routine_format}
         return _ENV.get_template("system.j2").render(**context).strip() + "\n"
 
     def state_prompt(self, tracker: StepTracker | None, memory: VariableMemory) -> str | None:

@@ -423,7 +423,7 @@ def _approval_reason(state: RunState, name: str, tool: Tool) -> str:
 def _store_result(state: RunState, tool: str, value: Any) -> dict[str, Any]:
     """Keep a result (variable memory, the tracker); return its part of the call record."""
     data = jsonable(value)
-    text = result_text(value)
+    text = result_text(value, data)
     shown, memory_key = text, None
     if state.memory.is_long(text):
         entry = state.memory.store(data, text, tool)

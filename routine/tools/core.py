@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import inspect
 import json
+import queue
 import re
 import threading
 import typing
@@ -164,8 +165,47 @@ async def _in_daemon_thread(function: Callable[..., Any], values: dict[str, Any]
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(settle, result, error)
 
-    threading.Thread(target=work, daemon=True, name=f"tool:{function.__name__}").start()
+    _WORKERS.submit(work)
     return await future
+
+
+class _DaemonWorkers:
+    """Daemon threads that run sync tools, reused from call to call (starting a thread
+    costs more than a small tool). A worker blocked in a tool that never returns is simply
+    never idle again; a new one starts when none is idle, and an idle one exits after
+    ``idle_s`` seconds."""
+
+    def __init__(self, idle_s: float = 60.0):
+        self.idle_s = idle_s
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            start = self._idle == 0
+            if not start:
+                self._idle -= 1  # this job is that worker's
+        self._jobs.put(job)
+        if start:
+            threading.Thread(target=self._serve, daemon=True, name="routine-tool").start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=self.idle_s)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0 and self._jobs.empty():
+                        self._idle -= 1
+                        return
+                continue
+            job()
+            with self._lock:
+                self._idle += 1
+
+
+_WORKERS = _DaemonWorkers()
 
 
 def _describe_validation_error(exc: ValidationError) -> str:
@@ -451,13 +491,17 @@ class ToolRegistry:
             yield contexts
 
 
+_ANY: TypeAdapter[Any] = TypeAdapter(Any)  # built once: an adapter costs more than a dump
+
+
 def to_jsonable(value: Any) -> Any:
     """A tool result as plain JSON data (pydantic models, dataclasses, dates...)."""
-    return TypeAdapter(Any).dump_python(value, mode="json")
+    return _ANY.dump_python(value, mode="json")
 
 
-def result_text(value: Any) -> str:
-    """How a tool result is shown to the model."""
+def result_text(value: Any, data: Any = None) -> str:
+    """How a tool result is shown to the model (``data``: its :func:`to_jsonable` form, when
+    the caller has it already)."""
     if isinstance(value, str):
         return value
-    return json.dumps(to_jsonable(value), ensure_ascii=False)
+    return json.dumps(to_jsonable(value) if data is None else data, ensure_ascii=False)

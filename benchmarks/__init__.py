@@ -1,0 +1,1 @@
+"""Benchmarks: Routine against its peers (compare), the scripted server, the tasks."""
