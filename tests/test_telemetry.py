@@ -3,6 +3,7 @@ attributes, errors on spans, and nothing at all when telemetry is off."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -282,3 +283,43 @@ def test_routine_run_exports_through_the_standard_otel_environment(tmp_path):
     assert chat["attributes"]["server.address"] == "127.0.0.1"
     assert chat["resource"]["attributes"]["service.name"] == "hr-assistant"
     assert len({s["context"]["trace_id"] for s in spans}) == 1
+
+
+@pytest.mark.embedded
+@pytest.mark.timeout(600)
+def test_a_real_embedded_run_is_traced_and_viewable(spans, tmp_path):
+    """The embedded 0.5B over HTTP: the spans carry the endpoint's real token counts (they
+    add up to the trace's) and the run's page shows them."""
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("needs the 'local' extra (llama-cpp-python + weights)")
+    from routine import OpenAIModel, load_routine
+    from routine.models import embedded
+    from routine.run.viewer import write_views
+    from routine.spec.toolsets import registry_for
+
+    loaded = load_routine(ROUTINES / "hr" / "manager_lookup.yaml")
+    registry, problems = registry_for(loaded)
+    assert problems == []
+    async def run(base_url: str, name: str):
+        model = OpenAIModel(name, base_url)
+        try:  # the connections closed in the loop that made them, before the server stops
+            return await Agent(loaded, registry, model, temperature=0.0, max_tokens=200,
+                               telemetry=True).arun("Who is the manager of Chen Okafor?")
+        finally:
+            await model.aclose()
+
+    with embedded.embedded_server(embedded.LIGHT_MODEL, show_progress=False) as server:
+        trace = asyncio.run(run(server.base_url, server.model))
+    chats = [s for s in spans.get_finished_spans() if s.name.startswith("chat ")]
+    asked = [t for t in trace.turns if t.history_length]
+    assert len(chats) == len(asked) >= 2
+    assert sum(s.attributes["gen_ai.usage.input_tokens"] for s in chats) == \
+        trace.usage.prompt_tokens > 0
+    assert {s.attributes["server.address"] for s in chats} == {"127.0.0.1"}
+    assert {s.attributes["gen_ai.provider.name"] for s in chats} == {"openai"}
+    _, page = write_views([trace], tmp_path, {loaded.routine.name: loaded.routine})
+    html = page.read_text(encoding="utf-8")
+    assert f"{trace.usage.prompt_tokens} prompt + {trace.usage.completion_tokens} completion" \
+        in html
