@@ -35,9 +35,9 @@ class RoutineRunner:
         toolset = Toolset("bench")
         for function in {f for t in tasks for f in t.tools()}:
             toolset.tool(function)
-        model = OpenAIModel(MODEL, base_url, "none")
+        self.model = OpenAIModel(MODEL, base_url, "none")
         self.agents = {t.name: Agent(load_routine_text(t.routine, f"<{t.name}>"), [toolset],
-                                     model, **settings) for t in tasks}
+                                     self.model, **settings) for t in tasks}
 
     async def arun(self, task: Task) -> str:
         return _answer(await self.agents[task.name].arun(task.query))

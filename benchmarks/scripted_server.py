@@ -24,14 +24,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
+import threading
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ScriptServer", "main"]
+__all__ = ["ScriptServer", "main", "serve_in_thread"]
 
 
 class ScriptServer:
@@ -41,6 +44,8 @@ class ScriptServer:
         self.script = script
         self.finish = finish
         self.requests = 0
+        self.connections = 0
+        self.writers: set[asyncio.StreamWriter] = set()
         self.busy_s = 0.0
         self.failures: list[str] = []
         self.recording = False
@@ -84,6 +89,8 @@ class ScriptServer:
 
     # ------------------------------------------------------------ HTTP
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.add(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -106,6 +113,7 @@ class ScriptServer:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            self.writers.discard(writer)
             writer.close()
 
     def route(self, method: str, path: str, raw: bytes) -> tuple[int, dict[str, Any]]:
@@ -118,7 +126,7 @@ class ScriptServer:
             return self.complete(body)
         if path == "/stats":
             return 200, {"requests": self.requests, "busy_s": self.busy_s,
-                         "failures": self.failures}
+                         "failures": self.failures, "connections": self.connections}
         if path == "/reset":
             self.requests, self.busy_s, self.failures = 0, 0.0, []
             return 200, {}
@@ -153,6 +161,40 @@ def _completion(body: dict[str, Any], content: str | None, name: str | None = No
             "choices": [{"index": 0, "message": message,
                          "finish_reason": "tool_calls" if name else "stop"}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+
+
+@contextlib.contextmanager
+def serve_in_thread(state: ScriptServer) -> Iterator[str]:
+    """Serve ``state`` from a daemon thread of this process (tests); yields the base URL."""
+    loop = asyncio.new_event_loop()
+    ready: list[Any] = []
+    started = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        ready.append(loop.run_until_complete(asyncio.start_server(state.serve, "127.0.0.1", 0,
+                                                                  limit=1 << 24)))
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True, name="scripted-server")
+    thread.start()
+    started.wait(30)
+    server = ready[0]
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+    finally:
+        async def stop() -> None:
+            server.close()
+            for writer in list(state.writers):  # the connections clients keep alive
+                writer.close()
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            await asyncio.wait(others, timeout=10) if others else None
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.close()
 
 
 async def _main(script: Path, port: int, finish: bool) -> None:

@@ -13,6 +13,7 @@ Every client implements the :class:`Model` protocol, which the test doubles in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import ssl
@@ -78,6 +79,16 @@ def _constrained(request: dict[str, Any], guide: TurnGuide, tools: list[dict[str
     return out
 
 
+def _close_clients(clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                                      openai.AsyncOpenAI]) -> None:
+    """A model that is let go closes its clients' connections on loops still running (the
+    blocking API's loop, an application's); a closed loop took its connections with it."""
+    for loop, client in list(clients.items()):
+        if loop.is_running():
+            with contextlib.suppress(RuntimeError):
+                asyncio.run_coroutine_threadsafe(client.close(), loop)
+
+
 class OpenAIModel:
     """A chat-completions endpoint.
 
@@ -121,6 +132,7 @@ class OpenAIModel:
         # their loop); the blocking API runs every call on one loop, so one client in all
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
                                                  openai.AsyncOpenAI] = weakref.WeakKeyDictionary()
+        weakref.finalize(self, _close_clients, self._clients)
 
     def _http(self) -> openai.AsyncOpenAI:
         """The client for the running event loop, made once per loop."""
