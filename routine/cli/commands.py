@@ -431,6 +431,7 @@ AdapterOption = Annotated[Path | None, typer.Option(
                       "tool_timeout_s": "tool_timeout"})
 def run(
     settings: RunSettings,
+    ctx: typer.Context,
     routine: Annotated[str | None, typer.Argument(
         help="The routine YAML file or its name (with --library: left out, the request "
              "comes first).")] = None,
@@ -466,8 +467,9 @@ def run(
                            base_url, api_key, tools, trace_dir, model_cache, adapter, as_json,
                            approve)
     if routine is None:
-        raise click.BadParameter("name a routine, or give --library DIR to let a router pick "
-                                 "one", param_hint="ROUTINE")
+        raise click.MissingParameter("name a routine, or give --library DIR to let a router "
+                                     "pick one", ctx=ctx,
+                                     param_hint="'ROUTINE'", param_type="argument")
     loaded, registry = _runnable(Path(routine), tools, trace_dir)
     inputs = _parse_inputs(input_ or [], loaded.routine)
     with _model(model, base_url, api_key, model_cache, settings.timeout_s, adapter) as client:
