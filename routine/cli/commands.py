@@ -1066,7 +1066,9 @@ def _main(command: click.Command, argv: list[str] | None) -> int:
 
 
 from . import draft as _draft  # noqa: E402,F401  (registers `routine draft` on the app)
-from . import trace_view as _trace_view  # noqa: E402,F401  (registers `routine trace`)
+from .trace_view import trace_app  # noqa: E402
+
+app.add_typer(trace_app, name="trace")
 
 if __name__ == "__main__":
     sys.exit(main())

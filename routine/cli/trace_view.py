@@ -1,6 +1,7 @@
 """``routine trace view``: the runs of a trace file as HTML pages you can read.
 
-Registered on the ``routine`` app by :mod:`routine.cli.commands`; the pages are made by
+:mod:`routine.cli.commands` adds :data:`trace_app` to the ``routine`` app (this module
+imports nothing from it: no import circle); the pages are made by
 :mod:`routine.run.viewer`.
 """
 
@@ -11,6 +12,7 @@ from typing import Annotated
 
 import click
 import typer
+from rich.console import Console
 
 from ..errors import SpecError
 from ..run.trace import load_traces
@@ -18,12 +20,12 @@ from ..run.viewer import write_views
 from ..spec.format import Routine
 from ..spec.loader import load_routine
 from ..spec.project import Project
-from .commands import app, err, out
 
 __all__ = ["trace_app", "view"]
 
 trace_app = typer.Typer(no_args_is_help=True, help="Run traces: look at them.")
-app.add_typer(trace_app, name="trace")
+out = Console()
+err = Console(stderr=True)
 
 
 def _trace_file(source: Path) -> Path:
@@ -39,10 +41,10 @@ def _trace_file(source: Path) -> Path:
 def _routines(paths: list[Path], explicit: bool) -> dict[str, Routine]:
     """Routine definitions by name from files and folders. A file given by hand that does
     not load is reported; the project's folders are read quietly."""
-    from .commands import _routine_files
-
+    files = [p for given in paths for p in (sorted(given.rglob("*.y*ml")) if given.is_dir()
+                                            else [given]) if p.suffix in (".yaml", ".yml")]
     found: dict[str, Routine] = {}
-    for path in _routine_files(paths):
+    for path in files:
         try:
             routine = load_routine(path).routine
         except (SpecError, OSError) as exc:
