@@ -115,7 +115,7 @@ async def extract_inputs(state: Any, model: Model, names: list[str] | None = Non
     messages = [state.history[0], *([AssistantMessage(content=asked)] if asked else []),
                 UserMessage(content=text), SystemMessage(content=_instruction(wanted))]
     try:
-        with telemetry.model_span(state, model, messages, "inputs") as span:
+        with telemetry.model_span(state, model, messages) as span:
             reply = span.reply(await model.complete(messages, [], guide=guide,
                                                     **state.settings.sampling()))
     except ModelRequestsForbidden:
