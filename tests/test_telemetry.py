@@ -323,3 +323,19 @@ def test_a_real_embedded_run_is_traced_and_viewable(spans, tmp_path):
     html = page.read_text(encoding="utf-8")
     assert f"{trace.usage.prompt_tokens} prompt + {trace.usage.completion_tokens} completion" \
         in html
+
+
+def test_the_inputs_turn_is_a_turn_with_its_request(spans, hr_tools):
+    model = ScriptedModel([call("find_employee", name=NAME),
+                           call("get_leave_balance", employee_id=EMP_ID, leave_type="annual"),
+                           call("finish", answer="7 left")], name="m",
+                          inputs={"employee_name": NAME, "leave_type": "annual"})
+    trace = Agent(ROUTINES / "hr" / "leave_balance.yaml", hr_tools, model, telemetry=True,
+                  inputs_first=True).run(QUERY)
+    assert [t.kind for t in trace.turns][0] == "inputs" and trace.outcome == "answered"
+    finished, by_id, children = tree(spans)
+    (root,) = children[None]
+    turns = children[root.context.span_id]
+    assert turns[0].attributes["routine.turn.kind"] == "inputs" and len(turns) == 4
+    (chat,) = children[turns[0].context.span_id]
+    assert chat.name == "chat m" and "routine.step.id" not in chat.attributes
