@@ -300,6 +300,8 @@ def markdown(results: dict[str, Any]) -> str:
               f"{imports['routine']['median'] - imports['openai']['median']:.2f} |"]
     if results.get("tokens"):
         lines += ["", results["tokens"]]
+    if results.get("eval_throughput_line"):
+        lines += ["", results["eval_throughput_line"]]
     return "\n".join(lines) + "\n"
 
 
