@@ -6,6 +6,9 @@ recursive (steps inside branches inside steps). :func:`draft_schema` derives a r
 schema from the tools a routine may use:
 
 * the routine's ``name`` is fixed; ``toolsets`` is left out (the caller sets it);
+* each kind of step starts with its own key (``tool``, ``finish``, or ``id`` for a branch),
+  so one alternative is left after the first key: a grammar whose alternatives share a
+  long prefix (the id, name and description of every tool's step) samples far slower;
 * a step is a tool step (one alternative per tool: the tool's name as a constant, its
   ``args`` limited to the tool's parameters, the required ones required), a branch
   (options with a ``condition``, a ``when`` expression or null, and steps), or
@@ -43,12 +46,12 @@ def _tool_step(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
     required = [p for p in parameters.get("required", []) if p in props]
     args = {"type": "object", "properties": {p: _SCALAR for p in props},
             "required": required, "additionalProperties": False}
-    return _obj({"id": _ID, "name": _TEXT, "description": _TEXT, "tool": {"const": name},
+    return _obj({"tool": {"const": name}, "id": _ID, "name": _TEXT, "description": _TEXT,
                  "args": args})
 
 
 def _finish_step() -> dict[str, Any]:
-    return _obj({"id": _ID, "name": _TEXT, "description": _TEXT, "finish": {"const": True}})
+    return _obj({"finish": {"const": True}, "id": _ID, "name": _TEXT, "description": _TEXT})
 
 
 def draft_schema(registry: ToolRegistry, name: str | None = None) -> dict[str, Any]:
