@@ -210,3 +210,32 @@ def test_the_scripted_server_refuses_what_the_script_does_not_say(server):
     trace = other.run("A question the script does not have")
     assert trace.outcome == "failed" and trace.failure_kind == "request_refused"
     assert state.failures == ["unknown query 'A question the script does not have'"]
+
+
+def test_the_nomemory_condition_shows_long_results_in_full(server):
+    """Variable memory on (nl+track) vs off (nl+track+nomemory, named only when asked for):
+    the same run, the long payslip and policy kept under keys or shown whole."""
+    from routine.eval.conditions import CONDITIONS, NO_MEMORY
+    from routine.eval.config import EvalConfig
+    from routine.run import RunSettings
+
+    off = CONDITIONS["nl+track+nomemory"]
+    assert off.settings(RunSettings()).memory_threshold == NO_MEMORY
+    assert CONDITIONS["nl+track"].settings(RunSettings()).memory_threshold == 600
+    assert off.name not in EvalConfig(dataset="d", out="o").conditions
+    _, url = server
+    task = TASKS[2]
+    shown = {}
+    for name in ("nl+track", "nl+track+nomemory"):
+        model = OpenAIModel("scripted", url)
+        toolset = Toolset("bench")
+        for function in task.tools():
+            toolset.tool(function)
+        agent = Agent(load_routine_text(task.routine), [toolset], model,
+                      CONDITIONS[name].settings(RunSettings()))
+        trace = agent.run(task.query)
+        assert trace.outcome == "answered", trace.failure
+        shown[name] = [m.content for m in trace.messages if m.role == "tool"]
+    assert [len(c) > 600 for c in shown["nl+track+nomemory"]] == [False, True, True]
+    assert all("memory_" in c for c in shown["nl+track"][1:])
+    assert sum(map(len, shown["nl+track"])) < sum(map(len, shown["nl+track+nomemory"])) / 2

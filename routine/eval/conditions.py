@@ -16,7 +16,9 @@ from ..run.settings import RunSettings
 from ..spec.format import Routine
 from ..tools.core import ToolRegistry
 
-__all__ = ["Condition", "CONDITIONS", "pick_distractors"]
+__all__ = ["Condition", "CONDITIONS", "NO_MEMORY", "pick_distractors"]
+
+NO_MEMORY = 10**12  # a memory threshold no result reaches
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class Condition:
     decoding: Literal["free", "guided"] = "free"
     inputs_first: bool = False
     routed: bool = False  # the routine is chosen by the router (routine.eval.routed)
+    memory: bool = True  # variable memory for long results (off: every result in full)
+    optional: bool = False  # not in the default set: run only when named
 
     def settings(self, base: RunSettings) -> RunSettings:
         """``base`` with this condition's prompt and decoding options; every tool is offered
@@ -39,6 +43,8 @@ class Condition:
                                        "step_tracking": self.step_tracking,
                                        "offer_tools": "all", "decoding": self.decoding,
                                        "inputs_first": self.inputs_first,
+                                       **({} if self.memory else
+                                          {"memory_threshold": NO_MEMORY}),
                                        # the paper's conditions judge the model's own answer
                                        "answer_facts": self.decoding == "guided"})
 
@@ -65,6 +71,10 @@ CONDITIONS = {c.name: c for c in [
               "the calls the routine allows (guided decoding)", decoding="guided"),
     Condition("nl+track+guided+inputs", "nl", True, 0, "guided decoding + the request's "
               "inputs read first", decoding="guided", inputs_first=True),
+    # variable memory off: long results (policies, announcements) shown in full (tokens and
+    # accuracy against nl+track; not run unless asked for)
+    Condition("nl+track+nomemory", "nl", True, 0, "step tracking, variable memory off (every "
+              "tool result shown in full)", memory=False, optional=True),
     # the paper's retrieval condition (task protocol only; not run unless asked for)
     Condition("nl+track+routed", "nl", True, 0, "step tracking, the routine chosen by the "
               "router from the domain's library instead of given", routed=True),

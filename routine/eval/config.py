@@ -21,7 +21,7 @@ class EvalConfig(BaseModel):
     out: Path = Field(description="Results folder (a rerun resumes it).")
     split: str = Field("test", description="train, dev or test.")
     conditions: list[str] = Field(default_factory=lambda: [n for n, c in CONDITIONS.items()
-                                                           if not c.routed],
+                                                           if not c.routed and not c.optional],
                                   description="Conditions: " + ", ".join(CONDITIONS) + " (all "
                                   "but the routed ones by default).")
     protocols: list[Protocol] = Field(default_factory=lambda: ["step", "task"],

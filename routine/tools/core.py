@@ -155,17 +155,19 @@ async def _in_daemon_thread(function: Callable[..., Any], values: dict[str, Any]
         else:
             future.set_result(result)
 
-    def work() -> None:
+    def work() -> tuple[Any, BaseException | None]:
         try:
-            result, error = context.run(function, **values), None
+            return context.run(function, **values), None
         except Exception as exc:  # handed to the caller
-            result, error = None, exc
+            return None, exc
         except BaseException as exc:  # noqa: BLE001 - SystemExit must not stop the loop
-            result, error = None, RuntimeError(f"the tool raised {type(exc).__name__}({exc})")
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(settle, result, error)
+            return None, RuntimeError(f"the tool raised {type(exc).__name__}({exc})")
 
-    _WORKERS.submit(work)
+    def report(outcome: tuple[Any, BaseException | None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    _WORKERS.submit(work, report)
     return await future
 
 
@@ -177,32 +179,36 @@ class _DaemonWorkers:
 
     def __init__(self, idle_s: float = 60.0):
         self.idle_s = idle_s
-        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Callable[[Any], None]]] = \
+            queue.SimpleQueue()
         self._idle = 0
         self._lock = threading.Lock()
 
-    def submit(self, job: Callable[[], None]) -> None:
+    def submit(self, job: Callable[[], Any], report: Callable[[Any], None]) -> None:
+        """Run ``job`` on a worker; ``report`` gets its result once the worker is idle again
+        (so a caller that goes on at once finds it free)."""
         with self._lock:
             start = self._idle == 0
             if not start:
                 self._idle -= 1  # this job is that worker's
-        self._jobs.put(job)
+        self._jobs.put((job, report))
         if start:
             threading.Thread(target=self._serve, daemon=True, name="routine-tool").start()
 
     def _serve(self) -> None:
         while True:
             try:
-                job = self._jobs.get(timeout=self.idle_s)
+                job, report = self._jobs.get(timeout=self.idle_s)
             except queue.Empty:
                 with self._lock:
                     if self._idle > 0 and self._jobs.empty():
                         self._idle -= 1
                         return
                 continue
-            job()
+            outcome = job()
             with self._lock:
                 self._idle += 1
+            report(outcome)
 
 
 _WORKERS = _DaemonWorkers()
