@@ -152,7 +152,8 @@ def test_tuning_puts_the_threshold_between_in_and_out_of_scope_scores():
     assert 0.4 < th.none_below < 0.8 and th.margin == 0.0
     decisions = [decide(r, th) for r in rankings]
     scores = score(cases, decisions, "fixed", "toy", th)
-    assert (scores.top1, scores.routed, scores.false_none, scores.none_ok) == (1, 1, 0, 1)
+    assert (scores.top1, scores.top5, scores.routed, scores.false_none, scores.none_ok) == (
+        1, 1, 1, 0, 1)
     wrong = score(cases, [decide(r, Thresholds(none_below=0.85)) for r in rankings])
     assert wrong.false_none == 0.5 and wrong.routed == 0.5 and wrong.none_ok == 1
     assert wrong.wrong == ["2: q2 -> none (gold b)"]
@@ -353,3 +354,34 @@ def test_the_routed_condition_runs_what_the_router_chose(hr_library):
     with pytest.raises(Exception, match="needs the router"):
         asyncio.run(run_task(example, routines, registry, gold(), condition, 0,
                              RunSettings(), domain, seed))
+
+
+# ------------------------------------------------------------------ the real embedded model
+@pytest.mark.embedded
+@pytest.mark.timeout(1200)
+def test_the_llm_router_on_the_embedded_model_routes_then_runs(hr_library, hr_tools):
+    """The 0.5B chooses among three routines (the right one listed second) through the
+    guided enum reply, and the routed run follows the routine it chose."""
+    from routine.models import embedded
+
+    from .test_embedded import HAVE_LOCAL, MANAGER_OF_CHEN
+
+    if not HAVE_LOCAL:
+        pytest.skip("needs the 'local' extra (llama-cpp-python + weights)")
+    query = "Who is the manager of Chen Okafor?"
+    retriever = FixedScores(hr_library, {query: {"department_head": 0.9,
+                                                 "manager_lookup": 0.8, "leave_balance": 0.7}})
+    with embedded.embedded_server(embedded.LIGHT_MODEL, show_progress=False) as server:
+        model = server.client()
+        router = LLMRouter(retriever, model, k=3)
+        routed = RoutedAgent(router, model, hr_tools, RunSettings(temperature=0.0,
+                                                                  max_tokens=200))
+        result = routed.run(query)
+        turned_away = router.route("Order a pizza to the office for the team.")
+    print(result.decision.model_dump_json(), result.trace.answer, turned_away.reason)
+    assert result.decision.routine == "manager_lookup", result.decision.reason
+    assert "the model chose manager_lookup" in result.decision.reason  # not the fallback
+    assert [(c.name, c.arguments) for c in result.trace.tool_calls] == [
+        ("find_employee", {"name": "Chen Okafor"}),
+        ("get_employee", {"employee_id": MANAGER_OF_CHEN})]
+    assert turned_away.kind in ("none", "routine") and "the model chose" in turned_away.reason

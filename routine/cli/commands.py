@@ -503,11 +503,11 @@ def _run_routed(folders: list[Path], query: str, settings: RunSettings,
         decision = asyncio.run(chooser.aroute(query))
         if not as_json:
             out.print(route.decision_text(decision), soft_wrap=True, highlight=False)
-        if decision.kind == "routine" and client is None:
-            client = stack.enter_context(models)
-        routed = RoutedAgent(chooser, client or OpenAIModel("none", "http://unused.invalid/v1"),
-                             route.tools_for(tools), settings, approver=_approver(approve))
-        agent = routed.agent(decision)
+        agent = None
+        if decision.kind == "routine":
+            client = client or stack.enter_context(models)
+            agent = RoutedAgent(chooser, client, route.tools_for(tools), settings,
+                                approver=_approver(approve)).agent(decision)
         if agent is None:
             trace = unrouted_trace(decision, query, client.name if client else "")
         else:
@@ -567,6 +567,8 @@ def route_eval(
     limit: Annotated[int, typer.Option(help="Only the first N cases of each split "
                                        "(0: all).")] = 0,
     k: Annotated[int, typer.Option(help="Candidates the LLM router's model sees.")] = 5,
+    index_examples: Annotated[bool, typer.Option(
+        help="The lexical and embedding routers also index the train requests.")] = False,
     model: ModelOption = None,
     base_url: BaseUrlOption = None,
     api_key: ApiKeyOption = None,
@@ -580,9 +582,11 @@ def route_eval(
     models = _model(model, base_url, api_key, model_cache, 120.0) if "llm" in kinds \
         else contextlib.nullcontext(None)
     with models as client:
+        def show(line: str) -> None:
+            err.print(line, markup=False, highlight=False)
+
         results = asyncio.run(measure(datasets, kinds, out_dir, client, limit=limit, k=k,
-                                      progress=lambda line: err.print(line, markup=False,
-                                                                      highlight=False)))
+                                      index_examples=index_examples, progress=show))
     out_dir.joinpath("command.txt").write_text(
         " ".join(["routine", *redacted(sys.argv[1:])]) + "\n")
     Console(width=250).print(table(results), markup=False, highlight=False, soft_wrap=True)

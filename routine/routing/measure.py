@@ -96,6 +96,8 @@ class RoutingScores(BaseModel):
     in_scope: int = Field(description="In-scope requests.")
     out_of_scope: int = Field(description="Out-of-scope requests.")
     top1: float = Field(description="In scope: the best-ranked routine is the right one.")
+    top5: float = Field(0.0, description="In scope: the right routine is among the best five "
+                        "ranked (what the LLM router's model gets to choose from).")
     routed: float = Field(description="In scope: decided for the right routine (not none, "
                           "not a question).")
     asked: float = Field(description="In scope: a question back (ambiguous).")
@@ -124,6 +126,8 @@ def score(cases: Sequence[Case], decisions: Sequence[RouteDecision], router: str
         router=router, dataset=dataset, split=split, in_scope=len(inside),
         out_of_scope=len(outside),
         top1=_rate(sum(d.best == c.gold for c, d in inside), len(inside)),
+        top5=_rate(sum(c.gold in [x.name for x in d.candidates[:5]] for c, d in inside),
+                   len(inside)),
         routed=_rate(sum(d.kind == "routine" and d.routine == c.gold for c, d in inside),
                      len(inside)),
         asked=_rate(sum(d.kind == "ambiguous" for _, d in inside), len(inside)),
@@ -201,12 +205,14 @@ def _done(path: Path) -> dict[tuple[str, str, str], RouteDecision]:
 
 async def measure(datasets: Sequence[str | Path], routers: Sequence[str], out: str | Path,
                   model: object = None, *, limit: int = 0, k: int = 5,
-                  progress: object = None) -> list[RoutingScores]:
+                  index_examples: bool = False, progress: object = None
+                  ) -> list[RoutingScores]:
     """Every router on every dataset: score-based routers are tuned on dev and scored on
     dev and test; the LLM router (``model``) routes each case once, recorded in
     ``<out>/decisions.jsonl`` so a rerun resumes. ``limit`` > 0: only the first ``limit``
-    cases of each split (a short sample). Writes ``<out>/scores.json`` and
-    ``<out>/routing.md``; returns the scores."""
+    cases of each split (a short sample). ``index_examples``: the retrieval routers also
+    index the train requests (reported as ``lexical+examples``, ``embedding+examples``).
+    Writes ``<out>/scores.json`` and ``<out>/routing.md``; returns the scores."""
     from .build import make_router, retriever
 
     folder = Path(out)
@@ -240,11 +246,14 @@ async def measure(datasets: Sequence[str | Path], routers: Sequence[str], out: s
                     results.append(score(cases, decisions, "llm", name))
                 continue
             scorer = retriever(library, kind)  # type: ignore[arg-type]
+            if index_examples:
+                scorer = type(scorer)(library, examples=True)
+            label = f"{kind}+examples" if index_examples else kind
             rankings = {s: [scorer.rank(c.query) for c in cases] for s, cases in splits.items()}
             thresholds = tune(splits["dev"], rankings["dev"])
             for split, cases in splits.items():
                 results.append(score(cases, [decide(r, thresholds, kind) for r in
-                                             rankings[split]], kind, name, thresholds))
+                                             rankings[split]], label, name, thresholds))
     (folder / "scores.json").write_text(json.dumps([r.model_dump() for r in results],
                                                    indent=1), encoding="utf-8")
     (folder / "routing.md").write_text(table(results), encoding="utf-8")
@@ -253,13 +262,13 @@ async def measure(datasets: Sequence[str | Path], routers: Sequence[str], out: s
 
 def table(results: Sequence[RoutingScores]) -> str:
     """The scores as a markdown table (one row per router, dataset and split)."""
-    lines = ["| domain | split | router | top-1 | routed right | asked | false none "
+    lines = ["| domain | split | router | top-1 | top-5 | routed right | asked | false none "
              "(in scope) | none right (out of scope) | thresholds |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         th = (f"none < {r.thresholds.none_below:g}, margin {r.thresholds.margin:g}"
               if r.thresholds else "–")
         lines.append(f"| {r.dataset} | {r.split} | {r.router} | {r.top1:.1%} (n={r.in_scope}) "
-                     f"| {r.routed:.1%} | {r.asked:.1%} | {r.false_none:.1%} | "
+                     f"| {r.top5:.1%} | {r.routed:.1%} | {r.asked:.1%} | {r.false_none:.1%} | "
                      f"{r.none_ok:.1%} (n={r.out_of_scope}) | {th} |")
     return "\n".join(lines) + "\n"
