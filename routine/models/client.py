@@ -22,7 +22,6 @@ from typing import Any, Literal
 
 import httpx
 import openai
-from openai.types.chat import ChatCompletion
 
 from ..errors import (
     ModelRateLimited,
@@ -146,12 +145,12 @@ class OpenAIModel:
                     verify=_ssl_context()))
         return client
 
-    async def _create(self, messages: list[dict[str, Any]], request: dict[str, Any]
-                      ) -> ChatCompletion:
-        """POST the request as it is: it is plain JSON already, so the SDK's per-request
-        walk over every message and schema (``chat.completions.create`` transforms its
-        typed parameters: the largest cost of a request on a fast server) is skipped; its
-        retries, errors and response parsing stay."""
+    async def _create(self, messages: list[dict[str, Any]], request: dict[str, Any]) -> Any:
+        """POST the request as it is and return the reply's JSON. The request is plain JSON
+        already, so the SDK's per-request walk over every message and schema
+        (``chat.completions.create`` transforms its typed parameters: the largest cost of a
+        request on a fast server) is skipped, and so is building typed response objects
+        that are read once; its retries, backoff and HTTP errors stay."""
         body = {"model": self.name, "messages": messages,
                 **{k: v for k, v in request.items() if k not in _REQUEST_OPTIONS}}
         body.update(request.get("extra_body") or {})
@@ -162,8 +161,10 @@ class OpenAIModel:
             options["params"] = request["extra_query"]
         if request.get("timeout") is not None:
             options["timeout"] = request["timeout"]
-        return await self._http().post("/chat/completions", body=body, cast_to=ChatCompletion,
-                                       options=options)  # type: ignore[arg-type]
+        response = await self._http().post("/chat/completions", body=body,
+                                           cast_to=httpx.Response,
+                                           options=options)  # type: ignore[arg-type]
+        return response.json()
 
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]], *,
                        guide: TurnGuide | None = None, **settings: Any) -> ModelReply:
@@ -208,27 +209,31 @@ class OpenAIModel:
             raise ModelServerError(f"the endpoint's reply is not a chat completion: "
                                    f"{type(exc).__name__}: {exc}") from exc
         try:
-            choice = response.choices[0]
-            message = choice.message
+            choice = response["choices"][0]
+            message = choice["message"]
             calls = [
-                {"id": c.id, "type": "function",
-                 "function": {"name": c.function.name, "arguments": c.function.arguments}}
-                for c in (message.tool_calls or []) if getattr(c, "function", None)
+                {"id": c.get("id"), "type": "function",
+                 "function": {"name": c["function"].get("name"),
+                              "arguments": c["function"].get("arguments")}}
+                for c in (message.get("tool_calls") or [])
+                if isinstance(c, dict) and isinstance(c.get("function"), dict)
             ]
-            content = message.content or ""
+            content = message.get("content") or ""
+            if not isinstance(content, str):
+                raise TypeError(f"the message's content is {type(content).__name__}, not text")
             if len(content) > self.max_reply_chars:
                 content = content[:self.max_reply_chars]
             if sum(len(c["function"]["arguments"] or "") for c in calls) > self.max_reply_chars:
                 calls = []  # a flood of calls or giant arguments: nothing to run
                 content = content or "(tool calls longer than the reply limit were dropped)"
-        except (AttributeError, IndexError, TypeError) as exc:  # an HTML page, no choices...
+            counts = response.get("usage") or {}
+            usage = Usage(prompt_tokens=counts.get("prompt_tokens") or 0,
+                          completion_tokens=counts.get("completion_tokens") or 0)
+            finish_reason = choice.get("finish_reason")
+        except (AttributeError, IndexError, KeyError, TypeError) as exc:  # no choices...
             raise ModelServerError(f"the endpoint's reply is not a chat completion "
                                    f"({type(exc).__name__}: {exc}): {str(response)[:200]!r}") from None
-        usage = Usage()
-        if getattr(response, "usage", None) is not None:
-            usage = Usage(prompt_tokens=response.usage.prompt_tokens or 0,
-                          completion_tokens=response.usage.completion_tokens or 0)
-        return ModelReply(content, calls, usage, choice.finish_reason, decoding)
+        return ModelReply(content, calls, usage, finish_reason, decoding)
 
     async def aclose(self) -> None:
         """Close the HTTP connections of the current loop's client (a later request opens
