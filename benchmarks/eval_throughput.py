@@ -5,8 +5,8 @@ throughput (executor, tools on SQLite, end-state checks, records), not a model's
     python -m benchmarks.eval_throughput --out benchmarks/results --concurrency 1,4,16
 
 Each concurrency runs ``routine eval eval/datasets/hr --protocols task --conditions
-nl+track --tasks 0`` into a fresh folder (every test query once) and is timed from start
-to exit; the task success it reports must be 100% (the server plays the gold), else this
+nl+track --tasks 0 --trials 3`` into a fresh folder (every test query three times) and is
+timed from start to exit; the task success it reports must be 100% (the server plays the gold), else this
 stops. Adds ``eval_throughput`` to ``results.json`` and a line to ``results.md``.
 """
 
@@ -39,13 +39,13 @@ def gold_script(dataset: Path, split: str = "test") -> dict[str, list[dict[str, 
     return out
 
 
-def run_eval(base_url: str, dataset: Path, concurrency: int) -> dict[str, Any]:
+def run_eval(base_url: str, dataset: Path, concurrency: int, trials: int = 1) -> dict[str, Any]:
     """One ``routine eval`` run (a subprocess, as a user runs it), timed."""
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, "-m", "routine", "eval", str(dataset), "--out", folder,
                    "--base-url", base_url, "--model", "scripted", "--protocols", "task",
                    "--conditions", "nl+track", "--tasks", "0", "--concurrency",
-                   str(concurrency), "--no-shuffle-tools"]
+                   str(concurrency), "--trials", str(trials), "--no-shuffle-tools"]
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
         seconds = time.perf_counter() - started
@@ -67,17 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--dataset", type=Path, default=ROOT / "eval" / "datasets" / "hr")
     parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--trials", type=int, default=3,
+                        help="each query this many times (start-up weighs less)")
     args = parser.parse_args(argv)
     rows = []
     with scripted_server(replies=gold_script(args.dataset), finish=True) as base_url:
         for level in [int(c) for c in args.concurrency.split(",")]:
-            rows.append(run_eval(base_url, args.dataset, level))
+            rows.append(run_eval(base_url, args.dataset, level, args.trials))
             print(json.dumps(rows[-1]))
     line = ("HR test queries per minute through `routine eval` (task protocol, nl+track, the "
             "scripted server playing the gold calls; whole command, start-up included): "
             + ", ".join(f"{r['queries_per_minute']:.0f} at concurrency {r['concurrency']}"
-                        for r in rows) + f" ({rows[0]['queries']} queries each, all "
-            "succeeded).")
+                        for r in rows) + f" ({rows[0]['queries']} query runs each: the "
+            f"{rows[0]['queries'] // args.trials} test queries × {args.trials}, all succeeded).")
     print(line)
     summary = args.out / "results.json"
     if summary.exists():
