@@ -136,6 +136,30 @@ def test_the_written_yaml_keeps_the_format_order_and_drops_nulls():
 
 
 # ---------------------------------------------------------------- the schema
+def test_a_top_level_finish_becomes_the_last_step():
+    data = json.loads(GOOD)
+    final = data["steps"].pop()
+    data["finish"] = {k: final[k] for k in ("id", "name", "description")}
+    text = routine_yaml(json.dumps(data), "track_order", RETAIL)
+    assert load_routine_text(text).routine.steps[-1].finish
+    assert check_draft(text, project=PROJECT) == []
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("${inputs.order_id}", True), ("${steps.get_order.output.lines.0.product_id}", True),
+    ("${steps.order.id}", False), ("${inputs.Order}", False), ("annual", True),
+    ("$annual", False)])
+def test_arguments_are_references_or_plain_literals(value, ok):
+    import jsonschema
+
+    args = draft_schema(toolset_registry(RETAIL, PROJECT))["properties"]["steps"]["items"][
+        "anyOf"][0]["properties"]["args"]
+    name = next(iter(args["properties"]))
+    valid = jsonschema.Draft202012Validator(args).is_valid({**{k: 1 for k in args["required"]},
+                                                            name: value})
+    assert valid is ok
+
+
 def test_the_schema_names_each_tool_and_its_arguments():
     schema = draft_schema(toolset_registry(RETAIL, PROJECT), "track_order")
     steps = schema["properties"]["steps"]["items"]["anyOf"]
@@ -159,6 +183,8 @@ def test_hand_written_routines_fit_the_reduced_schema(name):
             step.pop(key, None)
     for spec in data.get("inputs", {}).values():
         spec.setdefault("type", "string")
+    final = data["steps"].pop()  # the answer: the reply's top-level finish
+    data["finish"] = {k: final[k] for k in ("id", "name", "description")}
     jsonschema.validate(data, draft_schema(toolset_registry(["routine_tools.hr"], PROJECT), name))
 
 

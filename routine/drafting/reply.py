@@ -2,7 +2,8 @@
 
 A guided reply is one JSON object; a free one may wrap it in prose or a code fence, or
 write YAML. :func:`routine_yaml` takes the first fenced block (else the whole text), reads
-it with YAML's safe loader (JSON is YAML), sets the routine's ``name`` and ``toolsets`` to
+it with YAML's safe loader (JSON is YAML), appends its top-level ``finish`` object as the
+last step (the answer), sets the routine's ``name`` and ``toolsets`` to
 the ones asked for, drops null values (a branch option's ``when: null`` means
 "otherwise"), and writes the routine as block-style YAML in the format's key order: the
 file ``validate`` checks and the user reviews.
@@ -63,6 +64,9 @@ def routine_yaml(text: str, name: str | None, toolsets: list[str],
                  header: str = "") -> str:
     """The reply's routine as YAML text (``header``: comment lines to start the file)."""
     data = routine_data(text)
+    final = data.pop("finish", None)  # the reply's closing answer step (see draft_schema)
+    if isinstance(final, dict) and isinstance(data.get("steps"), list):
+        data["steps"].append({**final, "finish": True})
     if name:
         data["name"] = name
     data["toolsets"] = list(toolsets)

@@ -9,6 +9,11 @@ schema from the tools a routine may use:
 * each kind of step starts with its own key (``tool``, ``finish``, or ``id`` for a branch),
   so one alternative is left after the first key: a grammar whose alternatives share a
   long prefix (the id, name and description of every tool's step) samples far slower;
+* the routine ends with its answer: a top-level ``finish`` object (id, name, description)
+  that :func:`~routine.drafting.reply.routine_yaml` appends as the last step, so every path
+  ends in a finish step (a branch option may also end in its own);
+* an argument is a well-formed reference (``${inputs.X}``, ``${steps.X.output.F}``), a
+  number, a boolean or a text that does not start with ``$``;
 * a step is a tool step (one alternative per tool: the tool's name as a constant, its
   ``args`` limited to the tool's parameters, the required ones required), a branch
   (options with a ``condition``, a ``when`` expression or null, and steps), or
@@ -26,13 +31,19 @@ from typing import Any
 from ..spec.format import ID_PATTERN
 from ..tools.core import ToolRegistry
 
-__all__ = ["draft_schema", "MAX_TOP_STEPS", "MAX_BRANCH_STEPS"]
+__all__ = ["draft_schema", "MAX_TOP_STEPS", "MAX_BRANCH_STEPS", "REFERENCE"]
 
 MAX_TOP_STEPS = 12     # steps of the routine itself
 MAX_BRANCH_STEPS = 6   # steps of one branch option
 _TEXT = {"type": "string", "minLength": 1}
 _ID = {"type": "string", "pattern": ID_PATTERN}
-_SCALAR = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}
+# a reference is well formed (which inputs, steps and fields exist is validation's job);
+# a literal text does not start with "$"
+REFERENCE = (r"^\$\{(inputs\.[a-z][a-z0-9_]*|steps\.[a-z][a-z0-9_]*\.output"
+             r"(\.[a-z0-9_]+)*)\}$")
+_SCALAR = {"anyOf": [{"type": "string", "pattern": REFERENCE},
+                     {"type": "string", "pattern": r"^[^$\\\"][^\\\"]*$"},
+                     {"type": "number"}, {"type": "boolean"}]}
 
 
 def _obj(properties: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -64,7 +75,7 @@ def draft_schema(registry: ToolRegistry, name: str | None = None) -> dict[str, A
                              "maxItems": MAX_BRANCH_STEPS}})
     branch = _obj({"id": _ID, "name": _TEXT, "description": _TEXT,
                    "branch": {"type": "array", "items": option, "minItems": 2, "maxItems": 4}})
-    step = {"anyOf": [*tools, branch, _finish_step()]}
+    step = {"anyOf": [*tools, branch]}
     value = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}
     an_input = _obj({"type": {"enum": ["string", "integer", "number", "boolean"]},
                      "description": _TEXT, "required": {"type": "boolean"},
@@ -73,4 +84,5 @@ def draft_schema(registry: ToolRegistry, name: str | None = None) -> dict[str, A
     return _obj({"name": {"const": name} if name else _ID, "description": _TEXT,
                  "inputs": {"type": "object", "additionalProperties": an_input},
                  "steps": {"type": "array", "items": step, "minItems": 1,
-                           "maxItems": MAX_TOP_STEPS}})
+                           "maxItems": MAX_TOP_STEPS},
+                 "finish": _obj({"id": _ID, "name": _TEXT, "description": _TEXT})})
