@@ -9,14 +9,16 @@
 #   eval/run-drafts.sh                                   # everything (hours on 2 cores)
 #   SIZES=0.5b DOMAINS=retail ONLY=track_order,order_status STAGES=draft eval/run-drafts.sh
 # SIZES: 0.5b 1.5b · DOMAINS: retail hr · ONLY: draft names (default: all) · STAGES: draft
-# eval report · CONDITIONS: routine eval conditions (default nl+track) · ROUNDS (default 3)
+# eval report · CONDITIONS: routine eval conditions (default nl+track) · ROUNDS (default 3) ·
+# RESULTS: where drafts-<size>/ goes (default eval/results; a trial run elsewhere leaves the
+# README's records alone)
 set -euo pipefail
 ROUNDS=${ROUNDS:-3}
 CONDITIONS=${CONDITIONS:-nl+track}
 STAGES=${STAGES:-draft eval report}
 for size in ${SIZES:-0.5b 1.5b}; do
   model="qwen2.5-coder-$size"
-  out="eval/results/drafts-$size"
+  out="${RESULTS:-eval/results}/drafts-$size"
   for domain in ${DOMAINS:-retail hr}; do
     drafts="routines/$domain/drafts"
     if [ -n "${ONLY:-}" ]; then  # a subset: its drafts in a folder of their own

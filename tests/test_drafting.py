@@ -212,11 +212,15 @@ def test_draft_command_writes_a_routine_that_validates(scripted_server, tmp_path
     ScriptedServer.script = [{"content": BAD}, {"content": GOOD}]
     out = tmp_path / "routines" / "track_order.yaml"
     out.parent.mkdir()
+    (out.parent / "routine.schema.json").write_text("{}")  # editors find the schema
     record = tmp_path / "drafts.jsonl"
     assert main(_args(tmp_path, "--base-url", scripted_server, "-o", str(out),
                       "--record", str(record))) == 0
     assert "valid after 1 repair round(s)" in capsys.readouterr().err
     assert main(["validate", str(out)]) == 0
+    first, second = out.read_text().splitlines()[:2]
+    assert first == "# yaml-language-server: $schema=routine.schema.json"
+    assert second.startswith("# drafted by `routine draft` from track_order.md with m;")
     assert json.loads(record.read_text())["ok"] is True
     # guided over an endpoint: the reply's JSON schema goes as response_format
     sent = ScriptedServer.requests[0]["response_format"]["json_schema"]["schema"]

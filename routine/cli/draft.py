@@ -81,6 +81,17 @@ def _target(out_path: Path | None, folder_mode: bool, name: str) -> Path | None:
     return out_path / f"{name}.yaml" if folder_mode else out_path
 
 
+def _schema_line(target: Path | None) -> str:
+    """The editor's schema comment, when the routine goes beside a ``routine.schema.json``
+    (in its folder or the one above, as in ``routines/<domain>/``)."""
+    if target is None:
+        return ""
+    for folder, prefix in ((target.parent, ""), (target.parent.parent, "../")):
+        if (folder / "routine.schema.json").is_file():
+            return f"yaml-language-server: $schema={prefix}routine.schema.json\n"
+    return ""
+
+
 def _report(result: DraftResult, target: Path | None, saved: bool) -> None:
     seconds = sum(a.seconds for a in result.attempts)
     tokens = (sum(a.usage.prompt_tokens for a in result.attempts),
@@ -170,8 +181,8 @@ def draft_command(
         for file in todo:
             routine_name = name or file.stem
             target = _target(out_path, folder_mode, routine_name)
-            header = (f"drafted by `routine draft` from {file.name} with {client.name}; "
-                      "review it before use (routine draft --diff)")
+            header = (_schema_line(target) + f"drafted by `routine draft` from {file.name} "
+                      f"with {client.name}; review it before use (routine draft --diff)")
             result = asyncio.run(adraft(
                 file.read_text(encoding="utf-8"), list(toolset), client, name=routine_name,
                 rounds=rounds, guided=guided, file=str(target or f"{routine_name}.yaml"),
