@@ -41,6 +41,7 @@ from ..spec.typetext import output_fields as _output_fields
 from ..spec.typetext import type_text as _type_text
 from ..spec.validate import check_routine
 from ..tools.core import ToolRegistry
+from . import draft as draft_cli
 from . import route
 from .options import options_from
 
@@ -865,6 +866,42 @@ def serve(
         server.process.wait()
 
 
+@app.command("draft")
+def draft(
+    source: draft_cli.SourceArgument,
+    toolset: draft_cli.ToolsetOption = None,
+    out_path: draft_cli.OutOption = None,
+    name: draft_cli.NameOption = None,
+    rounds: draft_cli.RoundsOption = 3,
+    guided: draft_cli.GuidedOption = True,
+    diff: draft_cli.DiffOption = None,
+    save_invalid: draft_cli.SaveInvalidOption = False,
+    record: draft_cli.RecordOption = None,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per reply.")] = 2048,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    timeout: Annotated[float, typer.Option(help="Seconds per model request.")] = 900.0,
+    model: ModelOption = None,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
+    model_cache: ModelCacheOption = None,
+) -> None:
+    """Draft a routine from an expert's plain-language draft: the model writes it, validate
+    checks it, problems go back for repair; a routine that still fails is reported with its
+    problems and not saved."""
+    job = draft_cli.DraftJob(source, list(toolset or []), out_path, name, rounds, guided, diff,
+                             save_invalid, record, {"max_tokens": max_tokens,
+                                                    "temperature": temperature, "seed": seed})
+    files = job.pending()
+    if not files:
+        return
+    with _model(model, base_url, api_key, model_cache, timeout) as client:
+        failed = job.run(files, client)
+    if failed:
+        err.print(f"{failed} of {len(files)} draft(s) still have problems")
+        raise typer.Exit(1)
+
+
 @app.command("compare-results")
 def compare_results(
     a: Annotated[Path, typer.Argument(help="The first results folder (routine eval --out).")],
@@ -1069,7 +1106,6 @@ def _main(command: click.Command, argv: list[str] | None) -> int:
     return result if isinstance(result, int) else 0
 
 
-from . import draft as _draft  # noqa: E402,F401  (registers `routine draft` on the app)
 from .trace_view import trace_app  # noqa: E402
 
 app.add_typer(trace_app, name="trace")

@@ -1,7 +1,8 @@
 """``routine draft``: an expert's draft becomes a routine that validates, or is reported.
 
-Registered on the ``routine`` app by :mod:`routine.cli.commands`; the work is done by
-:mod:`routine.drafting`.
+:mod:`routine.cli.commands` defines the command with the options below and runs a
+:class:`DraftJob` (this module imports nothing from it: no import circle); the drafting
+itself is :mod:`routine.drafting`.
 """
 
 from __future__ import annotations
@@ -9,20 +10,25 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
+from rich.console import Console
 from rich.text import Text
 
 from ..drafting import DraftResult, adraft, diff_routines
 from ..errors import SpecError
+from ..models.base import Model
 from ..spec.format import Routine
 from ..spec.loader import load_routine, load_routine_text
-from .commands import ApiKeyOption, BaseUrlOption, ModelCacheOption, ModelOption, _model, app, err, out
 
-__all__ = ["draft_command"]
+__all__ = ["DraftJob"]
+
+out = Console()
+err = Console(stderr=True)
 
 _COLOURS = {"+": "green", "-": "red", "~": "yellow", "↕": "cyan"}
 
@@ -114,98 +120,106 @@ def _report(result: DraftResult, target: Path | None, saved: bool) -> None:
         err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command("draft")
-def draft_command(
-    source: Annotated[Path, typer.Argument(
-        help="An expert's draft of a process (a text or Markdown file), or a folder of them "
-             "(*.md, *.txt); with --diff, a routine YAML to compare without drafting.")],
-    toolset: Annotated[list[str] | None, typer.Option(
-        "--toolset", "-t", help="A toolset of the project (named in routine.toml: a module "
-                                "or an MCP server) the routine may use (repeatable).")] = None,
-    out_path: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="The routine file to write (SOURCE a folder: a folder, NAME.yaml "
-                            "for each draft). Default: print the routine.")] = None,
-    name: Annotated[str | None, typer.Option(
-        help="The routine's name (default: the draft's file name).")] = None,
-    rounds: Annotated[int, typer.Option(
-        min=0, help="Repair rounds: validation problems go back to the model this many "
-                    "times at most.")] = 3,
-    guided: Annotated[bool, typer.Option(
-        "--guided/--free", help="Hold the model's reply to the routine's JSON schema where "
-                                "the endpoint supports it (--free: no constraint).")] = True,
-    diff: Annotated[Path | None, typer.Option(
-        help="An existing routine to compare the drafted one with, step by step (SOURCE a "
-             "folder: a folder with NAME.yaml).")] = None,
-    save_invalid: Annotated[bool, typer.Option(
-        help="Also write a routine that still has problems, marked INVALID with them in "
-             "comments (it fails routine validate).")] = False,
-    record: Annotated[Path | None, typer.Option(
-        help="Append each draft's attempts (replies, YAML, problems, tokens, seconds) to "
-             "this JSONL file; drafts already in it are skipped (a rerun resumes).")] = None,
-    max_tokens: Annotated[int, typer.Option(help="Tokens per reply.")] = 2048,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
-    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
-    timeout: Annotated[float, typer.Option(help="Seconds per model request.")] = 900.0,
-    model: ModelOption = None,
-    base_url: BaseUrlOption = None,
-    api_key: ApiKeyOption = None,
-    model_cache: ModelCacheOption = None,
-) -> None:
-    """Draft a routine from an expert's plain-language draft: the model writes it, validate
-    checks it, problems go back for repair; a routine that still fails is reported with its
-    problems and not saved."""
-    if source.suffix in (".yaml", ".yml"):
-        if diff is None:
-            raise click.BadParameter(f"{source} is a routine: give --diff EXISTING.yaml to "
-                                     "compare it, or a draft (.md) to draft", param_hint="SOURCE")
-        _compare_only(source, diff)
-        return
-    folder_mode = source.is_dir()
-    files = _drafts(source)
-    if folder_mode and name:
-        raise click.BadParameter("one name for a folder of drafts", param_hint="--name")
-    if not toolset:
-        raise click.BadParameter("name the toolsets the routine may use (from routine.toml "
-                                 "toolsets), e.g. --toolset routine_tools.hr",
-                                 param_hint="--toolset")
-    if folder_mode and out_path is not None:
-        out_path.mkdir(parents=True, exist_ok=True)
-    done = _recorded(record)
-    todo = [f for f in files if (name or f.stem) not in done]
-    if len(todo) < len(files):
-        err.print(f"[dim]{len(files) - len(todo)} draft(s) already in {record}: skipped[/dim]")
-    failed = 0
-    if not todo:
-        return
-    with _model(model, base_url, api_key, model_cache, timeout) as client:
-        for file in todo:
-            routine_name = name or file.stem
-            target = _target(out_path, folder_mode, routine_name)
-            header = (_schema_line(target) + f"drafted by `routine draft` from {file.name} "
-                      f"with {client.name}; review it before use (routine draft --diff)")
-            result = asyncio.run(adraft(
-                file.read_text(encoding="utf-8"), list(toolset), client, name=routine_name,
-                rounds=rounds, guided=guided, file=str(target or f"{routine_name}.yaml"),
-                header=header, temperature=temperature, max_tokens=max_tokens, seed=seed))
-            saved = result.ok or save_invalid
-            text = result.yaml if result.ok else result.invalid_text()
-            if saved and target is not None and text is not None:
-                target.write_text(text, encoding="utf-8")
-            elif saved and text is not None:
-                out.print(text, markup=False, highlight=False, soft_wrap=True, end="")
-            if record is not None:
-                _append(record, result)
-            _report(result, target, saved)
-            failed += not result.ok
-            if diff is not None and result.yaml is not None:
-                existing = diff / f"{routine_name}.yaml" if diff.is_dir() else diff
-                try:
-                    drafted = load_routine_text(result.yaml, routine_name).routine
-                except SpecError:
-                    err.print(f"  (no diff: the drafted {routine_name} does not load)")
-                else:
-                    _show_diff(load_routine(existing).routine, drafted,
-                               to_stderr=saved and target is None)
-    if failed:
-        err.print(f"{failed} of {len(todo)} draft(s) still have problems")
-        raise typer.Exit(1)
+# the options of `routine draft` (the command itself is in commands.py)
+SourceArgument = Annotated[Path, typer.Argument(
+    help="An expert's draft of a process (a text or Markdown file), or a folder of them "
+         "(*.md, *.txt); with --diff, a routine YAML to compare without drafting.")]
+ToolsetOption = Annotated[list[str] | None, typer.Option(
+    "--toolset", "-t", help="A toolset of the project (named in routine.toml: a module or an "
+                            "MCP server) the routine may use (repeatable).")]
+OutOption = Annotated[Path | None, typer.Option(
+    "--out", "-o", help="The routine file to write (SOURCE a folder: a folder, NAME.yaml for "
+                        "each draft). Default: print the routine.")]
+NameOption = Annotated[str | None, typer.Option(
+    help="The routine's name (default: the draft's file name).")]
+RoundsOption = Annotated[int, typer.Option(
+    min=0, help="Repair rounds: validation problems go back to the model this many times at "
+                "most.")]
+GuidedOption = Annotated[bool, typer.Option(
+    "--guided/--free", help="Hold the model's reply to the routine's JSON schema where the "
+                            "endpoint supports it (--free: no constraint).")]
+DiffOption = Annotated[Path | None, typer.Option(
+    help="An existing routine to compare the drafted one with, step by step (SOURCE a "
+         "folder: a folder with NAME.yaml).")]
+SaveInvalidOption = Annotated[bool, typer.Option(
+    help="Also write a routine that still has problems, marked INVALID with them in comments "
+         "(it fails routine validate).")]
+RecordOption = Annotated[Path | None, typer.Option(
+    help="Append each draft's attempts (replies, YAML, problems, tokens, seconds) to this "
+         "JSONL file; drafts already in it are skipped (a rerun resumes).")]
+
+
+@dataclass
+class DraftJob:
+    """What one ``routine draft`` command drafts, and how."""
+
+    source: Path
+    toolsets: list[str]
+    out_path: Path | None = None
+    name: str | None = None
+    rounds: int = 3
+    guided: bool = True
+    diff: Path | None = None
+    save_invalid: bool = False
+    record: Path | None = None
+    sampling: dict[str, Any] = field(default_factory=dict)
+
+    def pending(self) -> list[Path]:
+        """The drafts to draft (none: a comparison was asked for and shown, or every draft is
+        in the record already); usage errors raise before a model starts."""
+        if self.source.suffix in (".yaml", ".yml"):
+            if self.diff is None:
+                raise click.BadParameter(f"{self.source} is a routine: give --diff "
+                                         "EXISTING.yaml to compare it, or a draft (.md) to "
+                                         "draft", param_hint="SOURCE")
+            _compare_only(self.source, self.diff)
+            return []
+        files = _drafts(self.source)
+        if self.source.is_dir() and self.name:
+            raise click.BadParameter("one name for a folder of drafts", param_hint="--name")
+        if not self.toolsets:
+            raise click.BadParameter("name the toolsets the routine may use (from routine.toml "
+                                     "toolsets), e.g. --toolset routine_tools.hr",
+                                     param_hint="--toolset")
+        if self.source.is_dir() and self.out_path is not None:
+            self.out_path.mkdir(parents=True, exist_ok=True)
+        done = _recorded(self.record)
+        todo = [f for f in files if (self.name or f.stem) not in done]
+        if len(todo) < len(files):
+            err.print(f"[dim]{len(files) - len(todo)} draft(s) already in {self.record}: "
+                      "skipped[/dim]")
+        return todo
+
+    def run(self, files: list[Path], client: Model) -> int:
+        """Draft each file with ``client``; write, record, report, compare. Returns how many
+        drafts still have problems."""
+        return sum(not self._one(file, client)[0].ok for file in files)
+
+    def _one(self, file: Path, client: Model) -> tuple[DraftResult, Path | None]:
+        name = self.name or file.stem
+        target = _target(self.out_path, self.source.is_dir(), name)
+        header = (_schema_line(target) + f"drafted by `routine draft` from {file.name} with "
+                  f"{client.name}; review it before use (routine draft --diff)")
+        result = asyncio.run(adraft(
+            file.read_text(encoding="utf-8"), list(self.toolsets), client, name=name,
+            rounds=self.rounds, guided=self.guided, file=str(target or f"{name}.yaml"),
+            header=header, **self.sampling))
+        saved = result.ok or self.save_invalid
+        text = result.yaml if result.ok else result.invalid_text()
+        if saved and target is not None and text is not None:
+            target.write_text(text, encoding="utf-8")
+        elif saved and text is not None:
+            out.print(text, markup=False, highlight=False, soft_wrap=True, end="")
+        if self.record is not None:
+            _append(self.record, result)
+        _report(result, target, saved)
+        if self.diff is not None and result.yaml is not None:
+            existing = self.diff / f"{name}.yaml" if self.diff.is_dir() else self.diff
+            try:
+                drafted = load_routine_text(result.yaml, name).routine
+            except SpecError:
+                err.print(f"  (no diff: the drafted {name} does not load)")
+            else:
+                _show_diff(load_routine(existing).routine, drafted,
+                           to_stderr=saved and target is None)
+        return result, target
