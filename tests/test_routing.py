@@ -368,16 +368,16 @@ def test_the_llm_router_on_the_embedded_model_routes_then_runs(hr_library, hr_to
 
     if not HAVE_LOCAL:
         pytest.skip("needs the 'local' extra (llama-cpp-python + weights)")
-    query = "Who is the manager of Chen Okafor?"
-    retriever = FixedScores(hr_library, {query: {"department_head": 0.9,
-                                                 "manager_lookup": 0.8, "leave_balance": 0.7}})
+    query, pizza = "Who is the manager of Chen Okafor?", "Order a pizza to the office."
+    three = {"department_head": 0.9, "manager_lookup": 0.8, "leave_balance": 0.7}
+    retriever = FixedScores(hr_library, {query: three, pizza: three})
     with embedded.embedded_server(embedded.LIGHT_MODEL, show_progress=False) as server:
         model = server.client()
         router = LLMRouter(retriever, model, k=3)
         routed = RoutedAgent(router, model, hr_tools, RunSettings(temperature=0.0,
                                                                   max_tokens=200))
         result = routed.run(query)
-        turned_away = router.route("Order a pizza to the office for the team.")
+        turned_away = router.route(pizza)
     print(result.decision.model_dump_json(), result.trace.answer, turned_away.reason)
     assert result.decision.routine == "manager_lookup", result.decision.reason
     assert "the model chose manager_lookup" in result.decision.reason  # not the fallback

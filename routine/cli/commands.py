@@ -5,7 +5,6 @@ One entry point, ``main(argv) -> int``, tested in-process.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import difflib
@@ -28,6 +27,7 @@ from ..eval.config import EvalConfig
 from ..models.client import OpenAIModel, endpoint_from_env
 from ..models.embedded import DEFAULT_MODEL, LIGHT_MODEL, MODELS, cache_state, embedded_server, ensure_model
 from ..routing import RoutedAgent, unrouted_trace
+from ..run.blocking import run_blocking
 from ..run.executor import Agent
 from ..run.inputs import coerce_inputs
 from ..run.settings import RunSettings
@@ -501,7 +501,7 @@ def _run_routed(folders: list[Path], query: str, settings: RunSettings,
     with contextlib.ExitStack() as stack:
         client = stack.enter_context(models) if kind == "llm" else None
         chooser = route.build_router(kind, library, client, none_below)
-        decision = asyncio.run(chooser.aroute(query))
+        decision = run_blocking(chooser.aroute(query))
         if not as_json:
             out.print(route.decision_text(decision), soft_wrap=True, highlight=False)
         agent = None
@@ -551,7 +551,7 @@ def route_request(
         else contextlib.nullcontext(None)
     with models as client:
         chooser = route.build_router(kind, chooser_library, client, none_below)
-        decision = asyncio.run(chooser.aroute(query))
+        decision = run_blocking(chooser.aroute(query))
     if as_json:
         out.print_json(decision.model_dump_json())
     else:
@@ -586,7 +586,7 @@ def route_eval(
         def show(line: str) -> None:
             err.print(line, markup=False, highlight=False)
 
-        results = asyncio.run(measure(datasets, kinds, out_dir, client, limit=limit, k=k,
+        results = run_blocking(measure(datasets, kinds, out_dir, client, limit=limit, k=k,
                                       index_examples=index_examples, progress=show))
     out_dir.joinpath("command.txt").write_text(
         " ".join(["routine", *redacted(sys.argv[1:])]) + "\n")

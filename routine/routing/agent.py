@@ -22,6 +22,7 @@ from typing import Any
 from ..models.base import Model
 from ..models.messages import AssistantMessage, UserMessage
 from ..run.approval import Approver
+from ..run.blocking import run_blocking
 from ..run.executor import Agent
 from ..run.settings import RunSettings
 from ..run.trace import RunTrace, TurnRecord
@@ -98,7 +99,5 @@ class RoutedAgent:
 
     def run(self, query: str, inputs: dict[str, Any] | None = None, *,
             on_turn: Callable[[TurnRecord], None] | None = None) -> RoutedRun:
-        """Blocking :meth:`arun`."""
-        import asyncio
-
-        return asyncio.run(self.arun(query, inputs, on_turn=on_turn))
+        """Blocking :meth:`arun` (on the process's blocking loop, like ``Agent.run``)."""
+        return run_blocking(self.arun(query, inputs, on_turn=on_turn))

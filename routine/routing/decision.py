@@ -55,7 +55,9 @@ class RouteDecision(BaseModel):
 
     @property
     def best(self) -> str | None:
-        """The best-ranked routine, whatever the decision."""
+        """The routine decided for, else the best-ranked one (top-1 counts it)."""
+        if self.kind == "routine" and self.routine is not None:
+            return self.routine
         return self.candidates[0].name if self.candidates else None
 
     @property

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..models.base import Model, TurnGuide
 from ..models.messages import SystemMessage, UserMessage
+from ..run.blocking import run_blocking
 from .decision import Candidate, RouteDecision
 from .reply import complete
 from .router import ScoringRouter
@@ -107,7 +108,6 @@ class LLMRouter:
         return complete(decision, self.library)
 
     def route(self, query: str) -> RouteDecision:
-        """Blocking :meth:`aroute`."""
-        import asyncio
-
-        return asyncio.run(self.aroute(query))
+        """Blocking :meth:`aroute` (on the process's blocking loop, like ``Agent.run``: the
+        model keeps its client and connections)."""
+        return run_blocking(self.aroute(query))
