@@ -229,7 +229,7 @@ class Agent:
         """Blocking :meth:`arun`; with ``trace_dir`` the trace is appended to
         ``<trace_dir>/traces.jsonl``. Runs on the process's one blocking event loop
         (:mod:`routine.run.blocking`), so the model keeps its client and connections
-        from run to run."""
+        from run to run; ``on_turn`` and the approver are called on that loop's thread."""
         trace = run_blocking(self.arun(query, inputs, on_turn=on_turn))
         if trace_dir is not None:
             dump_traces([trace], Path(trace_dir) / "traces.jsonl")
