@@ -213,3 +213,30 @@ def test_eval_limit_takes_a_fixed_subset(tiny):
     assert len(_dataset(data, ["distilled"], 2)) == 2
     assert len(_dataset(data, ["distilled"])) == 6
     assert _dataset(data, ["distilled"], 2)[0] == _dataset(data, ["distilled"])[0]
+
+
+def test_auto_precision_of_a_resumed_run_is_the_one_it_started_with(tmp_path, monkeypatch):
+    """A busy machine must not switch a run from bf16 to fp32 halfway (the probe once did)."""
+    from routine.finetune import train
+
+    config = load_recipe(None, data=tmp_path / "sft.jsonl", base="qwen2.5-coder-0.5b",
+                         out=tmp_path / "run", precision="auto")
+    probe, probed = train.probe_bf16, []
+    monkeypatch.setattr(train, "probe_bf16", lambda: probed.append(1) or False)
+    assert train.resolve_bf16(config) is False and probed == [1]  # a new run probes
+    config.out.mkdir()
+    (config.out / "config.json").write_text(json.dumps({"precision": "bf16"}))
+    assert train.resolve_bf16(config) is False  # no checkpoint yet: probes again
+    (config.out / "checkpoint-2").mkdir()
+    assert train.resolve_bf16(config) is True and len(probed) == 2  # resumes as it started
+    assert train.resolve_bf16(config.model_copy(update={"precision": "fp32"})) is False
+    assert probe(size=64, repeats=2) in (True, False)  # the real probe runs here
+
+
+def test_a_finished_run_records_the_precision_it_ran_in(tiny, tmp_path):
+    data, base = tiny
+    config = load_recipe(None, data=data, base=str(base), out=tmp_path / "run",
+                         variants=["distilled"], max_steps=1, gradient_accumulation=1,
+                         max_length=2048, precision="fp32", gradient_checkpointing=False)
+    finetune(config)
+    assert json.loads((config.out / "config.json").read_text())["precision"] == "fp32"
