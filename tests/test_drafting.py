@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 
 import pytest
@@ -186,6 +187,14 @@ def test_hand_written_routines_fit_the_reduced_schema(name):
     final = data["steps"].pop()  # the answer: the reply's top-level finish
     data["finish"] = {k: final[k] for k in ("id", "name", "description")}
     jsonschema.validate(data, draft_schema(toolset_registry(["routine_tools.hr"], PROJECT), name))
+
+
+def test_the_schema_patterns_escape_nothing():
+    """llama.cpp's server crashed (SIGSEGV) on patterns with escapes such as \\$ or \\{;
+    the reduced schema's patterns use character classes instead."""
+    text = json.dumps(draft_schema(toolset_registry(["routine_tools.hr"], PROJECT)))
+    patterns = set(re.findall(r'"pattern": ("(?:[^"\\]|\\.)*")', text))
+    assert len(patterns) == 3 and not any("\\" in json.loads(p) for p in patterns)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs llama-cpp-python")

@@ -31,18 +31,20 @@ from typing import Any
 from ..spec.format import ID_PATTERN
 from ..tools.core import ToolRegistry
 
-__all__ = ["draft_schema", "MAX_TOP_STEPS", "MAX_BRANCH_STEPS", "REFERENCE"]
+__all__ = ["draft_schema", "MAX_TOP_STEPS", "MAX_BRANCH_STEPS", "REFERENCE", "LITERAL"]
 
 MAX_TOP_STEPS = 12     # steps of the routine itself
 MAX_BRANCH_STEPS = 6   # steps of one branch option
 _TEXT = {"type": "string", "minLength": 1}
 _ID = {"type": "string", "pattern": ID_PATTERN}
 # a reference is well formed (which inputs, steps and fields exist is validation's job);
-# a literal text does not start with "$"
-REFERENCE = (r"^\$\{(inputs\.[a-z][a-z0-9_]*|steps\.[a-z][a-z0-9_]*\.output"
-             r"(\.[a-z0-9_]+)*)\}$")
+# a literal text does not start with "$". Character classes only: llama.cpp's server
+# crashed (SIGSEGV) on a schema whose patterns escape characters (\$, \{).
+REFERENCE = (r"^[$][{](inputs[.][a-z][a-z0-9_]*|steps[.][a-z][a-z0-9_]*[.]output"
+             r"([.][a-z0-9_]+)*)[}]$")
+LITERAL = r"^[A-Za-z0-9 ,.:;_@/()-][A-Za-z0-9 ,.:;_@/()'-]*$"
 _SCALAR = {"anyOf": [{"type": "string", "pattern": REFERENCE},
-                     {"type": "string", "pattern": r"^[^$\\\"][^\\\"]*$"},
+                     {"type": "string", "pattern": LITERAL},
                      {"type": "number"}, {"type": "boolean"}]}
 
 
