@@ -385,3 +385,46 @@ def test_the_llm_router_on_the_embedded_model_routes_then_runs(hr_library, hr_to
         ("find_employee", {"name": "Chen Okafor"}),
         ("get_employee", {"employee_id": MANAGER_OF_CHEN})]
     assert turned_away.kind in ("none", "routine") and "the model chose" in turned_away.reason
+
+
+@needs_bm25
+def test_measure_tunes_on_dev_scores_both_splits_and_resumes_the_llm_decisions(tmp_path):
+    import shutil
+
+    from routine.routing.measure import measure
+
+    data = tmp_path / "eval" / "datasets" / "retail"
+    data.mkdir(parents=True)
+    shutil.copytree(ROUTINES / "retail", tmp_path / "routines" / "retail",
+                    ignore=shutil.ignore_patterns("drafts"))
+
+    def rows(split: str, *pairs: tuple[str, str | None]) -> None:
+        (data / f"{split}.jsonl").write_text("".join(
+            json.dumps({"id": f"{split}-{i}", "kind": "routine" if r else "refuse",
+                        "routine": r, "query": q, "split": split}) + "\n"
+            for i, (q, r) in enumerate(pairs)))
+
+    rows("train", ("Cancel my order 1 please", "cancel_order"))
+    rows("dev", ("Please cancel order 40012, it has not shipped", "cancel_order"),
+         ("Where is the parcel of order 40057? Tracking number please", "track_order"),
+         ("Tell me a joke", None))
+    rows("test", ("I want to cancel order 40031", "cancel_order"))
+    (data / "out_of_scope.jsonl").write_text(json.dumps(
+        {"id": "oos-1", "split": "test", "query": "Sing me a song"}) + "\n")
+    model = ScriptedModel(['{"routine": "cancel_order"}', '{"routine": "none"}',  # dev
+                           '{"routine": "none"}',
+                           '{"routine": "cancel_order"}', '{"routine": "none"}'])  # test
+    results = asyncio.run(measure([data], ["lexical", "llm"], tmp_path / "out", model))
+    by = {(r.router, r.split): r for r in results}
+    assert set(by) == {("lexical", "dev"), ("lexical", "test"), ("llm", "dev"), ("llm", "test")}
+    assert by["lexical", "dev"].thresholds is not None and by["lexical", "test"].in_scope == 1
+    assert by["lexical", "test"].out_of_scope == 1
+    assert by["llm", "test"].routed == 1 and by["llm", "test"].none_ok == 1
+    assert by["llm", "dev"].none_ok == 1 and by["llm", "dev"].routed == 0.5
+    model.assert_complete()
+    recorded = (tmp_path / "out" / "decisions.jsonl").read_text().splitlines()
+    assert len(recorded) == 5
+    again = asyncio.run(measure([data], ["llm"], tmp_path / "out", ScriptedModel([])))
+    assert [r.model_dump() for r in again] == [by["llm", "dev"].model_dump(),
+                                               by["llm", "test"].model_dump()]
+    assert "| retail | test | llm |" in (tmp_path / "out" / "routing.md").read_text()
