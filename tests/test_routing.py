@@ -428,3 +428,6 @@ def test_measure_tunes_on_dev_scores_both_splits_and_resumes_the_llm_decisions(t
     assert [r.model_dump() for r in again] == [by["llm", "dev"].model_dump(),
                                                by["llm", "test"].model_dump()]
     assert "| retail | test | llm |" in (tmp_path / "out" / "routing.md").read_text()
+    one = asyncio.run(measure([data], ["lexical"], tmp_path / "one", sample=1))
+    assert [r.in_scope + r.out_of_scope for r in one] == [1, 1]
+    assert one == asyncio.run(measure([data], ["lexical"], tmp_path / "one", sample=1))

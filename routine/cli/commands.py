@@ -567,6 +567,8 @@ def route_eval(
         "lexical,embedding",
     limit: Annotated[int, typer.Option(help="Only the first N cases of each split "
                                        "(0: all).")] = 0,
+    sample: Annotated[int, typer.Option(help="A fixed random sample of N cases of each split "
+                                        "(seed 0; 0: all).")] = 0,
     k: Annotated[int, typer.Option(help="Candidates the LLM router's model sees.")] = 5,
     index_examples: Annotated[bool, typer.Option(
         help="The lexical and embedding routers also index the train requests.")] = False,
@@ -586,8 +588,9 @@ def route_eval(
         def show(line: str) -> None:
             err.print(line, markup=False, highlight=False)
 
-        results = run_blocking(measure(datasets, kinds, out_dir, client, limit=limit, k=k,
-                                      index_examples=index_examples, progress=show))
+        results = run_blocking(measure(datasets, kinds, out_dir, client, limit=limit,
+                                       sample=sample, k=k,
+                                       index_examples=index_examples, progress=show))
     out_dir.joinpath("command.txt").write_text(
         " ".join(["routine", *redacted(sys.argv[1:])]) + "\n")
     Console(width=250).print(table(results), markup=False, highlight=False, soft_wrap=True)

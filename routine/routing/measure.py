@@ -16,6 +16,7 @@ no dev or test request is ever in the index.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,13 +205,14 @@ def _done(path: Path) -> dict[tuple[str, str, str], RouteDecision]:
 
 
 async def measure(datasets: Sequence[str | Path], routers: Sequence[str], out: str | Path,
-                  model: object = None, *, limit: int = 0, k: int = 5,
+                  model: object = None, *, limit: int = 0, sample: int = 0, k: int = 5,
                   index_examples: bool = False, progress: object = None
                   ) -> list[RoutingScores]:
     """Every router on every dataset: score-based routers are tuned on dev and scored on
     dev and test; the LLM router (``model``) routes each case once, recorded in
     ``<out>/decisions.jsonl`` so a rerun resumes. ``limit`` > 0: only the first ``limit``
-    cases of each split (a short sample). ``index_examples``: the retrieval routers also
+    cases of each split; ``sample`` > 0: a fixed random ``sample`` of each split's cases
+    (seed 0, in file order: in scope and out of scope mixed). ``index_examples``: the retrieval routers also
     index the train requests (reported as ``lexical+examples``, ``embedding+examples``).
     Writes ``<out>/scores.json`` and ``<out>/routing.md``; returns the scores."""
     from .build import make_router, retriever
@@ -226,6 +228,10 @@ async def measure(datasets: Sequence[str | Path], routers: Sequence[str], out: s
         splits = {s: load_cases(dataset, s) for s in ("dev", "test")}
         if limit:
             splits = {s: c[:limit] for s, c in splits.items()}
+        if sample:
+            splits = {s: [c[i] for i in sorted(random.Random(0).sample(range(len(c)),
+                                                                       min(sample, len(c))))]
+                      for s, c in splits.items()}
         for kind in routers:
             if kind == "llm":
                 router = make_router("llm", library, model, k=k)  # type: ignore[arg-type]
