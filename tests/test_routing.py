@@ -111,6 +111,10 @@ def test_bad_library_input_is_one_clear_error_each(tmp_path, hr_library):
     assert lines[1].startswith(f"{examples}:3:") and "not JSON" in lines[1]
     with pytest.raises(SpecError, match="examples for routine.*not_a_routine"):
         hr_library.with_examples({"not_a_routine": ["hello"]})
+    twice = [hr_library["leave_balance"].source, hr_library["leave_balance"].source]
+    with pytest.raises(SpecError, match=r"leave_balance\.yaml:1:1: error: routine name "
+                                        "'leave_balance' is used by more than one"):
+        Library.of(twice)
 
 
 # ------------------------------------------------------------------ decisions

@@ -75,10 +75,10 @@ class Library:
         names = [e.name for e in self.entries]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
-            where = [str(e.path or e.name) for e in self.entries if e.name in twice]
-            raise SpecError([Problem(w, 1, 1, f"routine name {n!r} is used twice in the "
-                                     "library", "one routine per name")
-                             for n, w in zip(twice, where, strict=False)])
+            raise SpecError([Problem(str(e.path or f"<routine {e.name}>"), 1, 1,
+                                     f"routine name {e.name!r} is used by more than one "
+                                     "routine of the library", "one routine per name")
+                             for e in self.entries if e.name in twice])
 
     @classmethod
     def of(cls, routines: Iterable[Routine | LoadedRoutine]) -> Library:
