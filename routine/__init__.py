@@ -10,6 +10,7 @@ The package is layered; a layer imports only the layers below it (a test holds t
     tools/   models/       typed tools, MCP, SQLite  |  model protocol, clients, messages
     spec/                  the routine format, its flow, validation against tools
     run/                   the executor: turns, prompts, tracking, memory, trace
+    routing/               procedure memory: a request finds its routine in a library
     eval/                  gold data, step and task protocols, statistics, reports
     cli/                   the ``routine`` command
 """
@@ -29,6 +30,7 @@ from .errors import (
     ToolDefinitionError,
 )
 from .models import Message, Model, ModelReply, OpenAIModel, TurnGuide
+from .routing import Library, RoutedAgent, RouteDecision, make_router
 from .run import (
     Agent,
     Conversation,
@@ -46,6 +48,10 @@ from .tools import RunContext, Tool, ToolRegistry, Toolset, tool
 
 __all__ = [
     "Agent",
+    "Library",
+    "RoutedAgent",
+    "RouteDecision",
+    "make_router",
     "Conversation",
     "Reply",
     "DatasetError",
