@@ -225,7 +225,9 @@ def test_draft_command_writes_a_routine_that_validates(scripted_server, tmp_path
     record = tmp_path / "drafts.jsonl"
     assert main(_args(tmp_path, "--base-url", scripted_server, "-o", str(out),
                       "--record", str(record))) == 0
-    assert "valid after 1 repair round(s)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "valid after 1 repair round(s)" in err
+    assert "track_order: round 0: 2 problem(s)" in err and "track_order: round 1: valid" in err
     assert main(["validate", str(out)]) == 0
     first, second = out.read_text().splitlines()[:2]
     assert first == "# yaml-language-server: $schema=routine.schema.json"

@@ -8,6 +8,7 @@ itself is :mod:`routine.drafting`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ..drafting import DraftResult, adraft, diff_routines
+from ..drafting import DraftAttempt, DraftResult, adraft, diff_routines
 from ..errors import SpecError
 from ..models.base import Model
 from ..spec.format import Routine
@@ -96,6 +97,12 @@ def _schema_line(target: Path | None) -> str:
         if (folder / "routine.schema.json").is_file():
             return f"yaml-language-server: $schema={prefix}routine.schema.json\n"
     return ""
+
+
+def _progress(name: str, attempt: DraftAttempt) -> None:
+    verdict = (f"{len(attempt.problems)} problem(s)" if attempt.problems else "valid")
+    err.print(f"[dim]  {name}: round {attempt.round}: {verdict} ({attempt.seconds:.0f} s, "
+              f"{attempt.usage.completion_tokens} tokens written)[/dim]", highlight=False)
 
 
 def _report(result: DraftResult, target: Path | None, saved: bool) -> None:
@@ -203,7 +210,7 @@ class DraftJob:
         result = asyncio.run(adraft(
             file.read_text(encoding="utf-8"), list(self.toolsets), client, name=name,
             rounds=self.rounds, guided=self.guided, file=str(target or f"{name}.yaml"),
-            header=header, **self.sampling))
+            header=header, on_attempt=functools.partial(_progress, name), **self.sampling))
         saved = result.ok or self.save_invalid
         text = result.yaml if result.ok else result.invalid_text()
         if saved and target is not None and text is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -129,7 +130,8 @@ def check_draft(text: str, file: str = "<draft>", project: Project | None = None
 async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: str,
                  rounds: int = 3, guided: bool = True, project: Project | None = None,
                  file: str = "<draft>", header: str = "", temperature: float = 0.0,
-                 max_tokens: int = 2048, seed: int = 0) -> DraftResult:
+                 max_tokens: int = 2048, seed: int = 0,
+                 on_attempt: Callable[[DraftAttempt], None] | None = None) -> DraftResult:
     """Draft the routine ``name`` from ``draft_text`` with the tools of ``toolsets``; repair
     it up to ``rounds`` times.
 
@@ -144,6 +146,7 @@ async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: st
             the endpoint can (``TurnGuide.constrain``).
         file: the name problems are reported under.
         header: comment lines the YAML starts with.
+        on_attempt: called with each attempt as it completes (progress for a long run).
     """
     project = project if project is not None else Project.discover()
     registry = toolset_registry(toolsets, project)
@@ -170,6 +173,8 @@ async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: st
                                      problems=problems, decoding=reply.decoding,
                                      usage=reply.usage,
                                      seconds=round(time.perf_counter() - started, 3)))
+        if on_attempt is not None:
+            on_attempt(attempts[-1])
         if not problems:
             break
         # the next round sees the first request, its own last reply and the problems only:
