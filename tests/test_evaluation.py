@@ -403,3 +403,9 @@ def test_guided_conditions_are_compared_with_plain_tracking_and_costed(tmp_path)
     assert guided.task.missing_facts == {}  # the gold answers state every fact
     report = (cfg.out / "report.md").read_text()
     assert "| nl+track+guided | +0.0 pt" in report and "tokens/task" in report
+
+
+def test_the_interval_of_a_count_per_task_is_not_clipped_at_one():
+    turns = mean([2.0, 3.0, 3.0, 4.0], bounds=(0.0, float("inf")))
+    assert turns.ci95[0] < 3.0 < turns.ci95[1] and turns.ci95[1] > 1.0
+    assert mean([0.9, 1.0, 1.0, 0.7]).ci95[1] == 1.0  # a score stays within 0..1

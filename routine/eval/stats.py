@@ -63,14 +63,18 @@ def rate(items: list[bool]) -> Rate:
     return Rate(n=n, k=k, rate=k / n if n else math.nan, ci95=wilson(k, n))
 
 
-def mean(values: list[float], z: float = 1.96) -> Mean:
+def mean(values: list[float], z: float = 1.96,
+         bounds: tuple[float, float] = (0.0, 1.0)) -> Mean:
+    """The mean and its normal 95% interval, kept within ``bounds`` (a score's 0..1; counts
+    per task pass ``(0, math.inf)``)."""
     n = len(values)
     if n == 0:
         return Mean(n=0, mean=math.nan, ci95=(math.nan, math.nan))
     average = sum(values) / n
     sd = math.sqrt(sum((v - average) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
     half = z * sd / math.sqrt(n)
-    return Mean(n=n, mean=average, ci95=(max(0.0, average - half), min(1.0, average + half)))
+    return Mean(n=n, mean=average,
+                ci95=(max(bounds[0], average - half), min(bounds[1], average + half)))
 
 
 def paired_gain(base: list[bool], other: list[bool], z: float = 1.96) -> Gain:

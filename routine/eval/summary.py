@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from math import comb
+from math import comb, inf
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +156,8 @@ def _conversations(runs: list[TaskResult]) -> ConversationFigures:
     return ConversationFigures(
         success=rate([t.success for t in runs]), state_ok=rate([t.state_ok for t in runs]),
         facts_ok=rate([t.facts_ok for t in runs]), tasks=len({t.example_id for t in runs}),
-        questions_per_task=mean([float(t.questions or 0) for t in runs]),
-        user_turns_per_task=mean([float(t.user_turns or 0) for t in runs]),
+        questions_per_task=mean([float(t.questions or 0) for t in runs], bounds=(0.0, inf)),
+        user_turns_per_task=mean([float(t.user_turns or 0) for t in runs], bounds=(0.0, inf)),
         redundant_questions=sum(t.redundant_questions or 0 for t in runs),
         writes_without_yes=sum(t.writes_without_yes or 0 for t in runs),
         seconds_per_task=sum(t.seconds for t in runs) / len(runs))
