@@ -262,6 +262,18 @@ def _versions() -> dict[str, str]:
     return out
 
 
+
+def merge_results(folder: Path, **sections: Any) -> None:
+    """Add ``sections`` to a finished comparison's results.json and redraw its results.md
+    (nothing when the comparison has not run there)."""
+    summary = folder / "results.json"
+    if not summary.exists():
+        return
+    results = json.loads(summary.read_text(encoding="utf-8"))
+    results.update(sections)
+    summary.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    (folder / "results.md").write_text(markdown(results), encoding="utf-8")
+
 def markdown(results: dict[str, Any]) -> str:
     """The results as a markdown report (what the README quotes)."""
     summary, ratios, imports = results["summary"], results["ratios"], results["imports"]

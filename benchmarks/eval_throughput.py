@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .compare import scripted_server
+from .compare import merge_results, scripted_server
 
 __all__ = ["gold_script", "main"]
 
@@ -81,14 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                         for r in rows) + f" ({rows[0]['queries']} query runs each: the "
             f"{rows[0]['queries'] // args.trials} test queries × {args.trials}, all succeeded).")
     print(line)
-    summary = args.out / "results.json"
-    if summary.exists():
-        from .compare import markdown
-
-        results = json.loads(summary.read_text(encoding="utf-8"))
-        results["eval_throughput"], results["eval_throughput_line"] = rows, line
-        summary.write_text(json.dumps(results, indent=1), encoding="utf-8")
-        (args.out / "results.md").write_text(markdown(results), encoding="utf-8")
+    merge_results(args.out, eval_throughput=rows, eval_throughput_line=line)
     return 0
 
 

@@ -124,14 +124,9 @@ def main(argv: list[str] | None = None) -> int:
                  f"{p['total']:.0f} |" for v, p in extra.items()))
     figures["added_beyond_own_text"] = extra
     print(text)
-    summary = args.results / "results.json"
-    if summary.exists():
-        from .compare import markdown
+    from .compare import merge_results
 
-        results = json.loads(summary.read_text(encoding="utf-8"))
-        results["tokens"], results["token_figures"] = text, figures
-        summary.write_text(json.dumps(results, indent=1), encoding="utf-8")
-        (args.results / "results.md").write_text(markdown(results), encoding="utf-8")
+    merge_results(args.results, tokens=text, token_figures=figures)
     return 0
 
 
