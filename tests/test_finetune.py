@@ -221,7 +221,7 @@ def test_auto_precision_of_a_resumed_run_is_the_one_it_started_with(tmp_path, mo
 
     config = load_recipe(None, data=tmp_path / "sft.jsonl", base="qwen2.5-coder-0.5b",
                          out=tmp_path / "run", precision="auto")
-    probe, probed = train.probe_bf16, []
+    probed = []
     monkeypatch.setattr(train, "probe_bf16", lambda: probed.append(1) or False)
     assert train.resolve_bf16(config) is False and probed == [1]  # a new run probes
     config.out.mkdir()
@@ -230,7 +230,6 @@ def test_auto_precision_of_a_resumed_run_is_the_one_it_started_with(tmp_path, mo
     (config.out / "checkpoint-2").mkdir()
     assert train.resolve_bf16(config) is True and len(probed) == 2  # resumes as it started
     assert train.resolve_bf16(config.model_copy(update={"precision": "fp32"})) is False
-    assert probe(size=64, repeats=2) in (True, False)  # the real probe runs here
 
 
 def test_a_finished_run_records_the_precision_it_ran_in(tiny, tmp_path):
