@@ -151,7 +151,9 @@ def test_results_need_no_adapter_per_call(monkeypatch):
         core.result_text(record))
 
 
-def test_sync_tools_reuse_their_threads():
+def test_sync_tools_reuse_their_threads(monkeypatch):
+    # a pool of its own: workers left idle by earlier tests would share the jobs
+    monkeypatch.setattr(core, "_WORKERS", core._DaemonWorkers())
     threads = []
 
     @core.tool

@@ -310,6 +310,16 @@ def sample_return_not_delivered(deps: Any, rng: random.Random) -> Values | None:
     return _return_sample(deps, rng, "o.status IN ('pending', 'shipped')")
 
 
+def sample_return_not_on_order(deps: Any, rng: random.Random) -> Values | None:
+    row = sample_return_eligible(deps, rng)
+    if row is None:
+        return None
+    other = _pick(deps, rng, "SELECT name AS product_name FROM products WHERE id NOT IN "
+                  "(SELECT product_id FROM order_lines WHERE order_id = ?) ORDER BY id",
+                  (row["order_id"],))
+    return None if other is None else {**row, **other}
+
+
 def sample_return_mixed(deps: Any, rng: random.Random) -> Values | None:
     case = rng.choice(["eligible", "eligible", "late", "shipped", "not_theirs"])
     if case == "eligible":
@@ -336,6 +346,10 @@ def answer_return(values: Values, outputs: Outputs) -> tuple[str, list[str]]:
     if order["customer_id"] != customer["customer_id"]:
         return (f"I cannot find order {order['order_id']} on your account, so I cannot open a "
                 "return for it.", [str(order["order_id"])])
+    if order["status"] == "delivered" and order["days_since_delivery"] <= RETURN_WINDOW_DAYS:
+        names = [line["name"] for line in order["lines"]]
+        return (f"The {values['product_name']} is not on order {order['order_id']}; it holds "
+                f"{', '.join(names)}.", names)
     if order["status"] == "delivered":
         return (f"Order {order['order_id']} was delivered on {order['delivered_on']}, more than "
                 f"{RETURN_WINDOW_DAYS} days ago, so the return window has closed.",
@@ -588,6 +602,13 @@ TEMPLATES = [
         ],
         sample=sample_return_not_delivered, answer=answer_return, count=4),
     Template(
+        id="returns.not_on_order", scenario="returns", split="train", routine="return_item",
+        phrasings=[
+            "I want to send back the {product_name} from order {order_id}: {reason}. {email}",
+            "Order #{order_id}: the {product_name} has to go back, {reason}. Account {email}.",
+        ],
+        sample=sample_return_not_on_order, answer=answer_return, count=3),
+    Template(
         id="returns.eligible_named", scenario="returns", split="dev", routine="return_item",
         phrasings=[
             "I'm {name}, email {email}. I'd like a refund for the {product_name} from order "
@@ -752,6 +773,7 @@ def answer_declined(values: Values, outputs: Outputs) -> tuple[str, list[str]]:
 
 
 SAYS = {"order_id": "it's order {value}", "reason": "{value}"}
+RETURN_SAYS = {"order_id": "order {value}", "product_name": "the {value}", "reason": "{value}"}
 
 CONVERSATIONS = [
     Template(
@@ -804,6 +826,20 @@ CONVERSATIONS = [
         phrasings=["{email}: order {order_id} should be shipped to {address}."],
         sample=sample_change_of_mind, answer=answer_address, count=2,
         user=UserSpec(changes={"address": "meant"})),
+    Template(  # the return's for_each over the order's items, and its confirmation
+        id="talk.return.item_later", scenario="conversations", split="train",
+        routine="return_item",
+        phrasings=["I'd like to return something. My email is {email}.",
+                   "{email} here: something I ordered has to go back."],
+        sample=sample_return_eligible, answer=answer_return, count=3,
+        user=UserSpec(holds=["order_id", "product_name", "reason"], says=RETURN_SAYS)),
+    Template(
+        id="talk.return.item_later_b", scenario="conversations", split="test",
+        routine="return_item",
+        phrasings=["Hi, I want to send an item back. Account: {email}",
+                   "Can I return a product I bought? I'm {name}, {email}."],
+        sample=sample_return_eligible, answer=answer_return, count=4,
+        user=UserSpec(holds=["order_id", "product_name", "reason"], says=RETURN_SAYS)),
 ]
 
 DOMAIN = Domain(
