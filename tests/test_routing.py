@@ -28,6 +28,7 @@ from routine.routing import (
     decide,
     load_examples,
 )
+from routine.routing.library import retrieval_text
 from routine.routing.measure import (
     INDEX_SPLIT,
     Case,
@@ -62,7 +63,26 @@ class FixedScores(ScoringRouter):
 
     def passage_scores(self, query: str) -> list[float]:
         names = [self.library.entries[i].name for i in self._owners]
-        return [self.scores[query].get(n, 0.0) for n in names]
+        given = {retrieval_text(q): s for q, s in self.scores.items()}  # what rank() passes
+        return [given[query].get(n, 0.0) for n in names]
+
+
+class ByText(ScoringRouter):
+    """Scores each passage by its text (a test double): what rank() makes of passages."""
+
+    name = "bytext"
+
+    def __init__(self, library: Library, scores: dict[str, float], offset: float,
+                 examples: bool = True):
+        self.scores, self.example_offset, self.queries = scores, offset, []
+        super().__init__(library, Thresholds(none_below=0.0), examples)
+
+    def default_thresholds(self) -> Thresholds:
+        return Thresholds(none_below=0.0)
+
+    def passage_scores(self, query: str) -> list[float]:
+        self.queries.append(query)
+        return [self.scores.get(text, 0.0) for text in self._texts]
 
 
 class FixedRouter:
@@ -115,6 +135,38 @@ def test_bad_library_input_is_one_clear_error_each(tmp_path, hr_library):
     with pytest.raises(SpecError, match=r"leave_balance\.yaml:1:1: error: routine name "
                                         "'leave_balance' is used by more than one"):
         Library.of(twice)
+
+
+def test_retrieval_reads_a_request_without_its_names_numbers_and_addresses():
+    assert retrieval_text("Hi, it's gideon.keller@example.net. Please compensate me for "
+                          "order #40110 of 2026-05-04.") == \
+        "Hi, it's . Please compensate me for order of ."
+    assert retrieval_text("Show me Arjun Quinn's pending leave requests.") == \
+        "Show me pending leave requests."
+    assert retrieval_text("Close IT ticket 42") == "Close IT ticket"  # all capitals stay
+    assert retrieval_text("leave balance.\nFind the employee") == \
+        "leave balance.\nFind the employee"  # each line's first word stays
+    assert retrieval_text("Arjun Garcia") == "Arjun"
+    assert retrieval_text("40012") == "40012"  # nothing would be left: the text itself
+
+
+def test_an_example_request_scores_less_the_offset_against_a_card(hr_library):
+    library = Library.of([hr_library["leave_balance"].routine,
+                          hr_library["cancel_leave"].routine]).with_examples(
+        {"leave_balance": ["Days off left for Ana Lee?", "Sick days of Bo?"]})
+    scores = {retrieval_text(text): value for text, value in (
+        (library["cancel_leave"].card, 0.50), ("Days off left for Ana Lee?", 0.55),
+        ("Sick days of Bo?", 0.3))}
+    plain = ByText(library, scores, offset=0.0)
+    assert [(c.name, c.score) for c in plain.rank("Cancel Ana Lee's leave of 2026-05-04")] \
+        == [("leave_balance", 0.55), ("cancel_leave", 0.5)]
+    assert plain.queries == ["Cancel leave of"]  # the request without its particulars
+    offset = ByText(library, scores, offset=0.1).rank("q")
+    assert [(c.name, c.score) for c in offset] == [("cancel_leave", 0.5),
+                                                  ("leave_balance", 0.45)]
+    cards = ByText(library, scores, offset=0.1, examples=False).rank("q")
+    assert [(c.name, c.score) for c in cards] == [("cancel_leave", 0.5),
+                                                 ("leave_balance", 0.0)]
 
 
 # ------------------------------------------------------------------ decisions

@@ -13,6 +13,7 @@ requests you evaluate on out of them (:func:`load_examples` reads one split only
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from ..errors import Problem, SpecError
 from ..spec.format import Routine
 from ..spec.loader import LoadedRoutine, load_routine
 
-__all__ = ["Library", "Entry", "Example", "load_examples", "card_text"]
+__all__ = ["Library", "Entry", "Example", "load_examples", "card_text", "retrieval_text"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,32 @@ def card_text(routine: Routine) -> str:
         parts.append(f"{name.replace('_', ' ')}: {spec.description or ''}".strip())
     parts += [step.name for step, _ in routine.walk()]
     return "\n".join(p for p in parts if p)
+
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_NUMBER = re.compile(r"#?\b\d[\d.,:/-]*\b")
+_NAME = re.compile(r"[A-Z][a-z]+(?:[-'][A-Za-z]+)*(?:'s)?")
+_SENTENCE_END = re.compile(r"[.!?:;]\s*$")
+
+
+def retrieval_text(text: str) -> str:
+    """The text as retrieval compares it: without the request's particulars — e-mail
+    addresses, numbers and dates, and capitalised words inside a sentence (people's and
+    products' names) — which say who or what, never which routine, yet dominate the
+    similarity of two short requests (two requests naming the same person look alike).
+    Each line on its own; a sentence's first word stays. All-capital words (``IT``) stay.
+    The text itself when nothing would be left."""
+    lines = []
+    for line in text.splitlines():
+        line = _NUMBER.sub(" ", _EMAIL.sub(" ", line))
+        words = []
+        for match in re.finditer(r"\S+", line):
+            first = not words or _SENTENCE_END.search(line[:match.start()]) is not None
+            if first or not _NAME.fullmatch(match.group(0).strip(",.!?;:()\"")):
+                words.append(match.group(0))
+        lines.append(" ".join(words))
+    kept = "\n".join(line for line in lines if line.strip())
+    return kept if kept.strip(" \n.,!?;:#()") else text
 
 
 @dataclass(frozen=True)

@@ -150,8 +150,10 @@ def _utility(case: Case, decision: RouteDecision) -> float:
 
 def tune(cases: Sequence[Case], rankings: Sequence[list[Candidate]],
          margins: Sequence[float] | None = None) -> Thresholds:
-    """The thresholds that do best on these (dev) cases: the mean of the in-scope utility
-    and the out-of-scope "none" rate (each side counts half, whatever their sizes). The
+    """The thresholds that do best on these (dev) cases. The objective is a balanced
+    accuracy: the mean of the in-scope utility (1 routed right, ½ a question whose two
+    options hold the right routine, 0 otherwise, false "none" included) and the
+    out-of-scope "none" rate, each side counting half whatever their sizes. The
     "none" threshold is tried between every two adjacent best scores; ties go to the
     smaller margin, then to the middle of the best thresholds."""
     tops = sorted({r[0].score for r in rankings if r})

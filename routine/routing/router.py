@@ -3,8 +3,10 @@
 A router takes a request and returns a :class:`~routine.routing.decision.RouteDecision`
 (:class:`Router`). :class:`ScoringRouter` is the base of the retrieval routers: it ranks the
 library's routines for a request (:meth:`ScoringRouter.rank`, one score per routine: the
-best of its passages, i.e. its card and each example request) and decides with its
-:class:`~routine.routing.decision.Thresholds`.
+best of its passages, i.e. its card and each example request, an example's score less the
+router's ``example_offset``) and decides with its
+:class:`~routine.routing.decision.Thresholds`. Requests and passages are compared without
+their particulars (names, numbers, e-mail addresses: :func:`~.library.retrieval_text`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import abc
 from typing import Protocol, runtime_checkable
 
 from .decision import Candidate, RouteDecision, Thresholds, decide
-from .library import Library
+from .library import Library, retrieval_text
 from .reply import complete
 
 __all__ = ["Router", "ScoringRouter", "passages"]
@@ -46,10 +48,12 @@ class ScoringRouter(abc.ABC):
     name = "scoring"
     thresholds: Thresholds
 
-    #: whether example requests are indexed beside the cards: off by default, because on
-    #: both domains' dev and test splits they lowered top-1 accuracy (routines with many
-    #: examples win requests meant for routines with none; README "Routing")
+    #: whether the library's example requests are indexed beside the cards
     use_examples = False
+    #: what an example request's score gives up against a card's: a request is more like
+    #: another request than like a card, so without it the routines that have examples win
+    #: the requests of those that have none (a card's scale and an example's differ)
+    example_offset = 0.0
 
     def __init__(self, library: Library, thresholds: Thresholds | None = None,
                  examples: bool | None = None):
@@ -59,7 +63,10 @@ class ScoringRouter(abc.ABC):
         if examples is not None:
             self.use_examples = examples
         self.thresholds = thresholds or self.default_thresholds()
-        self._texts, self._owners = passages(library, self.use_examples)
+        texts, self._owners = passages(library, self.use_examples)
+        shown = [len(e.examples) if self.use_examples else 0 for e in library.entries]
+        self._offsets = [x for n in shown for x in (0.0, *[self.example_offset] * n)]
+        self._texts = [retrieval_text(t) for t in texts]
 
     @abc.abstractmethod
     def default_thresholds(self) -> Thresholds:
@@ -67,13 +74,16 @@ class ScoringRouter(abc.ABC):
 
     @abc.abstractmethod
     def passage_scores(self, query: str) -> list[float]:
-        """A score for every passage (same order as :func:`passages`)."""
+        """A score for every passage (same order as :func:`passages`), for a request as
+        :func:`~.library.retrieval_text` gives it."""
 
     def rank(self, query: str) -> list[Candidate]:
-        """Every routine with its score (its best passage's), best first; ties by name."""
+        """Every routine with its score (its best passage's: the card's, or an example's
+        less ``example_offset``), best first; ties by name."""
         best: dict[int, float] = {}
-        for owner, score in zip(self._owners, self.passage_scores(query), strict=True):
-            best[owner] = max(best.get(owner, float("-inf")), float(score))
+        scores = self.passage_scores(retrieval_text(query))
+        for owner, score, offset in zip(self._owners, scores, self._offsets, strict=True):
+            best[owner] = max(best.get(owner, float("-inf")), float(score) - offset)
         ranked = [Candidate(name=self.library.entries[i].name, score=round(s, 6))
                   for i, s in best.items()]
         return sorted(ranked, key=lambda c: (-c.score, c.name))
