@@ -59,6 +59,7 @@ TOKEN_VARIANTS = {
     "routine json": {"routine_format": "json", "step_tracking": False},
     "routine none": {"routine_format": "none", "step_tracking": False},
     "routine nl+track, memory off": {"memory_threshold": 10**9},
+    "routine nl+track, compact": {"prompt_style": "compact"},
 }
 
 

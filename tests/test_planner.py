@@ -80,3 +80,70 @@ steps:
 
     with pytest.raises(UndefinedError):
         _ENV.from_string("{{ missing }}").render()
+
+
+# ---------------------------------------------------------------- the compact style
+def test_compact_prompt_snapshots(request_leave):
+    planner = Planner(style="compact")
+    check_snapshot("system_request_leave_compact.txt",
+                   planner.system_prompt(request_leave, {"leave_type": "annual"}))
+    tracker = StepTracker(request_leave, {"leave_type": "annual", "start_date": "2026-06-08",
+                                          "end_date": "2026-06-09"})
+    tracker.record("find_employee", {"id": 5, "name": "Dana Xu"})
+    text = planner.state_prompt(tracker, VariableMemory())
+    check_snapshot("state_request_leave_step3_compact.txt", text)
+    assert text == 'Now step 3: get_leave_balance(employee_id=5, leave_type="annual")'
+
+
+@pytest.mark.parametrize("domain", ["hr", "retail"])
+def test_compact_prompts_keep_every_fact_of_the_full_ones(domain):
+    """Every step's name, description, tool and arguments, every branch condition, every
+    input and its description: in fewer characters."""
+    from routine.run.prompts import _short_source
+
+    for path in sorted((ROUTINES / domain).glob("*.yaml")):
+        routine = load_routine(path).routine
+        full = Planner().system_prompt(routine)
+        compact = Planner(style="compact").system_prompt(routine)
+        labels = StepTracker(routine).flow.labels
+        assert len(compact) < 0.8 * len(full), path.name
+        for name, spec in routine.inputs.items():
+            assert f"{name} ({spec.description})" in compact, (path.name, name)
+        for step, _ in routine.walk():
+            assert f"{labels[step.id]}. {step.name}: {step.description}" in compact
+            if step.tool:
+                call = ", ".join(f"{k}={_short_source(labels, v)}" for k, v in step.args.items())
+                assert f"→ {step.tool}({call})" in compact, (path.name, step.id)
+            for option in step.branch or []:
+                assert f"- if {option.condition}: go to " in compact
+
+
+def test_compact_state_names_the_call_and_what_is_still_unknown(request_leave):
+    tracker = StepTracker(request_leave, {"start_date": "2026-06-08", "end_date": "2026-06-09"})
+    tracker.complete()  # the ask step: the dates are known
+    text = Planner(style="compact").state_prompt(tracker, VariableMemory())
+    assert text == "Now step 2: find_employee(name=the request's employee_name)"
+
+
+def test_compact_answers_in_plain_text_unless_guided_decoding_needs_finish(request_leave):
+    from routine.eval.conditions import CONDITIONS
+    from routine.run.executor import Agent
+    from routine.run.settings import RunSettings
+    from routine.spec import registry_for
+
+    def names(settings):
+        registry, _ = registry_for(load_routine(ROUTINES / "hr" / "request_leave.yaml"))
+        agent = Agent(request_leave, registry, None, settings, validate=False)
+        return [t["function"]["name"] for t in agent.planner.tool_specs([])]
+
+    condition = CONDITIONS["nl+track+compact"]
+    compact = condition.settings(RunSettings())
+    assert condition.optional and compact.prompt_style == "compact"
+    assert names(compact) == [] and names(RunSettings()) == ["finish"]
+    assert names(compact.model_copy(update={"decoding": "guided"})) == ["finish"]
+    tracker = StepTracker(request_leave, {"leave_type": "annual", "start_date": "2026-06-08",
+                                          "end_date": "2026-06-09"})
+    tracker.record("find_employee", {"id": 5, "name": "Dana Xu"})
+    tracker.record("get_leave_balance", {"remaining": 0})  # the branch: no days left
+    assert Planner(style="compact").state_prompt(tracker, VariableMemory()) == \
+        "Now step 4-2_1: answer the user from the results above."

@@ -35,6 +35,7 @@ class Condition:
     routed: bool = False  # the routine is chosen by the router (routine.eval.routed)
     memory: bool = True  # variable memory for long results (off: every result in full)
     optional: bool = False  # not in the default set: run only when named
+    prompt_style: Literal["full", "compact"] = "full"
 
     def settings(self, base: RunSettings) -> RunSettings:
         """``base`` with this condition's prompt and decoding options; every tool is offered
@@ -43,6 +44,7 @@ class Condition:
                                        "step_tracking": self.step_tracking,
                                        "offer_tools": "all", "decoding": self.decoding,
                                        "inputs_first": self.inputs_first,
+                                       "prompt_style": self.prompt_style,
                                        **({} if self.memory else
                                           {"memory_threshold": NO_MEMORY}),
                                        # the paper's conditions judge the model's own answer
@@ -75,6 +77,10 @@ CONDITIONS = {c.name: c for c in [
     # accuracy against nl+track; not run unless asked for)
     Condition("nl+track+nomemory", "nl", True, 0, "step tracking, variable memory off (every "
               "tool result shown in full)", memory=False, optional=True),
+    # the compact prompt: the same facts in fewer tokens (against nl+track; not run unless
+    # asked for)
+    Condition("nl+track+compact", "nl", True, 0, "step tracking, compact prompts (the same "
+              "facts in fewer tokens)", prompt_style="compact", optional=True),
     # the paper's retrieval condition (task protocol only; not run unless asked for)
     Condition("nl+track+routed", "nl", True, 0, "step tracking, the routine chosen by the "
               "router from the domain's library instead of given", routed=True),

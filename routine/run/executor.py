@@ -83,7 +83,9 @@ class Agent:
         self.others = list(others or [])
         self.position = position
         self.approver = approver
-        self.planner = Planner(self.settings.routine_format, self.settings.step_tracking)
+        self.planner = Planner(self.settings.routine_format, self.settings.step_tracking,
+                               self.settings.prompt_style,
+                               finish_tool=self.settings.decoding == "guided")
 
     def start(self, query: str | None, inputs: dict[str, Any]) -> RunState:
         """A run's state before its first turn (a conversation keeps it between messages)."""

@@ -11,6 +11,13 @@ Two messages come from here:
 * the **state prompt**, sent fresh with every model request when step tracking
   is on — steps done, the CURRENT step with its argument values where known,
   and the variable memory.
+
+Two styles: ``full`` (the default: rules, each step's tool and argument sources in
+sentences, the current step restated every turn, a ``finish`` tool for the answer) and
+``compact`` (one line of rules, each step as ``name: description → tool(arg=source)``, the
+state as the call to make, the answer in plain text — as the executor has always accepted
+it at the end — unless guided decoding needs ``finish`` among the tools): the same facts
+in fewer tokens, for small context windows and token budgets.
 """
 
 from __future__ import annotations
@@ -29,9 +36,10 @@ from ..tools.core import FINISH_TOOL, Tool
 from .memory import VariableMemory
 from .tracking import StepTracker
 
-__all__ = ["Planner", "RoutineFormat", "finish_tool_spec"]
+__all__ = ["Planner", "RoutineFormat", "PromptStyle", "finish_tool_spec"]
 
 RoutineFormat = Literal["nl", "json", "none"]
+PromptStyle = Literal["full", "compact"]
 
 _ENV = ImmutableSandboxedEnvironment(
     loader=PackageLoader("routine.run", "templates"),
@@ -87,6 +95,34 @@ def _source_text(routine: Routine, labels: dict[str, str], value: Any) -> str:
     return " and ".join(parts) if refs[0].whole else f"text {value!r} with " + " and ".join(parts)
 
 
+def _short_source(labels: dict[str, str], value: Any) -> str:
+    """How an argument's source reads in the compact rendering: ``employee_name`` (an
+    input, listed once above the steps), ``id of step 1``, a literal as JSON."""
+    refs = parse_references(value)
+    if not refs:
+        return json.dumps(value, default=str, ensure_ascii=False)
+    if not refs[0].whole:
+        return json.dumps(value, ensure_ascii=False)
+    ref = refs[0]
+    field = ".".join(ref.path)
+    if ref.kind == "steps":
+        return f"{field or 'result'} of step {labels.get(ref.name, ref.name)}"
+    if ref.kind == "loop":
+        return ".".join((ref.name, *ref.path))
+    if ref.kind == "constants":
+        return f"constants.{'.'.join((ref.name, *ref.path))}"
+    return ".".join((ref.name, *ref.path))  # inputs, vars
+
+
+def _state_source(labels: dict[str, str], value: Any) -> str:
+    """An unknown argument in the compact state prompt: an input reads ``the request's
+    NAME`` (a bare name invites copying it as the value)."""
+    refs = parse_references(value)
+    if len(refs) == 1 and refs[0].whole and refs[0].kind == "inputs":
+        return f"the request's {'.'.join((refs[0].name, *refs[0].path))}"
+    return _short_source(labels, value)
+
+
 @dataclass
 class Planner:
     """Prompt renderer.
@@ -94,10 +130,16 @@ class Planner:
     Attributes:
         routine_format: ``nl`` (natural language), ``json``, or ``none`` (tools only).
         step_tracking: add the per-turn state prompt naming the current step.
+        style: ``full`` or ``compact`` (the same facts in fewer tokens; natural-language
+            format only).
+        finish_tool: offer the ``finish`` tool (the compact style answers in plain text
+            without it; guided decoding names it in its reply schema, so keep it there).
     """
 
     routine_format: RoutineFormat = "nl"
     step_tracking: bool = True
+    style: PromptStyle = "full"
+    finish_tool: bool = True
 
     def _items(self, routine: Routine, steps: list[Step], labels: dict[str, str],
                options: dict[str, list[str]]) -> list[dict[str, Any]]:
@@ -115,8 +157,8 @@ class Planner:
             out.append({
                 "label": labels[step.id],
                 "step": step,
-                "args": [{"name": k, "source": _source_text(routine, labels, v)}
-                         for k, v in step.args.items()],
+                "args": [{"name": k, "source": _source_text(routine, labels, v),
+                          "short": _short_source(labels, v)} for k, v in step.args.items()],
                 "options": opts,
                 "children": children,
                 "on_error": labels.get(on_error if isinstance(on_error, str) else
@@ -176,7 +218,7 @@ class Planner:
             shown: tuple[Routine, ...] = ()
         else:
             shown = (routines,) if isinstance(routines, Routine) else tuple(routines)
-        key = (self.routine_format, *map(id, shown))
+        key = (self.routine_format, self._compact, *map(id, shown))
         cached = _rendered.get(key)
         if cached is None or any(a is not b for a, b in zip(cached[0], shown, strict=True)):
             cached = _rendered[key] = (shown, self._routines_prompt(shown))
@@ -202,9 +244,15 @@ class Planner:
             else:
                 item["steps"] = self._items(each, each.steps, tracker.flow.labels,
                                             tracker.flow.options)
+            item["inputs"] = [(name, spec.description) for name, spec in each.inputs.items()]
             items.append(item)
         context = {"routines": items, "format": self.routine_format}
-        return _ENV.get_template("system.j2").render(**context).strip() + "\n"
+        template = "system_compact.j2" if self._compact else "system.j2"
+        return _ENV.get_template(template).render(**context).strip() + "\n"
+
+    @property
+    def _compact(self) -> bool:
+        return self.style == "compact" and self.routine_format == "nl"
 
     def state_prompt(self, tracker: StepTracker | None, memory: VariableMemory) -> str | None:
         """The per-turn state message, or None when there is nothing to say."""
@@ -219,7 +267,10 @@ class Planner:
                 label=flow.labels[step.id],
                 done=[f"{flow.labels[d]} ({flow.steps[d].tool or flow.steps[d].kind})"
                       for d in tracker.done if not flow.steps[d].branch],
-                args=tracker.arguments(),
+                args=[{"name": a.name, "value": a.value, "known": a.known,
+                       "source": a.source,
+                       "short": _state_source(flow.labels, step.args.get(a.name))}
+                      for a in tracker.arguments()],
                 options=[{"condition": o.condition,
                           "tool": tracker.first_tool(flow.options[step.id][n]) or "finish",
                           "goto": flow.labels.get(flow.options[step.id][n], "end")}
@@ -231,9 +282,11 @@ class Planner:
         ]
         if context["step"] is None and not context["memory"]:
             return None
-        text = _ENV.get_template("state.j2").render(**context).strip()
+        template = "state_compact.j2" if self._compact else "state.j2"
+        text = _ENV.get_template(template).render(**context).strip()
         return text or None
 
     def tool_specs(self, tools: list[Tool]) -> list[dict[str, Any]]:
         """The ``tools`` of the request: the offered tools plus ``finish``."""
-        return [t.openai_spec() for t in tools] + [finish_tool_spec()]
+        finish = self.finish_tool or not self._compact
+        return [t.openai_spec() for t in tools] + ([finish_tool_spec()] if finish else [])

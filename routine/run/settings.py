@@ -18,6 +18,10 @@ class RunSettings(BaseModel):
         "nl", description="How the routine is shown: natural language, JSON, or not at all.")
     step_tracking: bool = Field(
         True, description="Send the current step (with known argument values) every turn.")
+    prompt_style: Literal["full", "compact"] = Field(
+        "full", description="full: rules and the routine in sentences, the current step "
+        "restated every turn; compact: the same facts in fewer tokens (each step as "
+        "`name: description -> tool(arg=source)`, the state as the call to make).")
     offer_tools: Literal["routine", "all"] = Field(
         "routine", description="Offer the model only the routine's tools, or every registered "
         "tool (calls are still limited to the routine's tools).")
