@@ -18,7 +18,8 @@ __all__ = ["RouterKind", "ROUTERS", "DEFAULT_ROUTER", "make_router", "retriever"
 
 RouterKind = Literal["lexical", "embedding", "llm"]
 ROUTERS: tuple[RouterKind, ...] = ("lexical", "embedding", "llm")
-# the best measured top-1 on both test splits (README "Routing"); the llm router is not
+# the best top-1 and balanced accuracy on both domains' dev splits (README "Procedure
+# memory"; it reads the cards and the library's example requests); the llm router is not
 # measured in full yet, and it needs a model for every request
 DEFAULT_ROUTER: RouterKind = "embedding"
 

@@ -50,7 +50,7 @@ class LexicalRouter(ScoringRouter):
 
     def default_thresholds(self) -> Thresholds:
         # tuned on both domains' dev splits, pooled (routine route-eval; README "Routing")
-        return Thresholds(none_below=1.4896, margin=0.0)
+        return Thresholds(none_below=2.0712, margin=0.0)
 
     def passage_scores(self, query: str) -> list[float]:
         words = self._tokens([query], ids=False)[0]

@@ -70,17 +70,26 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _NUMBER = re.compile(r"#?\b\d[\d.,:/-]*\b")
 _NAME = re.compile(r"[A-Z][a-z]+(?:[-'][A-Za-z]+)*(?:'s)?")
 _SENTENCE_END = re.compile(r"[.!?:;]\s*$")
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_PERIODS = [  # a date says which period a request is about: a day, a month or a year
+    (re.compile(rf"\b(?:{_MONTHS})(?:\s+(?:19|20)\d\d)?\b"), "month"),
+    (re.compile(r"\b(?:19|20)\d\d-\d\d-\d\d\b"), "date"),
+    (re.compile(r"\b(?:19|20)\d\d-\d\d\b"), "month"),
+    (re.compile(r"\b(?:19|20)\d\d\b"), "year")]
 
 
 def retrieval_text(text: str) -> str:
     """The text as retrieval compares it: without the request's particulars — e-mail
-    addresses, numbers and dates, and capitalised words inside a sentence (people's and
-    products' names) — which say who or what, never which routine, yet dominate the
-    similarity of two short requests (two requests naming the same person look alike).
-    Each line on its own; a sentence's first word stays. All-capital words (``IT``) stay.
-    The text itself when nothing would be left."""
+    addresses, numbers, and capitalised words inside a sentence (people's and products'
+    names) — which say who or what, never which routine, yet dominate the similarity of
+    two short requests (two requests naming the same person look alike). A date becomes
+    the kind of period it names (``date``, ``month``, ``year``: a payslip for a month, a
+    summary for a year). Each line on its own; a sentence's first word stays; all-capital
+    words (``IT``) stay. The text itself when nothing would be left."""
     lines = []
     for line in text.splitlines():
+        for pattern, period in _PERIODS:
+            line = pattern.sub(period, line)
         line = _NUMBER.sub(" ", _EMAIL.sub(" ", line))
         words = []
         for match in re.finditer(r"\S+", line):

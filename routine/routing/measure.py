@@ -214,8 +214,9 @@ async def measure(datasets: Sequence[str | Path], routers: Sequence[str], out: s
     dev and test; the LLM router (``model``) routes each case once, recorded in
     ``<out>/decisions.jsonl`` so a rerun resumes. ``limit`` > 0: only the first ``limit``
     cases of each split; ``sample`` > 0: a fixed random ``sample`` of each split's cases
-    (seed 0, in file order: in scope and out of scope mixed). ``index_examples``: the retrieval routers also
-    index the train requests (reported as ``lexical+examples``, ``embedding+examples``).
+    (seed 0, in file order: in scope and out of scope mixed). ``index_examples``: the lexical router also
+    indexes the train requests (reported as ``lexical+examples``; the embedding router
+    indexes them anyway, ``embedding+examples`` is the same router).
     Writes ``<out>/scores.json`` and ``<out>/routing.md``; returns the scores."""
     from .build import make_router, retriever
 
