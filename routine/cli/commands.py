@@ -571,7 +571,8 @@ def route_eval(
                                         "(seed 0; 0: all).")] = 0,
     k: Annotated[int, typer.Option(help="Candidates the LLM router's model sees.")] = 5,
     index_examples: Annotated[bool, typer.Option(
-        help="The lexical and embedding routers also index the train requests.")] = False,
+        help="The lexical router also indexes the train requests (the embedding router "
+             "always reads them).")] = False,
     model: ModelOption = None,
     base_url: BaseUrlOption = None,
     api_key: ApiKeyOption = None,
