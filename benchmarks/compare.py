@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .frameworks import FRAMEWORKS, RoutineRunner, make
+from .frameworks import FRAMEWORKS, PEERS, RoutineRunner, make
 from .tasks import TASKS, CallLog, Task, script
 
 __all__ = ["main", "scripted_server", "check_run", "time_imports"]
@@ -206,14 +206,18 @@ def measure(base_url: str, repeats: int, seed: int,
                 "server_ms_per_request": _summary([r["server_s"] / r["requests"] * 1000
                                                    for r in mine]),
             }
-    ratios = {}
+    ratios, own = {}, {}
     for api in APIS:
         ours = summary.get(f"routine {api}", {}).get("overhead_ms", {}).get("median")
+        if ours is None:
+            continue
         for peer in frameworks:
-            if peer != "routine" and ours is not None:
+            if peer in PEERS:
                 ratios[f"routine/{peer} {api}"] = ours / summary[f"{peer} {api}"][
                     "overhead_ms"]["median"]
-    return {"runs": runs, "summary": summary, "ratios": ratios}
+        if "openai" in frameworks:  # Routine's own code: beyond the bare client loop
+            own[api] = ours - summary[f"openai {api}"]["overhead_ms"]["median"]
+    return {"runs": runs, "summary": summary, "ratios": ratios, "routine_own_ms": own}
 
 
 def record_requests(base_url: str, frameworks: tuple[str, ...] = FRAMEWORKS
@@ -279,7 +283,8 @@ def markdown(results: dict[str, Any]) -> str:
     """The results as a markdown report (what the README quotes)."""
     summary, ratios, imports = results["summary"], results["ratios"], results["imports"]
     frameworks = [f for f in FRAMEWORKS if f"{f} async" in summary]
-    names = {"routine": "Routine", "agents": "Agents SDK", "langgraph": "LangGraph"}
+    names = {"routine": "Routine", "agents": "Agents SDK", "langgraph": "LangGraph",
+             "openai": "bare openai loop (floor)"}
     lines = ["# Framework overhead: Routine, the OpenAI Agents SDK, LangGraph",
              "", f"Measured {results['date']} on {results['machine']}.",
              f"Command: `{results['command']}`. Versions: "
@@ -296,12 +301,17 @@ def markdown(results: dict[str, Any]) -> str:
         cells = [f"{summary[f'{f} {api}']['overhead_ms']['median']:.2f} "
                  f"({summary[f'{f} {api}']['overhead_ms']['p95']:.2f})" for f in frameworks]
         ratio = ", ".join(f"{ratios[f'routine/{p} {api}']:.2f}× {names[p]}"
-                          for p in frameworks if p != "routine")
+                          for p in frameworks if p in PEERS)
         label = "async (`arun` / `Runner.run` / `ainvoke`)" if api == "async" else \
             "blocking (`run` / `run_sync` / `invoke`)"
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {ratio} |")
     server = statistics.median(summary[f"{f} {a}"]["server_ms_per_request"]["median"]
                                for f in frameworks for a in APIS)
+    own = results.get("routine_own_ms") or {}
+    if own:
+        lines += ["", "What Routine's own code adds per round trip beyond the bare openai "
+                  "loop (the same client calls, the tools run, nothing else): "
+                  + ", ".join(f"{ms:.2f} ms ({api})" for api, ms in own.items()) + "."]
     lines += ["", f"The scripted server spent a median {server:.2f} ms on each request.", "",
               "Import time (fresh interpreter, median of "
               f"{imports['openai']['n']}, seconds):", "",

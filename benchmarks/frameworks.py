@@ -6,7 +6,10 @@ and run per task through its async and its blocking API.
 * ``agents`` — the OpenAI Agents SDK (``Runner.run`` / ``Runner.run_sync``), tracing off
   (it would export to OpenAI);
 * ``langgraph`` — LangGraph's prebuilt ReAct agent over ``langchain-openai``'s ChatOpenAI
-  (``ainvoke`` / ``invoke``).
+  (``ainvoke`` / ``invoke``);
+* ``openai`` — not a framework: the floor. A hand-written loop over the ``openai`` client
+  (``chat.completions.create``, run the tool calls, send the results back) that every
+  framework here pays too; Routine minus this is what Routine's own code costs.
 
 The peers are told the routine's own text as their instructions and get the same tool
 functions (returning the JSON text Routine shows). Each ``arun`` / ``run`` returns the final
@@ -15,14 +18,16 @@ answer text; the caller checks it and the calls the tools received.
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any
 
 from .tasks import TASKS, Task, as_json_text, instructions
 
-__all__ = ["FRAMEWORKS", "make"]
+__all__ = ["FRAMEWORKS", "PEERS", "make"]
 
-FRAMEWORKS = ("routine", "agents", "langgraph")
+FRAMEWORKS = ("routine", "agents", "langgraph", "openai")
+PEERS = ("agents", "langgraph")  # what Routine is compared with ("openai" is the floor)
 MODEL = "scripted"
 
 
@@ -106,7 +111,72 @@ class LangGraphRunner:
         return str(out["messages"][-1].content)
 
 
+class BareRunner:
+    """The floor: the least a program can do with the ``openai`` client to run a task —
+    one ``chat.completions.create`` per round trip, the tool calls run and their results
+    sent back, the first reply without calls taken as the answer. Tool schemas are built
+    once, at start-up."""
+
+    name = "openai"
+
+    def __init__(self, base_url: str, tasks: list[Task] = TASKS):
+        import inspect
+
+        from openai import AsyncOpenAI, OpenAI
+        from pydantic import create_model
+
+        self.clients = (AsyncOpenAI(base_url=base_url, api_key="none"),
+                        OpenAI(base_url=base_url, api_key="none"))
+        self.tools: dict[str, dict[str, Any]] = {}
+        self.specs: dict[str, list[dict[str, Any]]] = {}
+        for task in tasks:
+            specs = []
+            for function in task.tools():
+                params = inspect.signature(function).parameters
+                model = create_model(function.__name__, **{  # type: ignore[call-overload]
+                    n: (p.annotation, ...) for n, p in params.items()})
+                specs.append({"type": "function", "function": {
+                    "name": function.__name__, "description": inspect.getdoc(function) or "",
+                    "parameters": model.model_json_schema()}})
+                self.tools[function.__name__] = as_json_text(function)
+            self.specs[task.name] = specs
+
+    def _start(self, task: Task) -> list[dict[str, Any]]:
+        return [{"role": "system", "content": instructions(task)},
+                {"role": "user", "content": task.query}]
+
+    def _after(self, messages: list[dict[str, Any]], reply: Any) -> str | None:
+        """Run the reply's calls (appending them and their results); the answer if none."""
+        message = reply.choices[0].message
+        if not message.tool_calls:
+            return str(message.content or "")
+        messages.append(message.model_dump(exclude_none=True))
+        for call in message.tool_calls:
+            result = self.tools[call.function.name](**json.loads(call.function.arguments))
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+        return None
+
+    async def arun(self, task: Task) -> str:
+        messages = self._start(task)
+        while True:
+            reply = await self.clients[0].chat.completions.create(
+                model=MODEL, messages=messages, tools=self.specs[task.name], temperature=0)
+            answer = self._after(messages, reply)
+            if answer is not None:
+                return answer
+
+    def run(self, task: Task) -> str:
+        messages = self._start(task)
+        while True:
+            reply = self.clients[1].chat.completions.create(
+                model=MODEL, messages=messages, tools=self.specs[task.name], temperature=0)
+            answer = self._after(messages, reply)
+            if answer is not None:
+                return answer
+
+
 def make(name: str, base_url: str, **options: Any) -> Any:
     """A framework's runner for every task."""
-    kinds = {"routine": RoutineRunner, "agents": AgentsRunner, "langgraph": LangGraphRunner}
+    kinds = {"routine": RoutineRunner, "agents": AgentsRunner, "langgraph": LangGraphRunner,
+             "openai": BareRunner}
     return kinds[name](base_url, **options)

@@ -204,6 +204,20 @@ def test_the_benchmarks_routine_side_against_its_scripted_server(server):
     assert state.requests == 2 * sum(task.requests for task in TASKS)
 
 
+def test_the_benchmarks_floor_runs_every_task_as_the_script_says(server):
+    """The bare openai loop (what every framework pays) does the same work, checked alike."""
+    from benchmarks.frameworks import BareRunner
+
+    state, url = server
+    runner = BareRunner(url)
+    for task in TASKS:
+        CallLog.reset()
+        check_run(task, runner.run(task), [])
+        assert [name for name, _ in CallLog.calls] == [name for name, _ in task.calls]
+    assert state.failures == []
+    assert state.requests == sum(task.requests for task in TASKS)
+
+
 def test_the_scripted_server_refuses_what_the_script_does_not_say(server):
     state, url = server
     model = OpenAIModel("scripted", url, max_retries=0)
