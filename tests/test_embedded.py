@@ -217,7 +217,7 @@ def test_real_embedded_model_in_guided_mode_with_inputs_first():
                       decoding="guided", inputs_first=True)
         trace = agent.run(example.query)
     print(json.dumps([(c.name, c.arguments) for c in trace.tool_calls]), trace.answer,
-          [t.decoding for t in trace.turns], file=sys.stderr)
+          [t.decoding for t in trace.turns], trace.failure, file=sys.stderr)
     assert trace.turns[0].kind == "inputs" and trace.inputs["email"] == example.inputs["email"]
     assert all(t.decoding == "llama" for t in trace.turns)
     assert [(c.name, c.arguments) for c in trace.tool_calls] == [
