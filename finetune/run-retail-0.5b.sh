@@ -15,16 +15,20 @@ mkdir -p "$runs"
   routine distill eval/datasets/retail --out "$runs/sft-train.jsonl" > "$runs/sft-train.stats.json"
 [ -s "$runs/sft-dev.jsonl" ] ||
   routine distill eval/datasets/retail --split dev --out "$runs/sft-dev.jsonl" > "$runs/sft-dev.stats.json"
-[ -f "$runs/train/log.json" ] ||
-  routine finetune --recipe "$recipes/retail-0.5b-cpu.yaml" --data "$runs/sft-train.jsonl" \
-    --eval-data "$runs/sft-dev.jsonl" --out "$runs/train" ${PRECISION:+--precision "$PRECISION"}
-[ -s "$runs/adapter.gguf" ] ||
-  routine export-adapter "$runs/train/adapter" --out "$runs/adapter.gguf" --base qwen2.5-coder-0.5b
+# The adapter is kept with its results (~9 MB, committed): a later checkout evaluates it
+# without training again.
+adapter="$results/adapter.gguf"
 mkdir -p "$results"
-cp "$runs/train/log.json" "$results/train-log.json"
-cp "$runs/sft-train.stats.json" "$results/sft-train.stats.json"
+if [ ! -s "$adapter" ]; then
+  [ -f "$runs/train/log.json" ] ||
+    routine finetune --recipe "$recipes/retail-0.5b-cpu.yaml" --data "$runs/sft-train.jsonl" \
+      --eval-data "$runs/sft-dev.jsonl" --out "$runs/train" ${PRECISION:+--precision "$PRECISION"}
+  routine export-adapter "$runs/train/adapter" --out "$adapter" --base qwen2.5-coder-0.5b
+  cp "$runs/train/log.json" "$results/train-log.json"
+  cp "$runs/sft-train.stats.json" "$results/sft-train.stats.json"
+fi
 routine eval eval/datasets/retail --out "$results" --model qwen2.5-coder-0.5b \
-  --adapter "$runs/adapter.gguf" --conditions none,nl,nl+track --steps 0 --tasks 0 \
+  --adapter "$adapter" --conditions none,nl,nl+track --steps 0 --tasks 0 \
   --no-shuffle-tools
 routine compare-results eval/results/retail-0.5b "$results" --labels base,adapter \
   --cross none=nl --cross none=nl+track > "$results/comparison.md"
