@@ -186,12 +186,19 @@ def test_import_routine_loads_no_mcp_torch_or_trl():
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
-def test_the_benchmarks_routine_side_against_its_scripted_server(server):
-    state, url = server
-    runner = RoutineRunner(url)
+def run_every_task(runner) -> None:
+    """Each benchmark task once through the runner's blocking API, checked like the
+    benchmark checks it: the calls the tools got, in order, and the answer."""
     for task in TASKS:
         CallLog.reset()
         check_run(task, runner.run(task), [])
+        assert [name for name, _ in CallLog.calls] == [name for name, _ in task.calls]
+
+
+def test_the_benchmarks_routine_side_against_its_scripted_server(server):
+    state, url = server
+    runner = RoutineRunner(url)
+    run_every_task(runner)
 
     async def both():
         for task in TASKS:
@@ -210,10 +217,7 @@ def test_the_benchmarks_floor_runs_every_task_as_the_script_says(server):
 
     state, url = server
     runner = BareRunner(url)
-    for task in TASKS:
-        CallLog.reset()
-        check_run(task, runner.run(task), [])
-        assert [name for name, _ in CallLog.calls] == [name for name, _ in task.calls]
+    run_every_task(runner)
     assert state.failures == []
     assert state.requests == sum(task.requests for task in TASKS)
 
