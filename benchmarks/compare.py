@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .frameworks import FRAMEWORKS, PEERS, RoutineRunner, make
+from .frameworks import FLOORS, FRAMEWORKS, PEERS, RoutineRunner, make
 from .tasks import TASKS, CallLog, Task, script
 
 __all__ = ["main", "scripted_server", "check_run", "time_imports"]
@@ -215,8 +215,10 @@ def measure(base_url: str, repeats: int, seed: int,
             if peer in PEERS:
                 ratios[f"routine/{peer} {api}"] = ours / summary[f"{peer} {api}"][
                     "overhead_ms"]["median"]
-        if "openai" in frameworks:  # Routine's own code: beyond the bare client loop
-            own[api] = ours - summary[f"openai {api}"]["overhead_ms"]["median"]
+        for floor in FLOORS:  # Routine's own code: beyond a bare client loop
+            if floor in frameworks:
+                own[f"{floor} {api}"] = ours - summary[f"{floor} {api}"]["overhead_ms"][
+                    "median"]
     return {"runs": runs, "summary": summary, "ratios": ratios, "routine_own_ms": own}
 
 
@@ -284,7 +286,7 @@ def markdown(results: dict[str, Any]) -> str:
     summary, ratios, imports = results["summary"], results["ratios"], results["imports"]
     frameworks = [f for f in FRAMEWORKS if f"{f} async" in summary]
     names = {"routine": "Routine", "agents": "Agents SDK", "langgraph": "LangGraph",
-             "openai": "bare openai loop (floor)"}
+             "openai": "bare openai loop", "httpx": "bare httpx loop (floor)"}
     lines = ["# Framework overhead: Routine, the OpenAI Agents SDK, LangGraph",
              "", f"Measured {results['date']} on {results['machine']}.",
              f"Command: `{results['command']}`. Versions: "
@@ -309,9 +311,13 @@ def markdown(results: dict[str, Any]) -> str:
                                for f in frameworks for a in APIS)
     own = results.get("routine_own_ms") or {}
     if own:
-        lines += ["", "What Routine's own code adds per round trip beyond the bare openai "
-                  "loop (the same client calls, the tools run, nothing else): "
-                  + ", ".join(f"{ms:.2f} ms ({api})" for api, ms in own.items()) + "."]
+        lines += ["", "What Routine's own code adds per round trip beyond a bare loop (the "
+                  "same requests, the tools run, nothing else; the `openai` client's loop, "
+                  "and the lowest floor: one `httpx` client posting JSON, `json.loads` on "
+                  "the reply): "
+                  + ", ".join(f"{ms:+.2f} ms beyond the {key.split()[0]} loop "
+                              f"({key.split()[1]})" for key, ms in own.items()
+                              if " " in key) + "."]
     lines += ["", f"The scripted server spent a median {server:.2f} ms on each request.", "",
               "Import time (fresh interpreter, median of "
               f"{imports['openai']['n']}, seconds):", "",
@@ -341,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with scripted_server() as base_url:
         timed = measure(base_url, args.repeats, args.seed, frameworks)
-        requests = record_requests(base_url, frameworks)
+        # the httpx floor sends what the openai loop sends: no token count of its own
+        requests = record_requests(base_url, tuple(f for f in frameworks if f != "httpx"))
     with open(args.out / "requests.jsonl", "w", encoding="utf-8") as handle:
         for row in requests:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -7,9 +7,13 @@ and run per task through its async and its blocking API.
   (it would export to OpenAI);
 * ``langgraph`` — LangGraph's prebuilt ReAct agent over ``langchain-openai``'s ChatOpenAI
   (``ainvoke`` / ``invoke``);
-* ``openai`` — not a framework: the floor. A hand-written loop over the ``openai`` client
-  (``chat.completions.create``, run the tool calls, send the results back) that every
-  framework here pays too; Routine minus this is what Routine's own code costs.
+* ``openai`` — not a framework: a floor. A hand-written loop over the ``openai`` client
+  (``chat.completions.create``, run the tool calls, send the results back), what a program
+  without a framework pays (the Agents SDK and LangGraph pay it too);
+* ``httpx`` — the lowest floor: the same loop posting the request JSON with one ``httpx``
+  client and reading the reply with ``json.loads``. Routine talks to the model this way
+  (no ``openai`` types per request), so Routine minus this is what Routine's own code
+  costs per round trip: the executor, the prompts, tracking, memory, the records.
 
 The peers are told the routine's own text as their instructions and get the same tool
 functions (returning the JSON text Routine shows). Each ``arun`` / ``run`` returns the final
@@ -24,10 +28,11 @@ from typing import Any
 
 from .tasks import TASKS, Task, as_json_text, instructions
 
-__all__ = ["FRAMEWORKS", "PEERS", "make"]
+__all__ = ["FLOORS", "FRAMEWORKS", "PEERS", "make"]
 
-FRAMEWORKS = ("routine", "agents", "langgraph", "openai")
-PEERS = ("agents", "langgraph")  # what Routine is compared with ("openai" is the floor)
+FRAMEWORKS = ("routine", "agents", "langgraph", "openai", "httpx")
+PEERS = ("agents", "langgraph")  # what Routine is compared with (the last two are floors)
+FLOORS = ("openai", "httpx")
 MODEL = "scripted"
 
 
@@ -141,6 +146,10 @@ class BareRunner:
                 self.tools[function.__name__] = as_json_text(function)
             self.specs[task.name] = specs
 
+    async def aclose(self) -> None:
+        await self.clients[0].close()
+        self.clients[1].close()
+
     def _start(self, task: Task) -> list[dict[str, Any]]:
         return [{"role": "system", "content": instructions(task)},
                 {"role": "user", "content": task.query}]
@@ -175,8 +184,64 @@ class BareRunner:
                 return answer
 
 
+class HttpxRunner(BareRunner):
+    """The lowest floor: :class:`BareRunner`'s loop with the ``openai`` client replaced by
+    one ``httpx`` client posting the request as JSON and ``json.loads`` on the reply."""
+
+    name = "httpx"
+
+    def __init__(self, base_url: str, tasks: list[Task] = TASKS):
+        import httpx
+
+        super().__init__(base_url, tasks)
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        headers = {"Authorization": "Bearer none"}
+        self.http = (httpx.AsyncClient(headers=headers), httpx.Client(headers=headers))
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self.http[0].aclose()
+        self.http[1].close()
+
+    def _body(self, task: Task, messages: list[dict[str, Any]]) -> bytes:
+        return json.dumps({"model": MODEL, "messages": messages,
+                           "tools": self.specs[task.name], "temperature": 0}).encode()
+
+    def _after_json(self, messages: list[dict[str, Any]], reply: bytes) -> str | None:
+        message = json.loads(reply)["choices"][0]["message"]
+        if not message.get("tool_calls"):
+            return str(message.get("content") or "")
+        messages.append(message)
+        for call in message["tool_calls"]:
+            function = call["function"]
+            result = self.tools[function["name"]](**json.loads(function["arguments"]))
+            messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+        return None
+
+    async def arun(self, task: Task) -> str:
+        messages = self._start(task)
+        while True:
+            response = await self.http[0].post(
+                self.url, content=self._body(task, messages),
+                headers={"Content-Type": "application/json"})
+            response.raise_for_status()
+            answer = self._after_json(messages, response.content)
+            if answer is not None:
+                return answer
+
+    def run(self, task: Task) -> str:
+        messages = self._start(task)
+        while True:
+            response = self.http[1].post(self.url, content=self._body(task, messages),
+                                         headers={"Content-Type": "application/json"})
+            response.raise_for_status()
+            answer = self._after_json(messages, response.content)
+            if answer is not None:
+                return answer
+
+
 def make(name: str, base_url: str, **options: Any) -> Any:
     """A framework's runner for every task."""
     kinds = {"routine": RoutineRunner, "agents": AgentsRunner, "langgraph": LangGraphRunner,
-             "openai": BareRunner}
+             "openai": BareRunner, "httpx": HttpxRunner}
     return kinds[name](base_url, **options)

@@ -211,15 +211,25 @@ def test_the_benchmarks_routine_side_against_its_scripted_server(server):
     assert state.requests == 2 * sum(task.requests for task in TASKS)
 
 
-def test_the_benchmarks_floor_runs_every_task_as_the_script_says(server):
-    """The bare openai loop (what every framework pays) does the same work, checked alike."""
-    from benchmarks.frameworks import BareRunner
+@pytest.mark.parametrize("floor", ["openai", "httpx"])
+def test_the_benchmarks_floors_run_every_task_as_the_script_says(server, floor):
+    """The bare loops (the openai client's, and one httpx client posting JSON) do the same
+    work, checked alike, in both APIs."""
+    from benchmarks.frameworks import make
 
     state, url = server
-    runner = BareRunner(url)
+    runner = make(floor, url)
     run_every_task(runner)
+
+    async def both():
+        for task in TASKS:
+            CallLog.reset()
+            check_run(task, await runner.arun(task), [])
+        await runner.aclose()
+
+    asyncio.run(both())
     assert state.failures == []
-    assert state.requests == sum(task.requests for task in TASKS)
+    assert state.requests == 2 * sum(task.requests for task in TASKS)
 
 
 def test_the_scripted_server_refuses_what_the_script_does_not_say(server):
