@@ -47,9 +47,20 @@ def test_prompts_are_what_a_live_run_sends(retail_rows):
                                           CONDITIONS[condition], 0, RunSettings(), domain,
                                           seed))
             assert result.success
-            for step, request in enumerate(model.requests):
-                row = by_id[f"{example.id}#{step}:{variant}"]
-                assert row.prompt == to_wire(request.messages)
+            if variant == "routine":  # one row per step: its prompt is that request
+                for step, request in enumerate(model.requests):
+                    row = by_id[f"{example.id}#{step}:{variant}"]
+                    assert row.prompt == to_wire(request.messages)
+                    assert json.loads(row.tools) == request.tools
+                    checked += 1
+                continue
+            # merged turns: each request is the row's conversation up to a trained reply
+            last = len(model.requests) - 1
+            row = by_id[f"{example.id}#0-{last}:{variant}"]
+            assert row.turns == len(model.requests) == len(row.trained())
+            messages = row.messages
+            for request, index in zip(model.requests, row.trained(), strict=True):
+                assert messages[:index] == to_wire(request.messages)
                 assert json.loads(row.tools) == request.tools
                 checked += 1
     assert checked > 40
@@ -68,10 +79,28 @@ def test_only_train_templates_and_the_variants_differ_as_they_should(retail_rows
             assert "# Routine:" in system and row.prompt[-1]["role"] == "system"
         else:
             assert "# Routine:" not in system and "Current step" not in json.dumps(row.prompt)
-        (reply,) = row.completion
-        assert reply["role"] == "assistant" and len(reply["tool_calls"]) == 1
-    last = [r for r in rows if r.completion[0]["tool_calls"][0]["function"]["name"] == "finish"]
+        replies = [row.messages[i] for i in row.trained()]
+        assert len(replies) == row.turns and all(len(r["tool_calls"]) == 1 for r in replies)
+        if row.variant == "routine":
+            assert row.turns == 1 and row.completion == replies
+        else:  # merged: the whole trajectory in one row, the tool results between replies
+            assert row.turns > 1 and {m["role"] for m in row.completion} == {"assistant", "tool"}
+    last = [r for r in rows if r.completion[-1]["tool_calls"][0]["function"]["name"] == "finish"]
     assert len(last) == counts["kept_gold_routine"] + counts["kept_gold_distilled"]
+    distilled = [r for r in rows if r.variant == "distilled"]
+    assert len(distilled) == counts["kept_gold_distilled"]  # one row per trajectory
+
+
+def test_no_merge_keeps_one_row_per_step(retail_rows):
+    merged, _ = retail_rows
+    steps, _ = asyncio.run(distill(RETAIL, variants=("distilled",), merge=False))
+    assert all(r.turns == 1 for r in steps)
+    assert len(steps) == sum(r.turns for r in merged if r.variant == "distilled")
+    by_id = {r.id: r for r in steps}
+    row = next(r for r in merged if r.variant == "distilled")
+    for step, index in enumerate(row.trained()):  # the same prompts and replies
+        one = by_id[f"{row.example_id}#{step}:distilled"]
+        assert one.prompt == row.messages[:index] and one.completion == [row.messages[index]]
 
 
 def test_traces_are_judged_and_duplicates_dropped(tmp_path):
@@ -118,6 +147,11 @@ def test_token_totals_with_the_embedded_vocabulary(retail_rows):
     routine, distilled = stats["routine"], stats["distilled"]
     assert routine["prompt_tokens"] > distilled["prompt_tokens"] > 0  # the routine costs tokens
     assert 0 < routine["completion_tokens"] < routine["prompt_tokens"] / 10
+    assert routine["trained_tokens"] == routine["completion_tokens"]  # one reply a row
+    assert routine["tokens"] == routine["prompt_tokens"] + routine["trained_tokens"]
+    # merged rows: the tool results between replies are in the rows, not trained
+    assert 0 < distilled["trained_tokens"] < distilled["completion_tokens"]
+    assert distilled["replies"] > distilled["examples"]
     # one call's tokens: its JSON text plus the template's markup, not the whole prompt
     tokenizer = ChatTokenizer()
     one = rows[0]

@@ -207,12 +207,54 @@ def test_every_recipe_is_a_valid_config():
 
 
 def test_eval_limit_takes_a_fixed_subset(tiny):
-    from routine.finetune.train import _dataset
+    from routine.finetune.train import _rows
 
     data, _ = tiny
-    assert len(_dataset(data, ["distilled"], 2)) == 2
-    assert len(_dataset(data, ["distilled"])) == 6
-    assert _dataset(data, ["distilled"], 2)[0] == _dataset(data, ["distilled"])[0]
+    assert len(_rows(data, ["distilled"], 2)) == 2
+    assert len(_rows(data, ["distilled"])) == len(data.read_text().splitlines()) == 4
+    assert _rows(data, ["distilled"], 2)[0] == _rows(data, ["distilled"])[0]
+
+
+def test_every_reply_of_a_merged_row_is_trained_and_nothing_else(tiny):
+    """The loss mask: each assistant reply (through its end of turn), never the prompt or a
+    tool result; a one-reply row gets the span trl gives a prompt-completion row."""
+    from transformers import AutoTokenizer
+
+    from routine.finetune.distill import load_sft
+    from routine.finetune.train import _ids, tokenize_rows
+
+    data, base = tiny
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    row = next(r for r in load_sft(data) if r.turns >= 3)
+    (tokens,) = tokenize_rows([row], tokenizer)
+    ids, mask = tokens["input_ids"], tokens["completion_mask"]
+    spans = [(i, j) for i, j in _runs(mask)]
+    assert len(spans) == row.turns
+    tools = json.loads(row.tools)
+    for (start, end), index in zip(spans, row.trained(), strict=True):
+        asked = _ids(tokenizer, row.messages[:index], tools, generation=True)
+        assert ids[:start] == asked  # trained on exactly what the executor sent then
+        call = row.messages[index]["tool_calls"][0]["function"]
+        assert call["name"] in tokenizer.decode(ids[start:end])
+    trained = tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if m])
+    for message in row.messages:
+        if message["role"] == "tool":
+            assert message["content"][:40] not in trained
+    single = row.model_copy(update={"turns": 1, "completion": [row.messages[row.trained()[0]]],
+                                    "prompt": row.messages[:row.trained()[0]]})
+    (one,) = tokenize_rows([single], tokenizer)
+    asked = _ids(tokenizer, single.prompt, tools, generation=True)
+    assert one["completion_mask"] == [0] * len(asked) + [1] * (len(one["input_ids"]) - len(asked))
+
+
+def _runs(mask):
+    start = None
+    for i, m in enumerate([*mask, 0]):
+        if m and start is None:
+            start = i
+        elif not m and start is not None:
+            yield start, i
+            start = None
 
 
 def test_auto_precision_of_a_resumed_run_is_the_one_it_started_with(tmp_path, monkeypatch):

@@ -723,6 +723,9 @@ def distill(
                          "endpoint's); judged against the gold data, only right ones kept.")
     ] = None,
     gold: Annotated[bool, typer.Option(help="Include the split's gold trajectories.")] = True,
+    merge: Annotated[bool, typer.Option(
+        help="A trajectory whose requests extend each other (the distilled variant) is one "
+             "row with every reply trained (--no-merge: one row per step).")] = True,
     count_tokens: Annotated[bool, typer.Option(
         help="Count tokens with the embedded model's template and vocabulary.")] = True,
     model: Annotated[str, typer.Option(help="The embedded model whose tokens are counted.")
@@ -743,7 +746,7 @@ def distill(
                                  param_hint="--variants")
     loaded = [t for path in traces or [] for t in load_traces(path)] if traces else None
     rows, counts = asyncio.run(build(dataset, split=split, variants=chosen,  # type: ignore[arg-type]
-                                     traces=loaded, gold=gold))
+                                     traces=loaded, gold=gold, merge=merge))
     write_sft(rows, out)
     tokenizer = None
     if count_tokens:

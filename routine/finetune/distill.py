@@ -12,6 +12,15 @@ prompt by construction (a test checks it against live runs). Two variants:
 * ``distilled`` — the same trajectory with no routine at all (the ``none``
   condition): the model must internalise the process.
 
+**Merged turns.** Where every request of a trajectory extends the one before it by the
+reply and its tool results (the ``distilled`` variant: no state prompt that changes each
+turn), its examples are one row: the first request as the prompt, the rest of the
+conversation as the completion, every assistant message in it trained (the training code
+masks the tool results). The conditional each reply is trained on is the same as one row
+per step, but the shared prefix is computed once: an epoch of the distilled retail train
+split takes ~2.4x fewer tokens. The ``routine`` variant's state prompt is replaced at each
+turn, so its requests are not prefixes of each other and stay one row per step.
+
 Rows are trl's prompt-completion conversational format with a ``tools`` column
 holding the offered tools as a JSON string (Arrow would merge nested schemas
 across rows otherwise). Messages are in the OpenAI wire form the executor sends
@@ -40,8 +49,8 @@ from ..run.trace import RunTrace
 from ..spec.format import Routine
 from ..tools.core import ToolRegistry
 
-__all__ = ["SftExample", "Variant", "VARIANTS", "Trajectory", "distill", "write_sft",
-           "load_sft", "sft_stats", "trajectories_from_traces"]
+__all__ = ["SftExample", "Variant", "VARIANTS", "Trajectory", "distill", "merge_turns",
+           "write_sft", "load_sft", "sft_stats", "trajectories_from_traces"]
 
 Variant = Literal["routine", "distilled"]
 VARIANTS: dict[str, str] = {"routine": "nl+track", "distilled": "none"}
@@ -57,10 +66,22 @@ class SftExample(BaseModel):
     routine: str | None
     variant: Variant
     source: Literal["gold", "trace"]
-    step: int
+    step: int = Field(description="The step of the first reply trained.")
+    turns: int = Field(1, description="Replies trained: more than 1 for merged turns.")
     prompt: list[dict[str, Any]] = Field(description="The request's messages (wire form).")
-    completion: list[dict[str, Any]] = Field(description="One assistant message: the call.")
+    completion: list[dict[str, Any]] = Field(
+        description="The reply: one assistant message (the call); for merged turns the "
+                    "rest of the conversation, every assistant message in it trained.")
     tools: str = Field(description="The offered tools, as a JSON string.")
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return self.prompt + self.completion
+
+    def trained(self) -> list[int]:
+        """Indexes in :attr:`messages` of the assistant messages trained on."""
+        return [i for i, m in enumerate(self.messages)
+                if i >= len(self.prompt) and m.get("role") == "assistant"]
 
 
 class Trajectory(BaseModel):
@@ -86,6 +107,21 @@ def trajectories_from_traces(traces: list[RunTrace], examples: list[GoldExample]
         out.append(Trajectory(example=example, answer=trace.answer, source="trace",
                               calls=[(c.name, c.arguments) for c in trace.tool_calls if c.ok]))
     return out, unmatched
+
+
+def merge_turns(rows: list[SftExample]) -> list[SftExample]:
+    """One trajectory's per-step rows as one row when each request is the previous one plus
+    its reply and what followed (same tools); else the rows unchanged."""
+    if len(rows) < 2:
+        return rows
+    for before, after in zip(rows, rows[1:], strict=False):
+        done = before.messages
+        if after.tools != before.tools or after.prompt[:len(done)] != done:
+            return rows
+    first, last = rows[0], rows[-1]
+    return [first.model_copy(update={
+        "id": f"{first.example_id}#{first.step}-{last.step}:{first.variant}",
+        "turns": len(rows), "completion": last.messages[len(first.prompt):]})]
 
 
 async def _rows(trajectory: Trajectory, variant: Variant, routines: dict[str, Routine],
@@ -120,10 +156,11 @@ async def _rows(trajectory: Trajectory, variant: Variant, routines: dict[str, Ro
 
 async def distill(folder: str | Path, *, split: str = "train",
                   variants: tuple[Variant, ...] = ("routine", "distilled"),
-                  traces: list[RunTrace] | None = None, gold: bool = True
-                  ) -> tuple[list[SftExample], dict[str, int]]:
+                  traces: list[RunTrace] | None = None, gold: bool = True,
+                  merge: bool = True) -> tuple[list[SftExample], dict[str, int]]:
     """SFT examples from a domain's gold ``split`` (and/or traces of its queries): only
-    right trajectories, only ``split`` templates (train by default), no duplicates.
+    right trajectories, only ``split`` templates (train by default), no duplicates;
+    ``merge``: a trajectory whose requests extend each other is one row (:func:`merge_turns`).
     Returns the examples and counts of what was kept and dropped."""
     domain = load_domain(folder)
     registry = domain.registry()
@@ -147,7 +184,7 @@ async def distill(folder: str | Path, *, split: str = "train",
                 counts[f"dropped_{trajectory.source}_{variant}"] += 1
                 continue
             counts[f"kept_{trajectory.source}_{variant}"] += 1
-            for row in made:
+            for row in merge_turns(made) if merge else made:
                 key = json.dumps([row.prompt, row.completion, row.tools], sort_keys=True)
                 if key in seen:
                     counts["duplicates"] += 1
@@ -173,14 +210,17 @@ def load_sft(path: str | Path) -> list[SftExample]:
 
 
 def sft_stats(rows: list[SftExample], tokenizer: Any = None) -> dict[str, Any]:
-    """Counts to quote per variant: examples, trajectories, templates, characters, and with
-    a tokenizer (``routine.models.embedded.ChatTokenizer``) the prompt and completion
-    tokens as the chat template renders them."""
+    """Counts to quote per variant: examples, replies trained, trajectories, templates,
+    characters, and with a tokenizer (``routine.models.embedded.ChatTokenizer``) tokens as
+    the chat template renders them: ``tokens`` (whole rows: what training computes over),
+    ``trained_tokens`` (the assistant replies: where the loss is), ``prompt_tokens`` (the
+    rest) and ``completion_tokens`` (everything after each row's prompt)."""
     out: dict[str, Any] = {}
     for variant in sorted({r.variant for r in rows}):
         chosen = [r for r in rows if r.variant == variant]
         out[variant] = {
             "examples": len(chosen),
+            "replies": sum(r.turns for r in chosen),
             "trajectories": len({r.example_id for r in chosen}),
             "templates": len({r.template for r in chosen}),
             "prompt_chars": sum(len(json.dumps(r.prompt, ensure_ascii=False)) for r in chosen),
@@ -188,11 +228,15 @@ def sft_stats(rows: list[SftExample], tokenizer: Any = None) -> dict[str, Any]:
                                     for r in chosen),
         }
         if tokenizer is not None:
-            prompt = completion = 0
+            total = trained = asked = 0
             for row in chosen:
-                tools = json.loads(row.tools)
-                asked = tokenizer.count(row.prompt, tools, generation_prompt=True)
-                prompt += asked
-                completion += tokenizer.count(row.prompt + row.completion, tools) - asked
-            out[variant] |= {"prompt_tokens": prompt, "completion_tokens": completion}
+                tools, messages = json.loads(row.tools), row.messages
+                total += tokenizer.count(messages, tools)
+                asked += tokenizer.count(row.prompt, tools, generation_prompt=True)
+                trained += sum(tokenizer.count(messages[:i + 1], tools)
+                               - tokenizer.count(messages[:i], tools, generation_prompt=True)
+                               for i in row.trained())
+            out[variant] |= {"tokens": total, "trained_tokens": trained,
+                             "prompt_tokens": total - trained,
+                             "completion_tokens": total - asked}
     return out

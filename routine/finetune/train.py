@@ -210,25 +210,67 @@ def _dequantised(gguf: Path) -> Path:
     return folder
 
 
-def _dataset(path: Path, variants: list[str], limit: int | None = None) -> Any:
-    from datasets import Dataset
-
+def _rows(path: Path, variants: list[str], limit: int | None = None) -> list[Any]:
     from .distill import load_sft
 
     rows = [r for r in load_sft(path) if r.variant in variants][:limit]
     if not rows:
         raise RoutineError(f"{path}: no SFT examples of variants {variants}")
-    return Dataset.from_list([{"prompt": r.prompt, "completion": r.completion, "tools": r.tools}
-                              for r in rows])
+    return rows
 
 
-def _texts(dataset: Any) -> list[str]:
-    """Every message text and tool schema of a dataset (a random model's tokenizer learns
+def _ids(tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+         generation: bool = False) -> list[int]:
+    out = tokenizer.apply_chat_template(messages, tools=tools, tokenize=True, return_dict=True,
+                                        add_generation_prompt=generation)
+    return list(out["input_ids"])
+
+
+def _common(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def tokenize_rows(rows: list[Any], tokenizer: Any) -> list[dict[str, list[int]]]:
+    """Each SFT row as ``input_ids`` (its messages through the chat template, tools
+    included) and ``completion_mask`` (1 on every trained assistant reply: from the end of
+    the generation prompt before it through its end-of-turn; 0 on the prompt and on tool
+    results). A one-reply row gets the mask trl gives a prompt-completion row; a merged
+    row (``SftExample.turns`` > 1) gets one span per reply, each trained on exactly the
+    prefix the executor sent at that step."""
+    out = []
+    for row in rows:
+        tools = json.loads(row.tools) or None
+        messages = row.messages
+        ids = _ids(tokenizer, messages, tools)
+        mask = [0] * len(ids)
+        for i in row.trained():
+            start = _common(_ids(tokenizer, messages[:i], tools, generation=True), ids)
+            end = _common(_ids(tokenizer, messages[:i + 1], tools), ids)
+            mask[start:end] = [1] * (end - start)
+        if 1 not in mask:
+            raise RoutineError(f"SFT row {row.id}: no assistant reply to train on")
+        out.append({"input_ids": ids, "completion_mask": mask})
+    return out
+
+
+def _dataset(rows: list[Any], tokenizer: Any) -> Any:
+    from datasets import Dataset
+
+    return Dataset.from_list(tokenize_rows(rows, tokenizer))
+
+
+def _texts(rows: list[Any]) -> list[str]:
+    """Every message text and tool schema of the rows (a random model's tokenizer learns
     its vocabulary from them)."""
     out = []
-    for row in dataset:
-        out.append(row["tools"])
-        for message in row["prompt"] + row["completion"]:
+    for row in rows:
+        out.append(row.tools)
+        for message in row.messages:
             out.append(json.dumps(message))
     return out
 
@@ -256,14 +298,17 @@ def finetune(config: FinetuneConfig, callbacks: list[Any] | None = None) -> Fine
         pilot = json.loads((config.pilot / "log.json").read_text())
         shape = refined_from_grad_norms(pilot["grad_norms"])
     bf16 = resolve_bf16(config)
-    train_data = _dataset(config.data, config.variants)
-    eval_data = (_dataset(config.eval_data, config.variants, config.eval_limit)
+    train_rows = _rows(config.data, config.variants)
+    eval_rows = (_rows(config.eval_data, config.variants, config.eval_limit)
                  if config.eval_data else None)
     torch.manual_seed(config.seed)
     model, tokenizer = load_base(config.base, torch.bfloat16 if bf16 else torch.float32,
-                                 texts=_texts(train_data) if config.base.startswith("random:")
+                                 texts=_texts(train_rows) if config.base.startswith("random:")
                                  else None,
                                  attn_implementation=config.attn_implementation)
+    # tokenized here, with the mask of every trained reply (trl takes input_ids as they are)
+    train_data = _dataset(train_rows, tokenizer)
+    eval_data = _dataset(eval_rows, tokenizer) if eval_rows is not None else None
     parameters = sum(p.numel() for p in model.parameters())
     config.out.mkdir(parents=True, exist_ok=True)
     (config.out / "config.json").write_text(  # with the precision it runs in
