@@ -145,5 +145,9 @@ def test_compact_answers_in_plain_text_unless_guided_decoding_needs_finish(reque
                                           "end_date": "2026-06-09"})
     tracker.record("find_employee", {"id": 5, "name": "Dana Xu"})
     tracker.record("get_leave_balance", {"remaining": 0})  # the branch: no days left
+    # the answer step says how to answer: told only "answer the user", the 0.5B called a
+    # tool again (or one named "answer") at retail answer steps (compact-retail-0.5b)
+    assert Planner(style="compact", finish_tool=False).state_prompt(tracker, VariableMemory()) \
+        == "Now step 4-2_1: answer the user in plain text, no tool call."
     assert Planner(style="compact").state_prompt(tracker, VariableMemory()) == \
-        "Now step 4-2_1: answer the user from the results above."
+        "Now step 4-2_1: call finish with the answer to the user, from the results above."

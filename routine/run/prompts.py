@@ -257,7 +257,8 @@ class Planner:
     def state_prompt(self, tracker: StepTracker | None, memory: VariableMemory) -> str | None:
         """The per-turn state message, or None when there is nothing to say."""
         context: dict[str, Any] = {"step": None, "done": [], "label": "", "args": [],
-                                   "options": [], "memory": []}
+                                   "options": [], "memory": [],
+                                   "finish_tool": self.finish_tool or not self._compact}
         if self.step_tracking and tracker is not None and not tracker.finished:
             step = tracker.step
             assert step is not None
