@@ -6,6 +6,7 @@
 # `routine eval` from its last record. Then the schedule comparison (SCHEDULES=0 skips it).
 #   finetune/run-retail-0.5b.sh
 #   PRECISION=bf16 finetune/run-retail-0.5b.sh   # skip the recipe's bf16-or-fp32 probe
+#   SCHEDULE_FLAGS="--gradient-accumulation 1 --eval-limit 8" finetune/run-retail-0.5b.sh
 set -euo pipefail
 recipes=$(cd "$(dirname "$0")" && pwd)/recipes  # this script's recipes, from any worktree
 runs=${RUNS:-runs/ft-retail-0.5b}
@@ -41,7 +42,8 @@ compare() {  # [schedules] [seeds]
   routine compare-schedules --recipe "$recipes/schedules-0.5b-cpu.yaml" \
     --data "$runs/sft-train.jsonl" --eval-data "$runs/sft-dev.jsonl" \
     --out eval/results/schedules-0.5b ${PRECISION:+--precision "$PRECISION"} \
-    --schedules "${1:-linear,cosine,rex,uba:0.5,refined}" --seeds "${2:-0,1,2}"
+    --schedules "${1:-linear,cosine,rex,uba:0.5,refined}" --seeds "${2:-0,1,2}" \
+    ${SCHEDULE_FLAGS:-}  # flags over the recipe, e.g. a smaller budget on a slow CPU
 }
 compare
 # Step accuracy of the two schedules with the lowest held-out loss (their seed-0 adapters,
