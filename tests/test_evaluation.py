@@ -131,6 +131,20 @@ def test_jobs_run_grouped_by_routine_then_by_shared_system_prompt(tmp_path):
             assert blocks == ["json", "nl", "nl+track"]  # nl beside nl+track
 
 
+def test_conditions_with_other_prompts_run_in_blocks_of_their_own(tmp_path):
+    """The compact style and memory off change the prompt: interleaved with nl+track, each
+    sample replaced the server's cached prompt (26 s a sample on the 0.5B, 2 s grouped)."""
+    conditions = ["nl+track", "nl+track+compact", "nl+track+nomemory"]
+    cfg = config(tmp_path, conditions=conditions, step_limit=None, protocols=("step",))
+    asyncio.run(run_evaluation(cfg, gold_model()))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text()
+            .splitlines()]
+    for routine in {r["routine"] for r in rows}:
+        order = [r["condition"] for r in rows if r["routine"] == routine]
+        blocks = [c for i, c in enumerate(order) if i == 0 or order[i - 1] != c]
+        assert sorted(blocks) == sorted(conditions), (routine, blocks)  # one block each
+
+
 def test_perfect_model_scores_everything(tmp_path):
     summary = asyncio.run(run_evaluation(config(tmp_path), gold_model()))
     for name in ("none", "nl+track"):
