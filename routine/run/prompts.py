@@ -254,11 +254,16 @@ class Planner:
     def _compact(self) -> bool:
         return self.style == "compact" and self.routine_format == "nl"
 
+    @property
+    def _offers_finish(self) -> bool:
+        """The model answers through ``finish`` (else, compact only: in plain text)."""
+        return self.finish_tool or not self._compact
+
     def state_prompt(self, tracker: StepTracker | None, memory: VariableMemory) -> str | None:
         """The per-turn state message, or None when there is nothing to say."""
         context: dict[str, Any] = {"step": None, "done": [], "label": "", "args": [],
                                    "options": [], "memory": [],
-                                   "finish_tool": self.finish_tool or not self._compact}
+                                   "finish_tool": self._offers_finish}
         if self.step_tracking and tracker is not None and not tracker.finished:
             step = tracker.step
             assert step is not None
@@ -289,5 +294,5 @@ class Planner:
 
     def tool_specs(self, tools: list[Tool]) -> list[dict[str, Any]]:
         """The ``tools`` of the request: the offered tools plus ``finish``."""
-        finish = self.finish_tool or not self._compact
-        return [t.openai_spec() for t in tools] + ([finish_tool_spec()] if finish else [])
+        return [t.openai_spec() for t in tools] + ([finish_tool_spec()]
+                                                   if self._offers_finish else [])
