@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 
 import pytest
@@ -228,7 +229,7 @@ def test_every_reply_of_a_merged_row_is_trained_and_nothing_else(tiny):
     row = next(r for r in load_sft(data) if r.turns >= 3)
     (tokens,) = tokenize_rows([row], tokenizer)
     ids, mask = tokens["input_ids"], tokens["completion_mask"]
-    spans = [(i, j) for i, j in _runs(mask)]
+    spans = list(_runs(mask))
     assert len(spans) == row.turns
     tools = json.loads(row.tools)
     for (start, end), index in zip(spans, row.trained(), strict=True):
@@ -248,13 +249,13 @@ def test_every_reply_of_a_merged_row_is_trained_and_nothing_else(tiny):
 
 
 def _runs(mask):
-    start = None
-    for i, m in enumerate([*mask, 0]):
-        if m and start is None:
-            start = i
-        elif not m and start is not None:
-            yield start, i
-            start = None
+    """(start, end) of each run of 1s."""
+    at = 0
+    for value, group in itertools.groupby(mask):
+        size = len(list(group))
+        if value:
+            yield at, at + size
+        at += size
 
 
 def test_auto_precision_of_a_resumed_run_is_the_one_it_started_with(tmp_path, monkeypatch):

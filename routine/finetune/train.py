@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from os.path import commonprefix
 from pathlib import Path
 from typing import Any, Literal
 
@@ -226,15 +227,6 @@ def _ids(tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict[str, A
     return list(out["input_ids"])
 
 
-def _common(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
 def tokenize_rows(rows: list[Any], tokenizer: Any) -> list[dict[str, list[int]]]:
     """Each SFT row as ``input_ids`` (its messages through the chat template, tools
     included) and ``completion_mask`` (1 on every trained assistant reply: from the end of
@@ -249,8 +241,10 @@ def tokenize_rows(rows: list[Any], tokenizer: Any) -> list[dict[str, list[int]]]
         ids = _ids(tokenizer, messages, tools)
         mask = [0] * len(ids)
         for i in row.trained():
-            start = _common(_ids(tokenizer, messages[:i], tools, generation=True), ids)
-            end = _common(_ids(tokenizer, messages[:i + 1], tools), ids)
+            # where each render stops agreeing with the whole row (trl does the same)
+            start = len(commonprefix([_ids(tokenizer, messages[:i], tools, generation=True),
+                                      ids]))
+            end = len(commonprefix([_ids(tokenizer, messages[:i + 1], tools), ids]))
             mask[start:end] = [1] * (end - start)
         if 1 not in mask:
             raise RoutineError(f"SFT row {row.id}: no assistant reply to train on")
