@@ -315,9 +315,9 @@ def markdown(results: dict[str, Any]) -> str:
                   "same requests, the tools run, nothing else; the `openai` client's loop, "
                   "and the lowest floor: one `httpx` client posting JSON, `json.loads` on "
                   "the reply): "
-                  + ", ".join(f"{ms:+.2f} ms beyond the {key.split()[0]} loop "
-                              f"({key.split()[1]})" for key, ms in own.items()
-                              if " " in key) + "."]
+                  + ", ".join(f"{ms:+.2f} ms beyond the {floor} loop ({api})"
+                              for floor, api, ms in ((*k.split(), v) for k, v in own.items()))
+                  + "."]
     lines += ["", f"The scripted server spent a median {server:.2f} ms on each request.", "",
               "Import time (fresh interpreter, median of "
               f"{imports['openai']['n']}, seconds):", "",

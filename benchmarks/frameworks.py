@@ -160,28 +160,36 @@ class BareRunner:
         if not message.tool_calls:
             return str(message.content or "")
         messages.append(message.model_dump(exclude_none=True))
-        for call in message.tool_calls:
-            result = self.tools[call.function.name](**json.loads(call.function.arguments))
-            messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+        self._call_tools(messages, [(c.id, c.function.name, c.function.arguments)
+                                    for c in message.tool_calls])
         return None
+
+    def _call_tools(self, messages: list[dict[str, Any]],
+                    calls: list[tuple[str, str, str]]) -> None:
+        """Run each (id, name, JSON arguments) call and append its result."""
+        for call_id, name, arguments in calls:
+            result = self.tools[name](**json.loads(arguments))
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": result})
+
+    async def _asend(self, task: Task, messages: list[dict[str, Any]]) -> Any:
+        return await self.clients[0].chat.completions.create(
+            model=MODEL, messages=messages, tools=self.specs[task.name], temperature=0)
+
+    def _send(self, task: Task, messages: list[dict[str, Any]]) -> Any:
+        return self.clients[1].chat.completions.create(
+            model=MODEL, messages=messages, tools=self.specs[task.name], temperature=0)
 
     async def arun(self, task: Task) -> str:
         messages = self._start(task)
-        while True:
-            reply = await self.clients[0].chat.completions.create(
-                model=MODEL, messages=messages, tools=self.specs[task.name], temperature=0)
-            answer = self._after(messages, reply)
-            if answer is not None:
-                return answer
+        while (answer := self._after(messages, await self._asend(task, messages))) is None:
+            pass
+        return answer
 
     def run(self, task: Task) -> str:
         messages = self._start(task)
-        while True:
-            reply = self.clients[1].chat.completions.create(
-                model=MODEL, messages=messages, tools=self.specs[task.name], temperature=0)
-            answer = self._after(messages, reply)
-            if answer is not None:
-                return answer
+        while (answer := self._after(messages, self._send(task, messages))) is None:
+            pass
+        return answer
 
 
 class HttpxRunner(BareRunner):
@@ -195,7 +203,7 @@ class HttpxRunner(BareRunner):
 
         super().__init__(base_url, tasks)
         self.url = base_url.rstrip("/") + "/chat/completions"
-        headers = {"Authorization": "Bearer none"}
+        headers = {"Authorization": "Bearer none", "Content-Type": "application/json"}
         self.http = (httpx.AsyncClient(headers=headers), httpx.Client(headers=headers))
 
     async def aclose(self) -> None:
@@ -207,37 +215,21 @@ class HttpxRunner(BareRunner):
         return json.dumps({"model": MODEL, "messages": messages,
                            "tools": self.specs[task.name], "temperature": 0}).encode()
 
-    def _after_json(self, messages: list[dict[str, Any]], reply: bytes) -> str | None:
-        message = json.loads(reply)["choices"][0]["message"]
+    def _after(self, messages: list[dict[str, Any]], reply: Any) -> str | None:
+        reply.raise_for_status()
+        message = json.loads(reply.content)["choices"][0]["message"]
         if not message.get("tool_calls"):
             return str(message.get("content") or "")
         messages.append(message)
-        for call in message["tool_calls"]:
-            function = call["function"]
-            result = self.tools[function["name"]](**json.loads(function["arguments"]))
-            messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+        self._call_tools(messages, [(c["id"], c["function"]["name"], c["function"]["arguments"])
+                                    for c in message["tool_calls"]])
         return None
 
-    async def arun(self, task: Task) -> str:
-        messages = self._start(task)
-        while True:
-            response = await self.http[0].post(
-                self.url, content=self._body(task, messages),
-                headers={"Content-Type": "application/json"})
-            response.raise_for_status()
-            answer = self._after_json(messages, response.content)
-            if answer is not None:
-                return answer
+    async def _asend(self, task: Task, messages: list[dict[str, Any]]) -> Any:
+        return await self.http[0].post(self.url, content=self._body(task, messages))
 
-    def run(self, task: Task) -> str:
-        messages = self._start(task)
-        while True:
-            response = self.http[1].post(self.url, content=self._body(task, messages),
-                                         headers={"Content-Type": "application/json"})
-            response.raise_for_status()
-            answer = self._after_json(messages, response.content)
-            if answer is not None:
-                return answer
+    def _send(self, task: Task, messages: list[dict[str, Any]]) -> Any:
+        return self.http[1].post(self.url, content=self._body(task, messages))
 
 
 def make(name: str, base_url: str, **options: Any) -> Any:
