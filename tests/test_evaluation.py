@@ -15,7 +15,7 @@ from routine.eval.dataset import load_dataset, load_domain
 from routine.eval.report import CHARTS
 from routine.eval.runner import run_evaluation
 from routine.eval.stats import mean, paired_gain, wilson
-from routine.eval.steps import build_step_samples
+from routine.eval.steps import build_step_samples, run_step_sample
 from routine.eval.summary import load_summary, pass_hat_k
 from routine.eval.tasks import facts_present
 from routine.models.base import ModelReply
@@ -423,3 +423,26 @@ def test_the_interval_of_a_count_per_task_is_not_clipped_at_one():
     turns = mean([2.0, 3.0, 3.0, 4.0], bounds=(0.0, float("inf")))
     assert turns.ci95[0] < 3.0 < turns.ci95[1] and turns.ci95[1] > 1.0
     assert mean([0.9, 1.0, 1.0, 0.7]).ci95[1] == 1.0  # a score stays within 0..1
+
+
+def test_step_scorer_reads_arguments_wrapped_in_the_schema_as_the_run_loop_does():
+    domain = load_domain(HR)
+    registry = domain.registry()
+    routines = {n: lr.routine for n, lr in domain.routines().items()}
+    example = [e for e in load_dataset(HR, ("test",)) if e.kind == "routine"][0]
+    sample = build_step_samples([example], routines, registry, CONDITIONS["nl+track"],
+                                seed=0)[0]
+    name = sample.expected["name"]
+    values = {k: v[0] if isinstance(v, list) else v  # the gold lists accepted values
+              for k, v in sample.expected["arguments"].items()}
+    schemas = {t.name: t.parameters for t in registry}
+
+    def reply(wrapped):
+        arguments = ({"type": "object", "properties": values, "required": list(values)}
+                     if wrapped else values)
+        return ModelReply(content=json.dumps({"name": name, "arguments": arguments}))
+
+    results = [asyncio.run(run_step_sample(sample, "nl+track", FunctionModel(
+        lambda request, w=w: reply(w)), schemas, domain.arg_modes)) for w in (False, True)]
+    assert [r.correct for r in results] == [True, True]
+    assert results[1].output == [(name, values)]

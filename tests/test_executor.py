@@ -498,3 +498,13 @@ def test_turn_records_are_complete_when_appended_and_messages_typed(hr_tools, tm
     # the trace rebuilds every request exactly as the model received it
     assert [again.request(i) for i in range(len(again.turns))] == \
         [r.messages for r in model.requests]
+
+
+def test_arguments_wrapped_in_the_tool_schema_reach_the_tool_unwrapped(hr_tools):
+    wrapped = json.dumps({"name": "find_employee", "arguments": {
+        "properties": {"name": NAME}, "required": ["name"], "type": "object"}})
+    model = ScriptedModel([wrapped, call("get_leave_balance", employee_id=EMP_ID,
+                                         leave_type="annual"), call("finish", answer="7")])
+    trace = leave_agent(model, hr_tools).run(QUERY)
+    assert trace.outcome == "answered" and trace.tool_calls[0].ok
+    assert trace.tool_calls[0].arguments == {"name": NAME}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from routine.models.parsing import CallParseError, first_call_complete, parse_reply
@@ -103,3 +105,39 @@ def test_recorded_replies_cut_where_the_server_stops_parse_the_same():
             cut += 1
             assert _calls_or_error(text[:stops[0]]) == _calls_or_error(text), text[:300]
     assert cut > 100  # these replies do run on past the stop point
+
+
+def _spec(name, *params):
+    return {"type": "function", "function": {"name": name, "parameters": {
+        "type": "object", "properties": {p: {"type": "string"} for p in params}}}}
+
+
+# the 0.5B's replies to the compact prompt (eval/results/style-hr-0.5b-nl+track+compact)
+WRAPPED = ('{"name": "find_employee", "arguments": {"properties": {"name": "Wei Baptiste"}, '
+           '"required": ["name"], "type": "object"}}')
+
+
+def test_arguments_wrapped_in_the_schema_are_unwrapped_when_tools_are_given():
+    tools = [_spec("find_employee", "name")]
+    assert parse_reply(WRAPPED, tools=tools).calls[0].arguments == {"name": "Wei Baptiste"}
+    structured = [{"id": "c1", "function": {"name": "find_employee", "arguments": json.dumps(
+        {"type": "object", "properties": {"name": "Ada"}})}}]
+    assert parse_reply("", structured, tools).calls[0].arguments == {"name": "Ada"}
+    # without the tools the parser cannot tell: the arguments stay as sent
+    assert "properties" in parse_reply(WRAPPED).calls[0].arguments
+
+
+@pytest.mark.parametrize("arguments", [
+    # the tool takes a parameter called properties (a CRM's update_contact)
+    {"properties": {"email": "a@b.c"}, "type": "object"},
+    # the schema itself echoed, no values: validation's error goes back to the model
+    {"type": "object", "properties": {"name": {"type": "string", "description": "full name"}}},
+    # other keys beside the envelope: not a schema
+    {"properties": {"name": "Ada"}, "limit": 3},
+    {"type": "array", "properties": {"name": "Ada"}},
+])
+def test_arguments_that_are_not_a_schema_echo_stay_as_sent(arguments):
+    tools = [_spec("update_contact", "properties", "type"), _spec("find_employee", "name", "limit")]
+    name = "update_contact" if arguments.get("properties", {}).get("email") else "find_employee"
+    text = json.dumps({"name": name, "arguments": arguments})
+    assert parse_reply(text, tools=tools).calls[0].arguments == arguments

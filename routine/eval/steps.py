@@ -169,7 +169,7 @@ async def run_step_sample(sample: StepSample, condition: str, model: Model,
     try:
         if failed:
             raise CallParseError(failed)
-        parsed = parse_reply(reply.content, reply.tool_calls)
+        parsed = parse_reply(reply.content, reply.tool_calls, sample.tools)
         if parsed.calls:
             output = [(c.name, c.arguments) for c in parsed.calls]
         elif parsed.text:  # the executor takes plain text as the answer: so does the scorer

@@ -7,7 +7,11 @@ write the call in the text instead; these forms are recovered:
 * fenced JSON (```json ... ```), or bare JSON anywhere in the text;
 * a list of calls; ``{"function": {...}}`` wrappers; ``parameters`` for ``arguments``;
 * arguments given as a JSON *string*;
-* the doubled braces of Qwen2.5-Coder's broken template (``{{"name": ...}}``).
+* the doubled braces of Qwen2.5-Coder's broken template (``{{"name": ...}}``);
+* arguments wrapped in the tool's own JSON schema (``{"type": "object", "properties":
+  {"name": "Ada"}, "required": [...]}``: small models copy the schema's shape around the
+  values), unwrapped when the caller passes the tools and the tool declares none of the
+  schema's keywords as a parameter of its own.
 
 A reply that clearly tries to call a tool but cannot be read yields a
 :class:`CallParseError` whose message goes back to the model.
@@ -17,14 +21,19 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ParsedCall", "ParsedReply", "CallParseError", "parse_reply", "first_call_complete"]
+__all__ = ["ParsedCall", "ParsedReply", "CallParseError", "parse_reply", "first_call_complete",
+           "unwrap_schema_echo"]
 
 _TAG_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
 _FENCE_RE = re.compile(r"```(?:json|tool_call|JSON)?\s*(.*?)```", re.S)
 _DECODER = json.JSONDecoder()
+# the keywords of an object schema a model copies around its arguments
+_ENVELOPE = frozenset({"type", "properties", "required", "additionalProperties", "title",
+                       "description", "$schema"})
 
 
 @dataclass
@@ -144,8 +153,12 @@ def _from_text(text: str) -> ParsedReply:
     return ParsedReply([], text.strip(), False)
 
 
-def parse_reply(content: str | None, tool_calls: list[dict[str, Any]] | None = None) -> ParsedReply:
-    """Calls and remaining text of a reply (structured calls win over text)."""
+def parse_reply(content: str | None, tool_calls: list[dict[str, Any]] | None = None,
+                tools: Iterable[Mapping[str, Any]] | None = None) -> ParsedReply:
+    """Calls and remaining text of a reply (structured calls win over text).
+
+    ``tools``: the tools offered, in the OpenAI format; given, arguments wrapped in a
+    tool's schema are unwrapped (see :func:`unwrap_schema_echo`)."""
     content = content or ""
     if tool_calls:
         calls = []
@@ -154,8 +167,44 @@ def parse_reply(content: str | None, tool_calls: list[dict[str, Any]] | None = N
             if call is None:
                 raise CallParseError(f"unreadable tool call {raw!r}")
             calls.append(call)
-        return ParsedReply(calls, content.strip(), False)
-    return _from_text(content)
+        reply = ParsedReply(calls, content.strip(), False)
+    else:
+        reply = _from_text(content)
+    if tools is not None and reply.calls:
+        declared = _declared(tools)
+        for call in reply.calls:
+            if call.name in declared:
+                call.arguments = unwrap_schema_echo(call.arguments, declared[call.name])
+    return reply
+
+
+def _declared(tools: Iterable[Mapping[str, Any]]) -> dict[str, frozenset[str]]:
+    """Each offered tool's parameter names."""
+    out = {}
+    for spec in tools:
+        function = spec.get("function", spec)
+        parameters = function.get("parameters") or {}
+        out[function.get("name", "")] = frozenset(parameters.get("properties") or {})
+    return out
+
+
+def unwrap_schema_echo(arguments: dict[str, Any], declared: Iterable[str]) -> dict[str, Any]:
+    """The values inside arguments a model wrapped in the tool's schema, else ``arguments``.
+
+    ``{"type": "object", "properties": {"name": "Ada"}, "required": ["name"]}`` becomes
+    ``{"name": "Ada"}``: only when every key is a schema keyword, ``properties`` is an
+    object, the tool declares none of those keywords as a parameter (a tool that takes
+    ``properties`` gets its arguments as sent) and the properties hold values, not a
+    copy of the schema itself (that goes to validation, whose error the model reads)."""
+    values = arguments.get("properties")
+    keys = set(arguments)
+    if (not isinstance(values, dict) or not keys <= _ENVELOPE or keys & set(declared)
+            or arguments.get("type", "object") != "object"):
+        return arguments
+    if values and all(isinstance(v, dict) and ({"type", "description"} & set(v))
+                      for v in values.values()):
+        return arguments  # the schema echoed with no values in it
+    return values
 
 
 def first_call_complete(text: str) -> bool:

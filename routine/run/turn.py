@@ -222,7 +222,7 @@ async def take_turn(state: RunState, model: Model) -> TurnResult:
 
 async def _act(state: RunState, content: str, tool_calls: list[dict[str, Any]]) -> _Outcome:
     try:
-        parsed = parse_reply(content, tool_calls)
+        parsed = parse_reply(content, tool_calls, state.tool_specs)
     except CallParseError as exc:
         state.history.append(AssistantMessage(content=content))
         return _mistake(state, [], f"Your tool call could not be read: {exc}.")
