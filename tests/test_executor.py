@@ -43,19 +43,26 @@ def test_three_step_chain_runs_tools_on_real_database(hr_tools):
     assert json.loads(tool_msgs[0].content)["id"] == EMP_ID
 
 
-def test_state_prompt_names_current_step_with_known_values(hr_tools):
+@pytest.mark.parametrize("style, expected", [
+    ("compact", ["Now step 1: find_employee(name=the request's employee_name)",
+                 'Now step 2: get_leave_balance(employee_id=1, leave_type=',
+                 "Now step 3: answer the user in plain text, no tool call."]),
+    ("full", ["Current step: Step 1 — Find the employee.",
+              "Current step: Step 2 — Check the leave balance.",
+              "Call the finish tool now"]),
+])
+def test_state_prompt_names_current_step_with_known_values(hr_tools, style, expected):
     model = ScriptedModel([
         call("find_employee", name=NAME),
         call("get_leave_balance", employee_id=EMP_ID, leave_type="annual"),
         call("finish", answer="done"),
     ])
-    leave_agent(model, hr_tools).run(QUERY)
-    first, second, third = (r.messages[-1] for r in model.requests)
-    assert first.role == "system" and "Current step: Step 1" in first.content
-    assert "find_employee" in first.content
+    leave_agent(model, hr_tools, prompt_style=style).run(QUERY)
+    states = [r.messages[-1] for r in model.requests]
+    assert all(m.role == "system" for m in states)
+    assert all(e in m.content for e, m in zip(expected, states, strict=True)), states
     # the value produced by step 1 is stated for step 2
-    assert "- employee_id: 1" in second.content and "Current step: Step 2" in second.content
-    assert "Call the finish tool now" in third.content
+    assert ("- employee_id: 1" if style == "full" else "employee_id=1,") in states[1].content
     # the system prompt is identical on every request (prompt-cache friendly)
     assert len({r.messages[0].content for r in model.requests}) == 1
 
@@ -219,12 +226,16 @@ def doc_tools() -> tuple[ToolRegistry, list[str]]:
     return ToolRegistry(fetch_policy, count_words), received
 
 
-def test_long_results_go_to_variable_memory_and_keys_are_substituted():
+@pytest.mark.parametrize("style, named", [("compact", 'count_words(text="memory_1")'),
+                                           ("full", '- text: "memory_1"')])
+@pytest.mark.parametrize("decoding", ["free", "guided"])
+def test_long_results_go_to_variable_memory_and_keys_are_substituted(style, named, decoding):
     registry, received = doc_tools()
     model = ScriptedModel([call("fetch_policy", topic="travel"),
                            call("count_words", text="memory_1"),
                            call("finish", answer="362 words")])
-    agent = Agent(load_routine_text(DOC_ROUTINE), registry, model, memory_threshold=200)
+    agent = Agent(load_routine_text(DOC_ROUTINE), registry, model, memory_threshold=200,
+                  prompt_style=style, decoding=decoding)
     trace = agent.run("How long is the travel policy?")
     fetch, count = trace.tool_calls
     assert fetch.memory_key == "memory_1"
@@ -232,8 +243,11 @@ def test_long_results_go_to_variable_memory_and_keys_are_substituted():
     assert len(fetch.result_text) < 400  # the model saw a preview, not 2,000 characters
     assert received == [fetch.result] and count.result == len(fetch.result.split())
     assert count.arguments == {"text": "memory_1"}  # as the model sent it
-    # the state prompt lists the memory key, and step 2's argument by its key
-    assert "memory_1 (from fetch_policy)" in model.requests[1].messages[-1].content
+    # the state prompt lists the memory key, and step 2's argument by its key (not the
+    # 2,000 characters again); the guide fixes the argument to the key too
+    state = model.requests[1].messages[-1].content
+    assert "- memory_1 (" in state and named in state and len(state) < 500
+    assert model.requests[1].guide.fixed == {"count_words": {"text": "memory_1"}}
 
 
 # ---------------------------------------------------------------- branches
@@ -254,7 +268,8 @@ def test_branch_is_chosen_by_when_expression(hr_tools):
                                 "submit", "confirm"]
     assert trace.tool_calls[2].result["days"] == 2.0
     # once the branch was decided, the model was told to submit with the known id
-    assert "Call the submit_leave_request tool" in model.requests[2].messages[-1].content
+    assert "Now step 4-1_1: submit_leave_request(employee_id=1, " in \
+        model.requests[2].messages[-1].content
 
 
 BRANCH_BY_MODEL = """
@@ -292,7 +307,8 @@ def test_branch_without_expressions_follows_the_models_choice(hr_tools):
     agent = Agent(load_routine_text(BRANCH_BY_MODEL), hr_tools, model)
     trace = agent.run(f"Who is {NAME}?")
     first_state = model.requests[0].messages[-1].content
-    assert "Decide which option applies" in first_state and "call find_employee" in first_state
+    assert first_state == ("Now step 1: choose:\n- if the user asks about a person: "
+                           "find_employee\n- if the user only says hello: finish")
     assert trace.branches == {"choose": 0}
     assert trace.steps_done == ["choose", "lookup", "answer"]
 
@@ -328,13 +344,19 @@ def test_no_routine_accepts_a_plain_text_answer_and_offers_every_tool(hr_tools):
     model = ScriptedModel([call("find_employee", name=NAME), "Arjun is Head of Engineering."])
     trace = Agent(None, hr_tools, model).run(f"Who is {NAME}?")
     assert trace.outcome == "answered" and trace.answer.startswith("Arjun")
+    # the compact style answers in plain text: no finish tool; the full style offers it
+    assert set(model.requests[0].tool_names) == set(hr_tools.names())
+    assert len(model.requests[0].tool_names) == 25
+    assert model.requests[0].messages[0].content.startswith("Use the tools, one tool call")
+    model = ScriptedModel([call("find_employee", name=NAME), "Arjun is Head of Engineering."])
+    trace = Agent(None, hr_tools, model, prompt_style="full").run(f"Who is {NAME}?")
+    assert trace.outcome == "answered"
     assert set(model.requests[0].tool_names) == set(hr_tools.names()) | {"finish"}
-    assert len(model.requests[0].tool_names) == 26
     assert "# Routine" not in model.requests[0].messages[0].content
 
 
 def test_offered_tools_follow_the_routine_unless_all_are_asked_for(hr_tools):
-    for offer, expected in (("routine", 3), ("all", 26)):
+    for offer, expected in (("routine", 2), ("all", 25)):  # no finish: answers are text
         model = ScriptedModel([call("finish", answer="x")])
         leave_agent(model, hr_tools, offer_tools=offer).run(QUERY)
         assert len(model.requests[0].tools) == expected
@@ -451,7 +473,8 @@ def test_other_routines_are_shown_but_not_allowed(hr_tools):
                            call("finish", answer="x")])
     trace = leave_agent(model, hr_tools, others=[other]).run(QUERY)
     system = model.requests[0].messages[0].content
-    assert "# Routine: leave_balance" in system and "# Routine: payslip_lookup" in system
+    assert "\n# leave_balance: " in system and "\n# payslip_lookup: " in system
+    assert system.startswith("Follow the routine below that fits the request")
     assert trace.tool_calls[0].error_kind == "not_allowed"
 
 
@@ -462,12 +485,18 @@ def test_input_defaults_are_not_stated_as_facts_when_a_request_may_give_them(hr_
     model = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="x")])
     leave_agent(model, hr_tools).run(QUERY)
     second = model.requests[1].messages[-1].content
-    assert "- leave_type: take it from the user's request" in second
-    assert "if the request does not say, 'annual'" in second
+    assert "leave_type=the request's leave_type)" in second
+    assert 'leave_type (the kind of leave (annual, sick, parental or unpaid); if the request ' \
+        'does not say, "annual")' in model.requests[1].messages[0].content
     model = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="x")])
     leave_agent(model, hr_tools).run(None, {"employee_name": NAME})  # inputs only: defaults hold
-    assert '- leave_type: "annual"' in model.requests[1].messages[-1].content
-    assert "Current step: Step 1" in state
+    assert 'leave_type="annual")' in model.requests[1].messages[-1].content
+    assert "Now step 1: " in state
+    full = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="x")])
+    leave_agent(full, hr_tools, prompt_style="full").run(QUERY)
+    second = full.requests[1].messages[-1].content
+    assert "- leave_type: take it from the user's request" in second
+    assert "if the request does not say, 'annual'" in second
 
 
 def test_turn_records_are_complete_when_appended_and_messages_typed(hr_tools, tmp_path):

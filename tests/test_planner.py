@@ -108,7 +108,9 @@ def test_compact_prompts_keep_every_fact_of_the_full_ones(domain):
         labels = StepTracker(routine).flow.labels
         assert len(compact) < 0.8 * len(full), path.name
         for name, spec in routine.inputs.items():
-            assert f"{name} ({spec.description})" in compact, (path.name, name)
+            default = "" if spec.default is None else \
+                f"; if the request does not say, {json.dumps(spec.default)}"
+            assert f"{name} ({spec.description}{default})" in compact, (path.name, name)
         for step, _ in routine.walk():
             assert f"{labels[step.id]}. {step.name}: {step.description}" in compact
             if step.tool:
@@ -139,7 +141,8 @@ def test_compact_answers_in_plain_text_unless_guided_decoding_needs_finish(reque
     condition = CONDITIONS["nl+track+compact"]
     compact = condition.settings(RunSettings())
     assert condition.optional and compact.prompt_style == "compact"
-    assert names(compact) == [] and names(RunSettings()) == ["finish"]
+    assert names(compact) == [] and names(RunSettings()) == []  # compact: the default
+    assert names(CONDITIONS["nl+track"].settings(RunSettings())) == ["finish"]
     assert names(compact.model_copy(update={"decoding": "guided"})) == ["finish"]
     tracker = StepTracker(request_leave, {"leave_type": "annual", "start_date": "2026-06-08",
                                           "end_date": "2026-06-09"})

@@ -369,7 +369,7 @@ def test_cli_run_library_runs_the_routed_routine_on_an_endpoint(scripted_server,
     assert code == 0, out
     assert "route → manager_lookup" in out and "Answer: No manager" in out
     assert ScriptedServer.requests[0]["tools"][0]["function"]["name"] == "find_employee"
-    assert "# Routine: manager_lookup" in ScriptedServer.requests[0]["messages"][0]["content"]
+    assert "\n# manager_lookup: " in ScriptedServer.requests[0]["messages"][0]["content"]
 
 
 # ------------------------------------------------------------------ the routed condition

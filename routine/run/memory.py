@@ -55,6 +55,16 @@ class VariableMemory:
     def is_long(self, text: str) -> bool:
         return len(text) > self.threshold
 
+    def key_of(self, value: Any) -> str | None:
+        """The key of the long result ``value`` is, if it is one: a prompt names the key
+        (the model passes it, the tool gets the value) instead of repeating the text."""
+        if value is None or isinstance(value, (bool, int, float)):
+            return None
+        for entry in self.entries.values():
+            if (entry.value is value or entry.value == value) and self.is_long(entry.text):
+                return entry.key
+        return None
+
     def shown(self, entry: MemoryEntry) -> str:
         """What the model is shown instead of a long result: the key, the fields it has
         (a path into it is an argument too), and a preview."""

@@ -244,7 +244,9 @@ class Planner:
             else:
                 item["steps"] = self._items(each, each.steps, tracker.flow.labels,
                                             tracker.flow.options)
-            item["inputs"] = [(name, spec.description) for name, spec in each.inputs.items()]
+            item["inputs"] = [(name, spec.description + (
+                f"; if the request does not say, {json.dumps(spec.default, default=str)}"
+                if spec.default is not None else "")) for name, spec in each.inputs.items()]
             items.append(item)
         context = {"routines": items, "format": self.routine_format}
         template = "system_compact.j2" if self._compact else "system.j2"
@@ -273,7 +275,8 @@ class Planner:
                 label=flow.labels[step.id],
                 done=[f"{flow.labels[d]} ({flow.steps[d].tool or flow.steps[d].kind})"
                       for d in tracker.done if not flow.steps[d].branch],
-                args=[{"name": a.name, "value": a.value, "known": a.known,
+                args=[{"name": a.name, "value": memory.key_of(a.value) or a.value,
+                       "known": a.known,
                        "source": a.source,
                        "short": _state_source(flow.labels, step.args.get(a.name))}
                       for a in tracker.arguments()],

@@ -19,9 +19,11 @@ class RunSettings(BaseModel):
     step_tracking: bool = Field(
         True, description="Send the current step (with known argument values) every turn.")
     prompt_style: Literal["full", "compact"] = Field(
-        "full", description="full: rules and the routine in sentences, the current step "
-        "restated every turn; compact: the same facts in fewer tokens (each step as "
-        "`name: description -> tool(arg=source)`, the state as the call to make).")
+        "compact", description="compact: each step as `name: description -> tool(arg=source)`, "
+        "the state as the call to make, the answer in plain text (149 tokens a request); "
+        "full: rules and the routine in sentences, the current step restated every turn, "
+        "the answer through a finish tool (392 tokens; the paper conditions of `routine "
+        "eval` and the distilled training data use it).")
     offer_tools: Literal["routine", "all"] = Field(
         "routine", description="Offer the model only the routine's tools, or every registered "
         "tool (calls are still limited to the routine's tools).")

@@ -169,9 +169,11 @@ def turn_guide(state: RunState) -> TurnGuide | None:
         return TurnGuide(step.id, flow.labels[step.id], (FINISH_TOOL,), constrain=constrain)
     allowed = {tool: flow.steps[node] for tool, node in tracker.allowed_here().items()}
     tools = tuple(allowed) + ((FINISH_TOOL,) if FINISH_TOOL in tracker.expected_tools() else ())
-    known = {tool: {a.name: a.value for a in tracker.arguments(target) if a.known}
+    key_of = state.memory.key_of  # a long result is passed by its memory key
+    known = {tool: {a.name: key_of(a.value) or a.value
+                    for a in tracker.arguments(target) if a.known}
              for tool, target in allowed.items()}
-    fixed = {tool: {a.name: a.value for a in tracker.fixed_arguments(target)}
+    fixed = {tool: {a.name: key_of(a.value) or a.value for a in tracker.fixed_arguments(target)}
              for tool, target in allowed.items()}
     if step.branch:
         return TurnGuide(step.id, flow.labels[step.id], tools, known, (),
