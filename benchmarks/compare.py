@@ -52,14 +52,16 @@ IMPORTS = {
     "agents": "import agents",
     "langgraph": "import langgraph.prebuilt, langchain_openai",
 }
-# Routine's conditions for the token count (routine_format, step_tracking, memory_threshold)
+# Routine's conditions for the token count: the paper's (the full prompt style, as `routine
+# eval` runs them), memory off, and the default settings (the compact style)
+_FULL = {"prompt_style": "full"}
 TOKEN_VARIANTS = {
-    "routine nl+track": {},
-    "routine nl": {"step_tracking": False},
-    "routine json": {"routine_format": "json", "step_tracking": False},
-    "routine none": {"routine_format": "none", "step_tracking": False},
-    "routine nl+track, memory off": {"memory_threshold": 10**9},
-    "routine nl+track, compact": {"prompt_style": "compact"},
+    "routine nl+track": _FULL,
+    "routine nl": {**_FULL, "step_tracking": False},
+    "routine json": {**_FULL, "routine_format": "json", "step_tracking": False},
+    "routine none": {**_FULL, "routine_format": "none", "step_tracking": False},
+    "routine nl+track, memory off": {**_FULL, "memory_threshold": 10**9},
+    "routine nl+track, compact": {},
 }
 
 

@@ -114,12 +114,17 @@ def _short_source(labels: dict[str, str], value: Any) -> str:
     return ".".join((ref.name, *ref.path))  # inputs, vars
 
 
-def _state_source(labels: dict[str, str], value: Any) -> str:
+def _state_source(routine: Routine, labels: dict[str, str], value: Any) -> str:
     """An unknown argument in the compact state prompt: an input reads ``the request's
-    NAME`` (a bare name invites copying it as the value)."""
+    NAME`` (a bare name invites copying it as the value), with its default where it has
+    one (``the request's leave_type, else "annual"``)."""
     refs = parse_references(value)
     if len(refs) == 1 and refs[0].whole and refs[0].kind == "inputs":
-        return f"the request's {'.'.join((refs[0].name, *refs[0].path))}"
+        ref = refs[0]
+        spec = routine.inputs.get(ref.name)
+        default = "" if spec is None or spec.default is None or ref.path else \
+            f", else {json.dumps(spec.default, default=str, ensure_ascii=False)}"
+        return f"the request's {'.'.join((ref.name, *ref.path))}{default}"
     return _short_source(labels, value)
 
 
@@ -244,9 +249,7 @@ class Planner:
             else:
                 item["steps"] = self._items(each, each.steps, tracker.flow.labels,
                                             tracker.flow.options)
-            item["inputs"] = [(name, spec.description + (
-                f"; if the request does not say, {json.dumps(spec.default, default=str)}"
-                if spec.default is not None else "")) for name, spec in each.inputs.items()]
+            item["inputs"] = [(name, spec.description) for name, spec in each.inputs.items()]
             items.append(item)
         context = {"routines": items, "format": self.routine_format}
         template = "system_compact.j2" if self._compact else "system.j2"
@@ -278,7 +281,8 @@ class Planner:
                 args=[{"name": a.name, "value": memory.key_of(a.value) or a.value,
                        "known": a.known,
                        "source": a.source,
-                       "short": _state_source(flow.labels, step.args.get(a.name))}
+                       "short": _state_source(tracker.routine, flow.labels,
+                                              step.args.get(a.name))}
                       for a in tracker.arguments()],
                 options=[{"condition": o.condition,
                           "tool": tracker.first_tool(flow.options[step.id][n]) or "finish",
