@@ -134,7 +134,8 @@ def test_jobs_run_grouped_by_routine_then_by_shared_system_prompt(tmp_path):
 def test_conditions_with_other_prompts_run_in_blocks_of_their_own(tmp_path):
     """The compact style and memory off change the prompt: interleaved with nl+track, each
     sample replaced the server's cached prompt (26 s a sample on the 0.5B, 2 s grouped)."""
-    conditions = ["nl+track", "nl+track+compact", "nl+track+nomemory"]
+    conditions = ["nl+track", "nl+track+compact", "nl+track+nomemory", "nl+track+guided",
+                  "nl+track+guided+inputs"]
     cfg = config(tmp_path, conditions=conditions, step_limit=None, protocols=("step",))
     asyncio.run(run_evaluation(cfg, gold_model()))
     rows = [json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text()

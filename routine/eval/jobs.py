@@ -75,13 +75,15 @@ def prompt_order(condition: Condition, routine: str | None) -> tuple[Any, ...]:
     The no-routine condition first (one system prompt for all), then grouped by routine;
     within a routine by the system prompt the condition gives (nl and nl+track share
     theirs: their blocks are adjacent; the compact style's differs) and by how results are
-    shown (memory off changes the history).
+    shown (memory off changes the history); then by decoding and inputs-first (the same
+    prompts: their blocks are adjacent; the inputs turn changes the history).
     Consecutive prompts then share their start, so a server's prompt cache holds: a cold
     3,500-token prompt costs ~40 s on a CPU, and the compact style interleaved with the
     full one took a median 26 s a sample on the 0.5B against 2 s grouped."""
     shown = "" if condition.routine_format == "none" else routine or ""
     return (shown, (condition.routine_format, condition.distractors, condition.step_tracking,
-                    condition.prompt_style, condition.memory))
+                    condition.prompt_style, condition.memory, condition.decoding,
+                    condition.inputs_first))
 
 
 @dataclass(frozen=True)
