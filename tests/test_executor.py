@@ -44,8 +44,8 @@ def test_three_step_chain_runs_tools_on_real_database(hr_tools):
 
 
 @pytest.mark.parametrize("style, expected", [
-    ("compact", ["Now step 1: find_employee(name=the request's employee_name)",
-                 'Now step 2: get_leave_balance(employee_id=1, leave_type=',
+    ("compact", ['Now step 1: call find_employee with {"name": <the request\'s employee_name>}',
+                 'Now step 2: call get_leave_balance with {"employee_id": 1, "leave_type": ',
                  "Now step 3: answer the user in plain text, no tool call."]),
     ("full", ["Current step: Step 1 — Find the employee.",
               "Current step: Step 2 — Check the leave balance.",
@@ -62,7 +62,7 @@ def test_state_prompt_names_current_step_with_known_values(hr_tools, style, expe
     assert all(m.role == "system" for m in states)
     assert all(e in m.content for e, m in zip(expected, states, strict=True)), states
     # the value produced by step 1 is stated for step 2
-    assert ("- employee_id: 1" if style == "full" else "employee_id=1,") in states[1].content
+    assert ("- employee_id: 1" if style == "full" else '"employee_id": 1,') in states[1].content
     # the system prompt is identical on every request (prompt-cache friendly)
     assert len({r.messages[0].content for r in model.requests}) == 1
 
@@ -226,7 +226,7 @@ def doc_tools() -> tuple[ToolRegistry, list[str]]:
     return ToolRegistry(fetch_policy, count_words), received
 
 
-@pytest.mark.parametrize("style, named", [("compact", 'count_words(text="memory_1")'),
+@pytest.mark.parametrize("style, named", [("compact", 'count_words with {"text": "memory_1"}'),
                                            ("full", '- text: "memory_1"')])
 @pytest.mark.parametrize("decoding", ["free", "guided"])
 def test_long_results_go_to_variable_memory_and_keys_are_substituted(style, named, decoding):
@@ -246,7 +246,7 @@ def test_long_results_go_to_variable_memory_and_keys_are_substituted(style, name
     # the state prompt lists the memory key, and step 2's argument by its key (not the
     # 2,000 characters again); the guide fixes the argument to the key too
     state = model.requests[1].messages[-1].content
-    assert "- memory_1 (" in state and named in state and len(state) < 500
+    assert "memory_1 (" in state and named in state and len(state) < 500
     assert model.requests[1].guide.fixed == {"count_words": {"text": "memory_1"}}
 
 
@@ -268,7 +268,7 @@ def test_branch_is_chosen_by_when_expression(hr_tools):
                                 "submit", "confirm"]
     assert trace.tool_calls[2].result["days"] == 2.0
     # once the branch was decided, the model was told to submit with the known id
-    assert "Now step 4-1_1: submit_leave_request(employee_id=1, " in \
+    assert 'Now step 4-1_1: call submit_leave_request with {"employee_id": 1, ' in \
         model.requests[2].messages[-1].content
 
 
@@ -485,10 +485,10 @@ def test_input_defaults_are_not_stated_as_facts_when_a_request_may_give_them(hr_
     model = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="x")])
     leave_agent(model, hr_tools).run(QUERY)
     second = model.requests[1].messages[-1].content
-    assert 'leave_type=the request\'s leave_type, else "annual")' in second
+    assert '"leave_type": <the request\'s leave_type, else "annual">}' in second
     model = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="x")])
     leave_agent(model, hr_tools).run(None, {"employee_name": NAME})  # inputs only: defaults hold
-    assert 'leave_type="annual")' in model.requests[1].messages[-1].content
+    assert '"leave_type": "annual"}' in model.requests[1].messages[-1].content
     assert "Now step 1: " in state
     full = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="x")])
     leave_agent(full, hr_tools, prompt_style="full").run(QUERY)

@@ -92,7 +92,7 @@ def test_compact_prompt_snapshots(request_leave):
     tracker.record("find_employee", {"id": 5, "name": "Dana Xu"})
     text = planner.state_prompt(tracker, VariableMemory())
     check_snapshot("state_request_leave_step3_compact.txt", text)
-    assert text == 'Now step 3: get_leave_balance(employee_id=5, leave_type="annual")'
+    assert text == 'Now step 3: call get_leave_balance with {"employee_id": 5, "leave_type": "annual"}'
 
 
 @pytest.mark.parametrize("domain", ["hr", "retail"])
@@ -122,7 +122,7 @@ def test_compact_state_names_the_call_and_what_is_still_unknown(request_leave):
     tracker = StepTracker(request_leave, {"start_date": "2026-06-08", "end_date": "2026-06-09"})
     tracker.complete()  # the ask step: the dates are known
     text = Planner(style="compact").state_prompt(tracker, VariableMemory())
-    assert text == "Now step 2: find_employee(name=the request's employee_name)"
+    assert text == 'Now step 2: call find_employee with {"name": <the request\'s employee_name>}'
 
 
 def test_compact_answers_in_plain_text_unless_guided_decoding_needs_finish(request_leave):

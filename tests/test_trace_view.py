@@ -105,7 +105,7 @@ def test_a_run_page_shows_steps_turns_prompts_replies_calls_and_failures(hr_tool
     assert "Turn 2 · retry · step 1 Find the employee" in text
     assert "350+20 tokens" in text and "Turn 4 · tool_calls · step 2 Check the leave balance" in text
     assert "Prompt the model saw: 9 messages (3 new since the last request)" in text
-    assert "Now step 2: get_leave_balance(employee_id=1, " in text  # state prompt
+    assert 'Now step 2: call get_leave_balance with {"employee_id": 1, ' in text  # state
     assert f"Raw reply {HOSTILE} I think I am done" in text
     assert f'Raw reply finish({{"answer": "7 of 25 days left {HOSTILE}"}}) [call_finish]' in text
     assert "Fed back to the model: Your reply did not call a tool." in text
