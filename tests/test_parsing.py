@@ -51,6 +51,11 @@ def test_plain_text_is_an_answer_not_a_call():
     ('{"name": "a", "arguments": "{not json}"}', "not valid JSON"),
     ('{"name": "a", "arguments": [1, 2]}', "must be a JSON object"),
     ('{"name": "a", "arguments": {"x": 1}', "looks like a tool call"),
+    # the compact state prompt's source copied as the value (the 0.5B, style-hr-0.5b-compact3)
+    ('{"name": "list_payslips", "arguments": {"employee_id": 80, "year": <the request\'s '
+     'year>}}', "<the request's year> is where a value goes, not the value"),
+    ("<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": <the request's x>}}\n</tool_call>",
+     "<the request's x> is where a value goes"),
 ])
 def test_broken_calls_raise_a_model_facing_error(text, message):
     with pytest.raises(CallParseError, match=message):

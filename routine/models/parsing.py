@@ -31,6 +31,8 @@ __all__ = ["ParsedCall", "ParsedReply", "CallParseError", "parse_reply", "first_
 _TAG_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
 _FENCE_RE = re.compile(r"```(?:json|tool_call|JSON)?\s*(.*?)```", re.S)
 _DECODER = json.JSONDecoder()
+# an argument's source, as the compact state prompt writes it, copied as the value
+_PLACEHOLDER_RE = re.compile(r':\s*(<[^<>\n"]{1,80}>)')
 # the keywords of an object schema a model copies around its arguments
 _ENVELOPE = frozenset({"type", "properties", "required", "additionalProperties", "title",
                        "description", "$schema"})
@@ -113,6 +115,17 @@ def _json_values(text: str) -> list[tuple[Any, int, int]]:
     return out
 
 
+def _unreadable(text: str, message: str) -> CallParseError:
+    """The error for a call that cannot be read; a placeholder copied from the prompt
+    (``"year": <the request's year>``) is named, with what to write instead."""
+    placeholder = _PLACEHOLDER_RE.search(text)
+    if placeholder:
+        return CallParseError(f"{placeholder.group(1)} is where a value goes, not the value: "
+                              "write the value itself (from the request or a tool result) "
+                              "as JSON")
+    return CallParseError(message)
+
+
 def _calls_in(value: Any) -> list[ParsedCall]:
     items = value if isinstance(value, list) else [value]
     calls = [_as_call(item) for item in items]
@@ -130,9 +143,8 @@ def _from_text(text: str) -> ParsedReply:
             values = _json_values(_undouble(body))
             found = _calls_in(values[0][0]) if values else []
             if not found:
-                raise CallParseError(
-                    "could not read the call inside <tool_call>...</tool_call>: expected "
-                    '{"name": "<tool>", "arguments": {...}}')
+                raise _unreadable(body, "could not read the call inside <tool_call>..."
+                                  '</tool_call>: expected {"name": "<tool>", "arguments": {...}}')
             calls += found
         rest = _TAG_RE.sub("", text).strip()
         return ParsedReply(calls, rest, True)
@@ -148,8 +160,8 @@ def _from_text(text: str) -> ParsedReply:
         if found:
             return ParsedReply(found, (text[:start] + text[end:]).strip(), True)
     if re.search(r'"name"\s*:|<tool_call>', text):
-        raise CallParseError('the reply looks like a tool call but is not valid JSON: expected '
-                             '{"name": "<tool>", "arguments": {...}}')
+        raise _unreadable(text, 'the reply looks like a tool call but is not valid JSON: '
+                          'expected {"name": "<tool>", "arguments": {...}}')
     return ParsedReply([], text.strip(), False)
 
 
