@@ -25,7 +25,7 @@ RETAIL = ROOT / "eval" / "datasets" / "retail"
 
 @pytest.fixture(scope="module")
 def retail_rows():
-    return asyncio.run(distill(RETAIL))
+    return asyncio.run(distill(RETAIL, variants=("routine", "compact", "distilled")))
 
 
 def test_prompts_are_what_a_live_run_sends(retail_rows):
@@ -39,7 +39,8 @@ def test_prompts_are_what_a_live_run_sends(retail_rows):
     by_id = {r.id: r for r in rows}
     checked = 0
     for example in examples[::4]:
-        for variant, condition in (("routine", "nl+track"), ("distilled", "none")):
+        for variant, condition in (("routine", "nl+track"), ("compact", "nl+track+compact"),
+                                   ("distilled", "none")):
             model = ScriptedModel([text_call(c.name, **c.arguments) for c in example.calls]
                                   + [text_call("finish", answer=example.answer)],
                                   inputs=example.inputs)
@@ -47,7 +48,7 @@ def test_prompts_are_what_a_live_run_sends(retail_rows):
                                           CONDITIONS[condition], 0, RunSettings(), domain,
                                           seed))
             assert result.success
-            if variant == "routine":  # one row per step: its prompt is that request
+            if variant != "distilled":  # one row per step: its prompt is that request
                 for step, request in enumerate(model.requests):
                     row = by_id[f"{example.id}#{step}:{variant}"]
                     assert row.prompt == to_wire(request.messages)
@@ -72,21 +73,36 @@ def test_only_train_templates_and_the_variants_differ_as_they_should(retail_rows
     held_out = {e.template for e in examples if e.split != "train"}
     assert rows and not {r.template for r in rows} & held_out
     assert {r.split for r in rows} == {"train"}
-    assert counts["kept_gold_routine"] == counts["kept_gold_distilled"] > 0
+    kept = counts["kept_gold_routine"]
+    assert kept == counts["kept_gold_compact"] == counts["kept_gold_distilled"] > 0
     for row in rows:
         system = row.prompt[0]["content"]
+        state = json.dumps(row.prompt[1:])
         if row.variant == "routine":
             assert "# Routine:" in system and row.prompt[-1]["role"] == "system"
+            assert "Current step" in row.prompt[-1]["content"]
+        elif row.variant == "compact":
+            assert f"# {row.routine}:" in system and row.prompt[-1]["content"].startswith(
+                "Now step ")
         else:
-            assert "# Routine:" not in system and "Current step" not in json.dumps(row.prompt)
+            assert "# Routine:" not in system and f"# {row.routine}:" not in system
+            assert "Current step" not in state and "Now step" not in state
         replies = [row.messages[i] for i in row.trained()]
-        assert len(replies) == row.turns and all(len(r["tool_calls"]) == 1 for r in replies)
-        if row.variant == "routine":
+        assert len(replies) == row.turns
+        if row.variant == "compact" and "tool_calls" not in replies[-1]:  # the answer step
+            assert replies[-1]["content"].strip() and '"finish"' not in row.tools
+            assert "answer the user in plain text" in row.prompt[-1]["content"]
+        else:
+            assert all(len(r["tool_calls"]) == 1 for r in replies)
+        if row.variant != "distilled":
             assert row.turns == 1 and row.completion == replies
         else:  # merged: the whole trajectory in one row, the tool results between replies
             assert row.turns > 1 and {m["role"] for m in row.completion} == {"assistant", "tool"}
-    last = [r for r in rows if r.completion[-1]["tool_calls"][0]["function"]["name"] == "finish"]
+    last = [r for r in rows if "tool_calls" in r.completion[-1]
+            and r.completion[-1]["tool_calls"][0]["function"]["name"] == "finish"]
     assert len(last) == counts["kept_gold_routine"] + counts["kept_gold_distilled"]
+    answers = [r for r in rows if r.variant == "compact" and "tool_calls" not in r.completion[-1]]
+    assert len(answers) == counts["kept_gold_compact"]  # one plain-text answer a trajectory
     distilled = [r for r in rows if r.variant == "distilled"]
     assert len(distilled) == counts["kept_gold_distilled"]  # one row per trajectory
 
@@ -133,6 +149,8 @@ def test_cli_writes_the_data(tmp_path, capsys):
     assert rows and {r.variant for r in rows} == {"distilled"}
     assert '"examples"' in capsys.readouterr().out
     assert main(["distill", str(RETAIL), "--out", str(out), "--variants", "magic"]) == 2
+    assert main(["distill", str(RETAIL), "--out", str(out), "--no-count-tokens"]) == 0
+    assert {r.variant for r in load_sft(out)} == {"compact", "distilled"}  # the default
 
 
 def test_token_totals_with_the_embedded_vocabulary(retail_rows):

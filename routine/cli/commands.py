@@ -716,8 +716,9 @@ def distill(
     out: Annotated[Path, typer.Option(help="The SFT data, one JSON object per line.")],
     split: Annotated[str, typer.Option(help="The split whose templates are used.")] = "train",
     variants: Annotated[str, typer.Option(
-        help="routine (the routine and step tracking in the prompt), distilled (no "
-             "routine), or both, comma-separated.")] = "routine,distilled",
+        help="compact (the routine and step tracking in the compact prompt style live runs "
+             "use by default), routine (the same in the full style: the paper's nl+track), "
+             "distilled (no routine); comma-separated.")] = "compact,distilled",
     traces: Annotated[list[Path] | None, typer.Option(
         "--traces", help="traces.jsonl of runs on this domain's queries (e.g. a teacher "
                          "endpoint's); judged against the gold data, only right ones kept.")
@@ -740,9 +741,10 @@ def distill(
     from ..run.trace import load_traces
 
     chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
-    unknown = sorted(set(chosen) - {"routine", "distilled"})
+    unknown = sorted(set(chosen) - {"routine", "compact", "distilled"})
     if unknown:
-        raise click.BadParameter(f"unknown variant(s) {unknown}; choose routine, distilled",
+        raise click.BadParameter(f"unknown variant(s) {unknown}; choose from compact, "
+                                 "routine, distilled",
                                  param_hint="--variants")
     loaded = [t for path in traces or [] for t in load_traces(path)] if traces else None
     rows, counts = asyncio.run(build(dataset, split=split, variants=chosen,  # type: ignore[arg-type]

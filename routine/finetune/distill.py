@@ -9,6 +9,8 @@ prompt by construction (a test checks it against live runs). Two variants:
 
 * ``routine`` — routine-following: the routine in the system prompt and the state
   prompt naming the current step (the ``nl+track`` condition);
+* ``compact`` — routine-following in the compact prompt style, the default of live runs
+  (``nl+track+compact``): the answer step is a plain-text reply, no ``finish`` tool;
 * ``distilled`` — the same trajectory with no routine at all (the ``none``
   condition): the model must internalise the process.
 
@@ -47,13 +49,14 @@ from ..eval.tasks import run_task
 from ..models.messages import ToolCall, to_wire
 from ..run.trace import RunTrace
 from ..spec.format import Routine
-from ..tools.core import ToolRegistry
+from ..tools.core import FINISH_TOOL, ToolRegistry
 
 __all__ = ["SftExample", "Variant", "VARIANTS", "Trajectory", "distill", "merge_turns",
            "write_sft", "load_sft", "sft_stats", "trajectories_from_traces"]
 
-Variant = Literal["routine", "distilled"]
-VARIANTS: dict[str, str] = {"routine": "nl+track", "distilled": "none"}
+Variant = Literal["routine", "compact", "distilled"]
+VARIANTS: dict[str, str] = {"routine": "nl+track", "compact": "nl+track+compact",
+                            "distilled": "none"}
 
 
 class SftExample(BaseModel):
@@ -124,6 +127,10 @@ def merge_turns(rows: list[SftExample]) -> list[SftExample]:
         "turns": len(rows), "completion": last.messages[len(first.prompt):]})]
 
 
+def _offers(tools: list[dict[str, Any]], name: str) -> bool:
+    return any((t.get("function") or t).get("name") == name for t in tools)
+
+
 async def _rows(trajectory: Trajectory, variant: Variant, routines: dict[str, Routine],
                 registry: ToolRegistry, domain: Domain, seed: Snapshot) -> list[SftExample]:
     """Play one trajectory under a variant, judged by the task protocol; [] if it does not
@@ -139,23 +146,26 @@ async def _rows(trajectory: Trajectory, variant: Variant, routines: dict[str, Ro
             or any(c.error is not None for c in result.calls):  # a call refused or failed
         return []
     rows = []
-    replies = [*trajectory.calls, ("finish", {"answer": trajectory.answer})]
+    replies = [*trajectory.calls, (FINISH_TOOL, {"answer": trajectory.answer})]
     for step, (request, (name, arguments)) in enumerate(zip(player.requests, replies,
                                                             strict=False)):
-        call = ToolCall.of(f"call_{step}", name, arguments)
+        if name == FINISH_TOOL and not _offers(request.tools, FINISH_TOOL):
+            reply = {"role": "assistant", "content": arguments["answer"]}  # the compact style
+        else:
+            reply = {"role": "assistant", "content": "", "tool_calls": [
+                ToolCall.of(f"call_{step}", name, arguments).model_dump(mode="json")]}
         rows.append(SftExample(
             id=f"{example.id}#{step}:{variant}", example_id=example.id,
             template=example.template, split=example.split, routine=example.routine,
             variant=variant, source=trajectory.source, step=step,
             prompt=to_wire(request.messages),
-            completion=[{"role": "assistant", "content": "",
-                         "tool_calls": [call.model_dump(mode="json")]}],
+            completion=[reply],
             tools=json.dumps(request.tools, ensure_ascii=False)))
     return rows
 
 
 async def distill(folder: str | Path, *, split: str = "train",
-                  variants: tuple[Variant, ...] = ("routine", "distilled"),
+                  variants: tuple[Variant, ...] = ("compact", "distilled"),
                   traces: list[RunTrace] | None = None, gold: bool = True,
                   merge: bool = True) -> tuple[list[SftExample], dict[str, int]]:
     """SFT examples from a domain's gold ``split`` (and/or traces of its queries): only
