@@ -216,6 +216,30 @@ def test_eval_limit_takes_a_fixed_subset(tiny):
     assert _rows(data, ["distilled"], 2)[0] == _rows(data, ["distilled"])[0]
 
 
+def test_balanced_variants_take_as_many_rows_of_each(tmp_path):
+    from routine.finetune.distill import SftExample
+    from routine.finetune.train import _rows, balance_variants
+
+    def row(i: int, variant: str) -> SftExample:
+        return SftExample(id=f"e{i}:{variant}", example_id=f"e{i}", template="t", split="train",
+                          routine="r", variant=variant, source="gold", step=0,
+                          prompt=[{"role": "user", "content": f"q{i}"}],
+                          completion=[{"role": "assistant", "content": f"a{i}"}], tools="[]")
+
+    rows = [row(i, "compact") for i in range(9)] + [row(i, "distilled") for i in range(3)]
+    picked = balance_variants(rows, seed=0)
+    assert [r.variant for r in picked].count("compact") == 3
+    assert [r for r in picked if r.variant == "distilled"] == rows[9:]  # the smallest: all
+    assert picked == [r for r in rows if r in picked]  # the data's order kept
+    assert balance_variants(rows, seed=0) == picked  # the seed decides the sample
+    assert any(balance_variants(rows, seed=s) != picked for s in range(1, 6))
+    data = tmp_path / "sft.jsonl"
+    write_sft(rows, data)
+    assert len(_rows(data, ["compact", "distilled"], balance=True)) == 6
+    assert len(_rows(data, ["compact", "distilled"])) == 12
+    assert len(_rows(data, ["compact"], balance=True)) == 9  # one variant: nothing to balance
+
+
 def test_every_reply_of_a_merged_row_is_trained_and_nothing_else(tiny):
     """The loss mask: each assistant reply (through its end of turn), never the prompt or a
     tool result; a one-reply row gets the span trl gives a prompt-completion row."""

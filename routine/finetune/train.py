@@ -34,7 +34,7 @@ from ..errors import RoutineError
 from .schedules import SCHEDULES, multiplier, refined_from_grad_norms
 
 __all__ = ["FinetuneConfig", "FinetuneResult", "load_recipe", "finetune", "probe_bf16",
-           "load_base"]
+           "load_base", "balance_variants"]
 
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -54,9 +54,12 @@ class FinetuneConfig(BaseModel):
                       "name, or random:<shape> (a randomly initialised Qwen3 shape, for "
                       "benchmarks).")
     out: Path = Field(description="Output folder: checkpoints, the adapter, the log.")
-    variants: list[Literal["routine", "distilled"]] = Field(
-        default_factory=lambda: ["routine", "distilled"],
-        description="Which SFT variants to train on.")
+    variants: list[Literal["routine", "compact", "distilled"]] = Field(
+        default_factory=lambda: ["routine", "compact", "distilled"],
+        description="Which SFT variants to train on (default: every one in the data).")
+    balance_variants: bool = Field(False, description="Train on as many rows of each "
+                                   "variant as the smallest variant has (sampled with the "
+                                   "seed).")
     lora_r: int = Field(8, ge=1, description="LoRA rank.")
     lora_alpha: int = Field(16, ge=1, description="LoRA alpha.")
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
@@ -211,13 +214,29 @@ def _dequantised(gguf: Path) -> Path:
     return folder
 
 
-def _rows(path: Path, variants: list[str], limit: int | None = None) -> list[Any]:
+def _rows(path: Path, variants: list[str], limit: int | None = None, *,
+          balance: bool = False, seed: int = 0) -> list[Any]:
     from .distill import load_sft
 
     rows = [r for r in load_sft(path) if r.variant in variants][:limit]
     if not rows:
         raise RoutineError(f"{path}: no SFT examples of variants {variants}")
-    return rows
+    return balance_variants(rows, seed) if balance else rows
+
+
+def balance_variants(rows: list[Any], seed: int = 0) -> list[Any]:
+    """As many rows of every variant as the smallest variant has (the others sampled with
+    ``seed``, in their original order): a budget of steps then trains each variant about
+    equally, though per-step variants have ~3x the rows of merged ones."""
+    import random
+
+    by_variant: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_variant.setdefault(row.variant, []).append(i)
+    size = min(len(found) for found in by_variant.values())
+    chosen = {i for found in by_variant.values()
+              for i in random.Random(seed).sample(found, size)}
+    return [row for i, row in enumerate(rows) if i in chosen]
 
 
 def _ids(tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
@@ -292,7 +311,8 @@ def finetune(config: FinetuneConfig, callbacks: list[Any] | None = None) -> Fine
         pilot = json.loads((config.pilot / "log.json").read_text())
         shape = refined_from_grad_norms(pilot["grad_norms"])
     bf16 = resolve_bf16(config)
-    train_rows = _rows(config.data, config.variants)
+    train_rows = _rows(config.data, config.variants, balance=config.balance_variants,
+                       seed=config.seed)
     eval_rows = (_rows(config.eval_data, config.variants, config.eval_limit)
                  if config.eval_data else None)
     torch.manual_seed(config.seed)
