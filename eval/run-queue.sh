@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every pending measurement of the README, in order, one at a time (two cores: anything
 # run beside a model is slower for both). Each item resumes where it stopped, so after a
-# stop simply run this again; finished items cost seconds.
+# stop simply run this again; finished items cost seconds. Each condition runs alone
+# (its own `routine eval` into the item's folder), then one --report-only pass pairs them.
 #   eval/run-queue.sh                    # all
 #   ITEMS="guided-retail-0.5b" eval/run-queue.sh
 # To keep working on the code meanwhile, run it from a frozen worktree (what it measures
@@ -14,23 +15,30 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 paper=none,nl,json,nl+track,nl+distractor
-guided=nl+track+guided,nl+track+guided+inputs
-table() {  # domain size conditions
-  local tasks=0; [ "$1" = hr ] && tasks=40
-  routine eval "eval/datasets/$1" --out "eval/results/$1-$2" --tasks "$tasks" --steps 0 \
-    --model "qwen2.5-coder-$2" --no-shuffle-tools --conditions "$3"
+# issue 12: unguided tracking in the default (compact) style, and guided decoding in it
+guided=nl+track+compact,nl+track+guided,nl+track+guided+inputs
+alone() {  # domain size folder conditions: step and task protocols, each condition alone
+  local steps=0 tasks=0
+  [ "$1" = hr ] && steps=80 tasks=40  # HR: the seeded 80 step samples and 40 tasks
+  for condition in ${4//,/ }; do
+    routine eval "eval/datasets/$1" --out "eval/results/$3" --steps "$steps" \
+      --tasks "$tasks" --model "qwen2.5-coder-$2" --no-shuffle-tools --conditions "$condition"
+  done
+  routine eval "eval/datasets/$1" --out "eval/results/$3" --steps "$steps" --tasks "$tasks" \
+    --model "qwen2.5-coder-$2" --no-shuffle-tools --conditions "$4" --report-only
 }
-for item in ${ITEMS:-finetune-retail-0.5b guided-retail-0.5b guided-hr-0.5b \
-                      guided-retail-1.5b schedules-0.5b hr-1.5b}; do
+for item in ${ITEMS:-finetune-retail-0.5b-compact guided-retail-0.5b guided-hr-0.5b \
+                      guided-retail-1.5b guided-hr-1.5b hr-1.5b schedules-0.5b}; do
   echo "=== $item ($(date -u +%H:%M))"
   case "$item" in
-    hr-0.5b) table hr 0.5b "$paper" ;;                        # done 2026-12-02
-    finetune-retail-0.5b) SCHEDULES=0 "$here/finetune/run-retail-0.5b.sh" ;;   # issue 10
-    guided-retail-0.5b) table retail 0.5b "$guided" ;;         # issue 12
-    guided-hr-0.5b) table hr 0.5b "$guided" ;;
-    guided-retail-1.5b) table retail 1.5b "$guided" ;;
-    schedules-0.5b) "$here/finetune/run-retail-0.5b.sh" ;;              # issue 10: + the schedules
-    hr-1.5b) table hr 1.5b "$paper,$guided" ;;                  # never measured before
+    finetune-retail-0.5b) SCHEDULES=0 "$here/finetune/run-retail-0.5b.sh" ;;  # done 2026-12-02
+    finetune-retail-0.5b-compact) "$here/finetune/run-retail-0.5b-compact.sh" ;;  # issue 10
+    guided-retail-0.5b) alone retail 0.5b guided-retail-0.5b "$guided" ;;      # issue 12
+    guided-hr-0.5b) alone hr 0.5b guided-hr-0.5b "$guided" ;;
+    guided-retail-1.5b) alone retail 1.5b guided-retail-1.5b "$guided" ;;
+    guided-hr-1.5b) alone hr 1.5b guided-hr-1.5b "$guided" ;;
+    hr-1.5b) alone hr 1.5b hr-1.5b "$paper" ;;                   # never measured before
+    schedules-0.5b) "$here/finetune/run-retail-0.5b.sh" ;;  # issue 10: + the schedules
     *) echo "unknown item $item" >&2; exit 2 ;;
   esac
 done

@@ -408,16 +408,26 @@ def test_one_evaluation_at_a_time_per_results_folder(tmp_path):
 
 
 def test_guided_conditions_are_compared_with_plain_tracking_and_costed(tmp_path):
-    cfg = config(tmp_path, conditions=["nl+track", "nl+track+guided"], step_limit=6,
-                 task_limit=2)
+    cfg = config(tmp_path, conditions=["nl+track", "nl+track+compact", "nl+track+guided"],
+                 step_limit=6, task_limit=2)
     summary = asyncio.run(run_evaluation(cfg, gold_model()))
-    guided = summary.conditions["nl+track+guided"]
+    guided, compact = summary.conditions["nl+track+guided"], summary.conditions["nl+track+compact"]
+    # guided decoding runs in the default compact style: paired with unguided compact tracking
+    assert guided.tracking_baseline == "nl+track+compact"
     assert guided.step.gain_vs_track.n == 6 and guided.step.gain_vs_track.gain == 0
     assert guided.task.gain_vs_track.n == 2
+    assert compact.tracking_baseline == "nl+track" and compact.step.gain_vs_track.n == 6
     assert summary.conditions["nl+track"].step.gain_vs_track is None
+    assert summary.conditions["nl+track"].tracking_baseline is None
     assert guided.task.missing_facts == {}  # the gold answers state every fact
     report = (cfg.out / "report.md").read_text()
-    assert "| nl+track+guided | +0.0 pt" in report and "tokens/task" in report
+    assert "| nl+track+guided | nl+track+compact | +0.0 pt" in report
+    assert "| nl+track+compact | nl+track | +0.0 pt" in report and "tokens/task" in report
+    # without its baseline in the run, a guided condition has no gain vs tracking
+    alone = config(tmp_path / "alone", conditions=["nl+track", "nl+track+guided"],
+                   step_limit=2, protocols=["step"])
+    lone = asyncio.run(run_evaluation(alone, gold_model())).conditions["nl+track+guided"]
+    assert lone.tracking_baseline is None and lone.step.gain_vs_track is None
 
 
 def test_the_interval_of_a_count_per_task_is_not_clipped_at_one():

@@ -138,7 +138,9 @@ def test_compact_answers_in_plain_text_unless_guided_decoding_needs_finish(reque
 
     condition = CONDITIONS["nl+track+compact"]
     compact = condition.settings(RunSettings())
-    assert condition.optional and compact.prompt_style == "compact"
+    assert not condition.optional and compact.prompt_style == "compact"  # run by default
+    guided = CONDITIONS["nl+track+guided"].settings(RunSettings())
+    assert guided.prompt_style == "compact" and guided.decoding == "guided"
     assert names(compact) == [] and names(RunSettings()) == []  # compact: the default
     assert names(CONDITIONS["nl+track"].settings(RunSettings())) == ["finish"]
     assert names(compact.model_copy(update={"decoding": "guided"})) == ["finish"]

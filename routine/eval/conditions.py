@@ -16,7 +16,7 @@ from ..run.settings import RunSettings
 from ..spec.format import Routine
 from ..tools.core import ToolRegistry
 
-__all__ = ["Condition", "CONDITIONS", "NO_MEMORY", "pick_distractors"]
+__all__ = ["Condition", "CONDITIONS", "NO_MEMORY", "pick_distractors", "tracking_baseline"]
 
 NO_MEMORY = 10**12  # a memory threshold no result reaches
 
@@ -69,18 +69,22 @@ CONDITIONS = {c.name: c for c in [
     Condition("nl+track", "nl", True, 0, "routine in natural language + step tracking"),
     Condition("nl+distractor", "nl", False, 1, "routine + one unrelated routine in the prompt"),
     # beyond the paper: the routine constrains decoding (reported beside, never instead)
+    # in the default (compact) prompt style, as `--decoding guided` runs; their paired gain
+    # is over unguided tracking in the same style (nl+track+compact)
     Condition("nl+track+guided", "nl", True, 0, "step tracking + replies constrained to "
-              "the calls the routine allows (guided decoding)", decoding="guided"),
+              "the calls the routine allows (guided decoding)", decoding="guided",
+              prompt_style="compact"),
     Condition("nl+track+guided+inputs", "nl", True, 0, "guided decoding + the request's "
-              "inputs read first", decoding="guided", inputs_first=True),
+              "inputs read first", decoding="guided", inputs_first=True,
+              prompt_style="compact"),
     # variable memory off: long results (policies, announcements) shown in full (tokens and
     # accuracy against nl+track; not run unless asked for)
     Condition("nl+track+nomemory", "nl", True, 0, "step tracking, variable memory off (every "
               "tool result shown in full)", memory=False, optional=True),
-    # the compact prompt: the same facts in fewer tokens (against nl+track; not run unless
-    # asked for)
+    # the compact prompt style, the default of live runs: the same facts in fewer tokens
+    # (against nl+track, the paper's full style)
     Condition("nl+track+compact", "nl", True, 0, "step tracking, compact prompts (the same "
-              "facts in fewer tokens)", prompt_style="compact", optional=True),
+              "facts in fewer tokens; the default of live runs)", prompt_style="compact"),
     # the paper's retrieval condition (task protocol only; not run unless asked for)
     Condition("nl+track+routed", "nl", True, 0, "step tracking, the routine chosen by the "
               "router from the domain's library instead of given", routed=True),
@@ -101,3 +105,15 @@ def pick_distractors(routine: Routine, routines: dict[str, Routine], count: int,
                                               count)]
     position = 1 if random.Random(f"{seed}:{routine.name}:order").random() < 0.5 else 0
     return others, position
+
+
+def tracking_baseline(name: str) -> str | None:
+    """The unguided step-tracking condition a tracking variant is compared with, paired:
+    a guided condition against unguided tracking in its own prompt style, any other
+    variant (compact, memory off, routed) against the paper's ``nl+track``."""
+    condition = CONDITIONS[name]
+    if not condition.step_tracking or condition.routine_format != "nl" or name == "nl+track":
+        return None
+    if condition.decoding == "guided" and condition.prompt_style == "compact":
+        return "nl+track+compact"
+    return "nl+track"

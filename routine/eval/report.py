@@ -81,17 +81,19 @@ def markdown_table(summary: Summary) -> str:
 
 
 def cost_table(summary: Summary) -> str:
-    """Per condition: the paired gain over plain step tracking (guided conditions), tokens
-    and seconds per step sample and per task, and the facts answers lacked."""
-    lines = ["| condition | steps vs nl+track | tasks vs nl+track | tokens/sample (prompt + "
+    """Per condition: the paired gain over unguided step tracking (tracking variants, each
+    against its baseline), tokens and seconds per step sample and per task, and the facts
+    answers lacked."""
+    lines = ["| condition | against | steps gain | tasks gain | tokens/sample (prompt + "
              "completion) | s/sample | tokens/task | s/task | facts missing (state ok) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, entry in summary.conditions.items():
         step, task = entry.step, entry.task
         if step is None and task is None:
             continue
         lines.append(
-            f"| {name} | {_points(step.gain_vs_track if step else None)} | "
+            f"| {name} | {entry.tracking_baseline or '–'} | "
+            f"{_points(step.gain_vs_track if step else None)} | "
             f"{_points(task.gain_vs_track if task else None)} | "
             + (f"{step.prompt_tokens_per_sample:.0f} + {step.completion_tokens_per_sample:.1f}"
                f" | {step.seconds_per_sample:.1f}" if step else "– | –")

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field
 
 from ..tools.core import FINISH_TOOL
-from .conditions import CONDITIONS
+from .conditions import CONDITIONS, tracking_baseline
 from .config import EvalConfig
 from .stats import Figure, Gain, Mean, Rate, mean, paired_gain, rate
 from .steps import StepResult
@@ -43,8 +43,9 @@ class StepFigures(Figure):
     prompt_tokens_per_sample: float = 0.0
     completion_tokens_per_sample: float = 0.0
     gain_vs_none: Gain | None = None
-    gain_vs_track: Gain | None = Field(None, description="For a guided condition: its gain "
-                                       "over plain step tracking (nl+track), paired.")
+    gain_vs_track: Gain | None = Field(None, description="For a tracking variant: its gain "
+                                       "over unguided step tracking (its ConditionSummary's "
+                                       "tracking_baseline), paired.")
 
 
 class TaskFigures(Figure):
@@ -84,6 +85,8 @@ class ConditionSummary(Figure):
     step: StepFigures | None = None
     task: TaskFigures | None = None
     conversation: ConversationFigures | None = None
+    tracking_baseline: str | None = Field(None, description="The unguided tracking condition "
+                                          "the gains vs tracking are over (when it ran).")
 
 
 class Summary(Figure):
@@ -190,11 +193,14 @@ def summarize(steps: list[StepResult], tasks: list[TaskResult], config: EvalConf
                                                 lambda t: (t.example_id, t.trial),
                                                 lambda t: t.success)
         conditions[name] = entry
-    track_steps = {s.sample_id: s.correct for s in steps if s.condition == TRACK}
-    track_tasks = {(t.example_id, t.trial): t.success for t in tasks if t.condition == TRACK}
     for name, entry in conditions.items():
-        if not name.startswith(TRACK + "+") or TRACK not in config.conditions:
+        baseline = tracking_baseline(name)
+        if baseline is None or baseline not in config.conditions:
             continue
+        entry.tracking_baseline = baseline
+        track_steps = {s.sample_id: s.correct for s in steps if s.condition == baseline}
+        track_tasks = {(t.example_id, t.trial): t.success for t in tasks
+                       if t.condition == baseline}
         if entry.step is not None and track_steps:
             entry.step.gain_vs_track = _gain([s for s in steps if s.condition == name],
                                              track_steps, lambda s: s.sample_id,
@@ -205,5 +211,3 @@ def summarize(steps: list[StepResult], tasks: list[TaskResult], config: EvalConf
                                              lambda t: t.success)
     return Summary(config=config.model_dump(mode="json"), conditions=conditions)
 
-
-TRACK = "nl+track"
