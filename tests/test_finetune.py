@@ -272,6 +272,38 @@ def test_every_reply_of_a_merged_row_is_trained_and_nothing_else(tiny):
     assert one["completion_mask"] == [0] * len(asked) + [1] * (len(one["input_ids"]) - len(asked))
 
 
+def test_text_calls_are_trained_as_the_model_writes_them(tiny):
+    """reply_format text: each reply a row of its own (its prompt as the executor sent it,
+    earlier calls in the template's form), the call as bare JSON, no <tool_call> tag."""
+    from transformers import AutoTokenizer
+
+    from routine.finetune.distill import load_sft
+    from routine.finetune.train import FinetuneConfig, as_text_calls, resolve_reply_format
+    from routine.finetune.train import tokenize_rows
+
+    data, base = tiny
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    row = next(r for r in load_sft(data) if r.turns >= 3)
+    split = as_text_calls([row])
+    assert len(split) == row.turns and len({r.id for r in split}) == row.turns
+    for one, index in zip(split, row.trained(), strict=True):
+        assert one.prompt == row.messages[:index] and one.turns == 1
+        (reply,) = one.completion
+        call = row.messages[index]["tool_calls"][0]["function"]
+        assert "tool_calls" not in reply
+        assert json.loads(reply["content"]) == {"name": call["name"],
+                                                "arguments": json.loads(call["arguments"])}
+    tokens = tokenize_rows(split, tokenizer)
+    for one, t in zip(split, tokens, strict=True):
+        trained = tokenizer.decode([x for x, m in zip(t["input_ids"], t["completion_mask"],
+                                                      strict=True) if m])
+        assert one.completion[0]["content"] in trained and "tool_call" not in trained
+    text = FinetuneConfig(base="qwen2.5-coder-0.5b", data="d.jsonl", out="o")
+    assert resolve_reply_format(text) == "text"  # the embedded models write bare JSON
+    assert resolve_reply_format(text.model_copy(update={"base": "random:tiny"})) == "template"
+    assert resolve_reply_format(text.model_copy(update={"reply_format": "template"})) == "template"
+
+
 def _runs(mask):
     """(start, end) of each run of 1s."""
     at = 0

@@ -34,7 +34,7 @@ from ..errors import RoutineError
 from .schedules import SCHEDULES, multiplier, refined_from_grad_norms
 
 __all__ = ["FinetuneConfig", "FinetuneResult", "load_recipe", "finetune", "probe_bf16",
-           "load_base", "balance_variants"]
+           "load_base", "balance_variants", "as_text_calls", "resolve_reply_format"]
 
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -57,6 +57,10 @@ class FinetuneConfig(BaseModel):
     variants: list[Literal["routine", "compact", "distilled"]] = Field(
         default_factory=lambda: ["routine", "compact", "distilled"],
         description="Which SFT variants to train on (default: every one in the data).")
+    reply_format: Literal["auto", "template", "text"] = Field(
+        "auto", description="How a trained tool call is written: as the chat template "
+        "renders a structured call (template), or as the JSON text the model writes (text; "
+        "merged rows are then split per reply). auto: text for the embedded models.")
     balance_variants: bool = Field(False, description="Train on as many rows of each "
                                    "variant as the smallest variant has (sampled with the "
                                    "seed).")
@@ -246,6 +250,42 @@ def _ids(tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict[str, A
     return list(out["input_ids"])
 
 
+def as_text_calls(rows: list[Any]) -> list[Any]:
+    """The rows with each trained tool call written as the JSON text the model writes
+    (``{"name": ..., "arguments": {...}}``, one per line) instead of the chat template's
+    structured form (``<tool_call>`` tags for Qwen). A merged row becomes one row per reply:
+    its later prompts hold the earlier calls in the template's form, as a live run sends
+    them (the executor records a call read from text as a structured call)."""
+    out = []
+    for row in rows:
+        messages = row.messages
+        for n, i in enumerate(row.trained()):
+            reply = messages[i]
+            if reply.get("tool_calls"):
+                text = "\n".join(json.dumps({"name": c["function"]["name"],
+                                              "arguments": json.loads(c["function"]["arguments"])},
+                                             ensure_ascii=False) for c in reply["tool_calls"])
+                reply = {"role": "assistant", "content": text}
+            out.append(row.model_copy(update={
+                "id": row.id if row.turns == 1 else f"{row.example_id}#{row.step + n}:{row.variant}",
+                "step": row.step + n, "turns": 1, "prompt": messages[:i],
+                "completion": [reply]}))
+    return out
+
+
+def resolve_reply_format(config: FinetuneConfig) -> Literal["template", "text"]:
+    """``auto``: ``text`` for the embedded Qwen2.5-Coder models (they write a call as bare
+    JSON: the template's ``<tool_call>`` tag had p ≈ 3e-10 as the 0.5B's first token, so
+    a small LoRA budget spent learning the tag left a model that wrote neither), else
+    ``template`` (models trained on their template's tool format, e.g. Qwen3, and servers
+    that parse it, e.g. vLLM's hermes parser)."""
+    from ..models.embedded import MODELS
+
+    if config.reply_format != "auto":
+        return config.reply_format
+    return "text" if config.base in MODELS else "template"
+
+
 def tokenize_rows(rows: list[Any], tokenizer: Any) -> list[dict[str, list[int]]]:
     """Each SFT row as ``input_ids`` (its messages through the chat template, tools
     included) and ``completion_mask`` (1 on every trained assistant reply: from the end of
@@ -311,10 +351,15 @@ def finetune(config: FinetuneConfig, callbacks: list[Any] | None = None) -> Fine
         pilot = json.loads((config.pilot / "log.json").read_text())
         shape = refined_from_grad_norms(pilot["grad_norms"])
     bf16 = resolve_bf16(config)
-    train_rows = _rows(config.data, config.variants, balance=config.balance_variants,
-                       seed=config.seed)
+    reply_format = resolve_reply_format(config)
+    train_rows = _rows(config.data, config.variants)
     eval_rows = (_rows(config.eval_data, config.variants, config.eval_limit)
                  if config.eval_data else None)
+    if reply_format == "text":  # before balancing: a merged row becomes a row per reply
+        train_rows = as_text_calls(train_rows)
+        eval_rows = as_text_calls(eval_rows) if eval_rows is not None else None
+    if config.balance_variants:
+        train_rows = balance_variants(train_rows, config.seed)
     torch.manual_seed(config.seed)
     model, tokenizer = load_base(config.base, torch.bfloat16 if bf16 else torch.float32,
                                  texts=_texts(train_rows) if config.base.startswith("random:")
@@ -326,7 +371,8 @@ def finetune(config: FinetuneConfig, callbacks: list[Any] | None = None) -> Fine
     parameters = sum(p.numel() for p in model.parameters())
     config.out.mkdir(parents=True, exist_ok=True)
     (config.out / "config.json").write_text(  # with the precision it runs in
-        config.model_copy(update={"precision": "bf16" if bf16 else "fp32"}).model_dump_json(indent=2))
+        config.model_copy(update={"precision": "bf16" if bf16 else "fp32",
+                                  "reply_format": reply_format}).model_dump_json(indent=2))
     args = SFTConfig(
         output_dir=str(config.out), num_train_epochs=config.epochs, max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size,
