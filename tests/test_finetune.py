@@ -278,8 +278,7 @@ def test_text_calls_are_trained_as_the_model_writes_them(tiny):
     from transformers import AutoTokenizer
 
     from routine.finetune.distill import load_sft
-    from routine.finetune.train import FinetuneConfig, as_text_calls, resolve_reply_format
-    from routine.finetune.train import tokenize_rows
+    from routine.finetune.train import FinetuneConfig, as_text_calls, resolve_reply_format, tokenize_rows
 
     data, base = tiny
     tokenizer = AutoTokenizer.from_pretrained(base)
