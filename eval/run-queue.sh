@@ -31,14 +31,14 @@ for item in ${ITEMS:-finetune-retail-0.5b-compact guided-retail-0.5b guided-hr-0
                       guided-retail-1.5b guided-hr-1.5b hr-1.5b schedules-0.5b}; do
   echo "=== $item ($(date -u +%H:%M))"
   case "$item" in
-    finetune-retail-0.5b) SCHEDULES=0 "$here/finetune/run-retail-0.5b.sh" ;;  # done 2026-12-02
+    finetune-retail-0.5b) "$here/finetune/run-retail-0.5b.sh" ;;  # done 2026-12-02
     finetune-retail-0.5b-compact) "$here/finetune/run-retail-0.5b-compact.sh" ;;  # issue 10
     guided-retail-0.5b) alone retail 0.5b guided-retail-0.5b "$guided" ;;      # issue 12
     guided-hr-0.5b) alone hr 0.5b guided-hr-0.5b "$guided" ;;
     guided-retail-1.5b) alone retail 1.5b guided-retail-1.5b "$guided" ;;
     guided-hr-1.5b) alone hr 1.5b guided-hr-1.5b "$guided" ;;
     hr-1.5b) alone hr 1.5b hr-1.5b "$paper" ;;                   # never measured before
-    schedules-0.5b) "$here/finetune/run-retail-0.5b.sh" ;;  # issue 10: + the schedules
+    schedules-0.5b) "$here/finetune/run-schedules-0.5b.sh" ;;  # issue 10
     *) echo "unknown item $item" >&2; exit 2 ;;
   esac
 done
