@@ -45,6 +45,24 @@ def test_validate_exit_status(tmp_path, capsys):
     assert "without a finish step" in out
 
 
+def test_validate_prints_the_verdict_after_the_problems_into_one_pipe(tmp_path):
+    """Problems go to stdout, the verdict to stderr; piped together (2>&1, a CI log) the
+    verdict must still come last, not in the middle of a problem's line."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndescription: d\ntoolsets: [routine_tools.hr]\nsteps:\n"
+                   "  - {id: a, name: A, description: d, tool: find_employe, args: {name: x}}\n")
+    done = subprocess.run([sys.executable, "-m", "routine.cli", "validate", str(bad)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          cwd=ROOT, timeout=120)
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 1
+    assert lines[-1] == "1 routine file checked: 2 problems", lines
+    assert all(line.startswith(f"{bad}:") for line in lines[:-1]), lines
+
+
 def test_tools_lists_schemas(capsys):
     assert main(["tools", "--tools", "routine_tools.hr", "--json"]) == 0
     listed = {t["name"]: t for t in json.loads(capsys.readouterr().out)}

@@ -329,6 +329,8 @@ def test_the_answer_template_adds_the_facts_an_answer_lacks():
     ("{{ steps.nowhere.output.id }}", "missing step 'nowhere'"),
     ("{{ balance }}", "unknown name 'balance' in the answer template"),
     ("{% for o in steps.orders.output %}{{ o.order_id }}", "invalid template"),
+    ("{{ steps.orders.output | nosuchfilter }}", "No filter named 'nosuchfilter'"),
+    ("{% if steps.orders.output is nosuchtest %}x{% endif %}", "No test named 'nosuchtest'"),
 ])
 def test_answer_templates_are_validated(template, why):
     from routine import load_routine_text

@@ -1010,6 +1010,18 @@ def test_when_expressions_that_would_hang_or_exhaust_memory_are_refused(expressi
     assert at(problem) == (17, 9) and why in problem.message
 
 
+@pytest.mark.parametrize("expression, why", [
+    ("inputs.employee_name is nosuchtest", "No test named 'nosuchtest'"),
+    ("inputs.employee_name | lenght > 2", "No filter named 'lenght'; did you mean 'length'?"),
+    ("inputs.employee_name is defined and inputs.employee_name | uper == 'A'",
+     "No filter named 'uper'; did you mean 'upper'?"),
+])
+def test_a_filter_or_test_that_does_not_exist_is_found_before_the_run(expression, why):
+    """Jinja itself reports these only when the branch that uses them renders."""
+    problem = single(check(when_text(expression)))
+    assert at(problem) == (17, 9) and why in problem.message
+
+
 def test_an_expression_that_blows_up_only_on_run_values_is_bounded_at_run_time() -> None:
     from routine.run.tracking import StepTracker
 

@@ -131,6 +131,7 @@ def validate(
             out.print(str(problem), markup=False, highlight=False, soft_wrap=True)
         total += len(problems)
     verdict = "ok" if total == 0 else f"{total} problem{'s' * (total != 1)}"
+    out.file.flush()  # the problems before the verdict when both streams go to one place
     err.print(f"{len(files)} routine file{'s' * (len(files) != 1)} checked: {verdict}")
     if total:
         raise typer.Exit(1)

@@ -17,6 +17,7 @@ exhaust a run. Jinja's immutable sandbox already forbids attribute tricks and ca
 from __future__ import annotations
 
 import contextvars
+import difflib
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -98,11 +99,14 @@ def parse_when(expression: str) -> tuple[jinja2.nodes.Template | None, str]:
     if len(expression) > MAX_CHARS:
         return None, f"the expression has {len(expression):,} characters (at most {MAX_CHARS:,})"
     try:
-        return ENV.parse("{{ (" + expression + ") }}"), ""
+        tree = ENV.parse("{{ (" + expression + ") }}")
     except jinja2.TemplateSyntaxError as exc:
         return None, f"invalid expression {expression!r}: {exc.message}"
     except RecursionError:
         return None, "the expression nests too deeply"
+    if unknown := unknown_filters_and_tests(tree):
+        return None, f"invalid expression {expression!r}: {unknown.replace(' (line 1)', '')}"
+    return tree, ""
 
 
 @functools.lru_cache(maxsize=512)
@@ -142,11 +146,28 @@ def parse_template(template: str) -> tuple[jinja2.nodes.Template | None, str]:
         return None, (f"the template has {len(template):,} characters "
                       f"(at most {MAX_TEMPLATE_CHARS:,})")
     try:
-        return ENV.parse(template), ""
+        tree = ENV.parse(template)
     except jinja2.TemplateSyntaxError as exc:
         return None, f"invalid template: {exc.message} (line {exc.lineno})"
     except RecursionError:
         return None, "the template nests too deeply"
+    if unknown := unknown_filters_and_tests(tree):
+        return None, f"invalid template: {unknown}"
+    return tree, ""
+
+
+def unknown_filters_and_tests(tree: jinja2.nodes.Node) -> str:
+    """Why a parsed template or expression names a filter or test the sandbox lacks ("" if
+    it does not). Jinja reports one inside ``{% if %}`` only when that branch renders, so
+    a routine would pass validation and then fail in a run."""
+    for node in tree.find_all((jinja2.nodes.Filter, jinja2.nodes.Test)):
+        kind, known = (("filter", ENV.filters) if isinstance(node, jinja2.nodes.Filter)
+                       else ("test", ENV.tests))
+        if node.name not in known:
+            near = difflib.get_close_matches(node.name, list(known), n=1)
+            return (f"No {kind} named {node.name!r} (line {node.lineno})"
+                    + (f"; did you mean {near[0]!r}?" if near else ""))
+    return ""
 
 
 @functools.lru_cache(maxsize=256)
