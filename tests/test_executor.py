@@ -535,3 +535,84 @@ def test_arguments_wrapped_in_the_tool_schema_reach_the_tool_unwrapped(hr_tools)
     trace = leave_agent(model, hr_tools).run(QUERY)
     assert trace.outcome == "answered" and trace.tool_calls[0].ok
     assert trace.tool_calls[0].arguments == {"name": NAME}
+
+
+STRUCTURED = """
+name: ship_items
+description: Ship an order's first item.
+inputs:
+  street: {type: string, description: the street to ship to}
+steps:
+  - id: order
+    name: Get the order
+    description: Look the order up.
+    tool: get_first_item
+    args: {order_id: 7}
+  - id: ship
+    name: Ship
+    description: Ship that item to the street.
+    tool: ship
+    args:
+      address: {street: "${inputs.street}", note: "for ${inputs.street}"}
+      lines: [{sku: "${steps.order.output.sku}", qty: 2}]
+  - id: done
+    name: Done
+    description: Say it shipped.
+    finish: true
+"""
+
+
+def _shipping_tools() -> tuple[ToolRegistry, list[dict]]:
+    shipped: list[dict] = []
+
+    @tool
+    def get_first_item(order_id: int) -> dict[str, str]:
+        """The first item of an order."""
+        return {"sku": "A-1"}
+
+    @tool
+    def ship(address: dict[str, str], lines: list[dict[str, str | int]]) -> str:
+        """Ship lines to an address."""
+        shipped.append({"address": address, "lines": lines})
+        return "shipped"
+
+    return ToolRegistry(get_first_item, ship), shipped
+
+
+def test_a_reference_inside_a_structured_argument_fixes_that_leaf_not_the_whole_argument():
+    """`lines: [{sku: ${steps.order.output.sku}, qty: 2}]` fixes the list with the sku
+    filled in (it was read as "lines must be 'A-1'", refusing every right call)."""
+    from routine.run.tracking import StepTracker
+
+    registry, shipped = _shipping_tools()
+    routine = load_routine_text(STRUCTURED).routine
+    tracker = StepTracker(routine, {"street": "Elm St"})
+    tracker.record("get_first_item", {"sku": "A-1"})
+    by_name = {a.name: a for a in tracker.arguments()}
+    assert by_name["lines"].value == [{"sku": "A-1", "qty": 2}] and by_name["lines"].known
+    assert [a.name for a in tracker.fixed_arguments(tracker.step)] == ["lines"]  # the
+    # address holds text built around a reference: known, but the model may word it
+    assert by_name["address"].value == {"street": "Elm St", "note": "for Elm St"}
+    assert "sku" in (tracker.contract("ship", {"address": {}, "lines": [{"sku": "B-2",
+                                                                         "qty": 2}]}) or "")
+    model = ScriptedModel([
+        call("get_first_item", order_id=7),
+        call("ship", address={"street": "Elm St", "note": "Elm St please"},
+             lines=[{"sku": "A-1", "qty": 2}]),
+        call("finish", answer="Shipped A-1 to Elm St."),
+    ])
+    trace = Agent(load_routine_text(STRUCTURED), registry, model).run(
+        "Ship my order 7 to Elm St", inputs={"street": "Elm St"})
+    model.assert_complete()
+    assert trace.outcome == "answered" and [c.error for c in trace.tool_calls] == [None, None]
+    assert shipped == [{"address": {"street": "Elm St", "note": "Elm St please"},
+                        "lines": [{"sku": "A-1", "qty": 2}]}]
+
+
+def test_a_structured_argument_waits_for_the_reference_it_needs():
+    from routine.run.tracking import StepTracker
+
+    tracker = StepTracker(load_routine_text(STRUCTURED).routine, {"street": "Elm St"})
+    tracker.record("get_first_item", {"other": 1})  # no sku in the output
+    lines = {a.name: a for a in tracker.arguments()}["lines"]
+    assert not lines.known and lines.value is None

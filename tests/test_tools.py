@@ -84,6 +84,29 @@ def test_definition_errors_are_clear():
         registry.add(tool(name="book_room")(_finish))
 
 
+class _Socket:  # a plain class pydantic cannot describe
+    pass
+
+
+def test_a_type_pydantic_cannot_describe_names_the_tool_and_the_parameter():
+    """One line that says which parameter (or the return type), not pydantic's essay."""
+    def plug(room: str, socket: _Socket) -> str:
+        return room
+
+    with pytest.raises(ToolDefinitionError) as info:
+        tool(plug)
+    message = str(info.value)
+    assert message.startswith("tool 'plug': parameter 'socket' (_Socket): cannot build")
+    assert "\n" not in message
+
+    def unplug(room: str) -> _Socket:
+        return _Socket()
+
+    with pytest.raises(ToolDefinitionError, match=r"tool 'unplug': cannot build the output "
+                                                  r"schema of its return type _Socket"):
+        tool(unplug)
+
+
 def _finish(answer: str) -> str:
     return answer
 

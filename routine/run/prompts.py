@@ -92,6 +92,10 @@ def _source_text(routine: Routine, labels: dict[str, str], value: Any) -> str:
                          f"({json.dumps(value_at(routine.constants.get(ref.name), ref.path), default=str)})")
         elif ref.kind == "loop":
             parts.append(f"the current {ref.name}'s {'.'.join(ref.path) or 'value'}")
+    parts = list(dict.fromkeys(parts))  # one source named once
+    if not isinstance(value, str):  # a structure with references among its values
+        return (f"{json.dumps(value, default=str, ensure_ascii=False)} with "
+                + " and ".join(parts))
     return " and ".join(parts) if refs[0].whole else f"text {value!r} with " + " and ".join(parts)
 
 
@@ -101,8 +105,8 @@ def _short_source(labels: dict[str, str], value: Any) -> str:
     refs = parse_references(value)
     if not refs:
         return json.dumps(value, default=str, ensure_ascii=False)
-    if not refs[0].whole:
-        return json.dumps(value, ensure_ascii=False)
+    if not refs[0].whole or not isinstance(value, str):  # text or a structure around refs
+        return json.dumps(value, default=str, ensure_ascii=False)
     ref = refs[0]
     field = ".".join(ref.path)
     if ref.kind == "steps":
@@ -119,7 +123,7 @@ def _state_source(routine: Routine, labels: dict[str, str], value: Any) -> str:
     NAME`` (a bare name invites copying it as the value), with its default where it has
     one (``the request's leave_type, else "annual"``)."""
     refs = parse_references(value)
-    if len(refs) == 1 and refs[0].whole and refs[0].kind == "inputs":
+    if len(refs) == 1 and refs[0].whole and refs[0].kind == "inputs" and isinstance(value, str):
         ref = refs[0]
         spec = routine.inputs.get(ref.name)
         default = "" if spec is None or spec.default is None or ref.path else \

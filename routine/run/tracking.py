@@ -138,7 +138,13 @@ class StepTracker:
         refs = parse_references(value)
         if not refs:
             return KnownArgument(name, value, True, "fixed by the routine")
-        if len(refs) == 1 and refs[0].whole:
+        if isinstance(value, (dict, list)):  # a structure with references among its leaves
+            filled, exact = self._fill(value)
+            if filled is _MISSING:
+                return KnownArgument(name, None, False, f"built from {value!r}")
+            return KnownArgument(name, filled, True, f"the routine's {value!r}, filled in"
+                                 if exact else f"built from {value!r}")
+        if len(refs) == 1 and refs[0].whole:  # the value is exactly one reference
             resolved = self._lookup(refs[0])
             if resolved is _MISSING:
                 return KnownArgument(name, None, False, self._describe(refs[0]))
@@ -150,6 +156,25 @@ class StepTracker:
                 return KnownArgument(name, None, False, f"text built from {value!r}")
             text = text.replace(ref.text, str(resolved))
         return KnownArgument(name, text, True, f"built from {value!r}")
+
+    def _fill(self, value: Any) -> tuple[Any, bool]:
+        """A structured argument with its references resolved (_MISSING if one is not
+        known yet), and whether it is exact: every leaf a literal or a whole reference, no
+        text built around one (which a model may rightly word otherwise)."""
+        if isinstance(value, dict):
+            items = [(k, *self._fill(v)) for k, v in value.items()]
+            if any(v is _MISSING for _, v, _ in items):
+                return _MISSING, False
+            return {k: v for k, v, _ in items}, all(e for _, _, e in items)
+        if isinstance(value, list):
+            filled = [self._fill(v) for v in value]
+            if any(v is _MISSING for v, _ in filled):
+                return _MISSING, False
+            return [v for v, _ in filled], all(e for _, e in filled)
+        leaf = self._resolve("", value)
+        if not leaf.known:
+            return _MISSING, False
+        return leaf.value, not leaf.source.startswith("built from")
 
     def _describe(self, ref: Reference) -> str:
         if ref.kind == "vars":

@@ -232,13 +232,33 @@ def _is_context(annotation: Any) -> bool:
     return inspect.isclass(origin) and issubclass(origin, RunContext)
 
 
-def _output_schema(annotation: Any) -> dict[str, Any] | None:
+def _output_schema(tool_name: str, annotation: Any) -> dict[str, Any] | None:
     if annotation is inspect.Signature.empty or annotation is Any or annotation is None:
         return None
     try:
         return TypeAdapter(annotation).json_schema()
-    except Exception as exc:  # pragma: no cover - exotic annotations
-        raise ToolDefinitionError(f"cannot build an output schema for {annotation!r}: {exc}") from exc
+    except Exception as exc:
+        raise ToolDefinitionError(f"tool {tool_name!r}: cannot build the output schema of its "
+                                  f"return type {_type_name(annotation)}: "
+                                  f"{_first_line(exc)}") from exc
+
+
+def _arguments_model(tool_name: str, fields: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    model = create_model(  # type: ignore[call-overload]
+        f"{tool_name}_arguments",
+        __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False),
+        **fields,
+    )
+    return model, model.model_json_schema()
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or repr(annotation)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def tool_from_function(
@@ -280,12 +300,18 @@ def tool_from_function(
             )
         default = ... if param.default is param.empty else param.default
         fields[pname] = (annotation, Field(default, description=param_docs.get(pname)))
-    args_model = create_model(  # type: ignore[call-overload]
-        f"{tool_name}_arguments",
-        __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False),
-        **fields,
-    )
-    parameters = args_model.model_json_schema()
+    try:
+        args_model, parameters = _arguments_model(tool_name, fields)
+    except Exception as exc:  # pydantic cannot type one of them: say which, in one line
+        culprit = ""
+        for pname, field in fields.items():
+            try:
+                _arguments_model(tool_name, {pname: field})
+            except Exception:  # noqa: BLE001 - this one is it
+                culprit = f"parameter {pname!r} ({_type_name(field[0])}): "
+                break
+        raise ToolDefinitionError(f"tool {tool_name!r}: {culprit}cannot build the arguments' "
+                                  f"schema: {_first_line(exc)}") from exc
     parameters.pop("title", None)
     for prop in parameters.get("properties", {}).values():
         prop.pop("title", None)
@@ -293,7 +319,7 @@ def tool_from_function(
         name=tool_name,
         description=description or summary or tool_name,
         parameters=parameters,
-        output_schema=_output_schema(hints.get("return", inspect.Signature.empty)),
+        output_schema=_output_schema(tool_name, hints.get("return", inspect.Signature.empty)),
         function=function,
         args_model=args_model,
         context_param=context_param,
