@@ -616,3 +616,17 @@ def test_a_structured_argument_waits_for_the_reference_it_needs():
     tracker.record("get_first_item", {"other": 1})  # no sku in the output
     lines = {a.name: a for a in tracker.arguments()}["lines"]
     assert not lines.known and lines.value is None
+
+
+def test_an_answer_before_the_finish_step_is_marked_early(hr_tools):
+    """The model may answer at any turn (a lookup that finds nobody), but the trace says
+    where the routine stood, so a caller or an evaluation can tell it from a finished run."""
+    early = leave_agent(ScriptedModel([call("finish", answer="I cannot find that person.")]),
+                        hr_tools).run(QUERY)
+    assert early.outcome == "answered" and early.early_answer == "find_employee"
+    done = leave_agent(ScriptedModel([
+        call("find_employee", name=NAME),
+        call("get_leave_balance", employee_id=EMP_ID, leave_type="annual"),
+        call("finish", answer="7 of 25 days left"),
+    ]), hr_tools).run(QUERY)
+    assert done.outcome == "answered" and done.early_answer is None

@@ -200,6 +200,8 @@ class Agent:
         if answer is not None:
             tracker = state.tracker
             step = tracker.finish_step() if tracker is not None else None
+            if tracker is not None and step is None and not tracker.finished:
+                trace.early_answer = tracker.current  # the routine's steps were not done
             if step is not None and step.answer and not trace.asked \
                     and state.settings.answer_facts:
                 rendered = tracker.answer_facts(step)  # type: ignore[union-attr]

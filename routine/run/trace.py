@@ -178,6 +178,10 @@ class RunTrace(BaseModel):
         "conversation can resume from the trace.")
     asked: list[str] = Field(default_factory=list, description="Required inputs the request "
                              "did not state: the answer asks the user for them.")
+    early_answer: str | None = Field(
+        None, description="The step the routine was at when the model answered before "
+        "reaching a finish step (e.g. it gave up after a tool error); None when it answered "
+        "at one, or ran without a routine.")
     answer_facts: str | None = Field(None, description="The finish step's answer template, "
                                      "rendered (added to the answer when it lacked it).")
     failure: str | None = None
