@@ -105,7 +105,7 @@ def _short_source(labels: dict[str, str], value: Any) -> str:
     refs = parse_references(value)
     if not refs:
         return json.dumps(value, default=str, ensure_ascii=False)
-    if not refs[0].whole or not isinstance(value, str):  # text or a structure around refs
+    if not refs[0].whole:  # text or a structure around references
         return json.dumps(value, default=str, ensure_ascii=False)
     ref = refs[0]
     field = ".".join(ref.path)
@@ -123,7 +123,7 @@ def _state_source(routine: Routine, labels: dict[str, str], value: Any) -> str:
     NAME`` (a bare name invites copying it as the value), with its default where it has
     one (``the request's leave_type, else "annual"``)."""
     refs = parse_references(value)
-    if len(refs) == 1 and refs[0].whole and refs[0].kind == "inputs" and isinstance(value, str):
+    if len(refs) == 1 and refs[0].whole and refs[0].kind == "inputs":
         ref = refs[0]
         spec = routine.inputs.get(ref.name)
         default = "" if spec is None or spec.default is None or ref.path else \

@@ -181,10 +181,8 @@ def turn_guide(state: RunState) -> TurnGuide | None:
     unknown = tuple(a.name for a in tracker.arguments() if not a.known)
     sources = {}
     for name in unknown:
-        value = step.args.get(name)
-        refs = parse_references(value)
-        if len(refs) == 1 and refs[0].whole and refs[0].kind == "inputs" and not refs[0].path \
-                and isinstance(value, str):
+        refs = parse_references(step.args.get(name))
+        if len(refs) == 1 and refs[0].whole and refs[0].kind == "inputs" and not refs[0].path:
             sources[name] = refs[0].name
     return TurnGuide(step.id, flow.labels[step.id], tools, known, unknown, fixed=fixed,
                      constrain=constrain, sources=sources)

@@ -38,20 +38,22 @@ class Reference:
     kind: str
     name: str  # input name, step id, var, constant or loop item name
     path: tuple[str, ...] = ()
-    whole: bool = True  # the reference is the entire string value
+    whole: bool = True  # the reference is the entire argument value (not text, not a leaf)
     error: str | None = None
 
 
-def parse_references(value: Any) -> list[Reference]:
-    """All references in an argument value (recursing into lists and mappings)."""
+def parse_references(value: Any, _leaf: bool = False) -> list[Reference]:
+    """All references in an argument value (recursing into lists and mappings). ``whole``
+    only when the value itself is exactly one reference: one that fills a leaf of a
+    structure is not the argument's value."""
     if isinstance(value, dict):
-        return [r for v in value.values() for r in parse_references(v)]
+        return [r for v in value.values() for r in parse_references(v, True)]
     if isinstance(value, list):
-        return [r for v in value for r in parse_references(v)]
+        return [r for v in value for r in parse_references(v, True)]
     if not isinstance(value, str):
         return []
     matches = list(_REF_RE.finditer(value))
-    whole = len(matches) == 1 and matches[0].span() == (0, len(value))
+    whole = not _leaf and len(matches) == 1 and matches[0].span() == (0, len(value))
     refs = []
     for m in matches:
         refs.append(_parse_one(m.group(0), m.group(1).strip(), whole))
