@@ -88,6 +88,35 @@ def test_declining_writes_nothing_and_goes_where_the_routine_says():
     assert declined.approval.reason == "No, wait, keep it"
 
 
+def test_a_question_at_a_confirmation_is_not_a_yes_it_asks_again():
+    replies = [extracted(order_id=7, reason="ordered it by mistake"), *FIND_TO_CANCEL,
+               call("refund", order_id=7, amount=25.0)]
+    with agent(replies).conversation() as chat:
+        asked = chat.send("Cancel order 7 please, I ordered it by mistake. ana@example.com")
+        again = chat.send("Is that the correct amount?")
+        store = chat.contexts["shop"].deps
+        assert (again.status, again.waiting_for) == ("waiting", "confirmation")
+        assert again.text == "I need a clear yes or no before I go on. " + asked.text
+        assert store.orders[7].status == "pending"  # nothing written on a question
+        done = chat.send("yes")
+    assert store.orders[7].status == "cancelled"
+    (cancel,) = [c for c in done.trace.tool_calls if c.name == "cancel_order" and c.ok]
+    assert cancel.approval is not None and cancel.approval.reason == "yes"
+
+
+def test_questions_until_the_limit_decline():
+    replies = [extracted(order_id=7, reason="ordered it by mistake"), *FIND_TO_CANCEL]
+    with agent(replies).conversation() as chat:
+        chat.send("Cancel order 7 please, I ordered it by mistake. ana@example.com")
+        for question in ("Why?", "Are you sure?"):
+            assert chat.send(question).waiting_for == "confirmation"
+        last = chat.send("y is it 25?")
+        store = chat.contexts["shop"].deps
+    assert last.status == "answered" and store.orders[7].status == "pending"
+    (declined,) = [c for c in last.trace.tool_calls if c.error_kind == "denied"]
+    assert declined.approval is not None and declined.approval.reason == "y is it 25?"
+
+
 def test_a_failed_lookup_fails_over_and_the_paths_rejoin():
     replies = [
         extracted(order_id=7, reason="wrong size"),
@@ -145,7 +174,8 @@ def test_outside_a_conversation_a_question_ends_the_run_waiting():
     ("confirm", True), ("yes, cancel it", True),
     ("no", False), ("not yet", False), ("wait", False), ("yes... actually no", False),
     ("hmm, maybe", False), ("what will it cost?", False), ("I don't want that", False),
-    ("", False),
+    ("", False), ("Is that the correct amount?", False), ("Are you sure?", False),
+    ("y is it 500?", False), ("Where does the money go?", False),
 ])
 def test_only_an_explicit_yes_confirms(text, yes):
     assert is_yes(text) is yes

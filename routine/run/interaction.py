@@ -8,7 +8,8 @@
   ``max_visits`` times (default 3) without an answer ends the run.
 * **confirm** — a call of a ``confirm`` step does not run until the user answers an
   explicit yes to what it will do (:func:`is_yes`: a yes word and no negation; anything
-  else declines). The decision and the user's words are the call's approval record.
+  else declines). A reply that asks something back ("Is that the right amount?") is
+  neither: the confirmation is asked again, up to 3 times in all, then it declines. The decision and the user's words are the call's approval record.
   Declined, the run goes to the step's ``on_decline``, or ends saying nothing changed.
 * **message** — a finish step's exact ``message`` is the answer, no model asked.
 * **handoff** — the run ends handing the conversation to another routine, with its
@@ -42,7 +43,7 @@ from .turn import (
     signature_of,
 )
 
-__all__ = ["before_turn", "answer_pending", "is_yes", "MAX_ASKS"]
+__all__ = ["before_turn", "answer_pending", "is_yes", "is_question", "MAX_ASKS"]
 
 MAX_ASKS = 3  # a question asked this often without an answer ends the run (else max_visits)
 
@@ -52,9 +53,17 @@ _NO = {"no", "n", "nope", "nah", "not", "don't", "dont", "never", "wait", "stop"
        "cancel that", "negative", "rather not"}
 
 
+def is_question(text: str) -> bool:
+    """The reply asks something back ("Is that the right amount?")."""
+    return "?" in text
+
+
 def is_yes(text: str) -> bool:
     """An explicit yes: a yes word ("yes", "ok", "go ahead", "confirm"...) and nothing that
-    negates or holds it ("no", "not", "don't", "wait"...). Anything else is a no."""
+    negates, holds or questions it ("no", "not", "don't", "wait", a question mark: "Are you
+    sure?" is not consent). Anything else is a no."""
+    if is_question(text):
+        return False
     words = re.findall(r"[a-z']+", text.lower())
     joined = " ".join(words)
     if any(w in _NO for w in words) or any(p in joined for p in _NO if " " in p):
@@ -175,6 +184,12 @@ async def answer_pending(state: RunState, model: Model, reply: str) -> TurnResul
     assert tracker is not None
     if pending.kind == "inputs":
         return NextTurn()  # the ask step reads the reply (and asks again if it must)
+    if is_question(reply) and pending.asked < MAX_ASKS:  # not a yes, not a no: ask again
+        text = f"I need a clear yes or no before I go on. {pending.message}"
+        state.pending = pending.model_copy(update={"asked": pending.asked + 1})
+        state.history.append(AssistantMessage(content=text))
+        _record(state, "confirm", text, feedback="asked again: the reply was a question")
+        return Waiting(text)
     state.pending = None
     started = time.perf_counter()
     if is_yes(reply):
