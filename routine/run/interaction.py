@@ -9,7 +9,8 @@
 * **confirm** — a call of a ``confirm`` step does not run until the user answers an
   explicit yes to what it will do (:func:`is_yes`: a yes word and no negation; anything
   else declines). A reply that asks something back ("Is that the right amount?") is
-  neither: the confirmation is asked again, up to 3 times in all, then it declines. The decision and the user's words are the call's approval record.
+  neither: the confirmation is asked again, up to 3 times in all, then it declines. The
+  decision and the user's words are the call's approval record.
   Declined, the run goes to the step's ``on_decline``, or ends saying nothing changed.
 * **message** — a finish step's exact ``message`` is the answer, no model asked.
 * **handoff** — the run ends handing the conversation to another routine, with its
