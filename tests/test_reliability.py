@@ -56,6 +56,18 @@ def exits() -> str:
 
 
 @tool
+async def exits_async() -> str:
+    """Exit the process, from a coroutine."""
+    raise SystemExit(4)
+
+
+@tool
+async def interrupted_async() -> str:
+    """A KeyboardInterrupt raised inside the tool's own code."""
+    raise KeyboardInterrupt
+
+
+@tool
 def cyclic() -> dict:
     """Return a value that is not data."""
     loop: dict = {}
@@ -114,6 +126,21 @@ def test_a_tool_that_exits_or_returns_no_data_is_an_error_for_the_model():
     first, second = trace.tool_calls
     assert first.error_kind == "tool_error" and "SystemExit" in first.error
     assert second.error_kind == "tool_error" and "cannot be kept as data" in second.error
+
+
+def test_an_async_tool_that_exits_is_an_error_for_the_model_not_a_hung_run():
+    model = ScriptedModel([call("exits_async"), call("interrupted_async"),
+                           call("finish", answer="done")])
+    agent = Agent(None, registry(exits_async, interrupted_async), model,
+                  RunSettings(timeout_s=20), validate=False)
+    trace = agent.run("go")  # hung forever before: SystemExit killed the blocking loop
+    assert trace.outcome == "answered"
+    first, second = trace.tool_calls
+    assert first.error_kind == "tool_error" and "SystemExit(4)" in first.error
+    assert second.error_kind == "tool_error" and "KeyboardInterrupt" in second.error
+    after = Agent(None, registry(exits_async), ScriptedModel([call("finish", answer="ok")]),
+                  validate=False)
+    assert after.run("again").answer == "ok"  # the process's blocking loop still runs
 
 
 # ---------------------------------------------------------------- the endpoint

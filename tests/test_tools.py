@@ -82,6 +82,30 @@ def test_definition_errors_are_clear():
     registry = ToolRegistry(book_room)
     with pytest.raises(ToolDefinitionError, match="two tools are named"):
         registry.add(tool(name="book_room")(_finish))
+    with pytest.raises(ToolDefinitionError, match="parameter 'claim_id' is positional-only"):
+        tool(name="posonly")(_positional_only)
+
+
+def _positional_only(claim_id: int, /, note: str = "x") -> str:
+    return note
+
+
+def test_two_toolsets_with_one_name_are_a_definition_error():
+    claims, fleet = Toolset("db", setup=lambda: "claims"), Toolset("db", setup=lambda: "fleet")
+
+    @claims.tool
+    def get_claim(ctx: RunContext[str], claim_id: int) -> str:
+        return ctx.deps
+
+    @fleet.tool
+    def get_truck(ctx: RunContext[str], truck_id: int) -> str:
+        return ctx.deps
+
+    # one run context per toolset name: the second setup replaced the first before
+    with pytest.raises(ToolDefinitionError, match="two toolsets are named 'db'.*get_claim.*"
+                                                  "get_truck"):
+        ToolRegistry(claims, fleet)
+    assert ToolRegistry(claims, claims).names() == ["get_claim"]  # the same one twice is fine
 
 
 class _Socket:  # a plain class pydantic cannot describe

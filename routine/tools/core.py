@@ -131,12 +131,15 @@ class Tool:
             return await self.function(ctx, values)
         if self.context_param is not None:
             values[self.context_param] = ctx
-        if inspect.iscoroutinefunction(self.function):
-            return await self.function(**values)
-        result = await _in_daemon_thread(self.function, values)
-        if inspect.isawaitable(result):
-            result = await result
-        return result
+        try:
+            if inspect.iscoroutinefunction(self.function):
+                return await self.function(**values)
+            result = await _in_daemon_thread(self.function, values)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+        except (SystemExit, KeyboardInterrupt) as exc:  # must not end the run's event loop
+            raise RuntimeError(f"the tool raised {type(exc).__name__}({exc})") from None
 
 
 async def _in_daemon_thread(function: Callable[..., Any], values: dict[str, Any]) -> Any:
@@ -287,6 +290,10 @@ def tool_from_function(
         annotation = hints.get(pname, inspect.Parameter.empty)
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise ToolDefinitionError(f"tool {tool_name!r}: *args/**kwargs are not supported")
+        if param.kind is param.POSITIONAL_ONLY:
+            raise ToolDefinitionError(
+                f"tool {tool_name!r}: parameter {pname!r} is positional-only (before '/'), "
+                "but a model's arguments come by name: drop the '/' or wrap the function")
         if _is_context(annotation):
             if index != 0:
                 raise ToolDefinitionError(
@@ -473,6 +480,13 @@ class ToolRegistry:
     def add(self, item: Tool | Toolset | Callable[..., Any]) -> None:
         """Add a tool, a plain typed function, or a whole toolset."""
         if isinstance(item, Toolset):
+            known = self._toolsets.get(item.name)
+            if known is not None and known is not item:  # a run gets one context per name
+                raise ToolDefinitionError(
+                    f"two toolsets are named {item.name!r} (one with "
+                    f"{', '.join(sorted(known.tools)) or 'no tools'}, one with "
+                    f"{', '.join(sorted(item.tools)) or 'no tools'}): each toolset's setup "
+                    "and tools need a name of their own")
             self._toolsets[item.name] = item
             for t in item.tools.values():
                 self._add_tool(t)
