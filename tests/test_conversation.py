@@ -302,3 +302,84 @@ def test_a_reply_is_read_with_the_question_it_answers():
                                                       "SystemMessage"]
     assert second[1].content == "Which order would you like to cancel, and why?"
     assert second[2].content == "Order 7, it is late"  # only the reply, not the request again
+
+
+# ------------------------------------------------ inputs the user stated but no ask read
+HELPDESK = """
+name: open_ticket
+description: Open a support ticket for a user.
+toolsets: [desk]
+inputs:
+  email: {type: string, description: "the user's email"}
+  summary: {type: string, description: what is wrong}
+  team: {type: string, description: the team the user is in}
+steps:
+  - id: find_user
+    name: Find the user
+    description: Look the user up by email.
+    tool: find_user
+    args: {email: "${inputs.email}"}
+  - id: open
+    name: Open the ticket
+    description: Open the ticket.
+    tool: open_desk_ticket
+    args: {user_id: "${steps.find_user.output.id}", summary: "${inputs.summary}"}
+    confirm: "Open a ticket for {{ steps.find_user.output.name }}: {{ inputs.summary }}?"
+  - id: done
+    name: Done
+    description: Tell the user.
+    finish: true
+    message: "Ticket {{ steps.open.output.ticket }} is open for {{ inputs.email }} ({{ inputs.team }})."
+"""
+
+
+def _desk():
+    from routine import Toolset
+
+    desk = Toolset("desk")
+    opened: list[str] = []
+
+    @desk.tool
+    def find_user(email: str) -> dict:
+        """Find a user by email."""
+        return {"id": 3, "name": "Ana Lima", "email": email}
+
+    @desk.tool
+    def open_desk_ticket(user_id: int, summary: str) -> dict:
+        """Open a ticket."""
+        opened.append(summary)
+        return {"ticket": 41}
+
+    return desk, opened
+
+
+def test_inputs_a_call_carried_fill_the_confirmation_and_the_final_message():
+    desk, opened = _desk()
+    routine = load_routine_text(HELPDESK, "open_ticket.yaml")
+    model = ScriptedModel([call("find_user", email="ana@example.com"),
+                           call("open_desk_ticket", user_id=3, summary="VPN is down")],
+                          inputs={"team": "Finance"})  # the one input no call carries
+    with Agent(routine, ToolRegistry(desk), model).conversation() as chat:
+        asked = chat.send("I am ana@example.com, the VPN is down. I'm in Finance.")
+        # the author's text, with the summary the call carries (the generic text before)
+        assert asked.text == "Open a ticket for Ana Lima: VPN is down?"
+        done = chat.send("yes")
+    # failed before: 'dict object' has no attribute 'email', after the ticket was written
+    assert (done.status, done.text) == ("answered",
+                                        "Ticket 41 is open for ana@example.com (Finance).")
+    assert opened == ["VPN is down"]
+
+
+def test_a_final_message_that_cannot_be_written_leaves_the_answer_to_the_model():
+    desk, opened = _desk()
+    routine = load_routine_text(HELPDESK, "open_ticket.yaml")
+    model = ScriptedModel([call("find_user", email="ana@example.com"),
+                           call("open_desk_ticket", user_id=3, summary="VPN is down"),
+                           "Ticket 41 is open."], inputs={})  # the team never stated
+    with Agent(routine, ToolRegistry(desk), model).conversation() as chat:
+        chat.send("ana@example.com: the VPN is down")
+        done = chat.send("yes")
+    trace = done.trace  # it failed after the write before
+    assert (trace.outcome, trace.answer) == ("answered", "Ticket 41 is open.")
+    (note,) = [t for t in trace.turns if t.kind == "message"]
+    assert "needs a value the run does not have" in (note.feedback or "") and opened

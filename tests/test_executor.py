@@ -630,3 +630,103 @@ def test_an_answer_before_the_finish_step_is_marked_early(hr_tools):
         call("finish", answer="7 of 25 days left"),
     ]), hr_tools).run(QUERY)
     assert done.outcome == "answered" and done.early_answer is None
+
+
+TYPED_INPUTS = """
+name: typed
+description: Inputs of every type.
+inputs:
+  n: {type: integer, description: a count, required: false}
+  x: {type: number, description: an amount, required: false}
+  flag: {type: boolean, description: a flag, required: false}
+  items: {type: array, description: some items, required: false}
+  extra: {type: object, description: more, required: false}
+  email: {type: string, description: an email, required: false}
+steps:
+  - {id: done, name: Done, description: Answer., finish: true}
+"""
+
+
+@pytest.mark.parametrize("given,wanted", [
+    ({"n": "7", "x": "2.5", "flag": "false", "items": "[1, 2]", "extra": '{"a": 1}'},
+     {"n": 7, "x": 2.5, "flag": False, "items": [1, 2], "extra": {"a": 1}}),
+    ({"n": 3.0, "flag": True, "email": "a@b.c", "x": None}, {"n": 3, "flag": True,
+                                                            "email": "a@b.c"}),
+])
+def test_input_values_become_their_declared_types(given, wanted):
+    from routine.run.inputs import coerce_inputs
+
+    assert coerce_inputs(load_routine_text(TYPED_INPUTS, "t.yaml").routine, given) == wanted
+
+
+@pytest.mark.parametrize("given,message", [
+    ({"flag": "maybe"}, "input 'flag' must be a boolean (e.g. true or false), got 'maybe'"),
+    ({"items": "[1,2"}, "input 'items' must be an array"),  # stayed the text '[1,2' before
+    ({"x": "nan"}, "input 'x' must be a number"),
+    ({"x": "1e999"}, "input 'x' must be a number"),
+    ({"email": 5}, "input 'email' must be a string"),  # reached the tool as 5 before
+    ({"n": 2.5}, "input 'n' must be an integer"),
+    ({"n": True}, "input 'n' must be an integer"),
+])
+def test_an_input_value_of_the_wrong_type_is_one_clear_error(given, message):
+    from routine.errors import RoutineError
+
+    agent = Agent(load_routine_text(TYPED_INPUTS, "t.yaml"), ToolRegistry(),
+                  ScriptedModel([]))
+    with pytest.raises(RoutineError) as info:
+        agent.run("go", inputs=given)
+    assert str(info.value).startswith(message)
+
+
+BROKEN_WHEN = """
+name: broken_when
+description: A branch whose expression fails at run time.
+inputs:
+  n: {type: integer, description: a number}
+steps:
+  - id: look
+    name: Look it up
+    description: Look the number up.
+    tool: lookup
+    args: {n: "${inputs.n}"}
+  - id: decide
+    name: Decide
+    description: Decide.
+    branch:
+      - condition: big
+        when: "steps.look.output.value / 0 > 1"
+        steps:
+          - {id: big, name: Big, description: Say big., finish: true}
+      - condition: small
+        steps:
+          - {id: small, name: Small, description: Say small., finish: true}
+"""
+
+
+@tool
+def lookup(n: int) -> dict:
+    """Look a number up."""
+    return {"value": n}
+
+
+def test_a_when_that_raises_at_run_time_is_in_the_trace():
+    model = ScriptedModel([call("lookup", n=4), call("finish", answer="big")])
+    trace = Agent(load_routine_text(BROKEN_WHEN, "b.yaml"), ToolRegistry(lookup), model).run(
+        "is 4 big?", inputs={"n": 4})
+    assert trace.outcome == "answered"  # the model chose, as before, but no longer silently
+    assert trace.branch_errors == {
+        "decide": "`steps.look.output.value / 0 > 1`: ZeroDivisionError: division by zero"}
+
+
+def test_the_compact_style_never_tells_the_model_to_call_a_finish_tool_it_does_not_offer():
+    routine = load_routine_text(BROKEN_WHEN, "b.yaml")
+    model = ScriptedModel(["Sorry, I cannot look that up.", call("lookup", n=4),
+                           "4 is small."])  # plain text at the branch's finish option
+    trace = Agent(routine, ToolRegistry(lookup), model, RunSettings(prompt_style="compact")).run(
+        "is 4 big?", inputs={"n": 4})
+    assert "finish" not in [t["function"]["name"] for t in model.requests[0].tools]
+    feedback = trace.turns[0].feedback or ""
+    assert "finish tool" not in feedback and "answer comes at the routine's finish step" in \
+        feedback and "call lookup" in feedback
+    # at a branch whose option answers at once, a plain-text answer is that answer
+    assert (trace.outcome, trace.answer) == ("answered", "4 is small.")

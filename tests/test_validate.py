@@ -375,6 +375,28 @@ def test_reference_to_a_missing_input() -> None:
     assert problem.expected == "one of: employee_name"
 
 
+@pytest.mark.parametrize("spec,message,expected", [
+    ("{type: string, description: d, required: false, default: urgent, enum: [low, high]}",
+     "input 'priority': default 'urgent' is not one of its enum values", "one of 'low', 'high'"),
+    ("{type: integer, description: d, required: false, default: abc}",
+     "input 'priority': default 'abc' is a string, not an integer",
+     "an integer (the input's type)"),
+    ("{type: integer, description: d, enum: [1, two]}",
+     "input 'priority': enum value 'two' is a string, not an integer",
+     "integer values (the input's type)"),
+])
+def test_an_input_default_or_enum_value_of_the_wrong_kind(spec: str, message: str,
+                                                           expected: str) -> None:
+    # validated 'ok' before, then every run failed: the routine fixed a value the tool refuses
+    text = routine_text(FIND, ANSWER).replace(
+        "inputs: {employee_name: {type: string, description: full name}}",
+        "inputs:\n  employee_name: {type: string, description: full name}\n"
+        f"  priority: {spec}")
+    problem = single(check(text))
+    assert (problem.message, problem.expected) == (message, expected)
+    assert problem.line == 6
+
+
 def test_reference_to_a_missing_step() -> None:
     problem = single(check(routine_text(FIND, manager_step("${steps.lookup.output.id}"),
                                         ANSWER)))

@@ -390,6 +390,9 @@ def _summary(trace: RunTrace) -> None:
                   "(`routine chat` follows hand-offs)", highlight=False)
     else:
         out.print(f"[bold red]Failed:[/bold red] {trace.failure}", highlight=False)
+    for step_id, error in trace.branch_errors.items():
+        out.print(Text(f"warning: the branch of step {step_id} could not be decided by its "
+                       f"when ({error}); the model chose", "yellow"), soft_wrap=True)
     out.print(f"tools: {' → '.join(trace.tool_sequence) or '(none)'} · steps done: "
               f"{', '.join(trace.steps_done) or '(none)'} · turns: {len(trace.turns)} · "
               f"tokens: {trace.usage.prompt_tokens}+{trace.usage.completion_tokens} · "

@@ -192,6 +192,7 @@ class Agent:
         if state.tracker is not None:
             trace.steps_done = list(state.tracker.done)
             trace.branches = dict(state.tracker.branches)
+            trace.branch_errors = dict(state.tracker.branch_errors)
         return None
 
     def _end(self, state: RunState, answer: str | None, failure: str | None,
@@ -220,6 +221,7 @@ class Agent:
         if state.tracker is not None:
             trace.steps_done = list(state.tracker.done)
             trace.branches = dict(state.tracker.branches)
+            trace.branch_errors = dict(state.tracker.branch_errors)
 
     def conversation(self, **options: Any) -> Conversation:
         """A multi-turn conversation with this agent: questions and confirmations go to the

@@ -12,6 +12,7 @@ guessing: the run ends with that question as its answer (``trace.asked``).
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Callable
@@ -28,14 +29,51 @@ from .trace import TurnRecord
 
 __all__ = ["coerce_inputs", "extract_inputs", "missing_question"]
 
-_TYPES: dict[str, Callable[[str], Any]] = {
-    "integer": int, "number": float, "string": str,
-    "boolean": lambda s: s.strip().lower() in ("1", "true", "yes", "y"),
+def _boolean(text: str) -> bool:
+    word = text.strip().lower()
+    if word in ("1", "true", "yes", "y", "on"):
+        return True
+    if word in ("0", "false", "no", "n", "off"):
+        return False
+    raise ValueError(text)
+
+
+def _json(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = json.loads(text)
+        if not isinstance(value, kind):
+            raise ValueError(text)
+        return value
+    return parse
+
+
+_FROM_TEXT: dict[str, Callable[[str], Any]] = {  # a value given as text (the CLI's -i)
+    "integer": int, "number": float, "boolean": _boolean, "array": _json(list),
+    "object": _json(dict),
 }
 
 
+def _typed(kind: str, value: Any) -> Any:
+    """``value`` as the input type ``kind`` (ValueError if it is not one)."""
+    if isinstance(value, str) and kind in _FROM_TEXT:
+        value = _FROM_TEXT[kind](value.strip())
+    if kind == "integer" and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = {"string": isinstance(value, str), "boolean": isinstance(value, bool),
+          "integer": isinstance(value, int) and not isinstance(value, bool),
+          "number": numeric and math.isfinite(value), "array": isinstance(value, list),
+          "object": isinstance(value, dict)}.get(kind, True)
+    if not ok:
+        raise ValueError(value)
+    return value
+
+
 def coerce_inputs(routine: Routine | None, raw: dict[str, Any]) -> dict[str, Any]:
-    """Convert CLI strings to the routine's declared input types; reject unknown names."""
+    """Check input values against the routine's declared types and enums, converting text
+    (the CLI's ``-i name=value``: ``7``, ``true``, ``[1, 2]``) to them; a value of the
+    wrong type, an unknown name or a value outside the enum is one RoutineError. ``None``
+    is a value not given."""
     if routine is None:
         return dict(raw)
     out = {}
@@ -44,15 +82,18 @@ def coerce_inputs(routine: Routine | None, raw: dict[str, Any]) -> dict[str, Any
         if spec is None:
             raise RoutineError(f"routine {routine.name!r} has no input {name!r} "
                                f"(it has: {', '.join(routine.inputs) or 'none'})")
+        if value is None:
+            continue
         try:
-            out[name] = _TYPES[spec.type](value) if isinstance(value, str) and \
-                spec.type in _TYPES else value
-        except ValueError:
-            raise RoutineError(f"input {name!r} must be {spec.type}, got {value!r}") from None
+            out[name] = _typed(spec.type, value)
+        except (ValueError, TypeError):
+            example = {"integer": "7", "number": "2.5", "boolean": "true or false",
+                       "array": "[1, 2]", "object": '{"a": 1}', "string": '"text"'}[spec.type]
+            raise RoutineError(f"input {name!r} must be {'an' if spec.type[0] in 'aeiou' else 'a'}"
+                               f" {spec.type} (e.g. {example}), got {value!r}") from None
         if spec.enum is not None and out[name] not in spec.enum:
             raise RoutineError(f"input {name!r} must be one of {spec.enum}, got {value!r}")
     return out
-
 
 
 def _instruction(specs: dict[str, Any]) -> str:

@@ -99,13 +99,7 @@ async def before_turn(state: RunState, model: Model) -> TurnResult | None:
     if step.ask is not None:
         return await _ask(state, model, step)
     if step.finish and step.message:
-        try:
-            text = tracker.render(step.message)
-        except Exception as exc:  # noqa: BLE001 - a value the message needs is missing
-            return Failed(f"step {step.id}: the final message needs a value the run does not "
-                          f"have: {exc}", "routine_limit")
-        _record(state, "message", text)
-        return FinalAnswer(text)
+        return await _message(state, model, step)
     if step.handoff:
         known = {**state.trace.inputs, **tracker.inputs}
         inputs = {name: value for name, value in known.items()}
@@ -172,6 +166,29 @@ async def _ask(state: RunState, model: Model, step: Any) -> TurnResult:
     state.history.append(AssistantMessage(content=question))
     _record(state, "ask", question, feedback=json.dumps(missing))  # what it asked for
     return Waiting(question)
+
+
+async def _message(state: RunState, model: Model, step: Any) -> TurnResult | None:
+    """A finish step's exact message. Inputs it names that no call carried are read from
+    the user's words first; a message that still cannot be written (a required input the
+    user never stated) leaves the answer to the model — the run's work is done by now, and
+    failing it would hide that — with the reason in the trace."""
+    tracker = state.tracker
+    assert tracker is not None
+    tried = any(t.kind == "message" and t.current_step == step.id for t in state.trace.turns)
+    if tried:  # the message could not be written: the model answers
+        return None
+    missing = tracker.unknown_inputs(step.message)
+    if missing:
+        await extract_inputs(state, model, names=missing, said=state.trace.said or None)
+    try:
+        text = tracker.render(step.message)
+    except Exception as exc:  # noqa: BLE001 - a value the message needs is missing
+        _record(state, "message", "", feedback=f"the exact message of step {step.id} needs a "
+                f"value the run does not have ({exc}): the model writes the answer instead")
+        return None
+    _record(state, "message", text)
+    return FinalAnswer(text)
 
 
 async def answer_pending(state: RunState, model: Model, reply: str) -> TurnResult:

@@ -167,6 +167,10 @@ class RunTrace(BaseModel):
     turns: list[TurnRecord] = Field(default_factory=list)
     steps_done: list[str] = Field(default_factory=list)
     branches: dict[str, int] = Field(default_factory=dict, description="Branch step -> option.")
+    branch_errors: dict[str, str] = Field(
+        default_factory=dict, description="Branch steps whose `when` raised at run time "
+        "(dividing by zero, comparing text with a number...): the expression and the error. "
+        "The model chose the option there instead.")
     outcome: Literal["running", "answered", "failed", "waiting", "handed_off"] = "running"
     answer: str | None = Field(None, description="The final answer; while waiting, what the "
                                "user was asked.")

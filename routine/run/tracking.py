@@ -26,6 +26,7 @@ from ..spec.expressions import compile_when, render_facts, render_template
 from ..spec.flow import FINISHED, Flow
 from ..spec.format import MAX_ITEMS, Routine, Step
 from ..spec.references import MISSING, Reference, parse_references, value_at
+from ..spec.validate import template_references
 
 __all__ = ["StepTracker", "KnownArgument", "LoopFrame"]
 
@@ -222,9 +223,34 @@ class StepTracker:
                 "steps": {sid: {"output": out} for sid, out in self.outputs.items()},
                 "vars": dict(self.vars), "constants": dict(self.routine.constants)}
 
-    def render(self, template: str) -> str:
-        """A step's template (a question, a confirmation, a final message) rendered now."""
-        return render_template(template, **self.scope())
+    def render(self, template: str, inputs: dict[str, Any] | None = None) -> str:
+        """A step's template (a question, a confirmation, a final message) rendered now
+        (``inputs``: values a pending call carries, seen as known inputs)."""
+        scope = self.scope()
+        scope["inputs"].update(inputs or {})
+        return render_template(template, **scope)
+
+    def unknown_inputs(self, template: str) -> list[str]:
+        """The declared inputs a template names whose value the run does not know yet."""
+        refs, _ = template_references(template, frozenset(f.name for f in self.frames))
+        known = self.scope()["inputs"]
+        return list(dict.fromkeys(r.name for r in refs if r.kind == "inputs" and
+                                  r.name in self.routine.inputs and r.name not in known))
+
+    def inputs_in_call(self, step: Step, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Input values a call of ``step`` carries that the run did not know: an argument
+        the routine sets to exactly ``${inputs.NAME}`` was filled by the model from the
+        user's words, so that value is the input's (one input, one value for the run)."""
+        found: dict[str, Any] = {}
+        for name, value in step.args.items():
+            refs = parse_references(value)
+            if len(refs) != 1 or not refs[0].whole or refs[0].kind != "inputs" or \
+                    refs[0].path or name not in arguments or arguments[name] is None:
+                continue
+            if refs[0].name in self.routine.inputs and \
+                    self._lookup(refs[0]) is _MISSING:
+                found[refs[0].name] = arguments[name]
+        return found
 
     # ------------------------------------------------------------ the step contract
     def allowed_here(self) -> dict[str, str]:
@@ -309,8 +335,10 @@ class StepTracker:
         return self.flow.steps.get(node) if node else None
 
     # ------------------------------------------------------------ updates
-    def record(self, tool: str, output: Any) -> str | None:
-        """A successful call of ``tool``: advance if it is (or leads to) a routine step.
+    def record(self, tool: str, output: Any, arguments: dict[str, Any] | None = None
+               ) -> str | None:
+        """A successful call of ``tool`` (with ``arguments``): advance if it is (or leads
+        to) a routine step; inputs the call carried become known (:meth:`inputs_in_call`).
 
         Returns the id of the step the call completed, or None if it matched no
         step ahead (e.g. a repeated lookup)."""
@@ -320,6 +348,7 @@ class StepTracker:
         self._move_to(target)
         self.outputs[target] = output
         step = self.flow.steps[target]
+        self.inputs.update(self.inputs_in_call(step, arguments or {}))
         if step.output:
             self.vars[step.output] = output
         if self.frames and self.frames[-1].results:

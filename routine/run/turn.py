@@ -129,11 +129,18 @@ class RunState:
     def history(self) -> list[Message]:
         return self.trace.messages
 
+    def offers_finish(self) -> bool:
+        """Whether the requests offer the ``finish`` tool (the full prompt style, guided
+        decoding); under the compact style the model answers in plain text."""
+        return any(t["function"]["name"] == FINISH_TOOL for t in self.tool_specs)
+
     def current_hint(self) -> str:
         """A short pointer to the current step, for error feedback."""
         if self.tracker is None or self.tracker.finished or self.tracker.step is None:
             return ""
-        tools = " or ".join(self.tracker.expected_tools())
+        answer = "finish" if self.offers_finish() else "answer the user in plain text"
+        tools = " or ".join(dict.fromkeys(answer if t == FINISH_TOOL else t
+                                          for t in self.tracker.expected_tools()))
         step = self.tracker.step
         return f" You are at step {self.tracker.label(step.id)} ({step.name}): call {tools}."
 
@@ -230,13 +237,14 @@ async def _act(state: RunState, content: str, tool_calls: list[dict[str, Any]]) 
         return _mistake(state, [], f"Your tool call could not be read: {exc}.")
     if not parsed.calls:
         tracker = state.tracker
-        at_end = tracker is None or tracker.finished or (tracker.step is not None
-                                                         and tracker.step.finish)
+        at_end = tracker is None or tracker.finished or FINISH_TOOL in tracker.expected_tools()
         if parsed.text and at_end:
             return _Outcome(FinalAnswer(parsed.text), "answer")
         state.history.append(AssistantMessage(content=content))
-        return _mistake(state, [], "Your reply did not call a tool. Reply with one tool "
-                        "call; to answer the user, call the finish tool." + state.current_hint())
+        how = ("to answer the user, call the finish tool" if state.offers_finish() else
+               "the answer comes at the routine's finish step, after its tool steps")
+        return _mistake(state, [], f"Your reply did not call a tool. Reply with one tool "
+                        f"call; {how}." + state.current_hint())
     calls = []
     for parsed_call in parsed.calls:  # ids the model did not give: numbered, so reruns match
         calls.append(parsed_call if parsed_call.call_id else ParsedCall(
@@ -315,7 +323,7 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
             "started_at": now()}
     started = time.perf_counter()
     tool = state.registry.get(call.name)
-    offered = ", ".join(sorted(state.allowed)) + ", finish"
+    offered = ", ".join(sorted(state.allowed)) + (", finish" if state.offers_finish() else "")
     if tool is None:
         return ToolCallRecord(**base, error=f"unknown tool {call.name!r}. Available tools: "
                               f"{offered}.", error_kind="unknown_tool")
@@ -391,7 +399,7 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
         outcome = {"error": f"{type(exc).__name__}: {exc}", "error_kind": "tool_error"}
     else:
         try:
-            outcome = _store_result(state, call.name, value)
+            outcome = _store_result(state, call.name, value, arguments)
         except Exception as exc:  # a result that is not data (an open file, a cycle...)
             outcome = {"error": f"{call.name} returned a value that cannot be kept as data: "
                        f"{type(exc).__name__}: {exc}", "error_kind": "tool_error"}
@@ -422,7 +430,8 @@ def _approval_reason(state: RunState, name: str, tool: Tool) -> str:
     return ""
 
 
-def _store_result(state: RunState, tool: str, value: Any) -> dict[str, Any]:
+def _store_result(state: RunState, tool: str, value: Any, arguments: dict[str, Any]
+                  ) -> dict[str, Any]:
     """Keep a result (variable memory, the tracker); return its part of the call record."""
     data = jsonable(value)
     text = result_text(value, data)
@@ -433,7 +442,7 @@ def _store_result(state: RunState, tool: str, value: Any) -> dict[str, Any]:
         shown = state.memory.shown(entry)
     step_id = None
     if state.tracker is not None:
-        step_id = state.tracker.record(tool, data)
+        step_id = state.tracker.record(tool, data, arguments)
         step = state.tracker.flow.steps.get(step_id or "")
         if step is not None and step.output:
             state.memory.store(data, text, tool, step.id, name=step.output)
@@ -445,7 +454,7 @@ def confirm_message(tracker: StepTracker, step: Any, tool: str, arguments: dict[
     step and every argument value."""
     if isinstance(step.confirm, str):
         try:
-            return tracker.render(step.confirm)
+            return tracker.render(step.confirm, tracker.inputs_in_call(step, arguments))
         except Exception:  # noqa: BLE001 - a value the text needs is missing: say it plainly
             pass
     values = ", ".join(f"{k} = {json.dumps(v, ensure_ascii=False, default=str)}"

@@ -134,6 +134,10 @@ def _literal_type(value: Any) -> str:
     return "object"
 
 
+def _a(type_name: str) -> str:
+    return ("an " if type_name[0] in "aeiou" else "a ") + type_name
+
+
 def _compatible(source: set[str], accepted: set[str]) -> bool:
     if not source or not accepted:
         return True
@@ -234,6 +238,7 @@ class _Checker:
                      "unique step ids")
         for path, target in flow.bad_jumps:
             self.add(path, f"'{path[-1]}' names unknown step {target!r}", "the id of a step")
+        self.check_inputs()
         reachable = flow.reachable()
         doms = flow.dominators()
         for step_id in flow.order:
@@ -282,6 +287,27 @@ class _Checker:
             self.add(flow.paths[s], f"the routine can end after step {s!r} without a finish step",
                      "every path to end in a step with 'finish: true'")
         return self.problems
+
+    def check_inputs(self) -> None:
+        """Each input's enum values and default are of its type, and the default one of
+        its enum values: a default the tool then refuses makes every run fail."""
+        for name, spec in self.routine.inputs.items():
+            path = ("inputs", name)
+            for n, value in enumerate(spec.enum or []):
+                if not _compatible({_literal_type(value)}, {spec.type}):
+                    self.add(path + ("enum", n), f"input {name!r}: enum value {value!r} is "
+                             f"{_a(_literal_type(value))}, not {_a(spec.type)}",
+                             f"{spec.type} values (the input's type)")
+            if spec.default is None:
+                continue
+            if not _compatible({_literal_type(spec.default)}, {spec.type}):
+                self.add(path + ("default",), f"input {name!r}: default {spec.default!r} is "
+                         f"{_a(_literal_type(spec.default))}, not {_a(spec.type)}",
+                         f"{_a(spec.type)} (the input's type)")
+            elif spec.enum is not None and spec.default not in spec.enum:
+                self.add(path + ("default",), f"input {name!r}: default {spec.default!r} is "
+                         "not one of its enum values", "one of " + ", ".join(
+                             repr(v) for v in spec.enum))
 
     def check_jumps_back(self, step_id: str, path: tuple[Any, ...]) -> None:
         """A jump to an earlier step (or itself) is a loop: its target needs max_visits."""
