@@ -730,3 +730,54 @@ def test_the_compact_style_never_tells_the_model_to_call_a_finish_tool_it_does_n
         feedback and "call lookup" in feedback
     # at a branch whose option answers at once, a plain-text answer is that answer
     assert (trace.outcome, trace.answer) == ("answered", "4 is small.")
+
+
+MEMORY_KEY_VALUE = """
+name: note_after_report
+description: Fetch a long report, then file a note.
+inputs:
+  note: {type: string, description: the note}
+steps:
+  - {id: report, name: Report, description: Fetch the report., tool: long_report}
+  - id: file
+    name: File the note
+    description: File the note.
+    tool: file_note
+    args: {text: "${inputs.note}"}
+  - {id: done, name: Done, description: Say it is filed., finish: true}
+"""
+
+
+@tool
+def long_report() -> str:
+    """A long report."""
+    return "A" * 50_000
+
+
+@tool
+def file_note(text: str) -> str:
+    """File a note."""
+    return f"filed {text[:20]}"
+
+
+def test_a_value_the_routine_fixes_is_never_swapped_for_a_stored_result():
+    model = ScriptedModel([call("long_report"), call("file_note", text="memory_1"),
+                           call("finish", answer="filed")])
+    trace = Agent(load_routine_text(MEMORY_KEY_VALUE, "m.yaml"),
+                  ToolRegistry(long_report, file_note), model).run(
+        "file my note", inputs={"note": "memory_1"})
+    report, filed = trace.tool_calls
+    assert report.memory_key == "memory_1"  # the long result is memory_1 ...
+    assert filed.ok and filed.result == "filed memory_1"  # ... and the user's note stays text
+
+
+def test_a_value_quoted_in_feedback_is_cut_short():
+    huge = "B" * 100_000
+    model = ScriptedModel([call("long_report"), call("file_note", text=huge),
+                           call("file_note", text="hello"), call("finish", answer="filed")])
+    trace = Agent(load_routine_text(MEMORY_KEY_VALUE, "m.yaml"),
+                  ToolRegistry(long_report, file_note), model).run(
+        "file my note", inputs={"note": "hello"})
+    refused = trace.tool_calls[1]
+    assert refused.error_kind == "off_routine" and "100,002 characters" in refused.error
+    assert len(refused.error) < 1_000 and trace.outcome == "answered"

@@ -35,6 +35,13 @@ _TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool
           "array": list, "object": dict}
 
 
+def _quote(value: Any, limit: int = 300) -> str:
+    """A value as JSON for feedback, cut to ``limit`` characters (a 5 MB value once made
+    every later request 5 MB)."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
 def _same(given: Any, fixed: Any) -> bool:
     """Equal as the tool would see them: 2 == 2.0 == "2"; otherwise exactly."""
     if given == fixed:
@@ -288,11 +295,11 @@ class StepTracker:
         for argument in self.fixed_arguments(target):
             if argument.name not in arguments:
                 return (f"argument {argument.name!r} is missing: the routine sets it to "
-                        f"{json.dumps(argument.value, default=str)} ({argument.source})")
+                        f"{_quote(argument.value)} ({argument.source})")
             if not _same(arguments[argument.name], argument.value):
                 return (f"argument {argument.name!r} must be "
-                        f"{json.dumps(argument.value, default=str)} here ({argument.source}), "
-                        f"not {json.dumps(arguments[argument.name], default=str)}")
+                        f"{_quote(argument.value)} here ({argument.source}), "
+                        f"not {_quote(arguments[argument.name])}")
         return None
 
     def fixed_arguments(self, step: Step) -> list[KnownArgument]:

@@ -338,6 +338,10 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
             "go on with the next step." + state.current_hint()), error_kind="repeated")
     arguments = state.memory.substitute(call.arguments)
     tracker = state.tracker
+    if tracker is not None and not tracker.finished and (step_now := tracker.step_for(call.name)):
+        for fixed in tracker.fixed_arguments(step_now):  # a value the routine sets is a value,
+            if call.arguments.get(fixed.name) == fixed.value:  # even if it reads "memory_1"
+                arguments[fixed.name] = fixed.value
     if state.settings.enforce_steps and tracker is not None and not tracker.finished:
         try:  # arguments that do not fit the tool: that message first
             tool.validate_arguments(arguments)
