@@ -103,6 +103,24 @@ def test_a_toolset_that_fails_to_load_is_one_problem_not_one_per_step(project, c
     assert "Traceback" not in captured.out + captured.err
 
 
+def test_a_toolset_module_that_exits_on_import_is_a_problem_not_a_mute_exit(project, capsys):
+    Path("exits_tools.py").write_text("import sys\nsys.exit(7)\n")
+    toml = Path("routine.toml")
+    toml.write_text(toml.read_text().replace('"helpdesk_tools"', '"exits_tools"'))
+    assert main(["validate"]) == 1  # exited 7 with no output before
+    out = capsys.readouterr().out
+    assert "the module exited while it was imported (SystemExit(7))" in out
+
+
+def test_a_pipe_is_refused_not_read_forever(tmp_path, capsys):
+    import os
+
+    fifo = tmp_path / "routine.yaml"
+    os.mkfifo(fifo)
+    assert main(["validate", str(fifo)]) == 1  # hung forever before
+    assert "not a regular file" in capsys.readouterr().out
+
+
 def test_a_broken_domain_is_one_clear_error(project, capsys):
     domain = Path("eval/helpdesk/domain.py")
     text = domain.read_text()

@@ -758,6 +758,7 @@ def test_when_expression_with_a_syntax_error() -> None:
     problem = single(check(when_text("steps.find_employee.output.id >")))
     assert at(problem) == (17, 9)
     assert problem.message.startswith("invalid expression 'steps.find_employee.output.id >'")
+    assert "')'" not in problem.message  # the parentheses the parser adds are not shown
     assert problem.expected == "a Jinja expression over inputs, steps, vars and constants"
 
 
@@ -1042,6 +1043,17 @@ def test_a_filter_or_test_that_does_not_exist_is_found_before_the_run(expression
     """Jinja itself reports these only when the branch that uses them renders."""
     problem = single(check(when_text(expression)))
     assert at(problem) == (17, 9) and why in problem.message
+
+
+def test_a_template_or_expression_reading_internal_names_is_refused_before_the_run() -> None:
+    # the sandbox refused it at run time, where the answer's facts check went quietly off
+    text = routine_text(FIND, ANSWER.replace(
+        "finish: true", "finish: true\n  answer: \"{{ ''.__class__.__mro__[1] }}\""))
+    problem = single(check(text))
+    assert "'__mro__' cannot be read" in problem.message or "'__class__' cannot be read" in \
+        problem.message
+    problem = single(check(when_text("inputs.employee_name['__len__'] > 1")))
+    assert "'__len__' cannot be read" in problem.message and at(problem) == (17, 9)
 
 
 def test_an_expression_that_blows_up_only_on_run_values_is_bounded_at_run_time() -> None:

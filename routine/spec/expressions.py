@@ -101,10 +101,17 @@ def parse_when(expression: str) -> tuple[jinja2.nodes.Template | None, str]:
     try:
         tree = ENV.parse("{{ (" + expression + ") }}")
     except jinja2.TemplateSyntaxError as exc:
-        return None, f"invalid expression {expression!r}: {exc.message}"
+        message = exc.message
+        try:  # the parentheses added above are not the author's: say what they wrote
+            ENV.parse("{{ " + expression + " }}")
+        except jinja2.TemplateSyntaxError as bare:
+            message = bare.message
+        except RecursionError:
+            pass
+        return None, f"invalid expression {expression!r}: {message}"
     except RecursionError:
         return None, "the expression nests too deeply"
-    if unknown := unknown_filters_and_tests(tree):
+    if unknown := unknown_filters_and_tests(tree) or private_attributes(tree):
         return None, f"invalid expression {expression!r}: {unknown.replace(' (line 1)', '')}"
     return tree, ""
 
@@ -151,9 +158,22 @@ def parse_template(template: str) -> tuple[jinja2.nodes.Template | None, str]:
         return None, f"invalid template: {exc.message} (line {exc.lineno})"
     except RecursionError:
         return None, "the template nests too deeply"
-    if unknown := unknown_filters_and_tests(tree):
+    if unknown := unknown_filters_and_tests(tree) or private_attributes(tree):
         return None, f"invalid template: {unknown}"
     return tree, ""
+
+
+def private_attributes(tree: jinja2.nodes.Node) -> str:
+    """Why a parsed template or expression reads a name starting with ``_`` ("" if it
+    does not): the sandbox refuses those at run time (``''.__class__``), where a refused
+    answer template silently lost its facts check."""
+    for node in tree.find_all((jinja2.nodes.Getattr, jinja2.nodes.Getitem)):
+        name = node.attr if isinstance(node, jinja2.nodes.Getattr) else \
+            node.arg.value if isinstance(node.arg, jinja2.nodes.Const) else None
+        if isinstance(name, str) and name.startswith("_"):
+            return (f"{name!r} cannot be read (line {node.lineno}): names starting with '_' "
+                    "are internal and the sandbox refuses them")
+    return ""
 
 
 def unknown_filters_and_tests(tree: jinja2.nodes.Node) -> str:

@@ -13,6 +13,7 @@ no recursion, no objects) checks these; only then is the document composed.
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,12 @@ def read_text(path: str | Path) -> str:
     """A routine file's text: at most MAX_FILE_BYTES of UTF-8, else a SpecError saying where."""
     path = Path(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
+            raise SpecError([Problem(str(path), 1, 1, "not a regular file (a pipe, a device "
+                                     "or a socket: reading it could wait forever)",
+                                     "a routine YAML file")])
+        size = info.st_size
         if size > MAX_FILE_BYTES:
             raise SpecError([Problem(str(path), 1, 1, f"the file has {size:,} bytes",
                                      f"at most {MAX_FILE_BYTES:,} bytes")])

@@ -62,6 +62,8 @@ def _load(resolve: Any, registry: ToolRegistry, what: str, path: tuple[Any, ...]
         items: list[Tool | Toolset] = resolve()
         for item in items:
             registry.add(item)
-    except Exception as exc:  # reported as a problem of the routine file
+    except (Exception, SystemExit) as exc:  # reported as a problem of the routine file
+        if isinstance(exc, SystemExit):  # a module that exits on import ended validate mute
+            exc = RuntimeError(f"the module exited while it was imported (SystemExit({exc}))")
         add(path, f"cannot load toolset {what}: {type(exc).__name__}: {exc}",
             "an importable module with Toolset/Tool objects, or a working MCP server")
