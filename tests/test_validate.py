@@ -397,6 +397,20 @@ def test_an_input_default_or_enum_value_of_the_wrong_kind(spec: str, message: st
     assert problem.line == 6
 
 
+@pytest.mark.parametrize("value, says", [
+    ("${step.find_employee.output.name}", "'step' is no for_each item here (did you mean "
+     "'steps'?)"),
+    ("${input.employee_name}", "(did you mean 'inputs'?)"),
+    ("${steps.find_employee.output.items[0].id}",
+     "a list is indexed with .N in a reference (${steps.find_employee.output.items.0.id})"),
+])
+def test_a_mistyped_reference_says_what_was_meant(value: str, says: str) -> None:
+    problem = single(check(routine_text(FIND.replace("${inputs.employee_name}", value),
+                                        ANSWER)))
+    assert says in problem.message and at(problem) == (11, 7)
+    assert "expected expected" not in str(problem)
+
+
 def test_reference_to_a_missing_step() -> None:
     problem = single(check(routine_text(FIND, manager_step("${steps.lookup.output.id}"),
                                         ANSWER)))

@@ -171,6 +171,8 @@ class Step(_Model):
                  "ask": self.ask is not None, "compute": self.compute is not None,
                  "for_each": self.for_each is not None, "handoff": self.handoff}
         kinds = [k for k in STEP_KINDS if given[k]]
+        if self.branch is not None and not self.branch:
+            raise ValueError("'branch' needs at least one option")
         if len(kinds) != 1:
             got = " and ".join(kinds) if kinds else "none of them"
             raise ValueError("a step needs exactly one of 'tool', 'branch', 'finish: true', "

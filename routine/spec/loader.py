@@ -255,7 +255,7 @@ def _problem_from_error(err: Any, smap: SourceMap, data: Any) -> Any:
         message = f"unknown key {loc[-1]!r} at {where}"
     elif err["type"] == "missing":
         message = f"missing required key {where}"
-    else:
-        message = f"{where}: {err['msg']}"
+    else:  # a check of our own says it in words: pydantic's "Value error, " is noise
+        message = f"{where}: {err['msg'].removeprefix('Value error, ')}"
     expected = _FRIENDLY_EXPECTED.get(err["type"], "")
     return Problem(smap.file, line, col, message, expected)

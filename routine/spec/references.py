@@ -83,6 +83,10 @@ def reference_of(text: str, parts: list[str], whole: bool = True) -> Reference:
 def _parse_one(text: str, body: str, whole: bool) -> Reference:
     parts = body.split(".")
     if not all(_SEGMENT_RE.match(p) for p in parts):
+        if re.search(r"\[\s*\d+\s*\]", body):  # items[0]: the path indexes with .0
+            dotted = re.sub(r"\[\s*(\d+)\s*\]", r".\1", body)
+            return Reference(text, "", "", error=f"malformed reference {text!r}: a list is "
+                             f"indexed with .N in a reference (${{{dotted}}})")
         return Reference(text, "", "", error=f"malformed reference {text!r}: {EXPECTED}")
     return reference_of(text, parts, whole)
 

@@ -210,8 +210,10 @@ def _references(tree: Any, what: str, local: set[str], loops: frozenset[str]
         elif chain[0] not in ("true", "false", "none", "True", "False", "None") and \
                 chain[0] not in local:
             items = f", {', '.join(sorted(loops))}" if loops else ""
-            return refs, (f"unknown name {chain[0]!r} in {what} "
-                          f"(expected only inputs, steps, vars, constants{items})")
+            near = difflib.get_close_matches(chain[0], [*_ROOTS, *loops], n=1, cutoff=0.75)
+            return refs, (f"unknown name {chain[0]!r} in {what}"
+                          + (f" (did you mean {near[0]!r}?)" if near else "")
+                          + f": it can read only inputs, steps, vars, constants{items}")
     return refs, ""
 
 
@@ -541,10 +543,11 @@ class _Checker:
             scope.setdefault(ref.name, step_id)
         loop = scope.get(ref.name)
         if loop is None:
+            root = difflib.get_close_matches(ref.name, _ROOTS, n=1, cutoff=0.75)
             hint = f" (did you mean ${{inputs.{ref.name}}}?)" if ref.name in \
-                self.routine.inputs else ""
+                self.routine.inputs else f" (did you mean {root[0]!r}?)" if root else ""
             self.add(path, f"malformed reference {ref.text!r}: {ref.name!r} is no for_each "
-                     f"item here{hint}", EXPECTED)
+                     f"item here{hint}", EXPECTED.removeprefix("expected "))
             return None
         source = parse_references(self.flow.steps[loop].for_each)
         if len(source) != 1 or source[0].kind in ("", "loop") and source[0].name == ref.name:
