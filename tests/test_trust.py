@@ -102,6 +102,7 @@ def test_a_bad_project_file_is_one_clear_error(tmp_path, text, line, what):
         Project.load(path)
     problem = caught.value.problems[0]
     assert problem.file == str(path) and problem.line == line and what in problem.message
+    assert len(caught.value.problems) == 1  # 'x = 3': one per union member before
 
 
 def test_dataset_code_runs_only_in_trusted_folders(tmp_path, monkeypatch):

@@ -169,6 +169,14 @@ class Project:
                 deepest[entry] = max(deepest.get(entry, 0), depth[id(e)])
             kept = {(p.line, p.message): p for p, e in errors
                     if depth[id(e)] == deepest[".".join(str(x) for x in e["loc"][:2])]}
+            for p, e in errors:  # a toolset entry neither member of the union takes: once
+                entry = [x["loc"] for _, x in errors if x["loc"][:2] == e["loc"][:2]]
+                if e["loc"][0] == "toolsets" and all(len(loc) == 3 for loc in entry):
+                    kept = {k: v for k, v in kept.items() if v.line != p.line}
+                    kept[(p.line, "")] = Problem(
+                        p.file, p.line, 1, f"toolsets.{e['loc'][1]}: {e['input']!r} is neither "
+                        "a module name nor an MCP server table",
+                        'NAME = "module" or NAME = { mcp = { command = "...", args = [...] } }')
             raise ProjectError(list(kept.values())) from None
         entries: dict[str, Entry] = {
             name: value if isinstance(value, str) else value.mcp.model_copy(
