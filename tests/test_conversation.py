@@ -277,6 +277,22 @@ steps:
     assert chat.traces[1].inputs["email"] == "ana@example.com"
 
 
+def test_routines_handing_a_message_round_in_a_circle_end_not_hang():
+    ping, pong = (load_routine_text(f"""
+name: {a}
+description: Hand over to {b}.
+steps:
+  - {{id: pass, name: Pass on, description: Hand over., handoff: {b}}}
+""", f"{a}.yaml") for a, b in (("ping", "pong"), ("pong", "ping")))
+    # pong hands back to ping, which the conversation began with: known without being listed
+    chat = Agent(ping, ToolRegistry(shop), ScriptedModel([])).conversation(
+        routines={"pong": pong})
+    with chat:
+        reply = chat.send("hi")  # looped forever before, traces piling up
+    assert reply.status == "failed" and len(chat.traces) == 6
+    assert "5 hand-offs without waiting for the user: ping → pong → ping" in reply.text
+
+
 @pytest.mark.parametrize("reply,values", [
     ('{"order_id": 7}', {"order_id": 7}),
     ("```json\n{\"order_id\": 7, \"reason\": null}\n```", {"order_id": 7, "reason": None}),

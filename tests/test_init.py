@@ -112,6 +112,19 @@ def test_a_toolset_module_that_exits_on_import_is_a_problem_not_a_mute_exit(proj
     assert "the module exited while it was imported (SystemExit(7))" in out
 
 
+def test_validate_checks_hand_off_targets_against_the_project(project, capsys):
+    Path("routines/triage.yaml").write_text(
+        "name: triage\ndescription: Pass it on.\nsteps:\n"
+        "  - {id: pass, name: Pass, description: Pass it on., handoff: open_tiket}\n")
+    assert main(["validate"]) == 1  # passed before; the run failed after its tools ran
+    out = capsys.readouterr().out
+    assert "triage.yaml:4:" in out and "'handoff' names no known routine: 'open_tiket'" in out
+    assert "did you mean open_ticket?" in out
+    Path("routines/triage.yaml").write_text(
+        Path("routines/triage.yaml").read_text().replace("open_tiket", "open_ticket"))
+    assert main(["validate"]) == 0
+
+
 def test_a_pipe_is_refused_not_read_forever(tmp_path, capsys):
     import os
 

@@ -105,7 +105,11 @@ def load_checked(path: Path, extra_tools: list[str] | None = None
     except OSError as exc:
         return None, ToolRegistry(), [Problem(str(path), 1, 1, f"cannot read file: {exc}")]
     registry, problems = registry_for(loaded, extra_tools)
-    problems += check_routine(loaded, registry, partial=bool(problems))
+    routines = None
+    if any(step.handoff for step, _ in loaded.routine.walk()):  # its targets must exist
+        routines = {**_handoff_targets(loaded, ToolRegistry()),
+                    loaded.routine.name: loaded.routine}
+    problems += check_routine(loaded, registry, partial=bool(problems), routines=routines)
     return loaded, registry, problems
 
 
@@ -612,7 +616,10 @@ def _handoff_targets(loaded: LoadedRoutine, registry: ToolRegistry) -> dict[str,
         except SpecError:
             continue
         if other.routine.name != loaded.routine.name:
-            _, problems = registry_for(other, registry=registry)
+            try:
+                _, problems = registry_for(other, registry=registry)
+            except Exception:  # noqa: BLE001 - its tools clash with these: not a target
+                continue
             if not problems:
                 found[other.routine.name] = other.routine
     return found

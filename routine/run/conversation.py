@@ -38,9 +38,11 @@ from .interaction import answer_pending
 from .memory import MemoryEntry
 from .trace import RunTrace, TurnRecord
 from .tracking import LoopFrame
-from .turn import NextTurn, RunState
+from .turn import Failed, NextTurn, RunState
 
-__all__ = ["Conversation", "Reply"]
+__all__ = ["Conversation", "Reply", "MAX_HANDOFFS"]
+
+MAX_HANDOFFS = 5  # hand-offs in a row without the user's word: past it, a circle
 
 
 class Reply(BaseModel):
@@ -73,6 +75,8 @@ class Conversation:
         self.agent = agent
         self.routines = {name: r.routine if isinstance(r, LoadedRoutine) else r
                          for name, r in (routines or {}).items()}
+        if agent.routine is not None:  # a hand-off back to where the conversation began
+            self.routines.setdefault(agent.routine.name, agent.routine)
         self.inputs = dict(inputs or {})
         self.on_turn = on_turn
         self.traces: list[RunTrace] = []
@@ -118,7 +122,14 @@ class Conversation:
                     self.agent.stop(state, result)
                     return self._reply(state)
             await self._run(self.agent, state)
+        hops = [state.trace.routine]
         while state.trace.outcome == "handed_off" and state.trace.handoff is not None:
+            hops.append(state.trace.handoff.routine)
+            if len(hops) > MAX_HANDOFFS + 1:  # routines handing the message round in a circle
+                self.agent.stop(state, Failed(
+                    f"{MAX_HANDOFFS} hand-offs without waiting for the user: "
+                    f"{' → '.join(str(h) for h in hops)}", "routine_limit"))
+                break
             state = self._state = self._hand_off(state)
             with telemetry.run_span(state, self.agent.model):
                 await self._run(self.agent, state)
