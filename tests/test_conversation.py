@@ -399,3 +399,28 @@ def test_a_final_message_that_cannot_be_written_leaves_the_answer_to_the_model()
     assert (trace.outcome, trace.answer) == ("answered", "Ticket 41 is open.")
     (note,) = [t for t in trace.turns if t.kind == "message"]
     assert "needs a value the run does not have" in (note.feedback or "") and opened
+
+
+@pytest.mark.parametrize("items,says", [
+    ("abc", 'is str "abc"'), ({"a": 1}, "is dict"), (5, "is int 5"),
+])
+def test_a_for_each_over_what_is_not_a_list_stops_the_routine_saying_why(items, says):
+    from routine.run.tracking import StepTracker
+
+    tracker = StepTracker(ROUTINE.routine, {"email": "a@b.c", "order_id": 7, "reason": "r"})
+    tracker.complete()  # the ask step: answered
+    tracker.record("find_by_email", {"id": 1, "name": "Ana"})
+    tracker.record("get_order", {"items": items, "total": 30.0})
+    # it ran zero times, silently, before: the run answered "checked 0 items"
+    assert tracker.stopped is not None and tracker.finished
+    assert "step each_item: for_each needs a list" in tracker.stopped and says in tracker.stopped
+
+
+def test_a_for_each_over_nothing_found_runs_no_times():
+    from routine.run.tracking import StepTracker
+
+    tracker = StepTracker(ROUTINE.routine, {"email": "a@b.c", "order_id": 7, "reason": "r"})
+    tracker.complete()
+    tracker.record("find_by_email", {"id": 1, "name": "Ana"})
+    tracker.record("get_order", {"items": None, "total": 30.0})
+    assert tracker.stopped is None and tracker.step is not None and tracker.step.id == "cancel"

@@ -1079,3 +1079,11 @@ def test_an_expression_that_blows_up_only_on_run_values_is_bounded_at_run_time()
     tracker.record("find_employee", {"id": 1})
     assert tracker.step.id == "route"  # not decided: the model picks, with the reason kept
     assert "too large" in tracker.branch_errors["route"]
+
+
+def test_exponent_numbers_are_numbers_as_in_yaml_1_2() -> None:
+    # PyYAML's YAML 1.1 read `1e-3` as text: a compute `rate * 3` then answered "1e-31e-31e-3"
+    routine = load(HEADER + "  - {id: done, name: D, description: D, finish: true}\n"
+                   "constants: {rate: 1e-3, big: 1E5, neg: -2.5e+2, quoted: '1e-3'}\n").routine
+    assert routine.constants == {"rate": 0.001, "big": 100000.0, "neg": -250.0,
+                                 "quoted": "1e-3"}

@@ -168,9 +168,9 @@ class RunTrace(BaseModel):
     steps_done: list[str] = Field(default_factory=list)
     branches: dict[str, int] = Field(default_factory=dict, description="Branch step -> option.")
     branch_errors: dict[str, str] = Field(
-        default_factory=dict, description="Branch steps whose `when` raised at run time "
-        "(dividing by zero, comparing text with a number...): the expression and the error. "
-        "The model chose the option there instead.")
+        default_factory=dict, description="Branch steps whose `when` (for_each steps whose "
+        "`until`) raised at run time (dividing by zero, comparing text with a number...): the "
+        "expression and the error. The model chose the option there (the loop went on).")
     outcome: Literal["running", "answered", "failed", "waiting", "handed_off"] = "running"
     answer: str | None = Field(None, description="The final answer; while waiting, what the "
                                "user was asked.")

@@ -511,7 +511,16 @@ class StepTracker:
         if frame is None:
             ref = parse_references(step.for_each)[0]
             items = self._lookup(ref)
-            items = list(items) if isinstance(items, (list, tuple)) else []
+            if items is None:  # "nothing found": no items
+                items = []
+            if not isinstance(items, (list, tuple)):  # ran zero times, silently, before
+                got = "no value" if items is _MISSING else \
+                    f"{type(items).__name__} {_quote(items, 80)}"
+                self.stopped = (f"step {step.id}: for_each needs a list, and "
+                                f"{step.for_each} is {got}")
+                self.current = FINISHED
+                return
+            items = list(items)
             if len(items) > MAX_ITEMS:
                 self.stopped = f"step {step.id}: {len(items)} items, more than {MAX_ITEMS}"
                 self.current = FINISHED
@@ -519,7 +528,7 @@ class StepTracker:
             frame = LoopFrame(node, step.as_, items)
             self.frames.append(frame)
         else:
-            until = step.until and self._true(step.until)
+            until = step.until and self._true(step.until, step.id)
             frame.index += 1
             if until:
                 frame.index = len(frame.items)
@@ -532,10 +541,14 @@ class StepTracker:
         self.done.append(node)
         self._advance(self.flow.after[node])
 
-    def _true(self, expression: str) -> bool:
+    def _true(self, expression: str, step_id: str = "") -> bool:
         try:
             return bool(compile_when(expression)(**self.scope()))
-        except Exception:  # noqa: BLE001 - undecidable: the loop goes on
+        except UndefinedError:  # a value not known yet: the loop goes on
+            return False
+        except Exception as exc:  # noqa: BLE001 - the loop goes on; the reason is kept
+            if step_id:
+                self.branch_errors[step_id] = f"`{expression}`: {type(exc).__name__}: {exc}"
             return False
 
     def _evaluate_branch(self, step: Step) -> int | None:

@@ -13,6 +13,7 @@ no recursion, no objects) checks these; only then is the document composed.
 
 from __future__ import annotations
 
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +149,16 @@ def read_text(path: str | Path) -> str:
                                  "a UTF-8 text file")]) from None
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe YAML 1.1 reading, plus YAML 1.2's exponent floats: ``1e-3`` and
+    ``1E5`` are numbers (1.1 wants a dot, so they were text, and ``rate * 3`` repeated it)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
 def load_routine_text(text: str, file: str = "<string>") -> LoadedRoutine:
     """Parse and type-check a routine from YAML text; raise SpecError with every problem."""
     if len(text) > MAX_FILE_BYTES:
@@ -157,7 +168,7 @@ def load_routine_text(text: str, file: str = "<string>") -> LoadedRoutine:
     dupes: list[tuple[tuple[Any, ...], str]] = []
     try:
         _bounds(text, file)
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
         try:
             node = loader.get_single_node()
             if node is not None:  # positions first: construction rewrites merge keys in place
