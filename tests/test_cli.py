@@ -592,3 +592,16 @@ def test_chat_asks_confirms_and_writes_the_conversation(scripted_server, tmp_pat
     (trace,) = load_traces(tmp_path / "traces" / "traces.jsonl")
     assert trace.outcome == "answered" and trace.said[-1] == "yes"
     assert len(ScriptedServer.requests) == len(ScriptedServer.script)
+
+
+def test_model_text_cannot_drive_the_terminal(capsys):
+    from routine.cli.commands import _summary
+    from routine.run.trace import RunTrace
+
+    trace = RunTrace(run_id="r", outcome="answered",
+                     answer="Done.\x1b[2J\x1b[1;31m FAKE [bold]x[/bold]\x07\nline two\tok")
+    _summary(trace)
+    out = capsys.readouterr().out
+    assert "\x1b[2J" not in out and "\x07" not in out  # printed raw before
+    assert "Done.\\x1b[2J\\x1b[1;31m FAKE [bold]x[/bold]\\x07" in out  # markup shown as text
+    assert "line two" in out  # line breaks kept (rich expands the tab)

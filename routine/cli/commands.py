@@ -44,6 +44,7 @@ from ..tools.core import ToolRegistry
 from . import draft as draft_cli
 from . import route
 from .options import options_from
+from .terminal import shown
 
 __all__ = ["main", "app"]
 
@@ -368,32 +369,36 @@ def _show_turn(turn: TurnRecord, flow: Flow | None = None) -> None:
     left out when the call completed none), or ``✗ tool(args)`` and the error."""
     for call in turn.calls:
         args = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
-        shown = Text.assemble((call.name, "bold"), f"({args})")
+        call_text = Text.assemble((shown(call.name), "bold"), f"({args})")
         if call.ok:
             step = _step_label(flow, call.step_id)
             label = Text.assemble((step, "cyan"), " · ") if step else Text()
             result = call.result_text or ""
             result = result if len(result) <= 160 else result[:160] + "…"
-            out.print(Text.assemble("▶ ", label, shown, f"\n  → {result}"), soft_wrap=True)
+            out.print(Text.assemble("▶ ", label, call_text, f"\n  → {shown(result)}"),
+                      soft_wrap=True)
         else:
-            out.print(Text.assemble("✗ ", shown, "\n  ", (call.error or "", "red")),
+            out.print(Text.assemble("✗ ", call_text, "\n  ", (shown(call.error), "red")),
                       soft_wrap=True)
     if turn.feedback:
-        out.print(Text.assemble(("  retry: " + turn.feedback, "yellow")), soft_wrap=True)
+        out.print(Text.assemble(("  retry: " + shown(turn.feedback), "yellow")), soft_wrap=True)
 
 
 def _summary(trace: RunTrace) -> None:
     out.rule()
     if trace.outcome == "answered":
-        out.print(f"[bold green]Answer:[/bold green] {trace.answer}", highlight=False)
+        out.print(Text.assemble(("Answer:", "bold green"), " ", shown(trace.answer)),
+                  soft_wrap=True)
     elif trace.outcome == "waiting":
-        out.print(f"[bold yellow]Waiting for you:[/bold yellow] {trace.answer} (a "
-                  "conversation goes on: `routine chat`)", highlight=False)
+        out.print(Text.assemble(("Waiting for you:", "bold yellow"), " ", shown(trace.answer),
+                                " (a conversation goes on: `routine chat`)"), soft_wrap=True)
     elif trace.outcome == "handed_off" and trace.handoff is not None:
-        out.print(f"[bold yellow]Handed off[/bold yellow] to {trace.handoff.routine} "
-                  "(`routine chat` follows hand-offs)", highlight=False)
+        out.print(Text.assemble(("Handed off", "bold yellow"), " to ",
+                                shown(trace.handoff.routine),
+                                " (`routine chat` follows hand-offs)"), soft_wrap=True)
     else:
-        out.print(f"[bold red]Failed:[/bold red] {trace.failure}", highlight=False)
+        out.print(Text.assemble(("Failed:", "bold red"), " ", shown(trace.failure)),
+                  soft_wrap=True)
     for step_id, error in trace.branch_errors.items():
         out.print(Text(f"warning: the branch of step {step_id} could not be decided by its "
                        f"when ({error}); the model chose", "yellow"), soft_wrap=True)
@@ -654,7 +659,7 @@ def chat(
                 reply = conversation.send(text)
                 style = {"waiting": "yellow", "answered": "green"}.get(reply.status, "red")
                 out.print(Text.assemble((f"{reply.routine or 'agent'}> ", f"bold {style}"),
-                                        reply.text), soft_wrap=True)
+                                        shown(reply.text)), soft_wrap=True)
                 if reply.status != "waiting":
                     break
                 text = _read_line()
@@ -881,8 +886,8 @@ def serve(
         command[0] = vllm_executable()
         raise typer.Exit(subprocess.call(command))
     with embedded_server(model, model_cache, adapter=adapter, port=port) as server:
-        shown = f" with adapter {adapter}" if adapter else ""
-        err.print(f"serving {server.model}{shown} at {server.base_url} (Ctrl-C stops)")
+        with_adapter = f" with adapter {adapter}" if adapter else ""
+        err.print(f"serving {server.model}{with_adapter} at {server.base_url} (Ctrl-C stops)")
         server.process.wait()
 
 

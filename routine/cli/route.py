@@ -27,6 +27,7 @@ from ..routing import (
 )
 from ..spec.toolsets import registry_for
 from ..tools.core import ToolRegistry
+from .terminal import shown
 
 __all__ = ["LibraryOption", "RouterOption", "ExamplesOption", "ThresholdOption",
            "library_from", "router_kind", "build_router", "decision_text", "tools_for"]
@@ -96,8 +97,8 @@ def decision_text(decision: RouteDecision) -> Text:
     style = {"routine": "green", "none": "yellow", "ambiguous": "yellow"}[decision.kind]
     head = decision.routine if decision.kind == "routine" else decision.kind
     ranking = ", ".join(f"{c.name} {c.score:.3f}" for c in decision.candidates[:5])
-    text = Text.assemble(("route → ", "bold"), (head or "", f"bold {style}"),
-                         f" ({decision.router}: {decision.reason})\n  ranking: {ranking}")
+    text = Text.assemble(("route → ", "bold"), (shown(head), f"bold {style}"),
+                         shown(f" ({decision.router}: {decision.reason})\n  ranking: {ranking}"))
     if decision.reply:
-        text.append(f"\n{decision.reply}")
+        text.append(f"\n{shown(decision.reply)}")
     return text
