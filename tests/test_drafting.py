@@ -241,6 +241,10 @@ def test_draft_command_writes_a_routine_that_validates(scripted_server, tmp_path
     assert main(_args(tmp_path, "--base-url", scripted_server, "-o", str(out),
                       "--record", str(record))) == 0
     assert len(ScriptedServer.requests) == 2
+    # a routine file that exists is not replaced without --force, and no model is asked
+    assert main(_args(tmp_path, "--base-url", scripted_server, "-o", str(out))) == 2
+    assert "exists: --force overwrites" in capsys.readouterr().err
+    assert len(ScriptedServer.requests) == 2 and "drafted by" in out.read_text()
 
 
 def test_a_draft_that_still_fails_is_reported_and_not_saved(scripted_server, tmp_path,  # noqa: F811

@@ -902,6 +902,7 @@ def draft(
     diff: draft_cli.DiffOption = None,
     save_invalid: draft_cli.SaveInvalidOption = False,
     record: draft_cli.RecordOption = None,
+    force: draft_cli.ForceOption = False,
     max_tokens: Annotated[int, typer.Option(help="Tokens per reply.")] = 2048,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
@@ -916,7 +917,8 @@ def draft(
     problems and not saved."""
     job = draft_cli.DraftJob(source, list(toolset or []), out_path, name, rounds, guided, diff,
                              save_invalid, record, {"max_tokens": max_tokens,
-                                                    "temperature": temperature, "seed": seed})
+                                                    "temperature": temperature, "seed": seed},
+                             force)
     files = job.pending()
     if not files:
         return

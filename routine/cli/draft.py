@@ -137,6 +137,8 @@ ToolsetOption = Annotated[list[str] | None, typer.Option(
 OutOption = Annotated[Path | None, typer.Option(
     "--out", "-o", help="The routine file to write (SOURCE a folder: a folder, NAME.yaml for "
                         "each draft). Default: print the routine.")]
+ForceOption = Annotated[bool, typer.Option(
+    "--force", help="Overwrite routine files that exist (else refused before drafting).")]
 NameOption = Annotated[str | None, typer.Option(
     help="The routine's name (default: the draft's file name).")]
 RoundsOption = Annotated[int, typer.Option(
@@ -170,6 +172,7 @@ class DraftJob:
     save_invalid: bool = False
     record: Path | None = None
     sampling: dict[str, Any] = field(default_factory=dict)
+    force: bool = False
 
     def pending(self) -> list[Path]:
         """The drafts to draft (none: a comparison was asked for and shown, or every draft is
@@ -195,6 +198,12 @@ class DraftJob:
         if len(todo) < len(files):
             err.print(f"[dim]{len(files) - len(todo)} draft(s) already in {self.record}: "
                       "skipped[/dim]")
+        taken = [t for f in todo if (t := _target(self.out_path, self.source.is_dir(),
+                                                    self.name or f.stem)) and t.exists()]
+        if taken and not self.force:  # a routine written by hand, replaced without a word
+            raise click.BadParameter(f"{', '.join(map(str, taken))} exist{'s' * (len(taken) == 1)}"
+                                     ": --force overwrites, or write elsewhere",
+                                     param_hint="--out")
         return todo
 
     def run(self, files: list[Path], client: Model) -> int:
