@@ -781,3 +781,21 @@ def test_a_value_quoted_in_feedback_is_cut_short():
     refused = trace.tool_calls[1]
     assert refused.error_kind == "off_routine" and "100,002 characters" in refused.error
     assert len(refused.error) < 1_000 and trace.outcome == "answered"
+
+
+@tool
+def broken_lookup(n: int) -> dict:
+    """A lookup whose system is down."""
+    raise ConnectionError("the claims system is down")
+
+
+def test_under_the_compact_style_the_model_can_give_up_after_a_tool_error():
+    routine = load_routine_text(BROKEN_WHEN.replace("tool: lookup", "tool: broken_lookup"),
+                                "b.yaml")
+    model = ScriptedModel([call("broken_lookup", n=4), "Sorry, the system is down."])
+    trace = Agent(routine, ToolRegistry(broken_lookup), model,
+                  RunSettings(prompt_style="compact")).run("is 4 big?", inputs={"n": 4})
+    # refused four times before, ending model_mistakes: the full style's finish call was
+    # accepted, and compact does not offer finish
+    assert (trace.outcome, trace.answer) == ("answered", "Sorry, the system is down.")
+    assert trace.early_answer == "look"

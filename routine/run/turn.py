@@ -145,6 +145,9 @@ class RunState:
         return f" You are at step {self.tracker.label(step.id)} ({step.name}): call {tools}."
 
 
+_FAILED_OVER = "the routine continues with its on_error steps"
+
+
 @dataclass
 class _Outcome:
     """What acting on a reply came to; becomes the turn's record."""
@@ -238,7 +241,11 @@ async def _act(state: RunState, content: str, tool_calls: list[dict[str, Any]]) 
     if not parsed.calls:
         tracker = state.tracker
         at_end = tracker is None or tracker.finished or FINISH_TOOL in tracker.expected_tools()
-        if parsed.text and at_end:
+        last = [c for t in state.trace.turns[-1:] for c in t.calls]
+        gave_up = bool(last) and last[-1].error_kind in ("tool_error", "timeout") and \
+            _FAILED_OVER not in (last[-1].error or "") and \
+            not state.offers_finish()  # the compact style's way of finish after a failure
+        if parsed.text and (at_end or gave_up):
             return _Outcome(FinalAnswer(parsed.text), "answer")
         state.history.append(AssistantMessage(content=content))
         how = ("to answer the user, call the finish tool" if state.offers_finish() else
@@ -411,8 +418,7 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
     if outcome.get("error_kind") in ("tool_error", "timeout") and tracker is not None:
         failed_over = tracker.record_error(call.name)
         if failed_over is not None:  # the routine says what to do instead (on_error)
-            outcome["error"] += (f" (step {tracker.label(failed_over)} failed: the routine "
-                                 "continues with its on_error steps)")
+            outcome["error"] += f" (step {tracker.label(failed_over)} failed: {_FAILED_OVER})"
     return ToolCallRecord(**base, resolved_arguments=arguments, **outcome, approval=decision,
                           duration_s=time.perf_counter() - started)
 
