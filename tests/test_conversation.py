@@ -424,3 +424,46 @@ def test_a_for_each_over_nothing_found_runs_no_times():
     tracker.record("find_by_email", {"id": 1, "name": "Ana"})
     tracker.record("get_order", {"items": None, "total": 30.0})
     assert tracker.stopped is None and tracker.step is not None and tracker.step.id == "cancel"
+
+
+REFUND_EACH = """
+name: refund_each
+description: Refund every item of an order, each after the customer's yes.
+toolsets: [shop]
+inputs:
+  order_id: {type: integer, description: the order number}
+steps:
+  - id: get_order
+    name: Get the order
+    description: Get the order with its items.
+    tool: get_order
+    args: {order_id: "${inputs.order_id}"}
+  - id: each
+    name: Each item
+    description: Refund each item.
+    for_each: ${steps.get_order.output.items}
+    as: item
+    steps:
+      - id: pay
+        name: Refund the item
+        description: Refund the item's price.
+        tool: refund
+        args: {order_id: "${inputs.order_id}", amount: "${item.price}"}
+        confirm: "Refund {{ item.price }} for the {{ item.name }}?"
+  - {id: done, name: Done, description: Say so., finish: true, message: "All refunded."}
+"""
+
+
+def test_a_decline_after_a_confirmed_write_says_what_was_already_done():
+    routine = load_routine_text(REFUND_EACH, "refund_each.yaml")
+    model = ScriptedModel([call("get_order", order_id=7), call("refund", order_id=7, amount=10.0),
+                           call("refund", order_id=7, amount=20.0)])
+    with Agent(routine, ToolRegistry(shop), model).conversation(inputs={"order_id": 7}) as chat:
+        assert chat.send("refund my order").text == "Refund 10.0 for the mug?"
+        assert chat.send("yes").text == "Refund 20.0 for the lamp?"
+        last = chat.send("no")
+        store = chat.contexts["shop"].deps
+    assert store.refunds == [(7, 10.0)]
+    # "Nothing was changed" before, with the mug's refund made
+    assert last.text == ("Stopped: refund the item was not confirmed. Already done before "
+                         "that: refund(order_id=7, amount=10.0).")

@@ -90,7 +90,15 @@ async def before_turn(state: RunState, model: Model) -> TurnResult | None:
         return Failed(f"the routine cannot go on: {tracker.stopped}", "routine_limit")
     if tracker.declined is not None and tracker.finished:
         step = tracker.flow.steps[tracker.declined]
-        text = f"Nothing was changed: {step.name[0].lower()}{step.name[1:]} was not confirmed."
+        what = f"{step.name[0].lower()}{step.name[1:]}"
+        done = [c for c in state.trace.tool_calls  # confirmed writes made before (a loop)
+                if c.ok and c.approval is not None and c.approval.approved]
+        text = f"Nothing was changed: {what} was not confirmed."
+        if done:
+            made = "; ".join(f"{c.name}(" + ", ".join(
+                f"{k}={json.dumps(v, ensure_ascii=False, default=str)}"
+                for k, v in c.arguments.items()) + ")" for c in done)
+            text = f"Stopped: {what} was not confirmed. Already done before that: {made}."
         _record(state, "message", text)
         return FinalAnswer(text)
     step = tracker.step
