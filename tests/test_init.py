@@ -75,6 +75,28 @@ def test_an_initialised_project_validates_runs_builds_and_evaluates(project, cap
     assert len(steps) == 2 * 15 and all(s["correct"] for s in steps), text
 
 
+def test_eval_on_a_one_routine_project_and_report_only_on_nothing(project, capsys, caplog):
+    assert main(["dataset", "build", "eval/helpdesk"]) == 0
+    # report-only on a folder with no records: said, not an empty report (exit 0 before)
+    assert main(["eval", "eval/helpdesk", "--out", "results", "--report-only"]) != 0
+    assert "holds no records" in capsys.readouterr().err
+    with gold_endpoint(Path("eval/helpdesk")) as (url, _):
+        # nl+distractor needs a second routine: left out with a warning (crashed before)
+        assert main(["eval", "eval/helpdesk", "--out", "results", "--base-url", url,
+                     "--model", "gold", "--conditions", "nl,nl+distractor", "--steps", "0",
+                     "--tasks", "2"]) == 0, capsys.readouterr()
+    assert "nl+distractor left out" in caplog.text
+    tasks = Path("results/tasks.jsonl")
+    assert {json.loads(line)["condition"] for line in tasks.read_text().splitlines()} == {"nl"}
+    # report-only changes no record: a torn last line is left out of the report, not cut
+    with tasks.open("a") as fh:
+        fh.write('{"condition": "nl", "exam')
+    before = tasks.read_bytes()
+    assert main(["eval", "eval/helpdesk", "--out", "results", "--conditions", "nl",
+                 "--steps", "0", "--tasks", "2", "--report-only"]) == 0
+    assert tasks.read_bytes() == before  # truncated before
+
+
 def test_the_project_file_names_the_default_model(project, monkeypatch):
     from routine.cli.commands import _endpoint
 

@@ -33,12 +33,18 @@ _log = logging.getLogger(__name__)
 RecordT = TypeVar("RecordT", bound=BaseModel)
 
 
-def read_records(path: Path, model: type[RecordT]) -> list[RecordT]:
-    """The records of a results file; a corrupt line is one clear error naming it."""
+def read_records(path: Path, model: type[RecordT], torn_tail_ok: bool = False
+                 ) -> list[RecordT]:
+    """The records of a results file; a corrupt line is one clear error naming it
+    (``torn_tail_ok``: a half-written last line, which a rerun redoes, is left out)."""
     if not path.exists():
         return []
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    if torn_tail_ok and text and not text.endswith("\n"):
+        lines = lines[:-1]
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:

@@ -84,6 +84,16 @@ async def run_evaluation(config: EvalConfig, model: Model,
         if unknown:
             raise EvalConfigError(f"unknown routine(s) {', '.join(unknown)}; the domain has "
                                   f"{', '.join(sorted(routines))}")
+    if config.report_only and not any((config.out / f).exists() for f in (
+            "steps.jsonl", "tasks.jsonl", "conversations.jsonl")):
+        raise EvalConfigError(f"{config.out} holds no records of `routine eval` (steps.jsonl, "
+                              "tasks.jsonl, conversations.jsonl): nothing to report")
+    short = [n for n in config.conditions if CONDITIONS[n].distractors >= len(routines)]
+    if short:  # (the default conditions, on a project of one routine)
+        _log.warning(f"{', '.join(short)} left out: it shows another routine beside each, and "
+                     f"the domain has {len(routines)}")
+        config = config.model_copy(update={"conditions": [n for n in config.conditions
+                                                          if n not in short]})
     config.out.mkdir(parents=True, exist_ok=True)
     lock = FileLock(config.out / ".lock", timeout=0)
     try:
@@ -106,12 +116,14 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
     talks = [e for e in examples if e.user is not None]  # a simulated user answers these
     examples = [e for e in examples if e.user is None]
     for path in (steps_path, tasks_path, talks_path):
+        if config.report_only:  # a report changes no records: a torn line is only left out
+            continue
         if cut := drop_torn_tail(path):
             _log.warning(f"{path}: dropped a half-written last line ({cut} bytes); it will be rerun")
-    done_steps = {(s.condition, s.sample_id) for s in read_records(steps_path, StepResult)}
-    done_tasks = {(t.condition, t.example_id, t.trial) for t in read_records(tasks_path, TaskResult)}
-    done_talks = {(t.condition, t.example_id, t.trial)
-                  for t in read_records(talks_path, TaskResult)}
+    read = functools.partial(read_records, torn_tail_ok=config.report_only)
+    done_steps = {(s.condition, s.sample_id) for s in read(steps_path, StepResult)}
+    done_tasks = {(t.condition, t.example_id, t.trial) for t in read(tasks_path, TaskResult)}
+    done_talks = {(t.condition, t.example_id, t.trial) for t in read(talks_path, TaskResult)}
     schemas = {t.name: t.parameters for t in registry}
     schemas[FINISH_TOOL] = {"type": "object", "properties": {"answer": {"type": "string"}},
                             "required": ["answer"]}
@@ -193,11 +205,11 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
         if failed:
             _log.warning(f"{failed} sample(s) hit endpoint failures and were not recorded; "
                          "rerun the same command to retry them")
-    steps = [s for s in read_records(steps_path, StepResult)
+    steps = [s for s in read(steps_path, StepResult)
              if (s.condition, s.sample_id) in selected_steps]
-    tasks = [t for t in read_records(tasks_path, TaskResult)
+    tasks = [t for t in read(tasks_path, TaskResult)
              if (t.condition, t.example_id) in selected_tasks and t.trial < config.trials]
-    conversations = [t for t in read_records(talks_path, TaskResult)
+    conversations = [t for t in read(talks_path, TaskResult)
                      if (t.condition, t.example_id) in selected_talks and t.trial < config.trials]
     summary = summarize(steps, tasks, config, conversations)
     write_report(summary, steps, tasks + conversations, config.out)
