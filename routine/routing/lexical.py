@@ -3,6 +3,7 @@ English stop words, Snowball stemming when PyStemmer is installed)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..errors import RoutineError
@@ -30,6 +31,14 @@ def _stemmer() -> Any:
     return Stemmer.Stemmer("english")
 
 
+TUNED_ON = 7  # passages of the smallest library the threshold was tuned with (retail)
+
+
+def _unique_word_weight(passages: int) -> float:
+    """BM25's IDF (bm25s, Lucene's form) of a word found in one of ``passages``."""
+    return math.log(1 + (passages - 1 + 0.5) / 1.5)
+
+
 class LexicalRouter(ScoringRouter):
     """BM25 (Okapi, bm25s's defaults k1=1.5, b=0.75): a routine's score is its best
     passage's BM25 score for the request (0: no word in common)."""
@@ -49,8 +58,14 @@ class LexicalRouter(ScoringRouter):
                                  return_ids=ids, show_progress=False)
 
     def default_thresholds(self) -> Thresholds:
-        # tuned on both domains' dev splits, pooled (routine route-eval; README "Routing")
-        return Thresholds(none_below=2.0712, margin=0.0)
+        """Tuned on both domains' dev splits, pooled (routine route-eval; README "Routing"),
+        with libraries of 7 and 20 routines. BM25 scores shrink with fewer passages (a word
+        in the only routine of a library weighs ln(4/3), in one of seven ln(16/3)), so a
+        library smaller than seven scales the threshold by that weight: one routine asked
+        for in its own words was turned away before."""
+        passages = len(self._texts)
+        scale = min(1.0, _unique_word_weight(passages) / _unique_word_weight(TUNED_ON))
+        return Thresholds(none_below=round(2.0712 * scale, 4), margin=0.0)
 
     def passage_scores(self, query: str) -> list[float]:
         words = self._tokens([query], ids=False)[0]

@@ -62,11 +62,11 @@ class ScoringRouter(abc.ABC):
         self.library = library
         if examples is not None:
             self.use_examples = examples
-        self.thresholds = thresholds or self.default_thresholds()
         texts, self._owners = passages(library, self.use_examples)
         shown = [len(e.examples) if self.use_examples else 0 for e in library.entries]
         self._offsets = [x for n in shown for x in (0.0, *[self.example_offset] * n)]
         self._texts = [retrieval_text(t) for t in texts]
+        self.thresholds = thresholds or self.default_thresholds()  # (may read the passages)
 
     @abc.abstractmethod
     def default_thresholds(self) -> Thresholds:
