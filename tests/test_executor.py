@@ -155,7 +155,8 @@ def test_same_call_in_a_loop_is_stopped(hr_tools):
     trace = leave_agent(model, hr_tools, max_repeats=2, enforce_steps=False).run(QUERY)
     kinds = [c.error_kind for c in trace.tool_calls]
     assert kinds == [None, None, "repeated", "repeated"]
-    assert "already called find_employee" in trace.tool_calls[2].error
+    assert "already sent find_employee" in trace.tool_calls[2].error
+    assert "its result is above" in trace.tool_calls[2].error
     assert trace.outcome == "answered"
 
 
@@ -799,3 +800,15 @@ def test_under_the_compact_style_the_model_can_give_up_after_a_tool_error():
     # accepted, and compact does not offer finish
     assert (trace.outcome, trace.answer) == ("answered", "Sorry, the system is down.")
     assert trace.early_answer == "look"
+
+
+def test_a_refused_call_repeated_is_not_said_to_have_a_result():
+    model = ScriptedModel([call("long_report")] + [call("file_note", text="wrong")] * 3
+                          + [call("file_note", text="hello"), call("finish", answer="filed")])
+    trace = Agent(load_routine_text(MEMORY_KEY_VALUE, "m.yaml"),
+                  ToolRegistry(long_report, file_note), model, RunSettings(max_repeats=2)).run(
+        "file my note", inputs={"note": "hello"})
+    third = trace.tool_calls[3]
+    assert third.error_kind == "repeated"
+    # "its result is above" before, of a call that never ran
+    assert "refused each time" in third.error and "result is above" not in third.error

@@ -339,10 +339,14 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
                               f"Use one of: {offered}.", error_kind="not_allowed")
     signature = _signature(call)
     if state.seen_calls[signature] >= state.settings.max_repeats:
+        ran = any(c.ok and signature_of(c.name, c.arguments) == signature
+                  for t in state.trace.turns for c in t.calls)
+        said = ("its result is above. Do not repeat it; go on with the next step." if ran else
+                "it was refused each time, for the reason above: change what it says.")
         return ToolCallRecord(**base, error=(
-            f"you already called {call.name} with exactly these arguments "
-            f"{state.seen_calls[signature]} times; its result is above. Do not repeat it; "
-            "go on with the next step." + state.current_hint()), error_kind="repeated")
+            f"you already sent {call.name} with exactly these arguments "
+            f"{state.seen_calls[signature]} times; {said}" + state.current_hint()),
+            error_kind="repeated")
     arguments = state.memory.substitute(call.arguments)
     tracker = state.tracker
     if tracker is not None and not tracker.finished and (step_now := tracker.step_for(call.name)):
