@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -153,3 +154,35 @@ def test_oracle_refuses_a_failing_gold_call():
     assert outputs == {"look": 3} and snapshot == {"t": {"1": {"v": "same"}}}
     with pytest.raises(DatasetError, match="gold call lookup.*no such person"):
         asyncio.run(oracle_run(loaded, registry(), {"who": "nobody"}))
+
+
+@pytest.mark.parametrize("line, says", [
+    ('{"id": "x", "kind": "routine"', "Invalid JSON"),  # a truncated line
+    ("[]", "not a gold example"),
+])
+def test_a_bad_dataset_line_is_one_error_with_file_and_line(tmp_path, line, says):
+    from routine.errors import DatasetError
+    from routine.eval.dataset import load_dataset
+
+    good = (ROOT / "eval/datasets/retail/test.jsonl").read_text().splitlines()[0]
+    (tmp_path / "train.jsonl").write_text(good + "\n" + line + "\n")
+    with pytest.raises(DatasetError) as info:  # a raw pydantic error, no file, before
+        load_dataset(tmp_path)
+    assert str(info.value).startswith(f"{tmp_path / 'train.jsonl'}:2: not a gold example")
+    assert says in str(info.value)
+
+
+def test_check_finds_ids_used_twice_requests_in_two_splits_and_missing_files(tmp_path):
+    from routine.eval.dataset import hygiene, load_dataset
+
+    lines = (ROOT / "eval/datasets/retail/test.jsonl").read_text().splitlines()
+    train = json.loads(lines[1])
+    train["split"], train["id"] = "train", "leak-1"  # a test request, trained on
+    (tmp_path / "test.jsonl").write_text("\n".join([lines[0], lines[0], lines[1]]) + "\n")
+    (tmp_path / "train.jsonl").write_text(json.dumps(train) + "\n")
+    problems = hygiene(tmp_path, load_dataset(tmp_path))  # 'ok' before, all three
+    assert any("dev.jsonl is missing" in p for p in problems)
+    first = json.loads(lines[0])["id"]
+    assert f"{first}: the id is used twice (test, test)" in problems
+    assert any("is in test and train" in p for p in problems)
+    assert len(problems) == 3

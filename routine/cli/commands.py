@@ -684,21 +684,30 @@ app.add_typer(dataset_app, name="dataset")
 @dataset_app.command("build")
 def dataset_build(folder: Annotated[Path, typer.Argument(help="eval/datasets/<domain>")]) -> None:
     """Generate the gold queries and trajectories of a domain into <folder>/<split>.jsonl."""
-    from ..eval.dataset import build_dataset, load_domain, write_dataset
+    from ..eval.dataset import build_dataset, hygiene, load_domain, write_dataset
 
     examples = build_dataset(load_domain(folder))
     for split, path in write_dataset(examples, folder).items():
         err.print(f"{split}: {sum(e.split == split for e in examples)} examples -> {path}")
+    problems = hygiene(folder, examples)
+    for problem in problems:  # written all the same, to look at
+        out.print(problem, markup=False)
+    if problems:
+        err.print(f"{len(problems)} problem(s): fix the templates and build again")
+        raise typer.Exit(1)
 
 
 @dataset_app.command("check")
 def dataset_check(folder: Annotated[Path, typer.Argument(help="eval/datasets/<domain>")]) -> None:
     """Replay every gold trajectory on a fresh database and compare results and end state."""
-    from ..eval.dataset import load_dataset, load_domain, replay
+    from ..eval.dataset import hygiene, load_dataset, load_domain, replay
 
     domain = load_domain(folder)
     examples = load_dataset(folder)
     bad = 0
+    for problem in hygiene(folder, examples):
+        out.print(problem, markup=False)
+        bad += 1
     for example_id, problems in replay(examples, domain).items():
         for problem in problems:
             out.print(f"{example_id}: {problem}", markup=False)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from ..errors import DatasetError
 from ..run.approval import policy
@@ -404,10 +404,44 @@ def load_dataset(folder: str | Path, splits: tuple[str, ...] = SPLITS) -> list[G
     out = []
     for split in splits:
         path = Path(folder) / f"{split}.jsonl"
-        if path.exists():
-            out += [_ADAPTER.validate_json(line) for line in path.read_text().splitlines()
-                    if line.strip()]
+        if not path.exists():
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(_ADAPTER.validate_json(line))
+            except ValidationError as exc:
+                first = exc.errors(include_url=False)[0]
+                where = ".".join(str(x) for x in first["loc"])
+                raise DatasetError(
+                    f"{path}:{number}: not a gold example ({where + ': ' if where else ''}"
+                    f"{first['msg']}); expected one JSON object per line as `routine dataset "
+                    "build` writes it") from None
     return out
+
+
+def hygiene(folder: str | Path, examples: list[GoldExample]) -> list[str]:
+    """What is wrong with a dataset's files as a whole: a split file missing, an id used
+    twice, one request in two splits (a model tested on what it trained on)."""
+    folder = Path(folder)
+    problems = [f"{folder / f'{split}.jsonl'} is missing (`routine dataset build` writes "
+                f"{', '.join(SPLITS)})" for split in SPLITS
+                if not (folder / f"{split}.jsonl").exists()]
+    seen: dict[str, GoldExample] = {}
+    splits_of: dict[str, set[str]] = {}
+    for example in examples:
+        if example.id in seen:
+            problems.append(f"{example.id}: the id is used twice ({seen[example.id].split}, "
+                            f"{example.split})")
+        seen[example.id] = example
+        if example.query:
+            splits_of.setdefault(" ".join(example.query.lower().split()), set()).add(
+                example.split)
+    problems += [f"the request {query!r} is in {' and '.join(sorted(splits))}: a split must "
+                 "not test what another trains on" for query, splits in splits_of.items()
+                 if len(splits) > 1]
+    return problems
 
 
 async def gold_run(example: GoldExample, domain: Domain, registry: ToolRegistry,
