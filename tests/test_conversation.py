@@ -467,3 +467,17 @@ def test_a_decline_after_a_confirmed_write_says_what_was_already_done():
     # "Nothing was changed" before, with the mug's refund made
     assert last.text == ("Stopped: refund the item was not confirmed. Already done before "
                          "that: refund(order_id=7, amount=10.0).")
+
+
+def test_a_question_never_answered_fails_saying_why_not_repeating_it():
+    model = ScriptedModel([], inputs={})  # the user never says which order
+    with agent_for_asks(model).conversation() as chat:
+        replies = [chat.send(text) for text in ("cancel something", "hmm", "dunno", "no idea")]
+    last = replies[-1]
+    # text was the question, status failed, before: the terminal showed it in red
+    assert last.status == "failed" and "Which order" not in last.text
+    assert last.text.startswith("Sorry, I could not finish this: step ask_order: asked 3 times")
+
+
+def agent_for_asks(model: ScriptedModel) -> Agent:
+    return Agent(ROUTINE, ToolRegistry(shop), model)

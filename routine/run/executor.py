@@ -216,8 +216,9 @@ class Agent:
             trace.outcome, trace.answer = "answered", answer
             if tracker is not None:
                 tracker.finish()
-        else:
+        else:  # (no answer: a question asked before, while waiting, is not one)
             trace.outcome, trace.failure, trace.failure_kind = "failed", failure, kind
+            trace.answer, trace.waiting = None, None
         if state.tracker is not None:
             trace.steps_done = list(state.tracker.done)
             trace.branches = dict(state.tracker.branches)
