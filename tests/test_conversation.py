@@ -481,3 +481,17 @@ def test_a_question_never_answered_fails_saying_why_not_repeating_it():
 
 def agent_for_asks(model: ScriptedModel) -> Agent:
     return Agent(ROUTINE, ToolRegistry(shop), model)
+
+
+def test_a_compute_that_overflows_stops_the_routine():
+    from routine.run.tracking import StepTracker
+
+    text = CANCEL.replace('"steps.get_order.output.total - constants.fee"',
+                          '"steps.get_order.output.total * 1.0e308 * 10"')
+    tracker = StepTracker(load_routine_text(text, "c.yaml").routine,
+                          {"email": "a@b.c", "order_id": 7, "reason": "r"})
+    tracker.complete()
+    tracker.record("find_by_email", {"id": 1, "name": "Ana"})
+    tracker.record("get_order", {"items": [], "total": 30.0})
+    # inf was accepted before, and the next step demanded "amount": Infinity
+    assert tracker.stopped == "step amounts: amount = inf (the number overflowed)"

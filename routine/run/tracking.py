@@ -17,6 +17,7 @@ the tracker stops at them and is told what happened (:meth:`fill`, :meth:`comple
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -501,6 +502,10 @@ class StepTracker:
                                      or (kind != "boolean" and isinstance(value, bool))):
                 self.stopped = (f"step {step.id}: {name} = {value!r} is not "
                                 f"{'a' if kind[0] not in 'aeiou' else 'an'} {kind}")
+                self.current = FINISHED
+                return
+            if isinstance(value, float) and not math.isfinite(value):  # no JSON call sends it
+                self.stopped = f"step {step.id}: {name} = {value} (the number overflowed)"
                 self.current = FINISHED
                 return
             self.vars[name] = value
