@@ -393,6 +393,18 @@ def test_trace_round_trips_through_jsonl(tmp_path, hr_tools):
     assert again[0].usage.prompt_tokens == 0 and again[0].routine == "leave_balance"
 
 
+def test_a_torn_or_binary_trace_file_is_said_not_silently_cut(tmp_path, caplog):
+    from routine.errors import RoutineError
+
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"run_id": "a", "outcome": "answered"}\n{"run_id": "b", "outc')
+    assert [t.run_id for t in load_traces(path)] == ["a"]
+    assert "t.jsonl:2: a last line that was never finished" in caplog.text  # silent before
+    path.write_bytes(b"\xff\xfe{}\n")
+    with pytest.raises(RoutineError, match="t.jsonl: not UTF-8 text"):  # a raw error before
+        list(load_traces(path))
+
+
 def test_inputs_are_typed_and_checked(hr_tools):
     model = ScriptedModel([call("finish", answer="x")])
     trace = leave_agent(model, hr_tools).run(None, {"employee_name": NAME, "leave_type": "sick"})

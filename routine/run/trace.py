@@ -8,6 +8,7 @@ the outcome. Evaluation and fine-tuning read these records, never log text.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -19,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from ..errors import RoutineError, RunFailed
 from ..models.messages import Message, SystemMessage, Usage
 from .approval import Decision
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "Usage",
@@ -249,11 +252,22 @@ def load_traces(path: str | Path) -> Iterator[RunTrace]:
     """Read the traces of a JSONL file (a torn last line, from a killed writer, is skipped).
     A line that is not a trace raises :class:`RoutineError` naming the file and line."""
     with Path(path).open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
+        lines = enumerate(fh, 1)
+        while True:
+            try:
+                number, line = next(lines)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as exc:
+                raise RoutineError(f"{path}: not UTF-8 text ({exc.reason} at byte "
+                                   f"{exc.start}); expected the JSONL `routine run "
+                                   "--trace-dir` writes") from None
             if not line.strip():
                 continue
             if not line.endswith("\n"):
-                return  # the last line was never finished
+                _log.warning(f"{path}:{number}: a last line that was never finished "
+                             f"({len(line)} characters, a writer stopped) was left out")
+                return
             try:
                 trace = _ADAPTER.validate_json(line)
             except ValidationError as exc:
