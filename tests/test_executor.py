@@ -805,13 +805,15 @@ def broken_lookup(n: int) -> dict:
 def test_under_the_compact_style_the_model_can_give_up_after_a_tool_error():
     routine = load_routine_text(BROKEN_WHEN.replace("tool: lookup", "tool: broken_lookup"),
                                 "b.yaml")
-    model = ScriptedModel([call("broken_lookup", n=4), "Sorry, the system is down."])
+    model = ScriptedModel([call("broken_lookup", n=4), "Sorry, the system is down.",
+                           "Sorry, the system is down."])  # told once to call a tool
     trace = Agent(routine, ToolRegistry(broken_lookup), model,
                   RunSettings(prompt_style="compact")).run("is 4 big?", inputs={"n": 4})
     # refused four times before, ending model_mistakes: the full style's finish call was
     # accepted, and compact does not offer finish
     assert (trace.outcome, trace.answer) == ("answered", "Sorry, the system is down.")
-    assert trace.early_answer == "look"
+    assert trace.early_answer == "look" and [t.kind for t in trace.turns] == [
+        "tool_calls", "retry", "answer"]
 
 
 def test_a_refused_call_repeated_is_not_said_to_have_a_result():

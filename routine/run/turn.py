@@ -241,10 +241,13 @@ async def _act(state: RunState, content: str, tool_calls: list[dict[str, Any]]) 
     if not parsed.calls:
         tracker = state.tracker
         at_end = tracker is None or tracker.finished or FINISH_TOOL in tracker.expected_tools()
-        last = [c for t in state.trace.turns[-1:] for c in t.calls]
-        gave_up = bool(last) and last[-1].error_kind in ("tool_error", "timeout") and \
-            _FAILED_OVER not in (last[-1].error or "") and \
-            not state.offers_finish()  # the compact style's way of finish after a failure
+        # the compact style's way of finish after a failure: told once to call a tool, the
+        # model answers in text again right after a tool error (no on_error to follow)
+        calls = [c for t in state.trace.turns for c in t.calls]
+        turns = state.trace.turns
+        gave_up = bool(calls) and calls[-1].error_kind in ("tool_error", "timeout") and \
+            _FAILED_OVER not in (calls[-1].error or "") and not state.offers_finish() and \
+            bool(turns) and turns[-1].kind == "retry" and not turns[-1].calls
         if parsed.text and (at_end or gave_up):
             return _Outcome(FinalAnswer(parsed.text), "answer")
         state.history.append(AssistantMessage(content=content))
