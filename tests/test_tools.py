@@ -197,3 +197,25 @@ def test_a_toolkit_class_becomes_a_toolset_with_one_object_per_run():
     from routine.errors import ToolDefinitionError
     with pytest.raises(ToolDefinitionError, match="untyped"):
         Toolset.from_object("airline", _Airline, methods=["untyped"])
+
+
+class _Claim(BaseModel):
+    claim_id: int
+    status: str
+
+
+def test_a_result_that_does_not_fit_the_declared_return_type_is_warned_about(caplog):
+    from routine import Agent
+    from routine.models.testing import ScriptedModel, call
+
+    @tool
+    def get_claim(claim_id: int) -> _Claim:
+        """Get a claim."""
+        return "claim 7 is open"  # type: ignore[return-value]
+
+    assert get_claim.result_problem({"claim_id": 7, "status": "open"}) == ""
+    assert "valid dictionary" in get_claim.result_problem("claim 7 is open")
+    model = ScriptedModel([call("get_claim", claim_id=7), call("finish", answer="open")])
+    trace = Agent(None, ToolRegistry(get_claim), model, validate=False).run("claim 7?")
+    assert trace.tool_calls[0].ok  # the run goes on with the value, as before ...
+    assert "tool get_claim returned a value its return type does not describe" in caplog.text

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -146,6 +147,8 @@ class RunState:
 
 
 _FAILED_OVER = "the routine continues with its on_error steps"
+_MISTYPED: set[str] = set()  # tools whose mistyped result was warned about (once each)
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -451,6 +454,11 @@ def _store_result(state: RunState, tool: str, value: Any, arguments: dict[str, A
                   ) -> dict[str, Any]:
     """Keep a result (variable memory, the tracker); return its part of the call record."""
     data = jsonable(value)
+    declared = state.registry.get(tool)
+    if declared is not None and tool not in _MISTYPED and (why := declared.result_problem(data)):
+        _MISTYPED.add(tool)  # the tool's own bug: said once, the run goes on with the value
+        _log.warning(f"tool {tool} returned a value its return type does not describe ({why}); "
+                     "references into its output were validated against that type")
     text = result_text(value, data)
     shown, memory_key = text, None
     if state.memory.is_long(text):

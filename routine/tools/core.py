@@ -93,6 +93,22 @@ class Tool:
     validator: Callable[[dict[str, Any]], None] | None = None
     raw_arguments: bool = False
     approval: bool = False
+    returns: TypeAdapter[Any] | None = None  # the declared return type, when it has a schema
+
+    def result_problem(self, data: Any) -> str:
+        """Why a result (as JSON data) does not fit the declared return type ("" if it
+        does, or if none is declared): references into the output were checked against it."""
+        if self.returns is None:
+            return ""
+        try:
+            self.returns.validate_python(data)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(map(str, first["loc"]))
+            return f"{where + ': ' if where else ''}{first['msg']}"
+        except Exception:  # noqa: BLE001 - a type pydantic describes but cannot check
+            return ""
+        return ""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the underlying function directly (no validation)."""
@@ -326,7 +342,9 @@ def tool_from_function(
         name=tool_name,
         description=description or summary or tool_name,
         parameters=parameters,
-        output_schema=_output_schema(tool_name, hints.get("return", inspect.Signature.empty)),
+        output_schema=(output := _output_schema(tool_name, hints.get("return",
+                                                                      inspect.Signature.empty))),
+        returns=TypeAdapter(hints["return"]) if output is not None else None,
         function=function,
         args_model=args_model,
         context_param=context_param,
