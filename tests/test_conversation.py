@@ -160,6 +160,10 @@ def test_a_waiting_conversation_resumes_from_its_trace(tmp_path):
     assert reply.trace.inputs["order_id"] == 8
     assert reply.trace.said == ["I want to cancel an order. My email is ana@example.com",
                                 "Order 8, it is too slow"]
+    # the loaded trace stays as it was read (it was changed in place: resuming it twice
+    # went on from the second state)
+    assert saved.outcome == "waiting" and saved.said == [
+        "I want to cancel an order. My email is ana@example.com"]
 
 
 def test_outside_a_conversation_a_question_ends_the_run_waiting():

@@ -240,7 +240,7 @@ def restore(agent: Any, trace: RunTrace) -> RunState:
         raise RoutineError(f"the trace is of routine {trace.routine!r}, the agent runs "
                            f"{agent.routine.name!r}")
     state = agent.start(trace.query, dict(trace.inputs))
-    state.trace = trace
+    trace = state.trace = trace.model_copy(deep=True)  # the caller's loaded trace stays as read
     state.interactive = True
     saved = trace.state
     tracker = state.tracker
