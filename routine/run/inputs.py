@@ -23,7 +23,7 @@ from ..models.base import Model, TurnGuide
 from ..models.guided import inputs_schema
 from ..models.messages import AssistantMessage, SystemMessage, UserMessage
 from ..models.parsing import CallParseError, parse_reply
-from ..spec.format import Routine
+from ..spec.format import Routine, a_type
 from . import telemetry
 from .trace import TurnRecord
 
@@ -89,8 +89,8 @@ def coerce_inputs(routine: Routine | None, raw: dict[str, Any]) -> dict[str, Any
         except (ValueError, TypeError):
             example = {"integer": "7", "number": "2.5", "boolean": "true or false",
                        "array": "[1, 2]", "object": '{"a": 1}', "string": '"text"'}[spec.type]
-            raise RoutineError(f"input {name!r} must be {'an' if spec.type[0] in 'aeiou' else 'a'}"
-                               f" {spec.type} (e.g. {example}), got {value!r}") from None
+            raise RoutineError(f"input {name!r} must be {a_type(spec.type)} (e.g. {example}), "
+                               f"got {value!r}") from None
         if spec.enum is not None and out[name] not in spec.enum:
             raise RoutineError(f"input {name!r} must be one of {spec.enum}, got {value!r}")
     return out

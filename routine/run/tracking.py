@@ -25,7 +25,7 @@ from jinja2 import UndefinedError
 
 from ..spec.expressions import compile_when, render_facts, render_template
 from ..spec.flow import FINISHED, Flow
-from ..spec.format import MAX_ITEMS, Routine, Step
+from ..spec.format import MAX_ITEMS, Routine, Step, a_type
 from ..spec.references import MISSING, Reference, parse_references, value_at
 from ..spec.validate import template_references
 
@@ -500,8 +500,7 @@ class StepTracker:
                     pass
             if kind is not None and (not isinstance(value, _TYPES[kind])
                                      or (kind != "boolean" and isinstance(value, bool))):
-                self.stopped = (f"step {step.id}: {name} = {value!r} is not "
-                                f"{'a' if kind[0] not in 'aeiou' else 'an'} {kind}")
+                self.stopped = f"step {step.id}: {name} = {value!r} is not {a_type(kind)}"
                 self.current = FINISHED
                 return
             if isinstance(value, float) and not math.isfinite(value):  # no JSON call sends it

@@ -292,3 +292,8 @@ def routine_json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Routine"
     return schema
+
+
+def a_type(name: str) -> str:
+    """A JSON type name with its article, for messages: ``an integer``, ``a string``."""
+    return ("an " if name[:1] in ("a", "e", "i", "o", "u") else "a ") + name

@@ -64,3 +64,4 @@ def output_fields(schema: dict[str, Any] | None) -> list[tuple[str, str, bool]]:
     if len(objects) == 1:
         current = objects[0]
     return object_fields(current, schema)
+

@@ -22,7 +22,7 @@ from ..errors import Problem
 from ..tools.core import Tool, ToolRegistry
 from .expressions import parse_template, parse_when, static_problem
 from .flow import FELL_OFF, Flow
-from .format import ID_PATTERN, Routine
+from .format import ID_PATTERN, Routine, a_type
 from .loader import LoadedRoutine
 from .references import EXPECTED, MISSING, Reference, parse_references, reference_of, value_at
 
@@ -132,10 +132,6 @@ def _literal_type(value: Any) -> str:
     if isinstance(value, list):
         return "array"
     return "object"
-
-
-def _a(type_name: str) -> str:
-    return ("an " if type_name[0] in "aeiou" else "a ") + type_name
 
 
 def _compatible(source: set[str], accepted: set[str]) -> bool:
@@ -298,14 +294,14 @@ class _Checker:
             for n, value in enumerate(spec.enum or []):
                 if not _compatible({_literal_type(value)}, {spec.type}):
                     self.add(path + ("enum", n), f"input {name!r}: enum value {value!r} is "
-                             f"{_a(_literal_type(value))}, not {_a(spec.type)}",
+                             f"{a_type(_literal_type(value))}, not {a_type(spec.type)}",
                              f"{spec.type} values (the input's type)")
             if spec.default is None:
                 continue
             if not _compatible({_literal_type(spec.default)}, {spec.type}):
                 self.add(path + ("default",), f"input {name!r}: default {spec.default!r} is "
-                         f"{_a(_literal_type(spec.default))}, not {_a(spec.type)}",
-                         f"{_a(spec.type)} (the input's type)")
+                         f"{a_type(_literal_type(spec.default))}, not {a_type(spec.type)}",
+                         f"{a_type(spec.type)} (the input's type)")
             elif spec.enum is not None and spec.default not in spec.enum:
                 self.add(path + ("default",), f"input {name!r}: default {spec.default!r} is "
                          "not one of its enum values", "one of " + ", ".join(
