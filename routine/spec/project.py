@@ -17,6 +17,7 @@ application's decision, made in code or in a project file the user wrote::
     helpdesk = "helpdesk_tools"        # a module (or module:attribute); modules beside
                                        # this file import without PYTHONPATH
     calendar = { mcp = { command = "python", args = ["servers/calendar.py"] } }
+                                       # (a server runs in this file's folder)
 
     [datasets]
     trusted = ["eval/*"]               # folders whose domain.py may run, relative to this file
@@ -223,7 +224,7 @@ class Project:
         if isinstance(entry, McpServer):
             from ..tools.mcp import mcp_toolset
 
-            return [mcp_toolset(entry)]
+            return [mcp_toolset(entry, cwd=self.root)]  # relative args work from anywhere
         return list(entry) if isinstance(entry, list) else [entry]
 
     def trusts_dataset(self, folder: str | Path) -> bool:

@@ -5,14 +5,22 @@ descriptions, input and output schemas), then returns a :class:`Toolset` whose
 ``setup`` starts a fresh server session for each run. Arguments are validated
 against the server's input schema before the call, so a bad call goes back to
 the model as a message, like with Python tools.
+
+A result is its structured content, else its content as text (resources' text
+included; a JSON object or array in it is parsed, so references reach into it);
+an error result's text and structured content go back to the model. A server that
+cannot start, exits at start or does not answer in ``timeout_s`` is one
+RuntimeError naming its command.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,7 +31,9 @@ if TYPE_CHECKING:  # the MCP SDK is imported only when a server is actually used
     import mcp_types
     from mcp import ClientSession, StdioServerParameters
 
-__all__ = ["McpServer", "mcp_toolset", "mcp_toolset_async", "McpToolError"]
+__all__ = ["McpServer", "mcp_toolset", "mcp_toolset_async", "McpToolError", "LIST_TIMEOUT_S"]
+
+LIST_TIMEOUT_S = 30.0  # starting a server and listing its tools: a silent one fails after this
 
 
 class McpServer(BaseModel):
@@ -41,10 +51,11 @@ class McpToolError(RuntimeError):
     """The MCP server reported an error for a tool call (shown to the model)."""
 
 
-def _params(server: McpServer) -> StdioServerParameters:
+def _params(server: McpServer, cwd: str | Path | None = None) -> StdioServerParameters:
     from mcp import StdioServerParameters
 
-    return StdioServerParameters(command=server.command, args=list(server.args), env=server.env)
+    return StdioServerParameters(command=server.command, args=list(server.args), env=server.env,
+                                 cwd=cwd)
 
 
 def _errlog() -> Any:
@@ -61,13 +72,55 @@ def _errlog() -> Any:
 
 
 @contextlib.asynccontextmanager
-async def _session(server: McpServer) -> AsyncIterator[ClientSession]:
+async def _session(server: McpServer, cwd: str | Path | None = None,
+                   timeout_s: float = LIST_TIMEOUT_S) -> AsyncIterator[ClientSession]:
+    """A started and initialized session; a server that fails to start, exits or does not
+    answer within ``timeout_s`` is one RuntimeError saying so."""
+    import anyio
     from mcp import ClientSession, stdio_client
 
-    async with stdio_client(_params(server), errlog=_errlog()) as (read, write):
-        async with ClientSession(read, write) as session:
-            await session.initialize()
-            yield session
+    started = False
+    try:
+        async with stdio_client(_params(server, cwd), errlog=_errlog()) as (read, write):
+            async with ClientSession(read, write) as session:
+                with anyio.fail_after(timeout_s):
+                    await session.initialize()
+                started = True
+                yield session
+    except Exception as exc:
+        if started:
+            raise
+        raise _start_error(server, exc, timeout_s) from exc
+
+
+def _describe(server: McpServer) -> str:
+    return " ".join([server.command, *server.args])
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _start_error(server: McpServer, exc: Exception, timeout_s: float) -> RuntimeError:
+    """What went wrong while a server started, in one line (no exception groups)."""
+    leaves = _leaves(exc)
+    first = leaves[0]
+    if any(isinstance(leaf, TimeoutError) for leaf in leaves):
+        return RuntimeError(f"MCP server `{_describe(server)}` did not answer within "
+                              f"{timeout_s:g} s (it started, but never replied)")
+    if isinstance(first, OSError):
+        return RuntimeError(f"cannot start MCP server `{_describe(server)}`: {first}")
+    if "connection closed" in str(first).lower() or type(first).__name__ in _CLOSED:
+        return RuntimeError(f"MCP server `{_describe(server)}` exited before it answered "
+                              "(its error output, above, says why)")
+    return RuntimeError(f"MCP server `{_describe(server)}` failed at start: "
+                          f"{type(first).__name__}: {first}")
+
+
+_CLOSED = {"EndOfStream", "ClosedResourceError", "BrokenResourceError"}
 
 
 def _validator(schema: dict[str, Any]) -> Any:
@@ -86,13 +139,39 @@ def _validator(schema: dict[str, Any]) -> Any:
 
 
 def _result_value(result: mcp_types.CallToolResult) -> Any:
-    text = "\n".join(getattr(block, "text", "") for block in result.content
-                     if getattr(block, "type", "") == "text")
+    """A call's result as data: its structured content; else its content as text (text
+    blocks, resources' text, a line for each image, audio or binary resource), parsed when
+    that text is a JSON object or array. An error result raises with everything it says."""
+    text = "\n".join(filter(None, (_block_text(block) for block in result.content)))
     if result.is_error:
-        raise McpToolError(text or "the MCP tool reported an error")
+        details = (json.dumps(result.structured_content, ensure_ascii=False)
+                   if result.structured_content is not None else "")
+        raise McpToolError("\n".join(filter(None, (text, details)))
+                           or "the MCP tool reported an error")
     if result.structured_content is not None:
         return result.structured_content
+    if text.lstrip().startswith(("{", "[")):
+        with contextlib.suppress(ValueError):
+            return json.loads(text)
     return text
+
+
+def _block_text(block: Any) -> str:
+    """One content block as text."""
+    kind = getattr(block, "type", "")
+    if kind == "text":
+        return str(block.text)
+    if kind == "resource":
+        contents = block.resource
+        if getattr(contents, "text", None) is not None:
+            return str(contents.text)
+        return (f"[binary resource {contents.uri} ({contents.mime_type or 'no type'}), "
+                f"{len(getattr(contents, 'blob', '') or '')} base64 characters]")
+    if kind == "resource_link":
+        return f"[resource {block.uri}{': ' + block.name if block.name else ''}]"
+    if kind in ("image", "audio"):
+        return f"[{kind} ({block.mime_type}), {len(block.data)} base64 characters]"
+    return f"[{kind or type(block).__name__} content]"
 
 
 def _make_tool(info: mcp_types.Tool, toolset: str) -> Tool:
@@ -113,19 +192,32 @@ def _make_tool(info: mcp_types.Tool, toolset: str) -> Tool:
     )
 
 
-async def mcp_toolset_async(server: McpServer) -> Toolset:
+async def mcp_toolset_async(server: McpServer, cwd: str | Path | None = None,
+                            timeout_s: float = LIST_TIMEOUT_S) -> Toolset:
     """List the server's tools and wrap them (see :func:`mcp_toolset`)."""
-    name = server.name or f"mcp:{server.command} {' '.join(server.args)}".strip()
-    async with _session(server) as session:
-        listed = await session.list_tools()
-    toolset = Toolset(name, setup=lambda: _session(server))
+    import anyio
+
+    name = server.name or f"mcp:{_describe(server)}".strip()
+    async with _session(server, cwd, timeout_s) as session:
+        try:
+            with anyio.fail_after(timeout_s):
+                listed = await session.list_tools()
+        except TimeoutError:
+            raise RuntimeError(f"MCP server `{_describe(server)}` did not list its tools "
+                                 f"within {timeout_s:g} s") from None
+    toolset = Toolset(name, setup=lambda: _session(server, cwd, timeout_s))
     for info in listed.tools:
         toolset.add(_make_tool(info, name))
     return toolset
 
 
-def mcp_toolset(server: McpServer) -> Toolset:
-    """A Toolset for an MCP server started over stdio (blocking helper)."""
+def mcp_toolset(server: McpServer, cwd: str | Path | None = None,
+                timeout_s: float = LIST_TIMEOUT_S) -> Toolset:
+    """A Toolset for an MCP server started over stdio (blocking helper).
+
+    ``cwd``: the folder the server runs in (a project's entries run in the project's root,
+    so relative paths in ``args`` work from anywhere); ``timeout_s``: how long starting and
+    listing the tools may take (also for each run's fresh session)."""
     import anyio
 
-    return anyio.run(mcp_toolset_async, server)
+    return anyio.run(mcp_toolset_async, server, cwd, timeout_s)
