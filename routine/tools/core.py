@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import inspect
 import json
 import queue
@@ -23,10 +24,13 @@ import threading
 import typing
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Generic, TypeVar, get_type_hints
 
 import docstring_parser
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
 
 from ..errors import ToolDefinitionError
 
@@ -58,6 +62,9 @@ class RunContext(Generic[DepsT]):
     deps: DepsT
     run_id: str = ""
     inputs: dict[str, Any] = field(default_factory=dict)
+
+
+_NUMBER_ERRORS = {"float_type", "int_type", "decimal_type", "float_parsing", "int_parsing"}
 
 
 class ToolArgumentsError(ValueError):
@@ -103,12 +110,27 @@ class Tool:
         try:
             self.returns.validate_python(data)
         except ValidationError as exc:
+            if self._fits_output_schema(data):  # serialized differently than validated
+                return ""  # (aliases, computed or excluded fields): the data is what it says
             first = exc.errors(include_url=False)[0]
             where = ".".join(map(str, first["loc"]))
-            return f"{where + ': ' if where else ''}{first['msg']}"
+            null = (" (got null: a NaN or infinite float is null in JSON data)"
+                    if first["input"] is None and first["type"] in _NUMBER_ERRORS else "")
+            return f"{where + ': ' if where else ''}{first['msg']}{null}"
         except Exception:  # noqa: BLE001 - a type pydantic describes but cannot check
             return ""
         return ""
+
+    def _fits_output_schema(self, data: Any) -> bool:
+        """Whether JSON data fits the output schema (the serialized form of the return type)."""
+        if self.output_schema is None:
+            return False
+        import jsonschema
+
+        try:
+            return not any(jsonschema.Draft202012Validator(self.output_schema).iter_errors(data))
+        except Exception:  # noqa: BLE001 - a schema jsonschema cannot use: no second opinion
+            return False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the underlying function directly (no validation)."""
@@ -133,7 +155,8 @@ class Tool:
                 model = self.args_model.model_validate(arguments)
             except ValidationError as exc:
                 raise ToolArgumentsError(_describe_validation_error(exc)) from None
-            return {name: getattr(model, name) for name in type(model).model_fields}
+            return {field.alias or name: getattr(model, name)
+                    for name, field in type(model).model_fields.items()}
         if self.validator is not None:
             self.validator(arguments)
         return dict(arguments)
@@ -251,11 +274,22 @@ def _is_context(annotation: Any) -> bool:
     return inspect.isclass(origin) and issubclass(origin, RunContext)
 
 
+class _ResultSchema(GenerateJsonSchema):
+    """The schema of a result as :func:`to_jsonable` makes it: serialization mode (aliases,
+    computed fields, no excluded fields) with a Decimal as a number."""
+
+    def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
+        bounds = {key: float(schema[key]) for key in ("multiple_of", "le", "ge", "lt", "gt")
+                  if schema.get(key) is not None}  # type: ignore[literal-required]
+        return self.float_schema(core_schema.float_schema(**bounds))  # type: ignore[arg-type]
+
+
 def _output_schema(tool_name: str, annotation: Any) -> dict[str, Any] | None:
     if annotation is inspect.Signature.empty or annotation is Any or annotation is None:
         return None
     try:
-        return TypeAdapter(annotation).json_schema()
+        return TypeAdapter(annotation).json_schema(mode="serialization",
+                                                   schema_generator=_ResultSchema)
     except Exception as exc:
         raise ToolDefinitionError(f"tool {tool_name!r}: cannot build the output schema of its "
                                   f"return type {_type_name(annotation)}: "
@@ -280,6 +314,42 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _described_by(function: Any) -> tuple[Any, str | None, str]:
+    """The callable whose annotations describe ``function``, its own name (None for a callable
+    object) and its docstring: a ``functools.partial`` is described by the function it wraps,
+    a callable object by its ``__call__`` (or its class's docstring)."""
+    if isinstance(function, functools.partial):
+        return _described_by(function.func)
+    if inspect.isroutine(function) or inspect.isclass(function):
+        return function, function.__name__, inspect.getdoc(function) or ""
+    if callable(function):
+        kind = type(function)
+        doc = getattr(kind.__call__, "__doc__", None) or kind.__doc__ or ""
+        return function.__call__, None, inspect.cleandoc(doc)
+    raise ToolDefinitionError(f"{function!r} is not callable: a tool is a function, a "
+                              "functools.partial or an object with __call__")
+
+
+def _bound_keywords(function: Any) -> set[str]:
+    """Parameters a ``functools.partial`` fixes by keyword: not the model's to choose."""
+    bound: set[str] = set()
+    while isinstance(function, functools.partial):
+        bound |= set(function.keywords)
+        function = function.func
+    return bound
+
+
+def _field_name(pname: str, index: int, taken: set[str]) -> str:
+    """The arguments model's field for parameter ``pname``: itself, or (for names pydantic
+    keeps for itself: ``model_config``, ``_private``, ``json``...) a stand-in aliased to it."""
+    if not pname.startswith(("_", "model_")) and not hasattr(BaseModel, pname):
+        return pname
+    stand_in = f"argument_{index}"
+    while stand_in in taken:
+        stand_in += "_"
+    return stand_in
+
+
 def tool_from_function(
     function: Callable[..., Any],
     *,
@@ -288,18 +358,27 @@ def tool_from_function(
     toolset: str = "",
     approval: bool = False,
 ) -> Tool:
-    """Build a :class:`Tool` from a typed function (what ``@tool`` does)."""
-    tool_name = name or function.__name__
+    """Build a :class:`Tool` from a typed function (what ``@tool`` does); a
+    ``functools.partial`` or a callable object works too (an object needs ``name``)."""
+    described, own_name, docstring = _described_by(function)
+    tool_name = name or own_name
+    if tool_name is None:
+        raise ToolDefinitionError(f"a callable {type(function).__name__} object has no name of "
+                                  "its own: give the tool one (@tool(name=...))")
     if not _NAME_RE.match(tool_name):
         raise ToolDefinitionError(f"invalid tool name {tool_name!r}: use letters, digits, _ or -")
-    doc = docstring_parser.parse(inspect.getdoc(function) or "")
+    doc = docstring_parser.parse(docstring)
     param_docs = {p.arg_name: p.description for p in doc.params}
     summary = "\n\n".join(p for p in (doc.short_description, doc.long_description) if p)
     try:
-        hints = get_type_hints(function, include_extras=True)
+        hints = get_type_hints(described, include_extras=True)
     except Exception as exc:
         raise ToolDefinitionError(f"tool {tool_name!r}: cannot resolve annotations: {exc}") from exc
-    signature = inspect.signature(function)
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError) as exc:
+        raise ToolDefinitionError(f"tool {tool_name!r}: cannot read its signature: {exc}") from exc
+    fixed = _bound_keywords(function)
     fields: dict[str, Any] = {}
     context_param = None
     for index, (pname, param) in enumerate(signature.parameters.items()):
@@ -317,27 +396,17 @@ def tool_from_function(
                 )
             context_param = pname
             continue
+        if pname in fixed:
+            continue
         if annotation is inspect.Parameter.empty:
             raise ToolDefinitionError(
                 f"tool {tool_name!r}: parameter {pname!r} needs a type annotation"
             )
         default = ... if param.default is param.empty else param.default
-        fields[pname] = (annotation, Field(default, description=param_docs.get(pname)))
-    try:
-        args_model, parameters = _arguments_model(tool_name, fields)
-    except Exception as exc:  # pydantic cannot type one of them: say which, in one line
-        culprit = ""
-        for pname, field in fields.items():
-            try:
-                _arguments_model(tool_name, {pname: field})
-            except Exception:  # noqa: BLE001 - this one is it
-                culprit = f"parameter {pname!r} ({_type_name(field[0])}): "
-                break
-        raise ToolDefinitionError(f"tool {tool_name!r}: {culprit}cannot build the arguments' "
-                                  f"schema: {_first_line(exc)}") from exc
-    parameters.pop("title", None)
-    for prop in parameters.get("properties", {}).values():
-        prop.pop("title", None)
+        field_name = _field_name(pname, index, set(signature.parameters))
+        fields[field_name] = (annotation, Field(default, description=param_docs.get(pname),
+                                                alias=None if field_name == pname else pname))
+    args_model, parameters = _checked_arguments_model(tool_name, fields)
     return Tool(
         name=tool_name,
         description=description or summary or tool_name,
@@ -351,6 +420,29 @@ def tool_from_function(
         toolset=toolset,
         approval=approval,
     )
+
+
+def _checked_arguments_model(tool_name: str, fields: dict[str, Any]
+                             ) -> tuple[type[BaseModel], dict[str, Any]]:
+    """The arguments model and its schema (no titles); a ToolDefinitionError naming the
+    parameter pydantic cannot type."""
+    try:
+        args_model, parameters = _arguments_model(tool_name, fields)
+    except Exception as exc:  # pydantic cannot type one of them: say which, in one line
+        culprit = ""
+        for fname, field in fields.items():
+            try:
+                _arguments_model(tool_name, {fname: field})
+            except Exception:  # noqa: BLE001 - this one is it
+                culprit = (f"parameter {field[1].alias or fname!r} "
+                           f"({_type_name(field[0])}): ")
+                break
+        raise ToolDefinitionError(f"tool {tool_name!r}: {culprit}cannot build the arguments' "
+                                  f"schema: {_first_line(exc)}") from exc
+    parameters.pop("title", None)
+    for prop in parameters.get("properties", {}).values():
+        prop.pop("title", None)
+    return args_model, parameters
 
 
 def tool(
@@ -413,9 +505,11 @@ class Toolset:
 
         ``kind`` is the class (its methods' signatures and docstrings make the tools'
         schemas, as for functions); ``factory`` makes the run's object (default: ``kind()``;
-        an object that is a context manager is entered for the run). ``methods`` picks the
-        methods (default: every public method whose parameters are all annotated);
-        ``approval`` names methods whose calls wait for an approver.
+        an object that is a context manager is entered for the run, and its methods are
+        called on what ``__enter__`` returns when that is a ``kind``, else on the object).
+        ``methods`` picks the methods (default: every public method, inherited, static and
+        class methods included, whose parameters are all annotated); ``approval`` names
+        methods whose calls wait for an approver.
 
             airline = Toolset.from_object("airline", AirlineTools,
                                           factory=lambda: AirlineTools(load_db()))
@@ -427,22 +521,21 @@ class Toolset:
             made = make()
             if hasattr(made, "__aenter__"):
                 async with made as entered:
-                    yield entered
+                    yield _run_object(kind, made, entered)
             elif hasattr(made, "__enter__"):
                 with made as entered:
-                    yield entered
+                    yield _run_object(kind, made, entered)
             else:
                 yield made
 
         toolset = cls(name, setup=one_object)
-        names = methods if methods is not None else [
-            n for n, v in vars(kind).items() if not n.startswith("_") and inspect.isfunction(v)]
-        for method in names:
-            function = getattr(kind, method, None)
-            if not inspect.isfunction(function):
+        approval = (approval,) if isinstance(approval, str) else tuple(approval)
+        for method in methods if methods is not None else _public_methods(kind):
+            found = _method_of(kind, method)
+            if found is None:
                 raise ToolDefinitionError(f"{kind.__name__} has no method {method!r}")
             try:
-                wrapper = _method_tool(method, function)
+                wrapper = _method_tool(method, *found)
                 toolset.add(tool_from_function(wrapper, approval=method in approval))
             except ToolDefinitionError:
                 if methods is not None:
@@ -450,6 +543,10 @@ class Toolset:
         if not toolset.tools:
             raise ToolDefinitionError(f"{kind.__name__} has no typed public methods to make "
                                       "tools of")
+        if unknown := [m for m in approval if m not in toolset.tools]:
+            raise ToolDefinitionError(
+                f"approval names {', '.join(map(repr, unknown))}, not a tool of "
+                f"{kind.__name__} (its tools: {', '.join(toolset.tools)})")
         return toolset
 
     def add(self, new: Tool) -> None:
@@ -459,30 +556,73 @@ class Toolset:
         self.tools[new.name] = new
 
 
-def _method_tool(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+def _run_object(kind: type, made: Any, entered: Any) -> Any:
+    """The object a run's calls go to: what ``__enter__`` returned when that is a ``kind``
+    (or the factory's object is not one), else the object itself (an ``__enter__`` that
+    returns None, as many do)."""
+    return entered if isinstance(entered, kind) or not isinstance(made, kind) else made
+
+
+def _public_methods(kind: type) -> list[str]:
+    """Public methods of ``kind`` and its bases (not ``object``'s), the class's own first."""
+    names: list[str] = []
+    for klass in kind.__mro__[:-1]:
+        names += [n for n in vars(klass) if not n.startswith("_") and n not in names
+                  and _method_of(kind, n) is not None]
+    return names
+
+
+def _method_of(kind: type, name: str) -> tuple[Callable[..., Any], str] | None:
+    """The function behind ``kind.name`` and how it binds (``self``, ``cls`` or ``static``),
+    or None when it is no method."""
+    attribute = inspect.getattr_static(kind, name, None)
+    if isinstance(attribute, staticmethod):
+        return attribute.__func__, "static"
+    if isinstance(attribute, classmethod):
+        return attribute.__func__, "cls"
+    return (attribute, "self") if inspect.isfunction(attribute) else None
+
+
+def _method_tool(name: str, method: Callable[..., Any], binds: str = "self"
+                 ) -> Callable[..., Any]:
     """A function calling ``name`` on the run's object (``ctx.deps``), with the method's
-    signature (``self`` replaced by the RunContext) and docstring."""
+    signature and docstring: ``self``/``cls`` gives way to the RunContext (the method's own,
+    when a RunContext parameter comes next; else one under a name no parameter has)."""
     try:
         hints = get_type_hints(method, include_extras=True)
     except Exception as exc:
         raise ToolDefinitionError(f"tool {name!r}: cannot resolve annotations: {exc}") from exc
     signature = inspect.signature(method)
-    params = list(signature.parameters.values())[1:]  # without self
-    context = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                annotation=RunContext[Any])
+    params = list(signature.parameters.values())[0 if binds == "static" else 1:]
+    own = params[0].name if params and _is_context(hints.get(params[0].name)) else None
+    context = own or "ctx"
+    while own is None and context in signature.parameters:
+        context += "_"
+
+    def target(values: dict[str, Any]) -> tuple[Callable[..., Any], dict[str, Any]]:
+        ctx = values[context] if own else values.pop(context)
+        return getattr(ctx.deps, name), values
 
     if inspect.iscoroutinefunction(method):
-        async def call(ctx: RunContext[Any], **arguments: Any) -> Any:
-            return await getattr(ctx.deps, name)(**arguments)
+        async def call(**values: Any) -> Any:
+            bound, arguments = target(values)
+            return await bound(**arguments)
     else:
-        def call(ctx: RunContext[Any], **arguments: Any) -> Any:  # type: ignore[misc]
-            return getattr(ctx.deps, name)(**arguments)
+        def call(**values: Any) -> Any:  # type: ignore[misc]
+            bound, arguments = target(values)
+            return bound(**arguments)
 
+    if own is None:
+        params.insert(0, inspect.Parameter(context, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                           annotation=RunContext[Any]))
     call.__name__ = call.__qualname__ = name
     call.__doc__ = method.__doc__
-    call.__signature__ = signature.replace(parameters=[context, *params])  # type: ignore[attr-defined]
-    call.__annotations__ = {**{k: v for k, v in hints.items() if k != "self"},
-                            "ctx": RunContext[Any]}
+    try:
+        call.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    except ValueError as exc:  # e.g. positional-only parameters after the RunContext
+        raise ToolDefinitionError(f"tool {name!r}: {exc}") from exc
+    call.__annotations__ = {**{k: v for k, v in hints.items() if k in {p.name for p in params}
+                               or k == "return"}, context: RunContext[Any]}
     return call
 
 
@@ -559,8 +699,37 @@ _ANY: TypeAdapter[Any] = TypeAdapter(Any)  # built once: an adapter costs more t
 
 
 def to_jsonable(value: Any) -> Any:
-    """A tool result as plain JSON data (pydantic models, dataclasses, dates...)."""
-    return _ANY.dump_python(value, mode="json")
+    """A tool result as plain JSON data (pydantic models, dataclasses, dates...), as the
+    output schema describes it: models by alias, computed fields in, excluded fields out,
+    a finite Decimal as a number (an int when integral), NaN and infinity as null.
+
+    Bytes that are not UTF-8 text are a ValueError saying so."""
+    try:
+        data = _ANY.dump_python(value, mode="json", by_alias=True)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"a bytes value that is not UTF-8 text ({exc.object[:16]!r}...) "
+                         "cannot be JSON data: return str (e.g. base64.b64encode(data)"
+                         ".decode()) or a file path") from None
+    return _decimals_as_numbers(data, _ANY.dump_python(value, by_alias=True))
+
+
+def _decimals_as_numbers(data: Any, python: Any) -> Any:
+    """``data`` (the JSON dump) with each finite Decimal of ``python`` (the same value dumped
+    as Python objects, walked alongside) as a number; changed in place, returned."""
+    if isinstance(python, Decimal):
+        if not isinstance(data, str) or not python.is_finite():
+            return data
+        return int(python) if python == python.to_integral_value() else float(python)
+    if isinstance(data, dict) and isinstance(python, dict) and len(data) == len(python):
+        for (key, item), twin in zip(list(data.items()), python.values(), strict=True):
+            if (new := _decimals_as_numbers(item, twin)) is not item:
+                data[key] = new
+    elif (isinstance(data, list) and isinstance(python, (list, tuple, set, frozenset))
+          and len(data) == len(python)):
+        for index, twin in enumerate(python):
+            if (new := _decimals_as_numbers(data[index], twin)) is not data[index]:
+                data[index] = new
+    return data
 
 
 def result_text(value: Any, data: Any = None) -> str:
