@@ -101,6 +101,7 @@ class Tool:
     raw_arguments: bool = False
     approval: bool = False
     returns: TypeAdapter[Any] | None = None  # the declared return type, when it has a schema
+    _checker: Any = field(default=None, init=False, repr=False, compare=False)
 
     def result_problem(self, data: Any) -> str:
         """Why a result (as JSON data) does not fit the declared return type ("" if it
@@ -128,7 +129,9 @@ class Tool:
         import jsonschema
 
         try:
-            return not any(jsonschema.Draft202012Validator(self.output_schema).iter_errors(data))
+            if self._checker is None:
+                self._checker = jsonschema.Draft202012Validator(self.output_schema)
+            return not any(self._checker.iter_errors(data))
         except Exception:  # noqa: BLE001 - a schema jsonschema cannot use: no second opinion
             return False
 
