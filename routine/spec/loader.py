@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import stat
 from dataclasses import dataclass, field
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 
 from ..errors import Problem, SpecError
 from .format import Routine
+from .references import MISSING
 
 __all__ = ["SourceMap", "LoadedRoutine", "load_routine", "load_routine_text", "read_text",
            "MAX_FILE_BYTES", "MAX_DEPTH", "MAX_NODES"]
@@ -42,6 +44,8 @@ class SourceMap:
     # keys with no value inside a {...} mapping, and the key before them: the usual
     # sign of an unquoted comma (``{description: annual, sick, ...}``)
     bare_keys: dict[tuple[Any, ...], str] = field(default_factory=dict)
+    # keys YAML reads as something other than text (``on:`` is True): what was written
+    key_text: dict[tuple[Any, ...], str] = field(default_factory=dict)
 
     def locate(self, path: tuple[Any, ...]) -> tuple[int, int]:
         """Position of ``path`` or of its nearest known ancestor."""
@@ -62,28 +66,91 @@ class LoadedRoutine:
     path: Path | None = None
 
 
-def _walk_nodes(node: yaml.Node, path: tuple[Any, ...], smap: SourceMap,
-                dupes: list[tuple[tuple[Any, ...], str]]) -> None:
-    smap.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        previous = ""
+_PLAIN_KEY_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("bool", "int", "float", "null")}
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+@dataclass
+class _Walk:
+    """One pass over the composed nodes before anything is built: positions by path, and
+    what construction would crash on or silently change, as problems at their place."""
+
+    smap: SourceMap
+    loader: yaml.SafeLoader
+    dupes: list[tuple[tuple[Any, ...], str]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def problem(self, node: yaml.Node, message: str, expected: str) -> None:
+        mark = node.start_mark
+        self.problems.append(Problem(self.smap.file, mark.line + 1, mark.column + 1,
+                                     message, expected))
+
+    def key(self, node: yaml.ScalarNode) -> Any:
+        """The key as construction builds it (``on`` is True, ``1`` is 1), so positions
+        match the data's paths."""
+        if node.tag not in _PLAIN_KEY_TAGS and node.tag != _TIMESTAMP:
+            return node.value
+        try:
+            return self.loader.construct_object(node)
+        except ValueError:  # 2026-13-45: said where the value is checked
+            return node.value
+
+    def nodes(self, node: yaml.Node, path: tuple[Any, ...]) -> None:
+        self.smap.positions.setdefault(path, (node.start_mark.line + 1,
+                                              node.start_mark.column + 1))
+        if isinstance(node, yaml.MappingNode):
+            self.mapping(node, path)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.nodes(item, (*path, index))
+        elif node.tag == _TIMESTAMP:
+            self.timestamp(node)
+
+    def timestamp(self, node: yaml.ScalarNode) -> None:
+        try:
+            self.loader.construct_object(node)
+        except ValueError as exc:
+            self.problem(node, f"{node.value!r} reads as a date, and is not one: {exc}",
+                         f"a real date, or quotes around the text (\"{node.value}\")")
+
+    def mapping(self, node: yaml.MappingNode, path: tuple[Any, ...]) -> None:
+        seen: set[Any] = set()
+        previous: Any = ""
         for key_node, value_node in node.value:
-            key = key_node.value
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.complex_key(node, key_node, path)
+                continue
+            key = self.key(key_node)
             child = (*path, key)
             if key in seen:
-                dupes.append((child, key))
+                self.dupes.append((child, key))
             seen.add(key)
+            if not isinstance(key, str):
+                self.smap.key_text[child] = key_node.value
             if node.flow_style and isinstance(value_node, yaml.ScalarNode) \
                     and value_node.value == "" and value_node.style is None and previous:
-                smap.bare_keys[child] = previous
+                self.smap.bare_keys[child] = previous
             else:
                 previous = key
-            smap.positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            _walk_nodes(value_node, child, smap, dupes)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _walk_nodes(item, (*path, index), smap, dupes)
+            self.smap.positions[child] = (key_node.start_mark.line + 1,
+                                          key_node.start_mark.column + 1)
+            self.nodes(value_node, child)
+
+    def complex_key(self, node: yaml.MappingNode, key_node: yaml.Node,
+                    path: tuple[Any, ...]) -> None:
+        """A key that is a list or mapping: ``? [x, y]``, or an unquoted ``{{ ... }}``
+        (YAML reads ``{{ inputs.name }}`` as a mapping whose key is a mapping)."""
+        if node.flow_style and isinstance(key_node, yaml.MappingNode) \
+                and key_node.start_mark.index == node.start_mark.index + 1:
+            name = path[-1] if path else "message"
+            self.problem(node, "a value that starts with '{{' without quotes: YAML reads it "
+                         "as a mapping, not as a template",
+                         f"quotes around a value that starts with '{{' ({name}: "
+                         "\"{{ inputs.name }}\")")
+            return
+        kind = "mapping" if isinstance(key_node, yaml.MappingNode) else "list"
+        self.problem(key_node, f"a key that is a {kind} ('? ...' or a bracket before ':')",
+                     "text keys (name: value)")
 
 
 def _bounds(text: str, file: str) -> None:
@@ -111,6 +178,10 @@ def _bounds(text: str, file: str) -> None:
             if event.anchor:
                 sizes[event.anchor] = 1
         elif isinstance(event, yaml.AliasEvent):
+            if any(anchor == event.anchor for anchor, _ in stack):
+                refuse(event, f"the alias *{event.anchor} is inside the list or mapping "
+                       f"&{event.anchor} it names: a structure that contains itself",
+                       "an alias to a finished list or mapping, or the values written out")
             size = sizes.get(event.anchor, 1)
         else:
             continue
@@ -165,14 +236,16 @@ def load_routine_text(text: str, file: str = "<string>") -> LoadedRoutine:
         raise SpecError([Problem(file, 1, 1, f"the text has {len(text):,} characters",
                                  f"at most {MAX_FILE_BYTES:,}")])
     smap = SourceMap(file)
-    dupes: list[tuple[tuple[Any, ...], str]] = []
     try:
         _bounds(text, file)
         loader = _Loader(text)
         try:
             node = loader.get_single_node()
+            walk = _Walk(smap, loader)
             if node is not None:  # positions first: construction rewrites merge keys in place
-                _walk_nodes(node, (), smap, dupes)
+                walk.nodes(node, ())
+            if walk.problems:
+                raise SpecError(walk.problems)
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
@@ -184,8 +257,9 @@ def load_routine_text(text: str, file: str = "<string>") -> LoadedRoutine:
     if not isinstance(data, dict):
         raise SpecError([Problem(file, 1, 1, "the file is not a YAML mapping",
                                  "a mapping with name, description, inputs and steps")])
+    data = _dates_as_text(data)
     problems = [Problem(file, *smap.locate(p), f"duplicate key {k!r}", "each key once")
-                for p, k in dupes]
+                for p, k in walk.dupes]
     try:
         routine = Routine.model_validate(data)
     except ValidationError as exc:
@@ -195,6 +269,18 @@ def load_routine_text(text: str, file: str = "<string>") -> LoadedRoutine:
     if problems:
         raise SpecError(problems)
     return LoadedRoutine(routine, smap)
+
+
+def _dates_as_text(value: Any) -> Any:
+    """``day: 2026-03-02`` unquoted is a date to YAML; a tool call is JSON, so every date,
+    time and datetime becomes its ISO text here, once, as if it had been quoted."""
+    if isinstance(value, (date, time)):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _dates_as_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_dates_as_text(item) for item in value]
+    return value
 
 
 def load_routine(path: str | Path) -> LoadedRoutine:
@@ -217,7 +303,8 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     kept: list[Any] = []
     current = data
     for index, part in enumerate(loc):
-        if isinstance(current, dict) and part in current:
+        if isinstance(current, dict) and _key_in(current, part) is not MISSING:
+            part = _key_in(current, part)
             current = current[part]
         elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
             current = current[part]
@@ -225,6 +312,15 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
             continue  # a tag pydantic adds, not a place in the file
         kept.append(part)
     return tuple(kept)
+
+
+def _key_in(mapping: dict[Any, Any], part: Any) -> Any:
+    """The key of ``mapping`` that pydantic's location part names (it writes a key that is
+    not text or a number as its repr: ``'datetime.date(2026, 3, 2)'``), else MISSING."""
+    for key in mapping:  # ``1`` names a key ``True`` too: give the key itself
+        if key == part or not isinstance(key, (str, int)) and part in (repr(key), str(key)):
+            return key
+    return MISSING
 
 
 def _yaml_hint(exc: yaml.MarkedYAMLError, text: str) -> str:
@@ -262,6 +358,8 @@ def _problem_from_error(err: Any, smap: SourceMap, data: Any) -> Any:
                        f"{{...}} was read as a new key",
                        f"quotes around a value that contains commas ({before}: \"..., "
                        f"{loc[-1]}, ...\")")
+    if loc[-1:] == ("[key]",) and loc[:-1] in smap.key_text:
+        return _key_problem(smap, loc[:-1])
     if err["type"] == "extra_forbidden":
         message = f"unknown key {loc[-1]!r} at {where}"
     elif err["type"] == "missing":
@@ -270,3 +368,16 @@ def _problem_from_error(err: Any, smap: SourceMap, data: Any) -> Any:
         message = f"{where}: {err['msg'].removeprefix('Value error, ')}"
     expected = _FRIENDLY_EXPECTED.get(err["type"], "")
     return Problem(smap.file, line, col, message, expected)
+
+
+def _key_problem(smap: SourceMap, path: tuple[Any, ...]) -> Problem:
+    """A key YAML read as a boolean, number, date or null where a name was expected."""
+    written, key = smap.key_text[path], path[-1]
+    where = ".".join(str(p) for p in path[:-1]) or "(top level)"
+    kind = "a boolean" if isinstance(key, bool) else "a number" if isinstance(
+        key, (int, float)) else "a date" if isinstance(key, (date, time)) else "null"
+    expected = f"quotes around the key ('{written}': ...)"
+    if isinstance(key, bool):
+        expected += ": unquoted, YAML reads on, off, yes, no, true and false as booleans"
+    return Problem(smap.file, *smap.locate(path), f"key {written!r} at {where} is read as "
+                   f"{kind} ({key!r}), not as a name", expected)
