@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from ..tools.mcp import McpServer
 
@@ -61,7 +61,8 @@ class InputSpec(_Model):
 
     type: InputType = Field("string", description="JSON type of the value.")
     description: str = Field(description="What the value is; shown to the model.")
-    required: bool = Field(True, description="Whether the request must supply it.")
+    required: bool = Field(True, strict=True,
+                           description="Whether the request must supply it.")
     default: Any = Field(None, description="Value used when the request does not give one.")
     enum: list[Any] | None = Field(None, description="Allowed values, if restricted.")
 
@@ -116,7 +117,8 @@ class Step(_Model):
     branch: list[BranchOption] | None = Field(
         None, description="Options of a branch step (the step then has no tool)."
     )
-    finish: bool = Field(False, description="True for the step that answers the user.")
+    finish: bool = Field(False, strict=True,
+                         description="True for the step that answers the user.")
     answer: str | None = Field(
         None, description="For the finish step: a template of the facts the answer must state "
         "(Jinja over `inputs` and `steps`, e.g. `Order {{ steps.find.output.order_id }} is "
@@ -125,7 +127,7 @@ class Step(_Model):
     approval: Literal["required"] | None = Field(
         None, description="`required`: the call waits for a person's (or a policy's) decision "
         "before it runs; the decision and who made it are in the trace.")
-    confirm: bool | str | None = Field(
+    confirm: StrictBool | str | None = Field(
         None, description="For a tool step that changes something: before the call runs, "
         "the user sees what it will do (`true`: the step and its argument values; a text: "
         "that Jinja template) and must answer yes; anything else declines it. Recorded in "
@@ -160,8 +162,9 @@ class Step(_Model):
         None, description="For the finish step: the exact final message (a Jinja template); "
         "the run answers with it instead of asking the model.")
     max_visits: int | None = Field(
-        None, ge=1, le=MAX_VISITS, description="How many times a run may come to this step; "
-        "needed for a `next` that jumps back to it (a bounded loop). Past it the run ends.")
+        None, ge=1, le=MAX_VISITS, strict=True, description="How many times a run may come "
+        "to this step; needed for a `next` that jumps back to it (a bounded loop). Past it "
+        "the run ends.")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
