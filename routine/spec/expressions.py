@@ -11,7 +11,12 @@ exhaust a run. Jinja's immutable sandbox already forbids attribute tricks and ca
 * keeps only filters that cannot inflate their input (no ``center``, ``indent``,
   ``format``, ``replace``, ``wordwrap``) and refuses the padding string methods;
 * refuses expressions longer than :data:`MAX_CHARS` or nested past Python's
-  recursion limit, as a problem of the routine, not a RecursionError.
+  recursion limit, as a problem of the routine, not a RecursionError;
+* refuses templates that read other templates (``{% include %}``, ``{% import %}``,
+  ``{% extends %}``): there are none to read.
+
+A value an expression reads and the run does not have raises ``UndefinedError``, even
+as the whole expression: it never becomes None (a branch the executor cannot decide).
 """
 
 from __future__ import annotations
@@ -25,11 +30,11 @@ from typing import Any
 import jinja2
 from jinja2 import StrictUndefined
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, modifies_known_mutable
 
 __all__ = ["BoundedEnvironment", "ENV", "MAX_BITS", "MAX_CHARS", "MAX_ITEMS",
            "MAX_TEMPLATE_CHARS", "compile_when", "parse_template", "parse_when",
-           "render_facts", "render_template", "static_problem"]
+           "refused_method", "render_facts", "render_template", "static_problem"]
 
 MAX_BITS = 4096        # an integer result of ** or *
 MAX_ITEMS = 100_000    # a string or list built by * (Jinja's range cap, too)
@@ -43,6 +48,19 @@ _FILTERS = {"abs", "capitalize", "count", "d", "default", "dictsort", "first", "
             "string", "sum", "title", "trim", "truncate", "unique", "upper", "wordcount"}
 _PADDING = {"center", "ljust", "rjust", "zfill", "expandtabs", "format", "format_map",
             "replace", "join"}
+
+
+def refused_method(name: str) -> str:
+    """Why the sandbox refuses to call ``.name()`` on a value, whatever its type ("" if it
+    allows it on the types that have it): what :meth:`BoundedEnvironment.is_safe_attribute`
+    decides at run time, for ``validate`` to say before."""
+    if name.startswith("_"):
+        return "names starting with '_' are internal"
+    if name in _PADDING:
+        return "it could make text grow without bound"
+    if any(modifies_known_mutable(empty, name) for empty in ([], {}, set())):
+        return "it would change a value, and values are read-only"
+    return ""
 
 
 def _size(value: Any) -> int | None:
@@ -119,31 +137,53 @@ def parse_when(expression: str) -> tuple[jinja2.nodes.Template | None, str]:
 @functools.lru_cache(maxsize=512)
 def compile_when(expression: str) -> Callable[..., Any]:
     """The expression as a function of ``inputs`` and ``steps`` (cached by its text).
-    Raises ValueError for an expression :func:`parse_when` refuses."""
+    Raises ValueError for an expression :func:`parse_when` refuses.
+
+    A value the scope lacks raises ``jinja2.UndefinedError``, also when it is the whole
+    expression (``when: inputs.urgent`` with urgent not known): it never turns into None,
+    which a branch would read as false and a compute would keep as a value."""
     tree, problem = parse_when(expression)
     if tree is None:
         raise ValueError(problem)
     try:
-        return ENV.compile_expression(expression)
+        compiled = ENV.compile_expression(expression, undefined_to_none=False)
     except RecursionError:
         raise ValueError("the expression nests too deeply") from None
 
+    def evaluate(**scope: Any) -> Any:
+        value = compiled(**scope)
+        if isinstance(value, jinja2.Undefined):
+            value._fail_with_undefined_error()
+        return value
+
+    return evaluate
 
 
-def static_problem(expression: str) -> str:
+_FIXED_NAMES = {"true", "false", "none", "True", "False", "None", "constants"}
+
+
+def static_problem(expression: str, constants: dict[str, Any] | None = None) -> str:
     """Why an expression cannot work whatever the run's values ("" if it may): a filter that
     does not exist, or a constant part the sandbox refuses (``9 ** 9 ** 9``). It is
-    evaluated once with no inputs and no step outputs; needing one of them is fine."""
+    evaluated once with the routine's ``constants`` and no inputs or step outputs; needing
+    one of those is fine. One that reads nothing else must work now: it is what every run
+    computes (``100 / constants.seats`` with seats 0, ``"a" + 1``)."""
     try:
         function = compile_when(expression)
+        tree, _ = parse_when(expression)
     except (ValueError, jinja2.TemplateError) as exc:
         return f"invalid expression {expression!r}: {exc}"
+    fixed = tree is not None and all(node.name in _FIXED_NAMES
+                                     for node in tree.find_all(jinja2.nodes.Name))
     try:
-        function(inputs={}, steps={})
+        function(inputs={}, steps={}, constants=dict(constants or {}))
     except (SecurityError, OverflowError, MemoryError, RecursionError) as exc:
         return f"expression {expression!r} is refused: {exc}"
-    except Exception:  # noqa: BLE001 - it needs the run's values: decided at run time
-        pass
+    except jinja2.UndefinedError:
+        pass  # a value of the run, or a constant the routine lacks (said on its own)
+    except Exception as exc:  # noqa: BLE001 - fails in every run if it reads only constants
+        if fixed:
+            return f"expression {expression!r} fails in every run: {type(exc).__name__}: {exc}"
     return ""
 
 
@@ -158,9 +198,22 @@ def parse_template(template: str) -> tuple[jinja2.nodes.Template | None, str]:
         return None, f"invalid template: {exc.message} (line {exc.lineno})"
     except RecursionError:
         return None, "the template nests too deeply"
-    if unknown := unknown_filters_and_tests(tree) or private_attributes(tree):
+    if unknown := unknown_filters_and_tests(tree) or private_attributes(tree) \
+            or other_templates(tree):
         return None, f"invalid template: {unknown}"
     return tree, ""
+
+
+def other_templates(tree: jinja2.nodes.Node) -> str:
+    """Why a template reads another template ("" if it does not): ``{% include %}``,
+    ``{% import %}`` and ``{% extends %}`` need files, and routine templates have none."""
+    for node in tree.find_all((jinja2.nodes.Include, jinja2.nodes.Import,
+                               jinja2.nodes.FromImport, jinja2.nodes.Extends)):
+        tag = {"Include": "include", "Import": "import", "FromImport": "from ... import",
+               "Extends": "extends"}[type(node).__name__]
+        return (f"{{% {tag} %}} cannot be used (line {node.lineno}): a routine's template "
+                "is self-contained and reads no other template")
+    return ""
 
 
 def private_attributes(tree: jinja2.nodes.Node) -> str:
