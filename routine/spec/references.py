@@ -40,6 +40,7 @@ class Reference:
     path: tuple[str, ...] = ()
     whole: bool = True  # the reference is the entire argument value (not text, not a leaf)
     error: str | None = None
+    method: str = ""  # in an expression or template: a method called on the value
 
 
 def parse_references(value: Any, _leaf: bool = False) -> list[Reference]:

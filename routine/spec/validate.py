@@ -5,12 +5,16 @@ is wrong, and what was expected. Checks: unknown tools; arguments a tool does
 not take; required arguments with no source; malformed references; references
 to missing inputs, to missing, later or possibly-skipped steps, to steps without
 output and to fields the tool's output does not have; type mismatches where
-both sides are typed; literals outside an enum; ``when`` expressions;
-unreachable steps; cycles; paths that end without a finish step.
+both sides are typed (a hand-off's arguments against the target routine's inputs);
+literals outside an enum (through ``anyOf`` and into list items); ``when`` expressions
+and templates, judged as the run-time sandbox judges them (methods it refuses, methods
+the value's type lacks, expressions over constants that fail in every run); jumps into
+or out of a loop body; unreachable steps; cycles; paths that end without a finish step.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from datetime import date, time
@@ -20,7 +24,7 @@ from jinja2 import nodes as jnodes
 
 from ..errors import Problem
 from ..tools.core import Tool, ToolRegistry
-from .expressions import parse_template, parse_when, static_problem
+from .expressions import parse_template, parse_when, refused_method, static_problem
 from .flow import FELL_OFF, Flow
 from .format import ID_PATTERN, Routine, a_type
 from .loader import LoadedRoutine
@@ -116,6 +120,10 @@ def schema_at(schema: dict[str, Any], path: tuple[str, ...]) -> tuple[dict[str, 
     return _resolve(current, root), ""
 
 
+_PYTHON_TYPES: dict[str, type] = {"string": str, "array": list, "object": dict, "integer": int,
+                                  "number": float, "boolean": bool}
+
+
 def _literal_type(value: Any) -> str:
     if isinstance(value, (date, time)):  # unquoted YAML dates: sent to the tool as strings
         return "string"
@@ -132,6 +140,12 @@ def _literal_type(value: Any) -> str:
     if isinstance(value, list):
         return "array"
     return "object"
+
+
+def _quote_hint(value: Any) -> str:
+    """For a boolean where text was meant: YAML 1.1 reads yes/no/on/off as booleans."""
+    return ("; quotes around yes, no, on or off ('yes'): unquoted, YAML reads them as true "
+            "and false") if isinstance(value, bool) else ""
 
 
 def _compatible(source: set[str], accepted: set[str]) -> bool:
@@ -161,26 +175,34 @@ def template_references(template: str, loops: frozenset[str] = frozenset(),
     tree, problem = parse_template(template)
     if tree is None:
         return [], problem
-    local = {"loop"}
-    for node in tree.find_all((jnodes.For, jnodes.Assign)):
-        for name in node.target.find_all(jnodes.Name) if not isinstance(
-                node.target, jnodes.Name) else [node.target]:
-            local.add(name.name)
+    local = {"loop", "caller", "varargs", "kwargs"}  # what Jinja binds inside loops, macros
+    local |= {node.name for node in tree.find_all(jnodes.Name) if node.ctx in ("store", "param")}
+    local |= {node.name for node in tree.find_all(jnodes.Macro)}
     return _references(tree, what, local, loops)
 
 
 _ROOTS = ("inputs", "steps", "vars", "constants")
+_RESERVED = {*_ROOTS, "none", "true", "false", "loop"}  # not a for_each item's name
 
 
 def _references(tree: Any, what: str, local: set[str], loops: frozenset[str]
                 ) -> tuple[list[Reference], str]:
     refs: list[Reference] = []
     claimed: set[int] = set()
+    methods = {id(call.node): call.node for call in tree.find_all(jnodes.Call)
+               if isinstance(call.node, jnodes.Getattr)}
     for node in tree.find_all((jnodes.Getattr, jnodes.Getitem, jnodes.Name)):
         if id(node) in claimed:
             continue
         chain: list[str] = []
         cur: Any = node
+        method = ""
+        if id(node) in methods:  # x.endswith('a'): a method of the value x, not a field
+            claimed.add(id(node))
+            method, cur = node.attr, node.node
+            if why := refused_method(method):
+                return refs, (f"{method}() cannot be called in {what} (line {node.lineno}): "
+                              f"the sandbox refuses it ({why})")
         while isinstance(cur, (jnodes.Getattr, jnodes.Getitem)):
             claimed.add(id(cur))
             if isinstance(cur, jnodes.Getattr):
@@ -202,7 +224,7 @@ def _references(tree: Any, what: str, local: set[str], loops: frozenset[str]
                 ref = Reference(text, "", "", error=f"malformed reference {'.'.join(chain)!r} "
                                 "(expected inputs.NAME, steps.STEP_ID.output[.FIELD], vars.NAME,"
                                 " constants.NAME or a for_each item)")
-            refs.append(ref)
+            refs.append(dataclasses.replace(ref, method=method) if method else ref)
         elif chain[0] not in ("true", "false", "none", "True", "False", "None") and \
                 chain[0] not in local:
             items = f", {', '.join(sorted(loops))}" if loops else ""
@@ -275,6 +297,7 @@ class _Checker:
                     self.check_expression(step_id, path + ("branch", n, "when"), option.when,
                                           here)
             self.check_jumps_back(step_id, path)
+            self.check_loop_jumps(step_id, path)
         cycle = flow.find_cycle()
         if cycle and not any("jumps back" in p.message for p in self.problems):
             self.add(flow.paths[cycle[-2]], "cycle: " + " -> ".join(cycle),
@@ -295,27 +318,48 @@ class _Checker:
                 if not _compatible({_literal_type(value)}, {spec.type}):
                     self.add(path + ("enum", n), f"input {name!r}: enum value {value!r} is "
                              f"{a_type(_literal_type(value))}, not {a_type(spec.type)}",
-                             f"{spec.type} values (the input's type)")
+                             f"{spec.type} values (the input's type)" + _quote_hint(value))
             if spec.default is None:
                 continue
             if not _compatible({_literal_type(spec.default)}, {spec.type}):
                 self.add(path + ("default",), f"input {name!r}: default {spec.default!r} is "
                          f"{a_type(_literal_type(spec.default))}, not {a_type(spec.type)}",
-                         f"{a_type(spec.type)} (the input's type)")
+                         f"{a_type(spec.type)} (the input's type)" + _quote_hint(spec.default))
             elif spec.enum is not None and spec.default not in spec.enum:
                 self.add(path + ("default",), f"input {name!r}: default {spec.default!r} is "
                          "not one of its enum values", "one of " + ", ".join(
                              repr(v) for v in spec.enum))
 
-    def check_jumps_back(self, step_id: str, path: tuple[Any, ...]) -> None:
-        """A jump to an earlier step (or itself) is a loop: its target needs max_visits."""
+    def jumps(self, step_id: str) -> list[tuple[tuple[Any, ...], str]]:
+        """A step's jumps: (where below the step, target) of each ``next``, ``on_error``
+        and ``on_decline`` that names a step."""
         step = self.flow.steps[step_id]
         jumps = [(("branch", n, "next"), o.next) for n, o in enumerate(step.branch or [])
                  if o.next]
-        jumps += [((key,), getattr(step, key)) for key in ("on_error", "on_decline")
-                  if isinstance(getattr(step, key), str)]
+        return jumps + [((key,), getattr(step, key)) for key in ("on_error", "on_decline")
+                        if isinstance(getattr(step, key), str)]
+
+    def check_loop_jumps(self, step_id: str, path: tuple[Any, ...]) -> None:
+        """A jump stays in its for_each body: out of it the loop never finishes (its
+        output and the next item are lost), into it there is no current item."""
+        here = self.flow.parent.get(step_id)
+        for where, target in self.jumps(step_id):
+            there = self.flow.parent.get(target)
+            if target not in self.flow.steps or there == here:
+                continue
+            if here is not None and here not in self.loops_of(target).values():
+                way, loop = "out of", here
+            else:
+                way, loop = "into", there
+            self.add(path + where, f"'{where[-1]}' jumps {way} the body of for_each {loop!r} "
+                     f"(to step {target!r}): a loop is entered at its for_each step and left "
+                     "when its items are done", "a target in the same loop body ('until' on "
+                     "the for_each ends the loop early)")
+
+    def check_jumps_back(self, step_id: str, path: tuple[Any, ...]) -> None:
+        """A jump to an earlier step (or itself) is a loop: its target needs max_visits."""
         order = self.flow.order
-        for where, target in jumps:
+        for where, target in self.jumps(step_id):
             if target in self.flow.steps and order.index(target) <= order.index(step_id) \
                     and self.flow.steps[target].max_visits is None:
                 self.add(path + where, f"'{where[-1]}' jumps back to step {target!r}: a loop "
@@ -358,6 +402,10 @@ class _Checker:
             if types and "array" not in types:
                 self.add(path + ("for_each",), f"{refs[0].text} is {'/'.join(sorted(types))}, "
                          "not a list", "a reference to a list")
+        if step.as_ in _RESERVED:
+            self.add(path + ("as",), f"'as: {step.as_}' names the item with a reserved name: "
+                     f"{step.as_!r} already means something in references and expressions",
+                     "another name for the item (as: line)")
         if step.until:
             self.check_expression(step_id, path + ("until",), step.until, doms,
                                   frozenset({*self.loops_of(step_id), step.as_}))
@@ -371,10 +419,14 @@ class _Checker:
                      f"one of: {', '.join(sorted(self.routines)) or '(none)'}")
         target = (self.routines or {}).get(step.handoff or "")
         for arg, value in step.args.items():
-            if target is not None and arg not in target.inputs:
+            spec = target.inputs.get(arg) if target is not None else None
+            if target is not None and spec is None:
                 self.add(path + ("args", arg), f"routine {step.handoff!r} has no input {arg!r}",
                          f"one of: {', '.join(target.inputs) or '(no inputs)'}")
-            self.check_refs(step_id, path + ("args", arg), value, doms, None)
+            param = None if spec is None else \
+                {"type": spec.type, **({"enum": spec.enum} if spec.enum is not None else {})}
+            self.check_refs(step_id, path + ("args", arg), value, doms, param,
+                            owner=f"routine {step.handoff!r}")
 
     def check_tool_step(self, step_id: str, path: tuple[Any, ...], doms: set[str]) -> None:
         step = self.flow.steps[step_id]
@@ -408,19 +460,25 @@ class _Checker:
                          "a literal, ${inputs.NAME} or ${steps.ID.output...}")
 
     def check_refs(self, step_id: str, path: tuple[Any, ...], value: Any, doms: set[str],
-                   param: dict[str, Any] | None, tool: Tool | None = None) -> None:
+                   param: dict[str, Any] | None, tool: Tool | None = None,
+                   owner: str = "") -> None:
+        """An argument's value against the parameter's schema (``owner``: whose parameter,
+        for messages; the tool's name by default)."""
         refs = parse_references(value)
-        accepted = json_types(param, tool.parameters if tool else None) if param else set()
+        root = tool.parameters if tool else param
+        whose = f" of {owner}" if owner else ""
+        owner = owner or repr(tool.name if tool else "?")
+        accepted = json_types(param, root) if param else set()
         if not refs and param is not None:
             literal = _literal_type(value)
             if not _compatible({literal}, accepted):
                 self.add(path, f"literal {value!r} is {literal}, but argument "
-                         f"{path[-1]!r} of {tool.name if tool else '?'!r} takes "
+                         f"{path[-1]!r} of {owner} takes "
                          f"{'/'.join(sorted(accepted))}", "/".join(sorted(accepted)))
-            enum = (_resolve(param, tool.parameters if tool else {}) or {}).get("enum")
-            if enum is not None and value not in enum:
-                self.add(path, f"literal {value!r} is not an allowed value",
-                         "one of " + ", ".join(repr(v) for v in enum))
+        if param is not None:
+            for where, item, allowed in _enum_misses(value, param, root or {}, path):
+                self.add(where, f"literal {item!r} is not an allowed value",
+                         "one of " + ", ".join(repr(v) for v in allowed))
         for ref in refs:
             source = self.ref_types(step_id, path, ref, doms)
             if source is None or param is None:
@@ -431,7 +489,7 @@ class _Checker:
                 source = {"string"}
             if not _compatible(source, accepted):
                 self.add(path, f"type mismatch: {ref.text} is {'/'.join(sorted(source))}, but "
-                         f"argument {path[-1]!r} takes {'/'.join(sorted(accepted))}",
+                         f"argument {path[-1]!r}{whose} takes {'/'.join(sorted(accepted))}",
                          "/".join(sorted(accepted)))
 
     def check_template(self, step_id: str, path: tuple[Any, ...], template: str,
@@ -441,17 +499,29 @@ class _Checker:
         if error:
             self.add(path, error, "a Jinja template over inputs, steps, vars and constants")
         for ref in refs:
-            self.ref_types(step_id, path, ref, doms)
+            self.read_types(step_id, path, ref, doms)
 
     def check_expression(self, step_id: str, path: tuple[Any, ...], expression: str,
                          doms: set[str], loops: frozenset[str] | None = None) -> None:
         loops = frozenset(self.loops_of(step_id)) if loops is None else loops
         refs, error = expression_references(expression, loops)
-        error = error or static_problem(expression)
+        error = error or static_problem(expression, self.routine.constants)
         if error:
             self.add(path, error, "a Jinja expression over inputs, steps, vars and constants")
         for ref in refs:
-            self.ref_types(step_id, path, ref, doms)
+            self.read_types(step_id, path, ref, doms)
+
+    def read_types(self, step_id: str, path: tuple[Any, ...], ref: Reference,
+                   doms: set[str]) -> None:
+        """A reference in an expression or template, and the method it calls (if any) on a
+        value whose type is known: ``steps.find.output.email.endswith('x')``."""
+        types = self.ref_types(step_id, path, ref, doms)
+        if not ref.method or not types:
+            return
+        kinds = [_PYTHON_TYPES[t] for t in sorted(types) if t in _PYTHON_TYPES]
+        if kinds and not any(hasattr(kind, ref.method) for kind in kinds):
+            self.add(path, f"{ref.text} is {'/'.join(sorted(types))}, which has no method "
+                     f"{ref.method}()", f"a method of {a_type(sorted(types)[0])}, or a filter")
 
     def ref_types(self, step_id: str, path: tuple[Any, ...], ref: Reference,
                   doms: set[str]) -> set[str] | None:
@@ -548,6 +618,8 @@ class _Checker:
         source = parse_references(self.flow.steps[loop].for_each)
         if len(source) != 1 or source[0].kind in ("", "loop") and source[0].name == ref.name:
             return set()
+        if source[0].kind == "constants":
+            return self.constant_item_types(path, ref, source[0])
         schema = self.source_schema(loop, source[0])
         if schema is None:
             return set()
@@ -559,6 +631,22 @@ class _Checker:
                      "a field of the list's items")
             return None
         return json_types(sub, schema) if sub is not None else set()
+
+    def constant_item_types(self, path: tuple[Any, ...], ref: Reference,
+                            source: Reference) -> set[str] | None:
+        """A loop item's field where the loop goes over a constant: every item is known."""
+        items = value_at(self.routine.constants.get(source.name, MISSING), source.path)
+        if not isinstance(items, list):
+            return set()  # not a list: the for_each check says so
+        types: set[str] = set()
+        for n, item in enumerate(items):
+            value = value_at(item, ref.path)
+            if value is MISSING:
+                self.add(path, f"{ref.text}: item {n} of {source.text} has no "
+                         f"{'.'.join(ref.path)!r}", "a key that every item of the list has")
+                return None
+            types.add(_literal_type(value))
+        return types
 
     def source_schema(self, loop: str, source: Reference) -> dict[str, Any] | None:
         """The schema of a for_each's list, where the tools' schemas say it."""
@@ -616,6 +704,32 @@ class _Checker:
             self.add(path, f"{ref.text}: {error}", f"a field of {tool.name!r}'s output")
             return None
         return json_types(sub, tool.output_schema) if sub is not None else set()
+
+
+def _enum_misses(value: Any, schema: dict[str, Any], root: dict[str, Any],
+                 path: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], Any, list[Any]]]:
+    """Literals outside the values a schema allows, with their paths: through ``anyOf`` /
+    ``oneOf`` (``Optional[Literal[...]]``) and into a list's items (``list[Literal[...]]``).
+    A literal of another type is left to the type check."""
+    if isinstance(value, str) and "${" in value:
+        return []
+    alts = _alternatives(schema, root)
+    closed = [a for a in alts if "enum" in a or "const" in a]
+    open_ = [a for a in alts if a not in closed]
+    if isinstance(value, list):
+        arrays = [a for a in open_ if isinstance(a.get("items"), dict)]
+        if len(arrays) != 1:
+            return []
+        return [miss for n, item in enumerate(value)
+                for miss in _enum_misses(item, arrays[0]["items"], root, (*path, n))]
+    allowed = [v for a in closed for v in (a["enum"] if "enum" in a else [a["const"]])]
+    literal = {_literal_type(value)}
+    if not allowed or value in allowed or any(
+            _compatible(literal, json_types(a, root)) for a in open_):
+        return []
+    if not _compatible(literal, {_literal_type(v) for v in allowed}):
+        return []  # another type: the type check says so
+    return [(path, value, allowed)]
 
 
 def _inline(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
