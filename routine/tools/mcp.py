@@ -15,7 +15,9 @@ RuntimeError naming its command.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -68,7 +70,15 @@ def _errlog() -> Any:
                 return stream
         except (AttributeError, OSError, ValueError):
             continue
-    return open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    return _devnull()
+
+
+@functools.cache
+def _devnull() -> Any:
+    """One handle on the null device for every server, closed when the process exits."""
+    handle = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    atexit.register(handle.close)
+    return handle
 
 
 @contextlib.asynccontextmanager
