@@ -67,6 +67,8 @@ def _arguments(raw: Any, name: str) -> dict[str, Any]:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
             raise CallParseError(f"the arguments of {name!r} are not valid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise CallParseError(f"the arguments of {name!r} are nested too deeply") from None
     if not isinstance(raw, dict):
         raise CallParseError(f"the arguments of {name!r} must be a JSON object, got {raw!r}")
     return raw
@@ -104,7 +106,7 @@ def _json_values(text: str) -> list[tuple[Any, int, int]]:
         for attempt in (candidate, _undouble(candidate)):
             try:
                 value, end = _DECODER.raw_decode(attempt)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):  # (nested too deeply to be a call)
                 continue
             offset = len(candidate) - len(attempt.lstrip()) if attempt is not candidate else 0
             out.append((value, start, start + end + offset + (2 if attempt is not candidate else 0)))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -85,6 +86,7 @@ class Conversation:
         self._stack = contextlib.AsyncExitStack()
         self._contexts: dict[str, Any] | None = None
         self._blocking = False  # send() was used: close() closes the session on that loop
+        self._closed = False
 
     # ------------------------------------------------------------ the conversation
     @property
@@ -101,13 +103,15 @@ class Conversation:
 
     async def asend(self, message: str) -> Reply:
         """The user's next message; returns the agent's reply."""
+        if self._closed:  # its tools' session (a database, a connection) is gone
+            raise RoutineError("the conversation is closed: start a new one to go on")
         if self._contexts is None:
             self._contexts = await self._stack.enter_async_context(
                 self.agent.tools.session("", self.inputs))
         state = self._state
         if state is None and self._resume is not None:
             state = self._state = restore(self.agent, self._resume)
-            state.contexts = self.contexts
+            state.contexts = self._bound(state)
             self._resume = None
             self.traces.append(state.trace)
         fresh = state is None or state.trace.outcome not in ("waiting", "running")
@@ -131,6 +135,8 @@ class Conversation:
                     f"{' → '.join(str(h) for h in hops)}", "routine_limit"))
                 break
             state = self._state = self._hand_off(state)
+            if state.trace.outcome == "failed":
+                break
             with telemetry.run_span(state, self.agent.model):
                 await self._run(self.agent, state)
         return self._reply(state)
@@ -142,7 +148,8 @@ class Conversation:
 
     async def aclose(self) -> None:
         """Close the tools' session (the model stays open: the caller's event loop owns
-        its connections)."""
+        its connections). A closed conversation takes no more messages."""
+        self._closed = True
         await self._stack.aclose()
 
     def close(self) -> None:
@@ -151,6 +158,7 @@ class Conversation:
         if self._blocking:
             self._blocking = False
             run_blocking(self.aclose())
+        self._closed = True
 
     def __enter__(self) -> Conversation:
         return self
@@ -166,11 +174,18 @@ class Conversation:
 
     # ------------------------------------------------------------ runs
     def _begin(self, agent: Any, message: str | None, inputs: dict[str, Any]) -> RunState:
-        state = agent.start(message, inputs)
+        state = agent.start(message, inputs, asks=True)
         state.interactive = True
-        state.contexts = self.contexts
+        state.contexts = self._bound(state)
         self.traces.append(state.trace)
         return state
+
+    def _bound(self, state: RunState) -> dict[str, Any]:
+        """The session's contexts as this run's: its run id, and the inputs as the run knows
+        them (a question's answers included, as they come)."""
+        inputs = state.tracker.inputs if state.tracker is not None else state.trace.inputs
+        return {name: dataclasses.replace(context, run_id=state.trace.run_id, inputs=inputs)
+                for name, context in self.contexts.items()}
 
     async def _run(self, agent: Any, state: RunState) -> None:
         trace = state.trace
@@ -196,10 +211,16 @@ class Conversation:
                                f"conversation does not have (routines: "
                                f"{', '.join(self.routines) or 'none'})")
         carried = {k: v for k, v in handoff.inputs.items() if k in routine.inputs}
-        self.agent = type(self.agent)(routine, self.agent.tools, self.agent.model,
-                                      self.agent.settings, approver=self.agent.approver)
         said = state.trace.said
-        new = self._begin(self.agent, said[0] if said else None, carried)
+        try:  # a target these tools cannot run, or inputs it refuses: the hand-off failed
+            agent = type(self.agent)(routine, self.agent.tools, self.agent.model,
+                                     self.agent.settings, approver=self.agent.approver)
+            new = self._begin(agent, said[0] if said else None, carried)
+        except RoutineError as exc:
+            self.agent.stop(state, Failed(f"the hand-off to {handoff.routine!r} failed: "
+                                          f"{exc}", "routine_limit"))
+            return state
+        self.agent = agent
         new.trace.said = list(said)
         return new
 

@@ -8,11 +8,14 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from ..errors import RoutineError, SpecError
 from ..models.base import Model
@@ -79,7 +82,7 @@ class Agent:
             if problems:
                 raise SpecError(problems)
         self.model = model
-        self.settings = (settings or RunSettings()).model_copy(update=overrides)
+        self.settings = _settings(settings, overrides)
         self.others = list(others or [])
         self.position = position
         self.approver = approver
@@ -87,16 +90,19 @@ class Agent:
                                self.settings.prompt_style,
                                finish_tool=self.settings.decoding == "guided")
 
-    def start(self, query: str | None, inputs: dict[str, Any]) -> RunState:
-        """A run's state before its first turn (a conversation keeps it between messages)."""
-        return self._start(query, coerce_inputs(self.routine, inputs))
+    def start(self, query: str | None, inputs: dict[str, Any], *, asks: bool = False
+              ) -> RunState:
+        """A run's state before its first turn (a conversation keeps it between messages;
+        ``asks``: the run may ask the user, so required inputs need not be known yet)."""
+        return self._start(query, coerce_inputs(self.routine, inputs), asks=asks)
 
-    def _start(self, query: str | None, inputs: dict[str, Any]) -> RunState:
+    def _start(self, query: str | None, inputs: dict[str, Any], *, asks: bool = False
+               ) -> RunState:
         routine, settings = self.routine, self.settings
         if routine is not None:
             missing = [n for n, s in routine.inputs.items()
                        if s.required and s.default is None and n not in inputs]
-            if missing and not query:
+            if missing and not query and not asks:
                 raise RoutineError(f"no query and no value for required inputs: {missing}")
             allowed = {n: t for n in routine.tool_names() if (t := self.tools.get(n))}
         else:
@@ -241,3 +247,24 @@ class Agent:
         if trace_dir is not None:
             dump_traces([trace], Path(trace_dir) / "traces.jsonl")
         return trace
+
+
+def _settings(settings: RunSettings | None, overrides: dict[str, Any]) -> RunSettings:
+    """``settings`` with ``overrides`` (keyword arguments of Agent), checked as RunSettings
+    checks its own fields: a misspelt or invalid setting is one error, not ignored."""
+    base = settings or RunSettings()
+    if not overrides:
+        return base
+    unknown = sorted(set(overrides) - set(RunSettings.model_fields))
+    if unknown:
+        hints = [f"{name!r}" + (f" (did you mean {close[0]!r}?)" if (
+            close := difflib.get_close_matches(name, RunSettings.model_fields, 1)) else "")
+                 for name in unknown]
+        raise RoutineError(f"unknown run setting {', '.join(hints)}; the settings are "
+                           f"RunSettings' fields")
+    try:
+        return RunSettings.model_validate({**base.model_dump(), **overrides})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                             for e in exc.errors())
+        raise RoutineError(f"invalid run setting: {problems}") from None

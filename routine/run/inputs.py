@@ -116,7 +116,7 @@ def _read(content: str, tool_calls: list[dict[str, Any]]) -> dict[str, Any] | No
             if isinstance(value, dict):
                 inner = value.get("arguments")  # a reply shaped like a call
                 return inner if isinstance(inner, dict) and "name" in value else value
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             pass
     try:
         parsed = parse_reply(content, tool_calls)
@@ -133,7 +133,7 @@ def _scalar(text: str) -> Any:
     """A value written after ``name:`` — JSON if it parses (7, "x", null), else the text."""
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return text.strip("\"'")
 
 

@@ -7,9 +7,10 @@
   input not said takes its default. The reply is read the same way. A question asked
   ``max_visits`` times (default 3) without an answer ends the run.
 * **confirm** — a call of a ``confirm`` step does not run until the user answers an
-  explicit yes to what it will do (:func:`is_yes`: a yes word and no negation; anything
-  else declines). A reply that asks something back ("Is that the right amount?") is
-  neither: the confirmation is asked again, up to 3 times in all, then it declines. The
+  explicit yes to what it will do (:func:`consent`: a reply that opens with a yes and adds
+  no negation, condition or second request). A negation declines. A reply that is
+  neither ("Is that the right amount?", "yes and also the other card", "hmm") is asked
+  again, up to 3 times in all, then it declines. The
   decision and the user's words are the call's approval record.
   Declined, the run goes to the step's ``on_decline``, or ends saying nothing changed.
 * **message** — a finish step's exact ``message`` is the answer, no model asked.
@@ -44,14 +45,33 @@ from .turn import (
     signature_of,
 )
 
-__all__ = ["before_turn", "answer_pending", "is_yes", "is_question", "MAX_ASKS"]
+__all__ = ["before_turn", "answer_pending", "consent", "is_yes", "is_question", "MAX_ASKS"]
 
 MAX_ASKS = 3  # a question asked this often without an answer ends the run (else max_visits)
 
-_YES = {"yes", "y", "yeah", "yep", "yup", "sure", "ok", "okay", "confirm", "confirmed",
-        "correct", "proceed", "go", "absolutely", "affirmative", "agreed", "definitely"}
-_NO = {"no", "n", "nope", "nah", "not", "don't", "dont", "never", "wait", "stop", "hold",
-       "cancel that", "negative", "rather not"}
+_NEGATIONS = {"no", "n", "nope", "nah", "not", "never", "wait", "stop", "hold", "negative",
+               "cannot", "cant", "dont", "wont", "didnt", "doesnt", "isnt", "shouldnt",
+               "wouldnt", "aint", "havent", "hasnt", "arent", "refuse", "decline"}
+_HOLDS = ("cancel that", "rather not", "hang on")
+# A yes opens the reply: one of these (after an optional "please" / "I"), e.g. "Yes please",
+# "ok, go ahead", "That's correct". "Go away" and "Correct me if I'm wrong" do not open so.
+_YES_OPENINGS = [tuple(p.split()) for p in (
+    "yes", "y", "yeah", "yep", "yup", "sure", "ok", "okay", "k", "alright", "fine",
+    "confirm", "confirmed", "i confirm", "correct", "that's correct", "that is correct",
+    "that's right", "right", "proceed", "go ahead", "go on", "go for it", "do it", "please do",
+    "absolutely", "affirmative", "agreed", "i agree", "definitely", "i approve", "approved",
+    "sounds good", "of course", "certainly")]
+# ...and nothing after it adds a condition, a second request or a change: "yes and also block
+# the other card", "yes but only the first", "correct me if ...", "ok, maybe later".
+_MORE = {"also", "but", "if", "unless", "only", "instead", "other", "another", "except",
+         "however", "though", "although", "maybe", "perhaps", "later", "first", "actually",
+         "me", "rather", "change", "different", "plus"}
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[@-_]")
+
+
+def _words(text: str) -> list[str]:
+    text = _ANSI.sub("", text).lower().replace("\u2019", "'").replace("\u2018", "'")
+    return re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text)
 
 
 def is_question(text: str) -> bool:
@@ -59,17 +79,33 @@ def is_question(text: str) -> bool:
     return "?" in text
 
 
-def is_yes(text: str) -> bool:
-    """An explicit yes: a yes word ("yes", "ok", "go ahead", "confirm"...) and nothing that
-    negates, holds or questions it ("no", "not", "don't", "wait", a question mark: "Are you
-    sure?" is not consent). Anything else is a no."""
-    if is_question(text):
-        return False
-    words = re.findall(r"[a-z']+", text.lower())
+def consent(text: str) -> str:
+    """What a reply to a confirmation says: ``"yes"``, ``"no"`` or ``"unclear"``.
+
+    ``"no"``: a negation or a hold anywhere ("no", "not", "can't", "I won't", "wait",
+    "don't"). ``"yes"``: the reply opens with a yes ("yes", "ok, go ahead", "that's
+    correct") and adds no condition, second request or change ("yes and also cancel the
+    other one", "correct me if I'm wrong"). Anything else, a question included, is
+    ``"unclear"``: the confirmation is asked again."""
+    words = _words(text)
     joined = " ".join(words)
-    if any(w in _NO for w in words) or any(p in joined for p in _NO if " " in p):
-        return False
-    return any(w in _YES for w in words)
+    if any(w.replace("'", "") in _NEGATIONS or w.endswith("n't") for w in words) or any(
+            hold in joined for hold in _HOLDS):
+        return "no"
+    if is_question(text):
+        return "unclear"
+    rest = words[1:] if words[:1] in (["please"], ["then"], ["well"]) else words
+    for opening in sorted(_YES_OPENINGS, key=len, reverse=True):
+        if tuple(rest[:len(opening)]) == opening:
+            tail = rest[len(opening):]
+            return "unclear" if any(w in _MORE for w in tail) else "yes"
+    return "unclear"
+
+
+def is_yes(text: str) -> bool:
+    """An explicit yes (:func:`consent`): anything else, a question or a hedge included,
+    is not consent."""
+    return consent(text) == "yes"
 
 
 def _record(state: RunState, kind: Any, text: str = "", calls: list[ToolCallRecord] | None = None,
@@ -210,15 +246,17 @@ async def answer_pending(state: RunState, model: Model, reply: str) -> TurnResul
     assert tracker is not None
     if pending.kind == "inputs":
         return NextTurn()  # the ask step reads the reply (and asks again if it must)
-    if is_question(reply) and pending.asked < MAX_ASKS:  # not a yes, not a no: ask again
+    said = consent(reply)
+    if said == "unclear" and pending.asked < MAX_ASKS:  # not a yes, not a no: ask again
         text = f"I need a clear yes or no before I go on. {pending.message}"
         state.pending = pending.model_copy(update={"asked": pending.asked + 1})
         state.history.append(AssistantMessage(content=text))
-        _record(state, "confirm", text, feedback="asked again: the reply was a question")
+        why = "a question" if is_question(reply) else "not a clear yes or no"
+        _record(state, "confirm", text, feedback=f"asked again: the reply was {why}")
         return Waiting(text)
     state.pending = None
     started = time.perf_counter()
-    if is_yes(reply):
+    if said == "yes":
         state.confirmed = (signature_of(pending.tool or "", pending.arguments), reply)
         record = await run_call(state, pending.tool or "", pending.arguments)
         _record(state, "reply", reply, [record], "confirmed")

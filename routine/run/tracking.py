@@ -255,8 +255,9 @@ class StepTracker:
             if len(refs) != 1 or not refs[0].whole or refs[0].kind != "inputs" or \
                     refs[0].path or name not in arguments or arguments[name] is None:
                 continue
-            if refs[0].name in self.routine.inputs and \
-                    self._lookup(refs[0]) is _MISSING:
+            spec = self.routine.inputs.get(refs[0].name)
+            if spec is not None and self._lookup(refs[0]) is _MISSING and \
+                    (spec.enum is None or arguments[name] in spec.enum):
                 found[refs[0].name] = arguments[name]
         return found
 
@@ -292,9 +293,48 @@ class StepTracker:
             what = ", ".join(allowed) or "no tool"
             return (f"{tool} is not what the routine does now: step {self.label(step.id)} "
                     f"({step.name}) calls {what}")
-        target = self.flow.steps[allowed[tool]]
-        for argument in self.fixed_arguments(target):
+        targets = [self.flow.steps[node] for node in self.options_for(tool)]
+        broken = [self._unkept(target, arguments) for target in targets]
+        return None if None in broken else broken[0]
+
+    def _unkept(self, target: Step, arguments: dict[str, Any]) -> str | None:
+        """Why a call is not the one ``target`` makes (None: it is)."""
+        for name, value in target.args.items():  # an input with an enum: one of its values
+            refs = parse_references(value)
+            spec = self.routine.inputs.get(refs[0].name) if len(refs) == 1 and \
+                refs[0].whole and refs[0].kind == "inputs" and not refs[0].path else None
+            if spec is not None and spec.enum is not None and name in arguments and \
+                    self._lookup(refs[0]) is _MISSING and arguments[name] not in spec.enum:
+                return (f"argument {name!r} is the input {refs[0].name!r}, one of "
+                        f"{', '.join(map(_quote, spec.enum))}: not {_quote(arguments[name])}")
+        return self.unlike(target, arguments)
+
+    def options_for(self, tool: str) -> list[str]:
+        """The steps a call of ``tool`` may complete now: the current step, or at an
+        undecided branch every option that starts with it (two options may start with the
+        same tool and differ in what they fix: approve or reject, say)."""
+        found: list[str] = []
+        frontier, seen = [self.current], set()
+        while frontier:
+            node = frontier.pop(0)
+            if node in seen or node not in self.flow.steps:
+                continue
+            seen.add(node)
+            step = self.flow.steps[node]
+            if step.branch:
+                frontier += self.flow.options.get(node, [])
+            elif step.tool == tool:
+                found.append(node)
+        return found
+
+    def unlike(self, step: Step, arguments: dict[str, Any], missing: bool = True
+               ) -> str | None:
+        """Why ``arguments`` are not what the routine fixes for ``step`` (None: they are):
+        a fixed argument with another value, or (``missing``) left out."""
+        for argument in self.fixed_arguments(step):
             if argument.name not in arguments:
+                if not missing:
+                    continue
                 return (f"argument {argument.name!r} is missing: the routine sets it to "
                         f"{_quote(argument.value)} ({argument.source})")
             if not _same(arguments[argument.name], argument.value):
@@ -350,7 +390,10 @@ class StepTracker:
 
         Returns the id of the step the call completed, or None if it matched no
         step ahead (e.g. a repeated lookup)."""
-        target = self._find_ahead(tool)
+        options = self.options_for(tool) if arguments else []
+        kept = [node for node in options
+                if self._unkept(self.flow.steps[node], arguments or {}) is None]
+        target = kept[0] if len(options) > 1 and kept else self._find_ahead(tool)
         if target is None:
             return None
         self._move_to(target)
@@ -470,6 +513,9 @@ class StepTracker:
             elif step.for_each is not None:
                 self._loop(node, step)
             else:
+                self.stopped = self._dead_end(step)
+                if self.stopped is not None:
+                    self.current = FINISHED
                 return
 
     def _advance(self, node: str) -> None:
@@ -538,12 +584,40 @@ class StepTracker:
                 frame.index = len(frame.items)
         if frame.index < len(frame.items):
             frame.results.append({})
+            for inner in self._body(node):  # max_visits counts within one item
+                self.visits.pop(inner, None)
             self._advance(self.flow.loops[node])
             return
         self.frames.pop()
         self.outputs[node] = frame.results
         self.done.append(node)
         self._advance(self.flow.after[node])
+
+    def _dead_end(self, step: Step) -> str | None:
+        """Why ``step`` cannot be taken (None: it can): an argument that is exactly a value
+        of an earlier step's output that the step did not return (a lookup that found
+        nothing, a field its result lacks). Any value would be made up: the routine stops."""
+        for name, value in step.args.items():
+            refs = parse_references(value)
+            if len(refs) != 1 or not refs[0].whole or not refs[0].path:
+                continue
+            ref = refs[0]
+            source = {"steps": self.outputs, "vars": self.vars}.get(ref.kind, {})
+            if ref.name in source and self._lookup(ref) is _MISSING:
+                return (f"step {self.label(step.id)} ({step.name}) needs {name} = {ref.text}, "
+                        f"and {ref.kind}.{ref.name} is {_quote(source[ref.name], 120)}: it has "
+                        f"no {'.'.join(ref.path)} (the routine stops rather than make one up)")
+        return None
+
+    def _body(self, loop: str) -> list[str]:
+        """Every step inside the body of ``loop`` (nested loops' bodies included)."""
+        def inside(node: str) -> bool:
+            while node in self.flow.parent:
+                node = self.flow.parent[node]
+                if node == loop:
+                    return True
+            return False
+        return [node for node in self.flow.steps if inside(node)]
 
     def _true(self, expression: str, step_id: str = "") -> bool:
         try:
@@ -570,4 +644,9 @@ class StepTracker:
             except Exception as exc:  # e.g. comparing None: the model decides; keep the reason
                 self.branch_errors[step.id] = f"`{option.when}`: {type(exc).__name__}: {exc}"
                 return None
+        if all(option.when is not None for option in step.branch or []):
+            whens = "; ".join(f"`{o.when}`" for o in step.branch or [])
+            self.stopped = (f"step {self.label(step.id)} ({step.name}): no option's `when` "
+                            f"holds ({whens}), and the branch has no option without one")
+            self.current = FINISHED
         return None

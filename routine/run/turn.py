@@ -146,6 +146,7 @@ class RunState:
         return f" You are at step {self.tracker.label(step.id)} ({step.name}): call {tools}."
 
 
+_TELL_USER = "Do not retry it; tell the user it was not approved."
 _FAILED_OVER = "the routine continues with its on_error steps"
 _MISTYPED: set[str] = set()  # tools whose mistyped result was warned about (once each)
 _log = logging.getLogger(__name__)
@@ -186,8 +187,10 @@ def turn_guide(state: RunState) -> TurnGuide | None:
     known = {tool: {a.name: key_of(a.value) or a.value
                     for a in tracker.arguments(target) if a.known}
              for tool, target in allowed.items()}
-    fixed = {tool: {a.name: key_of(a.value) or a.value for a in tracker.fixed_arguments(target)}
-             for tool, target in allowed.items()}
+    fixed = {tool: _common([{a.name: key_of(a.value) or a.value
+                             for a in tracker.fixed_arguments(flow.steps[node])}
+                            for node in tracker.options_for(tool)])
+             for tool in allowed}  # (options that start with one tool: what they share)
     if step.branch:
         return TurnGuide(step.id, flow.labels[step.id], tools, known, (),
                          branch_undecided=True, fixed=fixed, constrain=constrain)
@@ -199,6 +202,13 @@ def turn_guide(state: RunState) -> TurnGuide | None:
             sources[name] = refs[0].name
     return TurnGuide(step.id, flow.labels[step.id], tools, known, unknown, fixed=fixed,
                      constrain=constrain, sources=sources)
+
+
+def _common(fixed: list[dict[str, Any]]) -> dict[str, Any]:
+    """The values every one of several options fixes alike."""
+    if not fixed:
+        return {}
+    return {k: v for k, v in fixed[0].items() if all(k in f and f[k] == v for f in fixed[1:])}
 
 
 async def take_turn(state: RunState, model: Model) -> TurnResult:
@@ -248,9 +258,12 @@ async def _act(state: RunState, content: str, tool_calls: list[dict[str, Any]]) 
         # model answers in text again right after a tool error (no on_error to follow)
         calls = [c for t in state.trace.turns for c in t.calls]
         turns = state.trace.turns
-        gave_up = bool(calls) and calls[-1].error_kind in ("tool_error", "timeout") and \
-            _FAILED_OVER not in (calls[-1].error or "") and not state.offers_finish() and \
-            bool(turns) and turns[-1].kind == "retry" and not turns[-1].calls
+        last = calls[-1] if calls else None
+        gave_up = last is not None and not state.offers_finish() and (
+            (last.error_kind in ("tool_error", "timeout") and _FAILED_OVER not in
+             (last.error or "") and bool(turns) and turns[-1].kind == "retry" and
+             not turns[-1].calls)  # (told to tell the user: it does, at once)
+            or (last.error_kind == "denied" and _TELL_USER in (last.error or "")))
         if parsed.text and (at_end or gave_up):
             return _Outcome(FinalAnswer(parsed.text), "answer")
         state.history.append(AssistantMessage(content=content))
@@ -277,6 +290,12 @@ async def _act(state: RunState, content: str, tool_calls: list[dict[str, Any]]) 
                                     arguments=parsed_call.arguments,
                                     error="finish needs a non-empty string argument 'answer'",
                                     error_kind="invalid_arguments")
+        elif state.pending is not None:  # an earlier call of this reply waits for a yes
+            record = ToolCallRecord(call_id=parsed_call.call_id, name=parsed_call.name,
+                                    arguments=parsed_call.arguments,
+                                    error_kind="awaiting_confirmation",
+                                    error="not run: an earlier call waits for the user's "
+                                    "confirmation (one at a time); send it again after")
         elif state.calls_made >= state.settings.max_steps:  # a flood of calls in one reply
             record = ToolCallRecord(call_id=parsed_call.call_id, name=parsed_call.name,
                                     arguments=parsed_call.arguments, error_kind="over_budget",
@@ -315,6 +334,19 @@ def _mistake(state: RunState, records: list[ToolCallRecord], feedback: str | Non
     return _Outcome(NextTurn(), "retry", records, feedback)
 
 
+def _position(state: RunState, tool: str) -> str:
+    """Where in the routine a call of ``tool`` would be now: the step it completes, that
+    step's visit and every loop's item. The same call at a new visit or for the next item
+    (a fee charged for each card) is not a repeat; the same call at one place is."""
+    tracker = state.tracker
+    if tracker is None or tracker.finished:
+        return ""
+    node = tracker.allowed_here().get(tool)
+    visit = tracker.visits.get(node, 0) if node else 0
+    return "".join(f"/{f.loop}:{f.index}" for f in tracker.frames) + (
+        f"@{node}#{visit}" if visit > 1 else "")  # (a first visit: as a call past its step)
+
+
 def _signature(call: ParsedCall) -> str:
     return signature_of(call.name, call.arguments)
 
@@ -344,14 +376,15 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
         return ToolCallRecord(**base, error=f"tool {call.name!r} is not part of this routine. "
                               f"Use one of: {offered}.", error_kind="not_allowed")
     signature = _signature(call)
-    if state.seen_calls[signature] >= state.settings.max_repeats:
+    seen = signature + _position(state, call.name)
+    if state.seen_calls[seen] >= state.settings.max_repeats:
         ran = any(c.ok and signature_of(c.name, c.arguments) == signature
                   for t in state.trace.turns for c in t.calls)
         said = ("its result is above. Do not repeat it; go on with the next step." if ran else
                 "it was refused each time, for the reason above: change what it says.")
         return ToolCallRecord(**base, error=(
             f"you already sent {call.name} with exactly these arguments "
-            f"{state.seen_calls[signature]} times; {said}" + state.current_hint()),
+            f"{state.seen_calls[seen]} times; {said}" + state.current_hint()),
             error_kind="repeated")
     arguments = state.memory.substitute(call.arguments)
     tracker = state.tracker
@@ -363,13 +396,13 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
         try:  # arguments that do not fit the tool: that message first
             tool.validate_arguments(arguments)
         except ToolArgumentsError as exc:
-            state.seen_calls[signature] += 1
+            state.seen_calls[seen] += 1
             return ToolCallRecord(**base, resolved_arguments=arguments,
                                   error=f"invalid arguments for {call.name}: {exc}",
                                   error_kind="invalid_arguments")
         broken = tracker.contract(call.name, arguments)
         if broken:  # the step contract: the call does not run; the model is told why
-            state.seen_calls[signature] += 1
+            state.seen_calls[seen] += 1
             return ToolCallRecord(**base, resolved_arguments=arguments, error_kind="off_routine",
                                   error=f"not run: {broken}." + state.current_hint())
     decision = None
@@ -378,6 +411,12 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
         # a call out of order (the contract off) must not slip past a confirmation
         step = next((s for s, _ in state.routine.walk() if s.tool == call.name and s.confirm),
                     step)
+    if step is not None and step.confirm and tracker is not None and \
+            not state.settings.enforce_steps and (broken := tracker.unlike(step, arguments)):
+        state.seen_calls[seen] += 1  # the user would confirm what the routine says, not this
+        return ToolCallRecord(**base, resolved_arguments=arguments, error_kind="off_routine",
+                              error=f"not run: {broken}: step {step.id} asks the user to "
+                              "confirm the routine's values." + state.current_hint())
     if step is not None and step.confirm and state.interactive:
         if state.confirmed is None or state.confirmed[0] != signature:
             state.pending = Pending(kind="confirmation", step_id=step.id, tool=call.name,
@@ -395,8 +434,8 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
             step_id=tracker.allowed_here().get(call.name) if tracker else None,
             arguments=arguments, reason=reason))
         if not decision.approved:
-            state.seen_calls[signature] += 1
-            then = "Do not retry it; tell the user it was not approved."
+            state.seen_calls[seen] += 1
+            then = _TELL_USER
             if step is not None and step.confirm and tracker is not None:
                 target = tracker.decline(step.id)  # as when the user says no
                 then = (f"The routine continues at step {tracker.label(target)}." if target in
@@ -417,20 +456,35 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
         outcome = {"error": f"{call.name} did not finish within "
                    f"{state.settings.tool_timeout_s:g} s", "error_kind": "timeout"}
     except (Exception, SystemExit) as exc:  # the tool's own error: data for the model
-        outcome = {"error": f"{type(exc).__name__}: {exc}", "error_kind": "tool_error"}
+        outcome = {"error": error_text(exc), "error_kind": "tool_error"}
     else:
         try:
             outcome = _store_result(state, call.name, value, arguments)
         except Exception as exc:  # a result that is not data (an open file, a cycle...)
             outcome = {"error": f"{call.name} returned a value that cannot be kept as data: "
                        f"{type(exc).__name__}: {exc}", "error_kind": "tool_error"}
-    state.seen_calls[signature] += 1  # failed or not: the same call again is a loop
+    state.seen_calls[seen] += 1  # failed or not: the same call again is a loop
     if outcome.get("error_kind") in ("tool_error", "timeout") and tracker is not None:
         failed_over = tracker.record_error(call.name)
         if failed_over is not None:  # the routine says what to do instead (on_error)
             outcome["error"] += f" (step {tracker.label(failed_over)} failed: {_FAILED_OVER})"
     return ToolCallRecord(**base, resolved_arguments=arguments, **outcome, approval=decision,
                           duration_s=time.perf_counter() - started)
+
+
+MAX_ERROR_CHARS = 2000  # a tool's error text is cut here: it is sent with every request
+
+
+def error_text(exc: BaseException) -> str:
+    """A tool's exception as one line for the model: its type and text, cut at
+    MAX_ERROR_CHARS; an exception whose text itself fails is named by its type."""
+    try:
+        text = str(exc)
+    except Exception as failed:  # noqa: BLE001 - the exception's own __str__ raised
+        text = f"(its message could not be read: {type(failed).__name__})"
+    if len(text) > MAX_ERROR_CHARS:
+        text = f"{text[:MAX_ERROR_CHARS]}… [{len(text) - MAX_ERROR_CHARS} more characters]"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _approval_reason(state: RunState, name: str, tool: Tool) -> str:
