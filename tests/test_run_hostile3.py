@@ -16,7 +16,6 @@ from routine.models.base import ModelReply
 from routine.models.testing import ScriptedModel, call
 from routine.run.approval import policy
 from routine.run.interaction import consent, is_yes
-from routine.tools.core import ToolRegistry
 
 
 @dataclass
