@@ -443,3 +443,34 @@ def test_branch_options_that_start_with_one_tool_are_told_apart_by_their_values(
     refused = Agent(DECIDE, [bank], ScriptedModel([call("note", text="maybe")] * 4)).run("x")
     assert refused.outcome == "failed"
     assert "'text' must be \"approved\"" in (refused.tool_calls[0].error or "")
+
+
+def test_guided_decoding_lets_the_model_answer_after_a_tool_error_instead_of_repeating():
+    limits = Toolset("limits")
+
+    @limits.tool
+    def submit_claim(amount: float) -> str:
+        """Submit an expense claim.
+
+        Args:
+            amount: the amount.
+        """
+        raise ValueError(f"{amount} is over the 2500 limit")
+
+    routine = load_routine_text("""
+name: claim
+description: Submit a claim.
+toolsets: [limits]
+inputs: {amount: {type: number, description: the amount}}
+steps:
+  - {id: submit, name: Submit, description: Submit the claim., tool: submit_claim,
+     args: {amount: "${inputs.amount}"}}
+  - {id: done, name: Answer, description: Say it is submitted., finish: true}
+""", "claim.yaml")
+    said = "The claim of 4000 is over the 2500 limit, so it was not submitted."
+    model = ScriptedModel([call("submit_claim", amount=4000), call("finish", answer=said)])
+    trace = Agent(routine, [limits], model, decoding="guided").run(inputs={"amount": 4000})
+    assert (trace.outcome, trace.answer, trace.early_answer) == ("answered", said, "submit")
+    first, second = (r.guide for r in model.requests)
+    assert first is not None and first.tools == ("submit_claim",)
+    assert second is not None and second.tools == ("submit_claim", "finish")

@@ -182,7 +182,9 @@ def turn_guide(state: RunState) -> TurnGuide | None:
     if step.finish:
         return TurnGuide(step.id, flow.labels[step.id], (FINISH_TOOL,), constrain=constrain)
     allowed = {tool: flow.steps[node] for tool, node in tracker.allowed_here().items()}
-    tools = tuple(allowed) + ((FINISH_TOOL,) if FINISH_TOOL in tracker.expected_tools() else ())
+    calls = [c for t in state.trace.turns for c in t.calls]
+    may_end = FINISH_TOOL in tracker.expected_tools() or bool(calls) and _gave_way(calls[-1])
+    tools = tuple(allowed) + ((FINISH_TOOL,) if may_end else ())
     key_of = state.memory.key_of  # a long result is passed by its memory key
     known = {tool: {a.name: key_of(a.value) or a.value
                     for a in tracker.arguments(target) if a.known}
@@ -202,6 +204,16 @@ def turn_guide(state: RunState) -> TurnGuide | None:
             sources[name] = refs[0].name
     return TurnGuide(step.id, flow.labels[step.id], tools, known, unknown, fixed=fixed,
                      constrain=constrain, sources=sources)
+
+
+def _gave_way(call: ToolCallRecord) -> bool:
+    """The call failed in a way the model may answer to, not retry: the tool raised or
+    timed out (and the routine has no on_error for it), or it was refused approval. The
+    guided reply schema then lets ``finish`` through too: else it holds the model to the
+    same call, which fails again."""
+    error = call.error or ""
+    return (call.error_kind in ("tool_error", "timeout") and _FAILED_OVER not in error) or (
+        call.error_kind == "denied" and _TELL_USER in error)
 
 
 def _common(fixed: list[dict[str, Any]]) -> dict[str, Any]:
