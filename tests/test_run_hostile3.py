@@ -474,3 +474,28 @@ steps:
     first, second = (r.guide for r in model.requests)
     assert first is not None and first.tools == ("submit_claim",)
     assert second is not None and second.tools == ("submit_claim", "finish")
+
+
+NOTE = load_routine_text("""
+name: note_it
+description: Note why a card is blocked.
+toolsets: [bank]
+steps:
+  - {id: tell, name: Note, description: Note the reason., tool: note, args: {text: stolen}}
+  - {id: done, name: Answer, description: Say so., finish: true}
+""", "note.yaml")
+
+
+def test_a_call_after_the_last_step_is_told_to_answer_in_the_style_it_runs_in():
+    model = ScriptedModel([call("note", text="stolen"), call("note", text="stolen"),
+                           "Noted: stolen."])
+    trace = Agent(NOTE, [bank], model).run("my card was stolen")  # compact: no finish tool
+    refused = trace.tool_calls[1]
+    assert refused.error == ("not run: the routine's steps are done: the answer to the user "
+                             "comes now, not note. You are at step 2 (Answer): answer the user "
+                             "in plain text.")
+    full = Agent(NOTE, [bank], ScriptedModel([call("note", text="stolen"),
+                                              call("note", text="stolen"),
+                                              call("finish", answer="Noted.")]),
+                 prompt_style="full").run("my card was stolen")
+    assert (full.tool_calls[1].error or "").endswith("You are at step 2 (Answer): call finish.")

@@ -286,7 +286,7 @@ class StepTracker:
         reference) with another value. Free text built from references is not fixed."""
         step = self.step
         if step is None or step.finish:
-            return (f"the routine's steps are done: call finish with the answer, not {tool}"
+            return (f"the routine's steps are done: the answer to the user comes now, not {tool}"
                     if step is not None else None)
         allowed = self.allowed_here()
         if tool not in allowed:

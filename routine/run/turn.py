@@ -139,11 +139,11 @@ class RunState:
         """A short pointer to the current step, for error feedback."""
         if self.tracker is None or self.tracker.finished or self.tracker.step is None:
             return ""
-        answer = "finish" if self.offers_finish() else "answer the user in plain text"
-        tools = " or ".join(dict.fromkeys(answer if t == FINISH_TOOL else t
+        answer = "call finish" if self.offers_finish() else "answer the user in plain text"
+        tools = " or ".join(dict.fromkeys(answer if t == FINISH_TOOL else f"call {t}"
                                           for t in self.tracker.expected_tools()))
         step = self.tracker.step
-        return f" You are at step {self.tracker.label(step.id)} ({step.name}): call {tools}."
+        return f" You are at step {self.tracker.label(step.id)} ({step.name}): {tools}."
 
 
 _TELL_USER = "Do not retry it; tell the user it was not approved."
