@@ -13,6 +13,7 @@ import pytest
 
 from routine import Agent, RoutineError, RunContext, Toolset, load_routine_text
 from routine.models.base import ModelReply
+from routine.models.guided import reply_schema
 from routine.models.testing import ScriptedModel, call
 from routine.run.approval import policy
 from routine.run.interaction import consent, is_yes
@@ -437,9 +438,12 @@ def test_branch_options_that_start_with_one_tool_are_told_apart_by_their_values(
     trace = Agent(DECIDE, [bank], model, decoding=decoding).run("I am curious")
     assert trace.outcome == "answered" and trace.tool_calls[0].ok
     assert trace.branches == {"decide": 1} and "reject" in trace.steps_done
-    if decoding == "guided":  # the reply schema lets either option's value through
-        schema = model.requests[0].guide
-        assert schema is not None and "text" not in schema.fixed["note"]
+    if decoding == "guided":  # the reply schema: one object per option, with its value
+        guide = model.requests[0].guide
+        assert guide is not None and "text" not in guide.fixed["note"]
+        schema = reply_schema(guide, model.requests[0].tools)
+        texts = [o["properties"]["arguments"]["properties"]["text"] for o in schema["anyOf"]]
+        assert texts == [{"const": "approved"}, {"const": "rejected"}]
     refused = Agent(DECIDE, [bank], ScriptedModel([call("note", text="maybe")] * 4)).run("x")
     assert refused.outcome == "failed"
     assert "'text' must be \"approved\"" in (refused.tool_calls[0].error or "")

@@ -66,6 +66,9 @@ class TurnGuide:
             turn); None: the step's reply schema.
         sources: for each unknown argument that is an input of the routine, that input's
             name (``{"name": "employee_name"}``): where the model must find the value.
+        variants: for a tool that starts several options of an undecided branch, what
+            each option fixes (``note(text="approved")`` or ``note(text="rejected")``):
+            a guided reply carries one option's values.
     """
 
     step_id: str | None = None
@@ -78,6 +81,7 @@ class TurnGuide:
     constrain: bool = False
     schema: dict[str, Any] | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    variants: dict[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
 
 
 @runtime_checkable

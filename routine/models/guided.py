@@ -66,6 +66,27 @@ def allowed_names(guide: TurnGuide | None, tools: list[dict[str, Any]]) -> list[
     return offered
 
 
+def _call_schema(name: str, parameters: dict[str, Any], fixed: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """One call of ``name``: its parameters, with ``fixed`` values as constants."""
+    properties = dict(parameters.get("properties", {}))
+    required = list(parameters.get("required", []))
+    if name == FINISH:
+        properties["answer"] = {"type": "string", "minLength": 1}
+    for argument, value in fixed.items():
+        properties[argument] = {"const": value}
+        if argument not in required:
+            required.append(argument)
+    return {
+        "type": "object",
+        "properties": {"name": {"const": name},
+                       "arguments": {"type": "object", "properties": properties,
+                                     "required": required, "additionalProperties": False}},
+        "required": ["name", "arguments"],
+        "additionalProperties": False,
+    }
+
+
 def reply_schema(guide: TurnGuide | None, tools: list[dict[str, Any]]) -> dict[str, Any]:
     """The JSON schema of a reply that keeps to the routine at this turn."""
     specs = {t.get("function", t)["name"]: t for t in tools}
@@ -76,24 +97,10 @@ def reply_schema(guide: TurnGuide | None, tools: list[dict[str, Any]]) -> dict[s
         else:  # finish without an offered spec
             parameters = {"type": "object", "properties": {"answer": {"type": "string"}},
                           "required": ["answer"]}
-        properties = dict(parameters.get("properties", {}))
-        required = list(parameters.get("required", []))
-        if name == FINISH:
-            properties["answer"] = {"type": "string", "minLength": 1}
         fixed = guide.fixed.get(name, {}) if guide is not None else {}
-        for argument, value in fixed.items():
-            properties[argument] = {"const": value}
-            if argument not in required:
-                required.append(argument)
-        options.append({
-            "type": "object",
-            "properties": {"name": {"const": name},
-                           "arguments": {"type": "object", "properties": properties,
-                                         "required": required,
-                                         "additionalProperties": False}},
-            "required": ["name", "arguments"],
-            "additionalProperties": False,
-        })
+        variants = guide.variants.get(name) if guide is not None else None
+        for values in variants or (fixed,):  # one object per option a tool may start
+            options.append(_call_schema(name, parameters, {**fixed, **values}))
     if not options:
         return {"type": "object"}
     return options[0] if len(options) == 1 else {"anyOf": options}

@@ -189,13 +189,16 @@ def turn_guide(state: RunState) -> TurnGuide | None:
     known = {tool: {a.name: key_of(a.value) or a.value
                     for a in tracker.arguments(target) if a.known}
              for tool, target in allowed.items()}
-    fixed = {tool: _common([{a.name: key_of(a.value) or a.value
-                             for a in tracker.fixed_arguments(flow.steps[node])}
-                            for node in tracker.options_for(tool)])
-             for tool in allowed}  # (options that start with one tool: what they share)
-    if step.branch:
+    per_option = {tool: [{a.name: key_of(a.value) or a.value
+                          for a in tracker.fixed_arguments(flow.steps[node])}
+                         for node in tracker.options_for(tool)] for tool in allowed}
+    fixed = {tool: _common(values) for tool, values in per_option.items()}
+    if step.branch:  # options that start with one tool: what they share, and each one's
+        variants = {tool: tuple(values) for tool, values in per_option.items()
+                    if len(values) > 1}
         return TurnGuide(step.id, flow.labels[step.id], tools, known, (),
-                         branch_undecided=True, fixed=fixed, constrain=constrain)
+                         branch_undecided=True, fixed=fixed, constrain=constrain,
+                         variants=variants)
     unknown = tuple(a.name for a in tracker.arguments() if not a.known)
     sources = {}
     for name in unknown:
