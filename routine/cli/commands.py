@@ -34,7 +34,7 @@ from ..run.settings import RunSettings
 from ..run.trace import RunTrace, TurnRecord, dump_traces
 from ..spec.flow import Flow
 from ..spec.format import Routine, routine_json_schema
-from ..spec.loader import LoadedRoutine, load_routine
+from ..spec.loader import LoadedRoutine, load_routine, routine_files
 from ..spec.project import Project
 from ..spec.toolsets import import_toolsets, registry_for
 from ..spec.typetext import output_fields as _output_fields
@@ -68,7 +68,7 @@ def _routine_files(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+            files += routine_files(path)
         else:
             files.append(path)
     return files
@@ -513,7 +513,8 @@ def _run_routed(folders: list[Path], query: str, settings: RunSettings,
     models = _model(model, base_url, api_key, model_cache, settings.timeout_s, adapter)
     with contextlib.ExitStack() as stack:
         client = stack.enter_context(models) if kind == "llm" else None
-        chooser = route.build_router(kind, library, client, none_below)
+        chooser = route.build_router(kind, library, client, none_below,
+                                     examples=True if examples else None)
         decision = run_blocking(chooser.aroute(query))
         if not as_json:
             out.print(route.decision_text(decision), soft_wrap=True, highlight=False)
@@ -563,7 +564,8 @@ def route_request(
     models = _model(model, base_url, api_key, model_cache, 120.0) if kind == "llm" \
         else contextlib.nullcontext(None)
     with models as client:
-        chooser = route.build_router(kind, chooser_library, client, none_below)
+        chooser = route.build_router(kind, chooser_library, client, none_below,
+                                     examples=True if examples else None)
         decision = run_blocking(chooser.aroute(query))
     if as_json:
         out.print_json(decision.model_dump_json())

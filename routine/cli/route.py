@@ -68,12 +68,14 @@ def router_kind(kind: str | None) -> str:
 
 
 def build_router(kind: str, library: Library, model: Any = None,
-                 none_below: float | None = None) -> Router:
-    """The router; a ``--none-below`` overrides the tuned threshold (margin kept)."""
-    router = make_router(kind, library, model)  # type: ignore[arg-type]
-    if none_below is not None and hasattr(router, "thresholds"):
-        router.thresholds = Thresholds(none_below=none_below,
-                                       margin=router.thresholds.margin)
+                 none_below: float | None = None, examples: bool | None = None) -> Router:
+    """The router; a ``--none-below`` overrides the tuned threshold (margin kept);
+    ``examples``: the user gave ``--examples``, so a lexical router reads them too."""
+    router = make_router(kind, library, model, examples=examples)  # type: ignore[arg-type]
+    scorer = getattr(router, "retriever", router)  # the llm router's ranking falls back on it
+    if none_below is not None and hasattr(scorer, "thresholds"):
+        scorer.thresholds = Thresholds(none_below=none_below,
+                                       margin=scorer.thresholds.margin)
     return router
 
 

@@ -60,10 +60,12 @@ class RoutineDiff:
     new_name: str
     inputs: list[InputChange]
     steps: list[StepChange]
+    notes: list[str] = field(default_factory=list)  # the routine's own fields that differ
 
     @property
     def identical(self) -> bool:
-        return not self.inputs and all(s.change == "same" for s in self.steps)
+        return not self.inputs and not self.notes and all(s.change == "same"
+                                                          for s in self.steps)
 
     def counts(self) -> dict[str, int]:
         return {kind: sum(s.change == kind for s in self.steps) for kind in _MARK}
@@ -78,6 +80,7 @@ class RoutineDiff:
             for item in self.inputs:
                 mark = {"added": "+", "removed": "-", "changed": "~"}[item.change]
                 out.append(f"  {mark} {item.name}" + (f": {item.details}" if item.details else ""))
+        out += [f"  ~ {note}" for note in self.notes]
         out.append("steps:")
         for step in self.steps:
             ref = step.new or step.old
@@ -130,6 +133,18 @@ def _renamed(value: Any, ids: dict[str, str]) -> Any:
     return value
 
 
+# the fields of a step that change what a run does, besides its tool and args (the
+# description is the model's instruction: said to have changed, not quoted)
+_FIELDS = ("description", "answer", "message", "ask", "fills", "confirm", "on_decline",
+           "on_error", "approval", "compute", "for_each", "as_", "until", "next", "handoff",
+           "max_visits", "output", "finish")
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _compare(old: Step, new: Step, ids: dict[str, str]) -> list[str]:
     """What differs between two aligned steps (new-side references read with old ids)."""
     details = []
@@ -143,6 +158,14 @@ def _compare(old: Step, new: Step, ids: dict[str, str]) -> list[str]:
             details.append(f"args.{name}: {new.args[name]!r} added")
         elif old.args[name] != new_args[name]:
             details.append(f"args.{name}: {old.args[name]!r} → {new.args[name]!r}")
+    for name in _FIELDS:  # what the step does beyond its call: its texts, flow, values
+        a, b = getattr(old, name, None), _renamed(getattr(new, name, None), ids)
+        if isinstance(a, list) and name == "on_error":  # inline fail-over steps: their ids
+            a, b = [s.id for s in a], [s.id for s in b or []]
+        if a != b and (a or b):
+            field_ = name.rstrip("_")
+            details.append(f"{field_}: changed" if name == "description" else
+                           f"{field_}: {_short(a)} → {_short(b)}")
     details.sort()
     if old.branch is not None and new.branch is not None:
         if len(old.branch) != len(new.branch):
@@ -199,4 +222,7 @@ def diff_routines(old: Routine, new: Routine) -> RoutineDiff:
             details = _compare(a[0], b[0], ids)
             change: Change = "moved" if j in moved else "changed" if details else "same"
             steps.append(StepChange(change, ref_a, ref_b, details))
-    return RoutineDiff(old.name, new.name, _inputs(old, new), steps)
+    notes = [f"{name}: changed" if name == "description" else
+             f"{name}: {_short(getattr(old, name))} → {_short(getattr(new, name))}"
+             for name in ("description", "constants") if getattr(old, name) != getattr(new, name)]
+    return RoutineDiff(old.name, new.name, _inputs(old, new), steps, notes)

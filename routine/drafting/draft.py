@@ -17,6 +17,7 @@ replied, the YAML, the problems, tokens and seconds. A routine that still has pr
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -187,7 +188,10 @@ async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: st
 
 def _call_text(calls: list[dict[str, Any]]) -> str:
     """A model that answered with a tool call: its arguments are the routine."""
-    return calls[0]["function"].get("arguments") or "" if calls else ""
+    if not calls:
+        return ""
+    arguments = calls[0]["function"].get("arguments") or ""  # text, or (some servers) an object
+    return arguments if isinstance(arguments, str) else json.dumps(arguments)
 
 
 def draft(draft_text: str, toolsets: list[str], model: Model, **options: Any) -> DraftResult:

@@ -66,9 +66,18 @@ def compare_results(a: str | Path, b: str | Path, cross: list[tuple[str, str]] =
     ``(b_condition, a_condition)``."""
     a_steps, a_tasks = _load(Path(a))
     b_steps, b_tasks = _load(Path(b))
+    for folder, records in ((a, [*a_steps, *a_tasks]), (b, [*b_steps, *b_tasks])):
+        if not records:
+            raise RoutineError(f"{folder} holds no records of `routine eval` (steps.jsonl, "
+                               "tasks.jsonl): nothing to compare")
     conditions = {k[0] for k in a_steps} | {k[0] for k in a_tasks}
-    shared = sorted(c for c in conditions if any(k[0] == c for k in [*b_steps, *b_tasks]))
+    b_conditions = {k[0] for k in [*b_steps, *b_tasks]}
+    shared = sorted(c for c in conditions if c in b_conditions)
     pairs = [(c, c) for c in shared] + [(a_cond, b_cond) for b_cond, a_cond in cross]
+    if not pairs:
+        raise RoutineError(f"no condition in common: {a} has {', '.join(sorted(conditions))}; "
+                           f"{b} has {', '.join(sorted(b_conditions))} (pair two with "
+                           "--cross B_CONDITION=A_CONDITION)")
     rows = []
     for a_condition, b_condition in pairs:
         sa, sb, sg = _paired(a_steps, b_steps, a_condition, b_condition)

@@ -28,8 +28,9 @@ class EvalConfig(BaseModel):
                                       description="step, task (both by default), "
                                       "conversation (conversational examples: a simulated user "
                                       "answers questions and confirmations).")
-    step_limit: int | None = Field(300, description="Step samples per condition (0 or None: all).")
-    task_limit: int | None = Field(40, description="Tasks per condition (0 or None: all).")
+    step_limit: int | None = Field(300, ge=0, description="Step samples per condition (0 or "
+                                   "None: all).")
+    task_limit: int | None = Field(40, ge=0, description="Tasks per condition (0 or None: all).")
     trials: int = Field(1, ge=1, description="Trials per task (pass^k).")
     seed: int = Field(0, description="Sampling and shuffling seed.")
     shuffle_tools: bool = Field(True, description="Shuffle the tool list per sample (off: "

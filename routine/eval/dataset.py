@@ -37,7 +37,7 @@ from ..run.conversation import Conversation
 from ..run.executor import Agent
 from ..run.settings import RunSettings
 from ..run.trace import RunTrace
-from ..spec.loader import LoadedRoutine, load_routine
+from ..spec.loader import LoadedRoutine, load_routine, routine_files
 from ..spec.project import Project
 from ..spec.toolsets import import_toolsets
 from ..spec.validate import check_routine
@@ -180,7 +180,7 @@ class Domain:
 
     def routines(self) -> dict[str, LoadedRoutine]:
         out = {}
-        for path in sorted((self.root / self.routines_dir).glob("*.yaml")):
+        for path in routine_files(self.root / self.routines_dir):
             loaded = load_routine(path)
             out[loaded.routine.name] = loaded
         return out
@@ -367,6 +367,7 @@ async def _build_from(domain: Domain, registry: ToolRegistry,
             else:
                 calls, outputs, state = [], {}, seed_state
             answer, facts = template.answer(values, outputs)
+            facts = _facts(template.id, facts)
             queries.add(query)
             examples.append(GoldExample(
                 id=f"{domain.name}-{template.id}-{len(queries):02d}", domain=domain.name,
@@ -376,6 +377,24 @@ async def _build_from(domain: Domain, registry: ToolRegistry,
                 answer=answer, required_facts=facts, end_state=state.digest,
                 end_texts=state.texts, changes_state=state != seed_state, user=user))
     return examples
+
+
+def _facts(template: str, facts: Any) -> list[str]:
+    """A template's required facts as text: numbers written as the answer writes them
+    (``999.99`` -> ``"999.99"``); anything else is the domain's mistake, named."""
+    if not isinstance(facts, (list, tuple)):
+        raise DatasetError(f"template {template}: answer() must return (answer, facts) with "
+                           f"facts a list of strings, got {type(facts).__name__}")
+    out = []
+    for fact in facts:
+        if isinstance(fact, (int, float)) and not isinstance(fact, bool):
+            fact = str(fact)
+        if not isinstance(fact, str):
+            raise DatasetError(f"template {template}: answer() returned the required fact "
+                               f"{fact!r} ({type(fact).__name__}); a fact is text the answer "
+                               "must contain (a string, or a number)")
+        out.append(fact)
+    return out
 
 
 def build_dataset(domain: Domain) -> list[GoldExample]:

@@ -10,6 +10,8 @@ and both protocols on the same routines. Progress is reported to a callback as
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import random
 from collections.abc import Callable
@@ -18,10 +20,10 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from ..errors import EvalConfigError
+from ..errors import DatasetError, EvalConfigError
 from ..models.base import Model
 from ..run.settings import RunSettings
-from ..spec.loader import load_routine
+from ..spec.loader import load_routine, routine_files
 from ..tools.core import FINISH_TOOL
 from .conditions import CONDITIONS
 from .config import EvalConfig
@@ -73,6 +75,9 @@ async def run_evaluation(config: EvalConfig, model: Model,
     registry = domain.registry()
     routines = {n: loaded.routine for n, loaded in domain.routines().items()}
     examples = [e for e in load_dataset(config.dataset, (config.split,)) if e.kind == "routine"]
+    if not examples:
+        raise EvalConfigError(f"the {config.split} split of {config.dataset} has no examples "
+                              "of a routine to evaluate (`routine dataset build` writes them)")
     if config.routines_from is not None:
         routines = _routines_in(config.routines_from)  # (queries of the others: left out)
     if examples and "conversation" not in config.protocols and \
@@ -84,6 +89,12 @@ async def run_evaluation(config: EvalConfig, model: Model,
         if unknown:
             raise EvalConfigError(f"unknown routine(s) {', '.join(unknown)}; the domain has "
                                   f"{', '.join(sorted(routines))}")
+    if config.routines_from is None:  # gold naming a routine the domain lacks: a typo
+        unknown = sorted({e.routine for e in examples if e.routine not in routines})
+        if unknown:
+            raise DatasetError(f"{config.dataset} ({config.split}): examples name routines the "
+                               f"domain does not have: {', '.join(map(repr, unknown))} (it has "
+                               f"{', '.join(sorted(routines))})")
     if config.report_only and not any((config.out / f).exists() for f in (
             "steps.jsonl", "tasks.jsonl", "conversations.jsonl")):
         raise EvalConfigError(f"{config.out} holds no records of `routine eval` (steps.jsonl, "
@@ -102,9 +113,49 @@ async def run_evaluation(config: EvalConfig, model: Model,
         raise EvalConfigError(f"{config.out}: another evaluation is writing there; wait for "
                               "it to finish (two would record every sample twice)") from None
     try:
+        config = _same_run(config, examples)
         return await _evaluate(config, model, progress, domain, registry, routines, examples)
     finally:
         lock.release()
+
+
+MANIFEST = "run.json"  # what the records of a results folder were made with
+_MANIFEST_KEYS = ("model", "temperature", "max_tokens", "seed", "enforce_steps")
+
+
+def _same_run(config: EvalConfig, examples: list[Any]) -> EvalConfig:
+    """Records are resumed only by the run that made them: the same model, sampling and
+    gold (a folder's ``run.json``; else its summary's config, for folders made before it).
+    Another model's records would be reported under this model's name. A report keeps
+    the recorded model's name when ``--model`` is not given."""
+    gold = hashlib.sha256("\n".join(e.model_dump_json() for e in examples).encode()
+                          ).hexdigest()[:16]
+    now = {**{k: getattr(config, k) for k in _MANIFEST_KEYS}, "gold": gold}
+    path, summary = config.out / MANIFEST, config.out / "summary.json"
+    recorded: dict[str, Any] | None = None
+    if path.is_file():
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    elif summary.is_file():
+        recorded = {k: v for k, v in json.loads(summary.read_text(encoding="utf-8")).get(
+            "config", {}).items() if k in _MANIFEST_KEYS}
+    if config.report_only:
+        if recorded and config.model in ("", "none") and recorded.get("model"):
+            return config.model_copy(update={"model": recorded["model"]})
+        return config
+    has_records = any((config.out / f).exists() for f in (
+        "steps.jsonl", "tasks.jsonl", "conversations.jsonl"))
+    if recorded and has_records:
+        changed = [f"{k}: {recorded[k]!r} there, {now[k]!r} now" for k in now
+                   if k in recorded and recorded[k] != now[k]]
+        if changed:
+            raise EvalConfigError(
+                f"{config.out} holds records made otherwise ({'; '.join(changed)}): resuming "
+                "would report them as this run's. Use another --out, or run as they were made"
+                + (" (the gold changed: the dataset was rebuilt or its split edited)"
+                   if any(c.startswith("gold") for c in changed) else ""))
+    path.write_text(json.dumps({**(recorded or {}), **now}, indent=1) + "\n",
+                    encoding="utf-8")
+    return config
 
 
 async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | None, domain: Any,
@@ -223,7 +274,7 @@ def _routines_in(folder: Path) -> dict[str, Any]:
         raise EvalConfigError(f"{folder}: no such folder (--routines-from: a folder of "
                               "routine files, NAME.yaml)")
     found = {}
-    for path in sorted(folder.glob("*.yaml")):
+    for path in routine_files(folder):
         routine = load_routine(path).routine
         found[routine.name] = routine
     return found

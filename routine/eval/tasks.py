@@ -243,8 +243,9 @@ async def _explain_state(example: GoldExample, routines: dict[str, Routine],
         _, gold = await run_with_snapshot(agent, domain.deps_toolset, example.query)
     except DatasetError as exc:
         return [], f"{why} (the gold calls could not be replayed to list the rows: {exc})"
-    if domain.end_state(gold, seed) != gold_state:
-        return [], (f"{why} (the gold calls replayed do not reach the recorded end state, so "
-                    "no rows are listed: rebuild the dataset)")
+    if domain.end_state(gold, seed) != gold_state:  # no run could match it: not a score
+        raise DatasetError(f"example {example.id}: its gold calls, replayed, do not reach its "
+                           "recorded end state, so no run can be scored against it; rebuild "
+                           "the dataset (`routine dataset build`)")
     rows = row_diffs(reached, gold, seed, domain.free_text, domain.arg_modes)
     return rows, describe_diffs(rows) or why

@@ -25,27 +25,32 @@ DEFAULT_ROUTER: RouterKind = "embedding"
 
 
 def retriever(library: Library, kind: RouterKind | None = None,
-              thresholds: Thresholds | None = None) -> ScoringRouter:
-    """A score-based router: ``kind``, or the best one installed (embedding, else lexical)."""
+              thresholds: Thresholds | None = None, examples: bool | None = None
+              ) -> ScoringRouter:
+    """A score-based router: ``kind``, or the best one installed (embedding, else lexical).
+    ``examples``: whether it indexes the library's example requests (None: its measured
+    default — the embedding router does, the lexical one does not)."""
     if kind is None:
         kind = "embedding" if have_embeddings() else "lexical"
     if kind == "embedding":
-        return EmbeddingRouter(library, thresholds)
+        return EmbeddingRouter(library, thresholds, examples)
     if kind == "lexical":
-        return LexicalRouter(library, thresholds)
+        return LexicalRouter(library, thresholds, examples)
     raise RoutineError(f"{kind!r} is not a retrieval router (lexical or embedding)")
 
 
 def make_router(kind: RouterKind | None, library: Library, model: Model | None = None, *,
-                k: int = 5, thresholds: Thresholds | None = None) -> Router:
+                k: int = 5, thresholds: Thresholds | None = None,
+                examples: bool | None = None) -> Router:
     """The router ``kind`` over ``library`` (None: the default, or lexical when embeddings
-    are not installed); the LLM router needs ``model``."""
+    are not installed); the LLM router needs ``model``. ``examples=True`` makes a retrieval
+    router read the library's example requests (a user who gives them wants them read)."""
     if kind is None:
-        return retriever(library, None, thresholds)
+        return retriever(library, None, thresholds, examples)
     if kind == "llm":
         if model is None:
             raise RoutineError("the llm router needs a model (an endpoint or the embedded one)")
-        return LLMRouter(retriever(library), model, k=k)
+        return LLMRouter(retriever(library, None, thresholds, examples), model, k=k)
     if kind not in ROUTERS:
         raise RoutineError(f"unknown router {kind!r}; choose from {', '.join(ROUTERS)}")
-    return retriever(library, kind, thresholds)
+    return retriever(library, kind, thresholds, examples)

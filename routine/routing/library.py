@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import Problem, SpecError
 from ..spec.format import Routine
-from ..spec.loader import LoadedRoutine, load_routine
+from ..spec.loader import LoadedRoutine, load_routine, routine_files
 
 __all__ = ["Library", "Entry", "Example", "load_examples", "card_text", "retrieval_text"]
 
@@ -78,23 +78,34 @@ _PERIODS = [  # a date says which period a request is about: a day, a month or a
     (re.compile(r"\b(?:19|20)\d\d\b"), "year")]
 
 
-def retrieval_text(text: str) -> str:
+def _title_case(line: str) -> bool:
+    """Most words of the line start with a capital ("Please Reroute My Parcel To Lyon"):
+    capitals there say nothing about names."""
+    words = re.findall(r"[^\W\d_]+", line)
+    return len(words) >= 3 and sum(w[0].isupper() for w in words) >= 0.6 * len(words)
+
+
+def retrieval_text(text: str, vocabulary: frozenset[str] = frozenset()) -> str:
     """The text as retrieval compares it: without the request's particulars — e-mail
     addresses, numbers, and capitalised words inside a sentence (people's and products'
     names) — which say who or what, never which routine, yet dominate the similarity of
     two short requests (two requests naming the same person look alike). A date becomes
     the kind of period it names (``date``, ``month``, ``year``: a payslip for a month, a
     summary for a year). Each line on its own; a sentence's first word stays; all-capital
-    words (``IT``) stay. The text itself when nothing would be left."""
+    words (``IT``) stay. In a title-cased line ("Please Reroute My Parcel") a capitalised
+    word stays when the library writes it in lower case (``vocabulary``: "reroute"), or
+    when there is no vocabulary. The text itself when nothing would be left."""
     lines = []
     for line in text.splitlines():
         for pattern, period in _PERIODS:
             line = pattern.sub(period, line)
         line = _NUMBER.sub(" ", _EMAIL.sub(" ", line))
-        words = []
+        words, titled = [], _title_case(line)
         for match in re.finditer(r"\S+", line):
             first = not words or _SENTENCE_END.search(line[:match.start()]) is not None
-            if first or not _NAME.fullmatch(match.group(0).strip(",.!?;:()\"")):
+            bare = match.group(0).strip(",.!?;:()\"")
+            known = titled and (not vocabulary or bare.lower() in vocabulary)
+            if first or known or not _NAME.fullmatch(bare):
                 words.append(match.group(0))
         lines.append(" ".join(words))
     kept = "\n".join(line for line in lines if line.strip())
@@ -138,7 +149,7 @@ class Library:
                 problems.append(Problem(str(folder), 1, 1, "not a folder of routines",
                                         "a folder with routine YAML files"))
                 continue
-            for path in sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml")):
+            for path in routine_files(folder):
                 try:
                     loaded.append(load_routine(path))
                 except SpecError as exc:

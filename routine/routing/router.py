@@ -12,6 +12,7 @@ their particulars (names, numbers, e-mail addresses: :func:`~.library.retrieval_
 from __future__ import annotations
 
 import abc
+import re
 from typing import Protocol, runtime_checkable
 
 from .decision import Candidate, RouteDecision, Thresholds, decide
@@ -65,6 +66,9 @@ class ScoringRouter(abc.ABC):
         texts, self._owners = passages(library, self.use_examples)
         shown = [len(e.examples) if self.use_examples else 0 for e in library.entries]
         self._offsets = [x for n in shown for x in (0.0, *[self.example_offset] * n)]
+        # words the library writes in lower case: in a title-cased request they are words,
+        # not names ("Please Reroute My Parcel")
+        self._vocabulary = frozenset(w for t in texts for w in re.findall(r"\b[a-z]+\b", t))
         self._texts = [retrieval_text(t) for t in texts]
         self.thresholds = thresholds or self.default_thresholds()  # (may read the passages)
 
@@ -81,7 +85,7 @@ class ScoringRouter(abc.ABC):
         """Every routine with its score (its best passage's: the card's, or an example's
         less ``example_offset``), best first; ties by name."""
         best: dict[int, float] = {}
-        scores = self.passage_scores(retrieval_text(query))
+        scores = self.passage_scores(retrieval_text(query, self._vocabulary))
         for owner, score, offset in zip(self._owners, scores, self._offsets, strict=True):
             best[owner] = max(best.get(owner, float("-inf")), float(score) - offset)
         ranked = [Candidate(name=self.library.entries[i].name, score=round(s, 6))

@@ -28,7 +28,9 @@ from .format import Routine
 from .references import MISSING
 
 __all__ = ["SourceMap", "LoadedRoutine", "load_routine", "load_routine_text", "read_text",
-           "MAX_FILE_BYTES", "MAX_DEPTH", "MAX_NODES"]
+           "routine_files", "MAX_FILE_BYTES", "MAX_DEPTH", "MAX_NODES", "ROUTINE_SUFFIXES"]
+
+ROUTINE_SUFFIXES = (".yaml", ".yml")
 
 MAX_FILE_BYTES = 1 << 20   # 1 MiB: a routine is a page or two
 MAX_DEPTH = 64             # collections inside collections
@@ -281,6 +283,13 @@ def _dates_as_text(value: Any) -> Any:
     if isinstance(value, list):
         return [_dates_as_text(item) for item in value]
     return value
+
+
+def routine_files(folder: str | Path) -> list[Path]:
+    """The routine files of a folder, its subfolders included (``.yaml`` and ``.yml``), in
+    a stable order: what validate, routing, datasets and eval all read as "the routines"."""
+    return sorted(p for p in Path(folder).rglob("*")
+                  if p.suffix in ROUTINE_SUFFIXES and p.is_file())
 
 
 def load_routine(path: str | Path) -> LoadedRoutine:
