@@ -155,7 +155,8 @@ def test_the_cli_asks_in_the_terminal(tmp_path, monkeypatch):
 
     monkeypatch.setattr(commands, "_model", lambda *a, **k: _nullcontext(Model()))
     prompts = []
-    monkeypatch.setattr("builtins.input", lambda text: prompts.append(text) or "n")
+    monkeypatch.setattr("routine.run.approval._read_answer",
+                        lambda text: prompts.append(text) or "n")
     trace_dir = tmp_path / "traces"
     code = main(["run", str(routine), "pay C-7", "-i", "claim=C-7", "--tools", "claims_tools",
                  "--approve", "ask", "--trace-dir", str(trace_dir), "--json"])

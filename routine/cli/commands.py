@@ -132,8 +132,8 @@ def validate(
     total = 0
     for file in files:
         _, _, problems = load_checked(file, tools)
-        for problem in problems:
-            out.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+        for problem in problems:  # (a key or path may hold escape sequences: written out)
+            out.print(shown(str(problem)), markup=False, highlight=False, soft_wrap=True)
         total += len(problems)
     verdict = "ok" if total == 0 else f"{total} problem{'s' * (total != 1)}"
     out.file.flush()  # the problems before the verdict when both streams go to one place
@@ -308,6 +308,9 @@ def _parse_inputs(pairs: list[str], routine: Routine | None = None) -> dict[str,
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
             raise click.BadParameter(f"{pair!r}: expected NAME=VALUE", param_hint="--input")
+        if name.strip() in values and values[name.strip()] != value:
+            raise click.BadParameter(f"{name.strip()!r} is given twice ({values[name.strip()]!r} "
+                                     f"and {value!r}): which one?", param_hint="--input")
         values[name.strip()] = value
     try:
         coerce_inputs(routine, values)
@@ -360,8 +363,8 @@ def _step_label(flow: Flow | None, step_id: str | None) -> str:
         return ""
     step, label = flow.steps[step_id], flow.labels[step_id]
     if not label.isdigit():
-        return f"{label} {step.name}"
-    return f"{label}/{sum(other.isdigit() for other in flow.labels.values())} {step.name}"
+        return f"{label} {shown(step.name)}"
+    return f"{label}/{sum(other.isdigit() for other in flow.labels.values())} {shown(step.name)}"
 
 
 def _show_turn(turn: TurnRecord, flow: Flow | None = None) -> None:
@@ -380,7 +383,7 @@ def _show_turn(turn: TurnRecord, flow: Flow | None = None) -> None:
         else:
             out.print(Text.assemble("✗ ", call_text, "\n  ", (shown(call.error), "red")),
                       soft_wrap=True)
-    if turn.feedback:
+    if turn.feedback and turn.kind == "retry":
         out.print(Text.assemble(("  retry: " + shown(turn.feedback), "yellow")), soft_wrap=True)
 
 
@@ -428,7 +431,7 @@ ModelOption = Annotated[str | None, typer.Option(
     help="Embedded model name, a .gguf path, or the endpoint's model name.")]
 BaseUrlOption = Annotated[str | None, typer.Option(
     help="OpenAI-compatible endpoint (else ROUTINE_BASE_URL / OPENAI_BASE_URL, else the "
-         "project's [model]; none: the embedded model).")]
+         "project's \\[model]; none: the embedded model).")]
 ApiKeyOption = Annotated[str | None, typer.Option(help="API key for the endpoint.")]
 ToolsOption = Annotated[list[str] | None, typer.Option("--tools", help="Extra tool modules.")]
 TraceDirOption = Annotated[Path | None, typer.Option(
@@ -656,18 +659,22 @@ def chat(
         agent = Agent(loaded, registry, client, settings)
         show = functools.partial(_show_turn, flow=Flow.of(loaded.routine))
         with agent.conversation(routines=targets, on_turn=show) as conversation:
-            text = message if message is not None else _read_line()
-            while text is not None:
-                reply = conversation.send(text)
-                style = {"waiting": "yellow", "answered": "green"}.get(reply.status, "red")
-                out.print(Text.assemble((f"{reply.routine or 'agent'}> ", f"bold {style}"),
-                                        shown(reply.text)), soft_wrap=True)
-                if reply.status != "waiting":
-                    break
-                text = _read_line()
-            traces = list(conversation.traces)
-    if trace_dir is not None and traces:
-        dump_traces(traces, trace_dir / "traces.jsonl")
+            try:
+                text = message if message is not None else _read_line()
+                while text is not None:
+                    reply = conversation.send(text)
+                    style = {"waiting": "yellow", "answered": "green"}.get(reply.status,
+                                                                            "red")
+                    out.print(Text.assemble((f"{reply.routine or 'agent'}> ",
+                                             f"bold {style}"), shown(reply.text)),
+                              soft_wrap=True)
+                    if reply.status != "waiting":
+                        break
+                    text = _read_line()
+            finally:  # Ctrl-C ends the conversation: what was said so far is kept
+                traces = list(conversation.traces)
+                if trace_dir is not None and traces:
+                    dump_traces(traces, trace_dir / "traces.jsonl")
     if not traces or traces[-1].outcome not in ("answered", "waiting"):
         raise typer.Exit(1)
 
@@ -776,6 +783,12 @@ def distill(
     loaded = [t for path in traces or [] for t in load_traces(path)] if traces else None
     rows, counts = asyncio.run(build(dataset, split=split, variants=chosen,  # type: ignore[arg-type]
                                      traces=loaded, gold=gold, merge=merge))
+    if not rows:  # (an empty split, traces with no answered run): keep what --out holds
+        err.print(f"error: no SFT examples from {dataset} (split {split}"
+                  + (", no gold" if not gold else "") + (f", {len(loaded)} traces" if loaded
+                                                         is not None else "")
+                  + f"); {out} is left as it was")
+        raise typer.Exit(1)
     write_sft(rows, out)
     tokenizer = None
     if count_tokens:

@@ -11,6 +11,8 @@ import asyncio
 import functools
 import json
 import os
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +25,7 @@ from rich.text import Text
 from ..drafting import DraftAttempt, DraftResult, adraft, diff_routines
 from ..errors import SpecError
 from ..models.base import Model
-from ..spec.format import Routine
+from ..spec.format import ID_PATTERN, Routine
 from ..spec.loader import load_routine, load_routine_text
 
 __all__ = ["DraftJob"]
@@ -44,6 +46,27 @@ def _drafts(source: Path) -> list[Path]:
     if not source.is_file():
         raise click.BadParameter(f"{source}: no such file or folder", param_hint="SOURCE")
     return [source]
+
+
+def routine_name(text: str) -> str:
+    """A routine name from a file name: ``Refill-Process`` -> ``refill_process`` (the
+    format's names are lower-case words joined by ``_``, starting with a letter)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^a-z0-9]+", "_", ascii_text.lower()).strip("_")
+    return name if name[:1].isalpha() else f"routine_{name}".rstrip("_")
+
+
+def _draft_text(file: Path) -> str:
+    """A draft's text; one that is not text, or is empty, is a usage error before a model
+    is asked (an empty one was drafted, and saved, from nothing)."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise click.BadParameter(f"{file}: not UTF-8 text (a draft is plain language in a "
+                                 ".md or .txt file)", param_hint="SOURCE") from None
+    if not text.strip():
+        raise click.BadParameter(f"{file}: the draft is empty", param_hint="SOURCE")
+    return text
 
 
 def _recorded(record: Path | None) -> set[str]:
@@ -193,18 +216,45 @@ class DraftJob:
                                      param_hint="--toolset")
         if self.source.is_dir() and self.out_path is not None:
             self.out_path.mkdir(parents=True, exist_ok=True)
+        if self.name is not None and not re.fullmatch(ID_PATTERN, self.name):
+            raise click.BadParameter(f"{self.name!r} is not a routine name (lower-case words "
+                                     f"joined by _, e.g. {routine_name(self.name)!r})",
+                                     param_hint="--name")
+        for file in files:
+            _draft_text(file)
+        self._writable()
         done = _recorded(self.record)
-        todo = [f for f in files if (self.name or f.stem) not in done]
+        todo = [f for f in files if self._name(f) not in done]
         if len(todo) < len(files):
             err.print(f"[dim]{len(files) - len(todo)} draft(s) already in {self.record}: "
                       "skipped[/dim]")
         taken = [t for f in todo if (t := _target(self.out_path, self.source.is_dir(),
-                                                    self.name or f.stem)) and t.exists()]
+                                                    self._name(f))) and t.exists()]
         if taken and not self.force:  # a routine written by hand, replaced without a word
             raise click.BadParameter(f"{', '.join(map(str, taken))} exist{'s' * (len(taken) == 1)}"
                                      ": --force overwrites, or write elsewhere",
                                      param_hint="--out")
         return todo
+
+    def _name(self, file: Path) -> str:
+        return self.name or routine_name(file.stem)
+
+    def _writable(self) -> None:
+        """-o can take the routine: checked before a model drafts it (it was lost after)."""
+        out = self.out_path
+        if out is None:
+            return
+        folder = out if self.source.is_dir() else out.parent
+        if not self.source.is_dir() and out.is_dir():
+            raise click.BadParameter(f"{out} is a folder: give the routine's file "
+                                     "(NAME.yaml)", param_hint="--out")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.BadParameter(f"{folder}: cannot write there ({exc.strerror})",
+                                     param_hint="--out") from None
+        if not os.access(folder, os.W_OK):
+            raise click.BadParameter(f"{folder}: not writable", param_hint="--out")
 
     def run(self, files: list[Path], client: Model) -> int:
         """Draft each file with ``client``; write, record, report, compare. Returns how many
@@ -212,12 +262,12 @@ class DraftJob:
         return sum(not self._one(file, client)[0].ok for file in files)
 
     def _one(self, file: Path, client: Model) -> tuple[DraftResult, Path | None]:
-        name = self.name or file.stem
+        name = self._name(file)
         target = _target(self.out_path, self.source.is_dir(), name)
         header = (_schema_line(target) + f"drafted by `routine draft` from {file.name} with "
                   f"{client.name}; review it before use (routine draft --diff)")
         result = asyncio.run(adraft(
-            file.read_text(encoding="utf-8"), list(self.toolsets), client, name=name,
+            _draft_text(file), list(self.toolsets), client, name=name,
             rounds=self.rounds, guided=self.guided, file=str(target or f"{name}.yaml"),
             header=header, on_attempt=functools.partial(_progress, name), **self.sampling))
         saved = result.ok or self.save_invalid

@@ -42,10 +42,10 @@ def _load(folder: Path) -> tuple[dict[tuple[str, str], bool], dict[tuple[str, st
     if not folder.is_dir():
         raise RoutineError(f"{folder}: no such results folder (routine eval --out)")
     steps = {(r.condition, r.sample_id): r.correct
-             for r in read_records(folder / "steps.jsonl", StepResult)} \
+             for r in read_records(folder / "steps.jsonl", StepResult, torn_tail_ok=True)} \
         if (folder / "steps.jsonl").exists() else {}
     tasks = {(r.condition, r.example_id, r.trial): r.success
-             for r in read_records(folder / "tasks.jsonl", TaskResult)} \
+             for r in read_records(folder / "tasks.jsonl", TaskResult, torn_tail_ok=True)} \
         if (folder / "tasks.jsonl").exists() else {}
     return steps, tasks
 

@@ -40,7 +40,12 @@ def read_records(path: Path, model: type[RecordT], torn_tail_ok: bool = False
     if not path.exists():
         return []
     records = []
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise EvalResultsError(f"{path}:{line}: not UTF-8 text (byte {exc.start}); a results "
+                               "file is JSON lines as `routine eval` writes them") from None
     lines = text.splitlines()
     if torn_tail_ok and text and not text.endswith("\n"):
         lines = lines[:-1]

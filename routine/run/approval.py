@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -63,7 +65,6 @@ def policy(approve: bool, by: str = "policy") -> Approver:
 
 def ask_in_terminal(by: str | None = None, ask: Callable[[str], str] | None = None) -> Approver:
     """An approver that asks on the terminal (``ask`` reads the answer: ``input`` by default)."""
-    import builtins
     import getpass
 
     who = by or getpass.getuser()
@@ -71,14 +72,27 @@ def ask_in_terminal(by: str | None = None, ask: Callable[[str], str] | None = No
     def decide_in_terminal(request: ApprovalRequest) -> Decision:
         arguments = json.dumps(request.arguments, ensure_ascii=False)
         where = f" (step {request.step_id})" if request.step_id else ""
-        question = f"Approve {request.tool}({arguments}){where}? {request.reason} [y/N] "
-        answer = (ask or builtins.input)(question)
+        reason = json.dumps(request.reason, ensure_ascii=False)[1:-1]  # (escapes written out)
+        question = f"Approve {request.tool}({arguments}){where}? {reason} [y/N] "
+        answer = (ask or _read_answer)(question)
         approved = answer.strip().lower() in ("y", "yes")
         return Decision(approved=approved, by=who,
                         reason="approved in the terminal" if approved else
                         f"refused in the terminal ({answer.strip() or 'no answer'})")
 
     return decide_in_terminal
+
+
+def _read_answer(question: str) -> str:
+    """``input(question)`` without Python's buffered stdin: the approver runs on the
+    blocking loop's thread, and a buffered read left waiting there when Ctrl-C ends the
+    process aborted the interpreter at exit ("could not acquire lock")."""
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    answer = bytearray()
+    while (byte := os.read(sys.stdin.fileno(), 1)) and byte != b"\n":
+        answer += byte
+    return answer.decode("utf-8", "replace")
 
 
 def now() -> datetime:

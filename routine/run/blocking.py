@@ -46,13 +46,29 @@ def blocking_loop() -> asyncio.AbstractEventLoop:
             def serve() -> None:
                 asyncio.set_event_loop(loop)
                 loop.call_soon(ready.set)
-                loop.run_forever()
+                while True:
+                    try:
+                        loop.run_forever()
+                        return
+                    except (SystemExit, KeyboardInterrupt):
+                        # raised in a task (a callback printing to a closed pipe, in a
+                        # task of wait_for): the task holds it and its awaiters get it on
+                        # the next round, as the run's own error (run_blocking's guard)
+                        continue
 
             _thread = threading.Thread(target=serve, name="routine-blocking-loop", daemon=True)
             _thread.start()
             ready.wait()
             _loop = loop
         return _loop
+
+
+class _Escaped(Exception):
+    """A SystemExit or KeyboardInterrupt of a run, carried to the caller's thread."""
+
+    def __init__(self, inner: BaseException):
+        super().__init__(repr(inner))
+        self.inner = inner
 
 
 def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -67,16 +83,24 @@ def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
     done: concurrent.futures.Future[T] = concurrent.futures.Future()
     task: list[asyncio.Task[T]] = []
 
+    async def guarded() -> T:  # SystemExit or KeyboardInterrupt raised in the run (rich on
+        try:                     # a closed pipe, say) would stop the loop itself, and the
+            return await coroutine  # caller would wait forever: it gets them instead
+        except (SystemExit, KeyboardInterrupt) as exc:
+            raise _Escaped(exc) from exc
+
     def start() -> None:
         if not done.set_running_or_notify_cancel():
             coroutine.close()
             return
-        created = loop.create_task(coroutine, context=context)
+        created = loop.create_task(guarded(), context=context)
         task.append(created)
 
         def finished(t: asyncio.Task[T]) -> None:
             if t.cancelled():
                 done.cancel()
+            elif isinstance(t.exception(), _Escaped):
+                done.set_exception(t.exception().inner)  # type: ignore[union-attr]
             elif t.exception() is not None:
                 done.set_exception(t.exception())  # type: ignore[arg-type]
             else:
