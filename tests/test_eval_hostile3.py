@@ -172,7 +172,7 @@ inputs: {{tracking: {{type: string, description: the tracking number}}}}
                                                "lost, sorry."), "b.yaml")
     diff = diff_routines(old.routine, new.routine)
     assert not diff.identical
-    assert diff.notes == ["description: changed"]
+    assert diff.notes == ["description: reworded"]
     (done,) = [s for s in diff.steps if s.old and s.old.id == "done"]
     assert done.change == "changed" and done.details[0].startswith("answer: 'Parcel")
     assert diff_routines(old.routine, old.routine).identical

@@ -64,8 +64,8 @@ class RoutineDiff:
 
     @property
     def identical(self) -> bool:
-        return not self.inputs and not self.notes and all(s.change == "same"
-                                                          for s in self.steps)
+        return not self.inputs and not self.notes and all(
+            s.change == "same" and not s.details for s in self.steps)
 
     def counts(self) -> dict[str, int]:
         return {kind: sum(s.change == kind for s in self.steps) for kind in _MARK}
@@ -133,6 +133,7 @@ def _renamed(value: Any, ids: dict[str, str]) -> Any:
     return value
 
 
+_REWORDED = "description: reworded"  # the model's instruction, said to differ, not quoted
 # the fields of a step that change what a run does, besides its tool and args (the
 # description is the model's instruction: said to have changed, not quoted)
 _FIELDS = ("description", "answer", "message", "ask", "fills", "confirm", "on_decline",
@@ -164,7 +165,7 @@ def _compare(old: Step, new: Step, ids: dict[str, str]) -> list[str]:
             a, b = [s.id for s in a], [s.id for s in b or []]
         if a != b and (a or b):
             field_ = name.rstrip("_")
-            details.append(f"{field_}: changed" if name == "description" else
+            details.append(_REWORDED if name == "description" else
                            f"{field_}: {_short(a)} → {_short(b)}")
     details.sort()
     if old.branch is not None and new.branch is not None:
@@ -220,9 +221,10 @@ def diff_routines(old: Routine, new: Routine) -> RoutineDiff:
             steps.append(StepChange("removed", ref_a, None))
         else:
             details = _compare(a[0], b[0], ids)
-            change: Change = "moved" if j in moved else "changed" if details else "same"
+            change: Change = "moved" if j in moved else "changed" if any(
+                d != _REWORDED for d in details) else "same"  # (reworded only: the same)
             steps.append(StepChange(change, ref_a, ref_b, details))
-    notes = [f"{name}: changed" if name == "description" else
+    notes = [f"{name}: reworded" if name == "description" else
              f"{name}: {_short(getattr(old, name))} → {_short(getattr(new, name))}"
              for name in ("description", "constants") if getattr(old, name) != getattr(new, name)]
     return RoutineDiff(old.name, new.name, _inputs(old, new), steps, notes)
