@@ -22,6 +22,7 @@ import concurrent.futures
 import contextvars
 import threading
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..errors import RoutineError
@@ -63,12 +64,11 @@ def blocking_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-class _Escaped(Exception):
+@dataclass
+class _Escape:
     """A SystemExit or KeyboardInterrupt of a run, carried to the caller's thread."""
 
-    def __init__(self, inner: BaseException):
-        super().__init__(repr(inner))
-        self.inner = inner
+    inner: BaseException
 
 
 def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -83,11 +83,11 @@ def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
     done: concurrent.futures.Future[T] = concurrent.futures.Future()
     task: list[asyncio.Task[T]] = []
 
-    async def guarded() -> T:  # SystemExit or KeyboardInterrupt raised in the run (rich on
-        try:                     # a closed pipe, say) would stop the loop itself, and the
-            return await coroutine  # caller would wait forever: it gets them instead
-        except (SystemExit, KeyboardInterrupt) as exc:
-            raise _Escaped(exc) from exc
+    async def guarded() -> T | _Escape:  # SystemExit or KeyboardInterrupt raised in the
+        try:                             # run (rich on a closed pipe, say) would stop the
+            return await coroutine       # loop itself, and the caller would wait forever:
+        except (SystemExit, KeyboardInterrupt) as exc:  # it gets them instead
+            return _Escape(exc)
 
     def start() -> None:
         if not done.set_running_or_notify_cancel():
@@ -99,12 +99,12 @@ def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
         def finished(t: asyncio.Task[T]) -> None:
             if t.cancelled():
                 done.cancel()
-            elif isinstance(t.exception(), _Escaped):
-                done.set_exception(t.exception().inner)  # type: ignore[union-attr]
             elif t.exception() is not None:
                 done.set_exception(t.exception())  # type: ignore[arg-type]
+            elif isinstance(result := t.result(), _Escape):
+                done.set_exception(result.inner)
             else:
-                done.set_result(t.result())
+                done.set_result(result)
 
         created.add_done_callback(finished)
 
