@@ -81,7 +81,7 @@ def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
                            "variant (arun, asend) there instead")
     context = contextvars.copy_context()
     done: concurrent.futures.Future[T] = concurrent.futures.Future()
-    task: list[asyncio.Task[T]] = []
+    task: list[asyncio.Task[Any]] = []
 
     async def guarded() -> T | _Escape:  # SystemExit or KeyboardInterrupt raised in the
         try:                             # run (rich on a closed pipe, say) would stop the
@@ -96,7 +96,7 @@ def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
         created = loop.create_task(guarded(), context=context)
         task.append(created)
 
-        def finished(t: asyncio.Task[T]) -> None:
+        def finished(t: asyncio.Task[Any]) -> None:
             if t.cancelled():
                 done.cancel()
             elif t.exception() is not None:
