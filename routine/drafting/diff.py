@@ -134,8 +134,7 @@ def _renamed(value: Any, ids: dict[str, str]) -> Any:
 
 
 _REWORDED = "description: reworded"  # the model's instruction, said to differ, not quoted
-# the fields of a step that change what a run does, besides its tool and args (the
-# description is the model's instruction: said to have changed, not quoted)
+# the fields of a step that change what a run does, besides its tool and args
 _FIELDS = ("description", "answer", "message", "ask", "fills", "confirm", "on_decline",
            "on_error", "approval", "compute", "for_each", "as_", "until", "next", "handoff",
            "max_visits", "output", "finish")

@@ -95,8 +95,7 @@ async def run_evaluation(config: EvalConfig, model: Model,
             raise DatasetError(f"{config.dataset} ({config.split}): examples name routines the "
                                f"domain does not have: {', '.join(map(repr, unknown))} (it has "
                                f"{', '.join(sorted(routines))})")
-    if config.report_only and not any((config.out / f).exists() for f in (
-            "steps.jsonl", "tasks.jsonl", "conversations.jsonl")):
+    if config.report_only and not _has_records(config.out):
         raise EvalConfigError(f"{config.out} holds no records of `routine eval` (steps.jsonl, "
                               "tasks.jsonl, conversations.jsonl): nothing to report")
     short = [n for n in config.conditions if CONDITIONS[n].distractors >= len(routines)]
@@ -119,7 +118,13 @@ async def run_evaluation(config: EvalConfig, model: Model,
         lock.release()
 
 
+RECORD_FILES = ("steps.jsonl", "tasks.jsonl", "conversations.jsonl")
 MANIFEST = "run.json"  # what the records of a results folder were made with
+
+
+def _has_records(out: Path) -> bool:
+    return any((out / name).exists() for name in RECORD_FILES)
+
 _MANIFEST_KEYS = ("model", "temperature", "max_tokens", "seed", "enforce_steps")
 
 
@@ -142,9 +147,7 @@ def _same_run(config: EvalConfig, examples: list[Any]) -> EvalConfig:
         if recorded and config.model in ("", "none") and recorded.get("model"):
             return config.model_copy(update={"model": recorded["model"]})
         return config
-    has_records = any((config.out / f).exists() for f in (
-        "steps.jsonl", "tasks.jsonl", "conversations.jsonl"))
-    if recorded and has_records:
+    if recorded and _has_records(config.out):
         changed = [f"{k}: {recorded[k]!r} there, {now[k]!r} now" for k in now
                    if k in recorded and recorded[k] != now[k]]
         if changed:

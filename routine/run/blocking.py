@@ -22,7 +22,6 @@ import concurrent.futures
 import contextvars
 import threading
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..errors import RoutineError
@@ -53,8 +52,8 @@ def blocking_loop() -> asyncio.AbstractEventLoop:
                         return
                     except (SystemExit, KeyboardInterrupt):
                         # raised in a task (a callback printing to a closed pipe, in a
-                        # task of wait_for): the task holds it and its awaiters get it on
-                        # the next round, as the run's own error (run_blocking's guard)
+                        # task of wait_for) stops the loop; the task holds it, and its
+                        # awaiters, then run_blocking's caller, get it on the next round
                         continue
 
             _thread = threading.Thread(target=serve, name="routine-blocking-loop", daemon=True)
@@ -62,13 +61,6 @@ def blocking_loop() -> asyncio.AbstractEventLoop:
             ready.wait()
             _loop = loop
         return _loop
-
-
-@dataclass
-class _Escape:
-    """A SystemExit or KeyboardInterrupt of a run, carried to the caller's thread."""
-
-    inner: BaseException
 
 
 def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -83,28 +75,20 @@ def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
     done: concurrent.futures.Future[T] = concurrent.futures.Future()
     task: list[asyncio.Task[Any]] = []
 
-    async def guarded() -> T | _Escape:  # SystemExit or KeyboardInterrupt raised in the
-        try:                             # run (rich on a closed pipe, say) would stop the
-            return await coroutine       # loop itself, and the caller would wait forever:
-        except (SystemExit, KeyboardInterrupt) as exc:  # it gets them instead
-            return _Escape(exc)
-
     def start() -> None:
         if not done.set_running_or_notify_cancel():
             coroutine.close()
             return
-        created = loop.create_task(guarded(), context=context)
+        created = loop.create_task(coroutine, context=context)
         task.append(created)
 
         def finished(t: asyncio.Task[Any]) -> None:
             if t.cancelled():
                 done.cancel()
-            elif t.exception() is not None:
+            elif t.exception() is not None:  # (SystemExit included: see serve)
                 done.set_exception(t.exception())  # type: ignore[arg-type]
-            elif isinstance(result := t.result(), _Escape):
-                done.set_exception(result.inner)
             else:
-                done.set_result(result)
+                done.set_result(t.result())
 
         created.add_done_callback(finished)
 

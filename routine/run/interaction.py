@@ -53,14 +53,14 @@ _NEGATIONS = {"no", "n", "nope", "nah", "not", "never", "wait", "stop", "hold", 
                "cannot", "cant", "dont", "wont", "didnt", "doesnt", "isnt", "shouldnt",
                "wouldnt", "aint", "havent", "hasnt", "arent", "refuse", "decline"}
 _HOLDS = ("cancel that", "rather not", "hang on")
-# A yes opens the reply: one of these (after an optional "please" / "I"), e.g. "Yes please",
-# "ok, go ahead", "That's correct". "Go away" and "Correct me if I'm wrong" do not open so.
-_YES_OPENINGS = [tuple(p.split()) for p in (
+# A yes opens the reply: one of these (after an optional "please", "then" or "well"), e.g.
+# "Yes please", "ok, go ahead", "That's correct"; "Go away" does not open so. Longest first.
+_YES_OPENINGS = sorted((tuple(p.split()) for p in (
     "yes", "y", "yeah", "yep", "yup", "sure", "ok", "okay", "k", "alright", "fine",
     "confirm", "confirmed", "i confirm", "correct", "that's correct", "that is correct",
     "that's right", "right", "proceed", "go ahead", "go on", "go for it", "do it", "please do",
     "absolutely", "affirmative", "agreed", "i agree", "definitely", "i approve", "approved",
-    "sounds good", "of course", "certainly")]
+    "sounds good", "of course", "certainly")), key=len, reverse=True)
 # ...and nothing after it adds a condition, a second request or a change: "yes and also block
 # the other card", "yes but only the first", "correct me if ...", "ok, maybe later".
 _MORE = {"also", "but", "if", "unless", "only", "instead", "other", "another", "except",
@@ -95,7 +95,7 @@ def consent(text: str) -> str:
     if is_question(text):
         return "unclear"
     rest = words[1:] if words[:1] in (["please"], ["then"], ["well"]) else words
-    for opening in sorted(_YES_OPENINGS, key=len, reverse=True):
+    for opening in _YES_OPENINGS:
         if tuple(rest[:len(opening)]) == opening:
             tail = rest[len(opening):]
             return "unclear" if any(w in _MORE for w in tail) else "yes"

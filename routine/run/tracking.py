@@ -267,6 +267,20 @@ class StepTracker:
         current step's tool, or at an undecided branch the first tool of every option
         (through nested branches)."""
         allowed: dict[str, str] = {}
+        for node in self._tool_steps_here():
+            allowed.setdefault(self.flow.steps[node].tool or "", node)
+        return allowed
+
+    def options_for(self, tool: str) -> list[str]:
+        """The steps a call of ``tool`` may complete now: the current step, or at an
+        undecided branch every option that starts with it (two options may start with the
+        same tool and differ in what they fix: approve or reject, say)."""
+        return [node for node in self._tool_steps_here() if self.flow.steps[node].tool == tool]
+
+    def _tool_steps_here(self) -> list[str]:
+        """The tool steps a call may complete now, in order: the current step, or through an
+        undecided branch (nested ones too) the first step of every option."""
+        found: list[str] = []
         frontier, seen = [self.current], set()
         while frontier:
             node = frontier.pop(0)
@@ -277,8 +291,8 @@ class StepTracker:
             if step.branch:
                 frontier += self.flow.options.get(node, [])
             elif step.tool:
-                allowed.setdefault(step.tool, node)
-        return allowed
+                found.append(node)
+        return found
 
     def contract(self, tool: str, arguments: dict[str, Any]) -> str | None:
         """Why a call breaks the routine here (None if it keeps to it): a tool the current
@@ -309,32 +323,11 @@ class StepTracker:
                         f"{', '.join(map(_quote, spec.enum))}: not {_quote(arguments[name])}")
         return self.unlike(target, arguments)
 
-    def options_for(self, tool: str) -> list[str]:
-        """The steps a call of ``tool`` may complete now: the current step, or at an
-        undecided branch every option that starts with it (two options may start with the
-        same tool and differ in what they fix: approve or reject, say)."""
-        found: list[str] = []
-        frontier, seen = [self.current], set()
-        while frontier:
-            node = frontier.pop(0)
-            if node in seen or node not in self.flow.steps:
-                continue
-            seen.add(node)
-            step = self.flow.steps[node]
-            if step.branch:
-                frontier += self.flow.options.get(node, [])
-            elif step.tool == tool:
-                found.append(node)
-        return found
-
-    def unlike(self, step: Step, arguments: dict[str, Any], missing: bool = True
-               ) -> str | None:
+    def unlike(self, step: Step, arguments: dict[str, Any]) -> str | None:
         """Why ``arguments`` are not what the routine fixes for ``step`` (None: they are):
-        a fixed argument with another value, or (``missing``) left out."""
+        a fixed argument left out or with another value."""
         for argument in self.fixed_arguments(step):
             if argument.name not in arguments:
-                if not missing:
-                    continue
                 return (f"argument {argument.name!r} is missing: the routine sets it to "
                         f"{_quote(argument.value)} ({argument.source})")
             if not _same(arguments[argument.name], argument.value):

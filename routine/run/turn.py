@@ -182,7 +182,7 @@ def turn_guide(state: RunState) -> TurnGuide | None:
     if step.finish:
         return TurnGuide(step.id, flow.labels[step.id], (FINISH_TOOL,), constrain=constrain)
     allowed = {tool: flow.steps[node] for tool, node in tracker.allowed_here().items()}
-    calls = [c for t in state.trace.turns for c in t.calls]
+    calls = state.trace.tool_calls
     may_end = FINISH_TOOL in tracker.expected_tools() or bool(calls) and _gave_way(calls[-1])
     tools = tuple(allowed) + ((FINISH_TOOL,) if may_end else ())
     key_of = state.memory.key_of  # a long result is passed by its memory key
@@ -271,14 +271,10 @@ async def _act(state: RunState, content: str, tool_calls: list[dict[str, Any]]) 
         at_end = tracker is None or tracker.finished or FINISH_TOOL in tracker.expected_tools()
         # the compact style's way of finish after a failure: told once to call a tool, the
         # model answers in text again right after a tool error (no on_error to follow)
-        calls = [c for t in state.trace.turns for c in t.calls]
-        turns = state.trace.turns
-        last = calls[-1] if calls else None
-        gave_up = last is not None and not state.offers_finish() and (
-            (last.error_kind in ("tool_error", "timeout") and _FAILED_OVER not in
-             (last.error or "") and bool(turns) and turns[-1].kind == "retry" and
-             not turns[-1].calls)  # (told to tell the user: it does, at once)
-            or (last.error_kind == "denied" and _TELL_USER in (last.error or "")))
+        calls, turns = state.trace.tool_calls, state.trace.turns
+        told_once = bool(turns) and turns[-1].kind == "retry" and not turns[-1].calls
+        gave_up = bool(calls) and not state.offers_finish() and _gave_way(calls[-1]) and (
+            calls[-1].error_kind == "denied" or told_once)  # (told to tell the user: at once)
         if parsed.text and (at_end or gave_up):
             return _Outcome(FinalAnswer(parsed.text), "answer")
         state.history.append(AssistantMessage(content=content))

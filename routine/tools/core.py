@@ -713,7 +713,23 @@ def to_jsonable(value: Any) -> Any:
         raise ValueError(f"a bytes value that is not UTF-8 text ({exc.object[:16]!r}...) "
                          "cannot be JSON data: return str (e.g. base64.b64encode(data)"
                          ".decode()) or a file path") from None
+    if not _numeric_text(data):  # no text a Decimal could have become: one dump is enough
+        return data
     return _decimals_as_numbers(data, _ANY.dump_python(value, by_alias=True))
+
+
+_DECIMAL_TEXT = re.compile(r"-?\d+(\.\d*)?([eE][+-]?\d+)?")
+
+
+def _numeric_text(data: Any) -> bool:
+    """Whether JSON data holds a string that reads as a number (what a Decimal dumps as)."""
+    if isinstance(data, str):
+        return _DECIMAL_TEXT.fullmatch(data) is not None
+    if isinstance(data, dict):
+        return any(_numeric_text(v) for v in data.values())
+    if isinstance(data, list):
+        return any(_numeric_text(v) for v in data)
+    return False
 
 
 def _decimals_as_numbers(data: Any, python: Any) -> Any:
