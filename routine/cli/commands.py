@@ -25,7 +25,15 @@ from rich.text import Text
 from ..errors import Problem, RoutineError, SpecError
 from ..eval.config import EvalConfig
 from ..models.client import OpenAIModel, endpoint_from_env
-from ..models.embedded import DEFAULT_MODEL, LIGHT_MODEL, MODELS, cache_state, embedded_server, ensure_model
+from ..models.embedded import (
+    DEFAULT_MODEL,
+    LIGHT_MODEL,
+    MODELS,
+    cache_state,
+    embedded_server,
+    embedded_server_command,
+    ensure_model,
+)
 from ..routing import RoutedAgent, unrouted_trace
 from ..run.blocking import run_blocking
 from ..run.executor import Agent
@@ -41,6 +49,7 @@ from ..spec.typetext import output_fields as _output_fields
 from ..spec.typetext import type_text as _type_text
 from ..spec.validate import check_routine
 from ..tools.core import ToolRegistry
+from ..tools.mcp import McpServer
 from . import draft as draft_cli
 from . import route
 from .options import options_from
@@ -193,6 +202,30 @@ def init(
               highlight=False, soft_wrap=True)
 
 
+def _list_toolsets(project: Project, as_json: bool) -> None:
+    """The project's toolset names and what each is, without importing or launching any."""
+    entries = {name: _entry_text(entry) for name, entry in project.toolsets.items()}
+    if as_json:
+        out.print_json(json.dumps({"project": str(project.file) if project.file else None,
+                                   "toolsets": entries}))
+        return
+    where = str(project.file) if project.file else "no routine.toml: the bundled toolsets"
+    out.print(f"toolsets of {where}:", markup=False, highlight=False, soft_wrap=True)
+    for name, text in entries.items():
+        out.print(Text.assemble("  ", (name, "bold"), f"  {text}"), soft_wrap=True)
+    if not entries:
+        out.print("  (none)", markup=False)
+    err.print("list one's tools with: routine tools --toolset NAME", markup=False)
+
+
+def _entry_text(entry: object) -> str:
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, McpServer):
+        return "MCP server: " + " ".join([entry.command, *entry.args])
+    return "given in code"
+
+
 def _tool_listing(registry: ToolRegistry) -> list[dict[str, Any]]:
     """Each tool as ``--json`` prints it: the OpenAI function spec, the output schema, the
     return type and the output's fields."""
@@ -213,16 +246,31 @@ def list_tools(
              "folders).")] = None,
     module: Annotated[list[str] | None, typer.Option(
         "--tools", help="Tool modules (module or module:attribute).")] = None,
+    toolset: Annotated[list[str] | None, typer.Option(
+        "--toolset", help="A toolset of the project (routine.toml [toolsets]), by name.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the schemas as JSON.")] = False,
 ) -> None:
-    """List tools with their arguments, return type and output fields."""
+    """List tools with their arguments, return type and output fields; with no option, the
+    project's toolsets by name."""
     registry = ToolRegistry()
-    if routine is None and not module:
-        raise click.UsageError("nothing to list: give --routine FILE or --tools MODULE")
+    if routine is None and not module and not toolset:
+        _list_toolsets(Project.discover(), as_json)
+        return
+    if toolset:
+        from ..drafting.draft import toolset_registry
+
+        try:
+            registry = toolset_registry(list(toolset))
+        except RoutineError:
+            raise
+        except Exception as exc:  # the toolset's own module or server failed
+            raise RoutineError(f"cannot load toolset(s) {', '.join(toolset)}: "
+                               f"{type(exc).__name__}: {exc}") from None
     if routine is not None:
         try:
             loaded = load_routine(routine_path(routine))
-            registry, problems = registry_for(loaded, module)
+            registry, problems = registry_for(loaded, module, registry=registry)
         except SpecError as exc:
             problems = exc.problems
         if problems:  # a toolset that is unknown, refused or broken: no list to show
@@ -891,9 +939,9 @@ def serve(
     vllm: Annotated[bool, typer.Option("--vllm", help="Serve with vLLM (GPU).")] = False,
     name: Annotated[str, typer.Option(help="The model name the adapter is served as (vLLM).")
                     ] = "routine",
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.", min=1, max=65535)] = 8000,
     print_command: Annotated[bool, typer.Option(
-        help="Print the vLLM command line instead of running it.")] = False,
+        help="Print the server's command line instead of running it.")] = False,
     model_cache: Annotated[Path | None, typer.Option(help="Embedded model cache.")] = None,
 ) -> None:
     """Serve a model (and a fine-tuned adapter) over an OpenAI-compatible API until Ctrl-C:
@@ -909,6 +957,10 @@ def serve(
             return
         command[0] = vllm_executable()
         raise typer.Exit(subprocess.call(command))
+    if print_command:
+        command = embedded_server_command(model, model_cache, adapter=adapter, port=port)
+        out.print(" ".join(command), markup=False, highlight=False, soft_wrap=True)
+        return
     with embedded_server(model, model_cache, adapter=adapter, port=port) as server:
         with_adapter = f" with adapter {adapter}" if adapter else ""
         err.print(f"serving {server.model}{with_adapter} at {server.base_url} (Ctrl-C stops)")

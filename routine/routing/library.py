@@ -85,7 +85,8 @@ def _title_case(line: str) -> bool:
     return len(words) >= 3 and sum(w[0].isupper() for w in words) >= 0.6 * len(words)
 
 
-def retrieval_text(text: str, vocabulary: frozenset[str] = frozenset()) -> str:
+def retrieval_text(text: str, vocabulary: frozenset[str] = frozenset(),
+                   terms: frozenset[str] = frozenset()) -> str:
     """The text as retrieval compares it: without the request's particulars — e-mail
     addresses, numbers, and capitalised words inside a sentence (people's and products'
     names) — which say who or what, never which routine, yet dominate the similarity of
@@ -94,7 +95,10 @@ def retrieval_text(text: str, vocabulary: frozenset[str] = frozenset()) -> str:
     summary for a year). Each line on its own; a sentence's first word stays; all-capital
     words (``IT``) stay. In a title-cased line ("Please Reroute My Parcel") a capitalised
     word stays when the library writes it in lower case (``vocabulary``: "reroute"), or
-    when there is no vocabulary. The text itself when nothing would be left."""
+    when there is no vocabulary. In any line a capitalised word stays when it is one of the
+    library's own ``terms`` (lower-cased words of its cards: German nouns such as "Urlaub",
+    a product line the descriptions name), which are never a request's particulars. The
+    text itself when nothing would be left."""
     lines = []
     for line in text.splitlines():
         for pattern, period in _PERIODS:
@@ -104,7 +108,8 @@ def retrieval_text(text: str, vocabulary: frozenset[str] = frozenset()) -> str:
         for match in re.finditer(r"\S+", line):
             first = not words or _SENTENCE_END.search(line[:match.start()]) is not None
             bare = match.group(0).strip(",.!?;:()\"")
-            known = titled and (not vocabulary or bare.lower() in vocabulary)
+            known = (titled and (not vocabulary or bare.lower() in vocabulary)
+                     or bare.lower() in terms)
             if first or known or not _NAME.fullmatch(bare):
                 words.append(match.group(0))
         lines.append(" ".join(words))

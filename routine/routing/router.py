@@ -69,7 +69,11 @@ class ScoringRouter(abc.ABC):
         # words the library writes in lower case: in a title-cased request they are words,
         # not names ("Please Reroute My Parcel")
         self._vocabulary = frozenset(w for t in texts for w in re.findall(r"\b[a-z]+\b", t))
-        self._texts = [retrieval_text(t) for t in texts]
+        # the cards' own words in any case: a capitalised one is a term of the library (a
+        # German noun), not a name; example requests are left out (they carry names)
+        self._terms = frozenset(w.lower() for e in library.entries
+                                for w in re.findall(r"[^\W\d_]+", e.card))
+        self._texts = [retrieval_text(t, terms=self._terms) for t in texts]
         self.thresholds = thresholds or self.default_thresholds()  # (may read the passages)
 
     @abc.abstractmethod
@@ -85,7 +89,7 @@ class ScoringRouter(abc.ABC):
         """Every routine with its score (its best passage's: the card's, or an example's
         less ``example_offset``), best first; ties by name."""
         best: dict[int, float] = {}
-        scores = self.passage_scores(retrieval_text(query, self._vocabulary))
+        scores = self.passage_scores(retrieval_text(query, self._vocabulary, self._terms))
         for owner, score, offset in zip(self._owners, scores, self._offsets, strict=True):
             best[owner] = max(best.get(owner, float("-inf")), float(score) - offset)
         ranked = [Candidate(name=self.library.entries[i].name, score=round(s, 6))

@@ -1,0 +1,87 @@
+"""What the last hostile-input round noticed and left alone, now handled: the project's
+toolsets listed by ``routine tools``, ``routine serve`` checking its port and printing the
+embedded server's command line, German nouns kept by the routers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from routine.cli.commands import main
+from routine.routing import Library
+from routine.routing.library import retrieval_text
+from routine.spec.loader import load_routine_text
+
+PROJECT = '[toolsets]\nshop = "tests.shop:shop"\n'
+
+
+def test_routine_tools_lists_the_project_s_toolsets_and_one_toolset_s_tools(tmp_path, capsys):
+    (tmp_path / "routine.toml").write_text(PROJECT)
+    project = ["--project", str(tmp_path / "routine.toml")]
+    assert main([*project, "tools"]) == 0
+    out = capsys.readouterr().out
+    assert "shop  tests.shop:shop" in out and "hr_tools" not in out  # the project's, only
+    assert main([*project, "tools", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["toolsets"] == {"shop": "tests.shop:shop"}
+    assert main([*project, "tools", "--toolset", "shop", "--json"]) == 0
+    names = {t["name"] for t in json.loads(capsys.readouterr().out)}
+    assert {"find_by_email", "get_order", "cancel_order", "refund"} <= names
+    assert main([*project, "tools", "--toolset", "shoop"]) == 1
+    assert "unknown toolset 'shoop'" in capsys.readouterr().err
+
+
+def test_a_toolset_that_fails_to_import_is_one_error_not_a_traceback(tmp_path, capsys):
+    (tmp_path / "routine.toml").write_text('[toolsets]\nbroken = "no_such_module_xyz"\n')
+    code = main(["--project", str(tmp_path / "routine.toml"), "tools", "--toolset", "broken"])
+    err = capsys.readouterr().err
+    assert code == 1 and "cannot load toolset" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("port", ["0", "99999", "-1"])
+def test_serve_refuses_a_port_out_of_range(port, capsys):
+    assert main(["serve", "--port", port]) == 2
+    assert "port" in capsys.readouterr().err.lower()
+
+
+def test_serve_print_command_prints_the_embedded_server_without_starting_it(capsys):
+    pytest.importorskip("llama_cpp")
+    from routine.models.embedded import LIGHT_MODEL, cache_state
+
+    state = cache_state(LIGHT_MODEL)
+    if not (state.assembled or state.parts_installed == state.parts_total):
+        pytest.skip("the embedded 0.5B is not installed")
+    assert main(["serve", "--model", LIGHT_MODEL, "--port", "8123", "--print-command"]) == 0
+    command = capsys.readouterr().out.split()
+    assert command[1:3] == ["-m", "routine.models.llama_server"]
+    assert command[command.index("--port") + 1] == "8123"
+    assert command[command.index("--model") + 1].endswith(".gguf")
+
+
+GERMAN = """\
+name: {name}
+description: {description}
+toolsets: [hr_tools]
+steps:
+  - {{id: done, name: Antwort, description: Antworten., finish: true}}
+"""
+
+
+def test_german_nouns_choose_the_routine_and_names_still_do_not():
+    leave = load_routine_text(GERMAN.format(
+        name="urlaub_beantragen", description="Beantragt Urlaub für einen Mitarbeiter."),
+        "a.yaml")
+    payslip = load_routine_text(GERMAN.format(
+        name="gehaltsabrechnung", description="Zeigt die Gehaltsabrechnung eines Monats."),
+        "b.yaml")
+    from routine.routing import make_router
+
+    router = make_router("lexical", Library.of([leave, payslip]))
+    assert router.rank("Ich möchte Urlaub für nächste Woche beantragen")[0].name == \
+        "urlaub_beantragen"
+    assert router.rank("Bitte die Gehaltsabrechnung für Jonas schicken")[0].name == \
+        "gehaltsabrechnung"
+    terms = frozenset({"urlaub"})
+    assert retrieval_text("Ich nehme nächste woche frei, also Urlaub, sagt Jonas", terms=terms) \
+        == "Ich nehme nächste woche frei, also Urlaub, sagt"  # the noun stays, the name not
