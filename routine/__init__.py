@@ -28,6 +28,7 @@ from .errors import (
     RunFailed,
     SpecError,
     ToolDefinitionError,
+    ToolsetSetupError,
 )
 from .models import Message, Model, ModelReply, OpenAIModel, TurnGuide
 from .routing import Library, RoutedAgent, RouteDecision, make_router
@@ -79,6 +80,7 @@ __all__ = [
     "Tool",
     "ToolCallRecord",
     "ToolDefinitionError",
+    "ToolsetSetupError",
     "ToolRegistry",
     "Toolset",
     "TurnGuide",

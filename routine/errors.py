@@ -40,6 +40,7 @@ __all__ = [
     "SpecError",
     "ProjectError",
     "ToolDefinitionError",
+    "ToolsetSetupError",
     "ModelUnavailable",
     "ModelRequestsForbidden",
     "ModelUnreachable",
@@ -87,6 +88,10 @@ class ProjectError(SpecError):
 
 class ToolDefinitionError(RoutineError):
     """A function cannot be turned into a tool (missing annotations, bad name, ...)."""
+
+
+class ToolsetSetupError(RoutineError):
+    """A toolset's per-run ``setup`` did not finish within the run's time limit."""
 
 
 class ModelUnavailable(RoutineError):

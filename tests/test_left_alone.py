@@ -85,3 +85,87 @@ def test_german_nouns_choose_the_routine_and_names_still_do_not():
     terms = frozenset({"urlaub"})
     assert retrieval_text("Ich nehme nächste woche frei, also Urlaub, sagt Jonas", terms=terms) \
         == "Ich nehme nächste woche frei, also Urlaub, sagt"  # the noun stays, the name not
+
+
+# ---------------------------------------------------------------- a setup that hangs
+HANGING = """\
+name: look_up
+description: Look a thing up.
+toolsets: [slow]
+steps:
+  - {id: find, name: Find, description: Find it., tool: find_thing}
+  - {id: done, name: Answer, description: Say it., finish: true}
+"""
+
+
+def _slow_toolset(setup):
+    import contextlib  # noqa: F401  (the setups below are context managers)
+
+    from routine import Toolset
+
+    slow = Toolset("slow", setup=setup)
+
+    @slow.tool
+    def find_thing() -> str:
+        """Find the thing."""
+        return "found"
+
+    return slow
+
+
+def test_a_sync_setup_that_never_returns_ends_the_run_within_its_time_limit():
+    import contextlib
+    import threading
+    import time
+
+    from routine import Agent, ToolsetSetupError
+    from routine.models.testing import ScriptedModel, call
+
+    release, exited = threading.Event(), threading.Event()
+
+    @contextlib.contextmanager
+    def stuck():
+        release.wait()  # a database that never answers
+        try:
+            yield "connection"
+        finally:
+            exited.set()
+
+    routine = load_routine_text(HANGING, "look_up.yaml")
+    agent = Agent(routine, [_slow_toolset(stuck)], ScriptedModel([call("find_thing")]),
+                  timeout_s=0.5)
+    started = time.monotonic()
+    with pytest.raises(ToolsetSetupError, match="'slow'.*0.5 s"):
+        agent.run("look it up")
+    assert time.monotonic() - started < 5
+    release.set()  # it enters after all: nobody will use it, so it is exited at once
+    assert exited.wait(5)
+
+
+def test_an_async_setup_that_never_returns_is_bounded_too_and_a_quick_one_is_used():
+    import asyncio
+    import contextlib
+
+    from routine import Agent, ToolsetSetupError
+    from routine.models.testing import ScriptedModel, call
+
+    @contextlib.asynccontextmanager
+    async def stuck():
+        await asyncio.Event().wait()
+        yield None
+
+    routine = load_routine_text(HANGING, "look_up.yaml")
+    with pytest.raises(ToolsetSetupError):
+        Agent(routine, [_slow_toolset(stuck)], ScriptedModel([call("find_thing")]),
+              timeout_s=0.5).run("look it up")
+    closed: list[str] = []
+
+    @contextlib.contextmanager
+    def quick():
+        yield "db"
+        closed.append("db")
+
+    trace = Agent(routine, [_slow_toolset(quick)],
+                  ScriptedModel([call("find_thing"), "It is found."]),
+                  timeout_s=30).run("look it up")
+    assert trace.outcome == "answered" and closed == ["db"]

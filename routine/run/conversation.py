@@ -107,7 +107,7 @@ class Conversation:
             raise RoutineError("the conversation is closed: start a new one to go on")
         if self._contexts is None:
             self._contexts = await self._stack.enter_async_context(
-                self.agent.tools.session("", self.inputs))
+                self.agent.tools.session("", self.inputs, self.agent.settings.timeout_s))
         state = self._state
         if state is None and self._resume is not None:
             state = self._state = restore(self.agent, self._resume)

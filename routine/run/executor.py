@@ -141,11 +141,12 @@ class Agent:
         state = self._start(query, coerce_inputs(self.routine, inputs or {}))
         started = time.perf_counter()
         async with telemetry.run_span(state, self.model), \
-                self.tools.session(state.trace.run_id, state.trace.inputs) as contexts:
+                self.tools.session(state.trace.run_id, state.trace.inputs,
+                                   self.settings.timeout_s) as contexts:
             state.contexts = contexts
+            left = self.settings.timeout_s - (time.perf_counter() - started)  # after setup
             try:
-                await asyncio.wait_for(self._inputs_then_loop(state, on_turn),
-                                       self.settings.timeout_s)
+                await asyncio.wait_for(self._inputs_then_loop(state, on_turn), max(left, 0.0))
             except TimeoutError:
                 self._end(state, None, f"timed out after {self.settings.timeout_s:g} s", "timeout")
             for name, context in contexts.items():

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from ..errors import ToolDefinitionError
+from ..errors import ToolDefinitionError, ToolsetSetupError
 
 __all__ = [
     "RunContext",
@@ -681,21 +681,66 @@ class ToolRegistry:
 
     @contextlib.asynccontextmanager
     async def session(
-        self, run_id: str = "", inputs: dict[str, Any] | None = None
+        self, run_id: str = "", inputs: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
     ) -> AsyncIterator[dict[str, RunContext[Any]]]:
-        """Enter every toolset's ``setup`` for one run; yield a context per toolset name."""
+        """Enter every toolset's ``setup`` for one run; yield a context per toolset name.
+
+        With ``timeout_s``, the setups together must finish within it, else
+        :class:`~routine.errors.ToolsetSetupError`: a sync setup is entered on a daemon
+        thread (a database that never answers cannot hold the event loop), and one that
+        finishes after the caller gave up is exited at once."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
         async with contextlib.AsyncExitStack() as stack:
             contexts: dict[str, RunContext[Any]] = {"": RunContext(None, run_id, inputs or {})}
             for ts in self._toolsets.values():
                 deps = None
                 if ts.setup is not None:
-                    manager = ts.setup()
-                    if hasattr(manager, "__aenter__"):
-                        deps = await stack.enter_async_context(manager)
-                    else:
-                        deps = stack.enter_context(manager)
+                    deps = await _enter_setup(stack, ts, deadline, timeout_s)
                 contexts[ts.name] = RunContext(deps, run_id, inputs or {})
             yield contexts
+
+
+async def _enter_setup(stack: contextlib.AsyncExitStack, toolset: Toolset,
+                       deadline: float | None, timeout_s: float | None) -> Any:
+    """Enter ``toolset.setup()`` on ``stack`` (bounded by ``deadline``, loop time)."""
+    manager = toolset.setup()  # type: ignore[misc]
+    if deadline is None:  # unbounded: on the loop thread, as the caller's code expects
+        if hasattr(manager, "__aenter__"):
+            return await stack.enter_async_context(manager)
+        return stack.enter_context(manager)
+    remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+    late = ToolsetSetupError(f"toolset {toolset.name!r}: its setup did not finish within "
+                             f"{timeout_s:g} s (the run's timeout_s)")
+    if hasattr(manager, "__aenter__"):
+        try:  # in this task: a setup's anyio cancel scope must be exited where it was entered
+            async with asyncio.timeout(remaining):
+                return await stack.enter_async_context(manager)
+        except TimeoutError:
+            raise late from None
+    lock, state = threading.Lock(), {"abandoned": False, "entered": False}
+
+    def enter() -> Any:
+        value = manager.__enter__()
+        with lock:
+            state["entered"] = not state["abandoned"]
+        if not state["entered"]:  # the run gave up waiting: nothing will exit it later
+            manager.__exit__(None, None, None)
+        return value
+
+    entering = asyncio.ensure_future(_in_daemon_thread(enter, {}))
+    try:
+        value = await asyncio.wait_for(asyncio.shield(entering), remaining)
+    except TimeoutError:
+        with lock:
+            state["abandoned"] = not state["entered"]
+        if state["abandoned"]:
+            entering.add_done_callback(lambda f: f.cancelled() or f.exception())  # read
+            raise late from None
+        value = await entering  # entered just now: its result is on its way
+    stack.push(manager)  # exited with the session, on the loop thread
+    return value
 
 
 _ANY: TypeAdapter[Any] = TypeAdapter(Any)  # built once: an adapter costs more than a dump
