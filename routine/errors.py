@@ -63,9 +63,11 @@ class Problem:
     column: int
     message: str
     expected: str = ""
+    #: "error" (the routine is refused) or "warning" (it runs, but may stop where it says)
+    severity: str = "error"
 
     def __str__(self) -> str:
-        text = f"{self.file}:{self.line}:{self.column}: error: {self.message}"
+        text = f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}"
         return f"{text} (expected {self.expected})" if self.expected else text
 
 

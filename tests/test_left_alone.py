@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import BaseModel
 
 from routine.cli.commands import main
 from routine.routing import Library
@@ -169,3 +170,89 @@ def test_an_async_setup_that_never_returns_is_bounded_too_and_a_quick_one_is_use
                   ScriptedModel([call("find_thing"), "It is found."]),
                   timeout_s=30).run("look it up")
     assert trace.outcome == "answered" and closed == ["db"]
+
+
+# ---------------------------------------------------------------- validate's warnings
+LOOKUP = """\
+name: pay_customer
+description: Pay a customer found by e-mail.
+toolsets: [payments]
+inputs: {email: {type: string, description: the customer's e-mail}}
+steps:
+  - {id: find, name: Find, description: Find the customer., tool: find_customer,
+     args: {email: "${inputs.email}"}}
+%s  - {id: pay, name: Pay, description: Pay them., tool: pay,
+     args: {customer_id: "${steps.find.output.customer_id}",
+            note: "${steps.find.output.note}"}}
+  - {id: done, name: Answer, description: Say it., finish: true}
+"""
+GUARD = """\
+  - id: check
+    name: Check
+    description: Stop when nobody is found.
+    branch:
+      - {condition: nobody found, when: "steps.find.output is none", next: done}
+      - {condition: found, next: pay}
+"""
+
+
+class Customer(BaseModel):
+    customer_id: int
+    note: str | None = None
+
+
+def _payments():
+    from routine import Toolset
+
+    payments = Toolset("payments")
+
+    @payments.tool
+    def find_customer(email: str) -> Customer | None:
+        """Find a customer by e-mail; None when there is none."""
+        return None
+
+    @payments.tool
+    def pay(customer_id: int, note: str | None = None) -> str:
+        """Pay a customer."""
+        return "paid"
+
+    return payments
+
+
+def test_validate_warns_where_an_optional_output_reaches_an_argument_that_takes_no_null():
+    from routine.spec.validate import check_routine
+    from routine.tools.core import ToolRegistry
+
+    registry = ToolRegistry()
+    registry.add(_payments())
+    loaded = load_routine_text(LOOKUP % "", "pay.yaml")
+    warnings: list = []
+    assert check_routine(loaded, registry, warnings=warnings) == []  # it may still run
+    (warning,) = warnings  # customer_id, not note (pay takes a null note)
+    assert warning.severity == "warning" and warning.line == 9
+    assert "steps.find.output.customer_id} may be null" in warning.message
+    assert "'find_customer' returns Optional" in warning.message
+    assert str(warning).startswith("pay.yaml:9:") and ": warning: " in str(warning)
+    guarded: list = []
+    assert check_routine(load_routine_text(LOOKUP % GUARD, "pay.yaml"), registry,
+                         warnings=guarded) == []
+    assert guarded == []  # the routine tests for "nobody found" first
+
+
+def test_routine_validate_prints_warnings_and_still_passes(tmp_path, capsys, monkeypatch):
+    import sys
+    import types
+
+    module = types.ModuleType("payments_tools_for_test")
+    module.payments = _payments()
+    monkeypatch.setitem(sys.modules, "payments_tools_for_test", module)
+    (tmp_path / "routine.toml").write_text(
+        '[toolsets]\npayments = "payments_tools_for_test:payments"\n')
+    (tmp_path / "pay.yaml").write_text(LOOKUP % "")
+    code = main(["--project", str(tmp_path / "routine.toml"), "validate",
+                 str(tmp_path / "pay.yaml")])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "pay.yaml:9:" in captured.out and "warning: ${steps.find.output.customer_id}" \
+        in captured.out
+    assert "1 routine file checked: ok (1 warning)" in captured.err

@@ -103,10 +103,11 @@ def routine_path(path: Path) -> Path:
     return path
 
 
-def load_checked(path: Path, extra_tools: list[str] | None = None
+def load_checked(path: Path, extra_tools: list[str] | None = None,
+                 warnings: list[Problem] | None = None
                  ) -> tuple[LoadedRoutine | None, ToolRegistry, list[Problem]]:
     """Load a routine (a file, or a name in the project's routine folders), build its
-    registry and run every check."""
+    registry and run every check (``warnings`` receives what may stop a run)."""
     path = routine_path(path)
     try:
         loaded = load_routine(path)
@@ -119,7 +120,8 @@ def load_checked(path: Path, extra_tools: list[str] | None = None
     if any(step.handoff for step, _ in loaded.routine.walk()):  # its targets must exist
         routines = {**_handoff_targets(loaded, ToolRegistry()),
                     loaded.routine.name: loaded.routine}
-    problems += check_routine(loaded, registry, partial=bool(problems), routines=routines)
+    problems += check_routine(loaded, registry, partial=bool(problems), routines=routines,
+                              warnings=warnings)
     return loaded, registry, problems
 
 
@@ -138,13 +140,17 @@ def validate(
             "no paths given, and no routine.toml with routines = [...] from here up")
         err.print(f"error: no routine files found ({where})")
         raise typer.Exit(2)
-    total = 0
+    total = cautions = 0
     for file in files:
-        _, _, problems = load_checked(file, tools)
-        for problem in problems:  # (a key or path may hold escape sequences: written out)
+        warnings: list[Problem] = []
+        _, _, problems = load_checked(file, tools, warnings)
+        for problem in [*problems, *warnings]:  # (escape sequences in a key: written out)
             out.print(shown(str(problem)), markup=False, highlight=False, soft_wrap=True)
         total += len(problems)
+        cautions += len(warnings)
     verdict = "ok" if total == 0 else f"{total} problem{'s' * (total != 1)}"
+    if cautions:
+        verdict += f" ({cautions} warning{'s' * (cautions != 1)})"
     out.file.flush()  # the problems before the verdict when both streams go to one place
     err.print(f"{len(files)} routine file{'s' * (len(files) != 1)} checked: {verdict}")
     if total:

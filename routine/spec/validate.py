@@ -246,10 +246,27 @@ class _Checker:
         self.routines = routines
         self.flow = Flow.of(self.routine)
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
+        self.guarded = self._guarded()
 
     def add(self, path: tuple[Any, ...], message: str, expected: str = "") -> None:
         line, col = self.smap.locate(path)
         self.problems.append(Problem(self.smap.file, line, col, message, expected))
+
+    def warn(self, path: tuple[Any, ...], message: str, expected: str = "") -> None:
+        line, col = self.smap.locate(path)
+        self.warnings.append(Problem(self.smap.file, line, col, message, expected, "warning"))
+
+    def _guarded(self) -> set[str]:
+        """The steps whose output some branch condition tests (``when: steps.find.output is
+        none``): a routine that checks for "nothing found" is not warned about it."""
+        tested: set[str] = set()
+        for step, _ in self.routine.walk():
+            for option in step.branch or []:
+                if option.when:
+                    refs, _ = expression_references(option.when)
+                    tested |= {r.name for r in refs if r.kind == "steps"}
+        return tested
 
     def run(self) -> list[Problem]:
         flow = self.flow
@@ -491,6 +508,26 @@ class _Checker:
                 self.add(path, f"type mismatch: {ref.text} is {'/'.join(sorted(source))}, but "
                          f"argument {path[-1]!r}{whose} takes {'/'.join(sorted(accepted))}",
                          "/".join(sorted(accepted)))
+            elif ref.whole and accepted and "null" not in accepted:
+                self.warn_null(path, ref, owner)
+
+    def warn_null(self, path: tuple[Any, ...], ref: Reference, owner: str) -> None:
+        """A step's output that may be null (an ``Optional`` result: nothing found) passed
+        whole to an argument that does not take null: the run stops there when it is."""
+        target = self.flow.steps.get(ref.name)
+        if ref.kind != "steps" or target is None or not target.tool \
+                or ref.name in self.guarded:
+            return
+        tool = self.registry.get(target.tool)
+        where = _null_along(tool.output_schema, ref.path) if tool and tool.output_schema \
+            else None
+        if where is not None:
+            what = (f"{tool.name!r} returns Optional (None: nothing found)" if where ==
+                    "the output" else f"{where} of {tool.name!r} is Optional")
+            self.warn(path, f"{ref.text} may be null ({what}), and argument {path[-1]!r} of "
+                      f"{owner} does not take null: if it is, the run stops at this step",
+                      f"a branch on it first (when: steps.{ref.name}.{where.removeprefix('the ')}"
+                      " is none), or a tool that raises when nothing is found")
 
     def check_template(self, step_id: str, path: tuple[Any, ...], template: str,
                        doms: set[str]) -> None:
@@ -737,11 +774,34 @@ def _inline(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "$defs": root.get("$defs", {})} if "$defs" in root else schema
 
 
+def _null_along(schema: dict[str, Any], path: tuple[str, ...]) -> str | None:
+    """Where along ``path`` an output schema admits null (``"the output"``,
+    ``"output.address"``), or None when every level is non-null (or unknown)."""
+    root, current, walked = schema, schema, ["output"]
+    for segment in ("", *path):
+        if segment:
+            step, _ = schema_at(current, (segment,)) if current is not None else (None, "")
+            current = _inline(step, root) if step is not None else None
+            walked.append(segment)
+        if current is None:
+            return None
+        if any(a.get("type") == "null" for a in _alternatives(current, root)):
+            return "the output" if len(walked) == 1 else ".".join(walked)
+    return None
+
+
 def check_routine(loaded: LoadedRoutine, registry: ToolRegistry, partial: bool = False,
-                  routines: dict[str, Routine] | None = None) -> list[Problem]:
+                  routines: dict[str, Routine] | None = None,
+                  warnings: list[Problem] | None = None) -> list[Problem]:
     """Every problem of an already-parsed routine against ``registry``.
 
     ``partial``: some of the routine's toolsets failed to load (a problem already says
     so), so a tool missing from ``registry`` is not reported again at every step.
-    ``routines``: the routines a ``handoff`` may name (None: not checked)."""
-    return _Checker(loaded, registry, partial, routines).run()
+    ``routines``: the routines a ``handoff`` may name (None: not checked). ``warnings``:
+    a list that receives what does not stop the routine from running but may stop a run
+    (an Optional output passed where null is not taken), each with severity "warning"."""
+    checker = _Checker(loaded, registry, partial, routines)
+    problems = checker.run()
+    if warnings is not None:
+        warnings += checker.warnings
+    return problems
