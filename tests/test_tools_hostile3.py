@@ -286,8 +286,12 @@ def test_a_project_server_runs_in_the_project_root(tmp_path: Path,
 def test_a_server_that_exits_at_start_is_one_clear_error():
     server = McpServer(command=sys.executable, args=["-c", "import sys; sys.exit(3)"])
     with pytest.raises(RuntimeError, match=r"MCP server `.*sys.exit\(3\)` exited before it "
-                                             "answered"):
+                                             r"answered \(exit status 3\)"):
         mcp_toolset(server)
+    missing = McpServer(command="no-such-mcp-server-here")
+    with pytest.raises(RuntimeError, match="cannot start MCP server `no-such-mcp-server-here`: "
+                                           "No such file"):
+        mcp_toolset(missing)
 
 
 def test_a_server_that_never_answers_times_out():

@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,11 +54,17 @@ class McpToolError(RuntimeError):
     """The MCP server reported an error for a tool call (shown to the model)."""
 
 
-def _params(server: McpServer, cwd: str | Path | None = None) -> StdioServerParameters:
+def _params(server: McpServer, cwd: str | Path | None = None,
+            status_file: Path | None = None) -> StdioServerParameters:
+    """How the SDK starts the server: through :mod:`.mcp_launch` when ``status_file`` is
+    given (it writes the server's exit status there)."""
     from mcp import StdioServerParameters
 
-    return StdioServerParameters(command=server.command, args=list(server.args), env=server.env,
-                                 cwd=cwd)
+    command, args = server.command, list(server.args)
+    if status_file is not None:  # the launcher by its path: it needs only the standard library
+        command, args = sys.executable, [str(Path(__file__).with_name("mcp_launch.py")),
+                                         str(status_file), server.command, *args]
+    return StdioServerParameters(command=command, args=args, env=server.env, cwd=cwd)
 
 
 def _errlog() -> Any:
@@ -90,17 +97,21 @@ async def _session(server: McpServer, cwd: str | Path | None = None,
     from mcp import ClientSession, stdio_client
 
     started = False
-    try:
-        async with stdio_client(_params(server, cwd), errlog=_errlog()) as (read, write):
-            async with ClientSession(read, write) as session:
-                with anyio.fail_after(timeout_s):
-                    await session.initialize()
-                started = True
-                yield session
-    except Exception as exc:
-        if started:
-            raise
-        raise _start_error(server, exc, timeout_s) from exc
+    with tempfile.TemporaryDirectory(prefix="routine-mcp-") as folder:
+        status = Path(folder) / "status"
+        try:
+            async with stdio_client(_params(server, cwd, status), errlog=_errlog()) as \
+                    (read, write):
+                async with ClientSession(read, write) as session:
+                    with anyio.fail_after(timeout_s):
+                        await session.initialize()
+                    started = True
+                    yield session
+        except Exception as exc:
+            if started:
+                raise
+            ended = status.read_text(encoding="utf-8") if status.is_file() else ""
+            raise _start_error(server, exc, timeout_s, ended) from exc
 
 
 def _describe(server: McpServer) -> str:
@@ -114,18 +125,24 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def _start_error(server: McpServer, exc: Exception, timeout_s: float) -> RuntimeError:
-    """What went wrong while a server started, in one line (no exception groups)."""
+def _start_error(server: McpServer, exc: Exception, timeout_s: float,
+                 ended: str = "") -> RuntimeError:
+    """What went wrong while a server started, in one line (no exception groups);
+    ``ended``: how the server's process ended, as the launcher wrote it."""
     leaves = _leaves(exc)
     first = leaves[0]
+    if ended.startswith("cannot start"):
+        return RuntimeError(f"cannot start MCP server `{_describe(server)}`: "
+                            f"{ended.removeprefix('cannot start: ')}")
     if any(isinstance(leaf, TimeoutError) for leaf in leaves):
         return RuntimeError(f"MCP server `{_describe(server)}` did not answer within "
                               f"{timeout_s:g} s (it started, but never replied)")
     if isinstance(first, OSError):
         return RuntimeError(f"cannot start MCP server `{_describe(server)}`: {first}")
-    if "connection closed" in str(first).lower() or type(first).__name__ in _CLOSED:
-        return RuntimeError(f"MCP server `{_describe(server)}` exited before it answered "
-                              "(its error output, above, says why)")
+    if ended or "connection closed" in str(first).lower() or type(first).__name__ in _CLOSED:
+        how = f" ({ended})" if ended else ""
+        return RuntimeError(f"MCP server `{_describe(server)}` exited before it answered"
+                            f"{how}; its error output, above, says why")
     return RuntimeError(f"MCP server `{_describe(server)}` failed at start: "
                           f"{type(first).__name__}: {first}")
 
