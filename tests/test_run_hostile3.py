@@ -127,10 +127,22 @@ def bank_agent(replies: list, routine=BLOCK, **settings: object) -> Agent:
     ("yes but only the first", "unclear"), ("ok, maybe later", "unclear"), ("", "unclear"),
     ("\x1b[32myes\x1b[0m", "yes"), ("That's correct", "yes"), ("Please proceed", "yes"),
     ("Yes, go ahead and block card 1234.", "yes"), ("I confirm", "yes"), ("OK.", "yes"),
+    # what follows the yes: courtesy, or the question's own words; nothing else
+    ("ok, the 50 GB one", "unclear"), ("yes, make it the 20 GB plan", "unclear"),
+    ("yes and add roaming for Spain too", "unclear"),
+    ("Yes please, on my wife's line 0698765432", "unclear"), ("Yes, block card 5555", "unclear"),
+    ("Yes, no problem", "yes"), ("sure, why not", "yes"), ("yes, block it", "yes"),
+    ("Yes please, thank you so much!", "yes"), ("ok wait", "no"), ("yes, no", "no"),
 ])
 def test_consent_is_a_reply_that_opens_with_a_yes_and_adds_nothing(text, said):
-    assert consent(text) == said
-    assert is_yes(text) is (said == "yes")
+    question = "I will block card 1234 for Ana Lima. Shall I go ahead?"
+    assert consent(text, question) == said
+    assert is_yes(text, question) is (said == "yes")
+
+
+def test_without_the_question_a_yes_that_restates_the_action_is_asked_again():
+    assert consent("Yes, go ahead and block card 1234.") == "unclear"
+    assert consent("Yes, go ahead.") == "yes"
 
 
 def test_a_negation_declines_and_a_hedge_is_asked_again_before_anything_is_written():

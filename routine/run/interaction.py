@@ -61,11 +61,19 @@ _YES_OPENINGS = sorted((tuple(p.split()) for p in (
     "that's right", "right", "proceed", "go ahead", "go on", "go for it", "do it", "please do",
     "absolutely", "affirmative", "agreed", "i agree", "definitely", "i approve", "approved",
     "sounds good", "of course", "certainly")), key=len, reverse=True)
-# ...and nothing after it adds a condition, a second request or a change: "yes and also block
-# the other card", "yes but only the first", "correct me if ...", "ok, maybe later".
-_MORE = {"also", "but", "if", "unless", "only", "instead", "other", "another", "except",
-         "however", "though", "although", "maybe", "perhaps", "later", "first", "actually",
-         "me", "rather", "change", "different", "plus"}
+# ...and what follows it is only courtesy ("yes please, thanks", "sure, why not", "yes, no
+# problem") or words of the question itself ("yes, block it" to "Shall I block card 1234?"):
+# anything else may be a condition, a change or a second request ("ok, the 50 GB one", "yes
+# and add Spain too", "yes, on my wife's line"), and the confirmation is asked again.
+_COURTESY = {"please", "pls", "plz", "thanks", "thank", "you", "thx", "ty", "cheers", "much",
+             "very", "so", "a", "lot", "go", "ahead", "do", "it", "that", "that's", "thats",
+             "this", "is", "fine", "great", "perfect", "good", "sounds", "right", "correct",
+             "sure", "ok", "okay", "yes", "yeah", "yep", "yup", "y", "absolutely", "of",
+             "course", "certainly", "definitely", "proceed", "confirm", "confirmed", "now",
+             "then", "all", "lovely", "exactly", "indeed", "agreed", "approved", "by", "me",
+             "i", "i'm", "im", "happy", "with", "works", "for", "looks", "and", "the", "go",
+             "on", "for", "sir", "madam", "mate", "great", "awesome", "brilliant", "super"}
+_POLITE = ("no problem", "not a problem", "no worries", "why not", "no problemo")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[@-_]")
 
 
@@ -79,33 +87,41 @@ def is_question(text: str) -> bool:
     return "?" in text
 
 
-def consent(text: str) -> str:
-    """What a reply to a confirmation says: ``"yes"``, ``"no"`` or ``"unclear"``.
+def consent(text: str, question: str = "") -> str:
+    """What a reply to a confirmation ``question`` says: ``"yes"``, ``"no"`` or ``"unclear"``.
 
-    ``"no"``: a negation or a hold anywhere ("no", "not", "can't", "I won't", "wait",
-    "don't"). ``"yes"``: the reply opens with a yes ("yes", "ok, go ahead", "that's
-    correct") and adds no condition, second request or change ("yes and also cancel the
-    other one", "correct me if I'm wrong"). Anything else, a question included, is
-    ``"unclear"``: the confirmation is asked again."""
+    ``"yes"``: the reply opens with a yes ("yes", "ok, go ahead", "that's correct") and
+    what follows is only courtesy ("please", "thanks", "why not", "no problem") or words
+    of the question ("yes, block it"). ``"no"``: otherwise, a negation or a hold anywhere
+    ("no", "not", "can't", "I won't", "wait", "don't"). Anything else — a question, a
+    change ("ok, the 50 GB one"), a condition or a second request ("yes and also cancel
+    the other one") — is ``"unclear"``: the confirmation is asked again."""
     words = _words(text)
-    joined = " ".join(words)
-    if any(w.replace("'", "") in _NEGATIONS or w.endswith("n't") for w in words) or any(
-            hold in joined for hold in _HOLDS):
-        return "no"
     if is_question(text):
-        return "unclear"
+        return "no" if _negated(words) else "unclear"
     rest = words[1:] if words[:1] in (["please"], ["then"], ["well"]) else words
     for opening in _YES_OPENINGS:
         if tuple(rest[:len(opening)]) == opening:
-            tail = rest[len(opening):]
-            return "unclear" if any(w in _MORE for w in tail) else "yes"
-    return "unclear"
+            tail = " " + " ".join(rest[len(opening):]) + " "
+            for phrase in _POLITE:
+                tail = tail.replace(f" {phrase} ", " ")
+            if _negated(tail.split()):
+                return "no"
+            allowed = _COURTESY | set(_words(question))
+            return "yes" if all(w in allowed for w in tail.split()) else "unclear"
+    return "no" if _negated(words) else "unclear"
 
 
-def is_yes(text: str) -> bool:
+def _negated(words: list[str]) -> bool:
+    joined = f" {' '.join(words)} "
+    return any(w.replace("'", "") in _NEGATIONS or w.endswith("n't") for w in words) or any(
+        f" {hold} " in joined for hold in _HOLDS)
+
+
+def is_yes(text: str, question: str = "") -> bool:
     """An explicit yes (:func:`consent`): anything else, a question or a hedge included,
     is not consent."""
-    return consent(text) == "yes"
+    return consent(text, question) == "yes"
 
 
 def _record(state: RunState, kind: Any, text: str = "", calls: list[ToolCallRecord] | None = None,
@@ -246,7 +262,7 @@ async def answer_pending(state: RunState, model: Model, reply: str) -> TurnResul
     assert tracker is not None
     if pending.kind == "inputs":
         return NextTurn()  # the ask step reads the reply (and asks again if it must)
-    said = consent(reply)
+    said = consent(reply, pending.message or "")
     if said == "unclear" and pending.asked < MAX_ASKS:  # not a yes, not a no: ask again
         text = f"I need a clear yes or no before I go on. {pending.message}"
         state.pending = pending.model_copy(update={"asked": pending.asked + 1})
