@@ -71,8 +71,8 @@ _COURTESY = {"please", "pls", "plz", "thanks", "thank", "you", "thx", "ty", "che
              "sure", "ok", "okay", "yes", "yeah", "yep", "yup", "y", "absolutely", "of",
              "course", "certainly", "definitely", "proceed", "confirm", "confirmed", "now",
              "then", "all", "lovely", "exactly", "indeed", "agreed", "approved", "by", "me",
-             "i", "i'm", "im", "happy", "with", "works", "for", "looks", "and", "the", "go",
-             "on", "for", "sir", "madam", "mate", "great", "awesome", "brilliant", "super"}
+             "i", "i'm", "im", "happy", "with", "works", "for", "looks", "and", "the", "on",
+             "sir", "madam", "mate", "awesome", "brilliant", "super"}
 _POLITE = ("no problem", "not a problem", "no worries", "why not", "no problemo")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[@-_]")
 
@@ -199,8 +199,11 @@ async def _ask(state: RunState, model: Model, step: Any) -> TurnResult:
         missing = [n for n in step.fills if n not in tracker.inputs]
         if missing:  # read what the user said (since the question): never ask twice
             start = pending.said_from if pending is not None else 0
-            missing = await extract_inputs(state, model, missing, said[start:],
-                                           pending.message if pending is not None else None)
+            heard = [text for n, text in enumerate(said) if n >= start and
+                     n not in state.trace.said_yes_no]  # a "yes" to a confirmation is no value
+            if heard:
+                missing = await extract_inputs(state, model, missing, heard,
+                                               pending.message if pending is not None else None)
         specs = tracker.routine.inputs
         for name in [n for n in missing if not specs[n].required or specs[n].default is not None]:
             missing.remove(name)  # optional: not said, so its default holds
@@ -262,6 +265,7 @@ async def answer_pending(state: RunState, model: Model, reply: str) -> TurnResul
     assert tracker is not None
     if pending.kind == "inputs":
         return NextTurn()  # the ask step reads the reply (and asks again if it must)
+    state.trace.said_yes_no.append(len(state.trace.said) - 1)
     said = consent(reply, pending.message or "")
     if said == "unclear" and pending.asked < MAX_ASKS:  # not a yes, not a no: ask again
         text = f"I need a clear yes or no before I go on. {pending.message}"

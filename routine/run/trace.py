@@ -163,6 +163,9 @@ class RunTrace(BaseModel):
     query: str | None = None
     said: list[str] = Field(default_factory=list, description="What the user said: the "
                             "request, then each reply in a conversation.")
+    said_yes_no: list[int] = Field(default_factory=list, description="Which replies of "
+                                   "`said` answered a confirmation (a yes or no, not values "
+                                   "for a later question).")
     inputs: dict[str, Any] = Field(default_factory=dict)
     tools_offered: list[str] = Field(default_factory=list)
     messages: list[Message] = Field(default_factory=list, description="The conversation "
