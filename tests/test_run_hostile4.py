@@ -54,3 +54,69 @@ def test_a_yes_to_a_confirmation_is_not_read_as_a_later_question_s_answer():
         second = chat.send("yes")
     assert second.waiting_for == "inputs" and second.text == "Anything else I can do?"
     assert not any(h.strip().lower().endswith("yes") for h in heard[1:])
+
+
+def _closing_probe(closed: list[str]):
+    import contextlib
+
+    from routine import Toolset
+
+    @contextlib.contextmanager
+    def session():
+        yield "db"
+        closed.append("closed")
+
+    return Toolset("probe", setup=session)
+
+
+def _block_agent(closed: list[str]) -> Agent:
+    from routine.models.testing import ScriptedModel
+
+    from .test_run_hostile3 import BLOCK
+
+    model = ScriptedModel([call("find_card", last4="1234"), call("block_card", card_id=10)],
+                          inputs={"last4": "1234"})
+    return Agent(BLOCK, [bank, _closing_probe(closed)], model)
+
+
+def test_on_turn_sees_the_turn_in_which_a_confirmed_write_runs():
+    seen: list[tuple[str, list[str]]] = []
+    agent = _block_agent([])
+    with agent.conversation(on_turn=lambda t: seen.append((t.kind, [c.name for c in t.calls]))
+                            ) as chat:
+        chat.send("Block my card ending 1234")
+        reply = chat.send("yes")
+    assert reply.status == "answered"
+    assert ("reply", ["block_card"]) in seen  # the write, as the terminal shows it
+    assert [(t.kind, [c.name for c in t.calls]) for t in reply.trace.turns] == seen
+
+
+def test_closing_an_async_conversation_closes_its_tools_session():
+    import asyncio
+
+    import pytest
+
+    from routine import RoutineError
+
+    closed: list[str] = []
+
+    async def inside_the_loop() -> None:
+        chat = _block_agent(closed).conversation()
+        await chat.asend("Block my card ending 1234")
+        chat.close()  # from a coroutine: closed on this loop
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    asyncio.run(inside_the_loop())
+    assert closed == ["closed"]
+
+    async def opened() -> object:
+        chat = _block_agent(closed).conversation()
+        await chat.asend("Block my card ending 1234")
+        return chat
+
+    chat = asyncio.run(opened())
+    with pytest.raises(RoutineError, match="aclose"):
+        chat.close()  # its loop is gone: say how to close it, never leave it silently open
+    with pytest.raises(RoutineError, match="closed"):
+        chat.send("yes")

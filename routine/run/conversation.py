@@ -87,6 +87,7 @@ class Conversation:
         self._contexts: dict[str, Any] | None = None
         self._blocking = False  # send() was used: close() closes the session on that loop
         self._closed = False
+        self._closing: asyncio.Task[None] | None = None  # close() called on the loop
 
     # ------------------------------------------------------------ the conversation
     @property
@@ -120,8 +121,12 @@ class Conversation:
         assert state is not None
         with telemetry.run_span(state, self.agent.model):  # one span per message
             if not fresh:
+                turns = len(state.trace.turns)
                 with telemetry.turn_span(state):
                     result = await answer_pending(state, self.agent.model, message)
+                if self.on_turn is not None:  # the confirmed (or declined) call's turn
+                    for turn in state.trace.turns[turns:]:
+                        self.on_turn(turn)
                 if not isinstance(result, NextTurn):
                     self.agent.stop(state, result)
                     return self._reply(state)
@@ -153,12 +158,26 @@ class Conversation:
         await self._stack.aclose()
 
     def close(self) -> None:
-        """Close the tools' session of a blocking conversation (the model keeps its
-        connections for the next run)."""
+        """Close the tools' session (the model keeps its connections for the next run).
+
+        A session opened by :meth:`asend` belongs to the caller's event loop: called from a
+        coroutine on it, the session is closed by a task on that loop; called after that
+        loop has ended, a RoutineError says to use ``await aclose()`` (nothing else can
+        close it)."""
+        if self._closed:
+            return
+        self._closed = True
         if self._blocking:
             self._blocking = False
             run_blocking(self.aclose())
-        self._closed = True
+        elif self._contexts is not None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise RoutineError("this conversation's tools session was opened by asend(): "
+                                   "close it with `await conversation.aclose()` (or `async "
+                                   "with`) on the event loop that opened it") from None
+            self._closing = loop.create_task(self.aclose())
 
     def __enter__(self) -> Conversation:
         return self
