@@ -71,7 +71,9 @@ def test_an_injected_instruction_never_gets_its_calls_run():
         "pay claim C-7", {"claim": "C-7"})
     assert RECORDS == []  # neither the changed amount nor the other tool ran
     kinds = [c.error_kind for c in trace.tool_calls]
-    assert kinds == [None, "off_routine", "not_allowed"]
+    assert kinds[:3] == [None, "off_routine", "not_allowed"]
+    # then its answer, before the routine's steps are done: refused too (compact style)
+    assert {(c.name, c.error_kind) for c in trace.tool_calls[3:]} == {("finish", "not_allowed")}
     assert "argument 'amount' must be 120 here" in trace.tool_calls[1].error
     with_contract_off = agent(FunctionModel(obeys_the_injection), approver=policy(True),
                               enforce_steps=False).run("pay claim C-7", {"claim": "C-7"})

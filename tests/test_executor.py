@@ -21,7 +21,18 @@ QUERY = f"How many annual leave days does {NAME} have left?"
 
 
 def leave_agent(model, hr_tools, **settings) -> Agent:
+    """The leave-balance agent; in the full prompt style unless told (it offers ``finish``,
+    so a script may end a run early with it: the compact style refuses an answer before
+    the routine's finish step)."""
+    settings.setdefault("prompt_style", "full")
     return Agent(ROUTINES / "hr" / "leave_balance.yaml", hr_tools, model, **settings)
+
+
+def then_quit(*replies) -> FunctionModel:
+    """Replays ``replies``, then calls ``finish`` at every turn: refused in the compact style
+    before the routine's finish step, until the run fails (for tests that read requests)."""
+    queue = list(replies)
+    return FunctionModel(lambda request: queue.pop(0) if queue else call("finish", answer="x"))
 
 
 def test_three_step_chain_runs_tools_on_real_database(hr_tools):
@@ -68,7 +79,9 @@ def test_state_prompt_names_current_step_with_known_values(hr_tools, style, expe
 
 
 def test_step_tracking_off_sends_no_state_prompt(hr_tools):
-    model = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="x")])
+    model = ScriptedModel([call("find_employee", name=NAME),
+                           call("get_leave_balance", employee_id=EMP_ID, leave_type="annual"),
+                           call("finish", answer="x")])
     leave_agent(model, hr_tools, step_tracking=False).run(QUERY)
     assert all(r.messages[-1].role != "system" for r in model.requests)
     assert all("Current step" not in m.content for r in model.requests for m in r.messages)
@@ -358,8 +371,8 @@ def test_no_routine_accepts_a_plain_text_answer_and_offers_every_tool(hr_tools):
 
 def test_offered_tools_follow_the_routine_unless_all_are_asked_for(hr_tools):
     for offer, expected in (("routine", 2), ("all", 25)):  # no finish: answers are text
-        model = ScriptedModel([call("finish", answer="x")])
-        leave_agent(model, hr_tools, offer_tools=offer).run(QUERY)
+        model = then_quit()
+        leave_agent(model, hr_tools, offer_tools=offer, prompt_style="compact").run(QUERY)
         assert len(model.requests[0].tools) == expected
 
 
@@ -383,8 +396,8 @@ def test_runs_never_see_each_others_writes(hr_tools):
 
 
 def test_trace_round_trips_through_jsonl(tmp_path, hr_tools):
-    model = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="x")])
-    trace = leave_agent(model, hr_tools).run(QUERY, trace_dir=tmp_path)
+    model = then_quit(call("find_employee", name=NAME))
+    trace = leave_agent(model, hr_tools, prompt_style="compact").run(QUERY, trace_dir=tmp_path)
     again = list(load_traces(tmp_path / "traces.jsonl"))
     assert again == [trace]
     dump_traces([trace], tmp_path / "traces.jsonl")
@@ -482,9 +495,8 @@ def test_other_routines_are_shown_but_not_allowed(hr_tools):
     from routine import load_routine
 
     other = load_routine(ROUTINES / "hr" / "payslip_lookup.yaml").routine
-    model = ScriptedModel([call("get_payslip", employee_id=1, month="2026-05"),
-                           call("finish", answer="x")])
-    trace = leave_agent(model, hr_tools, others=[other]).run(QUERY)
+    model = then_quit(call("get_payslip", employee_id=1, month="2026-05"))
+    trace = leave_agent(model, hr_tools, others=[other], prompt_style="compact").run(QUERY)
     system = model.requests[0].messages[0].content
     assert "\n# leave_balance: " in system and "\n# payslip_lookup: " in system
     assert system.startswith("Follow the routine below that fits the request")
@@ -492,15 +504,17 @@ def test_other_routines_are_shown_but_not_allowed(hr_tools):
 
 
 def test_input_defaults_are_not_stated_as_facts_when_a_request_may_give_them(hr_tools):
-    model = ScriptedModel([call("finish", answer="x")])
-    leave_agent(model, hr_tools).run(QUERY)  # a request: it may name another leave type
+    model = then_quit()
+    # a request: it may name another leave type
+    leave_agent(model, hr_tools, prompt_style="compact").run(QUERY)
     state = model.requests[0].messages[-1].content
-    model = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="x")])
-    leave_agent(model, hr_tools).run(QUERY)
+    model = then_quit(call("find_employee", name=NAME))
+    leave_agent(model, hr_tools, prompt_style="compact").run(QUERY)
     second = model.requests[1].messages[-1].content
     assert '"leave_type": <the request\'s leave_type, else "annual">}' in second
-    model = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="x")])
-    leave_agent(model, hr_tools).run(None, {"employee_name": NAME})  # inputs only: defaults hold
+    model = then_quit(call("find_employee", name=NAME))
+    # inputs only: the defaults hold
+    leave_agent(model, hr_tools, prompt_style="compact").run(None, {"employee_name": NAME})
     assert '"leave_type": "annual"}' in model.requests[1].messages[-1].content
     assert "Now step 1: " in state
     full = ScriptedModel([call("find_employee", name=NAME), call("finish", answer="x")])
@@ -632,11 +646,16 @@ def test_a_structured_argument_waits_for_the_reference_it_needs():
 
 
 def test_an_answer_before_the_finish_step_is_marked_early(hr_tools):
-    """The model may answer at any turn (a lookup that finds nobody), but the trace says
-    where the routine stood, so a caller or an evaluation can tell it from a finished run."""
+    """Where ``finish`` is offered, the model may answer at any turn (a lookup that finds
+    nobody), but the trace says where the routine stood, so a caller or an evaluation can
+    tell it from a finished run."""
     early = leave_agent(ScriptedModel([call("finish", answer="I cannot find that person.")]),
                         hr_tools).run(QUERY)
     assert early.outcome == "answered" and early.early_answer == "find_employee"
+    # where finish is not offered (the compact style), an answer waits for the steps
+    refused = leave_agent(then_quit(), hr_tools, prompt_style="compact").run(QUERY)
+    assert refused.outcome == "failed" and refused.failure_kind == "model_mistakes"
+    assert refused.tool_calls[0].error_kind == "not_allowed"
     done = leave_agent(ScriptedModel([
         call("find_employee", name=NAME),
         call("get_leave_balance", employee_id=EMP_ID, leave_type="annual"),

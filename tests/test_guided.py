@@ -280,7 +280,7 @@ def test_a_wrongly_typed_or_unknown_input_is_left_unknown():
     model = ScriptedModel(['{"email": "a@b.c", "status": "sideways", "color": "red"}',
                            call("finish", answer="x")])
     trace = Agent(_retail(), domain.registry(), model, inputs_first=True,
-                  enforce_steps=False).run("orders of a@b.c")
+                  enforce_steps=False, prompt_style="full").run("orders of a@b.c")
     assert trace.inputs == {"email": "a@b.c"}  # status outside its enum, color unknown
 
 

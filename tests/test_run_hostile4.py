@@ -4,10 +4,15 @@ fails on the code before its fix."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 
-from routine import Agent, load_routine_text
-from routine.models.testing import FunctionModel, Request, call
+from pydantic import BaseModel
+
+from routine import Agent, RunContext, Toolset, load_routine_text
+from routine.models.testing import FunctionModel, Request, ScriptedModel, call
+from routine.spec.validate import check_routine
+from routine.tools.core import ToolRegistry
 
 from .test_run_hostile3 import bank
 
@@ -70,8 +75,6 @@ def _closing_probe(closed: list[str]):
 
 
 def _block_agent(closed: list[str]) -> Agent:
-    from routine.models.testing import ScriptedModel
-
     from .test_run_hostile3 import BLOCK
 
     model = ScriptedModel([call("find_card", last4="1234"), call("block_card", card_id=10)],
@@ -120,3 +123,116 @@ def test_closing_an_async_conversation_closes_its_tools_session():
         chat.close()  # its loop is gone: say how to close it, never leave it silently open
     with pytest.raises(RoutineError, match="closed"):
         chat.send("yes")
+
+
+# ---------------------------------------------------------------- claims desk
+class Estimate(BaseModel):
+    amount: float
+
+
+claims = Toolset("claims", setup=lambda: _paid_log())
+
+
+@contextlib.contextmanager
+def _paid_log():
+    yield []
+
+
+@claims.tool
+def get_estimate(claim_id: int) -> Estimate | None:
+    """The damage estimate of a claim; None when there is none yet."""
+    return None
+
+
+@claims.tool
+def pay_claim(ctx: RunContext[list], claim_id: int, amount: float) -> str:
+    """Pay a claim."""
+    ctx.deps.append((claim_id, amount))
+    return "paid"
+
+
+@claims.tool
+def refer_claim(ctx: RunContext[list], claim_id: int) -> str:
+    """Refer a claim to a senior adjuster."""
+    ctx.deps.append(("referred", claim_id))
+    return "referred"
+
+
+PAYOUT = load_routine_text("""
+name: payout
+description: Pay a claim's estimate when it is under the limit, else refer it.
+toolsets: [claims]
+constants: {limit: 2500}
+inputs: {claim_id: {type: integer, description: the claim}}
+steps:
+  - {id: est, name: Estimate, description: Get the estimate., tool: get_estimate,
+     args: {claim_id: "${inputs.claim_id}"}}
+  - id: check
+    name: Under the limit?
+    description: Pay or refer.
+    branch:
+      - condition: under the limit
+        when: steps.est.output.amount <= constants.limit
+        steps:
+          - {id: pay, name: Pay, description: Pay it., tool: pay_claim,
+             args: {claim_id: "${inputs.claim_id}", amount: "${steps.est.output.amount}"}}
+      - condition: over the limit
+        steps:
+          - {id: refer, name: Refer, description: Refer it., tool: refer_claim,
+             args: {claim_id: "${inputs.claim_id}"}}
+  - {id: done, name: Answer, description: Say it., finish: true, message: "Done."}
+""", "payout.yaml")
+
+
+def test_a_branch_that_reads_a_field_of_nothing_found_stops_the_run_no_invented_amount():
+    model = ScriptedModel([call("get_estimate", claim_id=7), call("pay_claim", claim_id=7,
+                                                                   amount=950.0)],
+                          inputs={"claim_id": 7})
+    trace = Agent(PAYOUT, [claims], model).run("Pay claim 7")
+    assert trace.outcome == "failed" and "pay_claim" not in trace.tool_sequence
+    assert "cannot choose" in trace.failure and "steps.est is null" in trace.failure
+
+
+def test_validate_warns_when_a_branch_tests_a_field_but_not_the_nothing_found():
+    registry = ToolRegistry()
+    registry.add(claims)
+    warnings: list = []
+    assert check_routine(PAYOUT, registry, warnings=warnings) == []
+    assert [w.line for w in warnings] == [18]  # pay's amount: the branch tests a field only
+
+
+def test_finish_is_refused_before_the_steps_when_the_style_does_not_offer_it():
+    model = ScriptedModel([call("finish", answer="Your card is blocked."),
+                           call("find_card", last4="1234"), call("block_card", card_id=10)],
+                          inputs={"last4": "1234"})
+    from .test_run_hostile3 import BLOCK
+
+    with Agent(BLOCK, [bank], model).conversation() as chat:
+        reply = chat.send("Block my card 1234")
+    calls = [(c.name, c.error_kind) for c in reply.trace.tool_calls]
+    assert calls[:2] == [("finish", "not_allowed"), ("find_card", None)]
+    assert reply.waiting_for == "confirmation"  # the process goes on; no made-up answer
+
+
+def test_a_var_set_from_an_optional_lookup_is_warned_about_too():
+    text = PAYOUT_VARS
+    registry = ToolRegistry()
+    registry.add(claims)
+    warnings: list = []
+    assert check_routine(load_routine_text(text, "v.yaml"), registry, warnings=warnings) == []
+    (warning,) = warnings
+    assert "${vars.estimate.amount} (set by step 'est') may be null" in warning.message
+
+
+PAYOUT_VARS = """
+name: payout_vars
+description: Pay a claim's estimate.
+toolsets: [claims]
+inputs: {claim_id: {type: integer, description: the claim}}
+steps:
+  - {id: est, name: Estimate, description: Get the estimate., tool: get_estimate,
+     args: {claim_id: "${inputs.claim_id}"}, output: estimate}
+  - {id: pay, name: Pay, description: Pay it., tool: pay_claim,
+     args: {claim_id: "${inputs.claim_id}", amount: "${vars.estimate.amount}"}}
+  - {id: done, name: Answer, description: Say it., finish: true, message: "Done."}
+"""

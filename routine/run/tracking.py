@@ -27,7 +27,7 @@ from ..spec.expressions import compile_when, render_facts, render_template
 from ..spec.flow import FINISHED, Flow
 from ..spec.format import MAX_ITEMS, Routine, Step, a_type
 from ..spec.references import MISSING, Reference, parse_references, value_at
-from ..spec.validate import template_references
+from ..spec.validate import expression_references, template_references
 
 __all__ = ["StepTracker", "KnownArgument", "LoopFrame"]
 
@@ -602,6 +602,17 @@ class StepTracker:
                         f"no {'.'.join(ref.path)} (the routine stops rather than make one up)")
         return None
 
+    def _lacking(self, expression: str) -> str | None:
+        """A field the expression reads of an earlier step's output (or a var) that the
+        output does not have — a lookup that found nothing — described; None if none."""
+        refs, _ = expression_references(expression, frozenset(f.name for f in self.frames))
+        for ref in refs:
+            source = {"steps": self.outputs, "vars": self.vars}.get(ref.kind, {})
+            if ref.path and ref.name in source and self._lookup(ref) is _MISSING:
+                return (f"{ref.text}, and {ref.kind}.{ref.name} is "
+                        f"{_quote(source[ref.name], 120)}: it has no {'.'.join(ref.path)}")
+        return None
+
     def _body(self, loop: str) -> list[str]:
         """Every step inside the body of ``loop`` (nested loops' bodies included)."""
         def inside(node: str) -> bool:
@@ -632,10 +643,16 @@ class StepTracker:
             try:
                 if compile_when(option.when)(**scope):
                     return index
-            except UndefinedError:  # a value is not known yet: let the model decide
-                return None
-            except Exception as exc:  # e.g. comparing None: the model decides; keep the reason
-                self.branch_errors[step.id] = f"`{option.when}`: {type(exc).__name__}: {exc}"
+            except Exception as exc:  # noqa: BLE001 - undecided: the model decides, unless...
+                lacking = self._lacking(option.when)
+                if lacking is not None:  # ...what it reads is missing from an earlier result
+                    self.stopped = (f"step {self.label(step.id)} ({step.name}) cannot choose: "
+                                    f"`{option.when}` reads {lacking} (the routine stops "
+                                    "rather than guess which option applies)")
+                    self.current = FINISHED
+                elif not isinstance(exc, UndefinedError):  # e.g. comparing None: keep why
+                    self.branch_errors[step.id] = \
+                        f"`{option.when}`: {type(exc).__name__}: {exc}"
                 return None
         if all(option.when is not None for option in step.branch or []):
             whens = "; ".join(f"`{o.when}`" for o in step.branch or [])

@@ -260,6 +260,20 @@ async def take_turn(state: RunState, model: Model) -> TurnResult:
     return outcome.result
 
 
+def _may_answer(state: RunState) -> bool:
+    """Whether an answer ends the run now: at the routine's end (or with no routine), or,
+    where ``finish`` is not offered, the compact style's way of finishing after a failure
+    (told once to call a tool, the model answers again right after a tool error; told to
+    tell the user after a refusal, at once)."""
+    tracker = state.tracker
+    if tracker is None or tracker.finished or FINISH_TOOL in tracker.expected_tools():
+        return True
+    calls, turns = state.trace.tool_calls, state.trace.turns
+    told_once = bool(turns) and turns[-1].kind == "retry" and not turns[-1].calls
+    return bool(calls) and not state.offers_finish() and _gave_way(calls[-1]) and (
+        calls[-1].error_kind == "denied" or told_once)
+
+
 async def _act(state: RunState, content: str, tool_calls: list[dict[str, Any]]) -> _Outcome:
     try:
         parsed = parse_reply(content, tool_calls, state.tool_specs)
@@ -267,15 +281,7 @@ async def _act(state: RunState, content: str, tool_calls: list[dict[str, Any]]) 
         state.history.append(AssistantMessage(content=content))
         return _mistake(state, [], f"Your tool call could not be read: {exc}.")
     if not parsed.calls:
-        tracker = state.tracker
-        at_end = tracker is None or tracker.finished or FINISH_TOOL in tracker.expected_tools()
-        # the compact style's way of finish after a failure: told once to call a tool, the
-        # model answers in text again right after a tool error (no on_error to follow)
-        calls, turns = state.trace.tool_calls, state.trace.turns
-        told_once = bool(turns) and turns[-1].kind == "retry" and not turns[-1].calls
-        gave_up = bool(calls) and not state.offers_finish() and _gave_way(calls[-1]) and (
-            calls[-1].error_kind == "denied" or told_once)  # (told to tell the user: at once)
-        if parsed.text and (at_end or gave_up):
+        if parsed.text and _may_answer(state):
             return _Outcome(FinalAnswer(parsed.text), "answer")
         state.history.append(AssistantMessage(content=content))
         how = ("to answer the user, call the finish tool" if state.offers_finish() else
@@ -293,7 +299,14 @@ async def _act(state: RunState, content: str, tool_calls: list[dict[str, Any]]) 
     records: list[ToolCallRecord] = []
     mistakes = []
     for parsed_call in calls:
-        if parsed_call.name == FINISH_TOOL:
+        last = state.trace.tool_calls[-1:]
+        if parsed_call.name == FINISH_TOOL and not state.offers_finish() and not (
+                _may_answer(state) or last and _gave_way(last[0])):  # (as the schema allows)
+            record = ToolCallRecord(call_id=parsed_call.call_id, name=FINISH_TOOL,
+                                    arguments=parsed_call.arguments, error_kind="not_allowed",
+                                    error="finish is not allowed yet: the routine's steps "
+                                    "come first." + state.current_hint())
+        elif parsed_call.name == FINISH_TOOL:
             answer = parsed_call.arguments.get("answer")
             if isinstance(answer, str) and answer.strip():
                 return _Outcome(FinalAnswer(answer.strip()), "answer", records)

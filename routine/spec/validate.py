@@ -257,15 +257,18 @@ class _Checker:
         line, col = self.smap.locate(path)
         self.warnings.append(Problem(self.smap.file, line, col, message, expected, "warning"))
 
-    def _guarded(self) -> set[str]:
-        """The steps whose output some branch condition tests (``when: steps.find.output is
-        none``): a routine that checks for "nothing found" is not warned about it."""
-        tested: set[str] = set()
+    def _guarded(self) -> set[tuple[str, tuple[str, ...]]]:
+        """What branch conditions test, as (step, field path): ``when: steps.find.output is
+        none`` tests ("find", ()); a routine that checks a value for null is not warned
+        about it (a test of a field inside it, ``steps.find.output.amount > 5``, is not one)."""
+        tested: set[tuple[str, tuple[str, ...]]] = set()
         for step, _ in self.routine.walk():
             for option in step.branch or []:
                 if option.when:
                     refs, _ = expression_references(option.when)
-                    tested |= {r.name for r in refs if r.kind == "steps"}
+                    tested |= {(r.name, tuple(r.path)) for r in refs if r.kind == "steps"}
+                    tested |= {(node, tuple(r.path)) for r in refs if r.kind == "vars"
+                               for node in self.setters(r.name)}  # (``vars.holder is none``)
         return tested
 
     def run(self) -> list[Problem]:
@@ -514,14 +517,22 @@ class _Checker:
     def warn_null(self, path: tuple[Any, ...], ref: Reference, owner: str) -> None:
         """A step's output that may be null (an ``Optional`` result: nothing found) passed
         whole to an argument that does not take null: the run stops there when it is."""
+        if ref.kind == "vars":  # a value some step's output gave it: warn for each such step
+            for node, schema in self.setters(ref.name).items():
+                step = self.flow.steps[node]
+                if step.tool and isinstance(schema, dict):
+                    self.warn_null(path, dataclasses.replace(
+                        ref, kind="steps", name=node,
+                        text=f"{ref.text} (set by step {node!r})"), owner)
+            return
         target = self.flow.steps.get(ref.name)
-        if ref.kind != "steps" or target is None or not target.tool \
-                or ref.name in self.guarded:
+        if ref.kind != "steps" or target is None or not target.tool:
             return
         tool = self.registry.get(target.tool)
-        where = _null_along(tool.output_schema, ref.path) if tool and tool.output_schema \
+        found = _null_along(tool.output_schema, ref.path) if tool and tool.output_schema \
             else None
-        if where is not None:
+        if found is not None and (ref.name, found[1]) not in self.guarded:
+            where = found[0]
             what = (f"{tool.name!r} returns Optional (None: nothing found)" if where ==
                     "the output" else f"{where} of {tool.name!r} is Optional")
             self.warn(path, f"{ref.text} may be null ({what}), and argument {path[-1]!r} of "
@@ -774,9 +785,11 @@ def _inline(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "$defs": root.get("$defs", {})} if "$defs" in root else schema
 
 
-def _null_along(schema: dict[str, Any], path: tuple[str, ...]) -> str | None:
-    """Where along ``path`` an output schema admits null (``"the output"``,
-    ``"output.address"``), or None when every level is non-null (or unknown)."""
+def _null_along(schema: dict[str, Any], path: tuple[str, ...]
+                ) -> tuple[str, tuple[str, ...]] | None:
+    """Where along ``path`` an output schema first admits null: its description (``"the
+    output"``, ``"output.address"``) and its field path; None when no level does (or the
+    schema does not say)."""
     root, current, walked = schema, schema, ["output"]
     for segment in ("", *path):
         if segment:
@@ -786,7 +799,7 @@ def _null_along(schema: dict[str, Any], path: tuple[str, ...]) -> str | None:
         if current is None:
             return None
         if any(a.get("type") == "null" for a in _alternatives(current, root)):
-            return "the output" if len(walked) == 1 else ".".join(walked)
+            return ("the output" if len(walked) == 1 else ".".join(walked)), tuple(walked[1:])
     return None
 
 
