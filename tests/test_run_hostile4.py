@@ -236,3 +236,61 @@ steps:
      args: {claim_id: "${inputs.claim_id}", amount: "${vars.estimate.amount}"}}
   - {id: done, name: Answer, description: Say it., finish: true, message: "Done."}
 """
+
+
+@claims.tool
+def get_claim(claim_id: int) -> dict:
+    """A claim by its number (an error when there is no such claim)."""
+    if claim_id != 502:
+        raise KeyError(f"no claim {claim_id}")
+    return {"claim_id": 502, "status": "open"}
+
+
+STATUS = load_routine_text("""
+name: claim_status
+description: Tell a policyholder where their claim stands.
+toolsets: [claims]
+inputs:
+  claim_id: {type: integer, description: the claim number}
+  channel: {type: string, description: how the user wants the answer, required: false}
+steps:
+  - {id: ask_claim, name: Ask, description: Ask for the claim., ask: "What is your claim number?",
+     fills: [claim_id], max_visits: 3}
+  - {id: get, name: Get, description: Get the claim., tool: get_claim,
+     args: {claim_id: "${inputs.claim_id}"}, on_error: ask_claim}
+  - {id: done, name: Answer, description: Say it., finish: true,
+     message: "Claim {{ steps.get.output.claim_id }} is {{ steps.get.output.status }}."}
+""", "status.yaml")
+
+
+def _reads_numbers(request: Request):
+    """Reads the claim number from the user's words (the last number said), calls the step's
+    tool with the value the guide fixes."""
+    import re
+
+    if request.guide is not None and request.guide.label == "inputs":
+        numbers = re.findall(r"\d+", request.messages[-2].content)
+        return json.dumps({"claim_id": int(numbers[-1]) if numbers else None})
+    (tool, arguments), = request.guide.fixed.items()
+    return call(tool, **arguments)
+
+
+def test_an_ask_step_that_is_an_on_error_target_reads_the_first_message_like_any_other():
+    agent = Agent(STATUS, [claims], FunctionModel(_reads_numbers))
+    with agent.conversation() as chat:
+        reply = chat.send("What's the status of claim 502?")
+    assert reply.status == "answered" and reply.text == "Claim 502 is open."
+    with agent.conversation() as chat:  # a claim that fails: asked again, then read
+        first = chat.send("What's the status of claim 999?")
+        assert first.waiting_for == "inputs" and first.text == "What is your claim number?"
+        again = chat.send("Sorry, it is 502")
+    assert again.status == "answered" and again.text == "Claim 502 is open."
+
+
+def test_inputs_first_reads_the_request_in_a_conversation_too():
+    model = ScriptedModel([call("get_estimate", claim_id=7)], inputs={"claim_id": 7})
+    agent = Agent(PAYOUT, [claims], model, inputs_first=True, decoding="guided")
+    with agent.conversation() as chat:
+        reply = chat.send("Pay claim 7")
+    assert reply.trace.turns[0].kind == "inputs" and reply.trace.inputs == {"claim_id": 7}
+    assert model.requests[0].guide.fixed == {"get_estimate": {"claim_id": 7}}

@@ -35,6 +35,7 @@ from ..spec.format import Routine
 from ..spec.loader import LoadedRoutine
 from . import telemetry
 from .blocking import run_blocking
+from .inputs import extract_inputs
 from .interaction import answer_pending
 from .memory import MemoryEntry
 from .trace import RunTrace, TurnRecord
@@ -211,7 +212,8 @@ class Conversation:
         trace.outcome, trace.waiting = "running", None
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(agent._loop(state, self.on_turn), agent.settings.timeout_s)
+            await asyncio.wait_for(self._inputs_then_loop(agent, state),
+                                   agent.settings.timeout_s)
         except TimeoutError:
             agent._end(state, None, f"timed out after {agent.settings.timeout_s:g} s", "timeout")
         trace.duration_s += time.perf_counter() - started
@@ -220,6 +222,18 @@ class Conversation:
             digest = getattr(context.deps, "state_digest", None)
             if callable(digest):
                 trace.end_state[name] = str(digest())
+
+    async def _inputs_then_loop(self, agent: Any, state: RunState) -> None:
+        """With ``inputs_first``, a new run first reads the routine's inputs from the
+        message (as ``Agent.run`` does); an input it does not state is asked for by the
+        routine's ask steps, as the conversation goes on, rather than ending the run."""
+        if agent.settings.inputs_first and state.routine is not None and state.trace.query \
+                and not state.trace.turns:
+            with telemetry.turn_span(state):
+                await extract_inputs(state, agent.model)
+            if self.on_turn is not None and state.trace.turns:
+                self.on_turn(state.trace.turns[-1])
+        await agent._loop(state, self.on_turn)
 
     def _hand_off(self, state: RunState) -> RunState:
         handoff = state.trace.handoff
@@ -263,7 +277,7 @@ def snapshot(state: RunState) -> dict[str, Any]:
             "outputs": tracker.outputs, "vars": tracker.vars, "visits": tracker.visits,
             "failed": tracker.failed, "inputs": tracker.inputs,
             "use_defaults": tracker.use_defaults, "frames": [asdict(f) for f in tracker.frames],
-            "answered_at": tracker.answered_at},
+            "answered_at": tracker.answered_at, "failed_into": tracker.failed_into},
         "memory": {"counter": memory._counter,
                    "entries": [asdict(e) for e in memory.entries.values()]},
         "run": {"mistakes": state.mistakes, "calls_made": state.calls_made,
@@ -292,6 +306,7 @@ def restore(agent: Any, trace: RunTrace) -> RunState:
         tracker.use_defaults = t["use_defaults"]
         tracker.frames = [LoopFrame(**f) for f in t["frames"]]
         tracker.answered_at = dict(t.get("answered_at", {}))
+        tracker.failed_into = dict(t.get("failed_into", {}))
     memory = saved["memory"]
     state.memory._counter = memory["counter"]
     state.memory.entries = {e["key"]: MemoryEntry(**e) for e in memory["entries"]}

@@ -171,36 +171,50 @@ async def before_turn(state: RunState, model: Model) -> TurnResult | None:
     return None
 
 
+def _heard(state: RunState, start: int) -> list[str]:
+    """What the user said from reply ``start`` on, less the replies to confirmations (a
+    "yes" to "Shall I go ahead?" is no value for a later question)."""
+    said = state.trace.said
+    return [text for n, text in enumerate(said) if n >= start and
+            n not in state.trace.said_yes_no]
+
+
 async def _ask(state: RunState, model: Model, step: Any) -> TurnResult:
     tracker = state.tracker
     assert tracker is not None
     said = state.trace.said
     pending = state.pending if state.pending is not None and state.pending.kind == "inputs" \
         and state.pending.step_id == step.id else None
-    after_failure = step.id in tracker.flow.on_error.values()
+    failed = tracker.failed_into.get(step.id) if pending is None else None
     revisit = tracker.visits.get(step.id, 0) > 1
-    if pending is None and (revisit or after_failure):
+    if pending is None and (revisit or failed is not None):
         # come back to by a loop, or reached because a call with what the user said
-        # failed: what was said before is what went wrong. What the user said since this
-        # step last completed (a "no, I meant order 9") is read first; else ask anew.
+        # failed: what was said for it is what went wrong (on a loop, every value it
+        # fills; after a failure, those the failed call used). What the user said since
+        # this step last completed (a "no, I meant order 9") is read first; else ask anew.
+        stale = list(step.fills) if revisit else [
+            n for n in step.fills if n in tracker.inputs_used(failed or "")]
         since = said[tracker.answered_at[step.id]:] if revisit and \
             step.id in tracker.answered_at else []
-        before = {n: tracker.inputs.pop(n) for n in step.fills if n in tracker.inputs}
-        for name in step.fills:
+        before = {n: tracker.inputs.pop(n) for n in stale if n in tracker.inputs}
+        for name in stale:
             state.trace.inputs.pop(name, None)
-        missing = list(step.fills)
+        missing = list(stale)
         if since:
             missing = await extract_inputs(state, model, missing, since)
-            if len(missing) < len(step.fills):  # something new was said: keep the rest
+            if len(missing) < len(stale):  # something new was said: keep the rest
                 tracker.fill({n: v for n, v in before.items() if n in missing})
                 state.trace.inputs.update({n: v for n, v in before.items() if n in missing})
                 missing = [n for n in missing if n not in before]
+        unknown = [n for n in step.fills if n not in stale and n not in tracker.inputs]
+        heard = _heard(state, 0)
+        if unknown and heard:  # never known: the user may have said them already
+            unknown = await extract_inputs(state, model, unknown, heard)
+        missing += unknown
     else:
         missing = [n for n in step.fills if n not in tracker.inputs]
         if missing:  # read what the user said (since the question): never ask twice
-            start = pending.said_from if pending is not None else 0
-            heard = [text for n, text in enumerate(said) if n >= start and
-                     n not in state.trace.said_yes_no]  # a "yes" to a confirmation is no value
+            heard = _heard(state, pending.said_from if pending is not None else 0)
             if heard:
                 missing = await extract_inputs(state, model, missing, heard,
                                                pending.message if pending is not None else None)
@@ -212,6 +226,7 @@ async def _ask(state: RunState, model: Model, step: Any) -> TurnResult:
                 state.trace.inputs[name] = specs[name].default
     if not missing:
         state.pending = None
+        tracker.failed_into.pop(step.id, None)
         tracker.answered_at[step.id] = len(said)
         tracker.complete()
         return NextTurn()

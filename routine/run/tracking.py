@@ -100,6 +100,7 @@ class StepTracker:
     stopped: str | None = None  # why the routine cannot go on (a visit limit, a bad compute)
     declined: str | None = None  # the confirm step whose decline ended the routine
     answered_at: dict[str, int] = field(default_factory=dict)  # ask step -> len(said) then
+    failed_into: dict[str, str] = field(default_factory=dict)  # on_error target -> failed step
 
     def __post_init__(self) -> None:
         self.flow = Flow.of(self.routine)
@@ -410,8 +411,15 @@ class StepTracker:
             return None
         self._move_to(node)
         self.failed.append(node)
+        self.failed_into[self.flow.on_error[node]] = node
         self._goto(self.flow.on_error[node])
         return node
+
+    def inputs_used(self, node: str) -> set[str]:
+        """The inputs step ``node``'s arguments read (``${inputs.NAME}``, also inside text)."""
+        step = self.flow.steps.get(node)
+        return {ref.name for value in (step.args.values() if step else ())
+                for ref in parse_references(value) if ref.kind == "inputs"}
 
     def fill(self, values: dict[str, Any]) -> None:
         """Input values the user gave (in reply to a question, or read from a request)."""
