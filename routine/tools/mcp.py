@@ -108,7 +108,10 @@ async def _session(server: McpServer, cwd: str | Path | None = None,
                     started = True
                     yield session
         except Exception as exc:
-            if started:
+            if started:  # the caller's own error, out of the SDK's task groups' wrapping
+                leaves = _leaves(exc)
+                if len(leaves) == 1 and leaves[0] is not exc:
+                    raise leaves[0] from None
                 raise
             ended = status.read_text(encoding="utf-8") if status.is_file() else ""
             raise _start_error(server, exc, timeout_s, ended) from exc
@@ -244,7 +247,25 @@ def mcp_toolset(server: McpServer, cwd: str | Path | None = None,
 
     ``cwd``: the folder the server runs in (a project's entries run in the project's root,
     so relative paths in ``args`` work from anywhere); ``timeout_s``: how long starting and
-    listing the tools may take (also for each run's fresh session)."""
+    listing the tools may take (also for each run's fresh session). Called where an event
+    loop already runs in this thread (an async caller resolving a project's toolsets), the
+    listing runs on its own loop in a worker thread, since that loop cannot be re-entered."""
     import anyio
 
-    return anyio.run(mcp_toolset_async, server, cwd, timeout_s)
+    if not _loop_running():
+        return anyio.run(mcp_toolset_async, server, cwd, timeout_s)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="routine-mcp-list") as worker:
+        return worker.submit(anyio.run, mcp_toolset_async, server, cwd, timeout_s).result()
+
+
+def _loop_running() -> bool:
+    """Whether an asyncio event loop runs in the calling thread."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -1,0 +1,64 @@
+"""Hostile CLI, fourth round: MCP toolsets resolved inside a running event loop, route-eval
+on a project's own layout, report-only against other records, save-invalid line numbers,
+running a routine by name, duplicate names, non-ASCII names, repeated words, routines left
+out of an evaluation, empty requests and hand-offs across clashing toolsets."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from routine.drafting.draft import adraft
+from routine.eval.dataset import Domain
+from routine.models.testing import ScriptedModel
+from routine.spec.project import Project
+
+DATA = Path(__file__).resolve().parent / "data" / "tools_hostile3"
+
+
+def _ledger_project(root: Path) -> Project:
+    """A project whose toolset ``ledger`` is a stdio MCP server."""
+    shutil.copy(DATA / "ledger_mcp.py", root / "ledger_mcp.py")
+    (root / "routine.toml").write_text(
+        f'[toolsets]\nledger = {{ mcp = {{ command = {str(sys.executable)!r}, '
+        'args = ["ledger_mcp.py"] } }\n')
+    return Project.load(root / "routine.toml")
+
+
+# ---------------------------------------------------------------- 1: MCP inside a loop
+def test_an_mcp_toolset_resolves_inside_a_running_event_loop(tmp_path: Path):
+    """routine draft (adraft) and routine dataset build (Domain.registry inside _build)
+    resolve a project's toolsets while an event loop runs: the blocking listing must not
+    re-enter that loop ("Already running asyncio in this thread")."""
+    project = _ledger_project(tmp_path)
+    model = ScriptedModel(["no routine here"])
+
+    async def both() -> tuple[object, object]:
+        result = await adraft("Get the account.", ["ledger"], model, name="acct", rounds=0,
+                              project=project)
+        domain = Domain(name="d", toolsets=["ledger"], routines_dir="routines", templates=[],
+                        root=tmp_path, project=project)
+        return result, domain.registry()
+
+    result, registry = asyncio.run(both())
+    assert "get_account" in model.requests[0].messages[-1].content
+    assert not result.ok
+    assert "get_account" in registry.names()
+
+
+def test_an_error_inside_an_mcp_session_comes_out_as_itself(tmp_path: Path):
+    """The SDK's task groups wrap what the caller raised in a session (a dataset's own
+    DatasetError became "ExceptionGroup: unhandled errors in a TaskGroup")."""
+    [toolset] = _ledger_project(tmp_path).resolve("ledger")
+
+    async def fail() -> None:
+        assert toolset.setup is not None
+        async with toolset.setup():
+            raise ValueError("the caller's own error")
+
+    with pytest.raises(ValueError, match="the caller's own error"):
+        asyncio.run(fail())
