@@ -294,3 +294,62 @@ def test_inputs_first_reads_the_request_in_a_conversation_too():
         reply = chat.send("Pay claim 7")
     assert reply.trace.turns[0].kind == "inputs" and reply.trace.inputs == {"claim_id": 7}
     assert model.requests[0].guide.fixed == {"get_estimate": {"claim_id": 7}}
+
+
+def test_a_computed_sum_of_money_has_no_binary_noise():
+    from routine.run.tracking import StepTracker
+
+    routine = load_routine_text("""
+name: total
+description: Add two amounts.
+constants: {items: [1000.10, 1000.20], tiny: 0.000000000001}
+steps:
+  - {id: sum, name: Sum, description: Add., compute: {gross: {expr: "constants.items | sum",
+     type: number}, small: {expr: "constants.tiny * 3", type: number}}}
+  - {id: done, name: Answer, description: Say it., finish: true, message: "{{ vars.gross }}"}
+""", "total.yaml")
+    tracker = StepTracker(routine.routine, {})
+    assert tracker.vars["gross"] == 2000.3 and tracker.render("{{ vars.gross }}") == "2000.3"
+    assert tracker.vars["small"] == 3e-12  # small values keep their digits
+
+
+def _problems(text: str) -> list[str]:
+    registry = ToolRegistry()
+    registry.add(claims)
+    return [f"{p.line}: {p.message}" for p in
+            check_routine(load_routine_text(text, "c.yaml"), registry)]
+
+
+COMPUTED = """
+name: computed
+description: Compute a payout.
+toolsets: [claims]
+constants: {deductible: {basic: 500, gold: 100}}
+inputs: {claim_id: {type: integer, description: the claim}, reason: {type: string, description: why}}
+steps:
+  - {id: get, name: Get, description: Get the claim., tool: get_claim,
+     args: {claim_id: "${inputs.claim_id}"}}
+  - {id: sum, name: Sum, description: Add., compute: {gross: {expr: "EXPR", type: TYPE}}}
+  - {id: done, name: Answer, description: Say it., finish: true, message: "MESSAGE"}
+"""
+
+
+def test_validate_checks_a_compute_s_declared_type_where_it_is_known():
+    def problems(expr: str, kind: str) -> list[str]:
+        return _problems(COMPUTED.replace("EXPR", expr).replace("TYPE", kind)
+                         .replace("MESSAGE", "ok"))
+
+    assert problems("'abc'", "number") == [
+        "10: gross = 'abc' is string, but its declared type is number: every run would stop here"]
+    assert "is object" in problems("constants.deductible", "number")[0]
+    assert "is integer" in problems("constants.deductible.gold", "boolean")[0]
+    assert problems("constants.deductible.gold", "number") == []
+    assert problems("'12.5'", "number") == []  # a number's text is the number at run time
+    assert problems("steps.get.output.claim_id * 2", "number") == []  # not known: left
+
+
+def test_validate_refuses_a_field_of_a_text_input_in_a_message():
+    text = COMPUTED.replace("EXPR", "1").replace("TYPE", "number")
+    assert _problems(text.replace("MESSAGE", "Closed: {{ inputs.reason.nosuch }}.")) == [
+        "11: ${inputs.reason.nosuch}: input 'reason' is a string and has no field 'nosuch'"]
+    assert _problems(text.replace("MESSAGE", "Closed: {{ inputs.reason }}.")) == []

@@ -554,6 +554,8 @@ class StepTracker:
                 self.stopped = f"step {step.id}: {name} = {value} (the number overflowed)"
                 self.current = FINISHED
                 return
+            if isinstance(value, float):  # 1000.10 + 1000.20 is 2000.3000000000002 in binary:
+                value = float(f"{value:.15g}")  # as many digits as a double holds exactly
             self.vars[name] = value
 
     def _loop(self, node: str, step: Step) -> None:

@@ -32,7 +32,7 @@ from jinja2 import StrictUndefined
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, modifies_known_mutable
 
-__all__ = ["BoundedEnvironment", "ENV", "MAX_BITS", "MAX_CHARS", "MAX_ITEMS",
+__all__ = ["static_value", "BoundedEnvironment", "ENV", "MAX_BITS", "MAX_CHARS", "MAX_ITEMS",
            "MAX_TEMPLATE_CHARS", "compile_when", "parse_template", "parse_when",
            "refused_method", "render_facts", "render_template", "static_problem"]
 
@@ -185,6 +185,20 @@ def static_problem(expression: str, constants: dict[str, Any] | None = None) -> 
         if fixed:
             return f"expression {expression!r} fails in every run: {type(exc).__name__}: {exc}"
     return ""
+
+
+def static_value(expression: str, constants: dict[str, Any] | None = None) -> tuple[bool, Any]:
+    """``(True, value)`` for an expression that reads nothing but literals and constants
+    (what every run computes), evaluated now; ``(False, None)`` otherwise or if it fails."""
+    try:
+        tree, _ = parse_when(expression)
+        if tree is None or not all(node.name in _FIXED_NAMES
+                                   for node in tree.find_all(jinja2.nodes.Name)):
+            return False, None
+        return True, compile_when(expression)(inputs={}, steps={},
+                                              constants=dict(constants or {}))
+    except Exception:  # noqa: BLE001 - static_problem says why it fails
+        return False, None
 
 
 def parse_template(template: str) -> tuple[jinja2.nodes.Template | None, str]:

@@ -24,7 +24,7 @@ from jinja2 import nodes as jnodes
 
 from ..errors import Problem
 from ..tools.core import Tool, ToolRegistry
-from .expressions import parse_template, parse_when, refused_method, static_problem
+from .expressions import parse_template, parse_when, refused_method, static_problem, static_value
 from .flow import FELL_OFF, Flow
 from .format import ID_PATTERN, Routine, a_type
 from .loader import LoadedRoutine
@@ -409,7 +409,34 @@ class _Checker:
             if not re.match(ID_PATTERN, name):
                 self.add(where, f"{name!r} is not a valid name", "lower_case_with_underscores")
             expression = spec if isinstance(spec, str) else spec.expr
-            self.check_expression(step_id, where, expression, doms)
+            types = self.check_expression(step_id, where, expression, doms)
+            if isinstance(spec, str) or not spec.type:
+                continue
+            produced = self.computed_types(expression, types)
+            accepted = {"number": {"integer", "number"}}.get(spec.type, {spec.type})
+            if produced and not produced & accepted:
+                self.add(where, f"{name} = {expression} is {'/'.join(sorted(produced))}, but "
+                         f"its declared type is {spec.type}: every run would stop here",
+                         f"an expression that gives {a_type(spec.type)}")
+
+    def computed_types(self, expression: str, types: dict[str, set[str] | None]) -> set[str]:
+        """The JSON types a compute expression gives, where they are known: a bare reference
+        (``steps.find.output.total``, ``constants.table``) or one over constants alone
+        (evaluated now; a text that does not read as a number counts as text); else empty."""
+        fixed, value = static_value(expression, self.routine.constants)
+        if fixed:
+            if isinstance(value, str):  # a number's text is taken as the number
+                try:
+                    float(value)
+                    return {"string", "number"}
+                except ValueError:
+                    return {"string"}
+            return {_literal_type(value)}
+        known = types.get(f"${{{expression.strip()}}}")
+        if not known:
+            return set()
+        found = {t for t in known if t != "null"}
+        return found | {"number"} if "string" in found else found  # text may hold a number
 
     def check_for_each(self, step_id: str, path: tuple[Any, ...], doms: set[str]) -> None:
         step = self.flow.steps[step_id]
@@ -550,26 +577,28 @@ class _Checker:
             self.read_types(step_id, path, ref, doms)
 
     def check_expression(self, step_id: str, path: tuple[Any, ...], expression: str,
-                         doms: set[str], loops: frozenset[str] | None = None) -> None:
+                         doms: set[str], loops: frozenset[str] | None = None
+                         ) -> dict[str, set[str] | None]:
         loops = frozenset(self.loops_of(step_id)) if loops is None else loops
         refs, error = expression_references(expression, loops)
         error = error or static_problem(expression, self.routine.constants)
         if error:
             self.add(path, error, "a Jinja expression over inputs, steps, vars and constants")
-        for ref in refs:
-            self.read_types(step_id, path, ref, doms)
+        return {ref.text: self.read_types(step_id, path, ref, doms) for ref in refs}
 
     def read_types(self, step_id: str, path: tuple[Any, ...], ref: Reference,
-                   doms: set[str]) -> None:
+                   doms: set[str]) -> set[str] | None:
         """A reference in an expression or template, and the method it calls (if any) on a
-        value whose type is known: ``steps.find.output.email.endswith('x')``."""
+        value whose type is known: ``steps.find.output.email.endswith('x')``. Returns the
+        reference's types (None when it is wrong, empty when unknown)."""
         types = self.ref_types(step_id, path, ref, doms)
         if not ref.method or not types:
-            return
+            return types if not ref.method else set()
         kinds = [_PYTHON_TYPES[t] for t in sorted(types) if t in _PYTHON_TYPES]
         if kinds and not any(hasattr(kind, ref.method) for kind in kinds):
             self.add(path, f"{ref.text} is {'/'.join(sorted(types))}, which has no method "
                      f"{ref.method}()", f"a method of {a_type(sorted(types)[0])}, or a filter")
+        return set()  # what the method returns: not known
 
     def ref_types(self, step_id: str, path: tuple[Any, ...], ref: Reference,
                   doms: set[str]) -> set[str] | None:
@@ -582,6 +611,14 @@ class _Checker:
             if spec is None:
                 self.add(path, f"{ref.text} names no input of this routine",
                          f"one of: {', '.join(self.routine.inputs) or '(no inputs declared)'}")
+                return None
+            if ref.path and spec.type in ("string", "integer", "number", "boolean"):
+                self.add(path, f"{ref.text}: input {ref.name!r} is {a_type(spec.type)} and has "
+                         f"no field {ref.path[0]!r}", f"${{inputs.{ref.name}}} itself")
+                return None
+            if ref.path and spec.type == "array" and not ref.path[0].isdigit():
+                self.add(path, f"{ref.text}: input {ref.name!r} is a list; {ref.path[0]!r} is "
+                         "not an index", f"an index (inputs.{ref.name}.0), or a for_each")
                 return None
             return set() if ref.path else {spec.type}
         if ref.kind == "constants":
