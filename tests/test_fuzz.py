@@ -108,7 +108,9 @@ def test_when_expressions_are_checked_and_evaluated_within_bounds(expression, am
         return
     tracker = StepTracker(routine, {"x": x})
     tracker.record("get_claim", {"claim": x, "amount": amount})  # evaluates the expression
-    assert tracker.current in ("route", "done", "end")
+    # (or stopped, saying why: a field the result lacks read by the `when`)
+    assert tracker.current in ("route", "done", "end") or "cannot choose" in (tracker.stopped
+                                                                               or "")
 
 
 @FAST

@@ -353,3 +353,17 @@ def test_validate_refuses_a_field_of_a_text_input_in_a_message():
     assert _problems(text.replace("MESSAGE", "Closed: {{ inputs.reason.nosuch }}.")) == [
         "11: ${inputs.reason.nosuch}: input 'reason' is a string and has no field 'nosuch'"]
     assert _problems(text.replace("MESSAGE", "Closed: {{ inputs.reason }}.")) == []
+
+
+def test_a_step_id_yaml_reads_as_a_boolean_says_so():
+    import pytest
+
+    from routine.errors import SpecError
+
+    with pytest.raises(SpecError) as caught:
+        load_routine_text("name: t\ndescription: d\nsteps:\n  - id: no\n    name: N\n"
+                          "    description: d\n    finish: true\n", "t.yaml")
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.column) == (4, 5)
+    assert "read as a boolean (False), not as text" in problem.message
+    assert "quotes around the value" in problem.expected

@@ -323,6 +323,18 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     return tuple(kept)
 
 
+def value_at_path(data: Any, path: tuple[Any, ...]) -> Any:
+    """The value at a located path of the loaded data (MISSING where there is none)."""
+    for part in path:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return MISSING
+    return data
+
+
 def _key_in(mapping: dict[Any, Any], part: Any) -> Any:
     """The key of ``mapping`` that pydantic's location part names (it writes a key that is
     not text or a number as its repr: ``'datetime.date(2026, 3, 2)'``), else MISSING."""
@@ -369,6 +381,16 @@ def _problem_from_error(err: Any, smap: SourceMap, data: Any) -> Any:
                        f"{loc[-1]}, ...\")")
     if loc[-1:] == ("[key]",) and loc[:-1] in smap.key_text:
         return _key_problem(smap, loc[:-1])
+    value = value_at_path(data, loc)
+    if err["type"] == "string_type" and (value is None or isinstance(value, (bool, int, float))):
+        kind = "a boolean" if isinstance(value, bool) else "null" if value is None else \
+            "a number"
+        expected = "quotes around the value ('no', '1.0')"
+        if isinstance(value, bool) or value is None:
+            expected += (": unquoted, YAML reads yes, no, on, off, true and false as booleans"
+                         " and an empty value or ~ as null")
+        return Problem(smap.file, line, col, f"{where}: the unquoted value is read as {kind} "
+                       f"({value!r}), not as text", expected)
     if err["type"] == "extra_forbidden":
         message = f"unknown key {loc[-1]!r} at {where}"
     elif err["type"] == "missing":
