@@ -6,12 +6,15 @@ out of an evaluation, empty requests and hand-offs across clashing toolsets."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import json
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
+from routine.cli.commands import main
 from routine.drafting.draft import adraft
 from routine.eval.dataset import Domain
 from routine.models.testing import ScriptedModel
@@ -62,3 +65,23 @@ def test_an_error_inside_an_mcp_session_comes_out_as_itself(tmp_path: Path):
 
     with pytest.raises(ValueError, match="the caller's own error"):
         asyncio.run(fail())
+
+
+# ---------------------------------------------------------------- 2: route-eval, any layout
+@pytest.mark.skipif(importlib.util.find_spec("bm25s") is None, reason="needs bm25s")
+def test_route_eval_finds_the_routines_of_an_init_project(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch):
+    """The domain's routines_dir, relative to the project, as routine eval reads it (it
+    looked for <dataset>/../../../routines/<dataset name>, the repository's own layout)."""
+    assert main(["init", str(tmp_path)]) == 0
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "eval" / "helpdesk"
+    for split, query in [("train", "my laptop does not start"), ("dev", "the printer jams"),
+                         ("test", "open a ticket: my screen flickers")]:
+        row = {"id": f"{split}-1", "split": split, "kind": "routine", "routine": "open_ticket",
+               "query": query}
+        (data / f"{split}.jsonl").write_text(json.dumps(row) + "\n")
+    assert main(["route-eval", "eval/helpdesk", "--routers", "lexical", "--out", "r"]) == 0
+    scores = json.loads((tmp_path / "r" / "scores.json").read_text())
+    assert [(s["split"], s["in_scope"], s["top1"]) for s in scores] == [("dev", 1, 1.0),
+                                                                        ("test", 1, 1.0)]

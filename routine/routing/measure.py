@@ -79,10 +79,17 @@ def load_cases(dataset: str | Path, split: str) -> list[Case]:
 
 
 def dataset_library(dataset: str | Path, routines: str | Path | None = None) -> Library:
-    """The library of a dataset's domain: its routines (``routines`` or the domain's folder,
-    ``routines/<domain>`` beside ``eval/``), with the train split's requests as examples."""
+    """The library of a dataset's domain: its routines (``routines``, else the domain's
+    ``routines_dir`` found as ``routine eval`` finds it, relative to the project's root;
+    a folder of requests without ``domain.py``: ``routines/<folder name>`` beside
+    ``eval/``), with the train split's requests as examples."""
     folder = Path(dataset)
-    if routines is None:
+    if routines is None and (folder / "domain.py").is_file():
+        from ..eval.dataset import load_domain  # imported here: eval routes with this package
+
+        domain = load_domain(folder)
+        routines = domain.root / domain.routines_dir
+    elif routines is None:
         routines = folder.resolve().parents[2] / "routines" / folder.name
     return Library.from_folders(routines).with_examples(
         load_examples(folder / f"{INDEX_SPLIT}.jsonl"))
@@ -115,14 +122,16 @@ def _rate(hits: int, total: int) -> float:
 
 
 def score(cases: Sequence[Case], decisions: Sequence[RouteDecision], router: str = "",
-          dataset: str = "", thresholds: Thresholds | None = None) -> RoutingScores:
-    """The scores of decisions (one per case, same order)."""
+          dataset: str = "", thresholds: Thresholds | None = None, split: str = ""
+          ) -> RoutingScores:
+    """The scores of decisions (one per case, same order); ``split`` names the split when
+    it has no cases."""
     inside = [(c, d) for c, d in zip(cases, decisions, strict=True) if c.gold is not None]
     outside = [(c, d) for c, d in zip(cases, decisions, strict=True) if c.gold is None]
     wrong = [f"{c.id}: {c.query} -> {d.routine or d.kind} (gold {c.gold or 'none'})"
              for c, d in zip(cases, decisions, strict=True)
              if (d.routine if d.kind == "routine" else None) != c.gold]
-    split = cases[0].split if cases else ""
+    split = cases[0].split if cases else split
     return RoutingScores(
         router=router, dataset=dataset, split=split, in_scope=len(inside),
         out_of_scope=len(outside),
@@ -252,7 +261,7 @@ async def measure(datasets: Sequence[str | Path], routers: Sequence[str], out: s
                                 progress(f"{name} llm {split} {case.id}: "
                                          f"{done[key].routine or done[key].kind}")
                         decisions.append(done[key])
-                    results.append(score(cases, decisions, "llm", name))
+                    results.append(score(cases, decisions, "llm", name, split=split))
                 continue
             scorer = retriever(library, kind)  # type: ignore[arg-type]
             if index_examples:
@@ -262,7 +271,8 @@ async def measure(datasets: Sequence[str | Path], routers: Sequence[str], out: s
             thresholds = tune(splits["dev"], rankings["dev"])
             for split, cases in splits.items():
                 results.append(score(cases, [decide(r, thresholds, kind) for r in
-                                             rankings[split]], label, name, thresholds))
+                                             rankings[split]], label, name, thresholds,
+                                     split=split))
     (folder / "scores.json").write_text(json.dumps([r.model_dump() for r in results],
                                                    indent=1), encoding="utf-8")
     (folder / "routing.md").write_text(table(results), encoding="utf-8")
