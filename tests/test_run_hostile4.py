@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from datetime import date
 
 from pydantic import BaseModel
 
@@ -367,3 +368,30 @@ def test_a_step_id_yaml_reads_as_a_boolean_says_so():
     assert (problem.line, problem.column) == (4, 5)
     assert "read as a boolean (False), not as text" in problem.message
     assert "quotes around the value" in problem.expected
+
+
+@claims.tool
+def open_claim(loss_date: date) -> str:
+    """Open a claim for a loss on a day."""
+    return f"opened for {loss_date.isoformat()}"
+
+
+def test_a_user_value_the_tool_refuses_may_be_rewritten_by_the_model():
+    routine = load_routine_text("""
+name: open
+description: Open a claim.
+toolsets: [claims]
+inputs: {loss_date: {type: string, description: the day of the loss}}
+steps:
+  - {id: open, name: Open, description: Open it., tool: open_claim,
+     args: {loss_date: "${inputs.loss_date}"}}
+  - {id: done, name: Answer, description: Say it., finish: true,
+     message: "Opened for {{ inputs.loss_date }}."}
+""", "open.yaml")
+    model = ScriptedModel([call("open_claim", loss_date="20/02/2026"),
+                           call("open_claim", loss_date="2026-02-20")],
+                          inputs={"loss_date": "20/02/2026"})
+    trace = Agent(routine, [claims], model, inputs_first=True).run("Water damage on 20/02/2026")
+    first, second = trace.tool_calls
+    assert first.error_kind == "invalid_arguments" and "is what the user said" in first.error
+    assert second.ok and trace.answer == "Opened for 2026-02-20."

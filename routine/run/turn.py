@@ -260,6 +260,33 @@ async def take_turn(state: RunState, model: Model) -> TurnResult:
     return outcome.result
 
 
+def _release_inputs(state: RunState, tool: str, arguments: dict[str, Any],
+                    faulty: tuple[str, ...]) -> str:
+    """An argument the routine sets to exactly ``${inputs.NAME}`` that the tool refuses
+    ("20/02/2026" for a date): the user's words, not the model's mistake. The input is
+    released, so the model may write it as the tool expects (and that becomes the input's
+    value, as when the model fills one); returns what the model is told."""
+    tracker = state.tracker
+    step = tracker.step_for(tool) if tracker is not None else None
+    released = []
+    for name in faulty:
+        refs = parse_references(step.args.get(name)) if step is not None else []
+        if len(refs) == 1 and refs[0].whole and refs[0].kind == "inputs" and not refs[0].path \
+                and refs[0].name in tracker.inputs \
+                and _same_value(tracker.inputs[refs[0].name], arguments.get(name)):
+            released.append(f"{refs[0].name} = {arguments.get(name)!r}")
+            tracker.inputs.pop(refs[0].name)
+            state.trace.inputs.pop(refs[0].name, None)
+    if not released:
+        return ""
+    return (f" ({', '.join(released)} is what the user said: write it the way the tool "
+            "takes it)")
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    return a == b and type(a) is type(b) or str(a) == str(b)
+
+
 def _may_answer(state: RunState) -> bool:
     """Whether an answer ends the run now: at the routine's end (or with no routine), or,
     where ``finish`` is not offered, the compact style's way of finishing after a failure
@@ -421,8 +448,9 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
             tool.validate_arguments(arguments)
         except ToolArgumentsError as exc:
             state.seen_calls[seen] += 1
+            said = _release_inputs(state, call.name, arguments, exc.arguments)
             return ToolCallRecord(**base, resolved_arguments=arguments,
-                                  error=f"invalid arguments for {call.name}: {exc}",
+                                  error=f"invalid arguments for {call.name}: {exc}{said}",
                                   error_kind="invalid_arguments")
         broken = tracker.contract(call.name, arguments)
         if broken:  # the step contract: the call does not run; the model is told why

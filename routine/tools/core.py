@@ -68,7 +68,12 @@ _NUMBER_ERRORS = {"float_type", "int_type", "decimal_type", "float_parsing", "in
 
 
 class ToolArgumentsError(ValueError):
-    """The arguments a model sent do not fit the tool's schema (message is model-facing)."""
+    """The arguments a model sent do not fit the tool's schema (message is model-facing);
+    ``arguments``: the names of the arguments at fault, where known."""
+
+    def __init__(self, message: str, arguments: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.arguments = arguments
 
 
 @dataclass
@@ -157,7 +162,8 @@ class Tool:
             try:
                 model = self.args_model.model_validate(arguments)
             except ValidationError as exc:
-                raise ToolArgumentsError(_describe_validation_error(exc)) from None
+                raise ToolArgumentsError(_describe_validation_error(exc), tuple(dict.fromkeys(
+                    str(e["loc"][0]) for e in exc.errors() if e["loc"]))) from None
             return {field.alias or name: getattr(model, name)
                     for name, field in type(model).model_fields.items()}
         if self.validator is not None:
