@@ -16,9 +16,14 @@ import pytest
 
 from routine.cli.commands import main
 from routine.drafting.draft import adraft
+from routine.errors import EvalConfigError
+from routine.eval.config import EvalConfig
 from routine.eval.dataset import Domain
+from routine.eval.runner import run_evaluation
 from routine.models.testing import ScriptedModel
 from routine.spec.project import Project
+
+from .test_evaluation import HR, gold_model
 
 DATA = Path(__file__).resolve().parent / "data" / "tools_hostile3"
 
@@ -85,3 +90,29 @@ def test_route_eval_finds_the_routines_of_an_init_project(tmp_path: Path,
     scores = json.loads((tmp_path / "r" / "scores.json").read_text())
     assert [(s["split"], s["in_scope"], s["top1"]) for s in scores] == [("dev", 1, 1.0),
                                                                         ("test", 1, 1.0)]
+
+
+# ---------------------------------------------------------------- 3: report-only checks gold
+def _hr_config(tmp_path: Path, **kw: object) -> EvalConfig:
+    base = dict(dataset=HR, out=tmp_path / "run", split="test", conditions=["nl+track"],
+                protocols=["step"], step_limit=3, task_limit=0, seed=1, model="gold")
+    return EvalConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_report_only_refuses_records_of_other_gold_and_never_empties_a_report(tmp_path: Path):
+    asyncio.run(run_evaluation(_hr_config(tmp_path), gold_model()))
+    report = tmp_path / "run" / "report.md"
+    before = report.read_text()
+    # another split's gold (another dataset reads the same): refused, as a resume is
+    with pytest.raises(EvalConfigError, match="records made otherwise.*gold.*a report would"):
+        asyncio.run(run_evaluation(_hr_config(tmp_path, split="dev", model="none",
+                                              report_only=True), gold_model()))
+    # the same gold, but nothing of these conditions recorded: no empty report over it
+    with pytest.raises(EvalConfigError, match="nothing to report"):
+        asyncio.run(run_evaluation(_hr_config(tmp_path, conditions=["nl"], model="none",
+                                              report_only=True), gold_model()))
+    assert report.read_text() == before
+    # the records' own settings: reported, under the recorded model's name
+    summary = asyncio.run(run_evaluation(_hr_config(tmp_path, model="none", report_only=True),
+                                         gold_model()))
+    assert summary.config["model"] == "gold"

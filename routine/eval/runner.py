@@ -143,19 +143,22 @@ def _same_run(config: EvalConfig, examples: list[Any]) -> EvalConfig:
     elif summary.is_file():
         recorded = {k: v for k, v in json.loads(summary.read_text(encoding="utf-8")).get(
             "config", {}).items() if k in _MANIFEST_KEYS}
-    if config.report_only:
-        if recorded and config.model in ("", "none") and recorded.get("model"):
-            return config.model_copy(update={"model": recorded["model"]})
-        return config
+    unnamed = config.report_only and config.model in ("", "none")  # report: recorded name
     if recorded and _has_records(config.out):
         changed = [f"{k}: {recorded[k]!r} there, {now[k]!r} now" for k in now
-                   if k in recorded and recorded[k] != now[k]]
+                   if k in recorded and recorded[k] != now[k] and not (unnamed and k == "model")]
         if changed:
+            doing = "a report would show" if config.report_only else "resuming would report"
             raise EvalConfigError(
-                f"{config.out} holds records made otherwise ({'; '.join(changed)}): resuming "
-                "would report them as this run's. Use another --out, or run as they were made"
-                + (" (the gold changed: the dataset was rebuilt or its split edited)"
-                   if any(c.startswith("gold") for c in changed) else ""))
+                f"{config.out} holds records made otherwise ({'; '.join(changed)}): {doing} "
+                "them as this run's. Use another --out, or run as they were made"
+                + (" (the gold changed: another dataset or split, or the dataset was rebuilt "
+                   "or its split edited)" if any(c.startswith("gold") for c in changed)
+                   else ""))
+    if config.report_only:  # a report changes no records, nor what they were made with
+        if recorded and unnamed and recorded.get("model"):
+            return config.model_copy(update={"model": recorded["model"]})
+        return config
     path.write_text(json.dumps({**(recorded or {}), **now}, indent=1) + "\n",
                     encoding="utf-8")
     return config
@@ -265,6 +268,10 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
              if (t.condition, t.example_id) in selected_tasks and t.trial < config.trials]
     conversations = [t for t in read(talks_path, TaskResult)
                      if (t.condition, t.example_id) in selected_talks and t.trial < config.trials]
+    if config.report_only and not (steps or tasks or conversations):
+        raise EvalConfigError(f"{config.out} holds no records of this split, these conditions, "
+                              "protocols and routines: nothing to report (the report there "
+                              "is left as it is)")
     summary = summarize(steps, tasks, config, conversations)
     write_report(summary, steps, tasks + conversations, config.out)
     return summary
