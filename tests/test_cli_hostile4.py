@@ -23,6 +23,9 @@ from routine.eval.runner import run_evaluation
 from routine.models.testing import ScriptedModel
 from routine.spec.project import Project
 
+from .test_cli import ScriptedServer, scripted_server  # noqa: F401  (the endpoint fixture)
+from .test_drafting import BAD
+from .test_drafting import _args as _draft_args
 from .test_evaluation import HR, gold_model
 
 DATA = Path(__file__).resolve().parent / "data" / "tools_hostile3"
@@ -116,3 +119,22 @@ def test_report_only_refuses_records_of_other_gold_and_never_empties_a_report(tm
     summary = asyncio.run(run_evaluation(_hr_config(tmp_path, model="none", report_only=True),
                                          gold_model()))
     assert summary.config["model"] == "gold"
+
+
+# ---------------------------------------------------------------- 4: save-invalid lines
+def test_save_invalid_names_the_lines_of_the_saved_file(scripted_server, tmp_path: Path,  # noqa: F811
+                                                        capsys: pytest.CaptureFixture[str]):
+    """The INVALID header above the YAML pushed every line down: the problems it lists (and
+    the ones printed about that file) named lines 1 + (number of problems) too low."""
+    ScriptedServer.script = [{"content": BAD}]
+    out = tmp_path / "track_order.yaml"
+    assert main(_draft_args(tmp_path, "--base-url", scripted_server, "-o", str(out),
+                            "--rounds", "0", "--save-invalid")) == 1
+    printed = {line.strip() for line in capsys.readouterr().err.splitlines()
+               if line.strip().startswith(f"{out}:")}
+    header = {line.removeprefix("#").strip() for line in out.read_text().splitlines()
+              if line.startswith(f"#   {out}:")}
+    assert main(["--project", _draft_args(tmp_path)[1], "validate", str(out)]) == 1
+    validated = {line.strip() for line in capsys.readouterr().out.splitlines()
+                 if line.startswith(f"{out}:") and ": error:" in line}
+    assert printed and header == printed == validated

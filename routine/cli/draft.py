@@ -146,7 +146,8 @@ def _report(result: DraftResult, target: Path | None, saved: bool) -> None:
                                                        if saved and target else
                                                        "printed MARKED INVALID" if saved
                                                        else "not saved")), soft_wrap=True)
-    for problem in result.problems:
+    # saved (or printed) marked invalid: at their lines in that text, below its header
+    for problem in result.invalid_problems() if saved else result.problems:
         err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
 
 

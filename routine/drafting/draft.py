@@ -17,6 +17,7 @@ replied, the YAML, the problems, tokens and seconds. A routine that still has pr
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -91,12 +92,19 @@ class DraftResult(BaseModel):
         """One JSONL line: every attempt, plus ``ok`` and ``repairs``."""
         return {**self.model_dump(mode="json"), "ok": self.ok, "repairs": self.repairs}
 
+    def invalid_problems(self) -> list[Problem]:
+        """The last attempt's problems at their lines in :meth:`invalid_text` (its comment
+        lines above the YAML push every line down)."""
+        shift = 1 + len(self.problems)
+        return [dataclasses.replace(p, line=p.line + shift) for p in self.problems]
+
     def invalid_text(self) -> str:
-        """The last routine marked as invalid, its problems listed above it in comments: what
-        ``--save-invalid`` writes (it fails ``routine validate`` on purpose)."""
+        """The last routine marked as invalid, its problems listed above it in comments (at
+        their lines in this text): what ``--save-invalid`` writes (it fails ``routine
+        validate`` on purpose)."""
         lines = [f"# {INVALID_MARKER}: routine draft could not make it pass validation "
                  f"({len(self.problems)} problem(s) after {self.repairs} repair round(s)):"]
-        lines += [f"#   {p}" for p in self.problems]
+        lines += [f"#   {p}" for p in self.invalid_problems()]
         return "\n".join(lines) + "\n" + (self.yaml or "# (the model wrote no routine)\n")
 
 
