@@ -12,9 +12,10 @@ import shutil
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
-from routine.cli.commands import main
+from routine.cli.commands import main, routine_path
 from routine.drafting.draft import adraft
 from routine.errors import EvalConfigError
 from routine.eval.config import EvalConfig
@@ -138,3 +139,48 @@ def test_save_invalid_names_the_lines_of_the_saved_file(scripted_server, tmp_pat
     validated = {line.strip() for line in capsys.readouterr().out.splitlines()
                  if line.startswith(f"{out}:") and ": error:" in line}
     assert printed and header == printed == validated
+
+
+# ---------------------------------------------------------------- 5, 6: routines by name
+def test_run_finds_a_routine_by_name_in_subfolders_and_under_another_file_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    assert main(["init", str(tmp_path)]) == 0
+    monkeypatch.chdir(tmp_path)
+    routines = tmp_path / "routines"
+    (routines / "tickets").mkdir()
+    (routines / "open_ticket.yaml").rename(routines / "tickets" / "open_ticket.yaml")
+    # in a subfolder (validate checks it, and the hint named it, yet run did not find it)
+    assert routine_path(Path("open_ticket")).resolve() == \
+        (routines / "tickets" / "open_ticket.yaml").resolve()
+    # a file named otherwise: found by its routine's name, and by its own name
+    (routines / "tickets" / "open_ticket.yaml").rename(routines / "ticket.yaml")
+    assert routine_path(Path("open_ticket")).resolve() == (routines / "ticket.yaml").resolve()
+    assert routine_path(Path("ticket")).resolve() == (routines / "ticket.yaml").resolve()
+    with pytest.raises(click.BadParameter, match="did you mean open_ticket"):
+        routine_path(Path("open_tickt"))
+    # two routines of one name: neither is chosen, and the hint does not offer that name
+    shutil.copy(routines / "ticket.yaml", routines / "ticket_copy.yaml")
+    with pytest.raises(click.BadParameter, match="more than one routine file"):
+        routine_path(Path("open_ticket"))
+    with pytest.raises(click.BadParameter) as refused:
+        routine_path(Path("nothing_like_it"))
+    assert "ticket, ticket_copy)" in str(refused.value)
+
+
+def test_validate_refuses_two_routines_of_one_name(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]):
+    assert main(["init", str(tmp_path)]) == 0
+    monkeypatch.chdir(tmp_path)
+    routines = tmp_path / "routines"
+    shutil.copy(routines / "open_ticket.yaml", routines / "ticket_copy.yaml")
+    assert main(["validate"]) == 1
+    captured = capsys.readouterr()
+    line = next(n for n, text in enumerate((routines / "open_ticket.yaml").read_text()
+                                           .splitlines(), 1) if text.startswith("name:"))
+    problems = [p for p in captured.out.splitlines() if "routine name 'open_ticket'" in p]
+    assert len(problems) == 2
+    assert any(p.startswith(f"{routines / 'open_ticket.yaml'}:{line}:1: error: ") and
+               "ticket_copy.yaml" in p and "(expected unique routine names" in p
+               for p in problems)
+    assert "2 routine files checked: 2 problems" in captured.err

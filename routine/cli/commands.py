@@ -84,23 +84,48 @@ def _routine_files(paths: list[Path]) -> list[Path]:
 
 
 def routine_path(path: Path) -> Path:
-    """A routine file, or a routine's name looked up in the project's routine folders
-    (``routine run leave_balance ...``: ``<folder>/leave_balance.yaml``)."""
+    """A routine file, or a routine's name looked up in the project's routine folders and
+    their subfolders (``routine run leave_balance ...``): the file whose ``name:`` is it,
+    else the one file named ``leave_balance.yaml``. Not found, or found twice: an error
+    whose hint lists only names that would work."""
     if path.exists() or path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
         return path
     folders = Project.discover().routines
-    for folder in folders:
-        for candidate in (folder / f"{path}.yaml", folder / f"{path}.yml"):
-            if candidate.is_file():
-                return candidate
-    if folders:
-        names = sorted({p.stem for f in folders for p in _routine_files([f])})
-        close = difflib.get_close_matches(str(path), names, n=3)
-        hint = f"did you mean {', '.join(close)}?" if close else \
-            f"the project's routines: {', '.join(names) or 'none'}"
-        raise click.BadParameter(f"no routine file or routine named {str(path)!r} ({hint})",
+    if not folders:
+        return path
+    wanted = str(path)
+    names = _routine_names(_routine_files(sorted(set(folders))))
+    found = _lookup(wanted, names)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise click.BadParameter(f"{wanted!r} names more than one routine file "
+                                 f"({', '.join(map(str, found))}); give the file",
                                  param_hint="ROUTINE")
-    return path
+    usable = sorted(n for n in {*names.values(), *(f.stem for f in names)}
+                    if n and len(_lookup(n, names)) == 1)
+    close = difflib.get_close_matches(wanted, usable, n=3)
+    hint = f"did you mean {', '.join(close)}?" if close else \
+        f"the project's routines: {', '.join(usable) or 'none'}"
+    raise click.BadParameter(f"no routine file or routine named {wanted!r} ({hint})",
+                             param_hint="ROUTINE")
+
+
+def _routine_names(files: list[Path]) -> dict[Path, str]:
+    """Each routine file's ``name:`` ("" for a file that does not load)."""
+    names = {}
+    for file in files:
+        try:
+            names[file] = load_routine(file).routine.name
+        except (SpecError, OSError):
+            names[file] = ""
+    return names
+
+
+def _lookup(wanted: str, names: dict[Path, str]) -> list[Path]:
+    """The files :func:`routine_path` would choose between for ``wanted``."""
+    return [f for f, n in names.items() if n == wanted] or \
+        [f for f in names if f.stem == wanted]
 
 
 def load_checked(path: Path, extra_tools: list[str] | None = None,
@@ -141,13 +166,18 @@ def validate(
         err.print(f"error: no routine files found ({where})")
         raise typer.Exit(2)
     total = cautions = 0
+    checked: list[LoadedRoutine] = []
     for file in files:
         warnings: list[Problem] = []
-        _, _, problems = load_checked(file, tools, warnings)
+        loaded, _, problems = load_checked(file, tools, warnings)
+        checked += [loaded] if loaded is not None else []
         for problem in [*problems, *warnings]:  # (escape sequences in a key: written out)
             out.print(shown(str(problem)), markup=False, highlight=False, soft_wrap=True)
         total += len(problems)
         cautions += len(warnings)
+    for problem in _duplicate_names(checked):  # a library, run NAME, hand-offs need one
+        out.print(shown(str(problem)), markup=False, highlight=False, soft_wrap=True)
+        total += 1
     verdict = "ok" if total == 0 else f"{total} problem{'s' * (total != 1)}"
     if cautions:
         verdict += f" ({cautions} warning{'s' * (cautions != 1)})"
@@ -155,6 +185,23 @@ def validate(
     err.print(f"{len(files)} routine file{'s' * (len(files) != 1)} checked: {verdict}")
     if total:
         raise typer.Exit(1)
+
+
+def _duplicate_names(checked: list[LoadedRoutine]) -> list[Problem]:
+    """One problem per file whose routine ``name:`` another checked file also has, at that
+    key."""
+    files: dict[str, list[LoadedRoutine]] = {}
+    for loaded in checked:
+        files.setdefault(loaded.routine.name, []).append(loaded)
+    problems = []
+    for name, same in files.items():
+        for loaded in same if len(same) > 1 else []:
+            others = ", ".join(o.source.file for o in same if o is not loaded)
+            problems.append(Problem(loaded.source.file, *loaded.source.locate(("name",)),
+                                    f"routine name {name!r} is also the name of {others}",
+                                    "unique routine names (a library, `routine run NAME` and "
+                                    "hand-offs find a routine by its name)"))
+    return problems
 
 
 def _writable(folder: Path) -> None:
