@@ -68,7 +68,7 @@ def card_text(routine: Routine) -> str:
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _NUMBER = re.compile(r"#?\b\d[\d.,:/-]*\b")
-_NAME = re.compile(r"[A-Z][a-z]+(?:[-'][A-Za-z]+)*(?:'s)?")
+_WORDS = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")  # letters of any script, joined by - or '
 _SENTENCE_END = re.compile(r"[.!?:;]\s*$")
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _PERIODS = [  # a date says which period a request is about: a day, a month or a year
@@ -76,6 +76,16 @@ _PERIODS = [  # a date says which period a request is about: a day, a month or a
     (re.compile(r"\b(?:19|20)\d\d-\d\d-\d\d\b"), "date"),
     (re.compile(r"\b(?:19|20)\d\d-\d\d\b"), "month"),
     (re.compile(r"\b(?:19|20)\d\d\b"), "year")]
+
+
+def _is_name(word: str) -> bool:
+    """A capitalised word: a capital and then small letters, in any script ("Ana", "Jörg",
+    "Łukasz", "Émile"), maybe joined to more letters by ``-`` or ``'`` ("Jean-Luc",
+    "O'Neil", "Ana's"); not an all-capital word ("IT") nor one with digits."""
+    if not _WORDS.fullmatch(word):
+        return False
+    head = re.split(r"[-'’]", word, maxsplit=1)[0]
+    return len(head) > 1 and head[0].isupper() and head[1:].islower()
 
 
 def _title_case(line: str) -> bool:
@@ -110,7 +120,7 @@ def retrieval_text(text: str, vocabulary: frozenset[str] = frozenset(),
             bare = match.group(0).strip(",.!?;:()\"")
             known = (titled and (not vocabulary or bare.lower() in vocabulary)
                      or bare.lower() in terms)
-            if first or known or not _NAME.fullmatch(bare):
+            if first or known or not _is_name(bare):
                 words.append(match.group(0))
         lines.append(" ".join(words))
     kept = "\n".join(line for line in lines if line.strip())
