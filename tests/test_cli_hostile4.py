@@ -19,9 +19,10 @@ from routine.cli.commands import main, routine_path
 from routine.drafting.draft import adraft
 from routine.errors import EvalConfigError
 from routine.eval.config import EvalConfig
-from routine.eval.dataset import Domain
+from routine.eval.dataset import Domain, load_dataset
 from routine.eval.runner import run_evaluation
 from routine.models.testing import ScriptedModel
+from routine.routing.library import Example, Library, retrieval_text
 from routine.spec.project import Project
 
 from .test_cli import ScriptedServer, scripted_server  # noqa: F401  (the endpoint fixture)
@@ -184,3 +185,62 @@ def test_validate_refuses_two_routines_of_one_name(tmp_path: Path,
                "ticket_copy.yaml" in p and "(expected unique routine names" in p
                for p in problems)
     assert "2 routine files checked: 2 problems" in captured.err
+
+
+# ---------------------------------------------------------------- 7: names in any script
+@pytest.mark.parametrize("name", ["Ana Lima", "Jörg Weiß", "Łukasz Żak", "Åsa Öberg",
+                                  "Chloé Dubois", "Émile Zola", "Jean-Luc Picard"])
+def test_names_are_dropped_in_any_script(name: str):
+    kept = retrieval_text(f"please cancel the order raised for {name} yesterday")
+    assert kept == "please cancel the order raised for yesterday"
+
+
+def test_capitals_that_are_not_names_stay():
+    assert retrieval_text("ask IT to reset my laptop") == "ask IT to reset my laptop"
+    assert retrieval_text("Ich möchte Überstunden und Urlaub eintragen",
+                          terms=frozenset({"überstunden", "urlaub"})) == \
+        "Ich möchte Überstunden und Urlaub eintragen"
+
+
+# ---------------------------------------------------------------- 8: repeated words
+@pytest.mark.skipif(importlib.util.find_spec("bm25s") is None, reason="needs bm25s")
+def test_a_repeated_word_counts_once_in_the_lexical_router():
+    from routine.routing import make_router
+    from routine.spec.loader import load_routine_text
+
+    def routine(name: str, description: str) -> object:
+        return load_routine_text(f"name: {name}\ndescription: {description}\nsteps:\n"
+                                 "  - {id: a, name: Answer, description: d, finish: true}\n",
+                                 f"{name}.yaml").routine
+
+    library = Library.of([routine("check_budget", "Check the budget left on a cost centre."),
+                          routine("create_requisition", "Raise a purchase requisition.")]
+                         ).with_examples([Example("Please raise a requisition",
+                                                  "create_requisition")])
+    router = make_router("lexical", library, examples=True)
+    plain = router.route("please check the budget of cost centre CC-100")
+    padded = router.route("please " * 40 + "check the budget of cost centre CC-100")
+    assert plain.best == padded.best == "check_budget"
+    assert [round(c.score, 6) for c in padded.candidates] == \
+        [round(c.score, 6) for c in plain.candidates]
+
+
+# ---------------------------------------------------------------- 9: routines-from gaps
+def test_routines_from_says_which_routines_it_lacks_and_what_that_left_out(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    from .conftest import ROUTINES
+
+    test = [e for e in load_dataset(HR, ("test",)) if e.kind == "routine" and e.user is None]
+    lacking = test[0].routine
+    drafted = tmp_path / "drafted"
+    drafted.mkdir()
+    for path in (ROUTINES / "hr").glob("*.yaml"):
+        if path.stem != lacking:
+            shutil.copy(path, drafted / path.name)
+    summary = asyncio.run(run_evaluation(_hr_config(tmp_path, routines_from=drafted),
+                                         gold_model()))
+    left = summary.config["left_out"]
+    assert left["routines"] == [lacking] and left["step samples"] > 0
+    said = f"{drafted} has no routine {lacking}: left out {left['step samples']} step sample(s)"
+    assert said in caplog.text
+    assert f"**Left out**: {said}" in (tmp_path / "run" / "report.md").read_text()

@@ -78,8 +78,9 @@ async def run_evaluation(config: EvalConfig, model: Model,
     if not examples:
         raise EvalConfigError(f"the {config.split} split of {config.dataset} has no examples "
                               "of a routine to evaluate (`routine dataset build` writes them)")
-    if config.routines_from is not None:
-        routines = _routines_in(config.routines_from)  # (queries of the others: left out)
+    own = routines  # the domain's: what a routine missing from --routines-from would have run
+    if config.routines_from is not None:  # the queries of routines it lacks: left out, said
+        routines = _routines_in(config.routines_from)
     if examples and "conversation" not in config.protocols and \
             not [e for e in examples if e.user is None]:
         raise EvalConfigError("every example of this split is a conversation: add "
@@ -113,7 +114,8 @@ async def run_evaluation(config: EvalConfig, model: Model,
                               "it to finish (two would record every sample twice)") from None
     try:
         config = _same_run(config, examples)
-        return await _evaluate(config, model, progress, domain, registry, routines, examples)
+        return await _evaluate(config, model, progress, domain, registry, routines, examples,
+                               own)
     finally:
         lock.release()
 
@@ -165,7 +167,8 @@ def _same_run(config: EvalConfig, examples: list[Any]) -> EvalConfig:
 
 
 async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | None, domain: Any,
-                    registry: Any, routines: dict[str, Any], examples: list[Any]) -> Summary:
+                    registry: Any, routines: dict[str, Any], examples: list[Any],
+                    own: dict[str, Any]) -> Summary:
     from .report import write_report
 
     steps_path, tasks_path = config.out / "steps.jsonl", config.out / "tasks.jsonl"
@@ -190,11 +193,19 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
     selected_steps: set[tuple[str, str]] = set()  # this config's samples: only they are reported
     selected_tasks: set[tuple[str, str]] = set()
     selected_talks: set[tuple[str, str]] = set()
+    # --routines-from lacks these routines: their queries are left out, counted here
+    missing = sorted({e.routine for e in [*examples, *talks]
+                      if e.routine not in routines and _wanted(config, e.routine)})
+    left_out: dict[str, int] = {}
 
     if "step" in config.protocols:
         for name in config.conditions:
             if CONDITIONS[name].routed:
                 continue  # a step sample needs the routine its gold calls came from
+            if missing and "step sample(s)" not in left_out:  # (the split's, before --steps)
+                left_out["step sample(s)"] = len(await step_samples(
+                    [e for e in examples if e.routine in missing], own, registry,
+                    CONDITIONS[name], seed=config.seed, shuffle_tools=config.shuffle_tools))
             samples = await step_samples([e for e in examples if e.routine in routines],
                                          routines, registry, CONDITIONS[name],
                                          seed=config.seed, shuffle_tools=config.shuffle_tools,
@@ -223,7 +234,10 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
         if config.task_limit and len(pool) > config.task_limit:
             chosen = random.Random(config.seed).sample(pool, config.task_limit)
         # drawn from the same pool as with the domain's routines: the same tasks
-        chosen = [e for e in chosen if _wanted(config, e.routine) and e.routine in routines]
+        chosen = [e for e in chosen if _wanted(config, e.routine)]
+        if missing:
+            left_out[f"{protocol}(s)"] = sum(e.routine in missing for e in chosen)
+        chosen = [e for e in chosen if e.routine in routines]
         settings = RunSettings(temperature=config.temperature, max_tokens=config.max_tokens,
                                seed=config.seed, max_steps=max_steps,
                                enforce_steps=config.enforce_steps)
@@ -273,7 +287,18 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
                               "protocols and routines: nothing to report (the report there "
                               "is left as it is)")
     summary = summarize(steps, tasks, config, conversations)
-    write_report(summary, steps, tasks + conversations, config.out)
+    note = ""
+    if missing:
+        counts = ", ".join(f"{n} {what}" for what, n in left_out.items())
+        note = (f"{config.routines_from} has no routine {', '.join(missing)}: left out "
+                f"{counts or 'nothing'} of the {config.split} split (not counted as wrong)")
+        _log.warning(note)
+        summary.config["left_out"] = {"routines": missing,
+                                      **{k.replace("(s)", "s"): n for k, n in left_out.items()}}
+    paths = write_report(summary, steps, tasks + conversations, config.out)
+    if note:
+        with paths["markdown"].open("a", encoding="utf-8") as report:
+            report.write(f"\n**Left out**: {note}.\n")
     return summary
 
 

@@ -41,7 +41,7 @@ def _unique_word_weight(passages: int) -> float:
 
 class LexicalRouter(ScoringRouter):
     """BM25 (Okapi, bm25s's defaults k1=1.5, b=0.75): a routine's score is its best
-    passage's BM25 score for the request (0: no word in common)."""
+    passage's BM25 score for the request's distinct words (0: no word in common)."""
 
     name = "lexical"
 
@@ -68,7 +68,9 @@ class LexicalRouter(ScoringRouter):
         return Thresholds(none_below=round(2.0712 * scale, 4), margin=0.0)
 
     def passage_scores(self, query: str) -> list[float]:
-        words = self._tokens([query], ids=False)[0]
+        """Each word of the request counts once: a word said forty times ("please ...")
+        would otherwise add its score forty times and outrank what the request is about."""
+        words = list(dict.fromkeys(self._tokens([query], ids=False)[0]))
         if not words:
             return [0.0] * len(self._texts)
         return [float(s) for s in self._index.get_scores(words)]
