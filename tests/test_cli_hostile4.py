@@ -244,3 +244,17 @@ def test_routines_from_says_which_routines_it_lacks_and_what_that_left_out(
     said = f"{drafted} has no routine {lacking}: left out {left['step samples']} step sample(s)"
     assert said in caplog.text
     assert f"**Left out**: {said}" in (tmp_path / "run" / "report.md").read_text()
+
+
+# ---------------------------------------------------------------- 10: an empty request
+@pytest.mark.parametrize("request_", ["", "   "])
+def test_an_empty_request_is_a_usage_error_for_route_and_run(request_: str,
+                                                             capsys: pytest.CaptureFixture[str]):
+    from .conftest import ROUTINES
+
+    library = str(ROUTINES / "retail")
+    assert main(["route", "--library", library, "--router", "lexical", request_]) == 2
+    assert "the request is empty" in capsys.readouterr().err
+    assert main(["run", "--library", library, "--router", "lexical", request_,
+                 "--base-url", "http://127.0.0.1:9/v1", "--model", "m"]) == 2
+    assert "the request is empty" in capsys.readouterr().err

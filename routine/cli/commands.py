@@ -579,11 +579,9 @@ def run(
         if query is not None:
             raise click.BadParameter("with --library the router picks the routine: give only "
                                      "the request", param_hint="ROUTINE")
-        if not routine:
-            raise click.BadParameter("missing the request", param_hint="QUERY")
-        return _run_routed(library, routine, settings, examples, router, none_below, model,
-                           base_url, api_key, tools, trace_dir, model_cache, adapter, as_json,
-                           approve)
+        return _run_routed(library, route.request_text(routine), settings, examples, router,
+                           none_below, model, base_url, api_key, tools, trace_dir, model_cache,
+                           adapter, as_json, approve)
     if routine is None:
         raise click.MissingParameter("name a routine, or give --library DIR to let a router "
                                      "pick one", ctx=ctx,
@@ -659,6 +657,7 @@ def route_request(
 ) -> None:
     """Show which routine a router picks for a request (or none, or a question back), with
     its ranking. Runs nothing."""
+    query = route.request_text(query)
     folders = library or Project.discover().routines
     if not folders:
         raise click.BadParameter("no routine folders: give --library DIR (or list routines "

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.text import Text
 
@@ -30,7 +31,8 @@ from ..tools.core import ToolRegistry
 from .terminal import shown
 
 __all__ = ["LibraryOption", "RouterOption", "ExamplesOption", "ThresholdOption",
-           "library_from", "router_kind", "build_router", "decision_text", "tools_for"]
+           "library_from", "router_kind", "build_router", "decision_text", "tools_for",
+           "request_text"]
 
 LibraryOption = Annotated[list[Path] | None, typer.Option(
     "--library", help="A folder of routines (repeatable): a router picks the routine for the "
@@ -52,6 +54,16 @@ def library_from(folders: list[Path], examples: list[Path] | None = None) -> Lib
     for path in examples or []:
         library = library.with_examples(load_examples(path))
     return library
+
+
+def request_text(query: str | None) -> str:
+    """The request to route: an empty or blank one is a usage error (``routine route`` and
+    ``routine run --library`` alike), not a request that no routine serves."""
+    if query is None or not query.strip():
+        raise click.BadParameter("the request is empty: give the user's request (e.g. "
+                                 "\"How many vacation days do I have left?\")",
+                                 param_hint="QUERY")
+    return query
 
 
 def router_kind(kind: str | None) -> str:
