@@ -258,3 +258,39 @@ def test_an_empty_request_is_a_usage_error_for_route_and_run(request_: str,
     assert main(["run", "--library", library, "--router", "lexical", request_,
                  "--base-url", "http://127.0.0.1:9/v1", "--model", "m"]) == 2
     assert "the request is empty" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- 11: hand-off targets
+def _tools_module(name: str) -> str:
+    return (f"from routine import Toolset\n\n{name} = Toolset({name!r})\n\n\n"
+            f"@{name}.tool\ndef pay(claim_id: int) -> str:\n"
+            f"    \"\"\"Pay a claim.\n\n    Args:\n        claim_id: the claim.\n    \"\"\"\n"
+            f"    return 'paid'\n")
+
+
+def _routine_text(name: str, toolset: str, last: str) -> str:
+    return (f"name: {name}\ndescription: {name}.\ntoolsets: [{toolset}]\n"
+            "inputs:\n  claim_id: {type: integer, description: the claim}\nsteps:\n"
+            "  - {id: pay, name: Pay, description: Pay it., tool: pay, "
+            "args: {claim_id: '${inputs.claim_id}'}}\n" + last)
+
+
+def test_a_handoff_target_is_found_whatever_tools_other_routines_use(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """validate shared one registry among every routine of the folders: a routine whose
+    toolset has a tool named like another toolset's was skipped, so a hand-off to it read
+    'names no known routine'."""
+    (tmp_path / "routine.toml").write_text('routines = ["routines"]\n[toolsets]\n'
+                                           'one = "tools_one"\ntwo = "tools_two"\n')
+    (tmp_path / "tools_one.py").write_text(_tools_module("one"))
+    (tmp_path / "tools_two.py").write_text(_tools_module("two"))
+    routines = tmp_path / "routines"
+    routines.mkdir()
+    finish = "  - {id: done, name: Done, description: Say so., finish: true}\n"
+    (routines / "a_other.yaml").write_text(_routine_text("other", "two", finish))
+    (routines / "b_target.yaml").write_text(_routine_text("target", "one", finish))
+    (routines / "c_source.yaml").write_text(_routine_text(
+        "source", "one", "  - {id: hand, name: Hand over, description: To the target., "
+        "handoff: target}\n"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "routines/c_source.yaml"]) == 0, capsys.readouterr().out

@@ -143,7 +143,7 @@ def load_checked(path: Path, extra_tools: list[str] | None = None,
     registry, problems = registry_for(loaded, extra_tools)
     routines = None
     if any(step.handoff for step, _ in loaded.routine.walk()):  # its targets must exist
-        routines = {**_handoff_targets(loaded, ToolRegistry()),
+        routines = {**_handoff_targets(loaded),
                     loaded.routine.name: loaded.routine}
     problems += check_routine(loaded, registry, partial=bool(problems), routines=routines,
                               warnings=warnings)
@@ -715,9 +715,13 @@ def route_eval(
     Console(width=250).print(table(results), markup=False, highlight=False, soft_wrap=True)
 
 
-def _handoff_targets(loaded: LoadedRoutine, registry: ToolRegistry) -> dict[str, Routine]:
+def _handoff_targets(loaded: LoadedRoutine, registry: ToolRegistry | None = None
+                     ) -> dict[str, Routine]:
     """The routines a conversation may hand off to: those beside this one and in the
-    project's routine folders (each valid one, its tools added to ``registry``)."""
+    project's routine folders, by name. With ``registry`` (a conversation will run them):
+    each valid one, its tools added to ``registry``. Without (validate: a hand-off needs
+    only the target's name and inputs): each that loads, its toolsets left alone, so
+    routines whose tools share a name do not hide each other."""
     folders = {*(Project.discover().routines), *([loaded.path.parent] if loaded.path else [])}
     found: dict[str, Routine] = {}
     for file in _routine_files(sorted(folders)):
@@ -725,7 +729,9 @@ def _handoff_targets(loaded: LoadedRoutine, registry: ToolRegistry) -> dict[str,
             other = load_routine(file)
         except SpecError:
             continue
-        if other.routine.name != loaded.routine.name:
+        if other.routine.name != loaded.routine.name and registry is None:
+            found[other.routine.name] = other.routine
+        elif other.routine.name != loaded.routine.name:
             try:
                 _, problems = registry_for(other, registry=registry)
             except Exception:  # noqa: BLE001 - its tools clash with these: not a target
