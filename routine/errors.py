@@ -7,6 +7,7 @@ up in the trace. Only problems the caller must act on raise::
     ├── SpecError              a routine file is invalid (carries every Problem found)
     │   └── ProjectError       the project file (routine.toml) is invalid
     ├── ToolDefinitionError    a Python function cannot become a tool
+    ├── ToolsetSetupError      a toolset's per-run setup did not finish within timeout_s
     ├── ModelUnavailable       no model endpoint / embedded model could be used
     │   ├── ModelUnreachable   no connection or no answer in time, after the retries
     │   └── ModelRequestsForbidden   a unit test tried to reach a real model

@@ -676,6 +676,19 @@ def route_request(
         out.print(route.decision_text(decision), soft_wrap=True, highlight=False)
 
 
+def _domain_routines(datasets: list[str] | list[Path]) -> dict[str, Path]:
+    """Each dataset's routines folder, as ``routine eval`` finds it (its domain's
+    ``routines_dir``): for datasets with a ``domain.py``."""
+    from ..eval.dataset import load_domain
+
+    found = {}
+    for dataset in datasets:
+        if (Path(dataset) / "domain.py").is_file():
+            domain = load_domain(dataset)
+            found[str(dataset)] = domain.root / domain.routines_dir
+    return found
+
+
 @app.command("route-eval")
 def route_eval(
     datasets: Annotated[list[Path], typer.Argument(help="eval/datasets/<domain> folders.")],
@@ -709,7 +722,8 @@ def route_eval(
 
         results = run_blocking(measure(datasets, kinds, out_dir, client, limit=limit,
                                        sample=sample, k=k,
-                                       index_examples=index_examples, progress=show))
+                                       index_examples=index_examples, progress=show,
+                                       routines=_domain_routines(datasets)))
     out_dir.joinpath("command.txt").write_text(
         " ".join(["routine", *redacted(sys.argv[1:])]) + "\n")
     Console(width=250).print(table(results), markup=False, highlight=False, soft_wrap=True)

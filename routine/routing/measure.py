@@ -79,17 +79,12 @@ def load_cases(dataset: str | Path, split: str) -> list[Case]:
 
 
 def dataset_library(dataset: str | Path, routines: str | Path | None = None) -> Library:
-    """The library of a dataset's domain: its routines (``routines``, else the domain's
-    ``routines_dir`` found as ``routine eval`` finds it, relative to the project's root;
-    a folder of requests without ``domain.py``: ``routines/<folder name>`` beside
-    ``eval/``), with the train split's requests as examples."""
+    """The library of a dataset's domain: its routines (``routines``: the CLI gives the
+    domain's ``routines_dir``, found as ``routine eval`` finds it; else
+    ``routines/<folder name>`` beside ``eval/``), with the train split's requests as
+    examples."""
     folder = Path(dataset)
-    if routines is None and (folder / "domain.py").is_file():
-        from ..eval.dataset import load_domain  # imported here: eval routes with this package
-
-        domain = load_domain(folder)
-        routines = domain.root / domain.routines_dir
-    elif routines is None:
+    if routines is None:
         routines = folder.resolve().parents[2] / "routines" / folder.name
     return Library.from_folders(routines).with_examples(
         load_examples(folder / f"{INDEX_SPLIT}.jsonl"))
@@ -217,8 +212,8 @@ def _done(path: Path) -> dict[tuple[str, str, str], RouteDecision]:
 
 async def measure(datasets: Sequence[str | Path], routers: Sequence[str], out: str | Path,
                   model: object = None, *, limit: int = 0, sample: int = 0, k: int = 5,
-                  index_examples: bool = False, progress: object = None
-                  ) -> list[RoutingScores]:
+                  index_examples: bool = False, progress: object = None,
+                  routines: dict[str, Path] | None = None) -> list[RoutingScores]:
     """Every router on every dataset: score-based routers are tuned on dev and scored on
     dev and test; the LLM router (``model``) routes each case once, recorded in
     ``<out>/decisions.jsonl`` so a rerun resumes. ``limit`` > 0: only the first ``limit``
@@ -236,7 +231,7 @@ async def measure(datasets: Sequence[str | Path], routers: Sequence[str], out: s
     results: list[RoutingScores] = []
     for dataset in datasets:
         name = Path(dataset).name
-        library = dataset_library(dataset)
+        library = dataset_library(dataset, (routines or {}).get(str(dataset)))
         splits = {s: load_cases(dataset, s) for s in ("dev", "test")}
         if limit:
             splits = {s: c[:limit] for s, c in splits.items()}
