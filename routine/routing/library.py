@@ -106,8 +106,8 @@ def retrieval_text(text: str, vocabulary: frozenset[str] = frozenset(),
     words (``IT``) stay. In a title-cased line ("Please Reroute My Parcel") a capitalised
     word stays when the library writes it in lower case (``vocabulary``: "reroute"), or
     when there is no vocabulary. In any line a capitalised word stays when it is one of the
-    library's own ``terms`` (lower-cased words of its cards: German nouns such as "Urlaub",
-    a product line the descriptions name), which are never a request's particulars. The
+    library's own ``terms`` (words its cards write capitalised inside a sentence:
+    German nouns such as "Urlaub"), which are never a request's particulars. The
     text itself when nothing would be left."""
     lines = []
     for line in text.splitlines():
@@ -125,6 +125,21 @@ def retrieval_text(text: str, vocabulary: frozenset[str] = frozenset(),
         lines.append(" ".join(words))
     kept = "\n".join(line for line in lines if line.strip())
     return kept if kept.strip(" \n.,!?;:#()") else text
+
+
+def capitalised_terms(text: str) -> frozenset[str]:
+    """The words a text itself writes capitalised inside a sentence, lower-cased (German
+    nouns: "Beantragt Urlaub für ..." gives "urlaub"): in a library's cards they are terms
+    of its processes, so a request keeps them (:func:`retrieval_text`'s ``terms``)."""
+    found = set()
+    for line in text.splitlines():
+        for match in re.finditer(r"\S+", line):
+            first = _SENTENCE_END.search(line[:match.start()]) is not None or not \
+                line[:match.start()].strip()
+            bare = match.group(0).strip(",.!?;:()\"")
+            if not first and _is_name(bare):
+                found.add(bare.lower())
+    return frozenset(found)
 
 
 @dataclass(frozen=True)

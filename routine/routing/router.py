@@ -16,7 +16,7 @@ import re
 from typing import Protocol, runtime_checkable
 
 from .decision import Candidate, RouteDecision, Thresholds, decide
-from .library import Library, retrieval_text
+from .library import Library, capitalised_terms, retrieval_text
 from .reply import complete
 
 __all__ = ["Router", "ScoringRouter", "passages"]
@@ -69,10 +69,10 @@ class ScoringRouter(abc.ABC):
         # words the library writes in lower case: in a title-cased request they are words,
         # not names ("Please Reroute My Parcel")
         self._vocabulary = frozenset(w for t in texts for w in re.findall(r"\b[a-z]+\b", t))
-        # the cards' own words in any case: a capitalised one is a term of the library (a
-        # German noun), not a name; example requests are left out (they carry names)
-        self._terms = frozenset(w.lower() for e in library.entries
-                                for w in re.findall(r"[^\W\d_]+", e.card))
+        # the words the cards write capitalised inside a sentence (German nouns): terms of
+        # the library, not names; example requests are left out (they carry names)
+        self._terms = frozenset().union(*(capitalised_terms(e.card)
+                                          for e in library.entries))
         self._texts = [retrieval_text(t, terms=self._terms) for t in texts]
         self.thresholds = thresholds or self.default_thresholds()  # (may read the passages)
 
