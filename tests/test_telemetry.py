@@ -52,6 +52,9 @@ def used(reply: ModelReply, prompt: int, completion: int) -> ModelReply:
 
 
 def leave_run(hr_tools, replies, **settings):
+    """The leave-balance routine in the full prompt style unless told: it offers ``finish``,
+    so a script may end the run early with it (the compact style refuses that)."""
+    settings.setdefault("prompt_style", "full")
     model = ScriptedModel(replies, name="qwen-test")
     trace = Agent(ROUTINES / "hr" / "leave_balance.yaml", hr_tools, model, **settings).run(QUERY)
     return model, trace
