@@ -28,6 +28,10 @@ model as a message: a reply that cannot be read
 (``routine.models.parsing.CallParseError``), arguments that do not fit a tool
 (``routine.tools.core.ToolArgumentsError``) and an MCP tool's reported error
 (``routine.tools.mcp.McpToolError``). A test checks this list against the code.
+
+One warning class: ``RoutineWarning`` (a ``UserWarning``), what ``Agent(...)`` emits for each
+of ``routine validate``'s warnings — the routine runs, but may stop where the warning says
+(filter it with the :mod:`warnings` module; ``Agent.warnings`` keeps them).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ __all__ = [
     "DatasetError",
     "EvalConfigError",
     "EvalResultsError",
+    "RoutineWarning",
 ]
 
 
@@ -70,6 +75,10 @@ class Problem:
     def __str__(self) -> str:
         text = f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}"
         return f"{text} (expected {self.expected})" if self.expected else text
+
+
+class RoutineWarning(UserWarning):
+    """A routine that validates but may stop at run time (``routine validate``'s warnings)."""
 
 
 class RoutineError(Exception):

@@ -4,12 +4,15 @@ embedded server's command line, German nouns kept by the routers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
 from pydantic import BaseModel
 
+from routine import Agent
 from routine.cli.commands import main
+from routine.models.testing import ScriptedModel, call
 from routine.routing import Library
 from routine.routing.library import retrieval_text
 from routine.spec.loader import load_routine_text
@@ -256,3 +259,48 @@ def test_routine_validate_prints_warnings_and_still_passes(tmp_path, capsys, mon
     assert "pay.yaml:9:" in captured.out and "warning: ${steps.find.output.customer_id}" \
         in captured.out
     assert "1 routine file checked: ok (1 warning)" in captured.err
+
+
+def test_agent_emits_validate_s_warnings_and_keeps_them(recwarn):
+    from routine import RoutineWarning
+    from routine.tools.core import ToolRegistry
+
+    registry = ToolRegistry()
+    registry.add(_payments())
+    agent = Agent(load_routine_text(LOOKUP % "", "pay.yaml"), registry, ScriptedModel([]))
+    (kept,) = agent.warnings
+    assert kept.severity == "warning" and kept.line == 9
+    (emitted,) = [w for w in recwarn if issubclass(w.category, RoutineWarning)]
+    assert str(emitted.message) == str(kept) and emitted.filename == __file__
+    guarded = Agent(load_routine_text(LOOKUP % GUARD, "pay.yaml"), registry, ScriptedModel([]))
+    assert guarded.warnings == []
+    unchecked = Agent(load_routine_text(LOOKUP % "", "pay.yaml"), registry, ScriptedModel([]),
+                      validate=False)
+    assert unchecked.warnings == []
+
+
+def test_routine_run_shows_the_warning_as_one_console_line(tmp_path, capsys, monkeypatch):
+    import sys
+    import types
+
+    from routine.cli import commands
+
+    module = types.ModuleType("payments_tools_for_test")
+    module.payments = _payments()
+    monkeypatch.setitem(sys.modules, "payments_tools_for_test", module)
+    (tmp_path / "routine.toml").write_text(
+        '[toolsets]\npayments = "payments_tools_for_test:payments"\n')
+    (tmp_path / "pay.yaml").write_text(LOOKUP % "")
+    script = ScriptedModel([call("find_customer", email="a@b.c")])
+
+    @contextlib.contextmanager
+    def scripted(*args, **kwargs):
+        yield script
+
+    monkeypatch.setattr(commands, "_model", scripted)
+    code = main(["--project", str(tmp_path / "routine.toml"), "run", str(tmp_path / "pay.yaml"),
+                 "pay a@b.c", "--approve", "none"])
+    captured = capsys.readouterr()
+    assert "warning: " in captured.err and "pay.yaml:9:" in captured.err
+    assert "RoutineWarning" not in captured.err  # not Python's warning format
+    assert code != 0  # the lookup found nobody: the run stops where the warning said

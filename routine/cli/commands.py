@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ..errors import Problem, RoutineError, SpecError
+from ..errors import Problem, RoutineError, RoutineWarning, SpecError
 from ..eval.config import EvalConfig
 from ..models.client import OpenAIModel, endpoint_from_env
 from ..models.embedded import (
@@ -1185,8 +1185,27 @@ def redacted(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status instead of exiting."""
     command = typer.main.get_command(app)
-    with _exit_on_sigterm():
+    with _exit_on_sigterm(), _routine_warnings():
         return _main(command, argv)
+
+
+@contextlib.contextmanager
+def _routine_warnings() -> Iterator[None]:
+    """A routine's validate warnings (``Agent`` emits them) as one console line each."""
+    import warnings
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        if issubclass(category, RoutineWarning):
+            err.print(Text(f"warning: {message}", style="yellow"))
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", RoutineWarning)  # shown, even under -W error
+        previous = warnings.showwarning
+        warnings.showwarning = show
+        yield
 
 
 @contextlib.contextmanager

@@ -11,13 +11,14 @@ import asyncio
 import difflib
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import RoutineError, SpecError
+from ..errors import Problem, RoutineError, RoutineWarning, SpecError
 from ..models.base import Model
 from ..models.messages import SystemMessage, UserMessage
 from ..spec.format import Routine
@@ -77,10 +78,14 @@ class Agent:
             routine = LoadedRoutine(routine, SourceMap(f"<routine {routine.name}>"))
         self.routine = routine.routine if routine is not None else None
         self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(*tools)
+        #: ``routine validate``'s warnings on this routine (each also a RoutineWarning)
+        self.warnings: list[Problem] = []
         if routine is not None and validate:
-            problems = check_routine(routine, self.tools)
+            problems = check_routine(routine, self.tools, warnings=self.warnings)
             if problems:
                 raise SpecError(problems)
+            for problem in self.warnings:
+                warnings.warn(str(problem), RoutineWarning, stacklevel=2)
         self.model = model
         self.settings = _settings(settings, overrides)
         self.others = list(others or [])
