@@ -242,7 +242,8 @@ def test_validate_warns_where_an_optional_output_reaches_an_argument_that_takes_
     assert guarded == []  # the routine tests for "nobody found" first
 
 
-def test_routine_validate_prints_warnings_and_still_passes(tmp_path, capsys, monkeypatch):
+def _payments_project(tmp_path, monkeypatch) -> None:
+    """A project whose one routine (pay.yaml) draws validate's warning."""
     import sys
     import types
 
@@ -252,6 +253,10 @@ def test_routine_validate_prints_warnings_and_still_passes(tmp_path, capsys, mon
     (tmp_path / "routine.toml").write_text(
         '[toolsets]\npayments = "payments_tools_for_test:payments"\n')
     (tmp_path / "pay.yaml").write_text(LOOKUP % "")
+
+
+def test_routine_validate_prints_warnings_and_still_passes(tmp_path, capsys, monkeypatch):
+    _payments_project(tmp_path, monkeypatch)
     code = main(["--project", str(tmp_path / "routine.toml"), "validate",
                  str(tmp_path / "pay.yaml")])
     captured = capsys.readouterr()
@@ -280,17 +285,9 @@ def test_agent_emits_validate_s_warnings_and_keeps_them(recwarn):
 
 
 def test_routine_run_shows_the_warning_as_one_console_line(tmp_path, capsys, monkeypatch):
-    import sys
-    import types
-
     from routine.cli import commands
 
-    module = types.ModuleType("payments_tools_for_test")
-    module.payments = _payments()
-    monkeypatch.setitem(sys.modules, "payments_tools_for_test", module)
-    (tmp_path / "routine.toml").write_text(
-        '[toolsets]\npayments = "payments_tools_for_test:payments"\n')
-    (tmp_path / "pay.yaml").write_text(LOOKUP % "")
+    _payments_project(tmp_path, monkeypatch)
     script = ScriptedModel([call("find_customer", email="a@b.c")])
 
     @contextlib.contextmanager
