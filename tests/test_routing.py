@@ -217,6 +217,34 @@ def test_tuning_puts_the_threshold_between_in_and_out_of_scope_scores():
     assert wrong.wrong == ["2: q2 -> none (gold b)"]
 
 
+def test_a_dev_split_without_out_of_scope_requests_keeps_the_default_none_threshold():
+    from routine.routing.measure import table, tune_on_dev
+
+    def ranking(best: str, top: float) -> list[Candidate]:
+        return [Candidate(name=best, score=top), Candidate(name="c", score=0.05)]
+
+    default = Thresholds(none_below=0.5, margin=0.0)
+    cases = [Case("1", "q1", "a", "dev"), Case("2", "q2", "b", "dev")]
+    rankings = [ranking("a", 0.9), ranking("b", 0.8)]
+    # tuned on these two alone, "none" would never come (the threshold under every score)
+    assert tune(cases, rankings).none_below <= 0.8
+    th, tuning = tune_on_dev(cases, rankings, default)
+    assert th.none_below == 0.5 and "no out-of-scope requests" in tuning
+    out_of_scope = [Candidate(name="a", score=0.3)]
+    assert decide(out_of_scope, th).kind == "none"  # a test request nothing fits
+    assert tune_on_dev([], [], default) == (default, "default thresholds: the dev split has "
+                                                     "no requests")
+    only_out = tune_on_dev([Case("3", "q3", None, "dev")], [out_of_scope], default)
+    assert only_out[0] == default and "no in-scope requests" in only_out[1]
+    both = tune_on_dev([*cases, Case("3", "q3", None, "dev")],
+                       [*rankings, out_of_scope], default)
+    assert both[1] == "" and 0.3 < both[0].none_below < 0.8
+    row = score(cases, [decide(r, th) for r in rankings], "lexical", "clinic", th,
+                tuning=tuning)
+    assert "(default none threshold: the dev split has no out-of-scope requests)" in \
+        table([row])
+
+
 # ------------------------------------------------------------------ routers
 @needs_bm25
 def test_the_lexical_router_ranks_the_routine_that_shares_the_words():

@@ -28,7 +28,7 @@ from .decision import Candidate, RouteDecision, Thresholds, decide
 from .library import Library, load_examples
 
 __all__ = ["Case", "RoutingScores", "DecisionRecord", "load_cases", "dataset_library",
-           "score", "tune", "measure", "table", "OUT_OF_SCOPE_FILE", "INDEX_SPLIT"]
+           "score", "tune", "tune_on_dev", "measure", "table", "OUT_OF_SCOPE_FILE", "INDEX_SPLIT"]
 
 OUT_OF_SCOPE_FILE = "out_of_scope.jsonl"
 INDEX_SPLIT = "train"  # the only split whose requests go into a library's index
@@ -108,6 +108,8 @@ class RoutingScores(BaseModel):
     none_ok: float = Field(description="Out of scope: decided none.")
     out_asked: float = Field(0.0, description="Out of scope: a question back.")
     thresholds: Thresholds | None = None
+    tuning: str = Field("", description="How the thresholds were set, when not all tuned on "
+                        "dev (a dev split without in-scope or out-of-scope requests).")
     wrong: list[str] = Field(default_factory=list, description="Cases decided wrongly: "
                              "'id: query -> decision'.")
 
@@ -117,8 +119,8 @@ def _rate(hits: int, total: int) -> float:
 
 
 def score(cases: Sequence[Case], decisions: Sequence[RouteDecision], router: str = "",
-          dataset: str = "", thresholds: Thresholds | None = None, split: str = ""
-          ) -> RoutingScores:
+          dataset: str = "", thresholds: Thresholds | None = None, split: str = "",
+          tuning: str = "") -> RoutingScores:
     """The scores of decisions (one per case, same order); ``split`` names the split when
     it has no cases."""
     inside = [(c, d) for c, d in zip(cases, decisions, strict=True) if c.gold is not None]
@@ -139,7 +141,7 @@ def score(cases: Sequence[Case], decisions: Sequence[RouteDecision], router: str
         false_none=_rate(sum(d.kind == "none" for _, d in inside), len(inside)),
         none_ok=_rate(sum(d.kind == "none" for _, d in outside), len(outside)),
         out_asked=_rate(sum(d.kind == "ambiguous" for _, d in outside), len(outside)),
-        thresholds=thresholds, wrong=wrong)
+        thresholds=thresholds, tuning=tuning, wrong=wrong)
 
 
 def _utility(case: Case, decision: RouteDecision) -> float:
@@ -152,17 +154,36 @@ def _utility(case: Case, decision: RouteDecision) -> float:
     return float(decision.kind == "routine" and decision.routine == case.gold)
 
 
+def tune_on_dev(cases: Sequence[Case], rankings: Sequence[list[Candidate]],
+                default: Thresholds) -> tuple[Thresholds, str]:
+    """:func:`tune` where the dev cases allow it, and what was not tuned (``""``: all was).
+    Without out-of-scope requests the "none" threshold cannot be tuned (it would fall under
+    every score, so "none" never comes): the router's default is kept and only the margin
+    tuned; without in-scope requests (or without any) nothing is tuned."""
+    inside = sum(c.gold is not None for c in cases)
+    if not inside:
+        what = "no requests" if not cases else "no in-scope requests"
+        return default, f"default thresholds: the dev split has {what}"
+    if inside == len(cases):
+        tuned = tune(cases, rankings, cuts=[default.none_below])
+        return tuned, "default none threshold: the dev split has no out-of-scope requests"
+    return tune(cases, rankings), ""
+
+
 def tune(cases: Sequence[Case], rankings: Sequence[list[Candidate]],
-         margins: Sequence[float] | None = None) -> Thresholds:
+         margins: Sequence[float] | None = None, cuts: Sequence[float] | None = None
+         ) -> Thresholds:
     """The thresholds that do best on these (dev) cases. The objective is a balanced
     accuracy: the mean of the in-scope utility (1 routed right, ½ a question whose two
     options hold the right routine, 0 otherwise, false "none" included) and the
     out-of-scope "none" rate, each side counting half whatever their sizes. The
     "none" threshold is tried between every two adjacent best scores; ties go to the
-    smaller margin, then to the middle of the best thresholds."""
+    smaller margin, then to the middle of the best thresholds (``cuts``: only these "none"
+    thresholds are tried)."""
     tops = sorted({r[0].score for r in rankings if r})
-    cuts = [tops[0] - 1e-6] + [(a + b) / 2 for a, b in zip(tops, tops[1:], strict=False)] + \
-        [tops[-1] + 1e-6] if tops else [0.0]
+    if cuts is None:
+        cuts = [tops[0] - 1e-6] + [(a + b) / 2 for a, b in zip(tops, tops[1:], strict=False)] \
+            + [tops[-1] + 1e-6] if tops else [0.0]
     if margins is None:
         spread = (tops[-1] - tops[0]) if len(tops) > 1 else 1.0
         margins = [0.0] + [spread * f for f in (0.005, 0.01, 0.02, 0.03, 0.05, 0.08)]
@@ -263,11 +284,14 @@ async def measure(datasets: Sequence[str | Path], routers: Sequence[str], out: s
                 scorer = type(scorer)(library, examples=True)
             label = f"{kind}+examples" if index_examples else kind
             rankings = {s: [scorer.rank(c.query) for c in cases] for s, cases in splits.items()}
-            thresholds = tune(splits["dev"], rankings["dev"])
+            thresholds, tuning = tune_on_dev(splits["dev"], rankings["dev"],
+                                             scorer.thresholds)
+            if tuning and callable(progress):
+                progress(f"{name} {label}: {tuning}")
             for split, cases in splits.items():
                 results.append(score(cases, [decide(r, thresholds, kind) for r in
                                              rankings[split]], label, name, thresholds,
-                                     split=split))
+                                     split=split, tuning=tuning))
     (folder / "scores.json").write_text(json.dumps([r.model_dump() for r in results],
                                                    indent=1), encoding="utf-8")
     (folder / "routing.md").write_text(table(results), encoding="utf-8")
@@ -281,7 +305,7 @@ def table(results: Sequence[RoutingScores]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         th = (f"none < {r.thresholds.none_below:g}, margin {r.thresholds.margin:g}"
-              if r.thresholds else "–")
+              if r.thresholds else "–") + (f" ({r.tuning})" if r.tuning else "")
         lines.append(f"| {r.dataset} | {r.split} | {r.router} | {r.top1:.1%} (n={r.in_scope}) "
                      f"| {r.top5:.1%} | {r.routed:.1%} | {r.asked:.1%} | {r.false_none:.1%} | "
                      f"{r.none_ok:.1%} (n={r.out_of_scope}) | {th} |")
