@@ -301,3 +301,57 @@ def test_routine_run_shows_the_warning_as_one_console_line(tmp_path, capsys, mon
     assert "warning: " in captured.err and "pay.yaml:9:" in captured.err
     assert "RoutineWarning" not in captured.err  # not Python's warning format
     assert code != 0  # the lookup found nobody: the run stops where the warning said
+
+
+# ------------------------------------------------------------ chat's hand-off targets
+def _clashing_toolsets():
+    from routine import Toolset
+
+    front, billing = Toolset("front"), Toolset("billing")
+
+    @front.tool
+    def lookup(name: str) -> str:
+        """Find a customer."""
+        return name
+
+    @billing.tool(name="lookup")
+    def billing_lookup(invoice: str) -> str:
+        """Find an invoice."""
+        return invoice
+
+    return front, billing
+
+
+def test_chat_says_when_a_hand_off_target_cannot_run_beside_its_tools(tmp_path, capsys,
+                                                                       monkeypatch):
+    import sys
+    import types
+
+    from routine.cli import commands
+
+    module = types.ModuleType("clash_tools_for_test")
+    module.front, module.billing = _clashing_toolsets()
+    monkeypatch.setitem(sys.modules, "clash_tools_for_test", module)
+    (tmp_path / "routine.toml").write_text(
+        '[toolsets]\nfront = "clash_tools_for_test:front"\n'
+        'billing = "clash_tools_for_test:billing"\n')
+    (tmp_path / "triage.yaml").write_text(
+        "name: triage\ndescription: Pass billing questions on.\ntoolsets: [front]\nsteps:\n"
+        "  - {id: pass, name: Pass on, description: Hand over., handoff: invoices}\n")
+    (tmp_path / "invoices.yaml").write_text(
+        "name: invoices\ndescription: Answer about an invoice.\ntoolsets: [billing]\n"
+        "steps:\n  - {id: find, name: Find, description: Find it., tool: lookup}\n"
+        "  - {id: done, name: Answer, description: Say it., finish: true}\n")
+
+    @contextlib.contextmanager
+    def scripted(*args, **kwargs):
+        yield ScriptedModel([])
+
+    monkeypatch.setattr(commands, "_model", scripted)
+    monkeypatch.chdir(tmp_path)
+    main(["--project", str(tmp_path / "routine.toml"), "chat", str(tmp_path / "triage.yaml"),
+          "my invoice is wrong"])
+    captured = capsys.readouterr()
+    warning = [line for line in captured.err.splitlines() if line.startswith("warning:")]
+    assert warning and "step pass hands off to 'invoices'" in warning[0]
+    assert "invoices.yaml" in captured.err and "lookup" in captured.err

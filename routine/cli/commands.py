@@ -729,13 +729,14 @@ def route_eval(
     Console(width=250).print(table(results), markup=False, highlight=False, soft_wrap=True)
 
 
-def _handoff_targets(loaded: LoadedRoutine, registry: ToolRegistry | None = None
-                     ) -> dict[str, Routine]:
+def _handoff_targets(loaded: LoadedRoutine, registry: ToolRegistry | None = None,
+                     skipped: dict[str, Problem] | None = None) -> dict[str, Routine]:
     """The routines a conversation may hand off to: those beside this one and in the
     project's routine folders, by name. With ``registry`` (a conversation will run them):
     each valid one, its tools added to ``registry``. Without (validate: a hand-off needs
     only the target's name and inputs): each that loads, its toolsets left alone, so
-    routines whose tools share a name do not hide each other."""
+    routines whose tools share a name do not hide each other. ``skipped`` receives why a
+    routine could not join ``registry`` (its first problem)."""
     folders = {*(Project.discover().routines), *([loaded.path.parent] if loaded.path else [])}
     found: dict[str, Routine] = {}
     for file in _routine_files(sorted(folders)):
@@ -748,11 +749,24 @@ def _handoff_targets(loaded: LoadedRoutine, registry: ToolRegistry | None = None
         elif other.routine.name != loaded.routine.name:
             try:
                 _, problems = registry_for(other, registry=registry)
-            except Exception:  # noqa: BLE001 - its tools clash with these: not a target
-                continue
+            except Exception as exc:  # noqa: BLE001 - its tools clash with these: not a target
+                problems = [Problem(str(file), 1, 1, str(exc))]
             if not problems:
                 found[other.routine.name] = other.routine
+            elif skipped is not None:
+                skipped[other.routine.name] = problems[0]
     return found
+
+
+def _warn_unreachable_handoffs(loaded: LoadedRoutine, targets: dict[str, Routine],
+                               skipped: dict[str, Problem]) -> None:
+    """A hand-off of this routine to a routine this conversation cannot run: said once at
+    the start (the hand-off itself would fail the conversation)."""
+    for step, _ in loaded.routine.walk():
+        if step.handoff and step.handoff not in targets and step.handoff in skipped:
+            err.print(Text(f"warning: step {step.id} hands off to {step.handoff!r}, which "
+                           f"cannot run beside this routine's tools: {skipped[step.handoff]}",
+                           style="yellow"))
 
 
 @app.command()
@@ -774,7 +788,9 @@ def chat(
 ) -> None:
     """Talk to a routine: it asks for what it needs and waits for your yes before writing."""
     loaded, registry = _runnable(routine, tools, trace_dir)
-    targets = _handoff_targets(loaded, registry)
+    skipped: dict[str, Problem] = {}
+    targets = _handoff_targets(loaded, registry, skipped)
+    _warn_unreachable_handoffs(loaded, targets, skipped)
     with _model(model, base_url, api_key, model_cache, settings.timeout_s, adapter) as client:
         agent = Agent(loaded, registry, client, settings)
         show = functools.partial(_show_turn, flow=Flow.of(loaded.routine))
