@@ -277,7 +277,8 @@ def snapshot(state: RunState) -> dict[str, Any]:
             "outputs": tracker.outputs, "vars": tracker.vars, "visits": tracker.visits,
             "failed": tracker.failed, "inputs": tracker.inputs,
             "use_defaults": tracker.use_defaults, "frames": [asdict(f) for f in tracker.frames],
-            "answered_at": tracker.answered_at, "failed_into": tracker.failed_into},
+            "answered_at": tracker.answered_at, "failed_into": tracker.failed_into,
+            "read_for": tracker.read_for},
         "memory": {"counter": memory._counter,
                    "entries": [asdict(e) for e in memory.entries.values()]},
         "run": {"mistakes": state.mistakes, "calls_made": state.calls_made,
@@ -307,6 +308,7 @@ def restore(agent: Any, trace: RunTrace) -> RunState:
         tracker.frames = [LoopFrame(**f) for f in t["frames"]]
         tracker.answered_at = dict(t.get("answered_at", {}))
         tracker.failed_into = dict(t.get("failed_into", {}))
+        tracker.read_for = dict(t.get("read_for", {}))
     memory = saved["memory"]
     state.memory._counter = memory["counter"]
     state.memory.entries = {e["key"]: MemoryEntry(**e) for e in memory["entries"]}

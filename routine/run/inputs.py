@@ -16,6 +16,7 @@ import math
 import re
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from ..errors import ModelRequestsForbidden, RoutineError
@@ -53,16 +54,31 @@ _FROM_TEXT: dict[str, Callable[[str], Any]] = {  # a value given as text (the CL
 }
 
 
+def _from_decimal(value: Decimal) -> int | float:
+    """A Decimal input (money from Python code) as the JSON number it equals; one a float
+    cannot hold exactly is refused (a ValueError) rather than rounded."""
+    if value == value.to_integral_value():
+        return int(value)
+    number = float(value)
+    if Decimal(repr(number)) != value:
+        raise ValueError(f"{value} has more digits than a number input keeps exactly "
+                         "(give it as a string input)")
+    return number
+
+
 def _typed(kind: str, value: Any) -> Any:
     """``value`` as the input type ``kind`` (ValueError if it is not one)."""
     if isinstance(value, str) and kind in _FROM_TEXT:
         value = _FROM_TEXT[kind](value.strip())
+    if isinstance(value, Decimal) and kind in ("integer", "number") and value.is_finite():
+        value = _from_decimal(value)
     if kind == "integer" and isinstance(value, float) and value.is_integer():
         value = int(value)
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
     ok = {"string": isinstance(value, str), "boolean": isinstance(value, bool),
           "integer": isinstance(value, int) and not isinstance(value, bool),
-          "number": numeric and math.isfinite(value), "array": isinstance(value, list),
+          "number": numeric and (not isinstance(value, float) or math.isfinite(value)),
+          "array": isinstance(value, list),
           "object": isinstance(value, dict)}.get(kind, True)
     if not ok:
         raise ValueError(value)
@@ -86,7 +102,9 @@ def coerce_inputs(routine: Routine | None, raw: dict[str, Any]) -> dict[str, Any
             continue
         try:
             out[name] = _typed(spec.type, value)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError) as exc:
+            if isinstance(value, Decimal) and value.is_finite():
+                raise RoutineError(f"input {name!r}: {exc}") from None
             example = {"integer": "7", "number": "2.5", "boolean": "true or false",
                        "array": "[1, 2]", "object": '{"a": 1}', "string": '"text"'}[spec.type]
             raise RoutineError(f"input {name!r} must be {a_type(spec.type)} (e.g. {example}), "

@@ -28,6 +28,8 @@ import re
 import time
 from typing import Any
 
+import jinja2
+
 from ..models.base import Model
 from ..models.messages import AssistantMessage, UserMessage
 from .approval import Decision
@@ -153,6 +155,12 @@ async def before_turn(state: RunState, model: Model) -> TurnResult | None:
             text = f"Stopped: {what} was not confirmed. Already done before that: {made}."
         _record(state, "message", text)
         return FinalAnswer(text)
+    if tracker.awaiting:  # a `when` or `compute` reads inputs the request may state
+        await extract_inputs(state, model, names=list(tracker.awaiting),
+                             said=state.trace.said or None)
+        state.trace.inputs.update(tracker.inputs_read())
+        if tracker.stopped is not None:
+            return Failed(f"the routine cannot go on: {tracker.stopped}", "routine_limit")
     step = tracker.step
     if step is None:
         return None
@@ -250,7 +258,9 @@ async def _message(state: RunState, model: Model, step: Any) -> TurnResult | Non
     """A finish step's exact message. Inputs it names that no call carried are read from
     the user's words first; a message that still cannot be written (a required input the
     user never stated) leaves the answer to the model — the run's work is done by now, and
-    failing it would hide that — with the reason in the trace."""
+    failing it would hide that — with the reason in the trace. A template that fails for
+    another reason (a number added to a text) is the routine's bug: the run fails, saying
+    so, rather than let the model write what the routine fixes."""
     tracker = state.tracker
     assert tracker is not None
     tried = any(t.kind == "message" and t.current_step == step.id for t in state.trace.turns)
@@ -261,10 +271,16 @@ async def _message(state: RunState, model: Model, step: Any) -> TurnResult | Non
         await extract_inputs(state, model, names=missing, said=state.trace.said or None)
     try:
         text = tracker.render(step.message)
-    except Exception as exc:  # noqa: BLE001 - a value the message needs is missing
+    except jinja2.UndefinedError as exc:  # a value the message needs is missing
         _record(state, "message", "", feedback=f"the exact message of step {step.id} needs a "
                 f"value the run does not have ({exc}): the model writes the answer instead")
         return None
+    except Exception as exc:  # noqa: BLE001 - the routine's template is wrong for these values
+        _record(state, "message", "", feedback=f"the exact message of step {step.id} cannot "
+                f"be written: {type(exc).__name__}: {exc}")
+        return Failed(f"the exact message of step {step.id} cannot be written: "
+                      f"{type(exc).__name__}: {exc} (the routine's template, not the model)",
+                      "routine_limit")
     _record(state, "message", text)
     return FinalAnswer(text)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from jinja2 import UndefinedError
@@ -43,6 +44,17 @@ def _quote(value: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
 
+def _without_noise(value: float) -> float:
+    """A computed float without binary noise: its 15 significant digits (what a double holds
+    exactly) when they are within two units in the last place of it (1000.10 + 1000.20 =
+    2000.3000000000002 -> 2000.3), else the value itself (12345678901234.57 keeps its cent;
+    0.1 + 1/3 keeps its digits; so does anything from 1e15 up)."""
+    if abs(value) >= 1e15:  # 15 digits no longer hold its integer part
+        return value
+    rounded = float(f"{value:.15g}")
+    return rounded if abs(rounded - value) <= 2 * math.ulp(value) else value
+
+
 def _same(given: Any, fixed: Any) -> bool:
     """Equal as the tool would see them: 2 == 2.0 == "2"; otherwise exactly."""
     if given == fixed:
@@ -50,9 +62,9 @@ def _same(given: Any, fixed: Any) -> bool:
     numbers = (int, float)
     if isinstance(fixed, numbers) and not isinstance(fixed, bool) and \
             isinstance(given, (*numbers, str)) and not isinstance(given, bool):
-        try:
-            return float(given) == float(fixed)
-        except ValueError:
+        try:  # (Decimal: an integer of any size, no rounding)
+            return Decimal(str(given).strip()) == Decimal(str(fixed))
+        except (ArithmeticError, ValueError):
             return False
     return False
 
@@ -101,6 +113,10 @@ class StepTracker:
     declined: str | None = None  # the confirm step whose decline ended the routine
     answered_at: dict[str, int] = field(default_factory=dict)  # ask step -> len(said) then
     failed_into: dict[str, str] = field(default_factory=dict)  # on_error target -> failed step
+    #: inputs the current step's ``when``/``compute`` reads that the request may state: the
+    #: run reads them from the user's words (:meth:`inputs_read`) before the step is taken
+    awaiting: list[str] = field(default_factory=list)
+    read_for: dict[str, int] = field(default_factory=dict)  # step -> visit its inputs were read
 
     def __post_init__(self) -> None:
         self.flow = Flow.of(self.routine)
@@ -499,6 +515,10 @@ class StepTracker:
             node, step = self.current, self.step
             if step is None:
                 return
+            if (step.compute or any(o.when for o in step.branch or [])) and \
+                    (unread := self._unread_inputs(step)):
+                self.awaiting = unread  # the run reads them first (then settles again)
+                return
             if step.branch:
                 chosen = self._evaluate_branch(step)
                 if chosen is None:
@@ -519,6 +539,31 @@ class StepTracker:
                     self.current = FINISHED
                 return
 
+    def _unread_inputs(self, step: Step) -> list[str]:
+        """Declared inputs this step's expressions read that are not known yet and that a
+        request may still state (none once read at this visit, or when defaults hold)."""
+        if self.use_defaults or self.read_for.get(step.id) == self.visits.get(step.id):
+            return []
+        expressions = [o.when for o in step.branch or [] if o.when] + [
+            spec if isinstance(spec, str) else spec.expr for spec in (step.compute or {}).values()]
+        loops = frozenset(f.name for f in self.frames)
+        names = [r.name for e in expressions for r in expression_references(e, loops)[0]
+                 if r.kind == "inputs"]
+        return [n for n in dict.fromkeys(names) if n in self.routine.inputs and n not in self.inputs]
+
+    def inputs_read(self) -> dict[str, Any]:
+        """After the run read :attr:`awaiting` from the user's words: those still unknown take
+        their defaults (returned), and the current step is taken if it is the routine's."""
+        step = self.step
+        if step is not None:
+            self.read_for[step.id] = self.visits.get(step.id, 0)
+        defaults = {n: self.routine.inputs[n].default for n in self.awaiting
+                    if n not in self.inputs and self.routine.inputs[n].default is not None}
+        self.inputs.update(defaults)
+        self.awaiting = []
+        self._settle()
+        return defaults
+
     def _advance(self, node: str) -> None:
         """Move to ``node``, counting the visit; past its max_visits the routine stops."""
         self.current = node
@@ -536,8 +581,12 @@ class StepTracker:
             try:
                 value = compile_when(expression)(**self.scope())
             except Exception as exc:  # noqa: BLE001 - the routine's expression failed here
-                self.stopped = f"step {step.id}: computing {name} failed: " \
-                               f"{type(exc).__name__}: {exc}"
+                unknown = [r.name for r in expression_references(expression)[0]
+                           if r.kind == "inputs" and r.name not in self.scope()["inputs"]]
+                self.stopped = f"step {step.id}: computing {name} failed: " + (
+                    f"input {unknown[0]!r} is not known (the request did not state it, and "
+                    "it has no default)" if isinstance(exc, UndefinedError) and unknown
+                    else f"{type(exc).__name__}: {exc}")
                 self.current = FINISHED
                 return
             if kind == "number" and isinstance(value, str):
@@ -554,8 +603,8 @@ class StepTracker:
                 self.stopped = f"step {step.id}: {name} = {value} (the number overflowed)"
                 self.current = FINISHED
                 return
-            if isinstance(value, float):  # 1000.10 + 1000.20 is 2000.3000000000002 in binary:
-                value = float(f"{value:.15g}")  # as many digits as a double holds exactly
+            if isinstance(value, float):  # 1000.10 + 1000.20 is 2000.3000000000002 in binary
+                value = _without_noise(value)
             self.vars[name] = value
 
     def _loop(self, node: str, step: Step) -> None:

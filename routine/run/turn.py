@@ -582,15 +582,33 @@ def _store_result(state: RunState, tool: str, value: Any, arguments: dict[str, A
 
 def confirm_message(tracker: StepTracker, step: Any, tool: str, arguments: dict[str, Any]) -> str:
     """What the user is asked before a confirmed call runs: the step's own text, or the
-    step and every argument value."""
+    step and every argument value. The step's own text is followed by every value of the
+    call it does not show that the routine does not fix (an optional argument the model
+    added): the user's yes covers only what they were shown."""
     if isinstance(step.confirm, str):
         try:
-            return tracker.render(step.confirm, tracker.inputs_in_call(step, arguments))
+            text = tracker.render(step.confirm, tracker.inputs_in_call(step, arguments))
         except Exception:  # noqa: BLE001 - a value the text needs is missing: say it plainly
             pass
-    values = ", ".join(f"{k} = {json.dumps(v, ensure_ascii=False, default=str)}"
-                       for k, v in arguments.items())
-    return f"Before I go on: {step.name.lower()} ({tool}: {values}). Shall I go ahead? (yes/no)"
+        else:
+            fixed = {a.name for a in tracker.fixed_arguments(step)}
+            unseen = {k: v for k, v in arguments.items()
+                      if k not in fixed and v is not None and _value_text(v) not in text}
+            if not unseen:
+                return text
+            return f"{text}\nAlso in this {tool} call: {_values(unseen)}."
+    return f"Before I go on: {step.name.lower()} ({tool}: {_values(arguments)}). " \
+        "Shall I go ahead? (yes/no)"
+
+
+def _value_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
+                                                           default=str)
+
+
+def _values(arguments: dict[str, Any]) -> str:
+    return ", ".join(f"{k} = {json.dumps(v, ensure_ascii=False, default=str)}"
+                     for k, v in arguments.items())
 
 
 async def run_call(state: RunState, name: str, arguments: dict[str, Any]) -> ToolCallRecord:

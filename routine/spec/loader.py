@@ -256,6 +256,15 @@ def load_routine_text(text: str, file: str = "<string>") -> LoadedRoutine:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise SpecError([Problem(file, line, col, f"YAML syntax: {exc.problem or exc}",
                                  _yaml_hint(exc, text))]) from None
+    except yaml.reader.ReaderError as exc:  # a control character (NUL, ESC, DEL, U+FFFE)
+        before = text[:exc.position]
+        line, col = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or " ")
+        raise SpecError([Problem(file, line, col, f"a control character (U+{code:04X}) YAML "
+                                 "does not allow in a file",
+                                 "printable text (tabs and line breaks are fine); write it "
+                                 "as an escape inside double quotes (\"\\x1b\") if it is "
+                                 "meant")]) from None
     if not isinstance(data, dict):
         raise SpecError([Problem(file, 1, 1, "the file is not a YAML mapping",
                                  "a mapping with name, description, inputs and steps")])

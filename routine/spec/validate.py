@@ -316,6 +316,8 @@ class _Checker:
                 if option.when:
                     self.check_expression(step_id, path + ("branch", n, "when"), option.when,
                                           here)
+            if options and not any(o.when for o in options):
+                self.check_choosable(step_id, path)
             self.check_jumps_back(step_id, path)
             self.check_loop_jumps(step_id, path)
         cycle = flow.find_cycle()
@@ -328,6 +330,23 @@ class _Checker:
             self.add(flow.paths[s], f"the routine can end after step {s!r} without a finish step",
                      "every path to end in a step with 'finish: true'")
         return self.problems
+
+    def check_choosable(self, step_id: str, path: tuple[Any, ...]) -> None:
+        """The model decides a branch without ``when`` by calling an option's first tool (or
+        answering, for a finish step): an option that begins with another kind of step (an
+        ask, a computation, a hand-off, a loop, another branch) could never be chosen."""
+        for n, entry in enumerate(self.flow.options.get(step_id, [])):
+            first = self.flow.steps.get(entry)
+            if first is None or first.tool or first.finish:
+                continue
+            kind = next((k for k in ("ask", "compute", "handoff", "for_each", "branch")
+                         if getattr(first, k, None) not in (None, [], "")), "step")
+            self.add(path + ("branch", n), f"option {n + 1} of branch {step_id!r} begins "
+                     f"with step {first.id!r} ({'a ' + kind if kind != 'step' else kind}), "
+                     "which the model cannot choose: it chooses an option without 'when' "
+                     "by calling the option's first tool, or by answering at a finish step",
+                     "a 'when' on every option (e.g. over an input an ask step fills), or a "
+                     "tool step or finish step first in each option")
 
     def check_inputs(self) -> None:
         """Each input's enum values and default are of its type, and the default one of
