@@ -203,7 +203,7 @@ def test_a_huge_integer_in_the_model_s_reading_of_the_request_does_not_crash_a_c
     text = RAISE_TO.replace("  - {id: r,", "  - {id: ask, name: Ask, description: Ask.,\n"
                             "     ask: 'How much?', fills: [new_limit]}\n  - {id: r,")
     huge = "1" + "0" * 400
-    agent, _ = _agent(text, ['{"new_limit": %s}' % huge,
+    agent, _ = _agent(text, ['{"new_limit": ' + huge + '}',
                              call("raise_limit", card_id=1, new_limit=int(huge))],
                       approver=policy(True))
     with agent.conversation() as chat:
