@@ -26,7 +26,7 @@ from ..drafting import DraftAttempt, DraftResult, adraft, diff_routines
 from ..errors import SpecError
 from ..models.base import Model
 from ..spec.format import ID_PATTERN, Routine
-from ..spec.loader import load_routine, load_routine_text
+from ..spec.loader import load_routine, load_routine_text, routine_files
 
 __all__ = ["DraftJob"]
 
@@ -99,10 +99,29 @@ def _show_diff(old: Routine, new: Routine, to_stderr: bool) -> None:
         console.print(Text(line, style=style), soft_wrap=True)
 
 
+def _existing(folder: Path, name: str) -> Path:
+    """The routine of ``folder`` (subfolders included) whose ``name:`` is ``name``, else its
+    ``NAME.yaml``; none is a usage error naming the folder."""
+    names: dict[Path, str] = {}
+    for file in routine_files(folder):
+        try:
+            names[file] = load_routine(file).routine.name
+        except (SpecError, OSError):
+            names[file] = ""
+    found = [f for f, n in names.items() if n == name] or \
+        [f for f in names if f.stem == name]
+    if len(found) != 1:
+        what = "no routine" if not found else "more than one routine"
+        raise click.BadParameter(f"{folder} has {what} named {name!r} to compare with",
+                                 param_hint="--diff")
+    return found[0]
+
+
 def _compare_only(source: Path, diff: Path) -> None:
+    new = load_routine(source).routine
     if diff.is_dir():
-        diff = diff / source.name
-    _show_diff(load_routine(diff).routine, load_routine(source).routine, to_stderr=False)
+        diff = _existing(diff, new.name)
+    _show_diff(load_routine(diff).routine, new, to_stderr=False)
 
 
 def _target(out_path: Path | None, folder_mode: bool, name: str) -> Path | None:
@@ -215,7 +234,7 @@ class DraftJob:
             raise click.BadParameter("name the toolsets the routine may use (from routine.toml "
                                      "toolsets), e.g. --toolset routine_tools.hr",
                                      param_hint="--toolset")
-        if self.source.is_dir() and self.out_path is not None:
+        if self.folder_out and self.out_path is not None:
             self.out_path.mkdir(parents=True, exist_ok=True)
         if self.name is not None and not re.fullmatch(ID_PATTERN, self.name):
             raise click.BadParameter(f"{self.name!r} is not a routine name (lower-case words "
@@ -229,13 +248,21 @@ class DraftJob:
         if len(todo) < len(files):
             err.print(f"[dim]{len(files) - len(todo)} draft(s) already in {self.record}: "
                       "skipped[/dim]")
-        taken = [t for f in todo if (t := _target(self.out_path, self.source.is_dir(),
+        taken = [t for f in todo if (t := _target(self.out_path, self.folder_out,
                                                     self._name(f))) and t.exists()]
         if taken and not self.force:  # a routine written by hand, replaced without a word
             raise click.BadParameter(f"{', '.join(map(str, taken))} exist{'s' * (len(taken) == 1)}"
                                      ": --force overwrites, or write elsewhere",
                                      param_hint="--out")
         return todo
+
+    @property
+    def folder_out(self) -> bool:
+        """--out is a folder (NAME.yaml go in it): for a folder of drafts, or one that exists
+        or is not named like a routine file (``--out drafted/``)."""
+        out = self.out_path
+        return self.source.is_dir() or (out is not None and (
+            out.is_dir() or out.suffix not in (".yaml", ".yml")))
 
     def _name(self, file: Path) -> str:
         return self.name or routine_name(file.stem)
@@ -245,10 +272,7 @@ class DraftJob:
         out = self.out_path
         if out is None:
             return
-        folder = out if self.source.is_dir() else out.parent
-        if not self.source.is_dir() and out.is_dir():
-            raise click.BadParameter(f"{out} is a folder: give the routine's file "
-                                     "(NAME.yaml)", param_hint="--out")
+        folder = out if self.folder_out else out.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -264,7 +288,7 @@ class DraftJob:
 
     def _one(self, file: Path, client: Model) -> tuple[DraftResult, Path | None]:
         name = self._name(file)
-        target = _target(self.out_path, self.source.is_dir(), name)
+        target = _target(self.out_path, self.folder_out, name)
         header = (_schema_line(target) + f"drafted by `routine draft` from {file.name} with "
                   f"{client.name}; review it before use (routine draft --diff)")
         result = asyncio.run(adraft(
@@ -281,11 +305,14 @@ class DraftJob:
             _append(self.record, result)
         _report(result, target, saved)
         if self.diff is not None and result.yaml is not None:
-            existing = self.diff / f"{name}.yaml" if self.diff.is_dir() else self.diff
             try:
                 drafted = load_routine_text(result.yaml, name).routine
+                existing = _existing(self.diff, drafted.name) if self.diff.is_dir() \
+                    else self.diff
             except SpecError:
                 err.print(f"  (no diff: the drafted {name} does not load)")
+            except click.BadParameter as exc:
+                err.print(f"  (no diff: {exc.message})")
             else:
                 _show_diff(load_routine(existing).routine, drafted,
                            to_stderr=saved and target is None)

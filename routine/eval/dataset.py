@@ -259,7 +259,7 @@ async def oracle_run(loaded: LoadedRoutine, registry: ToolRegistry, inputs: dict
     trace, snapshot = await run_with_snapshot(agent, deps_toolset, None, inputs)
     if trace.outcome != "answered":
         raise DatasetError(f"{routine.name}: the oracle's run failed: {trace.failure}")
-    return _gold_calls(trace.tool_calls), _outputs(trace.tool_calls), snapshot
+    return _gold_calls(trace.tool_calls), _outputs(trace), snapshot
 
 
 def _gold_calls(records: list[Any]) -> list[GoldCall]:
@@ -268,8 +268,11 @@ def _gold_calls(records: list[Any]) -> list[GoldCall]:
             for c in records if c.error_kind not in ("denied", "awaiting_confirmation")]
 
 
-def _outputs(records: list[Any]) -> dict[str, Any]:
-    return {c.step_id: c.result for c in records if c.step_id}
+def _outputs(trace: RunTrace) -> dict[str, Any]:
+    """Outputs by step id, as the routine reads them: a call's result (a step called again,
+    as in a loop's body: the last), a for_each's list of per-item outputs."""
+    return {**{c.step_id: c.result for c in trace.tool_calls if c.step_id},
+            **trace.loop_outputs}
 
 
 async def gold_conversation(loaded: LoadedRoutine, registry: ToolRegistry, query: str,
@@ -296,7 +299,8 @@ async def gold_conversation(loaded: LoadedRoutine, registry: ToolRegistry, query
         raise DatasetError(f"{routine.name}: the gold conversation did not end in an answer "
                            f"({reply.status}: {reply.trace.failure or reply.text})")
     records = [c for t in chat.traces for c in t.tool_calls]
-    return _gold_calls(records), _outputs(records), snapshot
+    outputs = {k: v for t in chat.traces for k, v in _outputs(t).items()}
+    return _gold_calls(records), outputs, snapshot
 
 
 async def _build(domain: Domain) -> list[GoldExample]:

@@ -9,6 +9,7 @@ and both protocols on the same routines. Progress is reported to a callback as
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import json
@@ -20,7 +21,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from ..errors import DatasetError, EvalConfigError
+from ..errors import DatasetError, EvalConfigError, ModelServerError
 from ..models.base import Model
 from ..run.settings import RunSettings
 from ..spec.loader import load_routine, routine_files
@@ -71,10 +72,16 @@ async def run_evaluation(config: EvalConfig, model: Model,
     for name in config.conditions:
         if name not in CONDITIONS:
             raise EvalConfigError(f"unknown condition {name!r}; choose from {', '.join(CONDITIONS)}")
+    split = load_dataset(config.dataset, (config.split,))
+    twice = sorted(i for i, n in collections.Counter(e.id for e in split).items() if n > 1)
+    if twice:  # records are kept by example id: one would stand for both, and resume skip one
+        raise DatasetError(f"{Path(config.dataset) / f'{config.split}.jsonl'}: example id(s) "
+                           f"used more than once: {', '.join(map(repr, twice[:10]))}; expected "
+                           "each id once (`routine dataset check` lists every problem)")
     domain = load_domain(config.dataset)
     registry = domain.registry()
     routines = {n: loaded.routine for n, loaded in domain.routines().items()}
-    examples = [e for e in load_dataset(config.dataset, (config.split,)) if e.kind == "routine"]
+    examples = [e for e in split if e.kind == "routine"]
     if not examples:
         raise EvalConfigError(f"the {config.split} split of {config.dataset} has no examples "
                               "of a routine to evaluate (`routine dataset build` writes them)")
@@ -206,7 +213,8 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
                 left_out["step sample(s)"] = len(await step_samples(
                     [e for e in examples if e.routine in missing], own, registry,
                     CONDITIONS[name], seed=config.seed, shuffle_tools=config.shuffle_tools))
-            samples = await step_samples([e for e in examples if e.routine in routines],
+            samples = await step_samples([e for e in examples if e.routine in routines
+                                          and (config.report_only or _wanted(config, e.routine))],
                                          routines, registry, CONDITIONS[name],
                                          seed=config.seed, shuffle_tools=config.shuffle_tools,
                                          strict=config.routines_from is None)
@@ -230,10 +238,11 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
                          selected: set[tuple[str, str]], rank: int, max_steps: int,
                          run: Any) -> None:
         """Jobs that run examples end to end (the task and conversation protocols)."""
-        chosen = pool
-        if config.task_limit and len(pool) > config.task_limit:
-            chosen = random.Random(config.seed).sample(pool, config.task_limit)
-        # drawn from the same pool as with the domain's routines: the same tasks
+        # --routines: N of theirs (a report of records: the recorded draw, narrowed)
+        chosen = [e for e in pool if config.report_only or _wanted(config, e.routine)]
+        if config.task_limit and len(chosen) > config.task_limit:
+            chosen = random.Random(config.seed).sample(chosen, config.task_limit)
+        # (drawn from the same pool as with the domain's routines: the same tasks)
         chosen = [e for e in chosen if _wanted(config, e.routine)]
         if missing:
             left_out[f"{protocol}(s)"] = sum(e.routine in missing for e in chosen)
@@ -271,6 +280,11 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
         await whole_runs("conversation", talks, talks_path, done_talks, selected_talks, 2, 16,
                          run_conversation)
     jobs = [job for _, job in sorted(keyed, key=lambda kj: kj[0])]
+    if not (selected_steps or selected_tasks or selected_talks) and config.routines:
+        raise EvalConfigError(f"the {config.split} split has no sample of --routines "
+                              f"{','.join(config.routines)} under these protocols and "
+                              "conditions: nothing to run (nothing was written)")
+    failed = 0
     if not config.report_only:
         failed = await run_jobs(jobs, config.concurrency, progress)
         if failed:
@@ -282,6 +296,10 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
              if (t.condition, t.example_id) in selected_tasks and t.trial < config.trials]
     conversations = [t for t in read(talks_path, TaskResult)
                      if (t.condition, t.example_id) in selected_talks and t.trial < config.trials]
+    if not config.report_only and failed and not (steps or tasks or conversations):
+        raise ModelServerError(f"every one of the {failed} sample(s) hit endpoint failures: "
+                               "nothing was recorded and no report written (check the "
+                               "endpoint, then rerun the same command)")
     if config.report_only and not (steps or tasks or conversations):
         raise EvalConfigError(f"{config.out} holds no records of this split, these conditions, "
                               "protocols and routines: nothing to report (the report there "
@@ -326,5 +344,7 @@ def _with_counts(counts: Callable[[int, int], None], then: ProgressFn | None) ->
 
 
 def _wanted(config: EvalConfig, routine: str | None) -> bool:
-    """``--routines`` narrows the fixed sample; it does not draw another one."""
+    """``--routines``: only these routines' examples (``--steps``/``--tasks N`` then draw N
+    of theirs; with ``--report-only``, the draw of the whole split, narrowed: the records a
+    full run made)."""
     return config.routines is None or routine in config.routines

@@ -126,7 +126,11 @@ async def _example_samples(example: GoldExample, routines: dict[str, Routine],
         why = trace.failure or "results differ"
         raise DatasetError(f"{example.id}: the gold calls do not replay ({why}); rebuild "
                            "the dataset (routine dataset build)")
-    for index, request in enumerate(player.requests):
+    requests = player.requests
+    if len(requests) > len(example.calls) and await _routine_writes_answer(
+            example, routines, registry, seed, settings):
+        requests = requests[:len(example.calls)]  # tracked, the routine writes the answer
+    for index, request in enumerate(requests):
         tools = list(request.tools)
         if shuffle_tools:
             random.Random(f"{seed}:{example.id}:{index}").shuffle(tools)
@@ -143,6 +147,23 @@ async def _example_samples(example: GoldExample, routines: dict[str, Routine],
             guide=request.guide,
             expected={"name": expected.name, "arguments": expected.arguments}))
     return samples
+
+
+async def _routine_writes_answer(example: GoldExample, routines: dict[str, Routine],
+                                 registry: ToolRegistry, seed: int,
+                                 settings: RunSettings) -> bool:
+    """Whether the example's run ends in a finish step with an exact ``message`` (no model
+    asked for the answer when the routine is tracked): then no condition has an answer
+    sample, so every condition is scored on the same samples."""
+    routine = routines[example.routine or ""]
+    if not any(s.finish and s.message for s, _ in routine.walk()):
+        return False
+    player = GoldPlayer([(c.name, c.arguments) for c in example.calls], example.answer,
+                        inputs=example.inputs)
+    agent = CONDITIONS["nl+track"].agent(routine, routines, registry, player, settings, seed)
+    agent.approver = policy(True, by="evaluation policy (approve all)")
+    trace = await agent.arun(example.query)
+    return any(t.kind == "message" and t.model_text for t in trace.turns)
 
 
 def build_step_samples(examples: list[GoldExample], routines: dict[str, Routine],

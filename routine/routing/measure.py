@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from ..errors import Problem, SpecError
+from ..errors import EvalConfigError, Problem, SpecError
 from .decision import Candidate, RouteDecision, Thresholds, decide
 from .library import Library, load_examples
 
@@ -214,11 +214,15 @@ class DecisionRecord(BaseModel):
     router: str
     dataset: str
     case: str
+    model: str = Field("", description="The LLM router's model (empty in records before it "
+                       "was kept)")
     gold: str | None
     decision: RouteDecision
 
 
-def _done(path: Path) -> dict[tuple[str, str, str], RouteDecision]:
+def _done(path: Path, model: str = "") -> dict[tuple[str, str, str], RouteDecision]:
+    """The recorded decisions; those of another model than ``model`` are refused (a rerun
+    into the same folder with another --model would report that model's decisions)."""
     if not path.exists():
         return {}
     out = {}
@@ -227,6 +231,9 @@ def _done(path: Path) -> dict[tuple[str, str, str], RouteDecision]:
             record = DecisionRecord.model_validate_json(line)
         except ValueError:
             continue  # a torn last line: that case runs again
+        if model and record.model and record.model != model:
+            raise EvalConfigError(f"{path} holds the decisions of model {record.model!r}, not "
+                                  f"{model!r}: give another --out (or remove the file)")
         out[(record.router, record.dataset, record.case)] = record.decision
     return out
 
@@ -248,7 +255,8 @@ async def measure(datasets: Sequence[str | Path], routers: Sequence[str], out: s
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "decisions.jsonl"
-    done = _done(log)
+    model_name = str(getattr(model, "name", "") or "") if "llm" in routers else ""
+    done = _done(log, model_name)
     results: list[RoutingScores] = []
     for dataset in datasets:
         name = Path(dataset).name
@@ -271,7 +279,8 @@ async def measure(datasets: Sequence[str | Path], routers: Sequence[str], out: s
                             done[key] = await router.aroute(case.query)
                             with log.open("a", encoding="utf-8") as f:
                                 f.write(DecisionRecord(router="llm", dataset=name, case=case.id,
-                                                       gold=case.gold, decision=done[key]
+                                                       gold=case.gold, decision=done[key],
+                                                       model=model_name
                                                        ).model_dump_json() + "\n")
                             if callable(progress):
                                 progress(f"{name} llm {split} {case.id}: "

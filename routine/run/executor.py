@@ -170,6 +170,8 @@ class Agent:
                 missing = await extract_inputs(state, self.model)
             if on_turn is not None and state.trace.turns:
                 on_turn(state.trace.turns[-1])
+            if state.request_failed is not None:  # the endpoint failed: not a question
+                return self.stop(state, state.request_failed)
             if missing:  # ask back instead of guessing
                 state.trace.asked = missing
                 return self._end(state, missing_question(state, missing), None)
@@ -180,7 +182,10 @@ class Agent:
         while True:
             turns = len(state.trace.turns)
             with telemetry.turn_span(state):
-                result = await before_turn(state, self.model) or await take_turn(state, self.model)
+                result = await before_turn(state, self.model)
+                if state.request_failed is not None:  # reading inputs: the endpoint failed
+                    result = state.request_failed
+                result = result or await take_turn(state, self.model)
             if on_turn is not None:
                 for turn in state.trace.turns[turns:]:
                     on_turn(turn)
@@ -205,6 +210,7 @@ class Agent:
             trace.steps_done = list(state.tracker.done)
             trace.branches = dict(state.tracker.branches)
             trace.branch_errors = dict(state.tracker.branch_errors)
+            trace.loop_outputs = state.tracker.loop_outputs()
         return None
 
     def _end(self, state: RunState, answer: str | None, failure: str | None,
@@ -235,6 +241,7 @@ class Agent:
             trace.steps_done = list(state.tracker.done)
             trace.branches = dict(state.tracker.branches)
             trace.branch_errors = dict(state.tracker.branch_errors)
+            trace.loop_outputs = state.tracker.loop_outputs()
 
     def conversation(self, **options: Any) -> Conversation:
         """A multi-turn conversation with this agent: questions and confirmations go to the

@@ -27,6 +27,7 @@ from ..models.parsing import CallParseError, parse_reply
 from ..spec.format import Routine, a_type
 from . import telemetry
 from .trace import TurnRecord
+from .turn import MODEL_FAILURES, request_failure
 
 __all__ = ["coerce_inputs", "extract_inputs", "missing_question"]
 
@@ -179,8 +180,15 @@ async def extract_inputs(state: Any, model: Model, names: list[str] | None = Non
                                                     **state.settings.sampling()))
     except ModelRequestsForbidden:
         raise
-    except RoutineError:  # the endpoint failed: carry on without (the steps will ask)
-        return []
+    except MODEL_FAILURES as exc:  # the endpoint failed: the run ends (kept as a turn)
+        state.request_failed = request_failure(exc)
+        state.trace.turns.append(TurnRecord(
+            index=len(state.trace.turns), kind="inputs", model_text="",
+            duration_s=time.perf_counter() - started,
+            feedback=f"not read: {state.request_failed.reason}"))
+        if names is not None:
+            return [n for n in names if n not in state.trace.inputs]
+        return [n for n, s in wanted.items() if s.required and s.default is None]
     values = _read(reply.content, reply.tool_calls) or {}
     known: dict[str, Any] = {}
     for name, value in values.items():

@@ -173,6 +173,9 @@ class RunTrace(BaseModel):
     turns: list[TurnRecord] = Field(default_factory=list)
     steps_done: list[str] = Field(default_factory=list)
     branches: dict[str, int] = Field(default_factory=dict, description="Branch step -> option.")
+    loop_outputs: dict[str, Any] = Field(
+        default_factory=dict, description="for_each step -> its output (one mapping per item "
+        "of the body steps' outputs, as `${steps.LOOP.output}` reads it).")
     branch_errors: dict[str, str] = Field(
         default_factory=dict, description="Branch steps whose `when` (for_each steps whose "
         "`until`) raised at run time (dividing by zero, comparing text with a number...): the "

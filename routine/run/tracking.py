@@ -551,6 +551,10 @@ class StepTracker:
                  if r.kind == "inputs"]
         return [n for n in dict.fromkeys(names) if n in self.routine.inputs and n not in self.inputs]
 
+    def loop_outputs(self) -> dict[str, Any]:
+        """The outputs of the for_each steps done (one mapping per item)."""
+        return {node: out for node, out in self.outputs.items() if node in self.flow.loops}
+
     def inputs_read(self) -> dict[str, Any]:
         """After the run read :attr:`awaiting` from the user's words: those still unknown take
         their defaults (returned), and the current step is taken if it is the routine's."""

@@ -125,6 +125,8 @@ class RunState:
     interactive: bool = False  # a conversation: questions and confirmations go to the user
     pending: Pending | None = None
     confirmed: tuple[str, str] | None = None  # (call signature, the user's words) said yes to
+    #: a request outside the turn loop (reading inputs) that the endpoint failed: ends the run
+    request_failed: Failed | None = None
 
     @property
     def history(self) -> list[Message]:
@@ -226,6 +228,21 @@ def _common(fixed: list[dict[str, Any]]) -> dict[str, Any]:
     return {k: v for k, v in fixed[0].items() if all(k in f and f[k] == v for f in fixed[1:])}
 
 
+MODEL_FAILURES = (ModelRequestError, ModelServerError, ModelUnavailable)
+
+
+def request_failure(exc: Exception) -> Failed:
+    """How a model request that failed (one of MODEL_FAILURES, after the client's retries)
+    ends the run."""
+    if isinstance(exc, ModelRateLimited):
+        return Failed(f"model request failed: {exc}", "rate_limited")
+    if isinstance(exc, (ModelServerError, ModelUnreachable)):
+        return Failed(f"model request failed: {exc}", "endpoint")
+    if isinstance(exc, ModelRequestError):
+        return Failed(f"model request failed: {exc}", "request_refused")
+    return Failed(f"model unavailable: {exc}", "unavailable")  # the key refused, no model
+
+
 async def take_turn(state: RunState, model: Model) -> TurnResult:
     """Ask the model once, act on its reply, and record the turn."""
     started = time.perf_counter()
@@ -240,14 +257,8 @@ async def take_turn(state: RunState, model: Model) -> TurnResult:
                 messages, state.tool_specs, guide=turn_guide(state), **state.settings.sampling()))
     except ModelRequestsForbidden:
         raise  # a unit test reached for a real model: the test's bug
-    except ModelRequestError as exc:
-        outcome = _Outcome(Failed(f"model request failed: {exc}", "request_refused"), "failed")
-    except ModelRateLimited as exc:
-        outcome = _Outcome(Failed(f"model request failed: {exc}", "rate_limited"), "failed")
-    except (ModelServerError, ModelUnreachable) as exc:
-        outcome = _Outcome(Failed(f"model request failed: {exc}", "endpoint"), "failed")
-    except ModelUnavailable as exc:  # the key was refused, the embedded model is missing
-        outcome = _Outcome(Failed(f"model unavailable: {exc}", "unavailable"), "failed")
+    except MODEL_FAILURES as exc:
+        outcome = _Outcome(request_failure(exc), "failed")
     else:
         outcome = await _act(state, reply.content, reply.tool_calls)
     state.trace.turns.append(TurnRecord(
