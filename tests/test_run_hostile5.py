@@ -4,7 +4,9 @@ scratch as a new user would): each test fails on the code before its fix."""
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
 from decimal import Decimal
+from typing import Literal
 
 import pytest
 from pydantic import BaseModel
@@ -315,3 +317,44 @@ def test_a_control_character_is_a_problem_at_its_line_not_a_reader_error(char):
     (problem,) = caught.value.problems
     assert (problem.file, problem.line) == ("card.yaml", 6)
     assert f"U+{ord(char):04X}" in problem.message
+
+
+# ------------------------------------------------ literals the tool itself would refuse
+class Evidence(BaseModel):
+    kind: Literal["receipt", "email"]
+    note: str
+
+
+class Address(BaseModel):
+    street: str
+    city: str
+
+
+@cards.tool
+def open_dispute(ctx: RunContext[list], card_id: int, evidence: list[Evidence] | None = None,
+                 ship_to: Address | None = None, when: datetime | None = None) -> str:
+    """Open a dispute."""
+    return "opened"
+
+
+@pytest.mark.parametrize("literal, where", [
+    ('evidence: [{kind: photo, note: attached}]', "evidence.0.kind"),  # a Literal in a list
+    ("ship_to: {street: Main St 5}", "ship_to.city: Field required"),  # a nested model
+    ('when: "next tuesday"', "when: Input should be a valid datetime"),
+])
+def test_validate_checks_a_literal_argument_as_the_tool_takes_it(literal, where):
+    text = f"""
+name: dispute
+description: Open a dispute.
+toolsets: [cards]
+steps:
+  - {{id: a, name: Dispute, description: Open it., tool: open_dispute,
+     args: {{card_id: 1, {literal}}}}}
+  - {{id: z, name: Done, description: Done., finish: true}}
+"""
+    (problem,) = check_routine(load_routine_text(text, "dispute.yaml"), ToolRegistry(cards))
+    assert problem.line == 7 and where in problem.message
+    assert "does not fit argument" in problem.message
+    fine = text.replace(literal, 'evidence: [{kind: receipt, note: attached}], '
+                                 'when: "2026-03-01T10:00:00"')
+    assert check_routine(load_routine_text(fine, "dispute.yaml"), ToolRegistry(cards)) == []

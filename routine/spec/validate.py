@@ -21,6 +21,7 @@ from datetime import date, time
 from typing import Any
 
 from jinja2 import nodes as jnodes
+from pydantic import ValidationError
 
 from ..errors import Problem
 from ..tools.core import Tool, ToolRegistry
@@ -518,12 +519,34 @@ class _Checker:
                          f"one of: {', '.join(props) or '(no arguments)'}")
                 self.check_refs(step_id, arg_path, value, doms, None)
                 continue
+            before = len(self.problems)
             self.check_refs(step_id, arg_path, value, doms, props[arg], tool)
+            if len(self.problems) == before and not parse_references(value):
+                self.check_literal(arg_path, arg, value, tool)
         for required in tool.parameters.get("required", []):
             if required not in step.args:
                 self.add(path + ("args",) if step.args else path + ("tool",),
                          f"required argument {required!r} of tool {tool.name!r} has no source",
                          "a literal, ${inputs.NAME} or ${steps.ID.output...}")
+
+    def check_literal(self, path: tuple[Any, ...], arg: str, value: Any, tool: Tool) -> None:
+        """A literal argument (no reference anywhere in it) as the tool itself would take it:
+        a field of a nested model, a list's items, a date (what the schema checks above do
+        not reach). The routine fixes the value, so the model could not mend it at run time."""
+        model = getattr(tool, "args_model", None)
+        if model is None:
+            return
+        try:
+            model.model_validate({arg: value})
+        except ValidationError as exc:
+            errors = [e for e in exc.errors(include_url=False)
+                      if e["loc"] and e["loc"][0] in (arg, _alias(model, arg))]
+            if errors:
+                first = errors[0]
+                where = ".".join(str(x) for x in first["loc"])
+                self.add(path, f"literal {value!r} does not fit argument {arg!r} of "
+                         f"{tool.name!r}: {where}: {first['msg']}",
+                         "a value the tool takes (its parameter schema)")
 
     def check_refs(self, step_id: str, path: tuple[Any, ...], value: Any, doms: set[str],
                    param: dict[str, Any] | None, tool: Tool | None = None,
@@ -874,3 +897,11 @@ def check_routine(loaded: LoadedRoutine, registry: ToolRegistry, partial: bool =
     if warnings is not None:
         warnings += checker.warnings
     return problems
+
+
+def _alias(model: Any, name: str) -> str:
+    """The field of ``model`` whose alias is ``name`` (the argument as the schema names it)."""
+    for field_name, info in model.model_fields.items():
+        if info.alias == name:
+            return field_name
+    return name
