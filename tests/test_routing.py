@@ -243,6 +243,7 @@ def test_a_dev_split_without_out_of_scope_requests_keeps_the_default_none_thresh
                 tuning=tuning)
     assert "(default none threshold: the dev split has no out-of-scope requests)" in \
         table([row])
+    assert "| – (n=0) |" in table([row])  # no out-of-scope case: no rate, not 0.0%
 
 
 # ------------------------------------------------------------------ routers

@@ -315,7 +315,12 @@ def table(results: Sequence[RoutingScores]) -> str:
     for r in results:
         th = (f"none < {r.thresholds.none_below:g}, margin {r.thresholds.margin:g}"
               if r.thresholds else "–") + (f" ({r.tuning})" if r.tuning else "")
-        lines.append(f"| {r.dataset} | {r.split} | {r.router} | {r.top1:.1%} (n={r.in_scope}) "
-                     f"| {r.top5:.1%} | {r.routed:.1%} | {r.asked:.1%} | {r.false_none:.1%} | "
-                     f"{r.none_ok:.1%} (n={r.out_of_scope}) | {th} |")
+        def rate(value: float, n: int) -> str:
+            return f"{value:.1%}" if n else "–"  # (no case on that side: no rate)
+
+        inside = r.in_scope
+        lines.append(f"| {r.dataset} | {r.split} | {r.router} | {rate(r.top1, inside)} "
+                     f"(n={inside}) | {rate(r.top5, inside)} | {rate(r.routed, inside)} | "
+                     f"{rate(r.asked, inside)} | {rate(r.false_none, inside)} | "
+                     f"{rate(r.none_ok, r.out_of_scope)} (n={r.out_of_scope}) | {th} |")
     return "\n".join(lines) + "\n"
