@@ -89,9 +89,8 @@ def test_a_draft_named_by_its_file_gets_a_routine_name_and_bad_outputs_fail_firs
     job = DraftJob(draft, ["routine_tools.hr"], out_path=tmp_path / "new" / "dir" / "x.yaml")
     assert job.pending() == [draft] and (tmp_path / "new" / "dir").is_dir()
     assert job._name(draft) == "refill_process"
-    folder = DraftJob(draft, ["routine_tools.hr"], out_path=tmp_path)
-    with pytest.raises(click.BadParameter, match="is a folder"):
-        folder.pending()
+    folder = DraftJob(draft, ["routine_tools.hr"], out_path=tmp_path)  # a folder: NAME.yaml in it
+    assert folder.pending() == [draft] and folder.folder_out
     with pytest.raises(click.BadParameter, match="not a routine name"):
         DraftJob(draft, ["routine_tools.hr"], name="Bad Name").pending()
     empty = tmp_path / "empty.md"
