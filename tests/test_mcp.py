@@ -67,3 +67,41 @@ def test_routine_with_mcp_toolset_validates_against_server_schemas():
     assert any("has no field 'capacity'" in m for m in messages)
     assert any("type mismatch" in m and "boolean" in m for m in messages)
     assert len(messages) == 2
+
+
+def test_a_conversation_over_an_mcp_server_closes_cleanly_and_stops_the_server():
+    """The MCP client's cancel scopes must be left by the task that entered them: a
+    conversation's messages and its close run in tasks of their own (close raised
+    "Attempted to exit cancel scope in a different task")."""
+    from pathlib import Path
+
+    loaded = load_routine_text(textwrap.dedent("""
+        name: room_check
+        description: Check a room.
+        inputs: {room: {type: string, description: the room}}
+        steps:
+          - {id: ask, name: Ask, description: Ask the room., ask: "Which room?", fills: [room]}
+          - {id: check, name: Check, description: Check it., tool: check_room,
+             args: {room: "${inputs.room}", day: "2026-06-02"}}
+          - {id: done, name: Done, description: Say it., finish: true,
+             message: "{{ inputs.room }}: free {{ steps.check.output.free }}"}
+        """), "room_check.yaml")
+    model = ScriptedModel(['{"room": null}', '{"room": "Atlas"}',
+                           call("check_room", room="Atlas", day="2026-06-02")])
+
+    def servers() -> int:  # processes running the server (its launcher included)
+        count = 0
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                count += b"calendar_mcp.py" in cmdline.read_bytes()
+            except OSError:  # (a process that ended meanwhile)
+                continue
+        return count
+
+    before = servers()
+    with Agent(loaded, ToolRegistry(mcp_toolset(SERVER)), model).conversation() as chat:
+        assert chat.send("Is a room free?").status == "waiting"
+        assert servers() > before
+        reply = chat.send("Atlas")
+    assert reply.status == "answered" and reply.text == "Atlas: free False"
+    assert servers() == before  # the server stopped with the conversation

@@ -20,7 +20,6 @@ lives outside the process (a real database).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 from collections import Counter
@@ -84,7 +83,8 @@ class Conversation:
         self.traces: list[RunTrace] = []
         self._state: RunState | None = None
         self._resume = trace
-        self._stack = contextlib.AsyncExitStack()
+        self._release: asyncio.Event | None = None  # set: the session's holder closes it
+        self._holder: asyncio.Task[None] | None = None  # the task that holds the session
         self._contexts: dict[str, Any] | None = None
         self._blocking = False  # send() was used: close() closes the session on that loop
         self._closed = False
@@ -108,8 +108,7 @@ class Conversation:
         if self._closed:  # its tools' session (a database, a connection) is gone
             raise RoutineError("the conversation is closed: start a new one to go on")
         if self._contexts is None:
-            self._contexts = await self._stack.enter_async_context(
-                self.agent.tools.session("", self.inputs, self.agent.settings.timeout_s))
+            self._contexts = await self._open_session()
         state = self._state
         if state is None and self._resume is not None:
             state = self._state = restore(self.agent, self._resume)
@@ -156,7 +155,39 @@ class Conversation:
         """Close the tools' session (the model stays open: the caller's event loop owns
         its connections). A closed conversation takes no more messages."""
         self._closed = True
-        await self._stack.aclose()
+        if self._holder is not None and self._release is not None:
+            self._release.set()
+            holder, self._holder = self._holder, None
+            await holder  # (the session's own errors on closing surface here)
+
+    async def _open_session(self) -> dict[str, Any]:
+        """Open the tools' session in a task of its own that also closes it: an MCP
+        client's cancel scopes must be left by the task that entered them, and a
+        conversation's messages (and its close) each run in a task of their own."""
+        loop = asyncio.get_running_loop()
+        opened: asyncio.Future[dict[str, Any]] = loop.create_future()
+        release = self._release = asyncio.Event()
+
+        async def hold() -> None:
+            try:
+                async with self.agent.tools.session("", self.inputs,
+                                                    self.agent.settings.timeout_s) as contexts:
+                    opened.set_result(contexts)
+                    await release.wait()
+            except BaseException as exc:
+                if opened.done():
+                    raise
+                if isinstance(exc, asyncio.CancelledError):
+                    opened.cancel()
+                    raise
+                opened.set_exception(exc)
+
+        self._holder = loop.create_task(hold())
+        try:
+            return await opened
+        except BaseException:
+            self._holder = None
+            raise
 
     def close(self) -> None:
         """Close the tools' session (the model keeps its connections for the next run).
