@@ -105,3 +105,32 @@ def test_a_conversation_over_an_mcp_server_closes_cleanly_and_stops_the_server()
         reply = chat.send("Atlas")
     assert reply.status == "answered" and reply.text == "Atlas: free False"
     assert servers() == before  # the server stopped with the conversation
+
+
+def test_a_server_s_banner_on_stdout_is_one_warning_line_not_a_traceback(tmp_path):
+    banner = tmp_path / "banner_mcp.py"
+    banner.write_text((ROOT / "tests" / "servers" / "calendar_mcp.py").read_text().replace(
+        "server = MCPServer(", "print('Calendar server v1 starting... hello', flush=True)\n"
+        "server = MCPServer(", 1))
+    script = textwrap.dedent(f"""
+        import sys
+        from routine.tools.mcp import McpServer, mcp_toolset
+        toolset = mcp_toolset(McpServer(command=sys.executable, args=[{str(banner)!r}],
+                                        name="banner"))
+        print(sorted(toolset.tools))
+        """)
+    import subprocess
+
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT)
+    assert ran.returncode == 0 and "['cancel', 'check_room']" in ran.stdout
+    assert "Traceback" not in ran.stderr
+    assert "not a protocol message" in ran.stderr and "Calendar server v1" in ran.stderr
+
+
+def test_the_launcher_says_nothing_when_its_status_file_is_gone(tmp_path):
+    from routine.tools.mcp_launch import main as launch
+
+    gone = tmp_path / "removed" / "status"  # the reader's folder, removed at exit
+    assert launch([str(gone), sys.executable, "-c", "raise SystemExit(3)"]) == 3
+    assert launch([str(gone), str(tmp_path / "no-such-server")]) == 127

@@ -269,3 +269,34 @@ def test_every_kind_of_gold_run_renders(domain, tmp_path):
             assert f"{record.name}(" in text
         assert f"{len(trace.turns)} · tool calls" in text
     assert f"{len(traces)} runs" in text_of(written[0])
+
+
+def test_a_call_that_waited_for_the_user_s_yes_is_not_counted_as_failed(tmp_path):
+    from routine import Toolset, load_routine_text
+
+    shop = Toolset("shop")
+
+    @shop.tool
+    def refund(order: int) -> str:
+        """Refund an order."""
+        return "refunded"
+
+    loaded = load_routine_text("""
+name: refund
+description: Refund an order after a yes.
+toolsets: [shop]
+inputs: {order: {type: integer, description: the order}}
+steps:
+  - {id: pay, name: Refund, description: Refund it., tool: refund,
+     args: {order: "${inputs.order}"}, confirm: true}
+  - {id: done, name: Done, description: Say so., finish: true, message: Refunded.}
+""", "refund.yaml")
+    agent = Agent(loaded, [shop], ScriptedModel([call("refund", order=7)]))
+    with agent.conversation(inputs={"order": 7}) as chat:
+        assert chat.send("Refund order 7").status == "waiting"
+        assert chat.send("yes").status == "answered"
+    trace = chat.trace
+    assert [c.error_kind for c in trace.tool_calls] == ["awaiting_confirmation", None]
+    _, page = write_views([trace], tmp_path, {"refund": loaded.routine})
+    text = text_of(page)
+    assert "(0 failed)" in text and "a call failed" not in text

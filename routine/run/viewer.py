@@ -111,7 +111,8 @@ def _steps(trace: RunTrace, routine: Routine | None) -> tuple[list[StepView], di
             by_id[turn.current_step].turns.append(turn.index)
         for record in turn.calls:
             step = by_id.get(record.step_id or turn.current_step or "")
-            if step is not None and not record.ok:
+            if step is not None and not record.ok and record.error_kind not in (
+                    "awaiting_confirmation",):  # (waiting for a yes: not a failure)
                 step.failed = True
     return views, names
 

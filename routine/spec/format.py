@@ -238,8 +238,10 @@ class Routine(_Model):
     version: str | None = Field(None, description="Free-form version of the routine.")
     toolsets: list[str | ToolsetSource] = Field(
         default_factory=list,
-        description="Where the tools come from: Python modules (`routine_tools.hr`, or "
-        "`package.module:attribute`) or `{mcp: {command, args}}` servers.",
+        description="Where the tools come from: names of the project's toolsets (routine.toml "
+        "[toolsets]: Python modules such as `routine_tools.hr`, `package.module:attribute`, "
+        "or MCP servers); a routine file cannot launch a server itself (`validate` refuses "
+        "`{mcp: ...}` here).",
     )
     inputs: dict[str, InputSpec] = Field(
         default_factory=dict, description="Values the request must supply, by name."

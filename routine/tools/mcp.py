@@ -19,6 +19,7 @@ import atexit
 import contextlib
 import functools
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -88,6 +89,26 @@ def _devnull() -> Any:
     return handle
 
 
+class _NotProtocol(logging.Filter):
+    """The SDK logs a line a server prints on its stdout that is not JSON-RPC (a banner) with
+    a full traceback; it is ignored, so one warning line says so, with the line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith("Failed to parse JSONRPC message"):
+            error = record.exc_info[1]
+            errors = getattr(error, "errors", None)
+            line = errors()[0].get("input", "") if callable(errors) and errors() else ""
+            record.msg = ("an MCP server printed a line on its stdout that is not a protocol "
+                          "message (ignored; servers log to stderr): %r")
+            record.args = (str(line)[:200],)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_QUIET = _NotProtocol()
+
+
 @contextlib.asynccontextmanager
 async def _session(server: McpServer, cwd: str | Path | None = None,
                    timeout_s: float = LIST_TIMEOUT_S) -> AsyncIterator[ClientSession]:
@@ -97,6 +118,9 @@ async def _session(server: McpServer, cwd: str | Path | None = None,
     from mcp import ClientSession, stdio_client
 
     started = False
+    logger = logging.getLogger("mcp.client.stdio")
+    if _QUIET not in logger.filters:
+        logger.addFilter(_QUIET)
     with tempfile.TemporaryDirectory(prefix="routine-mcp-") as folder:
         status = Path(folder) / "status"
         try:

@@ -16,12 +16,21 @@ import sys
 from pathlib import Path
 
 
+def _record(status_file: Path, text: str) -> None:
+    """Write the status; when the reader has gone (its folder removed as the process ends,
+    a conversation still open at exit), there is nobody to tell: nothing is written."""
+    try:
+        status_file.write_text(text, encoding="utf-8")
+    except OSError:
+        pass
+
+
 def main(argv: list[str]) -> int:
     status_file, command = Path(argv[0]), argv[1:]
     try:
         process = subprocess.Popen(command)
     except OSError as exc:
-        status_file.write_text(f"cannot start: {exc.strerror or exc}", encoding="utf-8")
+        _record(status_file, f"cannot start: {exc.strerror or exc}")
         return 127
 
     def forward(signum: int, frame: object) -> None:  # the SDK stops "the server": us
@@ -29,8 +38,7 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     code = process.wait()
-    status_file.write_text(f"exit status {code}" if code >= 0 else
-                           f"killed by signal {-code}", encoding="utf-8")
+    _record(status_file, f"exit status {code}" if code >= 0 else f"killed by signal {-code}")
     return code if code >= 0 else 128 - code
 
 
