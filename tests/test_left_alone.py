@@ -332,9 +332,21 @@ def test_chat_says_when_a_hand_off_target_cannot_run_beside_its_tools(tmp_path, 
     module = types.ModuleType("clash_tools_for_test")
     module.front, module.billing = _clashing_toolsets()
     monkeypatch.setitem(sys.modules, "clash_tools_for_test", module)
+    started: list[str] = []
+
+    class Watched(types.ModuleType):  # a toolset that records being started (an MCP server)
+        def __getattr__(self, name: str):
+            started.append(name)
+            raise AttributeError(name)
+
+    monkeypatch.setitem(sys.modules, "watched_tools_for_test", Watched("watched_tools_for_test"))
     (tmp_path / "routine.toml").write_text(
         '[toolsets]\nfront = "clash_tools_for_test:front"\n'
-        'billing = "clash_tools_for_test:billing"\n')
+        'billing = "clash_tools_for_test:billing"\n'
+        'watched = "watched_tools_for_test:tools"\n')
+    (tmp_path / "unrelated.yaml").write_text(  # no hand-off reaches it: never started
+        "name: unrelated\ndescription: Something else.\ntoolsets: [watched]\nsteps:\n"
+        "  - {id: done, name: Answer, description: Say it., finish: true}\n")
     (tmp_path / "triage.yaml").write_text(
         "name: triage\ndescription: Pass billing questions on.\ntoolsets: [front]\nsteps:\n"
         "  - {id: pass, name: Pass on, description: Hand over., handoff: invoices}\n")
@@ -355,3 +367,4 @@ def test_chat_says_when_a_hand_off_target_cannot_run_beside_its_tools(tmp_path, 
     warning = [line for line in captured.err.splitlines() if line.startswith("warning:")]
     assert warning and "step pass hands off to 'invoices'" in warning[0]
     assert "invoices.yaml" in captured.err and "lookup" in captured.err
+    assert started == []  # the unrelated routine's toolset was not started

@@ -733,28 +733,40 @@ def _handoff_targets(loaded: LoadedRoutine, registry: ToolRegistry | None = None
                      skipped: dict[str, Problem] | None = None) -> dict[str, Routine]:
     """The routines a conversation may hand off to: those beside this one and in the
     project's routine folders, by name. With ``registry`` (a conversation will run them):
-    each valid one, its tools added to ``registry``. Without (validate: a hand-off needs
-    only the target's name and inputs): each that loads, its toolsets left alone, so
-    routines whose tools share a name do not hide each other. ``skipped`` receives why a
+    each valid one that this routine's hand-offs reach (directly or through another), its
+    tools added to ``registry`` (an unrelated routine's MCP server is not started).
+    Without (validate: a hand-off needs only the target's name and inputs): each that
+    loads, its toolsets left alone, so routines whose tools share a name do not hide each
+    other. ``skipped`` receives why a
     routine could not join ``registry`` (its first problem)."""
     folders = {*(Project.discover().routines), *([loaded.path.parent] if loaded.path else [])}
     found: dict[str, Routine] = {}
+    others: dict[str, tuple[Path, LoadedRoutine]] = {}
     for file in _routine_files(sorted(folders)):
         try:
             other = load_routine(file)
         except SpecError:
             continue
-        if other.routine.name != loaded.routine.name and registry is None:
-            found[other.routine.name] = other.routine
-        elif other.routine.name != loaded.routine.name:
-            try:
-                _, problems = registry_for(other, registry=registry)
-            except Exception as exc:  # noqa: BLE001 - its tools clash with these: not a target
-                problems = [Problem(str(file), 1, 1, str(exc))]
-            if not problems:
-                found[other.routine.name] = other.routine
-            elif skipped is not None:
-                skipped[other.routine.name] = problems[0]
+        if other.routine.name != loaded.routine.name:
+            others.setdefault(other.routine.name, (file, other))
+    if registry is None:
+        return {name: other.routine for name, (_, other) in others.items()}
+    reach, todo = set(), [loaded.routine]  # a conversation: only what hand-offs reach
+    while todo:
+        for step, _ in todo.pop().walk():
+            if step.handoff and step.handoff in others and step.handoff not in reach:
+                reach.add(step.handoff)
+                todo.append(others[step.handoff][1].routine)
+    for name in sorted(reach):  # (their toolsets start: an MCP server is launched)
+        file, other = others[name]
+        try:
+            _, problems = registry_for(other, registry=registry)
+        except Exception as exc:  # noqa: BLE001 - its tools clash with these: not a target
+            problems = [Problem(str(file), 1, 1, str(exc))]
+        if not problems:
+            found[name] = other.routine
+        elif skipped is not None:
+            skipped[name] = problems[0]
     return found
 
 
