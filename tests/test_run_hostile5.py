@@ -358,3 +358,28 @@ steps:
     fine = text.replace(literal, 'evidence: [{kind: receipt, note: attached}], '
                                  'when: "2026-03-01T10:00:00"')
     assert check_routine(load_routine_text(fine, "dispute.yaml"), ToolRegistry(cards)) == []
+
+
+def test_validate_checks_a_literal_for_a_tool_known_only_by_its_json_schema():
+    from routine.tools.core import Tool
+
+    schema = {"type": "object", "required": ["slot"], "properties": {
+        "slot": {"$ref": "#/$defs/Slot"}}, "$defs": {"Slot": {
+            "type": "object", "required": ["date", "window"], "properties": {
+                "date": {"type": "string"}, "window": {"enum": ["am", "pm"]}}}}}
+    book = Tool(name="book_technician", description="Book a visit.", parameters=schema,
+                output_schema=None, function=lambda ctx, arguments: "booked",
+                raw_arguments=True)  # (as an MCP server's tool is)
+    text = """
+name: visit
+description: Book a visit.
+steps:
+  - {id: a, name: Book, description: Book it., tool: book_technician,
+     args: {slot: {date: "2026-03-05", window: evening}}}
+  - {id: z, name: Done, description: Done., finish: true}
+"""
+    (problem,) = check_routine(load_routine_text(text, "visit.yaml"), ToolRegistry(book))
+    assert problem.line == 6 and "slot.window: 'evening' is not one of ['am', 'pm']" in \
+        problem.message
+    fine = text.replace("window: evening", "window: pm")
+    assert check_routine(load_routine_text(fine, "visit.yaml"), ToolRegistry(book)) == []

@@ -534,7 +534,8 @@ class _Checker:
         a field of a nested model, a list's items, a date (what the schema checks above do
         not reach). The routine fixes the value, so the model could not mend it at run time."""
         model = getattr(tool, "args_model", None)
-        if model is None:
+        if model is None:  # a tool described by a JSON schema only (an MCP server's)
+            self.check_literal_by_schema(path, arg, value, tool)
             return
         try:
             model.model_validate({arg: value})
@@ -547,6 +548,25 @@ class _Checker:
                 self.add(path, f"literal {value!r} does not fit argument {arg!r} of "
                          f"{tool.name!r}: {where}: {first['msg']}",
                          "a value the tool takes (its parameter schema)")
+
+    def check_literal_by_schema(self, path: tuple[Any, ...], arg: str, value: Any,
+                                tool: Tool) -> None:
+        try:
+            import jsonschema
+        except ImportError:  # (comes with the mcp package, as MCP tools do)
+            return
+        try:
+            checker = jsonschema.Draft202012Validator(tool.parameters)
+            errors = [e for e in checker.iter_errors({arg: value})
+                      if list(e.path)[:1] == [arg]]
+        except jsonschema.exceptions.SchemaError:  # the server's own schema is broken
+            return
+        if errors:
+            first = min(errors, key=lambda e: len(e.path))
+            where = ".".join(map(str, first.path))
+            self.add(path, f"literal {value!r} does not fit argument {arg!r} of "
+                     f"{tool.name!r}: {where}: {first.message}",
+                     "a value the tool takes (its parameter schema)")
 
     def check_refs(self, step_id: str, path: tuple[Any, ...], value: Any, doms: set[str],
                    param: dict[str, Any] | None, tool: Tool | None = None,
