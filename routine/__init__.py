@@ -30,6 +30,7 @@ from .errors import (
     SpecError,
     ToolDefinitionError,
     ToolsetSetupError,
+    ToolsetStopped,
 )
 from .models import Message, Model, ModelReply, OpenAIModel, TurnGuide
 from .routing import Library, RoutedAgent, RouteDecision, make_router
@@ -83,6 +84,7 @@ __all__ = [
     "ToolCallRecord",
     "ToolDefinitionError",
     "ToolsetSetupError",
+    "ToolsetStopped",
     "ToolRegistry",
     "Toolset",
     "TurnGuide",

@@ -8,6 +8,8 @@ up in the trace. Only problems the caller must act on raise::
     │   └── ProjectError       the project file (routine.toml) is invalid
     ├── ToolDefinitionError    a Python function cannot become a tool
     ├── ToolsetSetupError      a toolset's per-run setup did not finish within timeout_s
+    ├── ToolsetStopped         a toolset's server stopped during a run (the run ends, kind
+    │                          "toolset"; Agent.arun records it, never raises it)
     ├── ModelUnavailable       no model endpoint / embedded model could be used
     │   ├── ModelUnreachable   no connection or no answer in time, after the retries
     │   └── ModelRequestsForbidden   a unit test tried to reach a real model
@@ -46,6 +48,7 @@ __all__ = [
     "ProjectError",
     "ToolDefinitionError",
     "ToolsetSetupError",
+    "ToolsetStopped",
     "ModelUnavailable",
     "ModelRequestsForbidden",
     "ModelUnreachable",
@@ -104,6 +107,10 @@ class ToolDefinitionError(RoutineError):
 
 class ToolsetSetupError(RoutineError):
     """A toolset's per-run ``setup`` did not finish within the run's time limit."""
+
+
+class ToolsetStopped(RoutineError):
+    """A toolset's server (an MCP server) stopped during a run: its tools cannot answer."""
 
 
 class ModelUnavailable(RoutineError):

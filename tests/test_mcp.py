@@ -134,3 +134,17 @@ def test_the_launcher_says_nothing_when_its_status_file_is_gone(tmp_path):
     gone = tmp_path / "removed" / "status"  # the reader's folder, removed at exit
     assert launch([str(gone), sys.executable, "-c", "raise SystemExit(3)"]) == 3
     assert launch([str(gone), str(tmp_path / "no-such-server")]) == 127
+
+
+def test_a_server_that_dies_mid_run_ends_the_run_naming_it_not_the_model(tmp_path):
+    dying = tmp_path / "dying_mcp.py"
+    dying.write_text((ROOT / "tests" / "servers" / "calendar_mcp.py").read_text().replace(
+        '    raise ToolError(f"booking {booking_id} does not exist")',
+        "    import os\n    os._exit(3)"))
+    toolset = mcp_toolset(McpServer(command=sys.executable, args=[str(dying)], name="dying"))
+    model = ScriptedModel([call("cancel", booking_id=1),
+                           call("check_room", room="Atlas", day="2026-06-02")])
+    trace = Agent(None, ToolRegistry(toolset), model).run("Cancel booking 1")
+    assert trace.outcome == "failed" and trace.failure_kind == "toolset"
+    assert "dying_mcp.py` stopped during the run (exit status 3)" in trace.failure
+    assert len(model.requests) == 1  # not offered to the model again and again

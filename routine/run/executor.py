@@ -170,8 +170,8 @@ class Agent:
                 missing = await extract_inputs(state, self.model)
             if on_turn is not None and state.trace.turns:
                 on_turn(state.trace.turns[-1])
-            if state.request_failed is not None:  # the endpoint failed: not a question
-                return self.stop(state, state.request_failed)
+            if state.fatal is not None:  # the endpoint failed: not a question
+                return self.stop(state, state.fatal)
             if missing:  # ask back instead of guessing
                 state.trace.asked = missing
                 return self._end(state, missing_question(state, missing), None)
@@ -183,9 +183,10 @@ class Agent:
             turns = len(state.trace.turns)
             with telemetry.turn_span(state):
                 result = await before_turn(state, self.model)
-                if state.request_failed is not None:  # reading inputs: the endpoint failed
-                    result = state.request_failed
-                result = result or await take_turn(state, self.model)
+                if result is None and state.fatal is None:
+                    result = await take_turn(state, self.model)
+                if state.fatal is not None:  # the endpoint (reading inputs), a toolset's server
+                    result = state.fatal
             if on_turn is not None:
                 for turn in state.trace.turns[turns:]:
                     on_turn(turn)

@@ -181,11 +181,11 @@ async def extract_inputs(state: Any, model: Model, names: list[str] | None = Non
     except ModelRequestsForbidden:
         raise
     except MODEL_FAILURES as exc:  # the endpoint failed: the run ends (kept as a turn)
-        state.request_failed = request_failure(exc)
+        state.fatal = request_failure(exc)
         state.trace.turns.append(TurnRecord(
             index=len(state.trace.turns), kind="inputs", model_text="",
             duration_s=time.perf_counter() - started,
-            feedback=f"not read: {state.request_failed.reason}"))
+            feedback=f"not read: {state.fatal.reason}"))
         if names is not None:
             return [n for n in names if n not in state.trace.inputs]
         return [n for n, s in wanted.items() if s.required and s.default is None]

@@ -77,6 +77,7 @@ FailureKind = Literal[
     "timeout",  # the run's wall-clock limit
     "routine_limit",  # the routine cannot go on: a visit limit, a computation that failed
     "user",  # the user did not give what a question asked for
+    "toolset",  # a toolset's server stopped during the run (its tools cannot answer)
 ]
 
 

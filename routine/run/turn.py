@@ -31,6 +31,7 @@ from ..errors import (
     ModelServerError,
     ModelUnavailable,
     ModelUnreachable,
+    ToolsetStopped,
 )
 from ..models.base import Model, ModelReply, TurnGuide
 from ..models.messages import (
@@ -125,8 +126,9 @@ class RunState:
     interactive: bool = False  # a conversation: questions and confirmations go to the user
     pending: Pending | None = None
     confirmed: tuple[str, str] | None = None  # (call signature, the user's words) said yes to
-    #: a request outside the turn loop (reading inputs) that the endpoint failed: ends the run
-    request_failed: Failed | None = None
+    #: what ends the run outside the model's doing: the endpoint failed a request outside
+    #: the turn loop (reading inputs), or a toolset's server stopped
+    fatal: Failed | None = None
 
     @property
     def history(self) -> list[Message]:
@@ -518,6 +520,9 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
     except TimeoutError:
         outcome = {"error": f"{call.name} did not finish within "
                    f"{state.settings.tool_timeout_s:g} s", "error_kind": "timeout"}
+    except ToolsetStopped as exc:  # every later call would fail too: the run ends
+        outcome = {"error": str(exc), "error_kind": "tool_error"}
+        state.fatal = Failed(str(exc), "toolset")
     except (Exception, SystemExit) as exc:  # the tool's own error: data for the model
         outcome = {"error": error_text(exc), "error_kind": "tool_error"}
     else:

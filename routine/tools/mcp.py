@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import ToolsetStopped
 from .core import RunContext, Tool, ToolArgumentsError, Toolset
 
 if TYPE_CHECKING:  # the MCP SDK is imported only when a server is actually used
@@ -130,6 +131,8 @@ async def _session(server: McpServer, cwd: str | Path | None = None,
                     with anyio.fail_after(timeout_s):
                         await session.initialize()
                     started = True
+                    session.routine_status = status  # type: ignore[attr-defined]
+                    session.routine_server = _describe(server)  # type: ignore[attr-defined]
                     yield session
         except Exception as exc:
             if started:  # the caller's own error, out of the SDK's task groups' wrapping
@@ -228,10 +231,36 @@ def _block_text(block: Any) -> str:
     return f"[{kind or type(block).__name__} content]"
 
 
+async def _stopped(session: Any, exc: Exception) -> str:
+    """Why a call failed when the server itself is gone ("" when it is not): the command
+    and how it ended, as the launcher recorded it (given a moment to write it)."""
+    import asyncio
+
+    status: Path | None = getattr(session, "routine_status", None)
+    closed = "connection closed" in str(exc).lower() or type(exc).__name__ in (
+        "ClosedResourceError", "BrokenResourceError", "EndOfStream")
+    if status is None or not closed:
+        return ""
+    for _ in range(20):
+        if status.is_file():
+            break
+        await asyncio.sleep(0.05)
+    ended = status.read_text(encoding="utf-8") if status.is_file() else "its connection closed"
+    return (f"the MCP server `{getattr(session, 'routine_server', '?')}` stopped during the "
+            f"run ({ended}): its tools cannot answer")
+
+
 def _make_tool(info: mcp_types.Tool, toolset: str) -> Tool:
     async def call(ctx: RunContext[ClientSession] | None, arguments: dict[str, Any]) -> Any:
         assert ctx is not None and ctx.deps is not None, "MCP tools need a run session"
-        return _result_value(await ctx.deps.call_tool(info.name, arguments))
+        try:
+            result = await ctx.deps.call_tool(info.name, arguments)
+        except Exception as exc:
+            stopped = await _stopped(ctx.deps, exc)
+            if stopped:
+                raise ToolsetStopped(stopped) from None
+            raise
+        return _result_value(result)
 
     schema = dict(info.input_schema or {"type": "object", "properties": {}})
     return Tool(
