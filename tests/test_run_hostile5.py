@@ -383,3 +383,61 @@ steps:
         problem.message
     fine = text.replace("window: evening", "window: pm")
     assert check_routine(load_routine_text(fine, "visit.yaml"), ToolRegistry(book)) == []
+
+
+# ------------------------------------------------------- calls that outlive their limit
+def _slow_credit(written: list, seconds: float):
+    import time
+
+    from routine import tool
+
+    @tool(approval=True)
+    def apply_credit(account: str, amount: float) -> str:
+        """Credit an account."""
+        time.sleep(seconds)
+        written.append((account, amount))
+        return "credited"
+
+    return apply_credit
+
+
+CREDIT = """
+name: credit
+description: Credit an account.
+inputs: {account: {type: string, description: the account}}
+steps:
+  - {id: pay, name: Credit, description: Credit it., tool: apply_credit,
+     args: {account: "${inputs.account}", amount: 10}}
+  - {id: done, name: Done, description: Say so., finish: true}
+"""
+
+
+def test_a_call_that_timed_out_is_not_sent_again():
+    import time
+
+    written: list = []
+    again = call("apply_credit", account="A1", amount=10)
+    model = ScriptedModel([again, again, "It is unknown whether the credit went through."])
+    agent = Agent(load_routine_text(CREDIT, "credit.yaml"), [_slow_credit(written, 0.6)],
+                  model, tool_timeout_s=0.2, approver=policy(True))
+    trace = agent.run(None, {"account": "A1"})
+    time.sleep(1.0)  # the first call finishes in the background
+    assert written == [("A1", 10)]  # once: the retry was not run (it credited twice)
+    first, second = trace.tool_calls
+    assert first.error_kind == "timeout" and "whether it did its work is unknown" in first.error
+    assert second.error_kind == "repeated" and "it is not sent twice" in second.error
+    assert trace.outcome == "answered"  # the model may tell the user, not retry
+
+
+def test_a_call_running_when_the_run_times_out_stays_in_the_trace_with_its_approval():
+    written: list = []
+    model = ScriptedModel([call("apply_credit", account="A1", amount=10)])
+    agent = Agent(load_routine_text(CREDIT, "credit.yaml"), [_slow_credit(written, 1.5)],
+                  model, timeout_s=0.5, tool_timeout_s=30, approver=policy(True, by="ops"))
+    trace = agent.run(None, {"account": "A1"})
+    assert trace.outcome == "failed" and trace.failure_kind == "timeout"
+    (running,) = trace.tool_calls
+    assert running.name == "apply_credit" and running.arguments == {"account": "A1",
+                                                                    "amount": 10}
+    assert "was running when the run ended" in running.error
+    assert running.approval is not None and running.approval.by == "ops"

@@ -246,7 +246,7 @@ class Conversation:
             await asyncio.wait_for(self._inputs_then_loop(agent, state),
                                    agent.settings.timeout_s)
         except TimeoutError:
-            agent._end(state, None, f"timed out after {agent.settings.timeout_s:g} s", "timeout")
+            agent.timed_out(state)
         trace.duration_s += time.perf_counter() - started
         trace.state = snapshot(state) if trace.outcome == "waiting" else None
         for name, context in self.contexts.items():

@@ -153,7 +153,7 @@ class Agent:
             try:
                 await asyncio.wait_for(self._inputs_then_loop(state, on_turn), max(left, 0.0))
             except TimeoutError:
-                self._end(state, None, f"timed out after {self.settings.timeout_s:g} s", "timeout")
+                self.timed_out(state)
             for name, context in contexts.items():
                 digest = getattr(context.deps, "state_digest", None)
                 if callable(digest):
@@ -213,6 +213,16 @@ class Agent:
             trace.branch_errors = dict(state.tracker.branch_errors)
             trace.loop_outputs = state.tracker.loop_outputs()
         return None
+
+    def timed_out(self, state: RunState) -> None:
+        """End a run its time limit cut short; a call that was running then is kept in the
+        trace (its arguments, its approval: whether it did its work is unknown)."""
+        if state.in_flight:
+            state.trace.turns.append(TurnRecord(
+                index=len(state.trace.turns), kind="failed", calls=list(state.in_flight),
+                feedback="the run's time limit ended it while these calls ran"))
+            state.in_flight.clear()
+        self._end(state, None, f"timed out after {self.settings.timeout_s:g} s", "timeout")
 
     def _end(self, state: RunState, answer: str | None, failure: str | None,
              kind: FailureKind | None = None) -> None:

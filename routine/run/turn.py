@@ -129,6 +129,8 @@ class RunState:
     #: what ends the run outside the model's doing: the endpoint failed a request outside
     #: the turn loop (reading inputs), or a toolset's server stopped
     fatal: Failed | None = None
+    #: calls that were running when the run was cancelled (its time limit): kept in the trace
+    in_flight: list[ToolCallRecord] = field(default_factory=list)
 
     @property
     def history(self) -> list[Message]:
@@ -152,6 +154,7 @@ class RunState:
 
 _TELL_USER = "Do not retry it; tell the user it was not approved."
 _FAILED_OVER = "the routine continues with its on_error steps"
+_UNKNOWN_OUTCOME = "Do not repeat it; tell the user it is unknown whether it went through."
 _MISTYPED: set[str] = set()  # tools whose mistyped result was warned about (once each)
 _log = logging.getLogger(__name__)
 
@@ -215,12 +218,14 @@ def turn_guide(state: RunState) -> TurnGuide | None:
 
 def _gave_way(call: ToolCallRecord) -> bool:
     """The call failed in a way the model may answer to, not retry: the tool raised or
-    timed out (and the routine has no on_error for it), or it was refused approval. The
+    timed out (and the routine has no on_error for it), it was refused approval, or it
+    repeats a call that timed out. The
     guided reply schema then lets ``finish`` through too: else it holds the model to the
     same call, which fails again."""
     error = call.error or ""
     return (call.error_kind in ("tool_error", "timeout") and _FAILED_OVER not in error) or (
-        call.error_kind == "denied" and _TELL_USER in error)
+        call.error_kind == "denied" and _TELL_USER in error) or (
+        call.error_kind == "repeated" and _UNKNOWN_OUTCOME in error)
 
 
 def _common(fixed: list[dict[str, Any]]) -> dict[str, Any]:
@@ -304,14 +309,14 @@ def _may_answer(state: RunState) -> bool:
     """Whether an answer ends the run now: at the routine's end (or with no routine), or,
     where ``finish`` is not offered, the compact style's way of finishing after a failure
     (told once to call a tool, the model answers again right after a tool error; told to
-    tell the user after a refusal, at once)."""
+    tell the user after a refusal or a refused repeat of a call that timed out, at once)."""
     tracker = state.tracker
     if tracker is None or tracker.finished or FINISH_TOOL in tracker.expected_tools():
         return True
     calls, turns = state.trace.tool_calls, state.trace.turns
     told_once = bool(turns) and turns[-1].kind == "retry" and not turns[-1].calls
     return bool(calls) and not state.offers_finish() and _gave_way(calls[-1]) and (
-        calls[-1].error_kind == "denied" or told_once)
+        calls[-1].error_kind in ("denied", "repeated") or told_once)
 
 
 async def _act(state: RunState, content: str, tool_calls: list[dict[str, Any]]) -> _Outcome:
@@ -441,6 +446,12 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
                               f"Use one of: {offered}.", error_kind="not_allowed")
     signature = _signature(call)
     seen = signature + _position(state, call.name)
+    if any(c.error_kind == "timeout" and signature_of(c.name, c.arguments) == signature
+           for c in state.trace.tool_calls):  # it may have done its work after all
+        return ToolCallRecord(**base, error=(
+            f"not run: the same {call.name} call timed out before and may still have done "
+            f"its work (a write may have been made): it is not sent twice. {_UNKNOWN_OUTCOME}"
+            ), error_kind="repeated")
     if state.seen_calls[seen] >= state.settings.max_repeats:
         ran = any(c.ok and signature_of(c.name, c.arguments) == signature
                   for t in state.trace.turns for c in t.calls)
@@ -514,12 +525,19 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
     try:
         value = await asyncio.wait_for(tool.invoke(arguments, context),
                                        state.settings.tool_timeout_s)
+    except asyncio.CancelledError:  # the run's time limit (or its caller) ended it mid-call
+        state.in_flight.append(ToolCallRecord(
+            **base, resolved_arguments=arguments, approval=decision, error_kind="timeout",
+            error=f"{call.name} was running when the run ended (its time limit): whether it "
+            "did its work is unknown", duration_s=time.perf_counter() - started))
+        raise
     except ToolArgumentsError as exc:
         outcome = {"error": f"invalid arguments for {call.name}: {exc}",
                    "error_kind": "invalid_arguments"}
     except TimeoutError:
         outcome = {"error": f"{call.name} did not finish within "
-                   f"{state.settings.tool_timeout_s:g} s", "error_kind": "timeout"}
+                   f"{state.settings.tool_timeout_s:g} s (it may still finish: whether it did "
+                   "its work is unknown)", "error_kind": "timeout"}
     except ToolsetStopped as exc:  # every later call would fail too: the run ends
         outcome = {"error": str(exc), "error_kind": "tool_error"}
         state.fatal = Failed(str(exc), "toolset")
