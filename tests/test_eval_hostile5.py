@@ -202,3 +202,18 @@ def test_draft_out_folder_and_diff_folder_find_the_routine_by_name(tmp_path):
     assert _existing(tmp_path / "existing", "track_order") == existing / "lookup.yaml"
     with pytest.raises(click.BadParameter, match="has no routine named 'nope'"):
         _existing(tmp_path / "existing", "nope")
+
+
+@pytest.mark.parametrize("answer, stated", [
+    ("Your visit is booked for 2026-04-02 at 09:00.", True),
+    ("Your visit is booked for 2 April 2026 at 09:00.", True),
+    ("Booked: April 2, 2026.", True),
+    ("Booked for the 2nd of April 2026.", True),
+    ("Booked for Apr 2, 2026.", True),
+    ("Booked for 02/04/2026.", False),  # day or month first: the reader cannot tell
+    ("Booked for 3 April 2026.", False),
+])
+def test_a_required_date_is_found_as_english_writes_it(answer, stated):
+    from routine.eval.tasks import missing_facts
+
+    assert (missing_facts(answer, ["2026-04-02"]) == []) is stated
