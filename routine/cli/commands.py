@@ -1157,7 +1157,7 @@ def evaluate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from ..eval.jobs import EvalProgress, ProgressLines
-    from ..eval.report import markdown_table
+    from ..eval.report import conversation_table, markdown_table
     from ..eval.runner import run_evaluation
 
     @contextlib.contextmanager
@@ -1184,7 +1184,10 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     out.joinpath("command.txt").write_text(" ".join(["routine", *redacted(sys.argv[1:])]) + "\n")
     console_out = Console(width=250)
-    console_out.print(markdown_table(summary), markup=False, highlight=False, soft_wrap=True)
+    tables = [markdown_table(summary)] if set(config.protocols) - {"conversation"} else []
+    tables += [t for t in [conversation_table(summary)] if t]  # (the conversation protocol)
+    for text in tables:
+        console_out.print(text, markup=False, highlight=False, soft_wrap=True)
     err.print(f"report: {out / 'report.html'}")
 
 
