@@ -441,3 +441,23 @@ def test_a_call_running_when_the_run_times_out_stays_in_the_trace_with_its_appro
                                                                     "amount": 10}
     assert "was running when the run ended" in running.error
     assert running.approval is not None and running.approval.by == "ops"
+
+
+def test_an_impossible_date_is_reported_with_the_file_s_other_problems():
+    text = """
+name: dates
+description: d
+toolsets: [cards]
+steps:
+  - {id: a, name: A, description: A., tool: find_card, args: {last4: "4242", since: 2026-13-45}}
+  - {id: b, name: B, description: B., tool: no_such_tool}
+  - {id: z, name: Z, description: Z., finish: true}
+"""
+    loaded = load_routine_text(text, "dates.yaml")  # read on: the date kept as its text
+    problems = check_routine(loaded, ToolRegistry(cards))
+    assert [p.line for p in problems] == [6, 6, 7]
+    assert "'2026-13-45' reads as a date, and is not one" in problems[0].message
+    assert "takes no argument 'since'" in problems[1].message
+    assert "unknown tool 'no_such_tool'" in problems[2].message
+    with pytest.raises(SpecError, match="reads as a date"):
+        Agent(loaded, [cards], ScriptedModel([]))

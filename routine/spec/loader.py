@@ -66,6 +66,9 @@ class LoadedRoutine:
     routine: Routine
     source: SourceMap
     path: Path | None = None
+    #: problems found while reading that did not stop it (an impossible date, kept as its
+    #: text): ``check_routine`` reports them first, with everything else it finds
+    problems: list[Problem] = field(default_factory=list)
 
 
 _PLAIN_KEY_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("bool", "int", "float", "null")}
@@ -81,11 +84,13 @@ class _Walk:
     loader: yaml.SafeLoader
     dupes: list[tuple[tuple[Any, ...], str]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    soft: list[Problem] = field(default_factory=list)  # reading goes on past these
 
-    def problem(self, node: yaml.Node, message: str, expected: str) -> None:
+    def problem(self, node: yaml.Node, message: str, expected: str, soft: bool = False
+                ) -> None:
         mark = node.start_mark
-        self.problems.append(Problem(self.smap.file, mark.line + 1, mark.column + 1,
-                                     message, expected))
+        (self.soft if soft else self.problems).append(Problem(
+            self.smap.file, mark.line + 1, mark.column + 1, message, expected))
 
     def key(self, node: yaml.ScalarNode) -> Any:
         """The key as construction builds it (``on`` is True, ``1`` is 1), so positions
@@ -109,11 +114,12 @@ class _Walk:
             self.timestamp(node)
 
     def timestamp(self, node: yaml.ScalarNode) -> None:
-        try:
-            self.loader.construct_object(node)
+        try:  # (PyYAML's own reading: _Loader keeps a bad date as its text)
+            yaml.SafeLoader.construct_yaml_timestamp(self.loader, node)
         except ValueError as exc:
             self.problem(node, f"{node.value!r} reads as a date, and is not one: {exc}",
-                         f"a real date, or quotes around the text (\"{node.value}\")")
+                         f"a real date, or quotes around the text (\"{node.value}\")",
+                         soft=True)
 
     def mapping(self, node: yaml.MappingNode, path: tuple[Any, ...]) -> None:
         seen: set[Any] = set()
@@ -224,7 +230,18 @@ def read_text(path: str | Path) -> str:
 
 class _Loader(yaml.SafeLoader):
     """PyYAML's safe YAML 1.1 reading, plus YAML 1.2's exponent floats: ``1e-3`` and
-    ``1E5`` are numbers (1.1 wants a dot, so they were text, and ``rate * 3`` repeated it)."""
+    ``1E5`` are numbers (1.1 wants a dot, so they were text, and ``rate * 3`` repeated it).
+    A value that reads as a date and is not one (2026-13-45) stays its text (the walk
+    reports it, and reading goes on to find the file's other problems)."""
+
+    def construct_yaml_timestamp(self, node: yaml.Node) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return node.value
+
+
+_Loader.add_constructor(_TIMESTAMP, _Loader.construct_yaml_timestamp)
 
 
 _Loader.add_implicit_resolver(
@@ -276,10 +293,10 @@ def load_routine_text(text: str, file: str = "<string>") -> LoadedRoutine:
     except ValidationError as exc:
         problems += [_problem_from_error(err, smap, data)
                      for err in exc.errors(include_url=False)]
-        raise SpecError(problems) from None
+        raise SpecError(walk.soft + problems) from None
     if problems:
-        raise SpecError(problems)
-    return LoadedRoutine(routine, smap)
+        raise SpecError(walk.soft + problems)
+    return LoadedRoutine(routine, smap, problems=walk.soft)
 
 
 def _dates_as_text(value: Any) -> Any:

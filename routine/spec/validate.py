@@ -913,7 +913,7 @@ def check_routine(loaded: LoadedRoutine, registry: ToolRegistry, partial: bool =
     a list that receives what does not stop the routine from running but may stop a run
     (an Optional output passed where null is not taken), each with severity "warning"."""
     checker = _Checker(loaded, registry, partial, routines)
-    problems = checker.run()
+    problems = [*loaded.problems, *checker.run()]  # (what reading found and went past first)
     if warnings is not None:
         warnings += checker.warnings
     return problems
