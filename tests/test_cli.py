@@ -263,7 +263,7 @@ NO_MODEL = ["--base-url", "http://127.0.0.1:9/v1", "--model", "m"]  # never reac
     (["tools", "--tools", "no_such_module_xyz"], 1,
      "error: cannot load tools from no_such_module_xyz: ModuleNotFoundError"),
     (["tools", "--tools", "os:nope"], 1, "no attribute 'nope'"),
-    (["tools", "--tools", "json"], 1, "error: json holds no tools"),
+    (["tools", "--tools", "json"], 1, "defines no Tool or Toolset"),
     (["tools", "--toolset", "nope"], 1, "error: unknown toolset 'nope'"),
     (["run", LEAVE, "q", "-i", "=x", *NO_MODEL], 2, "'=x': expected NAME=VALUE"),
     (["run", LEAVE, "q", "-i", "nope=1", *NO_MODEL], 2, "has no input 'nope'"),

@@ -217,3 +217,61 @@ def test_a_required_date_is_found_as_english_writes_it(answer, stated):
     from routine.eval.tasks import missing_facts
 
     assert (missing_facts(answer, ["2026-04-02"]) == []) is stated
+
+
+# ------------------------------------------------------- a newcomer's own domain.py
+def _template(**changes):
+    from routine.eval.dataset import Template
+
+    base = dict(id="loans.renew", scenario="renew", split="test", routine="renew_loan",
+                phrasings=["Renew {title} on card {card}"],
+                sample=lambda deps, rng: {"title": "Dune", "card": "C1"},
+                answer=lambda values, outputs: ("Renewed.", []))
+    return Template(**{**base, **changes})
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"phrasings": "Renew {title} on card {card}"}, "phrasings must be a non-empty list"),
+    ({"phrasings": []}, "phrasings must be a non-empty list"),
+    ({"split": "validation"}, "split 'validation' is not one of train, dev, test"),
+    ({"count": 0}, "count must be a whole number of at least 1"),
+])
+def test_a_template_s_mistakes_are_named_before_it_makes_examples(changes, message):
+    from routine.eval.dataset import _check_template
+
+    _check_template(_template())  # (the right one passes)
+    with pytest.raises(DatasetError, match=re.escape(f"template loans.renew: {message}")):
+        _check_template(_template(**changes))
+
+
+def test_scoring_declarations_that_name_nothing_are_errors():
+    import dataclasses
+
+    from routine.eval.dataset import seed_snapshot
+
+    domain = load_domain(RETAIL)
+    registry = domain.registry()
+    seed = asyncio.run(seed_snapshot(domain, registry))
+    assert domain.scoring_problems(registry, seed) == []
+    typo = dataclasses.replace(domain, arg_modes={**domain.arg_modes,
+                                                  "cancel_order.resaon": "fuzzy",
+                                                  "cancl_order.reason": "exact",
+                                                  "cancel_order.reason": "fuzy"},
+                               free_text={**domain.free_text, "oders.reason":
+                                          "cancel_order.reason"})
+    problems = "\n".join(typo.scoring_problems(registry, seed))
+    assert "tool 'cancel_order' has no argument 'resaon'" in problems
+    assert "'cancl_order.reason' names no tool" in problems
+    assert "mode 'fuzy' is not one of loose, exact, fuzzy, ignore" in problems
+    assert "'oders.reason' names no table" in problems
+
+
+def test_a_toolset_module_without_tools_is_an_error_naming_the_file(tmp_path):
+    from routine.spec.project import import_toolsets
+
+    (tmp_path / "notools_for_test.py").write_text("x = 1\n")
+    with pytest.raises(TypeError, match="notools_for_test.py\\) defines no Tool or Toolset"):
+        import_toolsets("notools_for_test", tmp_path)
+    (tmp_path / "calendar.py").write_text("x = 1\n")  # the standard library's takes the name
+    with pytest.raises(TypeError, match="calendar.py was not imported: the name is taken"):
+        import_toolsets("calendar", tmp_path)

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
@@ -164,11 +164,50 @@ class Domain:
         registry = ToolRegistry()
         project = self.project
         for ref in self.toolsets:
-            items = (project.resolve(ref) if project is not None and ref in project.toolsets
-                     else import_toolsets(ref, project.root if project else None))
+            try:
+                items = (project.resolve(ref) if project is not None and ref in project.toolsets
+                         else import_toolsets(ref, project.root if project else None))
+            except (ImportError, TypeError, AttributeError) as exc:
+                known = ", ".join(project.toolsets) if project is not None else ""
+                raise DatasetError(f"domain {self.name!r}: toolset {ref!r} (Domain(toolsets=[...]) "
+                                   f"in domain.py) cannot be loaded: {exc}"
+                                   + (f" (the project's toolsets: {known})" if known else ""))\
+                    from None
             for item in items:
                 registry.add(item)
         return registry
+
+    def scoring_problems(self, registry: ToolRegistry, seed: Snapshot | None = None) -> list[str]:
+        """What is wrong with ``arg_modes`` and ``free_text`` (a misspelt key or mode was
+        silently scored another way): each names a tool and argument the registry has, a
+        mode of ArgMode, and (given the seed snapshot) a table and column it has."""
+        modes = get_args(ArgMode)
+        problems = []
+
+        def argument(ref: str, where: str) -> None:
+            tool_name, _, arg = ref.partition(".")
+            tool = registry.get(tool_name)
+            if tool is None:
+                problems.append(f"{where}: {ref!r} names no tool of the domain (tool.argument)")
+            elif arg not in tool.parameters.get("properties", {}):
+                problems.append(f"{where}: tool {tool_name!r} has no argument {arg!r} "
+                                f"(it has {', '.join(tool.parameters.get('properties', {}))})")
+
+        for ref, mode in self.arg_modes.items():
+            argument(ref, "arg_modes")
+            if mode not in modes:
+                problems.append(f"arg_modes: {ref!r}: mode {mode!r} is not one of "
+                                f"{', '.join(modes)}")
+        for column, ref in self.free_text.items():
+            argument(ref, f"free_text[{column!r}]")
+            table, _, name = column.partition(".")
+            if seed is not None and table not in seed:
+                problems.append(f"free_text: {column!r} names no table of the database "
+                                f"(it has {', '.join(sorted(seed)) or 'none'})")
+            elif seed is not None and seed[table] and not any(
+                    name in row for row in seed[table].values()):
+                problems.append(f"free_text: table {table!r} has no column {name!r}")
+        return [f"domain {self.name!r}: {p}" for p in problems]
 
     def end_state(self, snapshot: Snapshot, seed: Snapshot) -> EndState:
         """The end state of a run's snapshot (free text set apart)."""
@@ -306,12 +345,34 @@ async def gold_conversation(loaded: LoadedRoutine, registry: ToolRegistry, query
 async def _build(domain: Domain) -> list[GoldExample]:
     registry = domain.registry()
     routines = domain.routines()
-    for loaded in routines.values():
-        problems = check_routine(loaded, registry)
+    for name in sorted(_used(domain, routines)):  # (others in the folder: not this domain's)
+        problems = check_routine(routines[name], registry)
         if problems:
-            raise DatasetError("\n".join(map(str, problems)))
+            raise DatasetError(
+                f"routine {name!r}, which the domain's templates use, does not validate "
+                f"against the domain's toolsets ({', '.join(domain.toolsets) or 'none'}):\n"
+                + "\n".join(map(str, problems)))
     async with registry.session() as contexts:  # samplers only read: one seeded copy serves all
-        return await _build_from(domain, registry, routines, deps_of(contexts, domain.deps_toolset))
+        deps = deps_of(contexts, domain.deps_toolset)
+        problems = domain.scoring_problems(registry, snapshot_of(deps))
+        if problems:
+            raise DatasetError("\n".join(problems))
+        return await _build_from(domain, registry, routines, deps)
+
+
+def _used(domain: Domain, routines: dict[str, LoadedRoutine]) -> set[str]:
+    """The routines the domain's templates name, and those their hand-offs reach: a
+    routines folder may hold another domain's routines beside them (``routine init``'s)."""
+    used: set[str] = set()
+    todo = [t.routine for t in domain.templates if t.routine in routines]
+    while todo:
+        name = todo.pop()
+        if name in used:
+            continue
+        used.add(name)
+        todo += [s.handoff for s, _ in routines[name].routine.walk()
+                 if s.handoff in routines]
+    return used
 
 
 async def seed_snapshot(domain: Domain, registry: ToolRegistry) -> Snapshot:
@@ -334,52 +395,97 @@ async def _build_from(domain: Domain, registry: ToolRegistry,
         loaded = routines.get(template.routine or "")
         if template.kind == "routine" and loaded is None:
             raise DatasetError(f"template {template.id}: unknown routine {template.routine!r}")
-        queries: set[str] = set()
-        attempts = 0
-        while len(queries) < template.count:
-            attempts += 1
-            if attempts > template.count * 20:
-                raise DatasetError(f"template {template.id}: could not make {template.count} "
-                                   "distinct queries")
-            values = template.sample(seed_deps, rng)
-            if values is None:
-                continue
-            phrasing = template.phrasings[len(queries) % len(template.phrasings)]
+        _check_template(template)
+        try:
+            examples += await _template_examples(domain, registry, template, loaded, rng,
+                                                 seed_deps, seed, seed_state)
+        except DatasetError:
+            raise
+        except Exception as exc:  # the domain's code: named, where it is
+            raise DatasetError(f"template {template.id} (domain.py): {type(exc).__name__}: "
+                               f"{exc}") from exc
+    return examples
+
+
+def _check_template(template: Template) -> None:
+    """What a template must be before it makes examples (a typo made queries of single
+    letters, or a division by zero)."""
+    phrasings = template.phrasings
+    if isinstance(phrasings, str) or not isinstance(phrasings, (list, tuple)) or \
+            not phrasings or not all(isinstance(p, str) for p in phrasings):
+        raise DatasetError(f"template {template.id}: phrasings must be a non-empty list of "
+                           f"strings, got {phrasings!r}")
+    if template.split not in SPLITS:
+        raise DatasetError(f"template {template.id}: split {template.split!r} is not one of "
+                           f"{', '.join(SPLITS)}")
+    if not isinstance(template.count, int) or template.count < 1:
+        raise DatasetError(f"template {template.id}: count must be a whole number of at least "
+                           f"1, got {template.count!r}")
+
+
+async def _template_examples(domain: Domain, registry: ToolRegistry, template: Template,
+                             loaded: LoadedRoutine | None, rng: random.Random, seed_deps: Any,
+                             seed: Snapshot, seed_state: Any) -> list[GoldExample]:
+    """One template's examples (its ``count`` distinct queries)."""
+    examples: list[GoldExample] = []
+    queries: set[str] = set()
+    attempts = 0
+    while len(queries) < template.count:
+        attempts += 1
+        if attempts > template.count * 20:
+            raise DatasetError(f"template {template.id}: could not make {template.count} "
+                               "distinct queries")
+        values = template.sample(seed_deps, rng)
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise DatasetError(f"template {template.id}: sample() must return a dict of "
+                               f"values (or None), got {type(values).__name__}")
+        phrasing = template.phrasings[len(queries) % len(template.phrasings)]
+        try:
             query = phrasing.format(**values)
-            if query in queries:
-                continue
-            inputs = {k: v for k, v in values.items()
-                      if loaded is not None and k in loaded.routine.inputs}
-            spec = template.user
-            user = None
-            if spec is not None:  # a conversation: some values only come when asked
-                user = UserProfile(facts=to_jsonable({k: inputs[k] for k in
-                                                      (*spec.holds, *spec.first) if k in inputs}),
-                                   says=dict(spec.says), confirms=spec.confirms,
-                                   changes=to_jsonable({k: values[source] for k, source
-                                                        in spec.changes.items()}))
-                first = {k: values[source] for k, source in spec.first.items()}
-                inputs = {**{k: v for k, v in inputs.items() if k not in spec.holds}, **first}
-            if loaded is not None and template.kind == "routine" and user is not None:
-                calls, outputs, snapshot = await gold_conversation(
-                    loaded, registry, query, inputs, user, domain.deps_toolset)
-                state = domain.end_state(snapshot, seed)
-            elif loaded is not None and template.kind == "routine":
-                calls, outputs, snapshot = await oracle_run(loaded, registry, inputs,
-                                                            domain.deps_toolset)
-                state = domain.end_state(snapshot, seed)
-            else:
-                calls, outputs, state = [], {}, seed_state
-            answer, facts = template.answer(values, outputs)
-            facts = _facts(template.id, facts)
-            queries.add(query)
-            examples.append(GoldExample(
-                id=f"{domain.name}-{template.id}-{len(queries):02d}", domain=domain.name,
-                scenario=template.scenario, template=template.id, split=template.split,
-                kind=template.kind, routine=template.routine if template.kind == "routine"
-                else None, query=query, inputs=to_jsonable(inputs), calls=calls,
-                answer=answer, required_facts=facts, end_state=state.digest,
-                end_texts=state.texts, changes_state=state != seed_state, user=user))
+        except KeyError as exc:
+            raise DatasetError(f"template {template.id}: the phrasing {phrasing!r} names "
+                               f"{exc}, which sample() did not return (it returned "
+                               f"{', '.join(values) or 'nothing'})") from None
+        if query in queries:
+            continue
+        inputs = {k: v for k, v in values.items()
+                  if loaded is not None and k in loaded.routine.inputs}
+        spec = template.user
+        user = None
+        if spec is not None:  # a conversation: some values only come when asked
+            user = UserProfile(facts=to_jsonable({k: inputs[k] for k in
+                                                  (*spec.holds, *spec.first) if k in inputs}),
+                               says=dict(spec.says), confirms=spec.confirms,
+                               changes=to_jsonable({k: values[source] for k, source
+                                                    in spec.changes.items()}))
+            first = {k: values[source] for k, source in spec.first.items()}
+            inputs = {**{k: v for k, v in inputs.items() if k not in spec.holds}, **first}
+        if loaded is not None and template.kind == "routine" and user is not None:
+            calls, outputs, snapshot = await gold_conversation(
+                loaded, registry, query, inputs, user, domain.deps_toolset)
+            state = domain.end_state(snapshot, seed)
+        elif loaded is not None and template.kind == "routine":
+            calls, outputs, snapshot = await oracle_run(loaded, registry, inputs,
+                                                        domain.deps_toolset)
+            state = domain.end_state(snapshot, seed)
+        else:
+            calls, outputs, state = [], {}, seed_state
+        made = template.answer(values, outputs)
+        if not isinstance(made, tuple) or len(made) != 2:
+            raise DatasetError(f"template {template.id}: answer() must return (reference "
+                               f"answer, required facts), got {type(made).__name__}")
+        answer, facts = made
+        facts = _facts(template.id, facts)
+        queries.add(query)
+        examples.append(GoldExample(
+            id=f"{domain.name}-{template.id}-{len(queries):02d}", domain=domain.name,
+            scenario=template.scenario, template=template.id, split=template.split,
+            kind=template.kind, routine=template.routine if template.kind == "routine"
+            else None, query=query, inputs=to_jsonable(inputs), calls=calls,
+            answer=answer, required_facts=facts, end_state=state.digest,
+            end_texts=state.texts, changes_state=state != seed_state, user=user))
     return examples
 
 

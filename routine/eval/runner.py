@@ -80,8 +80,14 @@ async def run_evaluation(config: EvalConfig, model: Model,
                            "each id once (`routine dataset check` lists every problem)")
     domain = load_domain(config.dataset)
     registry = domain.registry()
+    if problems := domain.scoring_problems(registry):  # (scored another way, silently)
+        raise DatasetError("\n".join(problems))
     routines = {n: loaded.routine for n, loaded in domain.routines().items()}
     examples = [e for e in split if e.kind == "routine"]
+    if others := collections.Counter(e.kind for e in split if e.kind != "routine"):
+        _log.warning(f"the {config.split} split's {', '.join(f'{n} {k}' for k, n in others.items())} "
+                     "example(s) are not run by routine eval (no routine serves them): "
+                     "`routine route-eval` measures them")
     if not examples:
         raise EvalConfigError(f"the {config.split} split of {config.dataset} has no examples "
                               "of a routine to evaluate (`routine dataset build` writes them)")

@@ -120,6 +120,12 @@ def import_toolsets(reference: str, folder: str | Path | None = None) -> list[To
     found = [item for item in items if isinstance(item, (Tool, Toolset))]
     if attribute and len(found) != len(items):
         raise TypeError(f"{reference} is not a Toolset, a Tool or a list of them")
+    if not found:  # e.g. ``calendar``: the standard library's module, not the one beside it
+        source = getattr(module, "__file__", None) or "a built-in module"
+        beside = Path(where) / f"{module_name.replace('.', '/')}.py"
+        hint = (f"; {beside} was not imported: the name is taken by {source} (rename the "
+                "file)") if beside.is_file() and str(beside) != source else ""
+        raise TypeError(f"module {module_name!r} ({source}) defines no Tool or Toolset{hint}")
     # a module-level Tool that already belongs to a collected Toolset is not added twice
     owned = {id(t) for ts in found if isinstance(ts, Toolset) for t in ts.tools.values()}
     return [item for item in found if id(item) not in owned]
