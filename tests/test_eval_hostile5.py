@@ -275,3 +275,33 @@ def test_a_toolset_module_without_tools_is_an_error_naming_the_file(tmp_path):
     (tmp_path / "calendar.py").write_text("x = 1\n")  # the standard library's takes the name
     with pytest.raises(TypeError, match="calendar.py was not imported: the name is taken"):
         import_toolsets("calendar", tmp_path)
+
+
+def test_small_newcomer_slips_are_one_clear_error(tmp_path):
+    from pydantic import ValidationError
+
+    from routine.cli.project_init import init_project
+
+    taken = tmp_path / "afile"
+    taken.write_text("x")
+    with pytest.raises(FileExistsError, match="is a file, not a folder"):
+        init_project(taken)
+    with pytest.raises(ValidationError, match="'train', 'dev' or 'test'|train.*dev.*test"):
+        EvalConfig(dataset=HR, out=tmp_path, split="validation")
+
+
+def test_a_user_spec_naming_no_input_of_the_routine_is_named_with_its_template():
+    import dataclasses
+
+    from routine.eval.dataset import _build
+    from routine.eval.users import UserSpec
+
+    domain = load_domain(RETAIL)
+    talk = next(t for t in domain.templates if t.user is not None)
+    broken = dataclasses.replace(talk, user=dataclasses.replace(talk.user,
+                                                                holds=["amount_due"]))
+    templates = [broken if t is talk else t for t in domain.templates]
+    with pytest.raises(DatasetError, match=re.escape(f"template {talk.id}: UserSpec names "
+                                                     "'amount_due', not inputs")):
+        asyncio.run(_build(dataclasses.replace(domain, templates=templates)))
+    assert isinstance(talk.user, UserSpec)

@@ -35,6 +35,9 @@ def init_project(folder: str | Path, force: bool = False) -> list[Path]:
 
     A file that already exists is a FileExistsError naming them all, unless ``force``."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} is a file, not a folder (nothing was written; give "
+                              "a new or existing folder)")
     files = _files()
     files["README.md"] = files["README.md"].replace("{name}", folder.resolve().name)
     clashes = [name for name in files if (folder / name).exists()]

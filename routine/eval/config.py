@@ -19,7 +19,7 @@ class EvalConfig(BaseModel):
 
     dataset: Path = Field(description="eval/datasets/<domain>")
     out: Path = Field(description="Results folder (a rerun resumes it).")
-    split: str = Field("test", description="train, dev or test.")
+    split: Literal["train", "dev", "test"] = Field("test", description="train, dev or test.")
     conditions: list[str] = Field(default_factory=lambda: [n for n, c in CONDITIONS.items()
                                                            if not c.routed and not c.optional],
                                   description="Conditions: " + ", ".join(CONDITIONS) + " (all "

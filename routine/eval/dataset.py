@@ -396,6 +396,14 @@ async def _build_from(domain: Domain, registry: ToolRegistry,
         if template.kind == "routine" and loaded is None:
             raise DatasetError(f"template {template.id}: unknown routine {template.routine!r}")
         _check_template(template)
+        if template.user is not None and loaded is not None:  # what the user holds back
+            spec = template.user
+            unknown = [k for k in (*spec.holds, *spec.first) if k not in loaded.routine.inputs]
+            if unknown:
+                raise DatasetError(f"template {template.id}: UserSpec names "
+                                   f"{', '.join(map(repr, unknown))}, not inputs of routine "
+                                   f"{loaded.routine.name!r} (it has "
+                                   f"{', '.join(loaded.routine.inputs) or 'none'})")
         try:
             examples += await _template_examples(domain, registry, template, loaded, rng,
                                                  seed_deps, seed, seed_state)
