@@ -305,3 +305,10 @@ def test_a_user_spec_naming_no_input_of_the_routine_is_named_with_its_template()
                                                      "'amount_due', not inputs")):
         asyncio.run(_build(dataclasses.replace(domain, templates=templates)))
     assert isinstance(talk.user, UserSpec)
+
+
+def test_dataset_stats_of_a_folder_never_built_is_an_error(tmp_path, capsys):
+    from routine.cli import main
+
+    assert main(["dataset", "stats", str(tmp_path)]) == 1
+    assert "has no split files" in capsys.readouterr().err

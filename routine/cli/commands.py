@@ -881,9 +881,12 @@ def dataset_stats_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Count tools, routines, branches, queries and steps per split."""
-    from ..eval.dataset import dataset_stats, load_dataset, load_domain, stats_table
+    from ..eval.dataset import SPLITS, dataset_stats, load_dataset, load_domain, stats_table
 
     for folder in folders:
+        if not any((Path(folder) / f"{split}.jsonl").is_file() for split in SPLITS):
+            raise RoutineError(f"{folder} has no split files (train.jsonl, dev.jsonl, "
+                               "test.jsonl): run `routine dataset build` first")
         stats = dataset_stats(load_domain(folder), load_dataset(folder))
         if as_json:
             out.print_json(json.dumps(stats))
