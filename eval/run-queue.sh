@@ -27,7 +27,7 @@ alone() {  # domain size folder conditions: step and task protocols, each condit
   routine eval "eval/datasets/$1" --out "eval/results/$3" --steps "$steps" --tasks "$tasks" \
     --model "qwen2.5-coder-$2" --no-shuffle-tools --conditions "$4" --report-only
 }
-# done: finetune-retail-0.5b(-compact), schedules-0.5b, guided-retail-0.5b (2026-12-03)
+# done: finetune-retail-0.5b(-compact), schedules-0.5b, guided-{retail,hr}-{0.5b,1.5b} (2026-12-03)
 for item in ${ITEMS:-guided-hr-0.5b guided-retail-1.5b guided-hr-1.5b hr-1.5b}; do
   echo "=== $item ($(date -u +%H:%M))"
   case "$item" in
