@@ -42,7 +42,13 @@ from ..run.settings import RunSettings
 from ..run.trace import RunTrace, TurnRecord, dump_traces
 from ..spec.flow import Flow
 from ..spec.format import Routine, routine_json_schema
-from ..spec.loader import LoadedRoutine, load_routine, routine_files
+from ..spec.loader import (
+    LoadedRoutine,
+    files_named,
+    load_routine,
+    routine_files,
+    routine_names,
+)
 from ..spec.project import Project
 from ..spec.toolsets import import_toolsets, registry_for
 from ..spec.typetext import output_fields as _output_fields
@@ -94,8 +100,8 @@ def routine_path(path: Path) -> Path:
     if not folders:
         return path
     wanted = str(path)
-    names = _routine_names(_routine_files(sorted(set(folders))))
-    found = _lookup(wanted, names)
+    names = routine_names(_routine_files(sorted(set(folders))))
+    found = files_named(wanted, names)
     if len(found) == 1:
         return found[0]
     if found:
@@ -103,7 +109,7 @@ def routine_path(path: Path) -> Path:
                                  f"({', '.join(map(str, found))}); give the file",
                                  param_hint="ROUTINE")
     usable = sorted(n for n in {*names.values(), *(f.stem for f in names)}
-                    if n and len(_lookup(n, names)) == 1)
+                    if n and len(files_named(n, names)) == 1)
     close = difflib.get_close_matches(wanted, usable, n=3)
     hint = f"did you mean {', '.join(close)}?" if close else \
         f"the project's routines: {', '.join(usable) or 'none'}"
@@ -111,21 +117,6 @@ def routine_path(path: Path) -> Path:
                              param_hint="ROUTINE")
 
 
-def _routine_names(files: list[Path]) -> dict[Path, str]:
-    """Each routine file's ``name:`` ("" for a file that does not load)."""
-    names = {}
-    for file in files:
-        try:
-            names[file] = load_routine(file).routine.name
-        except (SpecError, OSError):
-            names[file] = ""
-    return names
-
-
-def _lookup(wanted: str, names: dict[Path, str]) -> list[Path]:
-    """The files :func:`routine_path` would choose between for ``wanted``."""
-    return [f for f, n in names.items() if n == wanted] or \
-        [f for f in names if f.stem == wanted]
 
 
 def load_checked(path: Path, extra_tools: list[str] | None = None,

@@ -26,7 +26,13 @@ from ..drafting import DraftAttempt, DraftResult, adraft, diff_routines
 from ..errors import SpecError
 from ..models.base import Model
 from ..spec.format import ID_PATTERN, Routine
-from ..spec.loader import load_routine, load_routine_text, routine_files
+from ..spec.loader import (
+    files_named,
+    load_routine,
+    load_routine_text,
+    routine_files,
+    routine_names,
+)
 
 __all__ = ["DraftJob"]
 
@@ -102,14 +108,7 @@ def _show_diff(old: Routine, new: Routine, to_stderr: bool) -> None:
 def _existing(folder: Path, name: str) -> Path:
     """The routine of ``folder`` (subfolders included) whose ``name:`` is ``name``, else its
     ``NAME.yaml``; none is a usage error naming the folder."""
-    names: dict[Path, str] = {}
-    for file in routine_files(folder):
-        try:
-            names[file] = load_routine(file).routine.name
-        except (SpecError, OSError):
-            names[file] = ""
-    found = [f for f, n in names.items() if n == name] or \
-        [f for f in names if f.stem == name]
+    found = files_named(name, routine_names(routine_files(folder)))
     if len(found) != 1:
         what = "no routine" if not found else "more than one routine"
         raise click.BadParameter(f"{folder} has {what} named {name!r} to compare with",

@@ -558,6 +558,15 @@ def load_dataset(folder: str | Path, splits: tuple[str, ...] = SPLITS) -> list[G
     return out
 
 
+def duplicate_ids(examples: list[GoldExample]) -> dict[str, list[str]]:
+    """Example ids used more than once, each with the splits of its uses (records are kept
+    by id: one would stand for both)."""
+    uses: dict[str, list[str]] = {}
+    for example in examples:
+        uses.setdefault(example.id, []).append(example.split)
+    return {i: splits for i, splits in uses.items() if len(splits) > 1}
+
+
 def hygiene(folder: str | Path, examples: list[GoldExample]) -> list[str]:
     """What is wrong with a dataset's files as a whole: a split file missing, an id used
     twice, one request in two splits (a model tested on what it trained on)."""
@@ -565,13 +574,10 @@ def hygiene(folder: str | Path, examples: list[GoldExample]) -> list[str]:
     problems = [f"{folder / f'{split}.jsonl'} is missing (`routine dataset build` writes "
                 f"{', '.join(SPLITS)})" for split in SPLITS
                 if not (folder / f"{split}.jsonl").exists()]
-    seen: dict[str, GoldExample] = {}
+    problems += [f"{i}: the id is used twice ({', '.join(splits)})"
+                 for i, splits in duplicate_ids(examples).items()]
     splits_of: dict[str, set[str]] = {}
     for example in examples:
-        if example.id in seen:
-            problems.append(f"{example.id}: the id is used twice ({seen[example.id].split}, "
-                            f"{example.split})")
-        seen[example.id] = example
         if example.query:
             splits_of.setdefault(" ".join(example.query.lower().split()), set()).add(
                 example.split)

@@ -29,7 +29,7 @@ from ..tools.core import FINISH_TOOL
 from .conditions import CONDITIONS
 from .config import EvalConfig
 from .conversations import run_conversation
-from .dataset import load_dataset, load_domain, seed_snapshot
+from .dataset import duplicate_ids, load_dataset, load_domain, seed_snapshot
 from .jobs import (
     EvalProgress,
     Job,
@@ -73,8 +73,7 @@ async def run_evaluation(config: EvalConfig, model: Model,
         if name not in CONDITIONS:
             raise EvalConfigError(f"unknown condition {name!r}; choose from {', '.join(CONDITIONS)}")
     split = load_dataset(config.dataset, (config.split,))
-    twice = sorted(i for i, n in collections.Counter(e.id for e in split).items() if n > 1)
-    if twice:  # records are kept by example id: one would stand for both, and resume skip one
+    if twice := sorted(duplicate_ids(split)):  # (a resume would skip one)
         raise DatasetError(f"{Path(config.dataset) / f'{config.split}.jsonl'}: example id(s) "
                            f"used more than once: {', '.join(map(repr, twice[:10]))}; expected "
                            "each id once (`routine dataset check` lists every problem)")

@@ -207,11 +207,7 @@ class Agent:
                 trace.asked = list(state.pending.fills)
         elif isinstance(result, HandedOff):
             trace.outcome, trace.handoff = "handed_off", result.handoff
-        if state.tracker is not None:
-            trace.steps_done = list(state.tracker.done)
-            trace.branches = dict(state.tracker.branches)
-            trace.branch_errors = dict(state.tracker.branch_errors)
-            trace.loop_outputs = state.tracker.loop_outputs()
+        _keep_progress(state)
         return None
 
     def timed_out(self, state: RunState) -> None:
@@ -248,11 +244,7 @@ class Agent:
         else:  # (no answer: a question asked before, while waiting, is not one)
             trace.outcome, trace.failure, trace.failure_kind = "failed", failure, kind
             trace.answer, trace.waiting = None, None
-        if state.tracker is not None:
-            trace.steps_done = list(state.tracker.done)
-            trace.branches = dict(state.tracker.branches)
-            trace.branch_errors = dict(state.tracker.branch_errors)
-            trace.loop_outputs = state.tracker.loop_outputs()
+        _keep_progress(state)
 
     def conversation(self, **options: Any) -> Conversation:
         """A multi-turn conversation with this agent: questions and confirmations go to the
@@ -292,3 +284,13 @@ def _settings(settings: RunSettings | None, overrides: dict[str, Any]) -> RunSet
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                              for e in exc.errors())
         raise RoutineError(f"invalid run setting: {problems}") from None
+
+
+def _keep_progress(state: RunState) -> None:
+    """What the tracker knows of the run's way through the routine, into the trace."""
+    tracker, trace = state.tracker, state.trace
+    if tracker is not None:
+        trace.steps_done = list(tracker.done)
+        trace.branches = dict(tracker.branches)
+        trace.branch_errors = dict(tracker.branch_errors)
+        trace.loop_outputs = tracker.loop_outputs()

@@ -186,9 +186,7 @@ async def extract_inputs(state: Any, model: Model, names: list[str] | None = Non
             index=len(state.trace.turns), kind="inputs", model_text="",
             duration_s=time.perf_counter() - started,
             feedback=f"not read: {state.fatal.reason}"))
-        if names is not None:
-            return [n for n in names if n not in state.trace.inputs]
-        return [n for n, s in wanted.items() if s.required and s.default is None]
+        return _missing(state, names, wanted, {})
     values = _read(reply.content, reply.tool_calls) or {}
     known: dict[str, Any] = {}
     for name, value in values.items():
@@ -210,6 +208,13 @@ async def extract_inputs(state: Any, model: Model, names: list[str] | None = Non
         usage=reply.usage, decoding=reply.decoding, duration_s=time.perf_counter() - started,
         feedback=json.dumps(known, ensure_ascii=False, default=str)))
     state.trace.usage = state.trace.usage + reply.usage
+    return _missing(state, names, wanted, known)
+
+
+def _missing(state: Any, names: list[str] | None, wanted: dict[str, Any],
+             known: dict[str, Any]) -> list[str]:
+    """What :func:`extract_inputs` returns: of ``names``, those still unknown; else the
+    required inputs without a default it did not read."""
     if names is not None:
         return [n for n in names if n not in state.trace.inputs]
     return [n for n, s in wanted.items() if s.required and s.default is None and n not in known]

@@ -140,6 +140,10 @@ async def before_turn(state: RunState, model: Model) -> TurnResult | None:
     tracker = state.tracker
     if tracker is None:
         return None
+    if tracker.awaiting:  # a `when` or `compute` reads inputs the request may state
+        await extract_inputs(state, model, names=list(tracker.awaiting),
+                             said=state.trace.said or None)
+        state.trace.inputs.update(tracker.inputs_read())  # (the step is taken, or stops)
     if tracker.stopped is not None:
         return Failed(f"the routine cannot go on: {tracker.stopped}", "routine_limit")
     if tracker.declined is not None and tracker.finished:
@@ -155,12 +159,6 @@ async def before_turn(state: RunState, model: Model) -> TurnResult | None:
             text = f"Stopped: {what} was not confirmed. Already done before that: {made}."
         _record(state, "message", text)
         return FinalAnswer(text)
-    if tracker.awaiting:  # a `when` or `compute` reads inputs the request may state
-        await extract_inputs(state, model, names=list(tracker.awaiting),
-                             said=state.trace.said or None)
-        state.trace.inputs.update(tracker.inputs_read())
-        if tracker.stopped is not None:
-            return Failed(f"the routine cannot go on: {tracker.stopped}", "routine_limit")
     step = tracker.step
     if step is None:
         return None

@@ -80,6 +80,12 @@ class RunView:
     routine_known: bool
     version_differs: bool
     failed: bool
+    failed_calls: int = 0
+
+
+def _failed(record: ToolCallRecord) -> bool:
+    """A call that failed (one that waited for the user's yes did not)."""
+    return not record.ok and record.error_kind != "awaiting_confirmation"
 
 
 def _what(step: Step) -> str:
@@ -111,8 +117,7 @@ def _steps(trace: RunTrace, routine: Routine | None) -> tuple[list[StepView], di
             by_id[turn.current_step].turns.append(turn.index)
         for record in turn.calls:
             step = by_id.get(record.step_id or turn.current_step or "")
-            if step is not None and not record.ok and record.error_kind not in (
-                    "awaiting_confirmation",):  # (waiting for a yes: not a failure)
+            if step is not None and _failed(record):
                 step.failed = True
     return views, names
 
@@ -142,7 +147,8 @@ def run_view(trace: RunTrace, routine: Routine | None = None, number: int = 1) -
                    turns=turns, routine_known=routine_known,
                    version_differs=routine_known and routine is not None
                    and routine.version != trace.routine_version,
-                   failed=trace.outcome == "failed")
+                   failed=trace.outcome == "failed",
+                   failed_calls=sum(map(_failed, trace.tool_calls)))
 
 
 def _json(value: Any) -> str:

@@ -28,7 +28,8 @@ from .format import Routine
 from .references import MISSING
 
 __all__ = ["SourceMap", "LoadedRoutine", "load_routine", "load_routine_text", "read_text",
-           "routine_files", "MAX_FILE_BYTES", "MAX_DEPTH", "MAX_NODES", "ROUTINE_SUFFIXES"]
+           "routine_files", "routine_names", "files_named", "MAX_FILE_BYTES", "MAX_DEPTH",
+           "MAX_NODES", "ROUTINE_SUFFIXES"]
 
 ROUTINE_SUFFIXES = (".yaml", ".yml")
 
@@ -324,6 +325,24 @@ def load_routine(path: str | Path) -> LoadedRoutine:
     loaded = load_routine_text(read_text(path), str(path))
     loaded.path = path
     return loaded
+
+
+def routine_names(files: list[Path]) -> dict[Path, str]:
+    """Each routine file's ``name:`` ("" for a file that does not load)."""
+    names = {}
+    for file in files:
+        try:
+            names[file] = load_routine(file).routine.name
+        except (SpecError, OSError):
+            names[file] = ""
+    return names
+
+
+def files_named(wanted: str, names: dict[Path, str]) -> list[Path]:
+    """The files of ``names`` (:func:`routine_names`) that hold the routine ``wanted``: those
+    whose ``name:`` is it, else those named ``wanted.yaml``."""
+    return [f for f, n in names.items() if n == wanted] or \
+        [f for f in names if f.stem == wanted]
 
 
 _FRIENDLY_EXPECTED = {

@@ -533,40 +533,10 @@ class _Checker:
         """A literal argument (no reference anywhere in it) as the tool itself would take it:
         a field of a nested model, a list's items, a date (what the schema checks above do
         not reach). The routine fixes the value, so the model could not mend it at run time."""
-        model = getattr(tool, "args_model", None)
-        if model is None:  # a tool described by a JSON schema only (an MCP server's)
-            self.check_literal_by_schema(path, arg, value, tool)
-            return
-        try:
-            model.model_validate({arg: value})
-        except ValidationError as exc:
-            errors = [e for e in exc.errors(include_url=False)
-                      if e["loc"] and e["loc"][0] in (arg, _alias(model, arg))]
-            if errors:
-                first = errors[0]
-                where = ".".join(str(x) for x in first["loc"])
-                self.add(path, f"literal {value!r} does not fit argument {arg!r} of "
-                         f"{tool.name!r}: {where}: {first['msg']}",
-                         "a value the tool takes (its parameter schema)")
-
-    def check_literal_by_schema(self, path: tuple[Any, ...], arg: str, value: Any,
-                                tool: Tool) -> None:
-        try:
-            import jsonschema
-        except ImportError:  # (comes with the mcp package, as MCP tools do)
-            return
-        try:
-            checker = jsonschema.Draft202012Validator(tool.parameters)
-            errors = [e for e in checker.iter_errors({arg: value})
-                      if list(e.path)[:1] == [arg]]
-        except jsonschema.exceptions.SchemaError:  # the server's own schema is broken
-            return
-        if errors:
-            first = min(errors, key=lambda e: len(e.path))
-            where = ".".join(map(str, first.path))
+        error = _literal_error(tool, arg, value)
+        if error:
             self.add(path, f"literal {value!r} does not fit argument {arg!r} of "
-                     f"{tool.name!r}: {where}: {first.message}",
-                     "a value the tool takes (its parameter schema)")
+                     f"{tool.name!r}: {error}", "a value the tool takes (its parameter schema)")
 
     def check_refs(self, step_id: str, path: tuple[Any, ...], value: Any, doms: set[str],
                    param: dict[str, Any] | None, tool: Tool | None = None,
@@ -917,6 +887,36 @@ def check_routine(loaded: LoadedRoutine, registry: ToolRegistry, partial: bool =
     if warnings is not None:
         warnings += checker.warnings
     return problems
+
+
+def _literal_error(tool: Tool, arg: str, value: Any) -> str:
+    """Why the tool refuses ``value`` for ``arg`` ("" if it takes it, or cannot say): by its
+    argument model, else (a tool known by its JSON schema only, an MCP server's) by the
+    schema; "where: what" of the shallowest error."""
+    model = getattr(tool, "args_model", None)
+    if model is not None:
+        try:
+            model.model_validate({arg: value})
+        except ValidationError as exc:
+            errors = [(e["loc"], e["msg"]) for e in exc.errors(include_url=False)
+                      if e["loc"] and e["loc"][0] in (arg, _alias(model, arg))]
+        else:
+            errors = []
+    else:
+        try:
+            import jsonschema  # (comes with the mcp package, as MCP tools do)
+        except ImportError:
+            return ""
+        try:
+            checker = jsonschema.Draft202012Validator(tool.parameters)
+            errors = [(tuple(e.path), e.message) for e in checker.iter_errors({arg: value})
+                      if list(e.path)[:1] == [arg]]
+        except jsonschema.exceptions.SchemaError:  # the server's own schema is broken
+            errors = []
+    if not errors:
+        return ""
+    where, message = min(errors, key=lambda e: len(e[0]))
+    return f"{'.'.join(map(str, where))}: {message}"
 
 
 def _alias(model: Any, name: str) -> str:
