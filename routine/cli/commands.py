@@ -438,7 +438,10 @@ def _model(model: str | None, base_url: str | None, api_key: str | None,
         if not name:
             raise RoutineError("an endpoint is set but no model name: pass --model, set "
                                "ROUTINE_MODEL, or name it in routine.toml [model] name")
-        yield OpenAIModel(name, base_url, api_key, timeout=timeout)
+        defaults = Project.discover().model
+        options: dict[str, Any] = {"extra_body": defaults.extra_body} if defaults.extra_body else {}
+        yield OpenAIModel(name, base_url, api_key, timeout=timeout,
+                          structured=defaults.structured or "json_schema", **options)
         return
     if model is None and name and name not in MODELS and not name.endswith(".gguf"):
         name = None  # an endpoint's model name from the environment, with no endpoint

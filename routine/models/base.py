@@ -41,6 +41,8 @@ class ModelReply:
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
     decoding: str = "free"  # how the reply was constrained: free, json_schema, llama, tool_choice
+    reasoning: str = ""  # a reasoning model's thinking, kept out of ``content``
+    note: str = ""  # how the request was adapted to the endpoint (a refused constraint...)
 
 
 @dataclass(frozen=True)

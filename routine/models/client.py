@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
+import re
 import ssl
 import weakref
 from typing import Any, Literal
@@ -34,6 +36,7 @@ from ..errors import (
 from .base import ModelReply, TurnGuide, model_requests_allowed
 from .guided import allowed_names, reply_schema
 from .messages import Message, Usage, to_wire
+from .parsing import split_reasoning
 
 __all__ = ["OpenAIModel", "endpoint_from_env"]
 
@@ -50,6 +53,15 @@ def endpoint_from_env(base_url: str | None = None, model: str | None = None,
 
 # settings that are options of the request (as in ``chat.completions.create``), not body
 _REQUEST_OPTIONS = ("extra_headers", "extra_query", "extra_body", "timeout")
+# how endpoints refuse a request body they cannot take (a response_format, a tool_choice, a
+# parameter they do not know): OpenAI and vLLM answer 400, FastAPI/TGI-style servers 422,
+# others 404, 415 or 501
+_REFUSED = frozenset({400, 404, 415, 422, 501})
+# OpenAI's reasoning models: "Unsupported parameter: 'max_tokens' is not supported with this
+# model. Use 'max_completion_tokens' instead.", "Unsupported value: 'temperature' does not
+# support 0 with this model. Only the default (1) value is supported."
+_UNSUPPORTED_RE = re.compile(r"Unsupported (?:parameter|value): '(\w+)'")
+_ADAPTABLE = frozenset({"max_tokens", "temperature", "seed", "top_p"})
 
 
 @functools.cache
@@ -76,6 +88,24 @@ def _constrained(request: dict[str, Any], guide: TurnGuide, tools: list[dict[str
         out["response_format"] = {"type": "json_schema",
                                   "json_schema": {"name": "reply", "schema": schema}}
     return out
+
+
+def _status_text(exc: openai.APIStatusError) -> str:
+    """The SDK's message of a refusal, with the body when the message left it out (a body
+    not shaped like OpenAI's ``{"error": {...}}``: FastAPI's ``{"detail": ...}``)."""
+    message = str(exc.message)
+    with contextlib.suppress(Exception):
+        body = exc.response.text.strip()
+        if body and body[:100] not in message:
+            message = f"{message}: {body[:300]}"
+    return message
+
+
+def _constraint_key(request: dict[str, Any]) -> str:
+    """What a constrained request asks of the endpoint (to remember one it refused)."""
+    return json.dumps([request.get("response_format"), request.get("tool_choice"),
+                       [t["function"]["name"] for t in request.get("tools") or []]],
+                      sort_keys=True, default=str)
 
 
 def _close_clients(clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
@@ -105,11 +135,23 @@ class OpenAIModel:
             ``json_schema`` (OpenAI's ``response_format``, vLLM's structured outputs),
             ``llama`` (llama.cpp's ``response_format`` with a ``schema``: a grammar),
             ``tool_choice`` (the tools narrowed to the allowed ones, a call required), or
-            ``off``. An endpoint that refuses the constraint (HTTP 400) is asked again
-            without it, and later turns stay free; ``ModelReply.decoding`` says which ran.
+            ``off``. An endpoint that refuses the constraint (HTTP 400, 404, 415, 422 or
+            501) is asked again without it; that constraint is not sent again (others
+            are: a server may refuse one schema's feature), and an endpoint that refused
+            three and took none is asked free from then on;
+            ``ModelReply.decoding`` says which ran and ``ModelReply.note`` why
+            (``refusal`` keeps the endpoint's words).
         native_tools: send ``tools`` in the request (False: the caller puts tool
             descriptions in the prompt itself).
         client: an ``openai.AsyncOpenAI`` to use instead of creating one.
+        default_settings: sent with every request (``extra_body={...}``,
+            ``extra_headers``...); a setting given as None is not sent at all (the server's
+            default). A sampling parameter the endpoint refuses as unsupported (OpenAI's
+            reasoning models: ``max_tokens``, ``temperature``) is adapted once — renamed to
+            ``max_completion_tokens``, or left out — and the reply's ``note`` says so.
+
+    A reasoning model's thinking (``reasoning_content`` / ``reasoning``, or ``<think>``
+    blocks in the text) is kept out of the reply's content, in ``ModelReply.reasoning``.
     """
 
     def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
@@ -124,7 +166,15 @@ class OpenAIModel:
         self.default_settings = default_settings
         self.max_reply_chars = max_reply_chars
         self.structured = structured
+        # constraints the endpoint refused (each turn's schema: a server may refuse one
+        # schema's feature and take the others); none ever taken and three refused: off
+        self._refused: set[str] = set()
+        self._constrained_ok = False
+        self.refusal = ""  # why guided turns run free: the endpoint's refusal of the constraint
+        self._renamed: dict[str, str] = {}  # sampling parameters the endpoint knows by another name
+        self._dropped: set[str] = set()  # ... and those it refuses altogether
         self._given_client = client
+        self._secret = api_key if api_key and len(api_key) >= 8 else ""
         self._client_args = {"base_url": base_url, "api_key": api_key or "none",
                              "timeout": timeout, "max_retries": max_retries}
         # one client per event loop, kept while the loop lives (connections cannot outlive
@@ -164,7 +214,74 @@ class OpenAIModel:
         response = await self._http().post("/chat/completions", body=body,
                                            cast_to=httpx.Response,
                                            options=options)  # type: ignore[arg-type]
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:  # a proxy's HTML page, a stream
+            kind = response.headers.get("content-type", "") or "no content type"
+            stream = (" — a stream: Routine asks for one JSON reply (stream=false); the "
+                      "server or a proxy in between streams anyway" if "event-stream" in kind
+                      else "")
+            raise ModelServerError(self._masked(
+                f"the endpoint's reply is not a chat completion: {response.url} answered HTTP "
+                f"{response.status_code} with {kind}{stream}: {response.text[:200]!r}"),
+                response.status_code) from None
+
+    def _masked(self, text: str) -> str:
+        """``text`` without the API key (a server may echo it in an error)."""
+        return text.replace(self._secret, "***") if self._secret else text
+
+    def _adapted(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The request without settings given as None, and with the sampling parameters the
+        endpoint refused renamed or left out."""
+        out = {}
+        for key, value in request.items():
+            if value is None or key in self._dropped:
+                continue
+            out[self._renamed.get(key, key)] = value
+        return out
+
+    def _adapt(self, message: str, request: dict[str, Any]) -> str:
+        """Learn from a refusal of a sampling parameter (see ``_UNSUPPORTED_RE``); returns
+        what was changed, or "" when the refusal is not about one."""
+        match = _UNSUPPORTED_RE.search(message)
+        name = match.group(1) if match else ""
+        if name not in _ADAPTABLE or name not in request:
+            return ""
+        if name == "max_tokens" and "max_completion_tokens" in message:
+            self._renamed[name] = "max_completion_tokens"
+            return "max_tokens sent as max_completion_tokens (the endpoint's name for it)"
+        self._dropped.add(name)
+        return f"{name} not sent (the endpoint refuses it: {message[:160]})"
+
+    async def _send(self, messages: list[dict[str, Any]], base: dict[str, Any],
+                    request: dict[str, Any], decoding: str) -> tuple[Any, str, list[str]]:
+        """POST, adapting to what the endpoint refuses: a sampling parameter it does not
+        support, then a constraint it cannot take (asked again free, and later requests
+        too). Returns (the reply's JSON, the decoding that ran, notes of what changed)."""
+        notes: list[str] = []
+        for _ in range(len(_ADAPTABLE) + 2):
+            try:
+                response = await self._create(messages, self._adapted(request))
+                self._constrained_ok |= decoding != "free"
+                return response, decoding, notes
+            except openai.APIStatusError as exc:
+                if exc.status_code not in _REFUSED:
+                    raise
+                message = self._masked(_status_text(exc))
+                change = self._adapt(message, request)
+                if change:
+                    notes.append(change)
+                    continue
+                if decoding == "free":
+                    raise
+                self.refusal = (f"the endpoint refused {decoding} constraints (HTTP "
+                                f"{exc.status_code}): {message[:300]}")
+                self._refused.add(_constraint_key(request))
+                if not self._constrained_ok and len(self._refused) >= 3:
+                    self.structured = "off"  # never taken, three times: it has none
+                decoding, request = "free", base
+                notes.append(f"{self.refusal}; sent free")
+        raise AssertionError("unreachable: each retry above adapts one more parameter")
 
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]], *,
                        guide: TurnGuide | None = None, **settings: Any) -> ModelReply:
@@ -174,56 +291,69 @@ class OpenAIModel:
         request: dict[str, Any] = {**self.default_settings, **settings}
         if tools and self.native_tools:
             request["tools"] = tools
-        decoding = "free"
-        if guide is not None and guide.constrain and self.structured != "off":
-            decoding = self.structured
-            request = _constrained(request, guide, tools, self.structured)
+        base, decoding, notes = request, "free", []
+        if guide is not None and guide.constrain:
+            if self.structured != "off":
+                decoding = self.structured
+                request = _constrained(request, guide, tools, self.structured)
+                if _constraint_key(request) in self._refused:
+                    decoding, request = "free", base
+            if decoding == "free" and self.refusal:
+                notes.append(f"sent free: {self.refusal}")
         clean = to_wire(messages)
         try:
-            try:
-                response = await self._create(clean, request)
-            except openai.BadRequestError:
-                if decoding == "free":
-                    raise
-                request = {**self.default_settings, **settings}  # once more, unconstrained
-                if tools and self.native_tools:
-                    request["tools"] = tools
-                response = await self._create(clean, request)
-                self.structured, decoding = "off", "free"  # the constraint was refused
+            response, decoding, changed = await self._send(clean, base, request, decoding)
+            notes += changed
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise ModelUnreachable(f"cannot reach the model at {self.base_url or 'OpenAI'}: "
                                    f"{exc}") from exc
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-            raise ModelUnavailable(f"the endpoint refused the API key: {exc}") from exc
+            raise ModelUnavailable(self._masked(f"the endpoint refused the API key: {exc}")) from exc
         except openai.APIStatusError as exc:
-            status = exc.status_code
+            status, message = exc.status_code, self._masked(_status_text(exc))
             if status == 429:
                 raise ModelRateLimited(f"the endpoint is rate-limiting (HTTP 429) after the "
-                                       f"retries: {exc.message}", status) from exc
+                                       f"retries: {message}", status) from exc
             if status >= 500 or status in (408, 409):
-                raise ModelServerError(f"the endpoint failed (HTTP {status}): {exc.message}",
+                raise ModelServerError(f"the endpoint failed (HTTP {status}): {message}",
                                        status) from exc
-            raise ModelRequestError(f"the endpoint refused the request (HTTP {status}): "
-                                    f"{exc.message}", status) from exc
-        except (openai.APIError, ValueError) as exc:  # e.g. a body that is not JSON
-            raise ModelServerError(f"the endpoint's reply is not a chat completion: "
-                                   f"{type(exc).__name__}: {exc}") from exc
+            where = ""
+            if status == 404:
+                where = (f" at {exc.request.url} (is the base URL right? OpenAI-compatible "
+                         "servers usually serve it under /v1; or the model name unknown)")
+            raise ModelRequestError(f"the endpoint refused the request (HTTP {status}){where}: "
+                                    f"{message}", status) from exc
+        except openai.APIError as exc:
+            raise ModelServerError(self._masked(f"the endpoint's reply is not a chat "
+                                                f"completion: {type(exc).__name__}: {exc}")) from exc
         try:
             choice = response["choices"][0]
             message = choice["message"]
+            raw_calls = message.get("tool_calls") or []
+            if isinstance(raw_calls, dict):  # one call, not in a list
+                raw_calls = [raw_calls]
             calls = [
                 {"id": c.get("id"), "type": "function",
                  "function": {"name": c["function"].get("name"),
                               "arguments": c["function"].get("arguments")}}
-                for c in (message.get("tool_calls") or [])
+                for c in raw_calls
                 if isinstance(c, dict) and isinstance(c.get("function"), dict)
             ]
             content = message.get("content") or ""
+            if isinstance(content, list):  # content parts: the text ones, in order
+                content = "".join(part.get("text") or "" for part in content
+                                  if isinstance(part, dict) and part.get("type", "text") == "text")
             if not isinstance(content, str):
                 raise TypeError(f"the message's content is {type(content).__name__}, not text")
+            thinking, content = split_reasoning(content)
+            given = message.get("reasoning_content") or message.get("reasoning") or ""
+            reasoning = "\n\n".join(t for t in (given if isinstance(given, str) else "",
+                                                  thinking) if t)
             if len(content) > self.max_reply_chars:
                 content = content[:self.max_reply_chars]
-            if sum(len(c["function"]["arguments"] or "") for c in calls) > self.max_reply_chars:
+            size = sum(len(a) if isinstance(a, str) else len(json.dumps(a, default=str))
+                       for a in (c["function"]["arguments"] for c in calls) if a is not None)
+            if size > self.max_reply_chars:
                 calls = []  # a flood of calls or giant arguments: nothing to run
                 content = content or "(tool calls longer than the reply limit were dropped)"
             counts = response.get("usage") or {}
@@ -233,7 +363,8 @@ class OpenAIModel:
         except (AttributeError, IndexError, KeyError, TypeError) as exc:  # no choices...
             raise ModelServerError(f"the endpoint's reply is not a chat completion "
                                    f"({type(exc).__name__}: {exc}): {str(response)[:200]!r}") from None
-        return ModelReply(content, calls, usage, finish_reason, decoding)
+        return ModelReply(content, calls, usage, finish_reason, decoding,
+                          reasoning[:self.max_reply_chars], "; ".join(notes))
 
     async def aclose(self) -> None:
         """Close the HTTP connections of the current loop's client (a later request opens

@@ -8,6 +8,12 @@ write the call in the text instead; these forms are recovered:
 * a list of calls; ``{"function": {...}}`` wrappers; ``parameters`` for ``arguments``;
 * arguments given as a JSON *string*;
 * the doubled braces of Qwen2.5-Coder's broken template (``{{"name": ...}}``);
+* a reasoning model's thinking (``<think>...</think>``, or text before a lone ``</think>``
+  whose opening tag the chat template wrote) is not part of the reply: see
+  :func:`split_reasoning`; a call "considered" inside it is never run;
+* bare or fenced JSON is a call only when it is shaped like one (an ``arguments`` key) or
+  names an offered tool: an answer that quotes a record (``{"name": "Müller GmbH", ...}``)
+  is text;
 * arguments wrapped in the tool's own JSON schema (``{"type": "object", "properties":
   {"name": "Ada"}, "required": [...]}``: small models copy the schema's shape around the
   values), unwrapped when the caller passes the tools and the tool declares none of the
@@ -26,11 +32,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["ParsedCall", "ParsedReply", "CallParseError", "parse_reply", "first_call_complete",
-           "unwrap_schema_echo"]
+           "split_reasoning", "unwrap_schema_echo"]
 
 _TAG_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
 _FENCE_RE = re.compile(r"```(?:json|tool_call|JSON)?\s*(.*?)```", re.S)
 _DECODER = json.JSONDecoder()
+_THINK_RE = re.compile(r"<think>(.*?)(?:</think>|$)", re.S)
+_CALL_KEYS = ("arguments", "parameters", "args")
 # an argument's source, as the compact state prompt writes it, copied as the value
 _PLACEHOLDER_RE = re.compile(r':\s*(<[^<>\n"]{1,80}>)')
 # the keywords of an object schema a model copies around its arguments
@@ -54,6 +62,25 @@ class ParsedReply:
 
 class CallParseError(ValueError):
     """The reply attempts a tool call that cannot be read (message is model-facing)."""
+
+
+def split_reasoning(content: str) -> tuple[str, str]:
+    """(the reasoning, the reply without it) of a reasoning model's text: Qwen3 or DeepSeek
+    served without a reasoning parser write their thinking into the content, in
+    ``<think>...</think>`` (an unclosed one: cut off while thinking, all of it is reasoning),
+    or after a ``<think>`` their chat template already wrote, so only ``</think>`` shows."""
+    if "<think>" not in content and "</think>" not in content:
+        return "", content
+    head, closed, rest = content.rpartition("</think>")
+    thoughts = []
+    if closed and "<think>" not in head:
+        thoughts.append(head)  # the opening tag was the template's
+        content = rest
+    def keep(match: re.Match[str]) -> str:
+        thoughts.append(match.group(1))
+        return ""
+    content = _THINK_RE.sub(keep, content)
+    return "\n\n".join(t.strip() for t in thoughts if t.strip()), content.strip()
 
 
 def _arguments(raw: Any, name: str) -> dict[str, Any]:
@@ -128,15 +155,35 @@ def _unreadable(text: str, message: str) -> CallParseError:
     return CallParseError(message)
 
 
-def _calls_in(value: Any) -> list[ParsedCall]:
+def _calls_in(value: Any, offered: frozenset[str] | None = None) -> list[ParsedCall]:
+    """The calls ``value`` holds; with ``offered`` (bare or fenced JSON in a reply), only when
+    each item is shaped like a call or names an offered tool: else it is data, e.g. a record
+    the answer quotes."""
     items = value if isinstance(value, list) else [value]
+    if offered is not None and not all(
+            isinstance(item, dict) and (
+                any(k in item for k in _CALL_KEYS) or isinstance(item.get("function"), dict)
+                or item.get("name") in offered) for item in items):
+        return []
     calls = [_as_call(item) for item in items]
     if calls and all(c is not None for c in calls):
         return [c for c in calls if c is not None]
     return []
 
 
-def _from_text(text: str) -> ParsedReply:
+def _looks_like_call(text: str, offered: frozenset[str] | None) -> bool:
+    """Text that tries to call a tool but did not parse: a ``<tool_call>`` tag, ``"arguments":``
+    or (given the offered tools) ``"name": "<an offered tool>"``; without them, any
+    ``"name":``."""
+    if "<tool_call>" in text or re.search(r'"(?:arguments|parameters)"\s*:', text):
+        return True
+    if offered is None:
+        return bool(re.search(r'"name"\s*:', text))
+    names = re.findall(r'"name"\s*:\s*"([^"]*)"', text)
+    return any(name in offered for name in names)
+
+
+def _from_text(text: str, offered: frozenset[str] | None = None) -> ParsedReply:
     tagged = _TAG_RE.findall(text)
     if tagged:
         calls: list[ParsedCall] = []
@@ -154,14 +201,14 @@ def _from_text(text: str) -> ParsedReply:
     for block in fenced:
         values = _json_values(block)
         if values:
-            found = _calls_in(values[0][0])
+            found = _calls_in(values[0][0], offered)
             if found:
                 return ParsedReply(found, _FENCE_RE.sub("", text).strip(), True)
     for value, start, end in _json_values(text):
-        found = _calls_in(value)
+        found = _calls_in(value, offered)
         if found:
             return ParsedReply(found, (text[:start] + text[end:]).strip(), True)
-    if re.search(r'"name"\s*:|<tool_call>', text):
+    if _looks_like_call(text, offered):
         raise _unreadable(text, 'the reply looks like a tool call but is not valid JSON: '
                           'expected {"name": "<tool>", "arguments": {...}}')
     return ParsedReply([], text.strip(), False)
@@ -172,8 +219,11 @@ def parse_reply(content: str | None, tool_calls: list[dict[str, Any]] | None = N
     """Calls and remaining text of a reply (structured calls win over text).
 
     ``tools``: the tools offered, in the OpenAI format; given, arguments wrapped in a
-    tool's schema are unwrapped (see :func:`unwrap_schema_echo`)."""
-    content = content or ""
+    tool's schema are unwrapped (see :func:`unwrap_schema_echo`), and JSON in the text is a
+    call only when shaped like one or naming one of them. A reasoning model's thinking
+    (:func:`split_reasoning`) is left out first."""
+    content = split_reasoning(content or "")[1]
+    declared = _declared(tools) if tools is not None else None
     if tool_calls:
         calls = []
         for raw in tool_calls:
@@ -183,9 +233,8 @@ def parse_reply(content: str | None, tool_calls: list[dict[str, Any]] | None = N
             calls.append(call)
         reply = ParsedReply(calls, content.strip(), False)
     else:
-        reply = _from_text(content)
-    if tools is not None and reply.calls:
-        declared = _declared(tools)
+        reply = _from_text(content, frozenset(declared) if declared is not None else None)
+    if declared is not None and reply.calls:
         for call in reply.calls:
             if call.name in declared:
                 call.arguments = unwrap_schema_echo(call.arguments, declared[call.name])

@@ -23,7 +23,7 @@ from ..errors import ModelRequestsForbidden, RoutineError
 from ..models.base import Model, TurnGuide
 from ..models.guided import inputs_schema
 from ..models.messages import AssistantMessage, SystemMessage, UserMessage
-from ..models.parsing import CallParseError, parse_reply
+from ..models.parsing import CallParseError, parse_reply, split_reasoning
 from ..spec.format import Routine, a_type
 from . import telemetry
 from .trace import TurnRecord
@@ -126,7 +126,8 @@ def _instruction(specs: dict[str, Any]) -> str:
 
 def _read(content: str, tool_calls: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The JSON object of the reply (bare, fenced, or a call's arguments), or ``name: value``
-    lines (small models write those)."""
+    lines (small models write those). A reasoning model's thinking is left out first."""
+    content = split_reasoning(content)[1]
     text = content.strip()
     start, end = text.find("{"), text.rfind("}")
     if start != -1 and end > start:

@@ -48,15 +48,18 @@ class RunSettings(BaseModel):
     tool_timeout_s: float = Field(60.0, gt=0, description="Limit of one tool call.")
     memory_threshold: int = Field(
         600, ge=0, description="Tool results longer than this (characters) go to variable memory.")
-    temperature: float = Field(0.0, ge=0, description="Sampling temperature.")
-    max_tokens: int = Field(512, ge=1, description="Tokens per model reply.")
+    temperature: float | None = Field(0.0, ge=0, description="Sampling temperature (None: the "
+                                      "endpoint's default, not sent).")
+    max_tokens: int | None = Field(512, ge=1, description="Tokens per model reply (None: the "
+                                   "endpoint's default, not sent; a reasoning model's thinking "
+                                   "counts: give it room).")
     seed: int | None = Field(0, description="Sampling seed, where the server supports it.")
     telemetry: bool = Field(
         False, description="Emit OpenTelemetry spans of the run, its turns, model requests and "
         "tool calls (also ROUTINE_OTEL=1; exported as the OTEL_* variables say).")
 
     def sampling(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"temperature": self.temperature, "max_tokens": self.max_tokens}
-        if self.seed is not None:
-            out["seed"] = self.seed
-        return out
+        """The request's sampling settings (those set: None is the endpoint's default)."""
+        values = {"temperature": self.temperature, "max_tokens": self.max_tokens,
+                  "seed": self.seed}
+        return {k: v for k, v in values.items() if v is not None}

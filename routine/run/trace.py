@@ -150,6 +150,12 @@ class TurnRecord(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     decoding: str = Field("free", description="How the reply was constrained: free, or "
                           "json_schema / llama / tool_choice under guided decoding.")
+    finish_reason: str | None = Field(None, description="Why the endpoint ended the reply: "
+                                      "stop, tool_calls, length (cut off), content_filter.")
+    reasoning: str = Field("", description="A reasoning model's thinking (kept out of "
+                           "model_text and of the history).")
+    note: str | None = Field(None, description="How the request was adapted to the endpoint "
+                             "(a constraint or a parameter it refused).")
     duration_s: float = 0.0
 
 

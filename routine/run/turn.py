@@ -267,12 +267,13 @@ async def take_turn(state: RunState, model: Model) -> TurnResult:
     except MODEL_FAILURES as exc:
         outcome = _Outcome(request_failure(exc), "failed")
     else:
-        outcome = await _act(state, reply.content, reply.tool_calls)
+        outcome = await _act(state, reply.content, reply.tool_calls, reply.finish_reason)
     state.trace.turns.append(TurnRecord(
         index=len(state.trace.turns), kind=outcome.kind, current_step=current,
         state_prompt=state_prompt, history_length=history_length,
         model_text=reply.content, calls=outcome.calls,
         feedback=outcome.feedback, usage=reply.usage, decoding=reply.decoding,
+        finish_reason=reply.finish_reason, reasoning=reply.reasoning, note=reply.note or None,
         duration_s=time.perf_counter() - started))
     state.trace.usage = state.trace.usage + reply.usage
     return outcome.result
@@ -319,24 +320,51 @@ def _may_answer(state: RunState) -> bool:
         calls[-1].error_kind in ("denied", "repeated") or told_once)
 
 
-async def _act(state: RunState, content: str, tool_calls: list[dict[str, Any]]) -> _Outcome:
+def _cut_off(state: RunState, finish_reason: str | None) -> str:
+    """What the model is told of a reply the endpoint ended before the model did ("" for
+    one that ended normally)."""
+    if finish_reason == "length":
+        return (f"Your reply was cut off at the token limit (max_tokens="
+                f"{state.settings.max_tokens}) before it ended: reply again, shorter "
+                "(think less).")
+    if finish_reason == "content_filter":
+        return "Your reply was stopped by the endpoint's content filter: reply again without it."
+    return ""
+
+
+async def _act(state: RunState, content: str, tool_calls: list[dict[str, Any]],
+               finish_reason: str | None = None) -> _Outcome:
+    cut = _cut_off(state, finish_reason)
     try:
         parsed = parse_reply(content, tool_calls, state.tool_specs)
     except CallParseError as exc:
         state.history.append(AssistantMessage(content=content))
-        return _mistake(state, [], f"Your tool call could not be read: {exc}.")
+        return _mistake(state, [], f"Your tool call could not be read: {exc}."
+                        + (f" {cut}" if cut else ""))
     if not parsed.calls:
-        if parsed.text and _may_answer(state):
+        may_answer = _may_answer(state)
+        if parsed.text and may_answer and not cut:
             return _Outcome(FinalAnswer(parsed.text), "answer")
         state.history.append(AssistantMessage(content=content))
+        if cut:  # a cut-off answer is not the answer
+            return _mistake(state, [], cut + state.current_hint())
+        if may_answer:
+            how = "call the finish tool" if state.offers_finish() else "answer the user"
+            return _mistake(state, [], f"Your reply was empty: {how}.")
         how = ("to answer the user, call the finish tool" if state.offers_finish() else
                "the answer comes at the routine's finish step, after its tool steps")
         return _mistake(state, [], f"Your reply did not call a tool. Reply with one tool "
                         f"call; {how}." + state.current_hint())
-    calls = []
-    for parsed_call in parsed.calls:  # ids the model did not give: numbered, so reruns match
-        calls.append(parsed_call if parsed_call.call_id else ParsedCall(
-            parsed_call.name, parsed_call.arguments, f"call_{state.call_ids}"))
+    calls: list[ParsedCall] = []
+    used = {c.call_id for c in state.trace.tool_calls}
+    for parsed_call in parsed.calls:  # ids the model did not give, or gave twice: numbered
+        if not parsed_call.call_id or parsed_call.call_id in used:  # (so reruns match)
+            while f"call_{state.call_ids}" in used:  # (an id the server gave earlier)
+                state.call_ids += 1
+            parsed_call = ParsedCall(parsed_call.name, parsed_call.arguments,
+                                     f"call_{state.call_ids}")
+        used.add(parsed_call.call_id)
+        calls.append(parsed_call)
         state.call_ids += 1
     state.history.append(AssistantMessage(
         content="" if parsed.from_text else parsed.text,

@@ -12,6 +12,10 @@ application's decision, made in code or in a project file the user wrote::
     name = "qwen2.5-coder-1.5b"        # an embedded model, or the endpoint's model name
     base_url = "https://..."           # optional: an OpenAI-compatible endpoint
     api_key_env = "OPENAI_API_KEY"     # the variable holding its key (never the key here)
+    structured = "json_schema"         # how guided turns are constrained there (or llama,
+                                       # tool_choice, off)
+    extra_body = { chat_template_kwargs = { enable_thinking = false } }
+                                       # sent with every request (Qwen3: thinking off)
 
     [toolsets]
     helpdesk = "helpdesk_tools"        # a module (or module:attribute); modules beside
@@ -42,7 +46,7 @@ import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -79,6 +83,12 @@ class ModelDefaults(BaseModel):
                                  "embedded model.")
     api_key_env: str | None = Field(None, description="The environment variable that holds "
                                     "the endpoint's key (the key itself never goes in the file).")
+    structured: Literal["json_schema", "llama", "tool_choice", "off"] | None = Field(
+        None, description="How the endpoint constrains guided turns: json_schema (OpenAI, "
+        "vLLM), llama (llama.cpp's server), tool_choice (strict function calling), off.")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict, description="Fields sent with every request to the endpoint "
+        "(vLLM/Qwen3: chat_template_kwargs = { enable_thinking = false }).")
 
 
 class _ProjectFile(BaseModel):
@@ -258,6 +268,7 @@ def _problem(path: Path, text: str, raw: dict[str, Any], error: Any) -> Problem:
     message = (f"unknown key {where}" if error["type"] == "extra_forbidden"
                else f"{where}: {error['msg']}")
     return Problem(str(path), line, 1, message,
-                   "routines = [\"folder\", ...]; [model] name, base_url, api_key_env; "
+                   "routines = [\"folder\", ...]; [model] name, base_url, api_key_env, "
+                   "structured, extra_body; "
                    "[toolsets] NAME = \"module\" or NAME = { mcp = { command, args } }; "
                    "[datasets] trusted = [\"folder\", ...]")
