@@ -119,13 +119,16 @@ def test_the_run_time_limit_holds_with_a_blocking_tool():
     assert trace.failure_kind == "timeout"
 
 
-def test_a_tool_that_exits_or_returns_no_data_is_an_error_for_the_model():
+def test_a_tool_that_exits_is_an_error_for_the_model_and_one_that_returns_no_data_a_bug():
     model = ScriptedModel([call("exits"), call("cyclic"), call("finish", answer="done")])
     trace = Agent(None, registry(exits, cyclic), model, validate=False).run("go")
-    assert trace.outcome == "answered"  # SystemExit and a cyclic result ended the process before
+    # SystemExit and a cyclic result ended the process before; a result that is not data
+    # came after the tool ran (its work is done): the run ends naming the tool's bug
+    assert trace.outcome == "failed" and trace.failure_kind == "tool_bug"
     first, second = trace.tool_calls
     assert first.error_kind == "tool_error" and "SystemExit" in first.error
-    assert second.error_kind == "tool_error" and "cannot be kept as data" in second.error
+    assert second.error_kind == "tool_bug" and "cannot be kept as data" in second.error
+    assert "cyclic" in trace.failure
 
 
 def test_an_async_tool_that_exits_is_an_error_for_the_model_not_a_hung_run():

@@ -585,14 +585,21 @@ def run(
     with _model(model, base_url, api_key, model_cache, settings.timeout_s, adapter) as client:
         agent = Agent(loaded, registry, client, settings, approver=_approver(approve))
         show = functools.partial(_show_turn, flow=Flow.of(loaded.routine))
-        trace = agent.run(query, inputs, on_turn=None if as_json else show,
-                          trace_dir=trace_dir)
+        with _stdout_for(as_json):
+            trace = agent.run(query, inputs, on_turn=None if as_json else show,
+                              trace_dir=trace_dir)
     if as_json:
         out.print_json(trace.model_dump_json())
     else:
         _summary(trace)
     if trace.outcome not in ("answered", "waiting", "handed_off"):
         raise typer.Exit(1)
+
+
+def _stdout_for(as_json: bool) -> contextlib.AbstractContextManager[Any]:
+    """While a run's tools work: with --json, what they print goes to stderr, so stdout
+    holds the JSON alone."""
+    return contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
 
 
 def _run_routed(folders: list[Path], query: str, settings: RunSettings,
@@ -623,8 +630,9 @@ def _run_routed(folders: list[Path], query: str, settings: RunSettings,
             trace = unrouted_trace(decision, query, client.name if client else "")
         else:
             flow = Flow.of(agent.routine) if agent.routine else None
-            trace = agent.run(query, on_turn=None if as_json else
-                              functools.partial(_show_turn, flow=flow))
+            with _stdout_for(as_json):
+                trace = agent.run(query, on_turn=None if as_json else
+                                  functools.partial(_show_turn, flow=flow))
     if trace_dir is not None:
         dump_traces([trace], trace_dir / "traces.jsonl")
     if as_json:

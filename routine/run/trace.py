@@ -41,6 +41,8 @@ __all__ = [
 
 ErrorKind = Literal[
     "tool_error",  # the tool raised (e.g. unknown employee): shown to the model
+    "tool_bug",  # the tool's own bug (a TypeError, a wrong SQL column, a result that is not
+    #              data): not shown to the model nor failed over; the run ends
     "invalid_arguments",  # arguments do not fit the tool's schema
     "unknown_tool",  # no tool by that name
     "not_allowed",  # the tool exists but the routine does not name it
@@ -78,6 +80,7 @@ FailureKind = Literal[
     "routine_limit",  # the routine cannot go on: a visit limit, a computation that failed
     "user",  # the user did not give what a question asked for
     "toolset",  # a toolset's server stopped during the run (its tools cannot answer)
+    "tool_bug",  # a tool has a bug (the call's error says which): fix the tool
 ]
 
 

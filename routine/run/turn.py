@@ -19,7 +19,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
+import sqlite3
 import time
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -414,8 +417,26 @@ async def _act(state: RunState, content: str, tool_calls: list[dict[str, Any]],
     state.mistakes = 0
     if state.calls_made >= state.settings.max_steps:
         return _Outcome(Failed(f"reached max_steps={state.settings.max_steps} tool calls "
-                               "without an answer", "max_steps"), "failed", records)
+                               f"without an answer{_progress(state, records)}", "max_steps"),
+                        "failed", records)
     return _Outcome(NextTurn(), "tool_calls", records)
+
+
+def _progress(state: RunState, records: list[ToolCallRecord]) -> str:
+    """What a run that stopped part-way had done: the calls that ran (before this turn's
+    ``records``, and those), by tool, and where the routine stood (a loop's item), so nobody
+    has to guess which writes happened."""
+    ran = Counter(c.name for c in [*state.trace.tool_calls, *records] if c.ok)
+    done = ", ".join(f"{name} ×{n}" if n > 1 else name for name, n in ran.items())
+    where = ""
+    tracker = state.tracker
+    if tracker is not None and not tracker.finished and tracker.step is not None:
+        where = f"; it stood at step {tracker.label(tracker.step.id)} ({tracker.step.name})"
+        for frame in tracker.frames:
+            where += f", item {frame.index + 1} of {len(frame.items)}"
+        if tracker.frames:
+            where += " (a loop's calls count for every item: raise max_steps)"
+    return f" (calls that ran: {done or 'none'}{where})"
 
 
 def _mistake(state: RunState, records: list[ToolCallRecord], feedback: str | None) -> _Outcome:
@@ -553,6 +574,13 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
     try:
         value = await asyncio.wait_for(tool.invoke(arguments, context),
                                        state.settings.tool_timeout_s)
+        took = time.perf_counter() - started
+        if took > state.settings.tool_timeout_s:  # only an async tool that blocks gets here
+            _log.warning(f"tool {call.name} held the event loop for {took:.1f} s, past "
+                         f"tool_timeout_s={state.settings.tool_timeout_s:g}: an async tool "
+                         "that calls blocking code (time.sleep, a sync client) cannot be "
+                         "stopped and stalls every run; make it a plain def (it then runs "
+                         "in a thread) or await non-blocking calls")
     except asyncio.CancelledError:  # the run's time limit (or its caller) ended it mid-call
         state.in_flight.append(ToolCallRecord(
             **base, resolved_arguments=arguments, approval=decision, error_kind="timeout",
@@ -570,15 +598,23 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
         outcome = {"error": str(exc), "error_kind": "tool_error"}
         state.fatal = Failed(str(exc), "toolset")
     except (Exception, SystemExit) as exc:  # the tool's own error: data for the model
-        outcome = {"error": error_text(exc), "error_kind": "tool_error"}
+        if is_tool_bug(exc):  # ... unless it is a bug: the run ends, naming it
+            outcome = {"error": f"{error_text(exc)} — a bug in the tool, not sent to the "
+                       f"model: {_where(exc)}", "error_kind": "tool_bug"}
+            state.fatal = Failed(f"tool {call.name} has a bug: {outcome['error']}", "tool_bug")
+        else:
+            outcome = {"error": error_text(exc), "error_kind": "tool_error"}
     else:
         try:
             outcome = _store_result(state, call.name, value, arguments)
-        except Exception as exc:  # a result that is not data (an open file, a cycle...)
-            outcome = {"error": f"{call.name} returned a value that cannot be kept as data: "
-                       f"{type(exc).__name__}: {exc}", "error_kind": "tool_error"}
+        except Exception as exc:  # a result that is not data (an open file, a row object...)
+            outcome = {"error": f"{call.name} ran (what it did is done), but returned a value "
+                       f"that cannot be kept as data: {type(exc).__name__}: {exc} — return "
+                       "a dict, a list, a model or a dataclass", "error_kind": "tool_bug"}
+            state.fatal = Failed(f"tool {call.name} has a bug: {outcome['error']}", "tool_bug")
     state.seen_calls[seen] += 1  # failed or not: the same call again is a loop
-    if outcome.get("error_kind") in ("tool_error", "timeout") and tracker is not None:
+    # (a timeout is no failure to recover from: whether the call did its work is unknown)
+    if outcome.get("error_kind") == "tool_error" and tracker is not None:
         failed_over = tracker.record_error(call.name)
         if failed_over is not None:  # the routine says what to do instead (on_error)
             outcome["error"] += f" (step {tracker.label(failed_over)} failed: {_FAILED_OVER})"
@@ -587,6 +623,29 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
 
 
 MAX_ERROR_CHARS = 2000  # a tool's error text is cut here: it is sent with every request
+# what a tool raises only when its code is wrong (the arguments are checked before it runs,
+# so no user's words make them): never the model's to fix, nor a path for on_error
+_BUGS = (TypeError, AttributeError, NameError, ImportError, AssertionError,
+         NotImplementedError, RecursionError, SyntaxError, sqlite3.ProgrammingError)
+_SQL_BUG = re.compile(r"no such (column|table|function)|syntax error|has no column named|"
+                      r"incorrect number of bindings", re.I)
+
+
+def is_tool_bug(exc: BaseException) -> bool:
+    """Whether a tool's exception is a bug in its code (a TypeError, a misspelt SQL column)
+    rather than an answer about the request (LookupError, ValueError, a service's error)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return bool(_SQL_BUG.search(str(exc)))
+    return isinstance(exc, _BUGS)
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost frame of ``exc``'s traceback: file:line in function."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "(no traceback)"
+    last = frames[-1]
+    return f"{last.filename}:{last.lineno} in {last.name}"
 
 
 def error_text(exc: BaseException) -> str:

@@ -113,6 +113,12 @@ class _Walk:
                 self.nodes(item, (*path, index))
         elif node.tag == _TIMESTAMP:
             self.timestamp(node)
+        elif node.tag in (_INT, _FLOAT) and node.style is None and _SURPRISING.match(node.value):
+            number = self.loader.construct_object(node)
+            self.problem(node, f"{node.value} reads as the number {number} (YAML 1.1: a leading "
+                         "0 is octal, a:b is base 60), which is not what it says",
+                         f"quotes for the text (\"{node.value}\"), or the number written "
+                         "plainly", soft=True)
 
     def timestamp(self, node: yaml.ScalarNode) -> None:
         try:  # (PyYAML's own reading: _Loader keeps a bad date as its text)
@@ -123,7 +129,7 @@ class _Walk:
                          soft=True)
 
     def mapping(self, node: yaml.MappingNode, path: tuple[Any, ...]) -> None:
-        seen: set[Any] = set()
+        seen: dict[Any, str] = {}  # each key, as first written
         previous: Any = ""
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
@@ -131,9 +137,15 @@ class _Walk:
                 continue
             key = self.key(key_node)
             child = (*path, key)
-            if key in seen:
+            if key in seen and seen[key] != key_node.value:  # on: and yes: are both True
+                self.problem(key_node, f"keys {seen[key]!r} and {key_node.value!r} are both "
+                             f"read as {key!r}, so the second replaces the first",
+                             f"quotes around each ('{seen[key]}': ..., '{key_node.value}': "
+                             "...): unquoted, YAML reads on, off, yes, no, true and false as "
+                             "booleans")
+            elif key in seen:
                 self.dupes.append((child, key))
-            seen.add(key)
+            seen.setdefault(key, key_node.value)
             if not isinstance(key, str):
                 self.smap.key_text[child] = key_node.value
             if node.flow_style and isinstance(value_node, yaml.ScalarNode) \
@@ -229,6 +241,11 @@ def read_text(path: str | Path) -> str:
                                  "a UTF-8 text file")]) from None
 
 
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+# what YAML 1.1 reads as a number unlike its digits: 010 (octal 8), 1:30 (base 60: 90)
+_SURPRISING = re.compile(r"^[-+]?(?:0[0-7_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)$")
+
+
 class _Loader(yaml.SafeLoader):
     """PyYAML's safe YAML 1.1 reading, plus YAML 1.2's exponent floats: ``1e-3`` and
     ``1E5`` are numbers (1.1 wants a dot, so they were text, and ``rate * 3`` repeated it).
@@ -293,8 +310,8 @@ def load_routine_text(text: str, file: str = "<string>") -> LoadedRoutine:
         routine = Routine.model_validate(data)
     except ValidationError as exc:
         problems += [_problem_from_error(err, smap, data)
-                     for err in exc.errors(include_url=False)]
-        raise SpecError(walk.soft + problems) from None
+                     for err in _one_branch(exc.errors(include_url=False), data)]
+        raise SpecError(list(dict.fromkeys(walk.soft + problems))) from None
     if problems:
         raise SpecError(walk.soft + problems)
     return LoadedRoutine(routine, smap, problems=walk.soft)
@@ -413,6 +430,27 @@ def _yaml_hint(exc: yaml.MarkedYAMLError, text: str) -> str:
     return "valid YAML"
 
 
+def _one_branch(errors: list[Any], data: Any) -> list[Any]:
+    """pydantic's errors without those of a union's text branch where the value is a list
+    or mapping that another branch's errors describe (``on_error: [...]`` with a mistake
+    inside: "on_error.str: Input should be a valid string" is noise beside the real one)."""
+    def branch_of(err: Any) -> tuple[Any, ...] | None:
+        loc = tuple(err["loc"])
+        if err["type"] == "string_type" and loc[-1:] == ("str",):
+            return loc[:-1]
+        return None
+
+    others = [tuple(e["loc"]) for e in errors if branch_of(e) is None]
+    out = []
+    for err in errors:
+        parent = branch_of(err)
+        if parent is not None and any(loc[:len(parent)] == parent for loc in others) \
+                and isinstance(value_at_path(data, _data_path(parent, data)), (list, dict)):
+            continue
+        out.append(err)
+    return out
+
+
 def _problem_from_error(err: Any, smap: SourceMap, data: Any) -> Any:
     loc = _data_path(tuple(err["loc"]), data)
     line, col = smap.locate(loc)
@@ -438,6 +476,13 @@ def _problem_from_error(err: Any, smap: SourceMap, data: Any) -> Any:
                        f"({value!r}), not as text", expected)
     if err["type"] == "extra_forbidden":
         message = f"unknown key {loc[-1]!r} at {where}"
+    elif err["type"] == "string_pattern_mismatch":
+        pattern = (err.get("ctx") or {}).get("pattern", "")
+        message = f"{where}: {value!r} does not match {pattern}"
+        if pattern == "^[a-z][a-z0-9_]*$":
+            return Problem(smap.file, line, col, message, "a lowercase ASCII name: a letter, "
+                           "then letters, digits or _ (an id is used in ${steps.ID...}; "
+                           "name: may say anything)")
     elif err["type"] == "missing":
         message = f"missing required key {where}"
     else:  # a check of our own says it in words: pydantic's "Value error, " is noise

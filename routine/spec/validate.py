@@ -883,9 +883,10 @@ def check_routine(loaded: LoadedRoutine, registry: ToolRegistry, partial: bool =
     a list that receives what does not stop the routine from running but may stop a run
     (an Optional output passed where null is not taken), each with severity "warning"."""
     checker = _Checker(loaded, registry, partial, routines)
-    problems = [*loaded.problems, *checker.run()]  # (what reading found and went past first)
+    # (what reading found and went past first; one mistake that two checks reach, once)
+    problems = list(dict.fromkeys([*loaded.problems, *checker.run()]))
     if warnings is not None:
-        warnings += checker.warnings
+        warnings += [w for w in dict.fromkeys(checker.warnings) if w not in warnings]
     return problems
 
 

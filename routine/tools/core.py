@@ -22,6 +22,7 @@ import queue
 import re
 import threading
 import typing
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from ..errors import ToolDefinitionError, ToolsetSetupError
+from ..errors import RoutineWarning, ToolDefinitionError, ToolsetSetupError
 
 __all__ = [
     "RunContext",
@@ -527,7 +528,15 @@ class Toolset:
 
         @contextlib.asynccontextmanager
         async def one_object() -> AsyncIterator[Any]:
-            made = make()
+            try:
+                made = make()
+            except TypeError as exc:
+                if factory is not None:
+                    raise
+                raise ToolsetSetupError(
+                    f"toolset {name!r}: {kind.__name__}() cannot be made without arguments "
+                    f"({exc}): pass factory=lambda: {kind.__name__}(...) to "
+                    "Toolset.from_object") from exc
             if hasattr(made, "__aenter__"):
                 async with made as entered:
                     yield _run_object(kind, made, entered)
@@ -539,6 +548,7 @@ class Toolset:
 
         toolset = cls(name, setup=one_object)
         approval = (approval,) if isinstance(approval, str) else tuple(approval)
+        left_out = []
         for method in methods if methods is not None else _public_methods(kind):
             found = _method_of(kind, method)
             if found is None:
@@ -546,12 +556,19 @@ class Toolset:
             try:
                 wrapper = _method_tool(method, *found)
                 toolset.add(tool_from_function(wrapper, approval=method in approval))
-            except ToolDefinitionError:
+            except ToolDefinitionError as exc:
                 if methods is not None:
                     raise  # asked for by name: say why it cannot be a tool
+                if getattr(found[0], "__annotations__", None):  # typed, yet no tool
+                    left_out.append(f"{method} ({exc})")
         if not toolset.tools:
-            raise ToolDefinitionError(f"{kind.__name__} has no typed public methods to make "
-                                      "tools of")
+            raise ToolDefinitionError(
+                f"{kind.__name__} has no public method that can be a tool"
+                + (f"; left out: {'; '.join(left_out)}" if left_out else ""))
+        if left_out:  # a typed method with **extra, say: not silently missing
+            warnings.warn(f"Toolset.from_object({name!r}): {kind.__name__}'s methods left "
+                          f"out: {'; '.join(left_out)} (methods=[...] names the ones meant "
+                          "as tools)", RoutineWarning, stacklevel=2)
         if unknown := [m for m in approval if m not in toolset.tools]:
             raise ToolDefinitionError(
                 f"approval names {', '.join(map(repr, unknown))}, not a tool of "
@@ -755,7 +772,8 @@ _ANY: TypeAdapter[Any] = TypeAdapter(Any)  # built once: an adapter costs more t
 def to_jsonable(value: Any) -> Any:
     """A tool result as plain JSON data (pydantic models, dataclasses, dates...), as the
     output schema describes it: models by alias, computed fields in, excluded fields out,
-    a finite Decimal as a number (an int when integral), NaN and infinity as null.
+    a finite Decimal as a number (an int when integral; its exact digits as text when a
+    float would round it: 12345678901234567.89), NaN and infinity as null.
 
     Bytes that are not UTF-8 text are a ValueError saying so."""
     try:
@@ -789,7 +807,10 @@ def _decimals_as_numbers(data: Any, python: Any) -> Any:
     if isinstance(python, Decimal):
         if not isinstance(data, str) or not python.is_finite():
             return data
-        return int(python) if python == python.to_integral_value() else float(python)
+        if python == python.to_integral_value():
+            return int(python)
+        number = float(python)  # a float when it holds the value; else the exact digits
+        return number if Decimal(repr(number)) == python else data
     if isinstance(data, dict) and isinstance(python, dict) and len(data) == len(python):
         for (key, item), twin in zip(list(data.items()), python.values(), strict=True):
             if (new := _decimals_as_numbers(item, twin)) is not item:
