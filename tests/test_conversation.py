@@ -469,8 +469,9 @@ def test_a_decline_after_a_confirmed_write_says_what_was_already_done():
         store = chat.contexts["shop"].deps
     assert store.refunds == [(7, 10.0)]
     # "Nothing was changed" before, with the mug's refund made
-    assert last.text == ("Stopped: refund the item was not confirmed. Already done before "
-                         "that: refund(order_id=7, amount=10.0).")
+    assert last.text == ("Stopped: refund the item was not confirmed, so it was not done. "
+                         "What ran before that: get_order(order_id=7); "
+                         "refund(order_id=7, amount=10.0).")
 
 
 def test_a_question_never_answered_fails_saying_why_not_repeating_it():

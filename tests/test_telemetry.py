@@ -267,12 +267,12 @@ def test_routine_run_exports_through_the_standard_otel_environment(tmp_path):
              "--base-url", url, "--model", "gold", "--telemetry", "--json"],
             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    trace = json.loads(done.stdout)  # --json: stdout holds the trace alone
     decoder, spans, at = json.JSONDecoder(), [], 0
-    text = done.stdout
-    while (start := text.find("{", at)) != -1:  # the trace (--json), then one JSON per span
+    text = done.stderr  # (what prints during a --json run goes to stderr: the spans here)
+    while (start := text.find("{", at)) != -1:  # one JSON per span
         value, at = decoder.raw_decode(text, start)
         spans.append(value)
-    trace, spans = spans[0], spans[1:]
     calls = [c["name"] for c in example["calls"]]
     assert trace["outcome"] == "answered" and [c["name"] for t in trace["turns"]
                                                for c in t["calls"]] == calls

@@ -78,6 +78,12 @@ class Conversation:
                          for name, r in (routines or {}).items()}
         if agent.routine is not None:  # a hand-off back to where the conversation began
             self.routines.setdefault(agent.routine.name, agent.routine)
+            if missing := unreachable_handoffs(agent.routine, self.routines):
+                raise RoutineError(  # before anything runs (a write, then a dead end)
+                    f"routine {agent.routine.name!r} can hand off to "
+                    f"{', '.join(map(repr, missing))}, which this conversation does not have: "
+                    "pass them in routines={name: routine} (routines: "
+                    f"{', '.join(self.routines) or 'none'})")
         self.inputs = dict(inputs or {})
         self.on_turn = on_turn
         self.traces: list[RunTrace] = []
@@ -111,6 +117,10 @@ class Conversation:
             self._contexts = await self._open_session()
         state = self._state
         if state is None and self._resume is not None:
+            routine = self.routines.get(self._resume.routine or "")
+            if self.agent.routine is not None and routine is not None and \
+                    routine.name != self.agent.routine.name:  # saved after a hand-off
+                self.agent = self._agent_for(routine)
             state = self._state = restore(self.agent, self._resume)
             state.contexts = self._bound(state)
             self._resume = None
@@ -277,8 +287,7 @@ class Conversation:
         carried = {k: v for k, v in handoff.inputs.items() if k in routine.inputs}
         said = state.trace.said
         try:  # a target these tools cannot run, or inputs it refuses: the hand-off failed
-            agent = type(self.agent)(routine, self.agent.tools, self.agent.model,
-                                     self.agent.settings, approver=self.agent.approver)
+            agent = self._agent_for(routine)
             new = self._begin(agent, said[0] if said else None, carried)
         except RoutineError as exc:
             self.agent.stop(state, Failed(f"the hand-off to {handoff.routine!r} failed: "
@@ -286,7 +295,13 @@ class Conversation:
             return state
         self.agent = agent
         new.trace.said = list(said)
+        new.before = [*state.before, *(c for c in state.trace.tool_calls if c.ok)]
         return new
+
+    def _agent_for(self, routine: Routine) -> Any:
+        """The agent that runs ``routine`` with this conversation's tools, model, settings."""
+        return type(self.agent)(routine, self.agent.tools, self.agent.model,
+                                self.agent.settings, approver=self.agent.approver)
 
     def _reply(self, state: RunState) -> Reply:
         trace = state.trace
@@ -318,6 +333,24 @@ def snapshot(state: RunState) -> dict[str, Any]:
     }
 
 
+def unreachable_handoffs(routine: Routine, routines: Mapping[str, Routine]) -> list[str]:
+    """The routines ``routine`` hands off to, directly or through the routines it reaches,
+    that ``routines`` does not hold."""
+    missing: list[str] = []
+    seen, todo = {routine.name}, [routine]
+    while todo:
+        for step, _ in todo.pop().walk():
+            target = step.handoff
+            if target is None or target in seen:
+                continue
+            seen.add(target)
+            if target in routines:
+                todo.append(routines[target])
+            else:
+                missing.append(target)
+    return missing
+
+
 def restore(agent: Any, trace: RunTrace) -> RunState:
     """A waiting run's state rebuilt from its trace."""
     if trace.outcome != "waiting" or trace.state is None:
@@ -325,6 +358,11 @@ def restore(agent: Any, trace: RunTrace) -> RunState:
     if agent.routine is not None and trace.routine != agent.routine.name:
         raise RoutineError(f"the trace is of routine {trace.routine!r}, the agent runs "
                            f"{agent.routine.name!r}")
+    if agent.routine is not None and trace.routine_digest is not None and \
+            trace.routine_digest != agent.routine.digest():
+        raise RoutineError(f"routine {trace.routine!r} has changed since this trace was saved "
+                           "(its steps may not be where the trace stood): finish the "
+                           "conversation with the routine it began with, or start it again")
     state = agent.start(trace.query, dict(trace.inputs))
     trace = state.trace = trace.model_copy(deep=True)  # the caller's loaded trace stays as read
     state.interactive = True

@@ -115,6 +115,7 @@ class Agent:
         offered = list(self.tools) if settings.offer_tools == "all" else list(allowed.values())
         trace = RunTrace(run_id=uuid.uuid4().hex, routine=routine.name if routine else None,
                          routine_version=routine.version if routine else None,
+                         routine_digest=routine.digest() if routine else None,
                          model=self.model.name, settings=settings.model_dump(), query=query,
                          said=[query] if query else [], inputs=inputs,
                          tools_offered=[t.name for t in offered])

@@ -79,6 +79,8 @@ _POLITE = ("no problem", "not a problem", "no worries", "why not", "no problemo"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[@-_]")
 
 
+MAX_LISTED = 10  # calls a stopped conversation lists as already done
+
 def _words(text: str) -> list[str]:
     text = _ANSI.sub("", text).lower().replace("\u2019", "'").replace("\u2018", "'")
     return re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text)
@@ -149,14 +151,19 @@ async def before_turn(state: RunState, model: Model) -> TurnResult | None:
     if tracker.declined is not None and tracker.finished:
         step = tracker.flow.steps[tracker.declined]
         what = f"{step.name[0].lower()}{step.name[1:]}"
-        done = [c for c in state.trace.tool_calls  # confirmed writes made before (a loop)
-                if c.ok and c.approval is not None and c.approval.approved]
+        # every call that ran (here, and in the routines that handed off to this one): a
+        # write without a confirmation is still a change, so "nothing was changed" is said
+        # only when nothing ran
+        done = [c for c in [*state.before, *state.trace.tool_calls] if c.ok]
         text = f"Nothing was changed: {what} was not confirmed."
         if done:
             made = "; ".join(f"{c.name}(" + ", ".join(
                 f"{k}={json.dumps(v, ensure_ascii=False, default=str)}"
-                for k, v in c.arguments.items()) + ")" for c in done)
-            text = f"Stopped: {what} was not confirmed. Already done before that: {made}."
+                for k, v in c.arguments.items()) + ")" for c in done[:MAX_LISTED])
+            if len(done) > MAX_LISTED:
+                made += f"; and {len(done) - MAX_LISTED} more"
+            text = (f"Stopped: {what} was not confirmed, so it was not done. What ran "
+                    f"before that: {made}.")
         _record(state, "message", text)
         return FinalAnswer(text)
     step = tracker.step

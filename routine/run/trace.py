@@ -168,6 +168,9 @@ class RunTrace(BaseModel):
     run_id: str
     routine: str | None = None
     routine_version: str | None = None
+    routine_digest: str | None = Field(None, description="A fingerprint of the routine the "
+                                       "run followed: a waiting trace resumes only under the "
+                                       "same routine.")
     model: str = ""
     settings: dict[str, Any] = Field(default_factory=dict)
     query: str | None = None

@@ -353,6 +353,17 @@ class StepTracker:
                         f"not {_quote(arguments[argument.name])}")
         return None
 
+    def unsourced(self, step: Step) -> str | None:
+        """Why ``step`` cannot be confirmed yet (None: it can): an argument the routine takes
+        from an earlier step's output that has not run — with the contract off a model may
+        skip the lookup, and the user would be asked to say yes to a bare id it made up."""
+        for name, value in step.args.items():
+            for ref in parse_references(value):
+                if ref.kind == "steps" and ref.name not in self.outputs:
+                    return (f"argument {name!r} comes from step {ref.name!r} "
+                            f"({ref.text}), which has not run yet")
+        return None
+
     def fixed_arguments(self, step: Step) -> list[KnownArgument]:
         """The arguments of ``step`` whose value the routine fixes now: literals and
         resolved references — not unknown ones, not empty ones (an earlier step found

@@ -134,6 +134,8 @@ class RunState:
     fatal: Failed | None = None
     #: calls that were running when the run was cancelled (its time limit): kept in the trace
     in_flight: list[ToolCallRecord] = field(default_factory=list)
+    #: calls that ran in the conversation's earlier routines (before a hand-off to this one)
+    before: list[ToolCallRecord] = field(default_factory=list)
 
     @property
     def history(self) -> list[Message]:
@@ -537,7 +539,8 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
         step = next((s for s, _ in state.routine.walk() if s.tool == call.name and s.confirm),
                     step)
     if step is not None and step.confirm and tracker is not None and \
-            not state.settings.enforce_steps and (broken := tracker.unlike(step, arguments)):
+            not state.settings.enforce_steps and (
+                broken := tracker.unlike(step, arguments) or tracker.unsourced(step)):
         state.seen_calls[seen] += 1  # the user would confirm what the routine says, not this
         return ToolCallRecord(**base, resolved_arguments=arguments, error_kind="off_routine",
                               error=f"not run: {broken}: step {step.id} asks the user to "

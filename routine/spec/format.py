@@ -22,6 +22,8 @@ Argument sources (literals, ``${inputs.x}``, ``${steps.id.output.f}``,
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
@@ -263,6 +265,13 @@ class Routine(_Model):
             raise ValueError(f"the routine has {count} steps (branches included); at most "
                              f"{MAX_STEPS}: split a longer process into routines")
         return steps
+
+    def digest(self) -> str:
+        """A fingerprint of the routine's content (its steps, inputs, texts): two routines
+        with the same digest run alike."""
+        text = json.dumps(self.model_dump(mode="json", exclude_none=True), sort_keys=True,
+                          ensure_ascii=False, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def walk(self) -> list[tuple[Step, str]]:
         """Every step with its paper-style label (``2``, ``3-1_2`` ...), in document order."""
