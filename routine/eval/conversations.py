@@ -44,13 +44,30 @@ class ModelUser:
     def __init__(self, profile: UserProfile, model: Model, settings: RunSettings | None = None):
         self.profile, self.model = profile, model
         self.settings = settings or RunSettings(temperature=0.0, max_tokens=96)
+        self.facts = dict(profile.facts)
+        self.changed = not profile.changes  # (as ScriptedUser: a change of mind, once)
 
     async def reply(self, reply: Reply) -> str:
-        facts = json.dumps(self.profile.facts, ensure_ascii=False, default=str)
+        waiting = reply.trace.waiting if reply.trace is not None else None
+        confirming = waiting is not None and waiting.kind == "confirmation"
+        said = {name: self.profile.says.get(name, "{value}").format(value=value)
+                for name, value in self.facts.items()}
+        facts = json.dumps(said, ensure_ascii=False, default=str)
+        if not self.changed:
+            meant = json.dumps({n: self.profile.says.get(n, "{value}").format(value=v)
+                                for n, v in self.profile.changes.items()},
+                               ensure_ascii=False, default=str)
+            rule = (f"You changed your mind: if asked to confirm, say no, and that you meant "
+                    f"{meant} instead.")
+            if confirming:
+                self.changed = True
+                self.facts.update(self.profile.changes)
+        else:
+            rule = ("If asked to confirm, say yes." if self.profile.confirms else
+                    "If asked to confirm, say no.")
         system = ("You are a customer talking to a support agent. Answer the agent's last "
-                  f"message in one short sentence, as the customer. What you know: {facts}. "
-                  + ("If asked to confirm, say yes." if self.profile.confirms else
-                     "If asked to confirm, say no.") + " Never invent facts you do not know.")
+                  f"message in one short sentence, as the customer, in the words given. What "
+                  f"you know: {facts}. {rule} Never invent facts you do not know.")
         answer = await self.model.complete(
             [SystemMessage(content=system), UserMessage(content=f"The agent says: {reply.text}")],
             [],

@@ -76,10 +76,13 @@ def decide(candidates: list[Candidate], thresholds: Thresholds, router: str = ""
         return RouteDecision(kind="none", candidates=candidates, router=router,
                              reason=f"{best}, under the threshold {thresholds.none_below:.3f}")
     first = candidates[0]
-    if len(candidates) > 1 and first.score - candidates[1].score < thresholds.margin:
+    gap = first.score - candidates[1].score if len(candidates) > 1 else None
+    # an exact tie is never decided by the order the routines were listed in: it is asked
+    if gap is not None and (gap < thresholds.margin or gap <= 1e-9):
         second = candidates[1]
+        within = "are tied" if gap <= 1e-9 else f"are within {thresholds.margin:.3f}"
         return RouteDecision(kind="ambiguous", candidates=candidates, router=router,
                              reason=f"{first.name} ({first.score:.3f}) and {second.name} "
-                             f"({second.score:.3f}) are within {thresholds.margin:.3f}")
+                             f"({second.score:.3f}) {within}")
     return RouteDecision(kind="routine", routine=first.name, candidates=candidates,
                          router=router, reason=f"best score {first.score:.3f}")
