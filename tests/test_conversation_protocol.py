@@ -134,7 +134,7 @@ def test_a_write_out_of_order_still_waits_for_the_yes(domain):
 
 
 def test_routine_eval_runs_the_conversation_protocol_and_reports_it(domain, tmp_path,
-                                                                    monkeypatch):
+                                                                    monkeypatch, caplog):
     from routine.eval import runner
     from routine.eval.config import EvalConfig
     from routine.eval.dataset import build_dataset, write_dataset
@@ -147,14 +147,17 @@ def test_routine_eval_runs_the_conversation_protocol_and_reports_it(domain, tmp_
     for e in examples:
         full |= {**e.inputs, **e.user.facts}
     monkeypatch.setattr(runner, "load_domain", lambda path, project=None: domain)
-    config = EvalConfig(dataset=folder, out=tmp_path / "out", conditions=["nl+track"],
+    config = EvalConfig(dataset=folder, out=tmp_path / "out", conditions=["none", "nl+track"],
                         protocols=["conversation"])
     summary = asyncio.run(runner.run_evaluation(config, ConversationOracle(full)))
+    # `none` shows no routine: said, not skipped silently
+    assert any("not run under none" in r.getMessage() for r in caplog.records)
     talk = summary.conditions["nl+track"].conversation
     assert talk is not None and talk.tasks == 2 and (talk.success.k, talk.success.n) == (2, 2)
     assert talk.writes_without_yes == 0 and talk.redundant_questions == 0
     report = (tmp_path / "out" / "report.md").read_text()
     assert "## Conversations" in report and "| nl+track | 2 | 100.0%" in report
+    assert "No step or task samples here" in report and "| step accuracy" not in report
     lines = (tmp_path / "out" / "conversations.jsonl").read_text().splitlines()
     assert len(lines) == 2 and all(json.loads(line)["protocol"] == "conversation"
                                    for line in lines)

@@ -396,3 +396,14 @@ def test_step_samples_under_other_routines_keep_what_replays():
     assert samples({**routines, "order_status": short}) == []
     with pytest.raises(DatasetError, match="do not replay"):
         samples({**routines, "order_status": short}, strict=True)
+
+
+def test_diff_shows_each_side_s_text_as_written_not_through_renamed_ids():
+    renamed = LEAVE.replace("find_employee\n    name", "lookup\n    name").replace(
+        "steps.find_employee.", "steps.lookup.")
+    new = _variant(renamed)
+    answer = next(s for s, _ in new.walk() if s.finish and s.id != "decline")
+    answer.message = "Booked for {{ steps.lookup.output.name }}."  # only the new file says it
+    text = "\n".join(diff_routines(_variant(LEAVE), new).lines())
+    assert "{{ steps.lookup.output.name }}" in text  # as the drafted file has it
+    assert "{{ steps.find_employee.output.name }}" not in text  # (in neither file)

@@ -159,13 +159,16 @@ def _compare(old: Step, new: Step, ids: dict[str, str]) -> list[str]:
         elif old.args[name] != new_args[name]:
             details.append(f"args.{name}: {old.args[name]!r} → {new.args[name]!r}")
     for name in _FIELDS:  # what the step does beyond its call: its texts, flow, values
-        a, b = getattr(old, name, None), _renamed(getattr(new, name, None), ids)
+        # compared with the new side's references read as old ids; shown as each file has it
+        a, shown = getattr(old, name, None), getattr(new, name, None)
+        b = _renamed(shown, ids)
         if isinstance(a, list) and name == "on_error":  # inline fail-over steps: their ids
             a, b = [s.id for s in a], [s.id for s in b or []]
+            shown = [s.id for s in shown or []]
         if a != b and (a or b):
             field_ = name.rstrip("_")
             details.append(_REWORDED if name == "description" else
-                           f"{field_}: {_short(a)} → {_short(b)}")
+                           f"{field_}: {_short(a)} → {_short(shown)}")
     details.sort()
     if old.branch is not None and new.branch is not None:
         if len(old.branch) != len(new.branch):

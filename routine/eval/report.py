@@ -358,8 +358,10 @@ def write_report(summary: Summary, steps: list[StepResult], tasks: list[TaskResu
     paths["summary"].write_text(summary.model_dump_json(indent=2))
     failures = failures_by_condition(steps, tasks)
     talks = conversation_table(summary)
-    paths["markdown"].write_text(f"# Evaluation: {summary.config['dataset']}\n\n"
-                                 f"{markdown_table(summary)}\n\n{cost_table(summary)}\n\n"
+    runs = any(e.step is not None or e.task is not None for e in summary.conditions.values())
+    tables = (f"{markdown_table(summary)}\n\n{cost_table(summary)}\n\n" if runs else
+              "No step or task samples here (the conversation protocol only).\n\n")
+    paths["markdown"].write_text(f"# Evaluation: {summary.config['dataset']}\n\n{tables}"
                                  + (f"{talks}\n\n" if talks else "")
                                  + f"{failures_markdown(failures)}\n")
     charts = _charts(summary, folder)

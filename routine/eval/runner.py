@@ -282,6 +282,10 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
         await whole_runs("task", examples, tasks_path, done_tasks, selected_tasks, 1, 12,
                          functools.partial(run_task, router=router))
     if "conversation" in config.protocols:
+        if talks and (left := [n for n in config.conditions if CONDITIONS[n].routine_format
+                               == "none" or CONDITIONS[n].routed]):
+            _log.warning(f"conversations are not run under {', '.join(left)}: a conversation "
+                         "follows a routine's questions and confirmations (given, not routed)")
         await whole_runs("conversation", talks, talks_path, done_talks, selected_talks, 2, 16,
                          run_conversation)
     jobs = [job for _, job in sorted(keyed, key=lambda kj: kj[0])]
