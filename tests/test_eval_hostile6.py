@@ -67,3 +67,34 @@ def test_a_model_playing_the_user_is_told_its_change_of_mind_and_its_words():
     assert "say no, and that you meant" in prompts[0] and "555-2222" in prompts[0]
     assert "my phone is 555-1111" in prompts[0]  # its own words (only facts before)
     assert "say yes" in prompts[1] and "my phone is 555-2222" in prompts[1]
+
+
+def test_routine_route_says_when_the_routine_it_picks_would_not_run(tmp_path, monkeypatch,
+                                                                      capsys):
+    from routine.cli.commands import main
+
+    (tmp_path / "fees.py").write_text(
+        "from routine import tool\n\n@tool\ndef refund_fee(student_id: int) -> str:\n"
+        "    \"\"\"Refund a student's fee.\"\"\"\n    return 'refunded'\n")
+    (tmp_path / "routine.toml").write_text('[toolsets]\nfees = "fees"\n')
+    library = tmp_path / "routines"
+    library.mkdir()
+    for name, tool in (("refund_fees", "refund_everything"), ("refund_one", "refund_fee")):
+        (library / f"{name}.yaml").write_text(
+            f"name: {name}\ndescription: Refund the library fees a student paid twice by "
+            f"mistake ({name}).\ntoolsets: [fees]\ninputs:\n  student_id: {{type: integer, "
+            "description: the student}\nsteps:\n  - {id: refund, name: Refund, description: "
+            f"Refund., tool: {tool}, args: {{student_id: \"${{inputs.student_id}}\"}}}}\n"
+            "  - {id: done, name: Answer, description: Say it., finish: true}\n")
+    (library / "refund_one.yaml").write_text(
+        (library / "refund_one.yaml").read_text().replace(
+            "Refund the library fees a student paid twice by mistake",
+            "Refund one course fee"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ROUTINE_PROJECT", raising=False)
+    code = main(["route", "refund the library fees I paid twice by mistake", "--library",
+                 str(library), "--router", "lexical", "--none-below", "0"])
+    captured = capsys.readouterr()
+    assert "refund_fees" in captured.out  # the pick, as before
+    assert code == 1 and "refund_fees would not run" in captured.err  # exit 0 before
+    assert "unknown tool 'refund_everything'" in captured.err

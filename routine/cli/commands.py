@@ -676,6 +676,16 @@ def route_request(
         out.print_json(decision.model_dump_json())
     else:
         out.print(route.decision_text(decision), soft_wrap=True, highlight=False)
+    entry = next((e for e in chooser_library.entries if e.name == decision.routine), None)
+    if entry is not None and entry.source is not None:  # would it run? (nothing runs here)
+        tools, problems = registry_for(entry.source)
+        problems += [p for p in check_routine(entry.source, tools, partial=bool(problems))
+                     if p not in problems]
+        if problems:
+            err.print(Text(f"error: {entry.name} would not run: it does not validate", "red"))
+            for problem in problems:
+                err.print(Text(str(problem)), soft_wrap=True)
+            raise typer.Exit(1)
 
 
 def _domain_routines(datasets: list[str] | list[Path]) -> dict[str, Path]:
