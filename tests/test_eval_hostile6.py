@@ -98,3 +98,71 @@ def test_routine_route_says_when_the_routine_it_picks_would_not_run(tmp_path, mo
     assert "refund_fees" in captured.out  # the pick, as before
     assert code == 1 and "refund_fees would not run" in captured.err  # exit 0 before
     assert "unknown tool 'refund_everything'" in captured.err
+
+
+def _shop(tmp_path, **template):
+    from routine.eval.dataset import Domain, Template
+    from tests.shop import CANCEL
+
+    (tmp_path / "routines").mkdir(exist_ok=True)
+    (tmp_path / "routines" / "cancel.yaml").write_text(CANCEL)
+    fields = {"id": "cancel.t", "scenario": "orders", "split": "test",
+              "routine": "cancel_with_refund", "count": 1,
+              "sample": lambda deps, rng: {"email": "ana@example.com", "order_id": 7,
+                                           "reason": "ordered it by mistake"},
+              "answer": lambda values, outputs: ("Order 7 is cancelled.", ["7"]),
+              "phrasings": ["Cancel order {order_id} for {email}: {reason}."], **template}
+    return Domain(name="shop", toolsets=["tests.shop:shop"], routines_dir="routines",
+                  root=tmp_path, templates=[Template(**fields)])
+
+
+def _build_error(domain) -> str:
+    import pytest
+
+    from routine.errors import DatasetError
+    from tests.test_conversation_protocol import build
+
+    with pytest.raises(DatasetError) as caught:
+        build(domain)
+    return str(caught.value)
+
+
+def test_a_decline_whose_message_cannot_state_the_required_facts_is_a_build_error(tmp_path):
+    from routine.eval.dataset import UserSpec
+
+    text = _build_error(_shop(  # the user says no: the routine's own message ends the run
+        tmp_path, phrasings=["Cancel an order for {email}."],
+        user=UserSpec(holds=["order_id", "reason"], confirms=False),
+        answer=lambda values, outputs: ("Order 7 is cancelled; 25.0 refunded.", ["7", "25"])))
+    assert "cancel.t" in text and "'25'" in text and "writes itself" in text
+
+
+def test_a_phrasing_that_states_a_held_value_is_a_build_error(tmp_path):
+    from routine.eval.dataset import UserSpec
+
+    text = _build_error(_shop(tmp_path, user=UserSpec(holds=["order_id", "reason"])))
+    assert "states order_id, reason" in text and "holds back" in text
+
+
+def test_template_mistakes_name_the_function_to_fix(tmp_path):
+    text = _build_error(_shop(tmp_path, sample=lambda deps, rng: {
+        "email": "ana@example.com", "order_id": 7}, phrasings=["Cancel order {order_id}."]))
+    assert "sample() returned no value for the required input(s) reason" in text
+    other = tmp_path / "other"
+    other.mkdir()
+    text = _build_error(_shop(other, answer=lambda values, outputs: (
+        f"Order {outputs['cancel_it']}", [])))
+    assert "answer(values, outputs) looked up 'cancel_it'" in text and "cancel" in text
+
+
+def test_an_approver_that_says_true_approves():
+    from routine import Agent, load_routine_text
+    from routine.models.testing import ScriptedModel, call
+    from tests.test_conversation_hostile6 import OFFICE, TAKE_FEE, uni
+
+    agent = Agent(load_routine_text(TAKE_FEE, "fee.yaml"), [uni],
+                  ScriptedModel([call("take_payment", student_id=1001, amount=20.0)]),
+                  approver=lambda request: True)
+    trace = agent.run("charge 20 to 1001", inputs={"student_id": 1001, "amount": 20.0})
+    assert OFFICE[-1].payments == [(1001, 20.0)]  # refused before: "returned bool"
+    assert trace.answer == "Paid 20.0." and trace.tool_calls[0].approval.by == "approver"

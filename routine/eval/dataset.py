@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import random
+import string
 import sys
 import traceback
 from collections import Counter
@@ -291,14 +292,39 @@ async def run_with_snapshot(agent: Agent, deps_toolset: str, query: str | None =
 
 
 async def oracle_run(loaded: LoadedRoutine, registry: ToolRegistry, inputs: dict[str, Any],
-                     deps_toolset: str = "") -> tuple[list[GoldCall], dict[str, Any], Snapshot]:
-    """Run a routine with the oracle: (gold calls, outputs by step id, end snapshot)."""
+                     deps_toolset: str = "", written: list[str] | None = None
+                     ) -> tuple[list[GoldCall], dict[str, Any], Snapshot]:
+    """Run a routine with the oracle: (gold calls, outputs by step id, end snapshot).
+    ``written`` receives the answer when the executor wrote it (see :func:`written_answer`)."""
     routine = loaded.routine
     agent = Agent(routine, registry, OracleModel(routine.name), ORACLE_SETTINGS, validate=False)
     trace, snapshot = await run_with_snapshot(agent, deps_toolset, None, inputs)
     if trace.outcome != "answered":
         raise DatasetError(f"{routine.name}: the oracle's run failed: {trace.failure}")
+    if written is not None and (text := written_answer(trace)) is not None:
+        written.append(text)
     return _gold_calls(trace.tool_calls), _outputs(trace), snapshot
+
+
+def written_answer(trace: RunTrace) -> str | None:
+    """The run's answer when the executor wrote it, not a model (a finish step's exact
+    ``message``, "Nothing was changed…" after a decline): every agent gives that text, so
+    a required fact it lacks is one no agent can state."""
+    turns = trace.turns
+    return trace.answer if turns and turns[-1].kind == "message" else None
+
+
+def unstatable_facts(template: str, written: str, facts: list[str]) -> str | None:
+    """The problem of facts an executor-written answer cannot state (None: it states them)."""
+    from .tasks import missing_facts
+
+    missing = missing_facts(written, facts)
+    if not missing:
+        return None
+    return (f"template {template}: the run ends with a message the routine writes itself "
+            f"({written[:120]!r}), which does not state the required fact(s) "
+            f"{', '.join(map(repr, missing))}: no agent can, so answer() must require only "
+            "what that message says (e.g. none when the user declines)")
 
 
 def _gold_calls(records: list[Any]) -> list[GoldCall]:
@@ -315,7 +341,8 @@ def _outputs(trace: RunTrace) -> dict[str, Any]:
 
 
 async def gold_conversation(loaded: LoadedRoutine, registry: ToolRegistry, query: str,
-                            stated: dict[str, Any], user: UserProfile, deps_toolset: str = ""
+                            stated: dict[str, Any], user: UserProfile, deps_toolset: str = "",
+                            written: list[str] | None = None
                             ) -> tuple[list[GoldCall], dict[str, Any], Snapshot]:
     """A gold conversation: the oracle (reading only what the user said) talks with the
     scripted user until the routine ends. (gold calls, outputs, end snapshot)."""
@@ -339,6 +366,8 @@ async def gold_conversation(loaded: LoadedRoutine, registry: ToolRegistry, query
                            f"({reply.status}: {reply.trace.failure or reply.text})")
     records = [c for t in chat.traces for c in t.tool_calls]
     outputs = {k: v for t in chat.traces for k, v in _outputs(t).items()}
+    if written is not None and (text := written_answer(chat.traces[-1])) is not None:
+        written.append(text)
     return _gold_calls(records), outputs, snapshot
 
 
@@ -429,6 +458,15 @@ def _check_template(template: Template) -> None:
     if not isinstance(template.count, int) or template.count < 1:
         raise DatasetError(f"template {template.id}: count must be a whole number of at least "
                            f"1, got {template.count!r}")
+    if template.user is not None:  # a value held back must not be in the first message
+        for phrasing in phrasings:
+            named = {field.split(".")[0].split("[")[0]
+                     for _, field, _, _ in string.Formatter().parse(phrasing) if field}
+            if stated := sorted(named & set(template.user.holds)):
+                raise DatasetError(
+                    f"template {template.id}: the phrasing {phrasing!r} states "
+                    f"{', '.join(stated)}, which UserSpec(holds=...) holds back until the "
+                    "agent asks: leave it out of the phrasing (or out of holds)")
 
 
 async def _template_examples(domain: Domain, registry: ToolRegistry, template: Template,
@@ -470,22 +508,38 @@ async def _template_examples(domain: Domain, registry: ToolRegistry, template: T
                                                     in spec.changes.items()}))
             first = {k: values[source] for k, source in spec.first.items()}
             inputs = {**{k: v for k, v in inputs.items() if k not in spec.holds}, **first}
+        written: list[str] = []  # the answer, when the routine writes it itself
         if loaded is not None and template.kind == "routine" and user is not None:
             calls, outputs, snapshot = await gold_conversation(
-                loaded, registry, query, inputs, user, domain.deps_toolset)
+                loaded, registry, query, inputs, user, domain.deps_toolset, written)
             state = domain.end_state(snapshot, seed)
         elif loaded is not None and template.kind == "routine":
+            if missing := [n for n, spec_ in loaded.routine.inputs.items()
+                           if spec_.required and spec_.default is None and n not in inputs]:
+                raise DatasetError(
+                    f"template {template.id}: sample() returned no value for the required "
+                    f"input(s) {', '.join(missing)} of routine {loaded.routine.name!r} (it "
+                    f"returned {', '.join(values) or 'nothing'}): a task's request comes with "
+                    "every required input's value")
             calls, outputs, snapshot = await oracle_run(loaded, registry, inputs,
-                                                        domain.deps_toolset)
+                                                        domain.deps_toolset, written)
             state = domain.end_state(snapshot, seed)
         else:
             calls, outputs, state = [], {}, seed_state
-        made = template.answer(values, outputs)
+        try:
+            made = template.answer(values, outputs)
+        except KeyError as exc:
+            raise DatasetError(
+                f"template {template.id}: answer(values, outputs) looked up {exc}, which is "
+                f"not there: values has {', '.join(map(str, values)) or 'nothing'}; outputs "
+                f"has the steps that ran: {', '.join(map(str, outputs)) or 'none'}") from None
         if not isinstance(made, tuple) or len(made) != 2:
             raise DatasetError(f"template {template.id}: answer() must return (reference "
                                f"answer, required facts), got {type(made).__name__}")
         answer, facts = made
         facts = _facts(template.id, facts)
+        if written and (problem := unstatable_facts(template.id, written[0], facts)):
+            raise DatasetError(problem)
         queries.add(query)
         examples.append(GoldExample(
             id=f"{domain.name}-{template.id}-{len(queries):02d}", domain=domain.name,
@@ -607,19 +661,25 @@ async def _replay(examples: list[GoldExample], domain: Domain) -> dict[str, list
     for example in examples:
         problems = []
         try:
+            written: list[str] = []
             if example.user is not None:  # a conversation: talk it through again
                 loaded = routines[example.routine or ""]
                 calls, _, snapshot = await gold_conversation(
                     loaded, registry, example.query, example.inputs, example.user,
-                    domain.deps_toolset)
+                    domain.deps_toolset, written)
                 made: list[Any] = calls
                 state = domain.end_state(snapshot, seed)
             else:
                 trace, state = await gold_run(example, domain, registry, routines, seed)
                 made = trace.tool_calls
+                if (text := written_answer(trace)) is not None:
+                    written.append(text)
         except DatasetError as exc:
             out[example.id] = [str(exc)]
             continue
+        if written and (problem := unstatable_facts(example.template, written[0],
+                                                    example.required_facts)):
+            problems.append(problem)
         if [c.name for c in made] != [c.name for c in example.calls]:
             problems.append(f"calls {[c.name for c in made]} differ from the gold "
                             f"{[c.name for c in example.calls]}")

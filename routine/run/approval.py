@@ -50,7 +50,7 @@ class Decision(BaseModel):
     at: datetime | None = None
 
 
-Approver = Callable[[ApprovalRequest], "Decision | Awaitable[Decision]"]
+Approver = Callable[[ApprovalRequest], "Decision | bool | Awaitable[Decision | bool]"]
 
 
 def policy(approve: bool, by: str = "policy") -> Approver:
@@ -108,8 +108,12 @@ async def decide(approver: Approver | None, request: ApprovalRequest) -> Decisio
         decision = approver(request)
         if inspect.isawaitable(decision):
             decision = await decision
+        if isinstance(decision, bool):  # ``lambda request: True``: a plain yes or no
+            decision = Decision(approved=decision, by="approver",
+                                reason="approved" if decision else "refused")
         if not isinstance(decision, Decision):
-            raise TypeError(f"the approver returned {type(decision).__name__}, not a Decision")
+            raise TypeError(f"the approver returned {type(decision).__name__}, not a Decision "
+                            "(or True/False)")
     except Exception as exc:  # an approver that fails refuses: nothing runs by accident
         return Decision(approved=False, by="approver error", at=now(),
                         reason=f"{type(exc).__name__}: {exc}")
