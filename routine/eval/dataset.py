@@ -36,6 +36,7 @@ from ..errors import DatasetError
 from ..run.approval import policy
 from ..run.conversation import Conversation
 from ..run.executor import Agent
+from ..run.facts import unstated
 from ..run.settings import RunSettings
 from ..run.trace import RunTrace
 from ..spec.loader import LoadedRoutine, load_routine, routine_files
@@ -316,9 +317,7 @@ def written_answer(trace: RunTrace) -> str | None:
 
 def unstatable_facts(template: str, written: str, facts: list[str]) -> str | None:
     """The problem of facts an executor-written answer cannot state (None: it states them)."""
-    from .tasks import missing_facts
-
-    missing = missing_facts(written, facts)
+    missing = unstated(written, facts)  # (as the task protocol judges an answer)
     if not missing:
         return None
     return (f"template {template}: the run ends with a message the routine writes itself "
