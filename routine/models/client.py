@@ -20,6 +20,7 @@ import os
 import re
 import ssl
 import weakref
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import httpx
@@ -108,10 +109,22 @@ def _constraint_key(request: dict[str, Any]) -> str:
                       sort_keys=True, default=str)
 
 
+async def _close_with_loop(client: openai.AsyncOpenAI) -> AsyncIterator[None]:
+    """Started once per client: a loop closes its async generators when it shuts down
+    (``asyncio.run`` does), so the client's connections close with their loop instead of
+    being left open (an ``asyncio.run`` per request would keep a socket each time)."""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            await client.close()
+
+
 def _close_clients(clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
                                                       openai.AsyncOpenAI]) -> None:
     """A model that is let go closes its clients' connections on loops still running (the
-    blocking API's loop, an application's); a closed loop took its connections with it."""
+    blocking API's loop, an application's); those of closed loops are dropped as they are
+    found (see ``OpenAIModel._http``)."""
     for loop, client in list(clients.items()):
         if loop.is_running():
             with contextlib.suppress(RuntimeError):
@@ -181,6 +194,8 @@ class OpenAIModel:
         # their loop); the blocking API runs every call on one loop, so one client in all
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
                                                  openai.AsyncOpenAI] = weakref.WeakKeyDictionary()
+        self._closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                                 AsyncIterator[None]] = weakref.WeakKeyDictionary()
         weakref.finalize(self, _close_clients, self._clients)
 
     def _http(self) -> openai.AsyncOpenAI:
@@ -190,9 +205,19 @@ class OpenAIModel:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
+            # a client holds its loop, so a closed loop's entry never leaves the weak map by
+            # itself (``asyncio.run`` per request kept a socket and a loop each time); let go,
+            # its connections are closed as it is collected
+            for closed in [old for old in self._clients if old.is_closed()]:
+                self._clients.pop(closed)
+                self._closers.pop(closed, None)
             client = self._clients[loop] = openai.AsyncOpenAI(
                 **self._client_args, http_client=openai.DefaultAsyncHttpxClient(
                     verify=_ssl_context()))
+            closer = _close_with_loop(client)  # closed by the loop's shutdown (asyncio.run)
+            with contextlib.suppress(StopIteration):
+                closer.__anext__().send(None)  # (started: the loop now knows it)
+            self._closers[loop] = closer
         return client
 
     async def _create(self, messages: list[dict[str, Any]], request: dict[str, Any]) -> Any:
@@ -259,11 +284,10 @@ class OpenAIModel:
         support, then a constraint it cannot take (asked again free, and later requests
         too). Returns (the reply's JSON, the decoding that ran, notes of what changed)."""
         notes: list[str] = []
+        refused: tuple[str, str] | None = None  # (the constraint, why): learnt if free works
         for _ in range(len(_ADAPTABLE) + 2):
             try:
                 response = await self._create(messages, self._adapted(request))
-                self._constrained_ok |= decoding != "free"
-                return response, decoding, notes
             except openai.APIStatusError as exc:
                 if exc.status_code not in _REFUSED:
                     raise
@@ -273,14 +297,20 @@ class OpenAIModel:
                     notes.append(change)
                     continue
                 if decoding == "free":
-                    raise
-                self.refusal = (f"the endpoint refused {decoding} constraints (HTTP "
-                                f"{exc.status_code}): {message[:300]}")
-                self._refused.add(_constraint_key(request))
+                    raise  # (refused free too: not the constraint's fault, nothing learnt)
+                refused = (_constraint_key(request), f"the endpoint refused {decoding} "
+                           f"constraints (HTTP {exc.status_code}): {message[:300]}")
+                decoding, request = "free", base
+                continue
+            if decoding != "free":
+                self._constrained_ok = True
+            elif refused is not None:  # the same request went through free: the constraint
+                self._refused.add(refused[0])  # was what it refused
+                self.refusal = refused[1]
                 if not self._constrained_ok and len(self._refused) >= 3:
                     self.structured = "off"  # never taken, three times: it has none
-                decoding, request = "free", base
                 notes.append(f"{self.refusal}; sent free")
+            return response, decoding, notes
         raise AssertionError("unreachable: each retry above adapts one more parameter")
 
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]], *,

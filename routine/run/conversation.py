@@ -39,7 +39,7 @@ from .interaction import answer_pending
 from .memory import MemoryEntry
 from .trace import RunTrace, TurnRecord
 from .tracking import LoopFrame
-from .turn import Failed, NextTurn, RunState
+from .turn import Failed, NextTurn, RunState, notify
 
 __all__ = ["Conversation", "Reply", "MAX_HANDOFFS"]
 
@@ -93,6 +93,7 @@ class Conversation:
         self._holder: asyncio.Task[None] | None = None  # the task that holds the session
         self._contexts: dict[str, Any] | None = None
         self._blocking = False  # send() was used: close() closes the session on that loop
+        self._busy = False  # a message is being answered
         self._closed = False
         self._closing: asyncio.Task[None] | None = None  # close() called on the loop
 
@@ -110,9 +111,20 @@ class Conversation:
         return self._contexts
 
     async def asend(self, message: str) -> Reply:
-        """The user's next message; returns the agent's reply."""
+        """The user's next message; returns the agent's reply. One message at a time: a
+        second sent before the first is answered (a double submit) is a RoutineError."""
         if self._closed:  # its tools' session (a database, a connection) is gone
             raise RoutineError("the conversation is closed: start a new one to go on")
+        if self._busy:
+            raise RoutineError("the conversation is still answering the previous message: "
+                               "send one message at a time")
+        self._busy = True
+        try:
+            return await self._answer(message)
+        finally:
+            self._busy = False
+
+    async def _answer(self, message: str) -> Reply:
         if self._contexts is None:
             self._contexts = await self._open_session()
         state = self._state
@@ -132,11 +144,14 @@ class Conversation:
         with telemetry.run_span(state, self.agent.model):  # one span per message
             if not fresh:
                 turns = len(state.trace.turns)
-                with telemetry.turn_span(state):
-                    result = await answer_pending(state, self.agent.model, message)
-                if self.on_turn is not None:  # the confirmed (or declined) call's turn
-                    for turn in state.trace.turns[turns:]:
-                        self.on_turn(turn)
+                try:
+                    with telemetry.turn_span(state):
+                        result = await answer_pending(state, self.agent.model, message)
+                except asyncio.CancelledError:  # (a client gone) while the confirmed call ran
+                    self._cut_short(state)
+                    raise
+                for turn in state.trace.turns[turns:]:  # the confirmed (or declined) call's
+                    notify(self.on_turn, turn)
                 if not isinstance(result, NextTurn):
                     self.agent.stop(state, result)
                     return self._reply(state)
@@ -272,8 +287,8 @@ class Conversation:
                 and not state.trace.turns:
             with telemetry.turn_span(state):
                 await extract_inputs(state, agent.model)
-            if self.on_turn is not None and state.trace.turns:
-                self.on_turn(state.trace.turns[-1])
+            if state.trace.turns:
+                notify(self.on_turn, state.trace.turns[-1])
         await agent._loop(state, self.on_turn)
 
     def _hand_off(self, state: RunState) -> RunState:
@@ -297,6 +312,18 @@ class Conversation:
         new.trace.said = list(said)
         new.before = [*state.before, *(c for c in state.trace.tool_calls if c.ok)]
         return new
+
+    def _cut_short(self, state: RunState) -> None:
+        """The message was cancelled while the call it confirmed ran: the trace says so
+        (the call, its arguments and the user's yes; whether it went through is unknown)
+        and no longer waits, so a saved copy cannot be resumed into sending it again."""
+        if state.in_flight:
+            state.trace.turns.append(TurnRecord(
+                index=len(state.trace.turns), kind="failed", calls=list(state.in_flight),
+                feedback="cancelled while these calls ran"))
+            state.in_flight.clear()
+        self.agent.stop(state, Failed("cancelled while answering the user's reply: whether "
+                                      "the confirmed call went through is unknown", "timeout"))
 
     def _agent_for(self, routine: Routine) -> Any:
         """The agent that runs ``routine`` with this conversation's tools, model, settings."""

@@ -45,6 +45,7 @@ from .turn import (
     RunState,
     TurnResult,
     Waiting,
+    notify,
     take_turn,
 )
 
@@ -169,8 +170,8 @@ class Agent:
         if self.settings.inputs_first and state.routine is not None and state.trace.query:
             with telemetry.turn_span(state):
                 missing = await extract_inputs(state, self.model)
-            if on_turn is not None and state.trace.turns:
-                on_turn(state.trace.turns[-1])
+            if state.trace.turns:
+                notify(on_turn, state.trace.turns[-1])
             if state.fatal is not None:  # the endpoint failed: not a question
                 return self.stop(state, state.fatal)
             if missing:  # ask back instead of guessing
@@ -188,9 +189,8 @@ class Agent:
                     result = await take_turn(state, self.model)
                 if state.fatal is not None:  # the endpoint (reading inputs), a toolset's server
                     result = state.fatal
-            if on_turn is not None:
-                for turn in state.trace.turns[turns:]:
-                    on_turn(turn)
+            for turn in state.trace.turns[turns:]:
+                notify(on_turn, turn)
             if isinstance(result, NextTurn):
                 continue
             return self.stop(state, result)

@@ -8,6 +8,7 @@ the outcome. Evaluation and fine-tuning read these records, never log text.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -253,9 +254,13 @@ def append_line(path: str | Path, data: bytes) -> None:
     process killed mid-write) a torn tail that readers skip."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, data.rstrip(b"\n") + b"\n")
+        line = data.rstrip(b"\n") + b"\n"
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":  # a killed writer's torn line:
+            line = b"\n" + line  # ended, so this one is not glued onto it
+        os.write(fd, line)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -267,26 +272,41 @@ def dump_traces(traces: Iterable[RunTrace], path: str | Path) -> None:
         append_line(path, _ADAPTER.dump_json(trace))
 
 
+def _torn(raw: bytes) -> str | None:
+    """Why a line is the torn start of one (None: it is whole): no line break at its end, or
+    text that stops mid-character or mid-JSON (a line break came after it from the next
+    writer)."""
+    if not raw.endswith(b"\n"):
+        return "no line break"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return "cut inside a character" if exc.end >= len(raw.rstrip()) else None
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return "cut mid-JSON" if exc.pos >= len(text.rstrip()) else None
+    return None
+
+
 def load_traces(path: str | Path) -> Iterator[RunTrace]:
     """Read the traces of a JSONL file (a torn last line, from a killed writer, is skipped).
     A line that is not a trace raises :class:`RoutineError` naming the file and line."""
-    with Path(path).open(encoding="utf-8") as fh:
-        lines = enumerate(fh, 1)
-        while True:
+    with Path(path).open("rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            torn = _torn(raw)
+            if torn is not None:  # a writer killed mid-line (then maybe others went on)
+                _log.warning(f"{path}:{number}: a line that was never finished ({len(raw)} "
+                             f"bytes, {torn}: a writer stopped) was left out")
+                continue
             try:
-                number, line = next(lines)
-            except StopIteration:
-                return
+                line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise RoutineError(f"{path}: not UTF-8 text ({exc.reason} at byte "
+                raise RoutineError(f"{path}:{number}: not UTF-8 text ({exc.reason} at byte "
                                    f"{exc.start}); expected the JSONL `routine run "
                                    "--trace-dir` writes") from None
-            if not line.strip():
-                continue
-            if not line.endswith("\n"):
-                _log.warning(f"{path}:{number}: a last line that was never finished "
-                             f"({len(line)} characters, a writer stopped) was left out")
-                return
             try:
                 trace = _ADAPTER.validate_json(line)
             except ValidationError as exc:

@@ -24,6 +24,7 @@ import sqlite3
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,6 +173,19 @@ class _Outcome:
     kind: TurnKind
     calls: list[ToolCallRecord] = field(default_factory=list)
     feedback: str | None = None
+
+
+def notify(on_turn: Callable[[TurnRecord], None] | None, turn: TurnRecord) -> None:
+    """Call a run's ``on_turn`` with a turn it completed. The callback watches the run (a
+    progress bar, a metrics backend): one that raises is logged and the run goes on — its
+    writes are made, and its trace must not be lost to a watcher's failure."""
+    if on_turn is None:
+        return
+    try:
+        on_turn(turn)
+    except Exception as exc:  # noqa: BLE001 - the watcher's failure, not the run's
+        _log.warning(f"on_turn raised {type(exc).__name__}: {exc} (turn {turn.index}); the "
+                     "run goes on")
 
 
 def request_messages(state: RunState) -> tuple[list[Message], str | None]:
@@ -555,12 +569,18 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
                                   error="not run yet: waiting for the user to confirm it")
         decision = Decision(approved=True, by="user", reason=state.confirmed[1], at=now())
         state.confirmed = None
-    reason = "" if decision is not None else _approval_reason(state, call.name, tool)
+    # the user's yes answers the confirmation; an approval the routine or the tool requires
+    # (a supervisor, a policy) is still asked for after it
+    reason = _approval_reason(state, call.name, tool, confirmed=decision is not None)
     if reason:
+        confirmed = decision
         decision = await decide(state.approver, ApprovalRequest(
             run_id=state.trace.run_id, routine=state.trace.routine, tool=call.name,
             step_id=tracker.allowed_here().get(call.name) if tracker else None,
             arguments=arguments, reason=reason))
+        if decision.approved and confirmed is not None:  # both: the user's yes, and this
+            decision = confirmed.model_copy(update={"reason": (
+                f"{confirmed.reason}; approved by {decision.by} ({decision.reason})")})
         if not decision.approved:
             state.seen_calls[seen] += 1
             then = _TELL_USER
@@ -663,7 +683,7 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _approval_reason(state: RunState, name: str, tool: Tool) -> str:
+def _approval_reason(state: RunState, name: str, tool: Tool, confirmed: bool = False) -> str:
     """Why this call needs a decision before it runs ("" if it does not): the step it
     completes, or any step of the routine that calls this tool, requires approval (a call
     out of order, with the contract off, must not slip past it), or the tool does."""
@@ -673,7 +693,7 @@ def _approval_reason(state: RunState, name: str, tool: Tool) -> str:
                      if s.tool == name and s.approval == "required"), None)
     if step is not None and step.approval == "required":
         return f"step {step.id} ({step.name}) requires approval"
-    if step is not None and step.confirm:
+    if step is not None and step.confirm and not confirmed:
         return f"step {step.id} ({step.name}) asks the user to confirm"
     if tool.approval:
         return f"the tool {name} requires approval"
