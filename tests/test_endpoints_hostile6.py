@@ -385,3 +385,12 @@ def test_the_project_file_sets_the_endpoints_options(tmp_path, monkeypatch):
     (tmp_path / "routine.toml").write_text('[model]\nstructured = "grammar"\n')
     with pytest.raises(Exception, match="structured"):
         Project.discover()
+
+
+def test_an_endpoint_that_refuses_a_parameter_after_its_adaptation_is_one_clear_error():
+    model, seen = endpoint(lambda body, n: httpx.Response(400, json={"error": {
+        "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                   "Use 'max_completion_tokens' instead."}}))  # (a proxy that says it always)
+    with pytest.raises(ModelRequestError, match="max_tokens"):
+        asyncio.run(model.complete([], [], max_tokens=64))
+    assert len(seen) == 2  # once as sent, once renamed: then the refusal stands

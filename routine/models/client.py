@@ -270,7 +270,8 @@ class OpenAIModel:
         what was changed, or "" when the refusal is not about one."""
         match = _UNSUPPORTED_RE.search(message)
         name = match.group(1) if match else ""
-        if name not in _ADAPTABLE or name not in request:
+        if name not in _ADAPTABLE or name not in request or name in self._renamed \
+                or name in self._dropped:  # (adapted already: the refusal is about more)
             return ""
         if name == "max_tokens" and "max_completion_tokens" in message:
             self._renamed[name] = "max_completion_tokens"
