@@ -154,7 +154,10 @@ def test_a_negation_declines_and_a_hedge_is_asked_again_before_anything_is_writt
         assert again.text == "I need a clear yes or no before I go on. " + asked.text
         no = chat.send("I can't confirm that")
         store = chat.contexts["bank"].deps
-    assert no.status == "answered" and "Nothing was changed" in no.text
+    # the lookup ran, so the decline says what ran rather than "Nothing was changed"
+    assert no.status == "answered" and no.text == (
+        'Stopped: block the card was not confirmed, so it was not done. '
+        'What ran before that: find_card(last4="1234").')
     assert store.log == [] and store.cards[10]["status"] == "active"
 
 
