@@ -387,8 +387,9 @@ def test_runs_never_see_each_others_writes(hr_tools):
             inputs={"start_date": "2026-06-01", "end_date": "2026-06-05"})
 
     agent_path = ROUTINES / "hr" / "request_leave.yaml"
-    first = Agent(agent_path, hr_tools, book(), approver=policy(True)).run("book")
-    second = Agent(agent_path, hr_tools, book(), approver=policy(True)).run("book")
+    query = f"book annual leave for {NAME} from 2026-06-01 to 2026-06-05"
+    first = Agent(agent_path, hr_tools, book(), approver=policy(True)).run(query)
+    second = Agent(agent_path, hr_tools, book(), approver=policy(True)).run(query)
     # each run starts from 18 taken days: 5 more fit (7 left) both times
     assert first.tool_calls[1].result["remaining"] == 7.0
     assert second.tool_calls[1].result["remaining"] == 7.0
@@ -487,7 +488,7 @@ def test_trace_records_the_end_state_of_the_database(hr_tools):
              start_date="2026-06-08", end_date="2026-06-08"),
         call("finish", answer="ok")], inputs={"start_date": "2026-06-08",
                                               "end_date": "2026-06-08"}),
-        approver=policy(True)).run("book")
+        approver=policy(True)).run(f"book annual leave for {NAME} on 2026-06-08")
     assert booked.end_state["hr"] != read_only.end_state["hr"]
 
 

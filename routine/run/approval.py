@@ -69,11 +69,13 @@ def ask_in_terminal(by: str | None = None, ask: Callable[[str], str] | None = No
 
     who = by or getpass.getuser()
 
+    from ..cli.terminal import shown  # (the model's text is printed as it is seen)
+
     def decide_in_terminal(request: ApprovalRequest) -> Decision:
-        arguments = json.dumps(request.arguments, ensure_ascii=False)
+        arguments = shown(json.dumps(request.arguments, ensure_ascii=False))
         where = f" (step {request.step_id})" if request.step_id else ""
         reason = json.dumps(request.reason, ensure_ascii=False)[1:-1]  # (escapes written out)
-        question = f"Approve {request.tool}({arguments}){where}? {reason} [y/N] "
+        question = shown(f"Approve {request.tool}({arguments}){where}? {reason} [y/N] ")
         answer = (ask or _read_answer)(question)
         approved = answer.strip().lower() in ("y", "yes")
         return Decision(approved=approved, by=who,

@@ -229,6 +229,14 @@ class Agent:
             step = tracker.finish_step() if tracker is not None else None
             if tracker is not None and step is None and not tracker.finished:
                 trace.early_answer = tracker.current  # the routine's steps were not done
+            if step is not None and step.message and not trace.asked:
+                # the model answered where the routine's answer is an exact message (an
+                # option it chose at a branch by answering): the routine's words, not its
+                # own, which could claim what never ran
+                try:
+                    answer = tracker.render(step.message)  # type: ignore[union-attr]
+                except Exception:  # noqa: BLE001 - a value it needs is missing: the model's
+                    pass
             if step is not None and step.answer and not trace.asked \
                     and state.settings.answer_facts:
                 rendered = tracker.answer_facts(step)  # type: ignore[union-attr]

@@ -29,7 +29,7 @@ from . import telemetry
 from .trace import TurnRecord
 from .turn import MODEL_FAILURES, request_failure
 
-__all__ = ["coerce_inputs", "extract_inputs", "missing_question"]
+__all__ = ["coerce_inputs", "extract_inputs", "grounded", "missing_question"]
 
 def _boolean(text: str) -> bool:
     word = text.strip().lower()
@@ -149,6 +149,56 @@ def _read(content: str, tool_calls: list[dict[str, Any]]) -> dict[str, Any] | No
     return {k: _scalar(v) for k, v in pairs.items()} or None
 
 
+_DATE_WORDS = re.compile(
+    r"\b(today|tonight|tomorrow|yesterday|days?|weeks?|weekends?|fortnight|months?|years?|"
+    r"noon|midnight|morning|afternoon|evening|am|pm|o'clock|"
+    r"mon|tue|tues|wed|thu|thur|thurs|fri|"
+    r"mondays?|tuesdays?|wednesdays?|thursdays?|fridays?|saturdays?|sundays?|"
+    r"jan|feb|apr|jun|jul|aug|sep|sept|oct|nov|january|february|march|april|june|july|"
+    r"august|september|october|november|december|christmas|easter)\b|(?-i:\bMay\b|\bDec\b)", re.I)
+_NUMBER_WORDS = re.compile(
+    r"\b(zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|"
+    r"fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|"
+    r"sixty|seventy|eighty|ninety|hundred|thousand|million|dozen|half|couple|"
+    r"first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|twelfth|"
+    r"twentieth|thirtieth)\b", re.I)
+_DATE_LIKE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[:/.]\d{1,2}|\d{1,2}-\d{1,2}-\d{2,4}")
+
+
+def _words(text: str) -> set[str]:
+    """The words of ``text`` of three letters or more, cut to their first five letters
+    (so "damaged" meets "damage" and "books" meets "book")."""
+    return {w[:5] for w in re.findall(r"[^\W\d_]{3,}", text.casefold())}
+
+
+def _digits(text: str) -> set[str]:
+    return {run.lstrip("0") or "0" for run in re.findall(r"\d+", text)}
+
+
+def grounded(value: Any, text: str) -> bool:
+    """Whether a value read from ``text`` has anything in it to be read from. A small model
+    asked for a date the request does not give writes one anyway ("2023-10-01" for "Please
+    request annual leave for Kofi Dubois"): such a value is not stated, and the routine
+    asks for it. A number needs one of its digit runs in the text, or a number word; a
+    date or time, a digit run or a date or number word ("from tomorrow", "on the
+    twenty-second"); other text, one of its words (or a digit run). Booleans, and values
+    with neither digits nor words, are taken as read."""
+    if isinstance(value, bool) or value is None:
+        return True
+    if isinstance(value, (list, dict)):
+        parts = value.values() if isinstance(value, dict) else value
+        return all(grounded(part, text) for part in parts)
+    written = format(value, "f") if isinstance(value, Decimal) else str(value)
+    digits, words = _digits(written), _words(written)
+    if digits & _digits(text) or words & _words(text):
+        return True
+    if isinstance(value, (int, float, Decimal)):
+        return bool(_NUMBER_WORDS.search(text))
+    if _DATE_LIKE.search(written):
+        return bool(_DATE_WORDS.search(text) or _NUMBER_WORDS.search(text))
+    return not digits and not words
+
+
 def _scalar(text: str) -> Any:
     """A value written after ``name:`` — JSON if it parses (7, "x", null), else the text."""
     try:
@@ -190,8 +240,12 @@ async def extract_inputs(state: Any, model: Model, names: list[str] | None = Non
         return _missing(state, names, wanted, {})
     values = _read(reply.content, reply.tool_calls) or {}
     known: dict[str, Any] = {}
+    unsupported: dict[str, Any] = {}
     for name, value in values.items():
         if name not in wanted or value is None or value == "":
+            continue
+        if wanted[name].enum is None and not grounded(value, text):
+            unsupported[name] = value  # not in the user's words: not stated (asked for)
             continue
         if wanted[name].type == "string" and not isinstance(value, (str, dict, list)):
             value = str(value)
@@ -207,7 +261,9 @@ async def extract_inputs(state: Any, model: Model, names: list[str] | None = Non
     state.trace.turns.append(TurnRecord(
         index=len(state.trace.turns), kind="inputs", model_text=reply.content,
         usage=reply.usage, decoding=reply.decoding, duration_s=time.perf_counter() - started,
-        feedback=json.dumps(known, ensure_ascii=False, default=str)))
+        feedback=json.dumps(known, ensure_ascii=False, default=str) + (
+            "; not in the user's words, so not stated: "
+            + json.dumps(unsupported, ensure_ascii=False, default=str) if unsupported else "")))
     state.trace.usage = state.trace.usage + reply.usage
     return _missing(state, names, wanted, known)
 

@@ -96,7 +96,8 @@ def consent(text: str, question: str = "") -> str:
 
     ``"yes"``: the reply opens with a yes ("yes", "ok, go ahead", "that's correct") and
     what follows is only courtesy ("please", "thanks", "why not", "no problem") or words
-    of the question ("yes, block it"). ``"no"``: otherwise, a negation or a hold anywhere
+    of the question ("yes, block it"; numbers only all of them: "yes, card 5678" to
+    "Freeze cards 1234 and 5678?" is unclear). ``"no"``: otherwise, a negation or a hold anywhere
     ("no", "not", "can't", "I won't", "wait", "don't"). Anything else — a question, a
     change ("ok, the 50 GB one"), a condition or a second request ("yes and also cancel
     the other one") — is ``"unclear"``: the confirmation is asked again."""
@@ -112,7 +113,14 @@ def consent(text: str, question: str = "") -> str:
             if _negated(tail.split()):
                 return "no"
             allowed = _COURTESY | set(_words(question))
-            return "yes" if all(w in allowed for w in tail.split()) else "unclear"
+            if not all(w in allowed for w in tail.split()):
+                return "unclear"
+            # numbers restated after the yes must be all of the question's: "yes, card
+            # 5678" to "Freeze card 1234 and card 5678?", or "yes, send 2 EUR" to "Send 100
+            # EUR to account 2?", agree to less than is asked
+            said = {w for w in tail.split() if w.isdigit()}
+            asked = {w for w in _words(question) if w.isdigit()}
+            return "yes" if not said or said == asked else "unclear"
     return "no" if _negated(words) else "unclear"
 
 
@@ -151,18 +159,26 @@ async def before_turn(state: RunState, model: Model) -> TurnResult | None:
     if tracker.declined is not None and tracker.finished:
         step = tracker.flow.steps[tracker.declined]
         what = f"{step.name[0].lower()}{step.name[1:]}"
+        refused = next((c.approval for c in reversed(state.trace.tool_calls)
+                        if c.error_kind == "denied" and c.approval is not None), None)
+        why = ("was not confirmed" if refused is None or refused.by == "user" else
+               f"was not approved ({refused.by}: {refused.reason})")
         # every call that ran (here, and in the routines that handed off to this one): a
         # write without a confirmation is still a change, so "nothing was changed" is said
-        # only when nothing ran
-        done = [c for c in [*state.before, *state.trace.tool_calls] if c.ok]
-        text = f"Nothing was changed: {what} was not confirmed."
+        # only when nothing ran; a call that raised or timed out ran too (it may have
+        # written before it failed)
+        done = [c for c in [*state.before, *state.trace.tool_calls]
+                if c.ok or c.error_kind in ("tool_error", "timeout")]
+        text = f"Nothing was changed: {what} {why}."
         if done:
             made = "; ".join(f"{c.name}(" + ", ".join(
                 f"{k}={json.dumps(v, ensure_ascii=False, default=str)}"
-                for k, v in c.arguments.items()) + ")" for c in done[:MAX_LISTED])
+                for k, v in c.arguments.items()) + ")" + (
+                "" if c.ok else " (failed: it may have made changes)")
+                for c in done[:MAX_LISTED])
             if len(done) > MAX_LISTED:
                 made += f"; and {len(done) - MAX_LISTED} more"
-            text = (f"Stopped: {what} was not confirmed, so it was not done. What ran "
+            text = (f"Stopped: {what} {why}, so it was not done. What ran "
                     f"before that: {made}.")
         _record(state, "message", text)
         return FinalAnswer(text)
@@ -316,8 +332,9 @@ async def answer_pending(state: RunState, model: Model, reply: str) -> TurnResul
         state.confirmed = (signature_of(pending.tool or "", pending.arguments), reply)
         record = await run_call(state, pending.tool or "", pending.arguments)
         _record(state, "reply", reply, [record], "confirmed")
-        if not record.ok and record.error_kind not in ("tool_error", "timeout"):
+        if not record.ok and record.error_kind not in ("tool_error", "timeout", "denied"):
             return Failed(f"the confirmed call did not run: {record.error}", "model_mistakes")
+        # (refused by the approver after the yes: the routine declined it, as for a no)
         return NextTurn()
     decision = Decision(approved=False, by="user", reason=reply, at=now())
     record = ToolCallRecord(call_id=f"call_{state.call_ids}", name=pending.tool or "",

@@ -262,6 +262,19 @@ class StepTracker:
         return list(dict.fromkeys(r.name for r in refs if r.kind == "inputs" and
                                   r.name in self.routine.inputs and r.name not in known))
 
+    def arguments_shown(self, step: Step, template: str) -> set[str]:
+        """The arguments of ``step`` a template shows: those the routine sets to exactly
+        ``${inputs.NAME}`` where the template names ``inputs.NAME``."""
+        refs, _ = template_references(template, frozenset(f.name for f in self.frames))
+        named = {r.name for r in refs if r.kind == "inputs"}
+        shown = set()
+        for name, value in step.args.items():
+            found = parse_references(value)
+            if len(found) == 1 and found[0].whole and found[0].kind == "inputs" and \
+                    not found[0].path and found[0].name in named:
+                shown.add(name)
+        return shown
+
     def inputs_in_call(self, step: Step, arguments: dict[str, Any]) -> dict[str, Any]:
         """Input values a call of ``step`` carries that the run did not know: an argument
         the routine sets to exactly ``${inputs.NAME}`` was filled by the model from the

@@ -584,8 +584,10 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
         if not decision.approved:
             state.seen_calls[seen] += 1
             then = _TELL_USER
-            if step is not None and step.confirm and tracker is not None:
-                target = tracker.decline(step.id)  # as when the user says no
+            if step is not None and tracker is not None and step.id in tracker.flow.steps:
+                # as when the user says no: the routine's on_decline, else the run ends and
+                # the executor (not the model, which could claim it ran) says what was done
+                target = tracker.decline(step.id)
                 then = (f"The routine continues at step {tracker.label(target)}." if target in
                         tracker.flow.steps else "Nothing was changed.")
             return ToolCallRecord(**base, resolved_arguments=arguments, approval=decision,
@@ -728,7 +730,9 @@ def confirm_message(tracker: StepTracker, step: Any, tool: str, arguments: dict[
     """What the user is asked before a confirmed call runs: the step's own text, or the
     step and every argument value. The step's own text is followed by every value of the
     call it does not show that the routine does not fix (an optional argument the model
-    added): the user's yes covers only what they were shown."""
+    added): the user's yes covers only what they were shown. Whether the text shows a
+    value is read from the template (the inputs it names), never from the rendered words:
+    a fee of 10 is not shown by "Send 100 EUR", nor a memo "A" by "Ana"."""
     if isinstance(step.confirm, str):
         try:
             text = tracker.render(step.confirm, tracker.inputs_in_call(step, arguments))
@@ -736,18 +740,13 @@ def confirm_message(tracker: StepTracker, step: Any, tool: str, arguments: dict[
             pass
         else:
             fixed = {a.name for a in tracker.fixed_arguments(step)}
-            unseen = {k: v for k, v in arguments.items()
-                      if k not in fixed and v is not None and _value_text(v) not in text}
+            fixed |= tracker.arguments_shown(step, step.confirm)
+            unseen = {k: v for k, v in arguments.items() if k not in fixed and v is not None}
             if not unseen:
                 return text
             return f"{text}\nAlso in this {tool} call: {_values(unseen)}."
     return f"Before I go on: {step.name.lower()} ({tool}: {_values(arguments)}). " \
         "Shall I go ahead? (yes/no)"
-
-
-def _value_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
-                                                           default=str)
 
 
 def _values(arguments: dict[str, Any]) -> str:
