@@ -46,7 +46,7 @@ def test_lora_training_moves_the_adapter_not_the_base_and_resumes(tiny, tmp_path
     data, base = tiny
     config = load_recipe(None, data=data, base=str(base), out=tmp_path / "run",
                          variants=["distilled"], max_steps=6, gradient_accumulation=1,
-                         learning_rate=5e-3, max_length=2048, precision="fp32",
+                         learning_rate=5e-3, max_length=4096, precision="fp32",
                          gradient_checkpointing=False, save_steps=3, schedule="rex")
     result = finetune(config)
     assert result.steps == 6 and len(result.losses) == 6
@@ -102,7 +102,7 @@ def test_cli_recipe_with_flags_on_top(tiny, tmp_path, capsys):
     data, base = tiny
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(f"base: {base}\nlora_r: 4\nschedule: cosine\nmax_steps: 50\n"
-                      "precision: fp32\ngradient_accumulation: 1\nmax_length: 2048\n")
+                      "precision: fp32\ngradient_accumulation: 1\nmax_length: 4096\n")
     out = tmp_path / "run"
     code = main(["finetune", "--recipe", str(recipe), "--data", str(data), "--out", str(out),
                  "--max-steps", "2", "--variants", "distilled", "--no-gradient-checkpointing"])
@@ -125,7 +125,7 @@ def test_schedule_comparison_runs_each_schedule_and_seed_once_and_resumes(tiny, 
     # a random base built in memory; its tokenizer learns the data's words
     config = load_recipe(None, data=data, eval_data=data, base="random:tiny",
                          out=tmp_path / "unused", variants=["distilled"], max_steps=3,
-                         gradient_accumulation=1, learning_rate=5e-3, max_length=2048,
+                         gradient_accumulation=1, learning_rate=5e-3, max_length=4096,
                          precision="fp32", gradient_checkpointing=False, save_steps=10)
     out = tmp_path / "cmp"
     result = comparing.compare_schedules(config, ["rex", "refined", "uba:0.5"], [0, 1], out)
@@ -326,6 +326,7 @@ def test_auto_precision_of_a_resumed_run_is_the_one_it_started_with(tmp_path, mo
     (config.out / "config.json").write_text(json.dumps({"precision": "bf16"}))
     assert train.resolve_bf16(config) is False  # no checkpoint yet: probes again
     (config.out / "checkpoint-2").mkdir()
+    (config.out / "checkpoint-2" / "trainer_state.json").write_text("{}")
     assert train.resolve_bf16(config) is True and len(probed) == 2  # resumes as it started
     assert train.resolve_bf16(config.model_copy(update={"precision": "fp32"})) is False
 
@@ -334,6 +335,6 @@ def test_a_finished_run_records_the_precision_it_ran_in(tiny, tmp_path):
     data, base = tiny
     config = load_recipe(None, data=data, base=str(base), out=tmp_path / "run",
                          variants=["distilled"], max_steps=1, gradient_accumulation=1,
-                         max_length=2048, precision="fp32", gradient_checkpointing=False)
+                         max_length=4096, precision="fp32", gradient_checkpointing=False)
     finetune(config)
     assert json.loads((config.out / "config.json").read_text())["precision"] == "fp32"

@@ -38,9 +38,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
-from ..errors import DatasetError
+from ..errors import DatasetError, RoutineError
 from ..eval.conditions import CONDITIONS
 from ..eval.dataset import ORACLE_SETTINGS, Domain, GoldExample, load_dataset, load_domain, seed_snapshot
 from ..eval.endstate import Snapshot
@@ -215,8 +215,35 @@ def write_sft(rows: list[SftExample], path: str | Path) -> Path:
 
 
 def load_sft(path: str | Path) -> list[SftExample]:
-    return [SftExample.model_validate_json(line)
-            for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    """The rows of an SFT file; a line that is not one (torn, another file's, not UTF-8)
+    is one RoutineError naming the file and line."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RoutineError(f"{path}: cannot read the SFT data ({exc.strerror or exc})") from None
+    rows = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RoutineError(f"{path}:{number}: not UTF-8 text ({exc.reason} at byte "
+                               f"{exc.start}); expected the JSONL `routine distill` writes"
+                               ) from None
+        try:
+            rows.append(SftExample.model_validate_json(line))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            torn = " (a line cut short: was the file copied or written whole?)" if \
+                first.get("type") == "json_invalid" and number == data.count(b"\n") + 1 \
+                else ""
+            raise RoutineError(f"{path}:{number}: not an SFT row{torn}: "
+                               f"{(where + ': ') if where else ''}{first['msg']}; expected "
+                               "the JSONL `routine distill` writes") from None
+    return rows
 
 
 def sft_stats(rows: list[SftExample], tokenizer: Any = None) -> dict[str, Any]:

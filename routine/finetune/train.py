@@ -21,6 +21,7 @@ processor: bf16 where it is faster than fp32 (CPUs with native bf16, GPUs).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from os.path import commonprefix
@@ -32,6 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import RoutineError
 from .schedules import SCHEDULES, multiplier, refined_from_grad_norms
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["FinetuneConfig", "FinetuneResult", "load_recipe", "finetune", "probe_bf16",
            "load_base", "balance_variants", "as_text_calls", "resolve_reply_format"]
@@ -77,7 +80,8 @@ class FinetuneConfig(BaseModel):
                                "log.json gives the gradient norms).")
     warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Warm-up share of the steps.")
     epochs: float = Field(3.0, gt=0, description="Epochs over the data.")
-    max_steps: int = Field(-1, description="Optimizer steps (overrides epochs when > 0).")
+    max_steps: int = Field(-1, ge=-1, description="Optimizer steps (overrides epochs when "
+                           "> 0; -1: the epochs decide).")
     batch_size: int = Field(1, ge=1, description="Sequences per device and micro-step.")
     gradient_accumulation: int = Field(16, ge=1, description="Micro-steps per optimizer step "
                                        "(effective batch = batch_size x this x devices).")
@@ -305,10 +309,49 @@ def tokenize_rows(rows: list[Any], tokenizer: Any) -> list[dict[str, list[int]]]
                                       ids]))
             end = len(commonprefix([_ids(tokenizer, messages[:i + 1], tools), ids]))
             mask[start:end] = [1] * (end - start)
+            _check_span(row, messages[i], tokenizer, ids[start:end], tools)
         if 1 not in mask:
             raise RoutineError(f"SFT row {row.id}: no assistant reply to train on")
         out.append({"input_ids": ids, "completion_mask": mask})
     return out
+
+
+def _check_span(row: Any, message: dict[str, Any], tokenizer: Any, span: list[int],
+                tools: list[dict[str, Any]] | None) -> None:
+    """A trained reply must hold what the model is to learn: a chat template that does not
+    render ``tool_calls`` (a plain ChatML one, as many generic bases ship) left every call's
+    span an empty end-of-turn, and the model learnt to reply with nothing."""
+    calls = message.get("tool_calls") or []
+    names = [c.get("function", {}).get("name", "") for c in calls]
+    if not names:
+        return
+    text = tokenizer.decode(span)
+    if all(name and name in text for name in names):
+        return
+    rendered = tokenizer.decode(_ids(tokenizer, row.messages, tools))
+    where = "" if tools is None or any(t.get("function", {}).get("name", "") in rendered
+                                       for t in tools) else " (nor the tools in the prompt)"
+    raise RoutineError(
+        f"SFT row {row.id}: the base's chat template does not render the assistant's tool "
+        f"calls{where}: the trained reply is {text[:80]!r}, without {', '.join(names)}. Use "
+        "--reply-format text (calls written as JSON text), or a base whose chat template "
+        "renders tool_calls")
+
+
+def _check_lengths(rows: list[Any], data: Any, max_length: int) -> None:
+    """Rows whose trained replies reach past ``max_length`` are refused, named: truncation
+    would train half a call (``{"name": "list_claims", "arguments": {"policy_``) or drop
+    the later replies of a merged row without a word."""
+    long = [(row.id, len(ids)) for row, ids, mask in
+            zip(rows, data["input_ids"], data["completion_mask"], strict=True)
+            if len(ids) > max_length and 1 in mask[max_length:]]
+    if long:
+        longest = max(n for _, n in long)
+        raise RoutineError(
+            f"{len(long)} of {len(rows)} SFT rows have trained replies past max_length "
+            f"({max_length} tokens; the longest row has {longest}): e.g. "
+            f"{', '.join(i for i, _ in long[:3])}. Raise --max-length to {longest}, or "
+            "leave those rows out")
 
 
 def _dataset(rows: list[Any], tokenizer: Any) -> Any:
@@ -329,8 +372,56 @@ def _texts(rows: list[Any]) -> list[str]:
 
 
 def _last_checkpoint(out: Path) -> str | None:
-    found = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(found[-1]) if found else None
+    """The newest complete checkpoint (``checkpoint-N`` with its trainer state: one a kill
+    left half-written is passed over, with a warning)."""
+    numbered = [p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    for path in sorted(numbered, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        if (path / "trainer_state.json").is_file():
+            return str(path)
+        _log.warning(f"{path}: no trainer_state.json (a checkpoint left half-written): "
+                     "passed over; delete it")
+    return None
+
+
+_SAME_RUN = ("base", "data", "variants", "reply_format", "lora_r", "lora_alpha",
+             "target_modules", "balance_variants", "max_length", "seed")
+
+
+def _prior_run(config: FinetuneConfig, reply_format: str) -> FinetuneResult | None:
+    """What ``config.out`` already holds: nothing (None), an unfinished run of this same
+    config (None: it resumes), or this run finished (its result: not trained again). A
+    folder of another run — another base, data or LoRA shape — or one that is not a run's
+    folder is refused before anything is written into it."""
+    out = config.out
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        raise RoutineError(f"--out {out} is a file, not a folder")
+    saved = out / "config.json"
+    if not saved.is_file():
+        if any(out.iterdir()):
+            raise RoutineError(f"--out {out} holds files and is not a fine-tuning run's "
+                               "folder (no config.json): choose a new or empty folder")
+        return None
+    try:
+        before = json.loads(saved.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RoutineError(f"{saved}: not a run's config ({exc})") from None
+    now = config.model_dump(mode="json") | {"reply_format": reply_format}
+    changed = [k for k in _SAME_RUN if k in before and before[k] != now.get(k)]
+    if changed:
+        diff = "; ".join(f"{k}: {before[k]!r} then, {now.get(k)!r} now" for k in changed)
+        raise RoutineError(f"--out {out} holds a run with another {', '.join(changed)} "
+                           f"({diff}): resuming it would mix them. Use a new --out, or "
+                           "delete the folder to start again")
+    log = out / "log.json"
+    if log.is_file() and before.get("max_steps") == now.get("max_steps") and \
+            before.get("epochs") == now.get("epochs"):
+        result = FinetuneResult.model_validate_json(log.read_text(encoding="utf-8"))
+        _log.warning(f"{out} holds this run, finished ({result.steps} steps): not trained "
+                     "again (delete its log.json to train on from its last checkpoint)")
+        return result
+    return None
 
 
 def finetune(config: FinetuneConfig, callbacks: list[Any] | None = None) -> FinetuneResult:
@@ -350,8 +441,15 @@ def finetune(config: FinetuneConfig, callbacks: list[Any] | None = None) -> Fine
             raise RoutineError("schedule 'refined' needs --pilot: a finished run's folder")
         pilot = json.loads((config.pilot / "log.json").read_text())
         shape = refined_from_grad_norms(pilot["grad_norms"])
-    bf16 = resolve_bf16(config)
+    if config.packing and config.attn_implementation != "flash_attention_2":
+        raise RoutineError(
+            "--packing puts several examples in one row, and only flash attention keeps "
+            "them from attending to each other (with sdpa or eager, or on CPU, they would "
+            "silently): set attn_implementation: flash_attention_2 (GPU), or leave packing off")
     reply_format = resolve_reply_format(config)
+    if (done := _prior_run(config, reply_format)) is not None:
+        return done
+    bf16 = resolve_bf16(config)
     train_rows = _rows(config.data, config.variants)
     eval_rows = (_rows(config.eval_data, config.variants, config.eval_limit)
                  if config.eval_data else None)
@@ -368,6 +466,7 @@ def finetune(config: FinetuneConfig, callbacks: list[Any] | None = None) -> Fine
     # tokenized here, with the mask of every trained reply (trl takes input_ids as they are)
     train_data = _dataset(train_rows, tokenizer)
     eval_data = _dataset(eval_rows, tokenizer) if eval_rows is not None else None
+    _check_lengths(train_rows, train_data, config.max_length)
     parameters = sum(p.numel() for p in model.parameters())
     config.out.mkdir(parents=True, exist_ok=True)
     (config.out / "config.json").write_text(  # with the precision it runs in

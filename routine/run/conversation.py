@@ -35,7 +35,7 @@ from ..spec.loader import LoadedRoutine
 from . import telemetry
 from .blocking import run_blocking
 from .inputs import extract_inputs
-from .interaction import answer_pending
+from .interaction import answer_pending, what_ran
 from .memory import MemoryEntry
 from .trace import RunTrace, TurnRecord
 from .tracking import LoopFrame
@@ -335,6 +335,8 @@ class Conversation:
         status = trace.outcome if trace.outcome != "running" else "failed"
         text = trace.answer if trace.answer is not None else (
             f"Sorry, I could not finish this: {trace.failure}" if trace.failure else "")
+        if trace.answer is None and (made := what_ran(state)):  # the user must know
+            text += ("" if text.endswith(".") else ".") + f" What was done before that: {made}."
         return Reply(text=text, status=status,  # type: ignore[arg-type]
                      waiting_for=trace.waiting.kind if trace.waiting else None,
                      routine=trace.routine, trace=trace)
@@ -351,7 +353,7 @@ def snapshot(state: RunState) -> dict[str, Any]:
             "failed": tracker.failed, "inputs": tracker.inputs,
             "use_defaults": tracker.use_defaults, "frames": [asdict(f) for f in tracker.frames],
             "answered_at": tracker.answered_at, "failed_into": tracker.failed_into,
-            "read_for": tracker.read_for},
+            "read_for": tracker.read_for, "fresh": sorted(tracker.fresh)},
         "memory": {"counter": memory._counter,
                    "entries": [asdict(e) for e in memory.entries.values()]},
         "run": {"mistakes": state.mistakes, "calls_made": state.calls_made,
@@ -405,6 +407,7 @@ def restore(agent: Any, trace: RunTrace) -> RunState:
         tracker.answered_at = dict(t.get("answered_at", {}))
         tracker.failed_into = dict(t.get("failed_into", {}))
         tracker.read_for = dict(t.get("read_for", {}))
+        tracker.fresh = set(t.get("fresh", []))
     memory = saved["memory"]
     state.memory._counter = memory["counter"]
     state.memory.entries = {e["key"]: MemoryEntry(**e) for e in memory["entries"]}

@@ -36,7 +36,7 @@ from .memory import VariableMemory
 from .prompts import Planner
 from .settings import RunSettings
 from .trace import FailureKind, RunTrace, TurnRecord, dump_traces
-from .tracking import StepTracker
+from .tracking import StepTracker, params_refusing_null
 from .turn import (
     Failed,
     FinalAnswer,
@@ -129,9 +129,12 @@ class Agent:
             SystemMessage(content=self.planner.system_prompt(shown, inputs)),
             UserMessage(content=user),
         ]
+        tracker = None
+        if routine is not None:
+            tracker = StepTracker(routine, inputs, use_defaults=query is None,
+                                  null_refused=params_refusing_null(routine, self.tools))
         return RunState(
-            trace=trace, routine=routine,
-            tracker=StepTracker(routine, inputs, use_defaults=query is None) if routine else None,
+            trace=trace, routine=routine, tracker=tracker,
             registry=self.tools, allowed=allowed, tool_specs=self.planner.tool_specs(offered),
             planner=self.planner, settings=settings, approver=self.approver,
             memory=VariableMemory(threshold=settings.memory_threshold))

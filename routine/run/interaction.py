@@ -86,6 +86,21 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text)
 
 
+def what_ran(state: RunState) -> str:
+    """The calls that ran (here, and in the routines that handed off to this one), listed
+    for the user ("" if none): a call that raised or timed out ran too (it may have written
+    before it failed)."""
+    done = [c for c in [*state.before, *state.trace.tool_calls]
+            if c.ok or c.error_kind in ("tool_error", "timeout")]
+    made = "; ".join(f"{c.name}(" + ", ".join(
+        f"{k}={json.dumps(v, ensure_ascii=False, default=str)}"
+        for k, v in c.arguments.items()) + ")" + (
+        "" if c.ok else " (failed: it may have made changes)") for c in done[:MAX_LISTED])
+    if len(done) > MAX_LISTED:
+        made += f"; and {len(done) - MAX_LISTED} more"
+    return made
+
+
 def is_question(text: str) -> bool:
     """The reply asks something back ("Is that the right amount?")."""
     return "?" in text
@@ -167,19 +182,10 @@ async def before_turn(state: RunState, model: Model) -> TurnResult | None:
         # write without a confirmation is still a change, so "nothing was changed" is said
         # only when nothing ran; a call that raised or timed out ran too (it may have
         # written before it failed)
-        done = [c for c in [*state.before, *state.trace.tool_calls]
-                if c.ok or c.error_kind in ("tool_error", "timeout")]
+        made = what_ran(state)
         text = f"Nothing was changed: {what} {why}."
-        if done:
-            made = "; ".join(f"{c.name}(" + ", ".join(
-                f"{k}={json.dumps(v, ensure_ascii=False, default=str)}"
-                for k, v in c.arguments.items()) + ")" + (
-                "" if c.ok else " (failed: it may have made changes)")
-                for c in done[:MAX_LISTED])
-            if len(done) > MAX_LISTED:
-                made += f"; and {len(done) - MAX_LISTED} more"
-            text = (f"Stopped: {what} {why}, so it was not done. What ran "
-                    f"before that: {made}.")
+        if made:
+            text = f"Stopped: {what} {why}, so it was not done. What ran before that: {made}."
         _record(state, "message", text)
         return FinalAnswer(text)
     step = tracker.step
@@ -216,7 +222,12 @@ async def _ask(state: RunState, model: Model, step: Any) -> TurnResult:
         and state.pending.step_id == step.id else None
     failed = tracker.failed_into.get(step.id) if pending is None else None
     revisit = tracker.visits.get(step.id, 0) > 1
-    if pending is None and (revisit or failed is not None):
+    if step.id in tracker.fresh:  # the loop's next item: the last item's answer is not its
+        tracker.fresh.discard(step.id)
+        for name in step.fills:
+            state.trace.inputs.pop(name, None)
+        missing = list(step.fills)
+    elif pending is None and (revisit or failed is not None):
         # come back to by a loop, or reached because a call with what the user said
         # failed: what was said for it is what went wrong (on a loop, every value it
         # fills; after a failure, those the failed call used). What the user said since

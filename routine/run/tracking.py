@@ -28,7 +28,7 @@ from ..spec.expressions import compile_when, render_facts, render_template
 from ..spec.flow import FINISHED, Flow
 from ..spec.format import MAX_ITEMS, Routine, Step, a_type
 from ..spec.references import MISSING, Reference, parse_references, value_at
-from ..spec.validate import expression_references, template_references
+from ..spec.validate import expression_references, json_types, template_references
 
 __all__ = ["StepTracker", "KnownArgument", "LoopFrame"]
 
@@ -94,6 +94,22 @@ class LoopFrame:
         return self.items[self.index]
 
 
+def params_refusing_null(routine: Routine, registry: Any) -> dict[str, set[str]]:
+    """For each tool the routine's steps call, the parameters whose schema does not admit
+    null (an ``Optional`` one does; one whose schema says nothing is taken as admitting
+    anything)."""
+    refusing: dict[str, set[str]] = {}
+    for step, _ in routine.walk():
+        tool = registry.get(step.tool) if step.tool else None
+        if tool is None or step.tool in refusing:
+            continue
+        root = tool.parameters or {}
+        refusing[step.tool] = {
+            name for name, schema in (root.get("properties") or {}).items()
+            if (types := json_types(schema, root)) and "null" not in types}
+    return refusing
+
+
 @dataclass
 class StepTracker:
     routine: Routine
@@ -113,6 +129,12 @@ class StepTracker:
     declined: str | None = None  # the confirm step whose decline ended the routine
     answered_at: dict[str, int] = field(default_factory=dict)  # ask step -> len(said) then
     failed_into: dict[str, str] = field(default_factory=dict)  # on_error target -> failed step
+    #: ask steps in a loop body whose next item began: what they filled was the last item's
+    #: answer, forgotten; they ask anew and read only what is said from then on
+    fresh: set[str] = field(default_factory=set)
+    #: tool -> its parameters that do not take null (:func:`params_refusing_null`): a null
+    #: from an earlier step passed to one stops the run, as ``validate`` warns it will
+    null_refused: dict[str, set[str]] = field(default_factory=dict)
     #: inputs the current step's ``when``/``compute`` reads that the request may state: the
     #: run reads them from the user's words (:meth:`inputs_read`) before the step is taken
     awaiting: list[str] = field(default_factory=list)
@@ -666,6 +688,12 @@ class StepTracker:
             frame.results.append({})
             for inner in self._body(node):  # max_visits counts within one item
                 self.visits.pop(inner, None)
+                asks = self.flow.steps[inner]
+                if frame.index > 0 and asks.ask is not None:  # each item is asked about
+                    self.fresh.add(inner)
+                    self.answered_at.pop(inner, None)
+                    for name in asks.fills:
+                        self.inputs.pop(name, None)
             self._advance(self.flow.loops[node])
             return
         self.frames.pop()
@@ -679,14 +707,22 @@ class StepTracker:
         nothing, a field its result lacks). Any value would be made up: the routine stops."""
         for name, value in step.args.items():
             refs = parse_references(value)
-            if len(refs) != 1 or not refs[0].whole or not refs[0].path:
+            if len(refs) != 1 or not refs[0].whole:
                 continue
             ref = refs[0]
             source = {"steps": self.outputs, "vars": self.vars}.get(ref.kind, {})
-            if ref.name in source and self._lookup(ref) is _MISSING:
+            if ref.name not in source:
+                continue
+            found = self._lookup(ref)
+            if found is _MISSING and ref.path:
                 return (f"step {self.label(step.id)} ({step.name}) needs {name} = {ref.text}, "
                         f"and {ref.kind}.{ref.name} is {_quote(source[ref.name], 120)}: it has "
                         f"no {'.'.join(ref.path)} (the routine stops rather than make one up)")
+            if found is None and name in self.null_refused.get(step.tool or "", ()):
+                return (f"step {self.label(step.id)} ({step.name}) needs {name} = {ref.text}, "
+                        f"and it is null (nothing found), which argument {name!r} of "
+                        f"{step.tool} does not take (the routine stops rather than make one "
+                        "up)")
         return None
 
     def _lacking(self, expression: str) -> str | None:

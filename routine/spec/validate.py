@@ -63,6 +63,20 @@ def _alternatives(schema: dict[str, Any] | None, root: dict[str, Any]) -> list[d
     return [schema]
 
 
+_JINJA_MARKS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
+
+
+def _texts(value: Any, path: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], str]]:
+    """Every string in an argument's value, with its path (into lists and mappings)."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _texts(v, path + (k,))]
+    if isinstance(value, list):
+        return [t for i, v in enumerate(value) for t in _texts(v, path + (i,))]
+    return []
+
+
 def json_types(schema: dict[str, Any] | None, root: dict[str, Any] | None = None) -> set[str]:
     """The JSON types a schema admits; empty set means 'anything / unknown'."""
     types: set[str] = set()
@@ -543,6 +557,12 @@ class _Checker:
                    owner: str = "") -> None:
         """An argument's value against the parameter's schema (``owner``: whose parameter,
         for messages; the tool's name by default)."""
+        for where, text in _texts(value, path):
+            if _JINJA_MARKS.search(text):  # the confirm/ask/message syntax, sent as written
+                self.add(where, f"{text!r} would be sent as written: arguments take "
+                         "${...} references, not {{ }} templates",
+                         "${inputs.NAME} or ${steps.ID.output...} (text around one is kept: "
+                         "'review of ${inputs.amount}')")
         refs = parse_references(value)
         root = tool.parameters if tool else param
         whose = f" of {owner}" if owner else ""
