@@ -132,10 +132,12 @@ def test_traces_are_judged_and_duplicates_dropped(tmp_path):
         return Agent(routines[example.routine], registry, model).run(example.query)
 
     right, wrong = trace_with(example.answer), trace_with("Done.")
-    rows, counts = asyncio.run(distill(RETAIL, gold=False, traces=[right, wrong],
+    failed = right.model_copy(update={"outcome": "failed", "answer": None})
+    rows, counts = asyncio.run(distill(RETAIL, gold=False, traces=[right, wrong, failed],
                                        variants=("routine",)))
     assert counts == {"traces_without_a_gold_query": 0, "kept_trace_routine": 1,
-                      "dropped_trace_routine": 1}
+                      "dropped_trace_routine": 1,
+                      "traces_not_answered": 1}  # before: counted nowhere
     assert {r.source for r in rows} == {"trace"} and len(rows) == len(example.calls) + 1
     both, counts = asyncio.run(distill(RETAIL, traces=[right], variants=("routine",)))
     assert counts["duplicates"] == len(example.calls) + 1  # the trace repeats the gold one

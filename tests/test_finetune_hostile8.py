@@ -94,3 +94,22 @@ def test_a_bad_sft_file_is_named_by_file_and_line(tiny, tmp_path, content, said)
         path.write_bytes(lines[0] + b"\n" + content)
     with pytest.raises(RoutineError, match=said):  # before: a raw ValidationError
         load_sft(path)
+
+
+@pytest.mark.parametrize("base, fmt", [
+    ("qwen2.5-coder-0.5b", "text"), ("Qwen/Qwen2.5-Coder-0.5B-Instruct", "text"),
+    ("models/qwen2.5-coder-0.5b-instruct-q4.hf", "text"),  # before: template (-20 points)
+    ("Qwen/Qwen3-14B", "template"),
+])
+def test_auto_reply_format_knows_the_coder_models_in_any_form(base, fmt, tmp_path):
+    from routine.finetune.train import FinetuneConfig, resolve_reply_format
+
+    config = FinetuneConfig(base=base, data=tmp_path / "d.jsonl", out=tmp_path / "o")
+    assert resolve_reply_format(config) == fmt
+
+
+def test_a_relative_base_folder_that_is_not_there_is_named_as_such():
+    from routine.finetune.train import load_base
+
+    with pytest.raises(RoutineError, match="no such folder here"):  # before: a hub error
+        load_base("./models/qwen", None)

@@ -97,19 +97,23 @@ class Trajectory(BaseModel):
 
 
 def trajectories_from_traces(traces: list[RunTrace], examples: list[GoldExample]
-                             ) -> tuple[list[Trajectory], int]:
+                             ) -> tuple[list[Trajectory], int, int]:
     """The answered traces whose query is a gold example's, as trajectories (judged later);
-    and how many traces matched no gold query."""
+    how many traces matched no gold query; and how many matched one but did not answer
+    (failed, waiting, handed off: nothing to learn from, counted rather than lost)."""
     by_query = {e.query: e for e in examples}
-    out, unmatched = [], 0
+    out, unmatched, unanswered = [], 0, 0
     for trace in traces:
         example = by_query.get(trace.query or "")
-        if example is None or trace.outcome != "answered" or trace.answer is None:
-            unmatched += example is None
+        if example is None:
+            unmatched += 1
+            continue
+        if trace.outcome != "answered" or trace.answer is None:
+            unanswered += 1
             continue
         out.append(Trajectory(example=example, answer=trace.answer, source="trace",
                               calls=[(c.name, c.arguments) for c in trace.tool_calls if c.ok]))
-    return out, unmatched
+    return out, unmatched, unanswered
 
 
 def merge_turns(rows: list[SftExample]) -> list[SftExample]:
@@ -181,8 +185,9 @@ async def distill(folder: str | Path, *, split: str = "train",
                                answer=e.answer) for e in examples] if gold else []
     counts: Counter[str] = Counter()
     if traces is not None:
-        from_traces, unmatched = trajectories_from_traces(traces, examples)
+        from_traces, unmatched, unanswered = trajectories_from_traces(traces, examples)
         counts["traces_without_a_gold_query"] = unmatched
+        counts["traces_not_answered"] = unanswered
         trajectories += from_traces
     seed = await seed_snapshot(domain, registry)
     rows: list[SftExample] = []

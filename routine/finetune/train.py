@@ -186,12 +186,21 @@ def load_base(base: str, dtype: Any, *, texts: list[str] | None = None,
                                f"{', '.join(SHAPES)}")
         tokenizer = bpe_tokenizer(texts or ["routine"])
         model = build_random(tokenizer, shape, dtype=dtype, **extra)
-    elif Path(base).is_dir() or (base.count("/") == 1 and not Path(base).exists()):
+    elif Path(base).is_dir() or (base.count("/") == 1 and not Path(base).exists()
+                                 and not base.startswith((".", "~"))):
         # a model folder, or a hub id (org/name) where a hub is reachable
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, **extra)
-        tokenizer = AutoTokenizer.from_pretrained(base)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, **extra)
+            tokenizer = AutoTokenizer.from_pretrained(base)
+        except OSError as exc:
+            if Path(base).is_dir():
+                raise RoutineError(f"base model folder {base!r} cannot be loaded: {exc}"
+                                   ) from None
+            raise RoutineError(f"base model {base!r}: no such folder here, and as a hub id "
+                               f"(org/name) it cannot be fetched ({str(exc)[:200]})") from None
     else:
-        raise RoutineError(f"base model {base!r} is neither a model folder, a hub id "
+        raise RoutineError(f"base model {base!r} is neither a model folder (no such folder "
+                           "here), a hub id "
                            f"(org/name), an embedded model ({', '.join(MODELS)}) nor "
                            "random:<shape>")
     if tokenizer.pad_token is None:
@@ -278,7 +287,7 @@ def as_text_calls(rows: list[Any]) -> list[Any]:
 
 
 def resolve_reply_format(config: FinetuneConfig) -> Literal["template", "text"]:
-    """``auto``: ``text`` for the embedded Qwen2.5-Coder models (they write a call as bare
+    """``auto``: ``text`` for the Qwen2.5-Coder models, embedded or as a folder (they write a call as bare
     JSON: the template's ``<tool_call>`` tag had p ≈ 3e-10 as the 0.5B's first token, so
     a small LoRA budget spent learning the tag left a model that wrote neither), else
     ``template`` (models trained on their template's tool format, e.g. Qwen3, and servers
@@ -287,7 +296,10 @@ def resolve_reply_format(config: FinetuneConfig) -> Literal["template", "text"]:
 
     if config.reply_format != "auto":
         return config.reply_format
-    return "text" if config.base in MODELS else "template"
+    # the same models as a Hugging Face folder or hub id (the .hf folder routine caches
+    # beside the GGUF, Qwen/Qwen2.5-Coder-0.5B-Instruct) write calls the same way
+    coder = "qwen2.5-coder" in config.base.lower().replace("_", "-")
+    return "text" if config.base in MODELS or coder else "template"
 
 
 def tokenize_rows(rows: list[Any], tokenizer: Any) -> list[dict[str, list[int]]]:
