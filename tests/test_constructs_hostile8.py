@@ -169,3 +169,34 @@ def test_a_conversation_that_fails_after_a_write_says_what_was_done():
     assert reply.status == "failed"
     assert reply.text.endswith(  # before: only the failure, with the note written
         'What was done before that: set_note(tracking="TRK1", note="checked").')
+
+
+ASK_THEN_ANSWER = """
+name: rebook_on
+description: Rebook a delivery on the day the customer asks for.
+toolsets: [freight]
+inputs:
+  tracking: {type: string, description: the tracking number}
+  day: {type: string, description: "the day to deliver on, YYYY-MM-DD"}
+steps:
+  - {id: ask, name: Ask the day, description: Ask which day., ask: "Which day suits you?",
+     fills: [day]}
+  - {id: book, name: Book, description: Book it., tool: book_redelivery,
+     args: {tracking: "${inputs.tracking}", day: "${inputs.day}"}}
+  - {id: done, name: Done, description: Say when., finish: true,
+     answer: "Redelivery of {{ inputs.tracking }} on {{ inputs.day }}."}
+"""
+
+
+def test_the_answers_facts_are_added_after_a_question_the_user_answered():
+    model = ScriptedModel([json.dumps({"day": None}), json.dumps({"day": "2026-03-12"}),
+                           call("book_redelivery", tracking="TRK1", day="2026-03-12"),
+                           "All booked!"])
+    agent = Agent(load_routine_text(ASK_THEN_ANSWER, "rebook.yaml"), [FREIGHT], model,
+                  answer_facts=True)
+    with agent.conversation(inputs={"tracking": "TRK1"}) as chat:
+        assert chat.send("Please redeliver TRK1").text == "Which day suits you?"
+        done = chat.send("on 2026-03-12 please")
+    # before: the question's mark stayed on the trace, and the facts were left out
+    assert done.text == "All booked!\n\nRedelivery of TRK1 on 2026-03-12."
+    assert chat.trace.asked == []

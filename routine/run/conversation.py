@@ -266,6 +266,7 @@ class Conversation:
     async def _run(self, agent: Any, state: RunState) -> None:
         trace = state.trace
         trace.outcome, trace.waiting = "running", None
+        trace.asked = []  # (what the last answer asked for: the user has replied since)
         started = time.perf_counter()
         try:
             await asyncio.wait_for(self._inputs_then_loop(agent, state),
