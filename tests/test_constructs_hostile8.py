@@ -200,3 +200,55 @@ def test_the_answers_facts_are_added_after_a_question_the_user_answered():
     # before: the question's mark stayed on the trace, and the facts were left out
     assert done.text == "All booked!\n\nRedelivery of TRK1 on 2026-03-12."
     assert chat.trace.asked == []
+
+
+TRIAGE = """
+name: triage
+description: Send big claims to manual review.
+toolsets: [freight]
+inputs: {tracking: {type: string, description: the tracking number}}
+steps:
+  - {id: review, name: Review, description: Hand over., handoff: manual_review,
+     args: {tracking: "${inputs.tracking}"}}
+"""
+REVIEW = """
+name: manual_review
+description: Note a claim for manual review.
+toolsets: [freight]
+inputs:
+  tracking: {type: string, description: the tracking number}
+  amount: {type: number, description: the claimed amount}
+steps:
+  - {id: note, name: Note, description: Note it., tool: set_note,
+     args: {tracking: "${inputs.tracking}", note: "manual review"}}
+  - {id: done, name: Done, description: Done., finish: true,
+     message: "Your claim of {{ inputs.amount }} goes to review."}
+"""
+
+
+def test_a_hand_off_that_leaves_out_a_required_input_is_warned_and_itself_is_known():
+    from routine.spec.validate import check_routine
+    from routine.tools.core import ToolRegistry
+
+    registry = ToolRegistry([FREIGHT])
+    review = load_routine_text(REVIEW, "review.yaml")
+    found: list = []
+    problems = check_routine(load_routine_text(TRIAGE, "triage.yaml"), registry,
+                             routines={"manual_review": review.routine}, warnings=found)
+    assert problems == []
+    assert [w.line for w in found] == [7]  # before: nothing said
+    assert "requires input 'amount', which this hand-off does not pass" in found[0].message
+    itself = TRIAGE.replace("handoff: manual_review", "handoff: triage")
+    problems = check_routine(load_routine_text(itself, "triage.yaml"), registry, routines={})
+    assert problems == []  # before: "'handoff' names no known routine: 'triage'"
+
+
+def test_a_tool_registry_takes_a_list_as_agent_does_and_names_what_is_not_a_tool():
+    from routine.errors import ToolDefinitionError
+    from routine.tools.core import ToolRegistry
+
+    assert "set_note" in ToolRegistry([FREIGHT]).names()  # before: a 3,000-character error
+    with pytest.raises(ToolDefinitionError) as caught:
+        ToolRegistry({"a": 1})
+    assert str(caught.value) == ("{'a': 1} (dict) is not callable: a tool is a function, a "
+                                 "functools.partial or an object with __call__")

@@ -493,12 +493,22 @@ class _Checker:
 
     def check_handoff(self, step_id: str, path: tuple[Any, ...], doms: set[str]) -> None:
         step = self.flow.steps[step_id]
-        if self.routines is not None and step.handoff not in self.routines:
+        itself = step.handoff == self.routine.name  # (known, though not among the others)
+        if self.routines is not None and step.handoff not in self.routines and not itself:
             close = difflib.get_close_matches(step.handoff or "", sorted(self.routines), n=3)
             self.add(path + ("handoff",), f"'handoff' names no known routine: {step.handoff!r}",
                      f"did you mean {', '.join(close)}?" if close else
                      f"one of: {', '.join(sorted(self.routines)) or '(none)'}")
-        target = (self.routines or {}).get(step.handoff or "")
+        target = self.routine if itself else (self.routines or {}).get(step.handoff or "")
+        if target is not None:  # a required input neither passed nor asked for over there
+            asked = {n for s, _ in target.walk() if s.ask is not None for n in s.fills}
+            for name, spec in target.inputs.items():
+                if spec.required and spec.default is None and name not in step.args and \
+                        name not in self.routine.inputs and name not in asked:
+                    self.warn(path + ("handoff",), f"routine {step.handoff!r} requires input "
+                              f"{name!r}, which this hand-off does not pass and that routine "
+                              "does not ask for: unless the user's words state it, it is "
+                              "unknown there", f"args: {{{name}: ...}} on this step")
         for arg, value in step.args.items():
             spec = target.inputs.get(arg) if target is not None else None
             if target is not None and spec is None:

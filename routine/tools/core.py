@@ -336,8 +336,10 @@ def _described_by(function: Any) -> tuple[Any, str | None, str]:
         kind = type(function)
         doc = getattr(kind.__call__, "__doc__", None) or kind.__doc__ or ""
         return function.__call__, None, inspect.cleandoc(doc)
-    raise ToolDefinitionError(f"{function!r} is not callable: a tool is a function, a "
-                              "functools.partial or an object with __call__")
+    shown = repr(function)
+    shown = shown if len(shown) <= 80 else f"{shown[:77]}..."
+    raise ToolDefinitionError(f"{shown} ({type(function).__name__}) is not callable: a tool "
+                              "is a function, a functools.partial or an object with __call__")
 
 
 def _bound_keywords(function: Any) -> set[str]:
@@ -655,11 +657,12 @@ def _method_tool(name: str, method: Callable[..., Any], binds: str = "self"
 class ToolRegistry:
     """All tools a run can know about, by name, with their toolsets' per-run setup."""
 
-    def __init__(self, *items: Tool | Toolset):
+    def __init__(self, *items: Tool | Toolset | list[Tool | Toolset]):
         self._tools: dict[str, Tool] = {}
         self._toolsets: dict[str, Toolset] = {}
-        for item in items:
-            self.add(item)
+        for item in items:  # a list of them too, as Agent takes (ToolRegistry([shop]))
+            for one in item if isinstance(item, (list, tuple)) else [item]:
+                self.add(one)
 
     def add(self, item: Tool | Toolset | Callable[..., Any]) -> None:
         """Add a tool, a plain typed function, or a whole toolset."""
