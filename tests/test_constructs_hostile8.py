@@ -252,3 +252,34 @@ def test_a_tool_registry_takes_a_list_as_agent_does_and_names_what_is_not_a_tool
         ToolRegistry({"a": 1})
     assert str(caught.value) == ("{'a': 1} (dict) is not callable: a tool is a function, a "
                                  "functools.partial or an object with __call__")
+
+
+UNTIL = """
+name: each_parcel
+description: Record every parcel until the label is past 5.
+toolsets: [freight]
+inputs: {tracking: {type: string, description: the tracking number}}
+steps:
+  - {id: get, name: Get, description: Get it., tool: get_shipment,
+     args: {tracking: "${inputs.tracking}"}}
+  - id: each
+    name: Each parcel
+    description: Record each.
+    for_each: ${steps.get.output.parcels}
+    as: p
+    until: "p.label > 5"
+    steps:
+      - {id: record, name: Record, description: Record it., tool: record_damage,
+         args: {parcel_id: "${p.parcel_id}"}}
+  - {id: done, name: Done, description: Done., finish: true, message: "Done."}
+"""
+
+
+def test_an_until_that_fails_is_said_as_the_loops_not_as_a_branch_the_model_chose():
+    model = ScriptedModel([call("get_shipment", tracking="T")] +
+                          [call("record_damage", parcel_id=p["parcel_id"]) for p in PARCELS])
+    trace = Agent(load_routine_text(UNTIL, "each.yaml"), [FREIGHT], model).run(
+        "record T", inputs={"tracking": "T"})
+    assert trace.outcome == "answered" and len(trace.tool_calls) == 4
+    assert trace.branch_errors["each"].startswith("until `p.label > 5`: TypeError")
+    assert trace.branch_errors["each"].endswith("the loop went on through every item")

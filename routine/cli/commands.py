@@ -498,8 +498,10 @@ def _summary(trace: RunTrace) -> None:
         out.print(Text.assemble(("Failed:", "bold red"), " ", shown(trace.failure)),
                   soft_wrap=True)
     for step_id, error in trace.branch_errors.items():
-        out.print(Text(f"warning: the branch of step {step_id} could not be decided by its "
-                       f"when ({error}); the model chose", "yellow"), soft_wrap=True)
+        said = f"step {step_id}: {error}" if error.startswith("until ") else (
+            f"the branch of step {step_id} could not be decided by its when ({error}); the "
+            "model chose")
+        out.print(Text(f"warning: {said}", "yellow"), soft_wrap=True)
     out.print(f"tools: {' → '.join(trace.tool_sequence) or '(none)'} · steps done: "
               f"{', '.join(trace.steps_done) or '(none)'} · turns: {len(trace.turns)} · "
               f"tokens: {trace.usage.prompt_tokens}+{trace.usage.completion_tokens} · "

@@ -753,7 +753,8 @@ class StepTracker:
             return False
         except Exception as exc:  # noqa: BLE001 - the loop goes on; the reason is kept
             if step_id:
-                self.branch_errors[step_id] = f"`{expression}`: {type(exc).__name__}: {exc}"
+                self.branch_errors[step_id] = (f"until `{expression}`: {type(exc).__name__}: "
+                                               f"{exc}; the loop went on through every item")
             return False
 
     def _evaluate_branch(self, step: Step) -> int | None:
