@@ -111,18 +111,18 @@ def scripted_server() -> Iterator[str]:
 def test_run_against_an_endpoint_writes_the_trace(scripted_server, tmp_path, capsys):
     ScriptedServer.script = [
         {"content": '<tool_call>\n{"name": "find_employee", "arguments": '
-                    '{"name": "Wei Tanaka"}}\n</tool_call>'},
+                    '{"name": "Kofi Dubois"}}\n</tool_call>'},
         {"content": '<tool_call>\n{"name": "get_employee", "arguments": '
-                    '{"employee_id": 3}}\n</tool_call>'},
+                    '{"employee_id": 5}}\n</tool_call>'},
         {"content": None, "tool_calls": [{"id": "f", "type": "function", "function": {
-            "name": "finish", "arguments": '{"answer": "No manager: Wei heads Finance."}'}}]},
+            "name": "finish", "arguments": '{"answer": "Kofi reports to the head of Marketing."}'}}]},
     ]
-    code = main(["run", str(ROUTINES / "hr" / "manager_lookup.yaml"), "Who manages Wei Tanaka?",
+    code = main(["run", str(ROUTINES / "hr" / "manager_lookup.yaml"), "Who manages Kofi Dubois?",
                  "--base-url", scripted_server, "--model", "test-model",
                  "--trace-dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "find_employee" in out and "Answer:" in out and "No manager" in out
+    assert "find_employee" in out and "Answer:" in out and "reports to" in out
     (trace,) = load_traces(tmp_path / "traces.jsonl")
     assert trace.tool_sequence == ["find_employee", "get_employee"]
     assert trace.model == "test-model" and trace.usage.prompt_tokens == 300
@@ -217,11 +217,11 @@ def test_eval_options_are_the_eval_config():
 def test_run_settings_from_flags_reach_the_request_and_the_trace(scripted_server, tmp_path,
                                                                   capsys):
     ScriptedServer.script = [
-        {"content": '{"name": "find_employee", "arguments": {"name": "Wei Tanaka"}}'},
-        {"content": '{"name": "get_employee", "arguments": {"employee_id": 3}}'},
-        {"content": '{"name": "finish", "arguments": {"answer": "Wei heads Finance."}}'},
+        {"content": '{"name": "find_employee", "arguments": {"name": "Kofi Dubois"}}'},
+        {"content": '{"name": "get_employee", "arguments": {"employee_id": 5}}'},
+        {"content": '{"name": "finish", "arguments": {"answer": "Kofi reports to the head of Marketing."}}'},
     ]
-    code = main(["run", str(ROUTINES / "hr" / "manager_lookup.yaml"), "Who manages Wei Tanaka?",
+    code = main(["run", str(ROUTINES / "hr" / "manager_lookup.yaml"), "Who manages Kofi Dubois?",
                  "--base-url", scripted_server, "--model", "m", "--trace-dir", str(tmp_path),
                  "--max-tokens", "77", "--temperature", "0.5", "--seed", "9",
                  "--max-retries", "1", "--format", "json", "--no-step-tracking"])

@@ -399,18 +399,18 @@ def test_cli_run_library_runs_the_routed_routine_on_an_endpoint(scripted_server,
 
     ScriptedServer.script = [
         {"content": '<tool_call>\n{"name": "find_employee", "arguments": '
-                    '{"name": "Wei Tanaka"}}\n</tool_call>'},
+                    '{"name": "Kofi Dubois"}}\n</tool_call>'},
         {"content": '<tool_call>\n{"name": "get_employee", "arguments": '
-                    '{"employee_id": 3}}\n</tool_call>'},
+                    '{"employee_id": 5}}\n</tool_call>'},
         {"content": None, "tool_calls": [{"id": "f", "type": "function", "function": {
-            "name": "finish", "arguments": '{"answer": "No manager: Wei heads Finance."}'}}]},
+            "name": "finish", "arguments": '{"answer": "Kofi reports to the head of Marketing."}'}}]},
     ]
     code = main(["run", "--library", str(ROUTINES / "hr"), "--router", "lexical",
                  "--none-below", "0", "--base-url", scripted_server, "--model", "test-model",
-                 "Who is the manager of Wei Tanaka?"])
+                 "Who is the manager of Kofi Dubois?"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "route → manager_lookup" in out and "Answer: No manager" in out
+    assert "route → manager_lookup" in out and "Answer: Kofi reports to" in out
     assert ScriptedServer.requests[0]["tools"][0]["function"]["name"] == "find_employee"
     assert "\n# manager_lookup: " in ScriptedServer.requests[0]["messages"][0]["content"]
 

@@ -282,7 +282,7 @@ def test_a_loop_may_make_the_same_call_for_every_item_and_max_visits_counts_per_
     model.assert_complete()
 
 
-def test_a_call_the_approver_refused_may_be_answered_in_text_at_once():
+def test_a_call_the_approver_refused_ends_the_run_with_the_executors_words():
     close = load_routine_text("""
 name: close
 description: Block a card once ops approves.
@@ -295,8 +295,10 @@ steps:
     said = "I'm sorry, blocking the card was not approved."
     model = ScriptedModel([call("block_card", card_id=10), said])
     trace = Agent(close, [bank], model, approver=policy(False, by="ops")).run("block card 10")
-    assert (trace.outcome, trace.answer) == ("answered", said)
-    assert trace.early_answer == "block"
+    # (the eighth round: the model's words could claim it was done; the executor says it)
+    assert (trace.outcome, trace.answer) == (
+        "answered", "Nothing was changed: block was not approved (ops: refused by policy).")
+    assert [c.error_kind for c in trace.tool_calls] == ["denied"]
 
 
 def test_a_tool_error_whose_text_cannot_be_read_or_is_huge_is_data_for_the_model():

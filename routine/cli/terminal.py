@@ -1,19 +1,8 @@
-"""Text from a model, a tool or a file, made safe to print on a terminal."""
+"""Text from a model, a tool or a file, made safe to print on a terminal (the run's
+terminal approver prints with the same function: :mod:`routine.run.printable`)."""
 
 from __future__ import annotations
 
-import re
+from ..run.printable import shown
 
 __all__ = ["shown"]
-
-# C0 and C1 controls, and the bidirectional overrides and isolates that make a terminal
-# show text in another order than it is (an IBAN or an amount reversed on screen)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
-                      r"\u2066-\u2069]")
-
-
-def shown(text: str | None) -> str:
-    """``text`` with its control characters written out (``\\x1b``, ``\\u202e``): an
-    escape sequence in an answer or a tool result must not clear the screen or recolour
-    what follows, nor a bidirectional override reverse it. Line breaks and tabs are kept."""
-    return _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode(), text or "")

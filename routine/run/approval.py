@@ -27,6 +27,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from .printable import shown
+
 __all__ = ["ApprovalRequest", "Decision", "Approver", "policy", "ask_in_terminal", "decide"]
 
 
@@ -68,8 +70,6 @@ def ask_in_terminal(by: str | None = None, ask: Callable[[str], str] | None = No
     import getpass
 
     who = by or getpass.getuser()
-
-    from ..cli.terminal import shown  # (the model's text is printed as it is seen)
 
     def decide_in_terminal(request: ApprovalRequest) -> Decision:
         arguments = shown(json.dumps(request.arguments, ensure_ascii=False))
