@@ -241,3 +241,28 @@ def test_bounded_sum_and_join_still_work():
     assert value("[1, 2, 3]|sum") == 6 and value("[[1], [2]]|sum(start=[])") == [1, 2]
     assert value("[{'a': 1}, {'a': 2}]|sum(attribute='a')") == 3
     assert value("['a', 'b']|join(', ')") == "a, b" and value("[1]+[2]") == [1, 2]
+
+
+def test_money_formats_with_its_cents_and_widths_stay_bounded():
+    from routine.spec.expressions import compile_when, refused_method, static_problem
+
+    def value(expression, **inputs):
+        return compile_when(expression)(inputs=inputs, steps={}, constants={})
+
+    assert value("'{:,.2f} EUR'.format(inputs.x)", x=1234.5) == "1,234.50 EUR"
+    assert refused_method("format") == ""  # before: validate refused what runs
+    # before: built ten megabytes
+    assert "widths and precisions of at most 200" in static_problem("'{:>9999999}'.format(1)")
+    assert "unsafe" in static_problem("'{0.__class__}'.format(1)")
+
+
+def test_int_and_float_filters_refuse_text_that_is_not_a_number():
+    from routine.spec.expressions import compile_when, static_problem
+
+    def value(expression, **inputs):
+        return compile_when(expression)(inputs=inputs, steps={}, constants={})
+
+    with pytest.raises(ValueError, match="'abc' is not an integer"):
+        value("inputs.s | int", s="abc")  # before: 0, and a claim of 0 was filed
+    assert value("inputs.s | int(default=5)", s="abc") == 5 and value("'7' | int") == 7
+    assert "fails in every run" in static_problem("'x' | float")

@@ -24,6 +24,8 @@ from __future__ import annotations
 import contextvars
 import difflib
 import functools
+import re
+import string
 from collections.abc import Callable
 from typing import Any
 
@@ -41,13 +43,13 @@ MAX_ITEMS = 100_000    # a string or list built by * (Jinja's range cap, too)
 MAX_CHARS = 2_000      # the text of one expression
 MAX_TEMPLATE_CHARS = 4_000   # the text of an answer template
 MAX_RENDERED = 20_000        # what one template may produce
+MAX_FORMAT = 200             # a width or precision in str.format
 
 _FILTERS = {"abs", "capitalize", "count", "d", "default", "dictsort", "first", "float",
             "int", "items", "join", "last", "length", "list", "lower", "map", "max", "min",
             "reject", "rejectattr", "reverse", "round", "select", "selectattr", "sort",
             "string", "sum", "title", "trim", "truncate", "unique", "upper", "wordcount"}
-_PADDING = {"center", "ljust", "rjust", "zfill", "expandtabs", "format", "format_map",
-            "replace", "join"}
+_PADDING = {"center", "ljust", "rjust", "zfill", "expandtabs", "replace", "join"}
 
 
 def refused_method(name: str) -> str:
@@ -107,6 +109,23 @@ def _bounded_join(eval_context: Any, value: Any, d: str = "", attribute: Any = N
     return jinja2.filters.do_join(eval_context, items, d)
 
 
+_NO_DEFAULT = object()
+
+
+def _strict(convert: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    """Jinja's ``int``/``float`` filter, raising on text that is not a number instead of
+    giving 0 (``"abc" | int`` filed a claim of 0); ``default=`` still gives a fallback."""
+    def strict(value: Any, default: Any = _NO_DEFAULT, *args: Any) -> Any:
+        result = convert(value, None, *args)
+        if result is None:
+            if default is not _NO_DEFAULT:
+                return default
+            raise ValueError(f"{value!r} is not {kind} (give the filter a default= to "
+                             "use one instead)")
+        return result
+    return strict
+
+
 class BoundedEnvironment(ImmutableSandboxedEnvironment):
     """Jinja's immutable sandbox with arithmetic and filters that cannot blow up."""
 
@@ -116,6 +135,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         super().__init__(**options)
         self.filters = {k: v for k, v in self.filters.items() if k in _FILTERS}
         self.filters["sum"], self.filters["join"] = _bounded_sum, _bounded_join
+        self.filters["int"] = _strict(jinja2.filters.do_int, "an integer")
+        self.filters["float"] = _strict(jinja2.filters.do_float, "a number")
         self.filters["spaced"] = lambda value: str(value).replace("_", " ")  # in_progress
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
@@ -141,6 +162,25 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         elif operator == "%" and isinstance(left, (str, bytes)):
             raise SecurityError("string formatting with % is not allowed in expressions")
         return super().call_binop(context, operator, left, right)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """``"{:.2f}".format(x)`` (money shown with its cents), through Jinja's sandboxed
+        formatter, with widths and precisions of at most :data:`MAX_FORMAT`: ``"{:>9999999}"``
+        built ten megabytes."""
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        template = getattr(value, "__self__", "")
+
+        def bounded(*args: Any, **kwargs: Any) -> str:
+            for _, _, spec, _ in string.Formatter().parse(str(template)):
+                if spec and ("{" in spec or any(int(n) > MAX_FORMAT for n in
+                                                re.findall(r"\d+", spec))):
+                    raise SecurityError(f"format spec {spec!r}: widths and precisions of at "
+                                        f"most {MAX_FORMAT}, written out")
+            return wrapped(*args, **kwargs)
+
+        return bounded
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """``steps.update.output``: a key of the data first (a step may be called ``update``
