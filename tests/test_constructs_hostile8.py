@@ -283,3 +283,33 @@ def test_an_until_that_fails_is_said_as_the_loops_not_as_a_branch_the_model_chos
     assert trace.outcome == "answered" and len(trace.tool_calls) == 4
     assert trace.branch_errors["each"].startswith("until `p.label > 5`: TypeError")
     assert trace.branch_errors["each"].endswith("the loop went on through every item")
+
+
+def test_guided_replies_leave_out_optional_parameters_the_routine_does_not_pass():
+    from routine.models.guided import reply_schema
+
+    claims = Toolset("claims", setup=contextlib.contextmanager(lambda: (yield [])))
+
+    @claims.tool
+    def open_claim(ctx: RunContext[list], tracking: str, reason: str = "") -> str:
+        """Open a claim (an optional reason)."""
+        ctx.deps.append(("claim", tracking, reason))
+        return "opened"
+
+    claim = """
+name: claim
+description: Open a claim.
+toolsets: [claims]
+inputs: {tracking: {type: string, description: the tracking number}}
+steps:
+  - {id: open, name: Open, description: Open it., tool: open_claim,
+     args: {tracking: "${inputs.tracking}"}}
+  - {id: done, name: Done, description: Done., finish: true, message: "Opened."}
+"""
+    model = ScriptedModel([call("open_claim", tracking="T")])
+    Agent(load_routine_text(claim, "claim.yaml"), [claims], model, decoding="guided").run(
+        "open a claim on T", inputs={"tracking": "T"})
+    request = model.requests[0]
+    schema = reply_schema(request.guide, request.tools)
+    # before: the schema offered reason, and the 0.5B wrote one the user never gave
+    assert set(schema["properties"]["arguments"]["properties"]) == {"tracking"}

@@ -71,6 +71,10 @@ class TurnGuide:
         variants: for a tool that starts several options of an undecided branch, what
             each option fixes (``note(text="approved")`` or ``note(text="rejected")``):
             a guided reply carries one option's values.
+        named: for each allowed tool, the arguments its step's ``args`` name: a guided
+            reply carries those (and the tool's required ones) only — an optional
+            parameter the routine does not pass keeps the tool's default rather than a
+            value the model makes up (a leave "reason" the user never gave).
     """
 
     step_id: str | None = None
@@ -84,6 +88,7 @@ class TurnGuide:
     schema: dict[str, Any] | None = None
     sources: dict[str, str] = field(default_factory=dict)
     variants: dict[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
+    named: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @runtime_checkable

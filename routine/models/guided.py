@@ -66,11 +66,14 @@ def allowed_names(guide: TurnGuide | None, tools: list[dict[str, Any]]) -> list[
     return offered
 
 
-def _call_schema(name: str, parameters: dict[str, Any], fixed: dict[str, Any]
-                 ) -> dict[str, Any]:
-    """One call of ``name``: its parameters, with ``fixed`` values as constants."""
+def _call_schema(name: str, parameters: dict[str, Any], fixed: dict[str, Any],
+                 named: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """One call of ``name``: its parameters (of the optional ones only those in ``named``,
+    when given), with ``fixed`` values as constants."""
     properties = dict(parameters.get("properties", {}))
     required = list(parameters.get("required", []))
+    if named is not None:
+        properties = {k: v for k, v in properties.items() if k in named or k in required}
     if name == FINISH:
         properties["answer"] = {"type": "string", "minLength": 1}
     for argument, value in fixed.items():
@@ -99,8 +102,9 @@ def reply_schema(guide: TurnGuide | None, tools: list[dict[str, Any]]) -> dict[s
                           "required": ["answer"]}
         fixed = guide.fixed.get(name, {}) if guide is not None else {}
         variants = guide.variants.get(name) if guide is not None else None
+        named = guide.named.get(name) if guide is not None else None
         for values in variants or (fixed,):  # one object per option a tool may start
-            options.append(_call_schema(name, parameters, {**fixed, **values}))
+            options.append(_call_schema(name, parameters, {**fixed, **values}, named))
     if not options:
         return {"type": "object"}
     return options[0] if len(options) == 1 else {"anyOf": options}

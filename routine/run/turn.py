@@ -219,12 +219,14 @@ def turn_guide(state: RunState) -> TurnGuide | None:
                           for a in tracker.fixed_arguments(flow.steps[node])}
                          for node in tracker.options_for(tool)] for tool in allowed}
     fixed = {tool: _common(values) for tool, values in per_option.items()}
+    named = {tool: tuple(sorted({a for node in tracker.options_for(tool)
+                                 for a in flow.steps[node].args})) for tool in allowed}
     if step.branch:  # options that start with one tool: what they share, and each one's
         variants = {tool: tuple(values) for tool, values in per_option.items()
                     if len(values) > 1}
         return TurnGuide(step.id, flow.labels[step.id], tools, known, (),
                          branch_undecided=True, fixed=fixed, constrain=constrain,
-                         variants=variants)
+                         variants=variants, named=named)
     unknown = tuple(a.name for a in tracker.arguments() if not a.known)
     sources = {}
     for name in unknown:
@@ -232,7 +234,7 @@ def turn_guide(state: RunState) -> TurnGuide | None:
         if len(refs) == 1 and refs[0].whole and refs[0].kind == "inputs" and not refs[0].path:
             sources[name] = refs[0].name
     return TurnGuide(step.id, flow.labels[step.id], tools, known, unknown, fixed=fixed,
-                     constrain=constrain, sources=sources)
+                     constrain=constrain, sources=sources, named=named)
 
 
 def _gave_way(call: ToolCallRecord) -> bool:
