@@ -71,8 +71,9 @@ class TurnGuide:
         variants: for a tool that starts several options of an undecided branch, what
             each option fixes (``note(text="approved")`` or ``note(text="rejected")``):
             a guided reply carries one option's values.
-        named: for each allowed tool, the arguments its step's ``args`` name: a guided
-            reply carries those (and the tool's required ones) only — an optional
+        named: for each allowed tool, the arguments its step's ``args`` name (one tuple
+            per option it may start, as ``variants``): a guided reply carries those (and
+            the tool's required ones) only — an optional
             parameter the routine does not pass keeps the tool's default rather than a
             value the model makes up (a leave "reason" the user never gave).
     """
@@ -88,7 +89,7 @@ class TurnGuide:
     schema: dict[str, Any] | None = None
     sources: dict[str, str] = field(default_factory=dict)
     variants: dict[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
-    named: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    named: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -35,7 +35,7 @@ from ..errors import (
     ModelUnreachable,
 )
 from .base import ModelReply, TurnGuide, model_requests_allowed
-from .guided import allowed_names, reply_schema
+from .guided import allowed_names, grammar_safe, reply_schema
 from .messages import Message, Usage, to_wire
 from .parsing import split_reasoning
 
@@ -84,7 +84,7 @@ def _constrained(request: dict[str, Any], guide: TurnGuide, tools: list[dict[str
         return out
     schema = guide.schema or reply_schema(guide, tools)
     if how == "llama":
-        out["response_format"] = {"type": "json_object", "schema": schema}
+        out["response_format"] = {"type": "json_object", "schema": grammar_safe(schema)}
     else:
         out["response_format"] = {"type": "json_schema",
                                   "json_schema": {"name": "reply", "schema": schema}}

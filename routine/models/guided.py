@@ -10,8 +10,9 @@ turns that into a JSON schema for the reply ``{"name": ..., "arguments": {...}}`
   parameter schema (types, enums, formats, required); no other keys;
 * ``finish`` needs a non-empty ``answer``.
 
-An endpoint with structured output then cannot emit anything else: no bracket too
-many, no other tool, no fixed value typed wrongly. :func:`inputs_schema` is the
+An endpoint that enforces structured output (llama.cpp, vLLM) then cannot emit anything
+else: no bracket too many, no other tool, no fixed value typed wrongly (OpenAI's API,
+without ``strict``, takes the schema as guidance). :func:`inputs_schema` is the
 schema of the inputs-first turn (each declared input, or null when not stated).
 ``$ref``s of pydantic models are inlined, so grammar compilers (llama.cpp's, vLLM's)
 get one self-contained schema.
@@ -24,38 +25,62 @@ from typing import Any
 
 from .base import TurnGuide
 
-__all__ = ["reply_schema", "inputs_schema", "allowed_names", "FINISH"]
+__all__ = ["reply_schema", "inputs_schema", "allowed_names", "grammar_safe", "FINISH"]
 
 FINISH = "finish"
 _DROP = {"title", "examples", "$defs", "definitions"}  # no effect on validity
 
 
-def _inline(schema: Any, defs: dict[str, Any], depth: int = 0) -> Any:
-    """``schema`` with ``#/$defs/X`` references replaced by their definitions (bounded
-    depth: a recursive model becomes a plain object past it)."""
+def _inline(schema: Any, defs: dict[str, Any], chain: tuple[str, ...] = ()) -> Any:
+    """``schema`` with ``#/$defs/X`` (and the older ``#/definitions/X``) references
+    replaced by their definitions. A model that refers to itself (a region of regions) is
+    inlined once along each path and is a plain object below that: inlining it to a fixed
+    depth grew three self-references into a 2.9 MB schema sent every turn."""
     if isinstance(schema, list):
-        return [_inline(item, defs, depth) for item in schema]
+        return [_inline(item, defs, chain) for item in schema]
     if not isinstance(schema, dict):
         return schema
     ref = schema.get("$ref")
     if isinstance(ref, str) and ref.rsplit("/", 1)[-1] in defs:
-        if depth > 8:
+        name = ref.rsplit("/", 1)[-1]
+        if name in chain or len(chain) > 8:
             return {"type": "object"}
-        return _inline(defs[ref.rsplit("/", 1)[-1]], defs, depth + 1)
+        return _inline(defs[name], defs, (*chain, name))
     out = {}
     for key, value in schema.items():
         if key in _DROP:
             continue
         if key in ("properties", "patternProperties") and isinstance(value, dict):
-            out[key] = {name: _inline(sub, defs, depth) for name, sub in value.items()}
+            out[key] = {name: _inline(sub, defs, chain) for name, sub in value.items()}
         else:  # (property names are data: a parameter may be called "title")
-            out[key] = _inline(value, defs, depth)
+            out[key] = _inline(value, defs, chain)
     return out
 
 
 def _parameters(spec: dict[str, Any]) -> dict[str, Any]:
     parameters = spec.get("function", spec).get("parameters") or {"type": "object"}
-    return _inline(copy.deepcopy(parameters), parameters.get("$defs", {}))
+    defs = {**(parameters.get("definitions") or {}), **(parameters.get("$defs") or {})}
+    return _inline(copy.deepcopy(parameters), defs)
+
+
+def grammar_safe(schema: Any) -> Any:
+    """``schema`` without what llama.cpp's grammar converter cannot take: regular
+    expression ``pattern``s (an escape such as ``\\d`` left the server's sampler without a
+    grammar, and it crashed on the next token). The tool still checks its own patterns
+    when the call runs, and the model is told what was wrong."""
+    if isinstance(schema, list):
+        return [grammar_safe(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {}
+    for key, value in schema.items():
+        if key == "patternProperties" or key == "pattern" and isinstance(value, str):
+            continue
+        if key == "properties" and isinstance(value, dict):
+            out[key] = {name: grammar_safe(sub) for name, sub in value.items()}
+        else:
+            out[key] = grammar_safe(value)
+    return out
 
 
 def allowed_names(guide: TurnGuide | None, tools: list[dict[str, Any]]) -> list[str]:
@@ -103,8 +128,10 @@ def reply_schema(guide: TurnGuide | None, tools: list[dict[str, Any]]) -> dict[s
         fixed = guide.fixed.get(name, {}) if guide is not None else {}
         variants = guide.variants.get(name) if guide is not None else None
         named = guide.named.get(name) if guide is not None else None
-        for values in variants or (fixed,):  # one object per option a tool may start
-            options.append(_call_schema(name, parameters, {**fixed, **values}, named))
+        for index, values in enumerate(variants or (fixed,)):  # one object per option
+            own = named[index] if named and variants and index < len(named) else (
+                tuple({a for each in named for a in each}) if named else None)
+            options.append(_call_schema(name, parameters, {**fixed, **values}, own))
     if not options:
         return {"type": "object"}
     return options[0] if len(options) == 1 else {"anyOf": options}

@@ -219,8 +219,8 @@ def turn_guide(state: RunState) -> TurnGuide | None:
                           for a in tracker.fixed_arguments(flow.steps[node])}
                          for node in tracker.options_for(tool)] for tool in allowed}
     fixed = {tool: _common(values) for tool, values in per_option.items()}
-    named = {tool: tuple(sorted({a for node in tracker.options_for(tool)
-                                 for a in flow.steps[node].args})) for tool in allowed}
+    named = {tool: tuple(tuple(sorted(flow.steps[node].args))
+                         for node in tracker.options_for(tool)) for tool in allowed}
     if step.branch:  # options that start with one tool: what they share, and each one's
         variants = {tool: tuple(values) for tool, values in per_option.items()
                     if len(values) > 1}

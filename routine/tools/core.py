@@ -30,6 +30,7 @@ from typing import Any, Generic, TypeVar, get_type_hints
 
 import docstring_parser
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic.fields import FieldInfo
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
@@ -416,8 +417,17 @@ def tool_from_function(
             )
         default = ... if param.default is param.empty else param.default
         field_name = _field_name(pname, index, set(signature.parameters))
+        alias = None if field_name == pname else pname
+        if isinstance(default, FieldInfo):  # `amount: Decimal = Field(gt=0)` (pydantic's
+            # validate_call idiom): that field, its constraints kept, not a default value
+            extra = {"description": param_docs[pname]} if default.description is None \
+                and param_docs.get(pname) else {}
+            if alias is not None and default.alias is None:
+                extra["alias"] = alias
+            fields[field_name] = (annotation, FieldInfo.merge_field_infos(default, **extra))
+            continue
         fields[field_name] = (annotation, Field(default, description=param_docs.get(pname),
-                                                alias=None if field_name == pname else pname))
+                                                alias=alias))
     args_model, parameters = _checked_arguments_model(tool_name, fields)
     return Tool(
         name=tool_name,
