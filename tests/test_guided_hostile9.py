@@ -125,8 +125,8 @@ steps:
 
 def test_a_field_as_a_parameter_default_keeps_its_constraints():
     @tool
-    def refund(customer_id: int, amount: Decimal = Field(gt=0, le=10_000),
-               age: int = Field(30, ge=0, le=120)) -> str:
+    def refund(customer_id: int, amount: Decimal = Field(gt=0, le=10_000),  # noqa: B008
+               age: int = Field(30, ge=0, le=120)) -> str:  # noqa: B008
         """Refund money."""
         return f"{amount} {age}"
 
