@@ -39,7 +39,7 @@ from ..run.blocking import run_blocking
 from ..run.executor import Agent
 from ..run.inputs import coerce_inputs
 from ..run.settings import RunSettings
-from ..run.trace import RunTrace, TurnRecord, dump_traces
+from ..run.trace import RunTrace, TurnRecord, dump_traces, load_traces
 from ..spec.flow import Flow
 from ..spec.format import Routine, routine_json_schema
 from ..spec.loader import (
@@ -489,7 +489,8 @@ def _summary(trace: RunTrace) -> None:
                   soft_wrap=True)
     elif trace.outcome == "waiting":
         out.print(Text.assemble(("Waiting for you:", "bold yellow"), " ", shown(trace.answer),
-                                " (a conversation goes on: `routine chat`)"), soft_wrap=True)
+                                " (`routine chat ROUTINE --resume TRACES` goes on from a "
+                                "saved trace)"), soft_wrap=True)
     elif trace.outcome == "handed_off" and trace.handoff is not None:
         out.print(Text.assemble(("Handed off", "bold yellow"), " to ",
                                 shown(trace.handoff.routine),
@@ -811,18 +812,27 @@ def chat(
     trace_dir: TraceDirOption = None,
     model_cache: ModelCacheOption = None,
     adapter: AdapterOption = None,
+    resume: Annotated[Path | None, typer.Option(
+        "--resume", help="A traces.jsonl (or the folder that holds one): the last "
+        "conversation of this routine in it that waits for the user goes on.")] = None,
 ) -> None:
     """Talk to a routine: it asks for what it needs and waits for your yes before writing."""
     loaded, registry = _runnable(routine, tools, trace_dir)
     skipped: dict[str, Problem] = {}
     targets = _handoff_targets(loaded, registry, skipped)
     _warn_unreachable_handoffs(loaded, targets, skipped)
+    saved = _waiting_trace(resume, {loaded.routine.name, *targets}) if resume else None
     with _model(model, base_url, api_key, model_cache, settings.timeout_s, adapter) as client:
         agent = Agent(loaded, registry, client, settings)
         show = functools.partial(_show_turn, flow=Flow.of(loaded.routine))
-        with agent.conversation(routines=targets, on_turn=show) as conversation:
+        with agent.conversation(routines=targets, on_turn=show, trace=saved) as conversation:
             try:
-                text = message if message is not None else _read_line()
+                if saved is not None:  # where it stood: the question it waits on
+                    out.print(Text.assemble((f"{saved.routine or 'agent'}> ", "bold yellow"),
+                                            shown(saved.answer)), soft_wrap=True)
+                text = message if message is not None else _read_line(
+                    fresh=saved is not None and saved.waiting is not None
+                    and saved.waiting.kind == "confirmation")
                 while text is not None:
                     reply = conversation.send(text)
                     style = {"waiting": "yellow", "answered": "green"}.get(reply.status,
@@ -832,7 +842,7 @@ def chat(
                               soft_wrap=True)
                     if reply.status != "waiting":
                         break
-                    text = _read_line()
+                    text = _read_line(fresh=reply.waiting_for == "confirmation")
             finally:  # Ctrl-C ends the conversation: what was said so far is kept
                 traces = list(conversation.traces)
                 if trace_dir is not None and traces:
@@ -841,11 +851,34 @@ def chat(
         raise typer.Exit(1)
 
 
-def _read_line() -> str | None:
-    """The user's next message from the terminal (None at end of input)."""
+def _waiting_trace(path: Path, routines: set[str]) -> RunTrace:
+    """The last trace in ``path`` (a traces.jsonl, or a folder with one) of one of
+    ``routines`` that waits for the user; one clear error when there is none."""
+    file = path / "traces.jsonl" if path.is_dir() else path
+    if not file.is_file():
+        raise RoutineError(f"--resume {path}: no such traces file")
+    waiting = [t for t in load_traces(file) if t.outcome == "waiting" and t.routine in routines]
+    if not waiting:
+        raise RoutineError(f"--resume {file}: no conversation of {', '.join(sorted(routines))} "
+                           "waits for the user there (an answered or failed one does not go on)")
+    return waiting[-1]
+
+
+def _read_line(fresh: bool = False) -> str | None:
+    """The user's next message from the terminal (None at end of input). ``fresh``: what
+    was typed before the question was shown is dropped first (a multi-line paste must not
+    answer a confirmation nobody has seen yet: its "ok, go ahead" cancelled an order).
+    Bytes that are not UTF-8 are read as U+FFFD (one Latin-1 byte lost the whole trace)."""
+    if fresh and sys.stdin.isatty():
+        with contextlib.suppress(ImportError, OSError, ValueError):
+            import termios
+
+            termios.tcflush(sys.stdin, termios.TCIFLUSH)
     err.print("you> ", end="")
     line = sys.stdin.readline()
-    return line.strip() if line else None
+    if not line:
+        return None
+    return line.encode("utf-8", "surrogateescape").decode("utf-8", "replace").strip()
 
 
 dataset_app = typer.Typer(no_args_is_help=True, help="Gold datasets: build, check, count.")
@@ -1258,8 +1291,9 @@ def _routine_warnings() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _exit_on_sigterm() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so an embedded model server started by a command stops too
-    (the default handler kills the process before any ``finally`` runs)."""
+    """SIGTERM and SIGHUP (a closed terminal, a dropped ssh session) unwind like Ctrl-C, so
+    an embedded model server started by a command stops too and `routine chat` saves its
+    trace (the default handlers kill the process before any ``finally`` runs)."""
     import signal
     import threading
 
@@ -1270,11 +1304,13 @@ def _exit_on_sigterm() -> Iterator[None]:
     def stop(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    hangup = getattr(signal, "SIGHUP", None)  # (not on Windows)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, hangup) if sig}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _click_errors() -> tuple[tuple[type[BaseException], ...], ...]:

@@ -63,6 +63,9 @@ def blocking_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
+SETTLE_S = 10.0  # how long an interrupted blocking call waits for its run to unwind
+
+
 def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run ``coroutine`` on the process's blocking loop and wait for its result."""
     loop = blocking_loop()
@@ -89,9 +92,11 @@ def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
                 done.set_exception(t.exception())  # type: ignore[arg-type]
             else:
                 done.set_result(t.result())
+            settled.set()
 
         created.add_done_callback(finished)
 
+    settled = threading.Event()
     loop.call_soon_threadsafe(start)
     try:
         return done.result()
@@ -99,4 +104,7 @@ def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
         if not done.done():
             loop.call_soon_threadsafe(lambda: [t.cancel() for t in task])
             done.cancel()
+            # the run settles its trace as it unwinds (a conversation goes back to waiting
+            # or says what was cut short): wait for that, briefly, before the caller saves
+            settled.wait(SETTLE_S)
         raise

@@ -141,15 +141,28 @@ class Conversation:
         if fresh:
             state = self._state = self._begin(self.agent, message, self.inputs)
         assert state is not None
+        # the trace as it waited: a message interrupted before any call ran goes back to it
+        waited = None if fresh else state.trace.model_copy(deep=True)
+        ran = len(state.trace.tool_calls)
+        try:
+            return await self._message(state, message, fresh)
+        except asyncio.CancelledError:
+            now = self._state or state
+            if now.trace.outcome in ("running", "waiting"):  # (waiting: its reply was read)
+                made = [c for c in now.trace.tool_calls[ran:]
+                        if c.ok or c.error_kind in ("tool_error", "timeout", "tool_bug")]
+                if waited is not None and not made and not now.in_flight and now is state:
+                    self._back_to(state, waited)
+                else:
+                    self._cut_short(now)
+            raise
+
+    async def _message(self, state: RunState, message: str, fresh: bool) -> Reply:
         with telemetry.run_span(state, self.agent.model):  # one span per message
             if not fresh:
                 turns = len(state.trace.turns)
-                try:
-                    with telemetry.turn_span(state):
-                        result = await answer_pending(state, self.agent.model, message)
-                except asyncio.CancelledError:  # (a client gone) while the confirmed call ran
-                    self._cut_short(state)
-                    raise
+                with telemetry.turn_span(state):  # (cancelled: see _answer)
+                    result = await answer_pending(state, self.agent.model, message)
                 for turn in state.trace.turns[turns:]:  # the confirmed (or declined) call's
                     notify(self.on_turn, turn)
                 if not isinstance(result, NextTurn):
@@ -313,6 +326,14 @@ class Conversation:
         new.trace.said = list(said)
         new.before = [*state.before, *(c for c in state.trace.tool_calls if c.ok)]
         return new
+
+    def _back_to(self, state: RunState, waited: RunTrace) -> None:
+        """The message was interrupted (Ctrl-C, a client gone) before any call ran: the
+        conversation waits again as it did before it, so a saved copy resumes there and
+        the message can be sent again."""
+        index = next(i for i, t in enumerate(self.traces) if t is state.trace)
+        self.traces[index] = waited
+        self._state, self._resume = None, waited
 
     def _cut_short(self, state: RunState) -> None:
         """The message was cancelled while the call it confirmed ran: the trace says so
