@@ -116,7 +116,8 @@ def test_a_run_is_one_span_tree_with_genai_attributes(spans, hr_tools):
     failed_tool = children[turns[0].context.span_id][1]
     assert failed_tool.status.status_code == StatusCode.ERROR
     assert failed_tool.attributes["error.type"] == "tool_error"
-    assert "Nobody Atall" in failed_tool.status.description
+    # the error's text quotes the user's words ("Nobody Atall"): only with content capture
+    assert failed_tool.status.description is None
     tool = children[turns[2].context.span_id][1]
     t = tool.attributes
     assert t["gen_ai.operation.name"] == "execute_tool" and t["gen_ai.tool.name"] == \
@@ -138,7 +139,7 @@ def test_a_failed_run_and_a_failed_request_are_errors_on_their_spans(spans, hr_t
     finished, by_id, children = tree(spans)
     (root,) = children[None]
     assert root.status.status_code == StatusCode.ERROR
-    assert root.attributes["error.type"] == "endpoint" and "boom" in root.status.description
+    assert root.attributes["error.type"] == "endpoint" and root.status.description is None
     (turn,) = children[root.context.span_id]
     assert turn.status.status_code == StatusCode.ERROR
     (chat,) = children[turn.context.span_id]
@@ -342,3 +343,33 @@ def test_the_inputs_turn_is_a_turn_with_its_request(spans, hr_tools):
     assert turns[0].attributes["routine.turn.kind"] == "inputs" and len(turns) == 4
     (chat,) = children[turns[0].context.span_id]
     assert chat.name == "chat m" and "routine.step.id" not in chat.attributes
+
+
+def test_error_texts_go_on_spans_only_with_content_capture_and_a_confirmation_is_no_error(
+        spans, hr_tools, monkeypatch):
+    from routine import load_routine_text
+    from tests.shop import CANCEL, shop
+
+    run = [call("find_employee", name="Nobody Atall"), call("finish", answer="none")]
+    monkeypatch.setenv(telemetry.CAPTURE_ENV, "true")
+    leave_run(hr_tools, run, telemetry=True)
+    failed = next(s for s in spans.get_finished_spans() if s.name.startswith("execute_tool"))
+    assert "Nobody Atall" in failed.status.description  # asked for: the text is there
+    spans.clear()
+    monkeypatch.delenv(telemetry.CAPTURE_ENV)
+    leave_run(hr_tools, run, telemetry=True)
+    feedback = [s.attributes.get("routine.turn.feedback") for s in spans.get_finished_spans()]
+    assert feedback == [None] * len(feedback)  # before: the values read from the user
+    spans.clear()
+    model = ScriptedModel([json.dumps({"order_id": 7, "reason": "mistake"}),
+                           call("find_by_email", email="ana@example.com"),
+                           call("get_order", order_id=7), call("check_stock", product_id=11),
+                           call("check_stock", product_id=12),
+                           call("cancel_order", order_id=7, reason="mistake")])
+    agent = Agent(load_routine_text(CANCEL, "cancel.yaml"), [shop], model, telemetry=True)
+    with agent.conversation() as chat:
+        assert chat.send("cancel order 7, I'm ana@example.com, by mistake").status == "waiting"
+    waiting = next(s for s in spans.get_finished_spans()
+                   if s.name == "execute_tool cancel_order")
+    assert waiting.status.status_code != StatusCode.ERROR  # before: an error on dashboards
+    assert waiting.attributes["routine.call.awaiting"] == "confirmation"

@@ -169,12 +169,15 @@ def test_cli_writes_the_pages_of_a_trace_dir(hr_tools, tmp_path, capsys):
     assert (tmp_path / "v" / "run-002.html").is_file()
 
 
-def test_cli_says_which_line_is_not_a_trace(tmp_path, capsys):
+def test_cli_says_which_line_is_not_a_trace(tmp_path, capsys, caplog):
     bad = tmp_path / "traces.jsonl"
-    bad.write_text('{"run_id": "a"}\n{"turns": 3}\n')
-    assert main(["trace", "view", str(bad)]) == 1
-    said = capsys.readouterr().err
-    assert f"{bad}:2: not a run trace (run_id: Field required)" in " ".join(said.split())
+    bad.write_text('{"run_id": "a"}\n{"turns": 3}\n' + "[" * 5000 + "]" * 5000 + "\n")
+    # the runs that are there are shown (before: one bad line hid every run, and JSON
+    # nested deeply was a RecursionError); each bad line is named and left out
+    assert main(["trace", "view", str(bad)]) == 0
+    said = " ".join((capsys.readouterr().err + caplog.text).split())
+    assert f"{bad}:2: not a run trace (run_id: Field required)" in said
+    assert f"{bad}:3: not a run trace" in said and "1 run ->" in said
     assert main(["trace", "view", str(tmp_path / "missing")]) == 2
     assert "no such trace file" in capsys.readouterr().err
     bad.write_text("")
@@ -300,3 +303,14 @@ steps:
     _, page = write_views([trace], tmp_path, {"refund": loaded.routine})
     text = text_of(page)
     assert "(0 failed)" in text and "a call failed" not in text
+
+
+def test_bidi_overrides_and_controls_from_a_trace_are_written_out_in_the_page():
+    from routine.run.trace import RunTrace
+    from routine.run.viewer import render_run, run_view
+
+    trace = RunTrace(run_id="r", routine="pay", outcome="answered",
+                     answer="IBAN DE\u202e9876 paid\x1b[2J")
+    page = render_run(run_view(trace))
+    assert "\u202e" not in page and "\x1b" not in page  # before: the browser reversed it
+    assert "DE\\u202e9876" in page

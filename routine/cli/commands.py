@@ -475,6 +475,9 @@ def _show_turn(turn: TurnRecord, flow: Flow | None = None) -> None:
             result = result if len(result) <= 160 else result[:160] + "…"
             out.print(Text.assemble("▶ ", label, call_text, f"\n  → {shown(result)}"),
                       soft_wrap=True)
+        elif call.error_kind == "awaiting_confirmation":  # not a failure: it waits
+            out.print(Text.assemble("⏸ ", call_text, "\n  ",
+                                    ("waits for your yes", "yellow")), soft_wrap=True)
         else:
             out.print(Text.assemble("✗ ", call_text, "\n  ", (shown(call.error), "red")),
                       soft_wrap=True)

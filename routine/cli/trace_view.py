@@ -68,7 +68,7 @@ def view(
 ) -> None:
     """Write one self-contained HTML page per run, and an index of them."""
     source = _trace_file(trace)
-    traces = list(load_traces(source))
+    traces = list(load_traces(source, skip_bad=True))
     if not traces:
         raise click.BadParameter(f"{source}: no runs in this file", param_hint="TRACE")
     folder = out_dir or source.with_name(f"{source.stem}-view")

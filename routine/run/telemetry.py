@@ -212,10 +212,12 @@ class _Span:
         """Attributes known only at the end (overridden)."""
 
     def fail(self, kind: str | None, description: str | None) -> None:
+        """The span failed: its kind always; its text only with content capture on (a
+        tool's error or a failure quotes what the user said: an email, an account)."""
         from opentelemetry.trace import Status, StatusCode
 
         self.span.set_attribute("error.type", kind or "_OTHER")
-        self.span.set_status(Status(StatusCode.ERROR, description))
+        self.span.set_status(Status(StatusCode.ERROR, description if _capture() else None))
 
     def set(self, attributes: dict[str, Any]) -> None:
         self.span.set_attributes(_clean(attributes))
@@ -289,8 +291,9 @@ class _TurnSpan(_Span):
         if not records:
             return
         self.set({"routine.turn.kind": records[-1].kind,
-                  "routine.turn.kinds": [r.kind for r in records],
-                  "routine.turn.feedback": records[-1].feedback})
+                  "routine.turn.kinds": [r.kind for r in records]})
+        if _capture():  # (the values read from the user's words, an error's text)
+            self.set({"routine.turn.feedback": records[-1].feedback})
         if records[-1].kind == "failed":
             trace = self.state.trace
             self.fail(trace.failure_kind or "failed", records[-1].feedback or trace.failure)
@@ -359,7 +362,9 @@ class _ToolSpan(_Span):
         self.set({"routine.step.id": record.step_id, "routine.memory_key": record.memory_key})
         if _capture() and record.ok:
             self.set({"gen_ai.tool.call.result": record.result_text})
-        if not record.ok:
+        if record.error_kind == "awaiting_confirmation":  # not a failure: it waits for a yes
+            self.set({"routine.call.awaiting": "confirmation"})
+        elif not record.ok:
             self.fail(record.error_kind, record.error)
         return record
 

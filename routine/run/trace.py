@@ -286,12 +286,27 @@ def _torn(raw: bytes) -> str | None:
         json.loads(text)
     except json.JSONDecodeError as exc:
         return "cut mid-JSON" if exc.pos >= len(text.rstrip()) else None
+    except RecursionError:  # nested past Python's limit: whole, but no trace (said later)
+        return None
     return None
 
 
-def load_traces(path: str | Path) -> Iterator[RunTrace]:
+def load_traces(path: str | Path, skip_bad: bool = False) -> Iterator[RunTrace]:
     """Read the traces of a JSONL file (a torn last line, from a killed writer, is skipped).
-    A line that is not a trace raises :class:`RoutineError` naming the file and line."""
+    A line that is not a trace raises :class:`RoutineError` naming the file and line; with
+    ``skip_bad`` (the trace viewer: one bad line must not hide every run) it is left out
+    with a warning saying the same."""
+    for item in _read_traces(path):
+        if isinstance(item, RunTrace):
+            yield item
+        elif skip_bad:
+            _log.warning(f"{item}: left out")
+        else:
+            raise RoutineError(item)
+
+
+def _read_traces(path: str | Path) -> Iterator[RunTrace | str]:
+    """Each trace of the file, or for a line that is not one, why (file:line: ...)."""
     with Path(path).open("rb") as fh:
         for number, raw in enumerate(fh, 1):
             if not raw.strip():
@@ -304,16 +319,20 @@ def load_traces(path: str | Path) -> Iterator[RunTrace]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise RoutineError(f"{path}:{number}: not UTF-8 text ({exc.reason} at byte "
-                                   f"{exc.start}); expected the JSONL `routine run "
-                                   "--trace-dir` writes") from None
+                yield (f"{path}:{number}: not UTF-8 text ({exc.reason} at byte "
+                       f"{exc.start}); expected the JSONL `routine run --trace-dir` writes")
+                continue
             try:
                 trace = _ADAPTER.validate_json(line)
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(map(str, first["loc"]))
-                raise RoutineError(f"{path}:{number}: not a run trace ({where + ': ' if where else ''}"
-                                   f"{first['msg']}); expected one RunTrace "
-                                   "JSON object per line, as `routine run --trace-dir` writes "
-                                   "it") from None
+                yield (f"{path}:{number}: not a run trace ({where + ': ' if where else ''}"
+                       f"{first['msg']}); expected one RunTrace JSON object per line, as "
+                       "`routine run --trace-dir` writes it")
+                continue
+            except (RecursionError, ValueError) as exc:  # JSON nested past any trace's depth
+                yield (f"{path}:{number}: not a run trace ({type(exc).__name__}: "
+                       f"{str(exc)[:100]}); expected one RunTrace JSON object per line")
+                continue
             yield trace
