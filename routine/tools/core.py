@@ -694,7 +694,12 @@ class ToolRegistry:
         if new.name == FINISH_TOOL:
             raise ToolDefinitionError(f"{FINISH_TOOL!r} is reserved for the routine's answer step")
         if new.name in self._tools and self._tools[new.name] is not new:
-            raise ToolDefinitionError(f"two tools are named {new.name!r}")
+            known = self._tools[new.name]
+            where = " and ".join(f"toolset {t.toolset!r}" if t.toolset else "a plain tool"
+                                 for t in (known, new))
+            raise ToolDefinitionError(f"two tools are named {new.name!r} ({where}): a routine "
+                                      "could not tell which one a step calls; rename one "
+                                      "(Tool(name=...), a wrapper) or leave a toolset out")
         self._tools[new.name] = new
 
     def get(self, name: str) -> Tool | None:

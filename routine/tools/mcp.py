@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the MCP SDK is imported only when a server is actually used
 __all__ = ["McpServer", "mcp_toolset", "mcp_toolset_async", "McpToolError", "LIST_TIMEOUT_S"]
 
 LIST_TIMEOUT_S = 30.0  # starting a server and listing its tools: a silent one fails after this
+MAX_PAGES = 100  # pages of a tool list followed (a server whose cursor never ends)
 
 
 class McpServer(BaseModel):
@@ -48,7 +49,8 @@ class McpServer(BaseModel):
 
     command: str = Field(description="Executable to start, e.g. 'python'.")
     args: list[str] = Field(default_factory=list, description="Its arguments.")
-    env: dict[str, str] | None = Field(None, description="Extra environment variables.")
+    env: dict[str, str] | None = Field(None, description="Extra environment variables (on "
+                                       "top of this process's own, which it inherits).")
     name: str | None = Field(None, description="Toolset name (default: the command).")
 
 
@@ -66,7 +68,12 @@ def _params(server: McpServer, cwd: str | Path | None = None,
     if status_file is not None:  # the launcher by its path: it needs only the standard library
         command, args = sys.executable, [str(Path(__file__).with_name("mcp_launch.py")),
                                          str(status_file), server.command, *args]
-    return StdioServerParameters(command=command, args=args, env=server.env, cwd=cwd)
+    # the process's environment and the extra variables (the SDK alone passes only PATH,
+    # HOME and a few more: a CRM_API_TOKEN exported in the shell never reached the server);
+    # bytes that are not UTF-8 on its stdout are replaced, not a 30 s hang
+    env = {**os.environ, **(server.env or {})}
+    return StdioServerParameters(command=command, args=args, env=env, cwd=cwd,
+                                 encoding_error_handler="replace")
 
 
 def _errlog() -> Any:
@@ -203,7 +210,8 @@ def _result_value(result: mcp_types.CallToolResult) -> Any:
     if result.is_error:
         details = (json.dumps(result.structured_content, ensure_ascii=False)
                    if result.structured_content is not None else "")
-        raise McpToolError("\n".join(filter(None, (text, details)))
+        # the structured details first: a long error text is cut from its end for the model
+        raise McpToolError("\n".join(filter(None, (details, text)))
                            or "the MCP tool reported an error")
     if result.structured_content is not None:
         return result.structured_content
@@ -279,17 +287,24 @@ async def mcp_toolset_async(server: McpServer, cwd: str | Path | None = None,
                             timeout_s: float = LIST_TIMEOUT_S) -> Toolset:
     """List the server's tools and wrap them (see :func:`mcp_toolset`)."""
     import anyio
+    from mcp.types import PaginatedRequestParams
 
     name = server.name or f"mcp:{_describe(server)}".strip()
     async with _session(server, cwd, timeout_s) as session:
         try:
             with anyio.fail_after(timeout_s):
                 listed = await session.list_tools()
+                tools, pages = list(listed.tools), 1
+                while listed.next_cursor and pages < MAX_PAGES:  # a server that pages its list
+                    listed = await session.list_tools(params=PaginatedRequestParams(
+                        cursor=listed.next_cursor))
+                    tools += listed.tools
+                    pages += 1
         except TimeoutError:
             raise RuntimeError(f"MCP server `{_describe(server)}` did not list its tools "
                                  f"within {timeout_s:g} s") from None
     toolset = Toolset(name, setup=lambda: _session(server, cwd, timeout_s))
-    for info in listed.tools:
+    for info in tools:
         toolset.add(_make_tool(info, name))
     return toolset
 

@@ -1,0 +1,53 @@
+"""Ninth hostile round, a platform engineer's MCP servers: a paged tool list is read
+whole, the server inherits the environment, an error result's structured details survive
+the cut of a long error text, and two tools of one name say which toolsets they are in."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+pytest.importorskip("mcp")
+
+from routine import Agent, ToolRegistry, Toolset, tool  # noqa: E402
+from routine.errors import ToolDefinitionError  # noqa: E402
+from routine.models.testing import ScriptedModel, call  # noqa: E402
+from routine.tools.mcp import McpServer, mcp_toolset  # noqa: E402
+
+from .conftest import ROOT  # noqa: E402
+
+SERVER = McpServer(command=sys.executable, name="paged",
+                   args=[str(ROOT / "tests" / "servers" / "paged_mcp.py")])
+
+
+def test_a_paged_tool_list_is_read_whole_and_the_server_inherits_the_environment(
+        monkeypatch):
+    monkeypatch.setenv("PAGED_MCP_TOKEN", "s3cret")  # exported in the shell, as users do
+    toolset = mcp_toolset(SERVER)
+    assert len(toolset.tools) == 9  # before: the first page, 3 tools, without a word
+    model = ScriptedModel([call("whose_token"), call("deadlock"), call("finish", answer="x")])
+    trace = Agent(None, ToolRegistry(toolset), model).run("go")
+    # before: the SDK passed PATH, HOME and a few more only; env was no "extra"
+    assert trace.tool_calls[0].result == "s3cret"
+    error = trace.tool_calls[1].error or ""
+    # before: the details came after 4.9 KB of text and were cut off with its end
+    assert '{"code": "DEADLOCK", "retryable": true}' in error[:200]
+
+
+def test_two_tools_of_one_name_say_which_toolsets_they_are_in():
+    first, second = Toolset("crm"), Toolset("ticketing")
+
+    @first.tool
+    def create_ticket(subject: str) -> str:
+        """Open a CRM ticket."""
+        return "crm"
+
+    @tool(name="create_ticket")
+    def other(subject: str) -> str:
+        """Open a helpdesk ticket."""
+        return "helpdesk"
+
+    second.add(other)
+    with pytest.raises(ToolDefinitionError, match=r"\(toolset 'crm' and toolset 'ticketing'\)"):
+        ToolRegistry(first, second)
