@@ -5,8 +5,10 @@ the cut of a long error text, and two tools of one name say which toolsets they 
 from __future__ import annotations
 
 import sys
+from typing import Literal
 
 import pytest
+from pydantic import BaseModel
 
 pytest.importorskip("mcp")
 
@@ -51,3 +53,33 @@ def test_two_tools_of_one_name_say_which_toolsets_they_are_in():
     second.add(other)
     with pytest.raises(ToolDefinitionError, match=r"\(toolset 'crm' and toolset 'ticketing'\)"):
         ToolRegistry(first, second)
+
+
+class Address(BaseModel):
+    city: str
+    country: Literal["DE", "FR", "US"]
+
+
+def test_a_literal_beside_a_reference_in_a_mapping_is_checked_against_its_enum():
+    from routine import load_routine_text
+    from routine.errors import SpecError
+
+    @tool
+    def update_address(customer: int, address: Address) -> str:
+        """Update an address."""
+        return "ok"
+
+    text = """
+name: move
+description: Move a customer.
+inputs: {city: {type: string, description: the city}}
+steps:
+  - {id: move, name: Move, description: Move., tool: update_address,
+     args: {customer: 1, address: {city: "${inputs.city}", country: UK}}}
+  - {id: done, name: Done, description: Done., finish: true}
+"""
+    # before: valid, and every run failed as the model's mistakes (it cannot change UK)
+    with pytest.raises(SpecError, match=r"move.yaml:7:\d+: error: literal 'UK' is not an "
+                                        "allowed value"):
+        Agent(load_routine_text(text, "move.yaml"), ToolRegistry(update_address),
+              ScriptedModel([]))

@@ -869,6 +869,13 @@ def _enum_misses(value: Any, schema: dict[str, Any], root: dict[str, Any],
             return []
         return [miss for n, item in enumerate(value)
                 for miss in _enum_misses(item, arrays[0]["items"], root, (*path, n))]
+    if isinstance(value, dict):  # a mapping's literal leaves, beside references in it
+        objects = [a for a in open_ if isinstance(a.get("properties"), dict)]
+        if len(objects) != 1:
+            return []
+        props = objects[0]["properties"]
+        return [miss for key, item in value.items() if isinstance(props.get(key), dict)
+                for miss in _enum_misses(item, props[key], root, (*path, key))]
     allowed = [v for a in closed for v in (a["enum"] if "enum" in a else [a["const"]])]
     literal = {_literal_type(value)}
     if not allowed or value in allowed or any(
@@ -942,8 +949,8 @@ def _literal_error(tool: Tool, arg: str, value: Any) -> str:
             checker = jsonschema.Draft202012Validator(tool.parameters)
             errors = [(tuple(e.path), e.message) for e in checker.iter_errors({arg: value})
                       if list(e.path)[:1] == [arg]]
-        except jsonschema.exceptions.SchemaError:  # the server's own schema is broken
-            errors = []
+        except Exception:  # noqa: BLE001 - the server's own schema is broken (a dangling
+            errors = []  # $ref: jsonschema's referencing error): not this routine's problem
     if not errors:
         return ""
     where, message = min(errors, key=lambda e: len(e[0]))
