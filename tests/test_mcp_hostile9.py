@@ -83,3 +83,14 @@ steps:
                                         "allowed value"):
         Agent(load_routine_text(text, "move.yaml"), ToolRegistry(update_address),
               ScriptedModel([]))
+
+
+def test_a_server_s_own_start_timeout_holds(tmp_path):
+    import time
+
+    silent = McpServer(command=sys.executable, args=["-c", "import time; time.sleep(20)"],
+                       name="silent", timeout_s=0.5)  # before: unknown key in routine.toml
+    started = time.perf_counter()
+    with pytest.raises(Exception, match=r"0\.5 s"):
+        mcp_toolset(silent)
+    assert time.perf_counter() - started < 10

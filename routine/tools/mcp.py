@@ -52,6 +52,8 @@ class McpServer(BaseModel):
     env: dict[str, str] | None = Field(None, description="Extra environment variables (on "
                                        "top of this process's own, which it inherits).")
     name: str | None = Field(None, description="Toolset name (default: the command).")
+    timeout_s: float | None = Field(None, gt=0, description="How long starting it and listing "
+                                    f"its tools may take (default {LIST_TIMEOUT_S:g} s).")
 
 
 class McpToolError(RuntimeError):
@@ -288,6 +290,9 @@ async def mcp_toolset_async(server: McpServer, cwd: str | Path | None = None,
     """List the server's tools and wrap them (see :func:`mcp_toolset`)."""
     import anyio
     from mcp.types import PaginatedRequestParams
+
+    if server.timeout_s is not None and timeout_s == LIST_TIMEOUT_S:  # the server's own
+        timeout_s = server.timeout_s
 
     name = server.name or f"mcp:{_describe(server)}".strip()
     async with _session(server, cwd, timeout_s) as session:
