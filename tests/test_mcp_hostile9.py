@@ -94,3 +94,31 @@ def test_a_server_s_own_start_timeout_holds(tmp_path):
     with pytest.raises(Exception, match=r"0\.5 s"):
         mcp_toolset(silent)
     assert time.perf_counter() - started < 10
+
+
+def test_after_a_tool_times_out_the_model_may_say_so_at_once():
+    import time as clock
+
+    from routine import load_routine_text
+
+    @tool
+    def slow_sync(order: int) -> str:
+        """Sync an order with the warehouse."""
+        clock.sleep(2)
+        return "synced"
+
+    text = """
+name: sync
+description: Sync an order.
+inputs: {order: {type: integer, description: the order}}
+steps:
+  - {id: sync, name: Sync, description: Sync it., tool: slow_sync, args: {order: "${inputs.order}"}}
+  - {id: done, name: Done, description: Done., finish: true}
+"""
+    said = "I could not tell whether the sync went through."
+    model = ScriptedModel([call("slow_sync", order=7), said])
+    trace = Agent(load_routine_text(text, "sync.yaml"), ToolRegistry(slow_sync), model,
+                  tool_timeout_s=0.2).run("sync order 7", {"order": 7})
+    # before: refused ("call slow_sync"), then the repeat was refused as not sent twice
+    assert (trace.outcome, trace.answer) == ("answered", said)
+    assert "Do not repeat it; tell the user" in trace.tool_calls[0].error

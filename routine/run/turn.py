@@ -331,14 +331,15 @@ def _may_answer(state: RunState) -> bool:
     """Whether an answer ends the run now: at the routine's end (or with no routine), or,
     where ``finish`` is not offered, the compact style's way of finishing after a failure
     (told once to call a tool, the model answers again right after a tool error; told to
-    tell the user after a refusal or a refused repeat of a call that timed out, at once)."""
+    tell the user after a refusal, a timeout or a refused repeat of a call that timed out,
+    at once: it may not send the call again, so telling it to was a contradiction)."""
     tracker = state.tracker
     if tracker is None or tracker.finished or FINISH_TOOL in tracker.expected_tools():
         return True
     calls, turns = state.trace.tool_calls, state.trace.turns
     told_once = bool(turns) and turns[-1].kind == "retry" and not turns[-1].calls
     return bool(calls) and not state.offers_finish() and _gave_way(calls[-1]) and (
-        calls[-1].error_kind in ("denied", "repeated") or told_once)
+        calls[-1].error_kind in ("denied", "repeated", "timeout") or told_once)
 
 
 def _cut_off(state: RunState, finish_reason: str | None) -> str:
@@ -620,7 +621,7 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
     except TimeoutError:
         outcome = {"error": f"{call.name} did not finish within "
                    f"{state.settings.tool_timeout_s:g} s (it may still finish: whether it did "
-                   "its work is unknown)", "error_kind": "timeout"}
+                   f"its work is unknown). {_UNKNOWN_OUTCOME}", "error_kind": "timeout"}
     except ToolsetStopped as exc:  # every later call would fail too: the run ends
         outcome = {"error": str(exc), "error_kind": "tool_error"}
         state.fatal = Failed(str(exc), "toolset")
