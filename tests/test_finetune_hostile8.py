@@ -113,3 +113,10 @@ def test_a_relative_base_folder_that_is_not_there_is_named_as_such():
 
     with pytest.raises(RoutineError, match="no such folder here"):  # before: a hub error
         load_base("./models/qwen", None)
+
+
+def test_a_calls_arguments_keep_their_characters_in_the_history():
+    from routine.models.messages import ToolCall
+
+    call = ToolCall.of("c1", "find_customer", {"name": "Müller 🌧"})
+    assert call.function.arguments == '{"name": "Müller 🌧"}'  # before: \\u00fc, \\ud83c

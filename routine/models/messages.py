@@ -62,7 +62,10 @@ class ToolCall(_Record):
 
     @classmethod
     def of(cls, call_id: str, name: str, arguments: dict[str, Any]) -> ToolCall:
-        return cls(id=call_id, function=FunctionCall(name=name, arguments=json.dumps(arguments)))
+        # the characters as written ("Müller", not "M\u00fcller": a model copies what its
+        # own history shows, and a trained reply taught the escapes)
+        return cls(id=call_id, function=FunctionCall(
+            name=name, arguments=json.dumps(arguments, ensure_ascii=False)))
 
 
 class SystemMessage(_Record):
