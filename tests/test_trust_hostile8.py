@@ -266,3 +266,17 @@ def test_int_and_float_filters_refuse_text_that_is_not_a_number():
         value("inputs.s | int", s="abc")  # before: 0, and a claim of 0 was filed
     assert value("inputs.s | int(default=5)", s="abc") == 5 and value("'7' | int") == 7
     assert "fails in every run" in static_problem("'x' | float")
+
+
+@pytest.mark.parametrize("value, text, read", [
+    ("2023-10-01", "Please request annual leave for Kofi Dubois.", False),  # invented
+    ("The order number is not on their account.", "it's order 40134", False),  # one word
+    ("2026-06-22", "from the 22nd of June", True), ("2026-06-22", "from tomorrow", True),
+    ("ordered it by mistake", "Order 7, I ordered it by mistake", True),
+    (40236, "where is #40236?", True), (3, "three days, please", True),
+    (7, "cancel my order", False), ("camila.engel@example.net", "I'm camila.engel@example.net", True),
+])
+def test_a_value_read_from_the_users_words_must_be_in_them(value, text, read):
+    from routine.run.inputs import grounded
+
+    assert grounded(value, text) is read

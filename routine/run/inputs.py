@@ -178,11 +178,13 @@ def _digits(text: str) -> set[str]:
 def grounded(value: Any, text: str) -> bool:
     """Whether a value read from ``text`` has anything in it to be read from. A small model
     asked for a date the request does not give writes one anyway ("2023-10-01" for "Please
-    request annual leave for Kofi Dubois"): such a value is not stated, and the routine
-    asks for it. A number needs one of its digit runs in the text, or a number word; a
-    date or time, a digit run or a date or number word ("from tomorrow", "on the
-    twenty-second"); other text, one of its words (or a digit run). Booleans, and values
-    with neither digits nor words, are taken as read."""
+    request annual leave for Kofi Dubois"), or a reason no one gave ("The order number is
+    not on their account." for "it's order 40134"): such a value is not stated, and the
+    routine asks for it or takes its default. A number needs one of its digit runs in the
+    text, or a number word; a date or time, a digit run or a date or number word ("from
+    tomorrow", "on the twenty-second"); other text, at least half of its words (as the
+    end-state check reads free text) and, if it has digits, one of them. Booleans, and
+    values with neither digits nor words, are taken as read."""
     if isinstance(value, bool) or value is None:
         return True
     if isinstance(value, (list, dict)):
@@ -190,13 +192,16 @@ def grounded(value: Any, text: str) -> bool:
         return all(grounded(part, text) for part in parts)
     written = format(value, "f") if isinstance(value, Decimal) else str(value)
     digits, words = _digits(written), _words(written)
-    if digits & _digits(text) or words & _words(text):
-        return True
+    said_digits = bool(digits & _digits(text))
     if isinstance(value, (int, float, Decimal)):
-        return bool(_NUMBER_WORDS.search(text))
+        return said_digits or bool(_NUMBER_WORDS.search(text))
     if _DATE_LIKE.search(written):
-        return bool(_DATE_WORDS.search(text) or _NUMBER_WORDS.search(text))
-    return not digits and not words
+        return said_digits or bool(_DATE_WORDS.search(text) or _NUMBER_WORDS.search(text))
+    if not digits and not words:
+        return True
+    words_ok = 2 * len(words & _words(text)) >= len(words)
+    digits_ok = not digits or said_digits or bool(_NUMBER_WORDS.search(text))
+    return words_ok and digits_ok
 
 
 def _scalar(text: str) -> Any:
