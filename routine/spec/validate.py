@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import re
 from datetime import date, time
 from typing import Any
@@ -585,7 +586,10 @@ class _Checker:
                          f"{path[-1]!r} of {owner} takes "
                          f"{'/'.join(sorted(accepted))}", "/".join(sorted(accepted)))
         if param is not None:
-            for where, item, allowed in _enum_misses(value, param, root or {}, path):
+            # (into mappings only beside a reference: a mapping of literals alone gets the
+            # tool's own check, with its finer messages)
+            maps = "${" in json.dumps(value, default=str)
+            for where, item, allowed in _enum_misses(value, param, root or {}, path, maps):
                 self.add(where, f"literal {item!r} is not an allowed value",
                          "one of " + ", ".join(repr(v) for v in allowed))
         for ref in refs:
@@ -854,7 +858,8 @@ class _Checker:
 
 
 def _enum_misses(value: Any, schema: dict[str, Any], root: dict[str, Any],
-                 path: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], Any, list[Any]]]:
+                 path: tuple[Any, ...], maps: bool = True
+                 ) -> list[tuple[tuple[Any, ...], Any, list[Any]]]:
     """Literals outside the values a schema allows, with their paths: through ``anyOf`` /
     ``oneOf`` (``Optional[Literal[...]]``) and into a list's items (``list[Literal[...]]``).
     A literal of another type is left to the type check."""
@@ -868,8 +873,8 @@ def _enum_misses(value: Any, schema: dict[str, Any], root: dict[str, Any],
         if len(arrays) != 1:
             return []
         return [miss for n, item in enumerate(value)
-                for miss in _enum_misses(item, arrays[0]["items"], root, (*path, n))]
-    if isinstance(value, dict):  # a mapping's literal leaves, beside references in it
+                for miss in _enum_misses(item, arrays[0]["items"], root, (*path, n), maps)]
+    if isinstance(value, dict) and maps:  # a mapping's literal leaves, beside references
         objects = [a for a in open_ if isinstance(a.get("properties"), dict)]
         if len(objects) != 1:
             return []
