@@ -11,8 +11,6 @@ import pytest
 from routine import Agent, RunContext, Toolset, load_routine_text
 from routine.models.testing import ScriptedModel, call
 
-from .test_run_hostile5 import TRANSFER, cards
-
 
 @contextlib.contextmanager
 def _ledger():
@@ -69,7 +67,6 @@ def test_the_arguments_a_confirmation_names_are_not_listed_again():
     with agent.conversation(inputs={"to_account": "2", "amount": 100}) as chat:
         assert chat.send("Send 100 EUR to account 2").text == \
             "Send 100 EUR from Ana Lima's account to account 2?"
-    assert TRANSFER and cards  # the fifth round's case stays covered there
 
 
 # ------------------------------------------------ a refused write: the executor says so

@@ -79,6 +79,9 @@ class Agent:
             routine = LoadedRoutine(routine, SourceMap(f"<routine {routine.name}>"))
         self.routine = routine.routine if routine is not None else None
         self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(*tools)
+        # (read once: the tools' parameters a null from an earlier step may not reach)
+        self._null_refused = params_refusing_null(self.routine, self.tools) \
+            if self.routine is not None else {}
         #: ``routine validate``'s warnings on this routine (each also a RoutineWarning)
         self.warnings: list[Problem] = []
         if routine is not None and validate:
@@ -132,7 +135,7 @@ class Agent:
         tracker = None
         if routine is not None:
             tracker = StepTracker(routine, inputs, use_defaults=query is None,
-                                  null_refused=params_refusing_null(routine, self.tools))
+                                  null_refused=self._null_refused)
         return RunState(
             trace=trace, routine=routine, tracker=tracker,
             registry=self.tools, allowed=allowed, tool_specs=self.planner.tool_specs(offered),
