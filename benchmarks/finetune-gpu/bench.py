@@ -34,8 +34,8 @@ from routine.finetune.train import FinetuneConfig, finetune
 CONFIGS: dict[str, dict[str, Any]] = {
     "reference": {"batch_size": 4, "gradient_checkpointing": True},
     "no-checkpointing-b2": {"batch_size": 2, "gradient_checkpointing": False},
-    "no-checkpointing-b4": {"batch_size": 4, "gradient_checkpointing": False},
     "checkpointing-b8": {"batch_size": 8, "gradient_checkpointing": True},
+    "no-checkpointing-b4": {"batch_size": 4, "gradient_checkpointing": False},  # may not fit
 }
 WORDS = ("order customer refund ticket shipment status policy leave request approve "
          "manager invoice return credit address product stock date amount reason").split()
@@ -99,9 +99,6 @@ def run(name: str, shape: str, seq: int, steps: int, data: Path, out: Path,
     tokens_per_s = (last_n - first_n) / (last_t - first_t) if last_t > first_t else 0.0
     flops = 6 * result.parameters * tokens_per_s
     memory = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
     return {"config": name, **CONFIGS[name], "seq": seq, "steps": result.steps,
             "timed_steps": len(timer.marks) - 1, "parameters": result.parameters,
             "tokens_per_s": round(tokens_per_s, 1),
@@ -118,6 +115,8 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=790.0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    import torch
+
     args.out.mkdir(parents=True, exist_ok=True)
     biggest = max(CONFIGS[c]["batch_size"] for c in args.configs.split(","))
     examples, _ = rows(biggest * args.steps, args.seq)
@@ -129,6 +128,10 @@ def main() -> None:
                                args.peak_tflops))
         except Exception as error:  # out of memory, say: the other configs still run
             results.append({"config": name, "error": f"{type(error).__name__}: {error}"[:300]})
+        finally:  # a failed configuration's memory too, before the next one builds its model
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
         print(json.dumps(results[-1]), flush=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     lines = [f"LoRA r=8 SFT, {args.shape}, seq {args.seq}, {args.steps} steps per config "
