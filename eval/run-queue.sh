@@ -5,8 +5,8 @@
 # (its own `routine eval` into the item's folder), then one --report-only pass pairs them.
 #   eval/run-queue.sh                    # all
 #   ITEMS="guided-retail-0.5b" eval/run-queue.sh
-#   ITEMS="hr-1.5b conv-hr-0.5b conv-retail-0.5b conv-retail-1.5b conv-hr-1.5b drafts-0.5b"
-#     eval/run-queue.sh                  # what is left of issues 12, 14 and 15, in order
+#   ITEMS="routed-retail-0.5b routed-hr-0.5b routing-llm-0.5b routing-llm-1.5b drafts-0.5b
+#     drafts-1.5b" eval/run-queue.sh     # what is left of issue 15, in order
 # To keep working on the code meanwhile, run it from a frozen worktree (what it measures
 # must not change under it), with the outputs linked back:
 #   git worktree add ../queue COMMIT && cd ../queue && rm -r eval/results &&
@@ -43,6 +43,14 @@ for item in ${ITEMS:-guided-hr-0.5b guided-retail-1.5b guided-hr-1.5b hr-1.5b}; 
     schedules-0.5b) "$here/finetune/run-schedules-0.5b.sh" ;;  # issue 10
     conv-*) ITEMS="${item#conv-}" "$here/eval/run-conversations.sh" ;;  # issue 14: conv-hr-0.5b
     drafts-*) SIZES="${item#drafts-}" "$here/eval/run-drafts.sh" ;;     # issue 15: drafts-0.5b
+    routed-*)  # issue 15: the paper's retrieval condition against the given routine
+      domain=${item#routed-}; domain=${domain%-*}; size=${item##*-}; tasks=0
+      [ "$domain" = hr ] && tasks=40
+      routine eval "eval/datasets/$domain" --out "eval/results/$domain-routed-$size" \
+        --protocols task --conditions nl+track,nl+track+routed --tasks "$tasks" \
+        --no-shuffle-tools --model "qwen2.5-coder-$size" ;;             # routed-retail-0.5b
+    routing-llm-*) routine route-eval eval/datasets/hr eval/datasets/retail --routers llm \
+      --model "qwen2.5-coder-${item#routing-llm-}" --out "eval/results/$item" ;;  # issue 15
     *) echo "unknown item $item" >&2; exit 2 ;;
   esac
 done
