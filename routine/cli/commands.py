@@ -579,9 +579,10 @@ def run(
         if query is not None:
             raise click.BadParameter("with --library the router picks the routine: give only "
                                      "the request", param_hint="ROUTINE")
+        _parse_inputs(input_ or [])  # NAME=VALUE now; the names once a routine is chosen
         return _run_routed(library, route.request_text(routine), settings, examples, router,
                            none_below, model, base_url, api_key, tools, trace_dir, model_cache,
-                           adapter, as_json, approve)
+                           adapter, as_json, approve, input_ or [])
     if routine is None:
         raise click.MissingParameter("name a routine, or give --library DIR to let a router "
                                      "pick one", ctx=ctx,
@@ -612,9 +613,11 @@ def _run_routed(folders: list[Path], query: str, settings: RunSettings,
                 examples: list[Path] | None, kind: str | None, none_below: float | None,
                 model: str | None, base_url: str | None, api_key: str | None,
                 tools: list[str] | None, trace_dir: Path | None, model_cache: Path | None,
-                adapter: Path | None, as_json: bool, approve: str | None) -> None:
+                adapter: Path | None, as_json: bool, approve: str | None,
+                pairs: list[str] | None = None) -> None:
     """``routine run --library``: route the request, then run the routine (or answer with
-    what the library can do). A retrieval router decides before any model starts."""
+    what the library can do). A retrieval router decides before any model starts.
+    ``pairs``: the ``--input`` values, checked against the routine the router chose."""
     if trace_dir is not None:
         _writable(trace_dir)
     kind = route.router_kind(kind)
@@ -628,7 +631,10 @@ def _run_routed(folders: list[Path], query: str, settings: RunSettings,
         if not as_json:
             out.print(route.decision_text(decision), soft_wrap=True, highlight=False)
         agent = None
+        inputs: dict[str, Any] = {}
         if decision.kind == "routine":
+            if pairs:  # before the model starts: a name the chosen routine lacks is an error
+                inputs = _parse_inputs(pairs, library[decision.routine].routine)
             client = client or stack.enter_context(models)
             agent = RoutedAgent(chooser, client, route.tools_for(tools), settings,
                                 approver=_approver(approve)).agent(decision)
@@ -637,7 +643,7 @@ def _run_routed(folders: list[Path], query: str, settings: RunSettings,
         else:
             flow = Flow.of(agent.routine) if agent.routine else None
             with _stdout_for(as_json):
-                trace = agent.run(query, on_turn=None if as_json else
+                trace = agent.run(query, inputs or None, on_turn=None if as_json else
                                   functools.partial(_show_turn, flow=flow))
     if trace_dir is not None:
         dump_traces([trace], trace_dir / "traces.jsonl")

@@ -247,6 +247,14 @@ class DraftJob:
         if len(todo) < len(files):
             err.print(f"[dim]{len(files) - len(todo)} draft(s) already in {self.record}: "
                       "skipped[/dim]")
+        same: dict[str, list[Path]] = {}
+        for file in todo:  # two drafts of one name would write one file, the second silently
+            same.setdefault(self._name(file), []).append(file)
+        clash = {n: fs for n, fs in same.items() if len(fs) > 1}
+        if clash:
+            raise click.BadParameter("drafts that would be one routine: " + "; ".join(
+                f"{', '.join(f.name for f in fs)} -> {n}" for n, fs in clash.items())
+                + " (rename one)", param_hint="SOURCE")
         taken = [t for f in todo if (t := _target(self.out_path, self.folder_out,
                                                     self._name(f))) and t.exists()]
         if taken and not self.force:  # a routine written by hand, replaced without a word

@@ -47,6 +47,12 @@ def routine_data(text: str) -> dict[str, Any]:
     fenced = _FENCE.findall(text)
     body = fenced[0] if fenced else text.strip()
     try:
+        # aliases first, from the event stream (no value is built): a reply of a few hundred
+        # bytes whose aliases name aliases expands to gigabytes in safe_load
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(body,
+                                                                          yaml.SafeLoader)):
+            raise CallParseError("the reply uses YAML aliases (*name): write the routine out "
+                                 "without anchors and aliases")
         data = yaml.safe_load(body)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -75,7 +75,10 @@ _PERIODS = [  # a date says which period a request is about: a day, a month or a
     (re.compile(rf"\b(?:{_MONTHS})(?:\s+(?:19|20)\d\d)?\b"), "month"),
     (re.compile(r"\b(?:19|20)\d\d-\d\d-\d\d\b"), "date"),
     (re.compile(r"\b(?:19|20)\d\d-\d\d\b"), "month"),
-    (re.compile(r"\b(?:19|20)\d\d\b"), "year")]
+    # a bare 19xx/20xx is a year only after a word that says so ("in 2025", "for 2026");
+    # "claim 2050", "about 2000 EUR" or a phone number are numbers, dropped like any other
+    (re.compile(r"(?i)\b(in|of|for|since|until|from|during|year|before|after|by|to|and|"
+                r"fy) (?:19|20)\d\d\b"), r"\1 year")]
 
 
 def _is_name(word: str) -> bool:

@@ -88,8 +88,11 @@ class LLMRouter:
         guide = TurnGuide(label="route", constrain=True, schema=route_schema(names))
         reply = await self.model.complete(messages, [], guide=guide, **self.settings)
         text = reply.content or ""
-        for call in reply.tool_calls:  # a model that answered with a call anyway
-            text = text or call.get("function", {}).get("arguments", "")
+        for call in reply.tool_calls:  # a model that answered with a call anyway: its
+            arguments = call.get("function", {}).get("arguments")  # text or (some servers)
+            if not isinstance(arguments, str):                    # an object, or null
+                arguments = json.dumps(arguments) if isinstance(arguments, dict) else ""
+            text = text or arguments
         choice = _chosen(text, names)
         if choice is None:
             fallback = self.retriever.route(query)

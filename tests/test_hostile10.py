@@ -1,0 +1,95 @@
+"""Tenth hostile round: an insurer's routing library and a clinic's drafts (what broke)."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import pytest
+
+from routine.drafting.reply import routine_data
+from routine.models.base import ModelReply
+from routine.models.parsing import CallParseError
+from routine.models.testing import ScriptedModel
+from routine.routing import Library, LLMRouter
+from routine.routing.library import retrieval_text
+
+from .conftest import ROUTINES
+from .test_cli import ScriptedServer, scripted_server  # noqa: F401  (the endpoint fixture)
+from .test_routing import FixedScores
+
+HAVE_BM25 = importlib.util.find_spec("bm25s") is not None
+
+
+def test_a_number_in_the_years_range_is_a_year_only_where_the_request_says_so():
+    # "claim 2050" went to `none` and "claim 1850" to claim_status: 2050 read as "year"
+    assert retrieval_text("Where does claim 2050 stand?") == \
+        retrieval_text("Where does claim 1850 stand?")
+    assert "year" not in retrieval_text("the repair is about 2000 EUR")
+    assert "year" not in retrieval_text("Call me on +49 170 2025 331")
+    assert retrieval_text("my payslips for 2026") == "my payslips for year"
+    assert retrieval_text("leave taken in 2025") == "leave taken in year"
+    assert retrieval_text("from 2026-07-06 to 2026-07-07") == "from date to date"
+
+
+@pytest.mark.parametrize("arguments", [{"routine": "leave_history"}, None])
+def test_the_llm_router_reads_a_tool_call_whose_arguments_are_an_object(arguments):
+    library = Library.from_folders(ROUTINES / "hr")
+    retriever = FixedScores(library, {"q": {"leave_balance": 0.9, "leave_history": 0.8}})
+    reply = ModelReply(tool_calls=[{"id": "c", "type": "function", "function": {
+        "name": "route", "arguments": arguments}}])
+    decision = LLMRouter(retriever, ScriptedModel([reply]), k=2).route("q")
+    if arguments is None:  # it names nothing: the retriever decides, and the decision says so
+        assert "named no routine" in decision.reason
+    else:  # a TypeError ended `routine route` before
+        assert decision.kind == "routine" and decision.routine == "leave_history"
+
+
+def test_a_reply_with_yaml_aliases_is_refused_before_it_is_expanded():
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    bomb = "\n".join(["name: bomb", *levels, "steps: *a9"])  # ~9^10 strings once expanded
+    started = time.perf_counter()
+    with pytest.raises(CallParseError, match="aliases"):
+        routine_data(bomb)
+    assert time.perf_counter() - started < 5  # it ran past 10 minutes and 3.9 GB before
+    assert routine_data("name: plain\nsteps: []")["name"] == "plain"  # no alias: read
+
+
+def test_two_drafts_of_one_name_are_refused_before_any_model_starts(tmp_path, capsys):
+    from routine.cli.commands import main
+
+    drafts = tmp_path / "drafts"
+    drafts.mkdir()
+    (drafts / "Refill.md").write_text("Look up the employee, then their leave balance.\n")
+    (drafts / "refill.md").write_text("Find the employee and say who their manager is.\n")
+    code = main(["draft", str(drafts), "--toolset", "routine_tools.hr", "--out",
+                 str(tmp_path / "out"), "--base-url", "http://127.0.0.1:9/v1", "--model", "m"])
+    said = " ".join(capsys.readouterr().err.split())
+    assert code == 2, said
+    assert "Refill.md, refill.md -> refill" in said
+    assert not (tmp_path / "out" / "refill.yaml").exists()  # the first one wrote it, silently
+
+
+@pytest.mark.skipif(not HAVE_BM25, reason="needs bm25s (the dev or routing extra)")
+def test_run_library_passes_the_inputs_to_the_chosen_routine(scripted_server, capsys):  # noqa: F811
+    from routine.cli.commands import main
+
+    ScriptedServer.script = [
+        {"content": '<tool_call>\n{"name": "find_employee", "arguments": '
+                    '{"name": "Kofi Dubois"}}\n</tool_call>'},
+        {"content": '<tool_call>\n{"name": "get_employee", "arguments": '
+                    '{"employee_id": 5}}\n</tool_call>'},
+        {"content": None, "tool_calls": [{"id": "f", "type": "function", "function": {
+            "name": "finish", "arguments": '{"answer": "Kofi reports to the head."}'}}]},
+    ]
+    base = ["run", "--library", str(ROUTINES / "hr"), "--router", "lexical", "--none-below",
+            "0", "--base-url", scripted_server, "--model", "test-model",
+            "Who is the manager of Kofi Dubois?"]
+    assert main([*base, "-i", "nonsense"]) == 2  # accepted, and dropped, before
+    assert main([*base, "-i", "no_such_input=1"]) == 2  # a name the chosen routine lacks
+    capsys.readouterr()
+    assert ScriptedServer.requests == []  # neither started a model
+    assert main([*base, "-i", "employee_name=Kofi Dubois"]) == 0
+    sent = "".join(m.get("content") or "" for m in ScriptedServer.requests[0]["messages"])
+    assert "Kofi Dubois" in sent and "employee_name" in sent
