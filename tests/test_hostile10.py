@@ -93,3 +93,24 @@ def test_run_library_passes_the_inputs_to_the_chosen_routine(scripted_server, ca
     assert main([*base, "-i", "employee_name=Kofi Dubois"]) == 0
     sent = "".join(m.get("content") or "" for m in ScriptedServer.requests[0]["messages"])
     assert "Kofi Dubois" in sent and "employee_name" in sent
+
+
+def test_a_drafted_hand_off_names_a_routine_of_the_project():
+    from routine.drafting import check_draft
+    from routine.spec.project import Project
+
+    from .conftest import ROOT
+
+    text = ("name: pass_on\ndescription: Hand the customer over to another process.\n"
+            "toolsets: [routine_tools.retail]\n"
+            "inputs:\n  order_id: {type: string, description: the order}\n"
+            "steps:\n  - id: over\n    name: Pass on\n    description: Hand over.\n"
+            "    handoff: TARGET\n    args: {order_id: \"${inputs.order_id}\"}\n")
+    project = Project.discover(ROOT / "routine.toml")
+    file = str(ROOT / "routines" / "retail" / "pass_on.yaml")  # where it would be saved
+    found = check_draft(text.replace("TARGET", "no_such_routine"), file, project)
+    # "✓ valid" before, and `routine validate` refused the saved file
+    assert [p.message for p in found] == ["'handoff' names no known routine: 'no_such_routine'"]
+    assert "cancel_order" in found[0].expected
+    assert not [p for p in check_draft(text.replace("TARGET", "cancel_order"), file, project)
+                if "no known routine" in p.message]

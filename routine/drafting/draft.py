@@ -21,6 +21,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -29,7 +30,7 @@ from ..errors import Problem, RoutineError, SpecError
 from ..models.base import Model, TurnGuide
 from ..models.messages import AssistantMessage, Message, SystemMessage, Usage, UserMessage
 from ..models.parsing import CallParseError
-from ..spec.loader import load_routine_text
+from ..spec.loader import load_routine, load_routine_text, routine_files
 from ..spec.project import Project
 from ..spec.toolsets import registry_for
 from ..spec.validate import check_routine
@@ -133,7 +134,29 @@ def check_draft(text: str, file: str = "<draft>", project: Project | None = None
     except SpecError as exc:
         return exc.problems
     registry, problems = registry_for(loaded, project=project)
-    return problems + check_routine(loaded, registry, partial=bool(problems))
+    routines = None
+    if any(step.handoff for step, _ in loaded.routine.walk()):  # as validate: targets exist
+        routines = {**_project_routines(project or Project.discover(), Path(file).parent),
+                    loaded.routine.name: loaded.routine}
+    return problems + check_routine(loaded, registry, partial=bool(problems),
+                                    routines=routines)
+
+
+def _project_routines(project: Project, beside: Path) -> dict[str, Any]:
+    """The routines of the project's routine folders and of the folder the draft goes to
+    (``beside``) that load, by name: what a hand-off may name, as `routine validate` reads
+    them."""
+    found: dict[str, Any] = {}
+    files = [f for folder in project.routines if Path(folder).is_dir()
+             for f in routine_files(folder)]
+    files += sorted(f for f in beside.glob("*.y*ml") if f.is_file())  # not its subfolders
+    for file in files:
+        try:
+            other = load_routine(file).routine
+        except (SpecError, OSError):
+            continue
+        found.setdefault(other.name, other)
+    return found
 
 
 async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: str,
