@@ -114,3 +114,21 @@ def test_a_drafted_hand_off_names_a_routine_of_the_project():
     assert "cancel_order" in found[0].expected
     assert not [p for p in check_draft(text.replace("TARGET", "cancel_order"), file, project)
                 if "no known routine" in p.message]
+
+
+def test_a_rerun_that_skips_a_recorded_invalid_draft_still_fails(scripted_server, tmp_path,  # noqa: F811
+                                                                  capsys):
+    from routine.cli.commands import main
+
+    from .test_drafting import BAD, _args
+
+    ScriptedServer.script = [{"content": BAD}] * 2
+    record = tmp_path / "drafts.jsonl"
+    args = _args(tmp_path, "--base-url", scripted_server, "--rounds", "1", "-o",
+                 str(tmp_path / "track_order.yaml"), "--record", str(record))
+    assert main(args) == 1
+    capsys.readouterr()
+    assert main(args) == 1  # 0 before: a script read the skipped failure as success
+    said = capsys.readouterr().err
+    assert "did not validate (in the record): track_order" in said
+    assert len(ScriptedServer.requests) == 2  # the rerun asked no model

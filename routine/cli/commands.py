@@ -1155,12 +1155,13 @@ def draft(
                                                     "temperature": temperature, "seed": seed},
                              force)
     files = job.pending()
-    if not files:
-        return
-    with _model(model, base_url, api_key, model_cache, timeout) as client:
-        failed = job.run(files, client)
-    if failed:
-        err.print(f"{failed} of {len(files)} draft(s) still have problems")
+    failed = 0
+    if files:
+        with _model(model, base_url, api_key, model_cache, timeout) as client:
+            failed = job.run(files, client)
+        if failed:
+            err.print(f"{failed} of {len(files)} draft(s) still have problems")
+    if failed or job.recorded_invalid:
         raise typer.Exit(1)
 
 

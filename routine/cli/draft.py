@@ -75,15 +75,17 @@ def _draft_text(file: Path) -> str:
     return text
 
 
-def _recorded(record: Path | None) -> set[str]:
-    """Names of the drafts already in the record file (a torn last line is skipped)."""
+def _recorded(record: Path | None) -> dict[str, bool]:
+    """The drafts already in the record file, by name: whether each validated (a torn last
+    line is skipped; the last record of a name counts)."""
     if record is None or not record.exists():
-        return set()
-    names = set()
-    for line in record.read_text(encoding="utf-8").splitlines():
+        return {}
+    names: dict[str, bool] = {}
+    for line in record.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
-            names.add(json.loads(line)["name"])
-        except (ValueError, KeyError, TypeError):
+            row = json.loads(line)
+            names[row["name"]] = bool(row.get("ok"))
+        except (ValueError, KeyError, TypeError, AttributeError):
             continue
     return names
 
@@ -215,6 +217,7 @@ class DraftJob:
     record: Path | None = None
     sampling: dict[str, Any] = field(default_factory=dict)
     force: bool = False
+    recorded_invalid: list[str] = field(default_factory=list)  # set by pending()
 
     def pending(self) -> list[Path]:
         """The drafts to draft (none: a comparison was asked for and shown, or every draft is
@@ -247,6 +250,12 @@ class DraftJob:
         if len(todo) < len(files):
             err.print(f"[dim]{len(files) - len(todo)} draft(s) already in {self.record}: "
                       "skipped[/dim]")
+        # a rerun that skips drafts which did not validate still fails, and names them
+        self.recorded_invalid = sorted(n for f in files if not done.get(n := self._name(f),
+                                                                       True))
+        if self.recorded_invalid:
+            err.print(f"{len(self.recorded_invalid)} of them did not validate (in the "
+                      f"record): {', '.join(self.recorded_invalid)}", markup=False)
         same: dict[str, list[Path]] = {}
         for file in todo:  # two drafts of one name would write one file, the second silently
             same.setdefault(self._name(file), []).append(file)
