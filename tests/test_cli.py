@@ -140,7 +140,10 @@ def test_run_refuses_an_invalid_routine(tmp_path, capsys):
 
 def test_readme_commands_exist():
     readme = (ROOT / "README.md").read_text()
-    assert 'pip install -e ".[local,finetune,dev]"' in readme
+    assert 'pip install -e ".[local,finetune,routing,dev]"' in readme
+    ci = (ROOT / ".ci" / "run").read_text()  # CI installs exactly as README says
+    install = next(line for line in ci.splitlines() if "pip install -e" in line)
+    assert install in readme
     assert "routine run routines/hr/" in readme and "pytest" in readme
 
 

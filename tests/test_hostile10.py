@@ -132,3 +132,42 @@ def test_a_rerun_that_skips_a_recorded_invalid_draft_still_fails(scripted_server
     said = capsys.readouterr().err
     assert "did not validate (in the record): track_order" in said
     assert len(ScriptedServer.requests) == 2  # the rerun asked no model
+
+
+def test_a_library_reads_linked_subfolders_and_each_file_once(tmp_path):
+    import shutil
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shutil.copy(ROUTINES / "hr" / "manager_lookup.yaml", shared)
+    library = tmp_path / "library"
+    library.mkdir()
+    shutil.copy(ROUTINES / "hr" / "leave_balance.yaml", library)
+    (library / "linked").symlink_to(shared, target_is_directory=True)
+    (shared / "back").symlink_to(library, target_is_directory=True)  # a loop: harmless
+    # the linked folder's routine was silently left out (routed to none)
+    assert Library.from_folders(library).names == ["leave_balance", "manager_lookup"]
+    # a folder given twice made every routine a duplicate of itself
+    assert Library.from_folders(library, library, shared).names == [
+        "leave_balance", "manager_lookup"]
+
+
+def test_example_errors_name_their_file_and_line(tmp_path):
+    from routine.errors import RoutineError, SpecError
+    from routine.routing import load_examples
+
+    library = Library.from_folders(ROUTINES / "hr")
+    examples = tmp_path / "examples.jsonl"
+    examples.write_text('{"query": "How many days left?", "routine": "leave_balance"}\n'
+                        '{"query": "Send a tow truck", "routine": "roadside_help"}\n')
+    with pytest.raises(SpecError) as caught:  # was "<examples>:1:1"
+        library.with_examples(load_examples(examples))
+    problem, = caught.value.problems
+    assert (problem.file, problem.line) == (str(examples), 2)
+    assert "roadside_help" in problem.message
+    examples.write_bytes(b'{"query": "ok", "routine": "leave_balance"}\n{"query": "\xff"}\n')
+    with pytest.raises(SpecError) as caught:  # was a UnicodeDecodeError, "not expected"
+        load_examples(examples)
+    assert caught.value.problems[0].line == 2 and "not UTF-8" in caught.value.problems[0].message
+    with pytest.raises(RoutineError, match="list of requests"):  # 17 one-letter examples
+        library.with_examples({"leave_balance": "how many days do I have left"})

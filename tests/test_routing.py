@@ -129,7 +129,7 @@ def test_bad_library_input_is_one_clear_error_each(tmp_path, hr_library):
     lines = [str(p) for p in caught.value.problems]
     assert lines[0].startswith(f"{examples}:2:1: error: an example needs a string 'query'")
     assert lines[1].startswith(f"{examples}:3:") and "not JSON" in lines[1]
-    with pytest.raises(SpecError, match="examples for routine.*not_a_routine"):
+    with pytest.raises(SpecError, match="example for a routine.*not_a_routine"):
         hr_library.with_examples({"not_a_routine": ["hello"]})
     twice = [hr_library["leave_balance"].source, hr_library["leave_balance"].source]
     with pytest.raises(SpecError, match=r"leave_balance\.yaml:1:1: error: routine name "

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import Problem, SpecError
+from ..errors import Problem, RoutineError, SpecError
 from ..spec.format import Routine
 from ..spec.loader import LoadedRoutine, load_routine, routine_files
 
@@ -31,6 +31,8 @@ class Example:
 
     query: str
     routine: str
+    file: str = field(default="<examples>", compare=False)  # where it was read, for errors
+    line: int = field(default=1, compare=False)
 
 
 @dataclass(frozen=True)
@@ -176,13 +178,16 @@ class Library:
     def from_folders(cls, *folders: str | Path) -> Library:
         """Every routine file (``*.yaml``, ``*.yml``) under the folders. A file that does not
         load is a :class:`SpecError` with its problems (every bad file, all at once)."""
-        loaded, problems = [], []
+        loaded, problems, seen = [], [], set()
         for folder in map(Path, folders):
             if not folder.is_dir():
                 problems.append(Problem(str(folder), 1, 1, "not a folder of routines",
                                         "a folder with routine YAML files"))
                 continue
             for path in routine_files(folder):
+                if path.resolve() in seen:  # a folder given twice, or inside another given
+                    continue
+                seen.add(path.resolve())
                 try:
                     loaded.append(load_routine(path))
                 except SpecError as exc:
@@ -200,11 +205,15 @@ class Library:
         for a routine the library does not have is an error."""
         pairs = ([Example(q, name) for name, qs in examples.items() for q in qs]
                  if isinstance(examples, Mapping) else list(examples))
-        unknown = sorted({e.routine for e in pairs} - set(self.names))
-        if unknown:
-            raise SpecError([Problem("<examples>", 1, 1, f"examples for routine(s) the "
-                                     f"library does not have: {', '.join(unknown)}",
-                                     f"one of {', '.join(self.names)}")])
+        if isinstance(examples, Mapping) and any(isinstance(qs, str)
+                                                 for qs in examples.values()):
+            raise RoutineError("examples by routine name take a list of requests per name "
+                               "(a string would be read one character at a time)")
+        unknown = [e for e in pairs if e.routine not in set(self.names)]
+        if unknown:  # each at its file and line, when it was read from one
+            raise SpecError([Problem(e.file, e.line, 1, f"an example for a routine the "
+                                     f"library does not have: {e.routine}",
+                                     f"one of {', '.join(self.names)}") for e in unknown])
         added: dict[str, list[str]] = {}
         for example in pairs:
             added.setdefault(example.routine, []).append(example.query)
@@ -239,6 +248,10 @@ def load_examples(path: str | Path, split: str | None = None) -> list[Example]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError([Problem(str(path), 1, 1, f"cannot read file: {exc}")]) from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise SpecError([Problem(str(path), line, 1, f"byte 0x{exc.object[exc.start]:02x} is "
+                                 "not UTF-8", "a UTF-8 JSONL file")]) from None
     examples, problems = [], []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -257,7 +270,7 @@ def load_examples(path: str | Path, split: str | None = None) -> list[Example]:
             continue
         if row["routine"] is None or (split is not None and row.get("split") != split):
             continue
-        examples.append(Example(row["query"], row["routine"]))
+        examples.append(Example(row["query"], row["routine"], str(path), number))
     if problems:
         raise SpecError(problems)
     return examples

@@ -13,6 +13,7 @@ no recursion, no objects) checks these; only then is the document composed.
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 from dataclasses import dataclass, field
@@ -332,8 +333,18 @@ def _dates_as_text(value: Any) -> Any:
 def routine_files(folder: str | Path) -> list[Path]:
     """The routine files of a folder, its subfolders included (``.yaml`` and ``.yml``), in
     a stable order: what validate, routing, datasets and eval all read as "the routines"."""
-    return sorted(p for p in Path(folder).rglob("*")
-                  if p.suffix in ROUTINE_SUFFIXES and p.is_file())
+    found, seen = [], set()
+    # os.walk follows linked subfolders (a shared folder linked in; Path.rglob skips them
+    # before Python 3.13), each real folder once, so a link back up is no loop
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        found += [Path(root, f) for f in files if Path(f).suffix in ROUTINE_SUFFIXES
+                  and Path(root, f).is_file()]
+    return sorted(found)
 
 
 def load_routine(path: str | Path) -> LoadedRoutine:
