@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import time
 
 import pytest
 
@@ -45,14 +44,13 @@ def test_the_llm_router_reads_a_tool_call_whose_arguments_are_an_object(argument
         assert decision.kind == "routine" and decision.routine == "leave_history"
 
 
+@pytest.mark.timeout(60)  # it ran past 10 minutes and 3.9 GB before
 def test_a_reply_with_yaml_aliases_is_refused_before_it_is_expanded():
     levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
     levels += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
     bomb = "\n".join(["name: bomb", *levels, "steps: *a9"])  # ~9^10 strings once expanded
-    started = time.perf_counter()
     with pytest.raises(CallParseError, match="aliases"):
         routine_data(bomb)
-    assert time.perf_counter() - started < 5  # it ran past 10 minutes and 3.9 GB before
     assert routine_data("name: plain\nsteps: []")["name"] == "plain"  # no alias: read
 
 

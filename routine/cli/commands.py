@@ -48,6 +48,7 @@ from ..spec.loader import (
     load_routine,
     routine_files,
     routine_names,
+    routines_by_name,
 )
 from ..spec.project import Project
 from ..spec.toolsets import import_toolsets, registry_for
@@ -765,14 +766,8 @@ def _handoff_targets(loaded: LoadedRoutine, registry: ToolRegistry | None = None
     routine could not join ``registry`` (its first problem)."""
     folders = {*(Project.discover().routines), *([loaded.path.parent] if loaded.path else [])}
     found: dict[str, Routine] = {}
-    others: dict[str, tuple[Path, LoadedRoutine]] = {}
-    for file in _routine_files(sorted(folders)):
-        try:
-            other = load_routine(file)
-        except SpecError:
-            continue
-        if other.routine.name != loaded.routine.name:
-            others.setdefault(other.routine.name, (file, other))
+    others = routines_by_name(sorted(folders))
+    others.pop(loaded.routine.name, None)
     if registry is None:
         return {name: other.routine for name, (_, other) in others.items()}
     reach, todo = set(), [loaded.routine]  # a conversation: only what hand-offs reach

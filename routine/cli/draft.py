@@ -251,8 +251,8 @@ class DraftJob:
             err.print(f"[dim]{len(files) - len(todo)} draft(s) already in {self.record}: "
                       "skipped[/dim]")
         # a rerun that skips drafts which did not validate still fails, and names them
-        self.recorded_invalid = sorted(n for f in files if not done.get(n := self._name(f),
-                                                                       True))
+        skipped = {self._name(f) for f in files} - {self._name(f) for f in todo}
+        self.recorded_invalid = sorted(n for n in skipped if not done[n])
         if self.recorded_invalid:
             err.print(f"{len(self.recorded_invalid)} of them did not validate (in the "
                       f"record): {', '.join(self.recorded_invalid)}", markup=False)

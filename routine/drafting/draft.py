@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,8 +28,8 @@ from pydantic import BaseModel, Field
 from ..errors import Problem, RoutineError, SpecError
 from ..models.base import Model, TurnGuide
 from ..models.messages import AssistantMessage, Message, SystemMessage, Usage, UserMessage
-from ..models.parsing import CallParseError
-from ..spec.loader import load_routine, load_routine_text, routine_files
+from ..models.parsing import CallParseError, arguments_text
+from ..spec.loader import load_routine_text, routines_by_name
 from ..spec.project import Project
 from ..spec.toolsets import registry_for
 from ..spec.validate import check_routine
@@ -136,27 +135,12 @@ def check_draft(text: str, file: str = "<draft>", project: Project | None = None
     registry, problems = registry_for(loaded, project=project)
     routines = None
     if any(step.handoff for step, _ in loaded.routine.walk()):  # as validate: targets exist
-        routines = {**_project_routines(project or Project.discover(), Path(file).parent),
-                    loaded.routine.name: loaded.routine}
+        folders = [*(project or Project.discover()).routines,
+                   *([Path(file).parent] if file != "<draft>" else [])]  # and beside it
+        routines = {name: other.routine for name, (_, other) in
+                    routines_by_name(folders).items()} | {loaded.routine.name: loaded.routine}
     return problems + check_routine(loaded, registry, partial=bool(problems),
                                     routines=routines)
-
-
-def _project_routines(project: Project, beside: Path) -> dict[str, Any]:
-    """The routines of the project's routine folders and of the folder the draft goes to
-    (``beside``) that load, by name: what a hand-off may name, as `routine validate` reads
-    them."""
-    found: dict[str, Any] = {}
-    files = [f for folder in project.routines if Path(folder).is_dir()
-             for f in routine_files(folder)]
-    files += sorted(f for f in beside.glob("*.y*ml") if f.is_file())  # not its subfolders
-    for file in files:
-        try:
-            other = load_routine(file).routine
-        except (SpecError, OSError):
-            continue
-        found.setdefault(other.name, other)
-    return found
 
 
 async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: str,
@@ -219,10 +203,7 @@ async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: st
 
 def _call_text(calls: list[dict[str, Any]]) -> str:
     """A model that answered with a tool call: its arguments are the routine."""
-    if not calls:
-        return ""
-    arguments = calls[0]["function"].get("arguments") or ""  # text, or (some servers) an object
-    return arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return arguments_text(calls[0]) if calls else ""
 
 
 def draft(draft_text: str, toolsets: list[str], model: Model, **options: Any) -> DraftResult:

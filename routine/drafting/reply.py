@@ -11,7 +11,6 @@ file ``validate`` checks and the user reviews.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -64,11 +63,6 @@ def routine_data(text: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CallParseError(f"the reply is {type(data).__name__ if data is not None else 'empty'}"
                               ", not one routine object")
-    try:  # YAML aliases may make a value contain itself (steps: &a [*a])
-        json.dumps(data, default=str)
-    except (ValueError, RecursionError):
-        raise CallParseError("the reply's YAML contains itself (an alias inside what it "
-                             "names): write the routine out without anchors") from None
     return data
 
 

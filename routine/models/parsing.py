@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["ParsedCall", "ParsedReply", "CallParseError", "parse_reply", "first_call_complete",
-           "split_reasoning", "unwrap_schema_echo"]
+           "split_reasoning", "unwrap_schema_echo", "arguments_text"]
 
 _TAG_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
 _FENCE_RE = re.compile(r"```(?:json|tool_call|JSON)?\s*(.*?)```", re.S)
@@ -62,6 +62,16 @@ class ParsedReply:
 
 class CallParseError(ValueError):
     """The reply attempts a tool call that cannot be read (message is model-facing)."""
+
+
+def arguments_text(call: Mapping[str, Any]) -> str:
+    """A wire tool call's arguments as text: a string as given, an object (some servers send
+    one) as JSON, none (null, missing) as ''."""
+    function = call.get("function")
+    arguments = function.get("arguments") if isinstance(function, Mapping) else None
+    if arguments is None or isinstance(arguments, str):
+        return arguments or ""
+    return json.dumps(arguments, default=str)
 
 
 def split_reasoning(content: str) -> tuple[str, str]:

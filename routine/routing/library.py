@@ -185,9 +185,9 @@ class Library:
                                         "a folder with routine YAML files"))
                 continue
             for path in routine_files(folder):
-                if path.resolve() in seen:  # a folder given twice, or inside another given
+                if (real := path.resolve()) in seen:  # a folder given twice, or in another
                     continue
-                seen.add(path.resolve())
+                seen.add(real)
                 try:
                     loaded.append(load_routine(path))
                 except SpecError as exc:
@@ -203,13 +203,14 @@ class Library:
                       ) -> Library:
         """The library with these example requests added to their routines. An example
         for a routine the library does not have is an error."""
-        pairs = ([Example(q, name) for name, qs in examples.items() for q in qs]
-                 if isinstance(examples, Mapping) else list(examples))
         if isinstance(examples, Mapping) and any(isinstance(qs, str)
                                                  for qs in examples.values()):
             raise RoutineError("examples by routine name take a list of requests per name "
                                "(a string would be read one character at a time)")
-        unknown = [e for e in pairs if e.routine not in set(self.names)]
+        pairs = ([Example(q, name) for name, qs in examples.items() for q in qs]
+                 if isinstance(examples, Mapping) else list(examples))
+        names = set(self.names)
+        unknown = [e for e in pairs if e.routine not in names]
         if unknown:  # each at its file and line, when it was read from one
             raise SpecError([Problem(e.file, e.line, 1, f"an example for a routine the "
                                      f"library does not have: {e.routine}",

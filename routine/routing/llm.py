@@ -16,6 +16,7 @@ from typing import Any
 
 from ..models.base import Model, TurnGuide
 from ..models.messages import SystemMessage, UserMessage
+from ..models.parsing import arguments_text
 from ..run.blocking import run_blocking
 from .decision import Candidate, RouteDecision
 from .reply import complete
@@ -88,11 +89,8 @@ class LLMRouter:
         guide = TurnGuide(label="route", constrain=True, schema=route_schema(names))
         reply = await self.model.complete(messages, [], guide=guide, **self.settings)
         text = reply.content or ""
-        for call in reply.tool_calls:  # a model that answered with a call anyway: its
-            arguments = call.get("function", {}).get("arguments")  # text or (some servers)
-            if not isinstance(arguments, str):                    # an object, or null
-                arguments = json.dumps(arguments) if isinstance(arguments, dict) else ""
-            text = text or arguments
+        for call in reply.tool_calls:  # a model that answered with a call anyway
+            text = text or arguments_text(call)
         choice = _chosen(text, names)
         if choice is None:
             fallback = self.retriever.route(query)

@@ -29,7 +29,7 @@ from .format import Routine
 from .references import MISSING
 
 __all__ = ["SourceMap", "LoadedRoutine", "load_routine", "load_routine_text", "read_text",
-           "routine_files", "routine_names", "files_named", "MAX_FILE_BYTES", "MAX_DEPTH",
+           "routine_files", "routine_names", "files_named", "routines_by_name", "MAX_FILE_BYTES", "MAX_DEPTH",
            "MAX_NODES", "ROUTINE_SUFFIXES"]
 
 ROUTINE_SUFFIXES = (".yaml", ".yml")
@@ -364,6 +364,20 @@ def routine_names(files: list[Path]) -> dict[Path, str]:
         except (SpecError, OSError):
             names[file] = ""
     return names
+
+
+def routines_by_name(folders: list[Path]) -> dict[str, tuple[Path, LoadedRoutine]]:
+    """The routines under ``folders`` (subfolders included) that load, by name: the first
+    file of each name, in :func:`routine_files` order. What a hand-off may name."""
+    found: dict[str, tuple[Path, LoadedRoutine]] = {}
+    for folder in folders:
+        for file in routine_files(folder):
+            try:
+                loaded = load_routine(file)
+            except (SpecError, OSError):
+                continue
+            found.setdefault(loaded.routine.name, (file, loaded))
+    return found
 
 
 def files_named(wanted: str, names: dict[Path, str]) -> list[Path]:
