@@ -725,7 +725,7 @@ def route_eval(
                                        "(0: all).")] = 0,
     sample: Annotated[int, typer.Option(help="A fixed random sample of N cases of each split "
                                         "(seed 0; 0: all).")] = 0,
-    k: Annotated[int, typer.Option(help="Candidates the LLM router's model sees.")] = 5,
+    k: Annotated[int, typer.Option(min=1, help="Candidates the LLM router's model sees.")] = 5,
     index_examples: Annotated[bool, typer.Option(
         help="The lexical router also indexes the train requests (the embedding router "
              "always reads them).")] = False,

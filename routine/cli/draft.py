@@ -23,7 +23,8 @@ from rich.console import Console
 from rich.text import Text
 
 from ..drafting import DraftAttempt, DraftResult, adraft, diff_routines
-from ..errors import SpecError
+from ..drafting.draft import toolset_registry
+from ..errors import RoutineError, SpecError
 from ..models.base import Model
 from ..spec.format import ID_PATTERN, Routine
 from ..spec.loader import (
@@ -33,6 +34,7 @@ from ..spec.loader import (
     routine_files,
     routine_names,
 )
+from ..spec.project import Project
 
 __all__ = ["DraftJob"]
 
@@ -159,6 +161,8 @@ def _report(result: DraftResult, target: Path | None, saved: bool) -> None:
         err.print(Text.assemble(("✓ ", "green"), (result.name, "bold"),
                                 f": valid after {result.repairs} repair round(s) ({facts})"
                                 f"{where}"), soft_wrap=True)
+        for warning in result.warnings:  # as validate shows them: it runs, but may stop
+            err.print(f"  {warning}", markup=False, highlight=False, soft_wrap=True)
         return
     err.print(Text.assemble(("✗ ", "red"), (result.name, "bold"),
                             f": {len(result.problems)} problem(s) after {result.repairs} repair "
@@ -244,7 +248,9 @@ class DraftJob:
                                      param_hint="--name")
         for file in files:
             _draft_text(file)
+        self._toolsets()
         self._writable()
+        self._recordable()
         done = _recorded(self.record)
         todo = [f for f in files if self._name(f) not in done]
         if len(todo) < len(files):
@@ -264,6 +270,8 @@ class DraftJob:
             raise click.BadParameter("drafts that would be one routine: " + "; ".join(
                 f"{', '.join(f.name for f in fs)} -> {n}" for n, fs in clash.items())
                 + " (rename one)", param_hint="SOURCE")
+        self._comparable(todo)
+        self._unique_names(todo)
         taken = [t for f in todo if (t := _target(self.out_path, self.folder_out,
                                                     self._name(f))) and t.exists()]
         if taken and not self.force:  # a routine written by hand, replaced without a word
@@ -296,6 +304,75 @@ class DraftJob:
                                      param_hint="--out") from None
         if not os.access(folder, os.W_OK):
             raise click.BadParameter(f"{folder}: not writable", param_hint="--out")
+
+    def _toolsets(self) -> None:
+        """Each toolset is the project's and loads (a module imported, a server listed):
+        checked before a model starts, not after it has drafted."""
+        try:
+            toolset_registry(list(self.toolsets))
+        except RoutineError as exc:
+            raise click.BadParameter(str(exc), param_hint="--toolset") from None
+
+    def _recordable(self) -> None:
+        """--record can be appended to (it was found out after the first draft)."""
+        record = self.record
+        if record is None:
+            return
+        if record.is_dir():
+            raise click.BadParameter(f"{record} is a folder (a record is a .jsonl file)",
+                                     param_hint="--record")
+        try:
+            record.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.BadParameter(f"{record.parent}: cannot write there ({exc.strerror})",
+                                     param_hint="--record") from None
+        if not os.access(record if record.exists() else record.parent, os.W_OK):
+            raise click.BadParameter(f"{record}: not writable", param_hint="--record")
+
+    def _comparable(self, todo: list[Path]) -> None:
+        """--diff names a routine that loads, or a folder with the routine of each draft
+        (a wrong path was found out after the model had drafted)."""
+        diff = self.diff
+        if diff is None:
+            return
+        if diff.is_dir():
+            names = routine_names(routine_files(diff))
+            missing = [n for n in dict.fromkeys(self._name(f) for f in todo)
+                       if not files_named(n, names)]
+            if missing and not self.source.is_dir():  # one draft: its routine must be there
+                _existing(diff, missing[0])
+            return  # a folder of drafts: a new process has nothing to compare with
+        if not diff.is_file():
+            raise click.BadParameter(f"{diff}: no such routine file or folder",
+                                     param_hint="--diff")
+        try:
+            load_routine(diff)
+        except SpecError as exc:
+            raise click.BadParameter(f"{diff} does not load: {exc.problems[0]}",
+                                     param_hint="--diff") from None
+
+    def _unique_names(self, todo: list[Path]) -> None:
+        """A drafted routine written where ``routine validate`` reads it (the project's
+        routine folders, or beside other routines) must not take a name another routine
+        there has: validate would refuse both files."""
+        if self.out_path is None:
+            return
+        folders = [*Project.discover().routines]
+        taken: dict[str, list[Path]] = {}
+        for f in todo:
+            target = _target(self.out_path, self.folder_out, self._name(f))
+            assert target is not None
+            for folder in [*folders, target.parent]:
+                if not folder.is_dir():
+                    continue
+                for path, name in routine_names(routine_files(folder)).items():
+                    if name == self._name(f) and path.resolve() != target.resolve():
+                        taken.setdefault(name, []).append(path)
+        if taken:
+            raise click.BadParameter("; ".join(
+                f"{name!r} is already the name of {', '.join(map(str, dict.fromkeys(paths)))}"
+                for name, paths in taken.items()) + " (routine names are unique: --name "
+                "another name, or --out a folder of its own)", param_hint="--out")
 
     def run(self, files: list[Path], client: Model) -> int:
         """Draft each file with ``client``; write, record, report, compare. Returns how many

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ from ..errors import Problem, RoutineError, SpecError
 from ..models.base import Model, TurnGuide
 from ..models.messages import AssistantMessage, Message, SystemMessage, Usage, UserMessage
 from ..models.parsing import CallParseError, arguments_text
+from ..spec.format import ID_PATTERN, Routine
 from ..spec.loader import load_routine_text, routines_by_name
 from ..spec.project import Project
 from ..spec.toolsets import registry_for
@@ -39,7 +41,7 @@ from .reply import routine_yaml
 from .schema import draft_schema
 
 __all__ = ["DraftAttempt", "DraftResult", "adraft", "draft", "check_draft", "toolset_registry",
-           "DRAFT_LABEL", "INVALID_MARKER"]
+           "DRAFT_LABEL", "INVALID_MARKER", "handoff_targets"]
 
 DRAFT_LABEL = "draft"  # TurnGuide.label of a drafting request
 INVALID_MARKER = "INVALID ROUTINE"  # the first line of a file saved with its problems
@@ -53,6 +55,8 @@ class DraftAttempt(BaseModel):
     reply: str
     yaml: str | None
     problems: list[Problem]
+    warnings: list[Problem] = Field(default_factory=list, description="What validate warns "
+                                    "about (the routine runs, but may stop where it says).")
     decoding: str = Field(description="How the reply was constrained (free, llama, "
                           "json_schema...): an endpoint that refuses the schema answers free.")
     usage: Usage = Field(default_factory=Usage)
@@ -82,6 +86,10 @@ class DraftResult(BaseModel):
     @property
     def problems(self) -> list[Problem]:
         return self.attempts[-1].problems if self.attempts else []
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return self.attempts[-1].warnings if self.attempts else []
 
     @property
     def repairs(self) -> int:
@@ -120,27 +128,50 @@ def toolset_registry(toolsets: list[str], project: Project | None = None) -> Too
         if name not in project.toolsets:
             raise RoutineError(f"unknown toolset {name!r} (the project has "
                                f"{project.describe()})")
-        for item in project.resolve(name):
-            registry.add(item)
+        try:
+            items = project.resolve(name)
+            for item in items:
+                registry.add(item)
+        except (Exception, SystemExit) as exc:  # as validate reports it: one clear error
+            what = (f"the module exited while it was imported (SystemExit({exc}))"
+                    if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}")
+            raise RoutineError(f"cannot load toolset {name!r}: {what} (expected an importable "
+                               "module with Toolset/Tool objects, or a working MCP "
+                               "server)") from None
     return registry
 
 
-def check_draft(text: str, file: str = "<draft>", project: Project | None = None
-                ) -> list[Problem]:
-    """Every problem ``routine validate`` reports for the routine YAML ``text``."""
+def check_draft(text: str, file: str = "<draft>", project: Project | None = None,
+                registry: ToolRegistry | None = None, warnings: list[Problem] | None = None,
+                known: dict[str, Routine] | None = None) -> list[Problem]:
+    """Every problem ``routine validate`` reports for the routine YAML ``text``.
+
+    ``registry``: the tools of the routine's toolsets, already loaded (else they are loaded
+    here: an MCP server launched again). ``warnings``: a list that receives validate's
+    warnings. ``known``: the routines a hand-off may name (default: read from the project's
+    routine folders and the folder beside ``file``)."""
     try:
         loaded = load_routine_text(text, file)
     except SpecError as exc:
         return exc.problems
-    registry, problems = registry_for(loaded, project=project)
+    problems: list[Problem] = []
+    if registry is None:
+        registry, problems = registry_for(loaded, project=project)
     routines = None
     if any(step.handoff for step, _ in loaded.routine.walk()):  # as validate: targets exist
-        folders = [*(project or Project.discover()).routines,
-                   *([Path(file).parent] if file != "<draft>" else [])]  # and beside it
-        routines = {name: other.routine for name, (_, other) in
-                    routines_by_name(folders).items()} | {loaded.routine.name: loaded.routine}
+        known = known if known is not None else handoff_targets(file, project)
+        routines = known | {loaded.routine.name: loaded.routine}
     return problems + check_routine(loaded, registry, partial=bool(problems),
-                                    routines=routines)
+                                    routines=routines, warnings=warnings)
+
+
+def handoff_targets(file: str = "<draft>", project: Project | None = None
+                    ) -> dict[str, Routine]:
+    """The routines a drafted hand-off may name, as validate reads them: those of the
+    project's routine folders and of the folder beside ``file``."""
+    folders = [*(project or Project.discover()).routines,
+               *([Path(file).parent] if file != "<draft>" else [])]
+    return {name: other.routine for name, (_, other) in routines_by_name(folders).items()}
 
 
 async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: str,
@@ -164,8 +195,17 @@ async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: st
         header: comment lines the YAML starts with.
         on_attempt: called with each attempt as it completes (progress for a long run).
     """
+    if not re.fullmatch(ID_PATTERN, name or ""):
+        raise RoutineError(f"{name!r} is not a routine name (lower-case words joined by _, "
+                           "starting with a letter)")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+        raise RoutineError(f"rounds={rounds!r}: the number of repair rounds is a whole number "
+                           "≥ 0")
+    if not isinstance(draft_text, str) or not draft_text.strip():
+        raise RoutineError("the draft is empty: describe the process in plain language")
     project = project if project is not None else Project.discover()
     registry = toolset_registry(toolsets, project)
+    known: dict[str, Routine] | None = None  # read once, at the first hand-off drafted
     guide = TurnGuide(label=DRAFT_LABEL, constrain=guided,
                       schema=draft_schema(registry, name))
     opening: list[Message] = [SystemMessage(content=system_prompt()),
@@ -179,14 +219,18 @@ async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: st
         started = time.perf_counter()
         reply = await model.complete(messages, [], guide=guide, **settings)
         text = reply.content or _call_text(reply.tool_calls)
+        warnings: list[Problem] = []
         try:
             yaml_text: str | None = routine_yaml(text, name, toolsets, header)
-            problems = check_draft(yaml_text, file, project)
+            if known is None and "handoff" in yaml_text:
+                known = handoff_targets(file, project)
+            problems = check_draft(yaml_text, file, project, registry, warnings, known)
         except CallParseError as exc:
             yaml_text, problems = None, [Problem(file, 1, 1, str(exc), "one JSON object with "
                                                  "name, description, inputs and steps")]
         attempts.append(DraftAttempt(round=round_, reply=text, yaml=yaml_text,
-                                     problems=problems, decoding=reply.decoding,
+                                     problems=problems, warnings=warnings,
+                                     decoding=reply.decoding,
                                      usage=reply.usage,
                                      seconds=round(time.perf_counter() - started, 3)))
         if on_attempt is not None:

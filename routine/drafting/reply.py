@@ -1,7 +1,8 @@
 """A model's reply read as a routine, and the routine written as YAML.
 
 A guided reply is one JSON object; a free one may wrap it in prose or a code fence, or
-write YAML. :func:`routine_yaml` takes the first fenced block (else the whole text), reads
+write YAML. :func:`routine_yaml` takes the fenced block with the routine's ``steps`` (else
+the first block, else the whole text), reads
 it with YAML's safe loader (JSON is YAML), appends its top-level ``finish`` object as the
 last step (the answer), sets the routine's ``name`` and ``toolsets`` to
 the ones asked for, drops null values (a branch option's ``when: null`` means
@@ -44,7 +45,10 @@ def routine_data(text: str) -> dict[str, Any]:
     that holds none raises :class:`~routine.models.parsing.CallParseError` (the model's
     mistake: it goes back to the model)."""
     fenced = _FENCE.findall(text)
-    body = fenced[0] if fenced else text.strip()
+    # a free reply may show an example or a tool's output in a block before the routine:
+    # the block that has the routine's steps, else the first
+    body = next((b for b in fenced if re.search(r"(^|[{,\s])[\"']?steps[\"']?\s*:", b)),
+                fenced[0]) if fenced else text.strip()
     try:
         # aliases first, from the event stream (no value is built): a reply of a few hundred
         # bytes whose aliases name aliases expands to gigabytes in safe_load
@@ -66,6 +70,13 @@ def routine_data(text: str) -> dict[str, Any]:
     return data
 
 
+def _printable(line: str) -> str:
+    """A comment line YAML reads back: a character it refuses (controls, lone surrogates
+    of an undecodable file name, other line breaks) written out as an escape."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode()
+                   for c in line)
+
+
 def routine_yaml(text: str, name: str | None, toolsets: list[str],
                  header: str = "") -> str:
     """The reply's routine as YAML text (``header``: comment lines to start the file)."""
@@ -79,5 +90,5 @@ def routine_yaml(text: str, name: str | None, toolsets: list[str],
     cleaned = _clean(data, _TOP)
     body = yaml.safe_dump(cleaned, sort_keys=False, allow_unicode=True, width=100,
                           default_flow_style=False)
-    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    lines = [f"# {_printable(line)}" if line else "#" for line in header.split("\n")]
     return "\n".join([*lines, body]) if lines else body

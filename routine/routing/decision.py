@@ -14,11 +14,14 @@ candidate below ``threshold`` → none; the best two within ``margin`` → ambig
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-__all__ = ["Candidate", "RouteDecision", "Thresholds", "decide"]
+__all__ = ["NONE", "Candidate", "RouteDecision", "Thresholds", "decide"]
+
+NONE = "none"  # the decision (and the LLM router's answer) when no routine fits: no routine's name
 
 
 class Candidate(BaseModel):
@@ -38,6 +41,14 @@ class Thresholds(BaseModel):
     none_below: float = Field(description="The best score under this: no routine fits.")
     margin: float = Field(0.0, ge=0, description="The best two scores closer than this: ask "
                           "which one (0: never ask).")
+
+    @field_validator("none_below", "margin")
+    @classmethod
+    def _a_number(cls, value: float) -> float:
+        # NaN compares false with every score: a router that never says none, silently
+        if math.isnan(value):
+            raise ValueError("a number (not NaN)")
+        return value
 
 
 class RouteDecision(BaseModel):

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import Problem, RoutineError, SpecError
 from ..spec.format import Routine
 from ..spec.loader import LoadedRoutine, load_routine, routine_files
+from .decision import NONE
 
 __all__ = ["Library", "Entry", "Example", "load_examples", "card_text", "retrieval_text"]
 
@@ -154,6 +155,12 @@ class Library:
     entries: tuple[Entry, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
+        reserved = [e for e in self.entries if e.name == NONE]
+        if reserved:  # the routers' answer when nothing fits: a routine of that name is lost
+            raise SpecError([Problem(str(e.path or f"<routine {e.name}>"), 1, 1,
+                                     f"routine name {NONE!r} is what a router answers when no "
+                                     "routine fits", "another routine name")
+                             for e in reserved])
         names = [e.name for e in self.entries]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:

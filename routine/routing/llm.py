@@ -14,17 +14,17 @@ import json
 import re
 from typing import Any
 
+from ..errors import RoutineError
 from ..models.base import Model, TurnGuide
 from ..models.messages import SystemMessage, UserMessage
 from ..models.parsing import arguments_text
 from ..run.blocking import run_blocking
-from .decision import Candidate, RouteDecision
+from .decision import NONE, Candidate, RouteDecision
 from .reply import complete
 from .router import ScoringRouter
 
 __all__ = ["LLMRouter", "NONE", "route_schema", "route_messages"]
 
-NONE = "none"
 
 SYSTEM = (
     "You choose the business routine that serves a user's request. Reply with JSON "
@@ -75,6 +75,9 @@ class LLMRouter:
 
     def __init__(self, retriever: ScoringRouter, model: Model, k: int = 5,
                  **settings: Any):
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise RoutineError(f"k={k!r}: the LLM router chooses among the top k routines, "
+                               "k a whole number ≥ 1")
         self.retriever = retriever
         self.library = retriever.library
         self.model = model

@@ -295,6 +295,10 @@ class _Checker:
         for path, target in flow.bad_jumps:
             self.add(path, f"'{path[-1]}' names unknown step {target!r}", "the id of a step")
         self.check_inputs()
+        if not self.routine.description.strip():
+            self.warn(("description",), "the routine's description is empty",
+                      "a sentence saying what the routine does (a router chooses by it, and "
+                      "the agent lists it when no routine fits a request)")
         reachable = flow.reachable()
         doms = flow.dominators()
         for step_id in flow.order:

@@ -1,0 +1,269 @@
+"""Eleventh hostile round: what the tenth round's helpers found and left (drafting a
+clinic's processes, routing an insurer's requests) — each problem found before a model runs,
+or said in words, not after the model's minutes or in a traceback."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pytest
+from pydantic import ValidationError
+
+from routine.cli.commands import main
+from routine.drafting import check_draft, draft
+from routine.errors import RoutineError, SpecError
+from routine.models.testing import ScriptedModel
+from routine.routing import Library, LLMRouter, Thresholds
+from routine.routing.reply import capabilities, clarifying_question
+from routine.spec import load_routine_text
+from routine.spec.project import Project
+
+from .conftest import ROOT, ROUTINES
+from .test_cli import ScriptedServer, scripted_server  # noqa: F401  (the endpoint fixture)
+from .test_drafting import BAD, DRAFT, GOOD, PROJECT, RETAIL
+from .test_routing import FixedScores
+
+
+def _draft_cli(tmp_path, server: str, *more: str, file: str = "track_order.md") -> list[str]:
+    draft_file = tmp_path / file
+    draft_file.write_text(DRAFT)
+    return ["--project", str(ROOT / "routine.toml"), "draft", str(draft_file),
+            "--toolset", "routine_tools.retail", "--model", "m", "--base-url", server, *more]
+
+
+# ---------------------------------------------------------------- found before the model runs
+@pytest.mark.parametrize("case", ["missing file", "folder without it", "file that fails"])
+def test_a_wrong_diff_is_refused_before_the_model_drafts(scripted_server, tmp_path, capsys,  # noqa: F811
+                                                         case):
+    ScriptedServer.script = []  # a request would fail the server: none may come
+    if case == "missing file":
+        diff = tmp_path / "nothere.yaml"
+    elif case == "folder without it":
+        diff = tmp_path / "other"
+        diff.mkdir()
+        (diff / "x.yaml").write_text((ROUTINES / "hr" / "leave_balance.yaml").read_text())
+    else:
+        diff = tmp_path / "broken.yaml"
+        diff.write_text("name: broken\nsteps: [\n")
+    code = main(_draft_cli(tmp_path, scripted_server, "-o", str(tmp_path / "t.yaml"),
+                           "--diff", str(diff)))
+    err = capsys.readouterr().err
+    assert code == 2 and ScriptedServer.requests == [], err
+    assert "--diff" in err and not (tmp_path / "t.yaml").exists()
+
+
+def test_a_record_that_cannot_be_written_is_refused_before_the_model_drafts(
+        scripted_server, tmp_path, capsys):  # noqa: F811
+    ScriptedServer.script = []
+    record = tmp_path / "records"
+    record.mkdir()  # a folder where the .jsonl file should be
+    code = main(_draft_cli(tmp_path, scripted_server, "--record", str(record)))
+    err = capsys.readouterr().err
+    assert code == 2 and ScriptedServer.requests == []
+    assert "--record" in err and "is a folder" in err
+
+
+def _broken_project(tmp_path):
+    (tmp_path / "clinic_tools.py").write_text("raise RuntimeError('the clinic database is "
+                                              "not configured')\n")
+    (tmp_path / "routine.toml").write_text('[toolsets]\n"clinic" = "clinic_tools"\n')
+    return tmp_path / "routine.toml"
+
+
+def test_a_toolset_that_fails_to_load_is_one_clear_error_before_the_model(
+        scripted_server, tmp_path, capsys):  # noqa: F811
+    toml = _broken_project(tmp_path)
+    ScriptedServer.script = []
+    (tmp_path / "refill.md").write_text("Find the patient, then renew the prescription.")
+    code = main(["--project", str(toml), "draft", str(tmp_path / "refill.md"), "--toolset",
+                 "clinic", "--model", "m", "--base-url", scripted_server])
+    err = capsys.readouterr().err
+    assert code == 2 and ScriptedServer.requests == [], err
+    assert "cannot load toolset 'clinic'" in err and "not configured" in err
+    # the Python API: a RoutineError, not the module's own exception
+    with pytest.raises(RoutineError, match="cannot load toolset 'clinic'.*not configured"):
+        draft("Find the patient.", ["clinic"], ScriptedModel([]), name="refill",
+              project=Project.discover(toml))
+
+
+def test_a_drafted_name_another_routine_beside_it_has_is_refused(scripted_server, tmp_path,  # noqa: F811
+                                                                 capsys):
+    ScriptedServer.script = []
+    out = tmp_path / "routines"
+    out.mkdir()
+    # the clinic's hand-written routine, under another file name, has the draft's name
+    (out / "orders.yaml").write_text((ROUTINES / "retail" / "track_order.yaml").read_text())
+    code = main(_draft_cli(tmp_path, scripted_server, "-o", str(out)))
+    err = capsys.readouterr().err
+    assert code == 2 and ScriptedServer.requests == [], err
+    assert "'track_order' is already the name of" in err and "orders.yaml" in err
+    assert not (out / "track_order.yaml").exists()
+
+
+# ---------------------------------------------------------------- the draft's file name
+@pytest.mark.parametrize("file", ["track\x07order.md", os.fsdecode(b"track_order_caf\xe9.md"),
+                                  "track\u2028order.md"])
+def test_a_draft_file_name_with_odd_characters_still_gives_a_routine_that_loads(
+        scripted_server, tmp_path, capsys, file):  # noqa: F811
+    # a bell in the name made every round's YAML unreadable (all rounds wasted); a Latin-1
+    # name (undecodable bytes) crashed the write with UnicodeEncodeError
+    ScriptedServer.script = [{"content": GOOD.replace("track_order", "x")}]
+    out = tmp_path / "out"
+    try:
+        (tmp_path / file).write_text(DRAFT)
+    except (UnicodeEncodeError, OSError):
+        pytest.skip("this file system does not take the name")
+    code = main(_draft_cli(tmp_path, scripted_server, "-o", str(out), file=file))
+    err = capsys.readouterr().err
+    assert code == 0, err
+    (written,) = out.iterdir()
+    text = written.read_text(encoding="utf-8")
+    assert "drafted by `routine draft` from track" in text.splitlines()[0]
+    assert main(["--project", str(ROOT / "routine.toml"), "validate", str(written)]) == 0
+
+
+# ---------------------------------------------------------------- the Python API
+@pytest.mark.parametrize("options, message", [
+    ({"name": "Refill Process"}, "not a routine name"),
+    ({"name": "refill", "rounds": -1}, "repair rounds"),
+    ({"name": "refill", "rounds": 1.5}, "repair rounds"),
+])
+def test_the_python_api_checks_what_the_cli_checks(options, message):
+    model = ScriptedModel([])
+    with pytest.raises(RoutineError, match=message):
+        draft(DRAFT, RETAIL, model, project=PROJECT, **options)
+    with pytest.raises(RoutineError, match="the draft is empty"):
+        draft("  \n", RETAIL, model, name="refill", project=PROJECT)
+    assert model.requests == []
+
+
+def test_validate_warnings_are_kept_and_shown(scripted_server, tmp_path, capsys):  # noqa: F811
+    blank = json.loads(GOOD)
+    blank["description"] = " "  # (a free reply; the guided schema wants one letter)
+    result = draft(DRAFT, RETAIL, ScriptedModel([json.dumps(blank)]), name="track_order",
+                   rounds=0, guided=False, project=PROJECT)
+    assert result.ok and [w.message for w in result.warnings] == \
+        ["the routine's description is empty"]
+    assert result.to_record()["attempts"][0]["warnings"][0]["severity"] == "warning"
+    ScriptedServer.script = [{"content": json.dumps(blank)}]
+    assert main(_draft_cli(tmp_path, scripted_server, "-o", str(tmp_path / "t.yaml"))) == 0
+    assert "warning: the routine's description is empty" in capsys.readouterr().err
+
+
+def test_the_toolsets_are_loaded_once_per_draft_not_once_per_round(monkeypatch):
+    # an MCP toolset was launched again at every repair round
+    calls = []
+    resolve = Project.resolve
+
+    def counted(self, name):
+        calls.append(name)
+        return resolve(self, name)
+
+    monkeypatch.setattr(Project, "resolve", counted)
+    result = draft(DRAFT, RETAIL, ScriptedModel([BAD, BAD, GOOD]), name="track_order",
+                   rounds=2, project=PROJECT)
+    assert result.ok and result.repairs == 2
+    assert calls == ["routine_tools.retail"]
+
+
+def test_a_free_reply_that_shows_an_example_block_first_is_read_at_the_routine():
+    reply = ("The order looks like this:\n```json\n{\"order_id\": 40134}\n```\n"
+             f"Here is the routine:\n```json\n{GOOD}\n```\n")
+    result = draft(DRAFT, RETAIL, ScriptedModel([reply]), name="track_order", rounds=0,
+                   guided=False, project=PROJECT)
+    assert result.ok, result.problems
+    # a reply of one block is read as before
+    assert draft(DRAFT, RETAIL, ScriptedModel([f"```\n{GOOD}\n```"]), name="track_order",
+                 rounds=0, guided=False, project=PROJECT).ok
+
+
+def test_check_draft_takes_the_loaded_tools():
+    registry = PROJECT.resolve("routine_tools.retail")
+    from routine.tools.core import ToolRegistry
+
+    tools = ToolRegistry()
+    for item in registry:
+        tools.add(item)
+    from routine.drafting.reply import routine_yaml
+
+    text = routine_yaml(BAD, "track_order", RETAIL)
+    assert check_draft(text, project=PROJECT, registry=tools) == check_draft(text,
+                                                                              project=PROJECT)
+
+
+# ---------------------------------------------------------------- routing
+@pytest.mark.parametrize("field", ["none_below", "margin"])
+def test_a_nan_threshold_is_refused(field):
+    # NaN compares false with every score: the router never said none, silently
+    values = {"none_below": 0.3, "margin": 0.0} | {field: math.nan}
+    with pytest.raises(ValidationError, match=field):
+        Thresholds(**values)
+    assert Thresholds(none_below=-math.inf).none_below == -math.inf  # "never none" stays
+
+
+@pytest.mark.parametrize("k", [0, -2, True])
+def test_the_llm_router_refuses_a_k_below_one(k):
+    library = Library.from_folders(ROUTINES / "hr")
+    retriever = FixedScores(library, {"q": {"leave_balance": 0.9}})
+    with pytest.raises(RoutineError, match="k a whole number ≥ 1"):
+        LLMRouter(retriever, ScriptedModel([]), k=k)
+
+
+def test_the_cli_refuses_k_zero(capsys):
+    code = main(["route", "--library", str(ROUTINES / "hr"), "--router", "llm", "--k", "0",
+                 "How many days off do I have left?"])
+    assert code == 2 and "--k" in capsys.readouterr().err
+
+
+def test_a_routine_named_none_is_refused_by_the_library(tmp_path):
+    text = (ROUTINES / "hr" / "leave_balance.yaml").read_text()
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    (folder / "none.yaml").write_text(text.replace("name: leave_balance", "name: none"))
+    (folder / "leave_balance.yaml").write_text(text)
+    with pytest.raises(SpecError, match="'none' is what a router answers"):
+        Library.from_folders(folder)
+
+
+def _library(*routines: tuple[str, str]) -> Library:
+    base = (ROUTINES / "hr" / "leave_balance.yaml").read_text()
+    loaded = []
+    for name, description in routines:
+        data = load_routine_text(base).routine.model_copy(update={"name": name,
+                                                                    "description": description})
+        loaded.append(data)
+    return Library.of(loaded)
+
+
+def test_the_clarifying_question_keeps_acronyms_and_tells_alike_routines_apart():
+    library = _library(("hr_policy", "HR policies: answer a question about them."),
+                       ("it_ticket", "Open an IT ticket for a broken laptop."))
+    question = clarifying_question(library, "hr_policy", "it_ticket")
+    assert "to HR policies" in question and "or to open an IT ticket" in question
+    twins = _library(("claim_status", "Look up a claim."), ("claim_history", "Look up a claim."))
+    asked = clarifying_question(twins, "claim_status", "claim_history")
+    assert "claim status" in asked and "claim history" in asked, asked
+    assert "iPhone" in clarifying_question(
+        _library(("a", "iPhone repairs: book one."), ("b", "Cancel an order.")), "a", "b")
+
+
+def test_capabilities_list_each_thing_once_and_name_a_routine_without_description():
+    library = _library(("claim_status", "Look up a claim."), ("claim_history", "Look up a claim."),
+                       ("file_claim", ""))
+    reply = capabilities(library)
+    assert reply.count("Look up a claim.") == 1 and "- file claim" in reply
+
+
+def test_validate_warns_about_an_empty_description(tmp_path, capsys):
+    text = (ROUTINES / "hr" / "leave_balance.yaml").read_text()
+    start = text.index("\ndescription:")
+    end = text.index("\n", start + 1)
+    while text[end + 1:end + 2] == " ":  # a folded description's further lines
+        end = text.index("\n", end + 1)
+    path = tmp_path / "blank.yaml"
+    path.write_text(text[:start] + '\ndescription: ""' + text[end:])
+    assert main(["--project", str(ROOT / "routine.toml"), "validate", str(path)]) == 0
+    out = capsys.readouterr()
+    assert "warning: the routine's description is empty" in out.out, out
