@@ -211,10 +211,11 @@ def test_the_llm_router_refuses_a_k_below_one(k):
         LLMRouter(retriever, ScriptedModel([]), k=k)
 
 
-def test_the_cli_refuses_k_zero(capsys):
-    code = main(["route", "--library", str(ROUTINES / "hr"), "--router", "llm", "--k", "0",
-                 "How many days off do I have left?"])
+def test_route_eval_refuses_k_zero_before_a_model_starts(tmp_path, capsys):
+    code = main(["route-eval", str(ROOT / "eval" / "datasets" / "hr"), "--routers", "llm",
+                 "--k", "0", "--out", str(tmp_path / "r")])
     assert code == 2 and "--k" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_routine_named_none_is_refused_by_the_library(tmp_path):
@@ -267,3 +268,14 @@ def test_validate_warns_about_an_empty_description(tmp_path, capsys):
     assert main(["--project", str(ROOT / "routine.toml"), "validate", str(path)]) == 0
     out = capsys.readouterr()
     assert "warning: the routine's description is empty" in out.out, out
+
+
+def test_a_german_card_that_starts_with_its_noun_keeps_the_noun_in_requests():
+    from routine.routing.library import capitalised_terms, retrieval_text
+
+    # the noun first in the card: it was not a term, so every request lost "Urlaub"
+    terms = capitalised_terms("urlaub beantragen.\nUrlaub beantragen für eine Mitarbeiterin.")
+    assert "urlaub" in terms
+    assert "Urlaub" in retrieval_text("Ich möchte im Juli Urlaub nehmen", terms=terms)
+    assert "Kofi" not in retrieval_text("Bitte den Urlaub für Kofi ab morgen beantragen",
+                                        terms=terms)

@@ -134,17 +134,17 @@ def retrieval_text(text: str, vocabulary: frozenset[str] = frozenset(),
 
 
 def capitalised_terms(text: str) -> frozenset[str]:
-    """The words a text itself writes capitalised inside a sentence, lower-cased (German
-    nouns: "Beantragt Urlaub für ..." gives "urlaub"): in a library's cards they are terms
-    of its processes, so a request keeps them (:func:`retrieval_text`'s ``terms``)."""
+    """The words a text itself writes capitalised, lower-cased (German nouns: "Beantragt
+    Urlaub für ..." gives "urlaub", and so does "Urlaub beantragen", the noun first): in a
+    library's cards they are terms of its processes, so a request keeps them
+    (:func:`retrieval_text`'s ``terms``). A sentence's first word counts too (a card's
+    first word is as much the library's as any other; it was left out, and a German card
+    that starts with its noun lost it from every request)."""
     found = set()
-    for line in text.splitlines():
-        for match in re.finditer(r"\S+", line):
-            first = _SENTENCE_END.search(line[:match.start()]) is not None or not \
-                line[:match.start()].strip()
-            bare = match.group(0).strip(",.!?;:()\"")
-            if not first and _is_name(bare):
-                found.add(bare.lower())
+    for match in re.finditer(r"\S+", text):
+        bare = match.group(0).strip(",.!?;:()\"")
+        if _is_name(bare):
+            found.add(bare.lower())
     return frozenset(found)
 
 
