@@ -15,7 +15,8 @@ from routine.cli.commands import main
 from routine.drafting import check_draft, draft
 from routine.errors import RoutineError, SpecError
 from routine.models.testing import ScriptedModel
-from routine.routing import Library, LLMRouter, Thresholds
+from routine.routing import Library, LLMRouter, Thresholds, make_router
+from routine.routing.embedding import have_embeddings
 from routine.routing.reply import capabilities, clarifying_question
 from routine.spec import load_routine_text
 from routine.spec.project import Project
@@ -279,3 +280,20 @@ def test_a_german_card_that_starts_with_its_noun_keeps_the_noun_in_requests():
     assert "Urlaub" in retrieval_text("Ich möchte im Juli Urlaub nehmen", terms=terms)
     assert "Kofi" not in retrieval_text("Bitte den Urlaub für Kofi ab morgen beantragen",
                                         terms=terms)
+
+
+@pytest.mark.skipif(not have_embeddings(), reason="the routing extra is not installed")
+def test_a_request_longer_than_the_embedding_model_reads_is_read_in_sentences():
+    # the model reads 256 word pieces: a question after a long greeting was never seen,
+    # and one before it was drowned in it — both went to none
+    router = make_router("embedding", Library.from_folders(ROUTINES / "hr"))
+    ask = "Please book meeting room Atlas for tomorrow at 10."
+    greeting = ("Hello team, I hope this message finds you well and that the week is going "
+                "smoothly for everyone. ") * 20
+    short = router.route(ask)
+    assert short.kind == "routine" and short.routine == "book_meeting_room"
+    for request in (greeting + ask, ask + " " + greeting):
+        decision = router.route(request)
+        assert (decision.kind, decision.routine) == (short.kind, short.routine)
+        assert decision.candidates[0].score == pytest.approx(short.candidates[0].score)
+    assert router.route(greeting).kind == "none"

@@ -5,7 +5,9 @@ nothing is downloaded: the hub is kept offline)."""
 from __future__ import annotations
 
 import functools
+import itertools
 import os
+import re
 from typing import Any
 
 from ..errors import ModelUnavailable
@@ -48,6 +50,8 @@ class EmbeddingRouter(ScoringRouter):
     name = "embedding"
     use_examples = True
     example_offset = 0.2
+    #: words of one part of a sentence too long to be one part
+    part_words = 40
 
     def __init__(self, library: Library, thresholds: Thresholds | None = None,
                  examples: bool | None = None, model: Any = None):
@@ -64,4 +68,24 @@ class EmbeddingRouter(ScoringRouter):
         return Thresholds(none_below=0.5422, margin=0.0)
 
     def passage_scores(self, query: str) -> list[float]:
-        return [float(s) for s in self._vectors @ self._encode([query])[0]]
+        # a request longer than the model reads (256 word pieces: a forwarded e-mail, a
+        # signature) is read in parts; each passage scores its best part
+        parts = self._encode(self._parts(query))
+        return [float(s) for s in (self._vectors @ parts.T).max(axis=1)]
+
+    def _parts(self, text: str) -> list[str]:
+        """``text`` whole, or — longer than the model reads — its sentences, alone and two
+        by two (a request's question is a sentence or two of it: parts packed to the
+        model's length were mostly greeting and scored under the threshold)."""
+        tokenizer = getattr(self._model, "tokenizer", None)
+        limit = int(getattr(self._model, "max_seq_length", 0) or 0) - 2  # [CLS], [SEP]
+        if tokenizer is None or limit <= 0 or len(tokenizer.tokenize(text)) <= limit:
+            return [text]
+        sentences: list[str] = []
+        for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
+            words = sentence.split()
+            while words:  # a sentence longer than a part: in runs of words
+                sentences.append(" ".join(words[:self.part_words]))
+                words = words[self.part_words:]
+        pairs = [f"{a} {b}" for a, b in itertools.pairwise(sentences)]
+        return list(dict.fromkeys([*sentences, *pairs])) or [text]
