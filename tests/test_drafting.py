@@ -52,6 +52,7 @@ def _routine(tool: str = "track_shipment", field: str = "order_id") -> str:
 
 GOOD = _routine()
 BAD = _routine(tool="track_parcel", field="tracking")  # an unknown tool, a missing field
+BAD_TOOL = _routine(tool="track_parcel")  # another bad reply (a repeated one stops repairs)
 
 
 # ---------------------------------------------------------------- the loop, scripted doubles
@@ -88,7 +89,7 @@ def test_the_prompt_holds_the_draft_and_the_tools_but_no_routine_of_the_project(
 
 
 def test_a_draft_that_never_validates_keeps_its_problems():
-    model = ScriptedModel([BAD, BAD, "I cannot do that."])
+    model = ScriptedModel([BAD, BAD_TOOL, "I cannot do that."])
     result = draft(DRAFT, RETAIL, model, name="track_order", rounds=2, project=PROJECT)
     model.assert_complete()
     assert not result.ok and result.repairs == 2

@@ -23,7 +23,7 @@ from routine.spec.project import Project
 
 from .conftest import ROOT, ROUTINES
 from .test_cli import ScriptedServer, scripted_server  # noqa: F401  (the endpoint fixture)
-from .test_drafting import BAD, DRAFT, GOOD, PROJECT, RETAIL
+from .test_drafting import BAD, BAD_TOOL, DRAFT, GOOD, PROJECT, RETAIL
 from .test_routing import FixedScores
 
 
@@ -163,7 +163,7 @@ def test_the_toolsets_are_loaded_once_per_draft_not_once_per_round(monkeypatch):
         return resolve(self, name)
 
     monkeypatch.setattr(Project, "resolve", counted)
-    result = draft(DRAFT, RETAIL, ScriptedModel([BAD, BAD, GOOD]), name="track_order",
+    result = draft(DRAFT, RETAIL, ScriptedModel([BAD, BAD_TOOL, GOOD]), name="track_order",
                    rounds=2, project=PROJECT)
     assert result.ok and result.repairs == 2
     assert calls == ["routine_tools.retail"]
@@ -297,3 +297,34 @@ def test_a_request_longer_than_the_embedding_model_reads_is_read_in_sentences():
         assert (decision.kind, decision.routine) == (short.kind, short.routine)
         assert decision.candidates[0].score == pytest.approx(short.candidates[0].score)
     assert router.route(greeting).kind == "none"
+
+
+# ---------------------------------------------------------------- rounds that cannot help
+def test_a_reply_repeated_word_for_word_at_temperature_zero_ends_the_repairs():
+    # the 0.5B wrote the same 2,048 cut-off tokens four times (685 s): at temperature 0 the
+    # round after a repeated reply has the same prompt, so the same reply
+    model = ScriptedModel([BAD, BAD])
+    result = draft(DRAFT, RETAIL, model, name="track_order", rounds=3, project=PROJECT)
+    model.assert_complete()
+    assert not result.ok and result.repairs == 1 and "same reply" in result.stopped
+    assert result.to_record()["stopped"] == result.stopped
+    sampled = ScriptedModel([BAD] * 4)  # sampling: a further round may differ
+    again = draft(DRAFT, RETAIL, sampled, name="track_order", rounds=3, temperature=0.7,
+                  project=PROJECT)
+    assert again.repairs == 3 and again.stopped == ""
+
+
+def test_a_reply_cut_off_at_the_token_limit_is_asked_to_be_shorter():
+    from routine.models.base import ModelReply
+    from routine.models.messages import Usage
+
+    cut = ModelReply(content=GOOD[:-40], usage=Usage(prompt_tokens=10, completion_tokens=300))
+    model = ScriptedModel([cut, GOOD])
+    result = draft(DRAFT, RETAIL, model, name="track_order", rounds=1, max_tokens=300,
+                   project=PROJECT)
+    assert result.ok and result.repairs == 1
+    repair = model.requests[1].messages[-1].content
+    assert "cut off: it reached the limit of 300 tokens" in repair and "shorter" in repair
+    whole = ScriptedModel([BAD, GOOD])  # a reply under the limit is not told so
+    draft(DRAFT, RETAIL, whole, name="track_order", rounds=1, project=PROJECT)
+    assert "cut off" not in whole.requests[1].messages[-1].content

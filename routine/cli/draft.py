@@ -170,6 +170,9 @@ def _report(result: DraftResult, target: Path | None, saved: bool) -> None:
                                                        if saved and target else
                                                        "printed MARKED INVALID" if saved
                                                        else "not saved")), soft_wrap=True)
+    if result.stopped:
+        err.print(f"  (repairs stopped: {result.stopped})", markup=False, highlight=False,
+                  soft_wrap=True)
     # saved (or printed) marked invalid: at their lines in that text, below its header
     for problem in result.invalid_problems() if saved else result.problems:
         err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)

@@ -71,6 +71,8 @@ class DraftResult(BaseModel):
     model: str
     draft: str
     attempts: list[DraftAttempt]
+    stopped: str = Field("", description="Why repair rounds stopped before --rounds ran out "
+                         "with problems left ('': they did not).")
 
     @property
     def ok(self) -> bool:
@@ -213,6 +215,7 @@ async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: st
                                                                  toolsets))]
     messages = list(opening)
     attempts: list[DraftAttempt] = []
+    stopped = ""
     settings: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens,
                                 "seed": seed}
     for round_ in range(rounds + 1):
@@ -237,12 +240,26 @@ async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: st
             on_attempt(attempts[-1])
         if not problems:
             break
+        if repeated(attempts, temperature):
+            stopped = ("the model wrote the same reply as in the round before: at "
+                       "temperature 0 every further round would too")
+            break
         # the next round sees the first request, its own last reply and the problems only:
         # the prompt stays the same size however many rounds run
+        cut = reply.finish_reason == "length" or reply.usage.completion_tokens >= max_tokens
         messages = [*opening, AssistantMessage(content=text),
-                    UserMessage(content=repair_prompt(name, yaml_text, problems))]
+                    UserMessage(content=repair_prompt(name, yaml_text, problems,
+                                                      cut_off=max_tokens if cut else None))]
     return DraftResult(name=name, toolsets=list(toolsets), model=model.name,
-                       draft=draft_text, attempts=attempts)
+                       draft=draft_text, attempts=attempts, stopped=stopped)
+
+
+def repeated(attempts: list[DraftAttempt], temperature: float) -> bool:
+    """The last reply is the one before it, word for word, at temperature 0: the next
+    round's prompt would be this round's again (the first request, that reply, its
+    problems), so its reply would be too."""
+    return (temperature == 0 and len(attempts) >= 2
+            and attempts[-1].reply == attempts[-2].reply)
 
 
 def _call_text(calls: list[dict[str, Any]]) -> str:

@@ -70,9 +70,11 @@ def request_prompt(name: str, draft: str, registry: ToolRegistry,
         toolsets=toolsets or []).strip()
 
 
-def repair_prompt(name: str, yaml_text: str | None, problems: list[Problem]) -> str:
+def repair_prompt(name: str, yaml_text: str | None, problems: list[Problem],
+                  cut_off: int | None = None) -> str:
     """The last routine (numbered YAML lines; None: the reply was not a routine) and its
-    problems, each with its line."""
+    problems, each with its line; ``cut_off``: the reply ran into this many tokens, the
+    limit (it is asked for a shorter routine)."""
     numbered = None
     if yaml_text is not None:
         lines = yaml_text.splitlines()
@@ -82,5 +84,5 @@ def repair_prompt(name: str, yaml_text: str | None, problems: list[Problem]) -> 
              if yaml_text is not None else p.message + (f" (expected {p.expected})"
                                                         if p.expected else "")
              for p in problems]
-    return _ENV.get_template("repair.j2").render(name=name, yaml=numbered,
-                                                 problems=shown).strip()
+    return _ENV.get_template("repair.j2").render(name=name, yaml=numbered, problems=shown,
+                                                 cut_off=cut_off).strip()
