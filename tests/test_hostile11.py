@@ -328,3 +328,69 @@ def test_a_reply_cut_off_at_the_token_limit_is_asked_to_be_shorter():
     whole = ScriptedModel([BAD, GOOD])  # a reply under the limit is not told so
     draft(DRAFT, RETAIL, whole, name="track_order", rounds=1, project=PROJECT)
     assert "cut off" not in whole.requests[1].messages[-1].content
+
+
+# ---------------------------------------------------------------- signed traces
+def _waiting(tmp_path, monkeypatch, key: str | None):
+    from .test_conversation import agent, extracted
+
+    if key is None:
+        monkeypatch.delenv("ROUTINE_TRACE_KEY", raising=False)
+    else:
+        monkeypatch.setenv("ROUTINE_TRACE_KEY", key)
+    with agent([extracted(order_id=None, reason=None)]).conversation() as chat:
+        reply = chat.send("I want to cancel an order. My email is ana@example.com")
+    assert reply.status == "waiting"
+    path = tmp_path / "t.jsonl"
+    from routine.run.trace import dump_traces
+
+    dump_traces([reply.trace], path)
+    return path
+
+
+def _resume(path):
+    from routine.models.testing import call
+    from routine.run.trace import load_traces
+
+    from .test_conversation import agent, extracted
+
+    (saved,) = load_traces(path)
+    later = agent([extracted(order_id=8, reason="too slow"),
+                   call("find_by_email", email="ana@example.com"), call("get_order", order_id=8),
+                   call("cancel_order", order_id=8, reason="too slow")])
+    with later.conversation(trace=saved) as chat:
+        return chat.send("Order 8, it is too slow")
+
+
+KEY = "0123456789abcdef0123456789abcdef"
+
+
+def test_a_signed_trace_resumes_and_an_edited_one_does_not(tmp_path, monkeypatch):
+    # a saved conversation is its state: an edit (here the user's words) resumed silently
+    path = _waiting(tmp_path, monkeypatch, KEY)
+    assert json.loads(path.read_text())["signature"]
+    assert _resume(path).trace.said[-1] == "Order 8, it is too slow"  # untouched: resumes
+    edited = path.read_text().replace("ana@example.com", "eve@example.com")
+    path.write_text(edited)
+    with pytest.raises(RoutineError, match="was changed after it was saved"):
+        _resume(path)
+
+
+def test_with_a_key_set_an_unsigned_trace_does_not_resume(tmp_path, monkeypatch):
+    path = _waiting(tmp_path, monkeypatch, None)
+    assert json.loads(path.read_text())["signature"] is None
+    monkeypatch.setenv("ROUTINE_TRACE_KEY", KEY)
+    with pytest.raises(RoutineError, match="is not signed"):
+        _resume(path)
+    monkeypatch.setenv("ROUTINE_TRACE_KEY", "short")
+    with pytest.raises(RoutineError, match="at least 16"):
+        _resume(path)
+    monkeypatch.delenv("ROUTINE_TRACE_KEY")  # no key: as before, nothing checked
+    assert _resume(path).status == "waiting"
+
+
+def test_another_key_does_not_verify(tmp_path, monkeypatch):
+    path = _waiting(tmp_path, monkeypatch, KEY)
+    monkeypatch.setenv("ROUTINE_TRACE_KEY", KEY[::-1])
+    with pytest.raises(RoutineError, match="was changed"):
+        _resume(path)

@@ -37,6 +37,7 @@ from .blocking import run_blocking
 from .inputs import extract_inputs
 from .interaction import answer_pending, what_ran
 from .memory import MemoryEntry
+from .signing import verify_trace
 from .trace import RunTrace, TurnRecord
 from .tracking import LoopFrame
 from .turn import Failed, NextTurn, RunState, notify
@@ -403,7 +404,9 @@ def unreachable_handoffs(routine: Routine, routines: Mapping[str, Routine]) -> l
 
 
 def restore(agent: Any, trace: RunTrace) -> RunState:
-    """A waiting run's state rebuilt from its trace."""
+    """A waiting run's state rebuilt from its trace (with ``ROUTINE_TRACE_KEY`` set, only a
+    trace signed with it: :mod:`routine.run.signing`)."""
+    verify_trace(trace)
     if trace.outcome != "waiting" or trace.state is None:
         raise RoutineError(f"only a waiting run resumes (this one is {trace.outcome!r})")
     if agent.routine is not None and trace.routine != agent.routine.name:

@@ -33,6 +33,7 @@ __all__ = [
     "ToolCallRecord",
     "TurnRecord",
     "RunTrace",
+    "trace_json",
     "ErrorKind",
     "dump_traces",
     "load_traces",
@@ -109,6 +110,9 @@ class ToolCallRecord(BaseModel):
                                       "approval: approved or not, by whom, why, when.")
     started_at: datetime = Field(default_factory=now)
     duration_s: float = 0.0
+    signature: str | None = Field(None, description="HMAC-SHA256 of the rest of the trace "
+                                  "(routine.run.signing), when written with a key: a "
+                                  "resumed conversation checks it.")
 
     @property
     def ok(self) -> bool:
@@ -219,6 +223,9 @@ class RunTrace(BaseModel):
         "(for toolsets whose deps have state_digest()).")
     started_at: datetime = Field(default_factory=now)
     duration_s: float = 0.0
+    signature: str | None = Field(None, description="HMAC-SHA256 of the rest of the trace "
+                                  "(routine.run.signing), when written with a key: a "
+                                  "resumed conversation checks it.")
 
     def raise_for_outcome(self) -> RunTrace:
         """Return the trace if the run answered; raise :class:`RunFailed` (with it) if not."""
@@ -266,10 +273,19 @@ def append_line(path: str | Path, data: bytes) -> None:
         os.close(fd)
 
 
-def dump_traces(traces: Iterable[RunTrace], path: str | Path) -> None:
-    """Append traces to a JSONL file (one trace per line, each written whole)."""
+def trace_json(trace: RunTrace) -> bytes:
+    """The trace as one line of JSON (what :func:`dump_traces` writes)."""
+    return _ADAPTER.dump_json(trace)
+
+
+def dump_traces(traces: Iterable[RunTrace], path: str | Path,
+                key: str | bytes | None = None) -> None:
+    """Append traces to a JSONL file (one trace per line, each written whole), each signed
+    with ``key`` or ``ROUTINE_TRACE_KEY`` when there is one (:mod:`routine.run.signing`)."""
+    from .signing import sign_trace
+
     for trace in traces:
-        append_line(path, _ADAPTER.dump_json(trace))
+        append_line(path, trace_json(sign_trace(trace, key)))
 
 
 def _torn(raw: bytes) -> str | None:
