@@ -271,15 +271,16 @@ def test_validate_warns_about_an_empty_description(tmp_path, capsys):
     assert "warning: the routine's description is empty" in out.out, out
 
 
-def test_a_german_card_that_starts_with_its_noun_keeps_the_noun_in_requests():
+def test_a_name_that_is_also_a_card_s_first_word_is_still_a_name():
+    # a reviewed change counted a sentence's first word as a library term: "Mark an
+    # onboarding task done" kept "Mark" in requests, which went to that write routine
+    from routine.routing import LexicalRouter
     from routine.routing.library import capitalised_terms, retrieval_text
 
-    # the noun first in the card: it was not a term, so every request lost "Urlaub"
-    terms = capitalised_terms("urlaub beantragen.\nUrlaub beantragen für eine Mitarbeiterin.")
-    assert "urlaub" in terms
-    assert "Urlaub" in retrieval_text("Ich möchte im Juli Urlaub nehmen", terms=terms)
-    assert "Kofi" not in retrieval_text("Bitte den Urlaub für Kofi ab morgen beantragen",
-                                        terms=terms)
+    router = LexicalRouter(Library.from_folders(ROUTINES / "hr"))
+    assert "mark" not in router._terms
+    assert "Mark" not in retrieval_text("Which tasks has Mark left?", terms=router._terms)
+    assert "urlaub" in capitalised_terms("Bitte beantragt Urlaub für eine Mitarbeiterin.")
 
 
 @pytest.mark.skipif(not have_embeddings(), reason="the routing extra is not installed")
@@ -297,6 +298,15 @@ def test_a_request_longer_than_the_embedding_model_reads_is_read_in_sentences():
         assert (decision.kind, decision.routine) == (short.kind, short.routine)
         assert decision.candidates[0].score == pytest.approx(short.candidates[0].score)
     assert router.route(greeting).kind == "none"
+    # no sentence ends: overlapping windows of a few words rank the right routine first
+    # (40-word runs fused the question with the greeting)
+    words = " ".join(greeting.replace(",", "").replace(".", "").split()[:140])
+    decision = router.route(words + " " + ask.rstrip(".") + " " + words)
+    assert decision.candidates[0].name == "book_meeting_room", decision.candidates[:2]
+    # a pasted log: its first and last sentences, not 3,200 parts (50 s to read)
+    log = greeting * 1600 + ask
+    assert len(router._parts(log)) < 2 * router.max_sentences
+    assert router.route(log).routine == "book_meeting_room"
 
 
 # ---------------------------------------------------------------- rounds that cannot help
@@ -394,3 +404,119 @@ def test_another_key_does_not_verify(tmp_path, monkeypatch):
     monkeypatch.setenv("ROUTINE_TRACE_KEY", KEY[::-1])
     with pytest.raises(RoutineError, match="was changed"):
         _resume(path)
+
+
+def test_a_key_given_in_code_signs_and_checks(tmp_path, monkeypatch):
+    from routine.models.testing import call
+    from routine.run.trace import dump_traces, load_traces
+
+    from .test_conversation import agent, extracted
+
+    monkeypatch.delenv("ROUTINE_TRACE_KEY", raising=False)
+    with agent([extracted(order_id=None, reason=None)]).conversation() as chat:
+        reply = chat.send("I want to cancel an order. My email is ana@example.com")
+    path = tmp_path / "t.jsonl"
+    dump_traces([reply.trace], path, key=KEY)
+
+    def resume(key):
+        (saved,) = load_traces(path)
+        later = agent([extracted(order_id=8, reason="too slow"),
+                       call("find_by_email", email="ana@example.com"),
+                       call("get_order", order_id=8),
+                       call("cancel_order", order_id=8, reason="too slow")])
+        with later.conversation(trace=saved, trace_key=key) as chat:
+            return chat.send("Order 8, it is too slow")
+
+    assert resume(KEY).status == "waiting"
+    # signed, and no key to check it with: refused (it resumed unchecked before)
+    with pytest.raises(RoutineError, match="is signed, but no key is set"):
+        resume(None)
+    path.write_text(path.read_text().replace("ana@example.com", "eve@example.com"))
+    with pytest.raises(RoutineError, match="does not match its signature"):
+        resume(KEY)
+
+
+def test_a_signed_line_from_another_version_with_more_fields_verifies(tmp_path, monkeypatch):
+    import hashlib
+    import hmac
+
+    from routine.run.signing import payload
+
+    path = _waiting(tmp_path, monkeypatch, KEY)
+    data = json.loads(path.read_text())
+    data["field_of_a_later_version"] = {"x": 1}  # this version drops it when reading
+    data["signature"] = hmac.new(KEY.encode(), payload(data), hashlib.sha256).hexdigest()
+    path.write_text(json.dumps(data) + "\n")
+    assert _resume(path).status == "waiting"
+
+
+def test_a_bad_key_is_said_before_the_tools_act(tmp_path, monkeypatch):
+    from .test_conversation import agent
+
+    monkeypatch.setenv("ROUTINE_TRACE_KEY", "short")
+    runner = agent([])
+    with pytest.raises(RoutineError, match="at least 16"):
+        runner.run("Cancel order 7", trace_dir=tmp_path)
+    assert runner.model.requests == [] and not (tmp_path / "traces.jsonl").exists()
+    with pytest.raises(RoutineError, match="at least 16"):
+        runner.conversation()
+
+
+def test_resume_skips_a_run_that_was_answered_after_it_waited(tmp_path, monkeypatch):
+    # `routine chat --resume` went on from the run's waiting line although a later line of
+    # the same run had answered it: the confirmed refund ran twice
+    from routine.cli.commands import _waiting_trace
+    from routine.run.trace import dump_traces, load_traces
+
+    path = _waiting(tmp_path, monkeypatch, None)
+    (waiting,) = load_traces(path)
+    assert _waiting_trace(path, {waiting.routine}).run_id == waiting.run_id
+    dump_traces([waiting.model_copy(update={"outcome": "answered"})], path)
+    with pytest.raises(RoutineError, match="no conversation of"):
+        _waiting_trace(path, {waiting.routine})
+
+
+def test_none_below_nan_is_a_usage_error(capsys):
+    code = main(["route", "--library", str(ROUTINES / "hr"), "--router", "lexical",
+                 "--none-below", "nan", "How many leave days do I have left?"])
+    assert code == 2 and "--none-below" in capsys.readouterr().err
+
+
+def test_the_draft_command_loads_each_toolset_once(scripted_server, tmp_path, monkeypatch):  # noqa: F811
+    # pending() loads the toolsets to check them; drafting loaded (an MCP server: launched)
+    # them again
+    calls = []
+    resolve = Project.resolve
+
+    def counted(self, name):
+        calls.append(name)
+        return resolve(self, name)
+
+    monkeypatch.setattr(Project, "resolve", counted)
+    ScriptedServer.script = [{"content": GOOD}]
+    assert main(_draft_cli(tmp_path, scripted_server, "-o", str(tmp_path / "t.yaml"))) == 0
+    assert calls == ["routine_tools.retail"]
+
+
+def test_a_new_version_drafted_into_a_folder_of_its_own_is_not_refused(
+        scripted_server, tmp_path, capsys):  # noqa: F811
+    # the project's routines have track_order; drafting it again into scratch/ (to compare
+    # with --diff) was refused as a duplicate name, which validate never reports
+    project = tmp_path / "project"
+    (project / "routines").mkdir(parents=True)
+    (project / "routines" / "track_order.yaml").write_text(
+        (ROUTINES / "retail" / "track_order.yaml").read_text())
+    (project / "routine.toml").write_text('routines = ["routines"]\n[toolsets]\n'
+                                          '"routine_tools.retail" = "routine_tools.retail"\n')
+    (tmp_path / "track_order.md").write_text(DRAFT)
+    ScriptedServer.script = [{"content": GOOD}]
+    args = ["--project", str(project / "routine.toml"), "draft", str(tmp_path / "track_order.md"),
+            "--toolset", "routine_tools.retail", "--model", "m", "--base-url", scripted_server]
+    assert main([*args, "-o", str(tmp_path / "scratch"), "--diff",
+                 str(project / "routines")]) == 0, capsys.readouterr().err
+    assert (tmp_path / "scratch" / "track_order.yaml").exists()
+    # into the project's routines, beside the one of that name: refused before the model
+    (project / "routines" / "new").mkdir()
+    assert main([*args, "-o", str(project / "routines" / "new")]) == 2
+    assert "already the name of" in capsys.readouterr().err
+    assert len(ScriptedServer.requests) == 1

@@ -39,6 +39,7 @@ from ..run.blocking import run_blocking
 from ..run.executor import Agent
 from ..run.inputs import coerce_inputs
 from ..run.settings import RunSettings
+from ..run.signing import trace_key
 from ..run.trace import RunTrace, TurnRecord, dump_traces, load_traces
 from ..spec.flow import Flow
 from ..spec.format import Routine, routine_json_schema
@@ -197,7 +198,11 @@ def _duplicate_names(checked: list[LoadedRoutine]) -> list[Problem]:
 
 
 def _writable(folder: Path) -> None:
-    """Fail before the run, not after it, when traces cannot be written."""
+    """Fail before the run, not after it, when traces cannot be written (or signed)."""
+    try:
+        trace_key()
+    except RoutineError as exc:
+        raise click.BadParameter(str(exc), param_hint="ROUTINE_TRACE_KEY") from None
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / "traces.jsonl").open("a", encoding="utf-8"):
@@ -861,7 +866,11 @@ def _waiting_trace(path: Path, routines: set[str]) -> RunTrace:
     file = path / "traces.jsonl" if path.is_dir() else path
     if not file.is_file():
         raise RoutineError(f"--resume {path}: no such traces file")
-    waiting = [t for t in load_traces(file) if t.outcome == "waiting" and t.routine in routines]
+    last: dict[str, RunTrace] = {}  # each run as its last line left it: a run answered
+    for trace in load_traces(file):  # after it waited must not be resumed (and run) again
+        last.pop(trace.run_id, None)
+        last[trace.run_id] = trace
+    waiting = [t for t in last.values() if t.outcome == "waiting" and t.routine in routines]
     if not waiting:
         raise RoutineError(f"--resume {file}: no conversation of {', '.join(sorted(routines))} "
                            "waits for the user there (an answered or failed one does not go on)")

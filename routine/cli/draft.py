@@ -35,6 +35,7 @@ from ..spec.loader import (
     routine_names,
 )
 from ..spec.project import Project
+from ..tools.core import ToolRegistry
 
 __all__ = ["DraftJob"]
 
@@ -225,6 +226,7 @@ class DraftJob:
     sampling: dict[str, Any] = field(default_factory=dict)
     force: bool = False
     recorded_invalid: list[str] = field(default_factory=list)  # set by pending()
+    registry: ToolRegistry | None = None  # the toolsets' tools, loaded by pending()
 
     def pending(self) -> list[Path]:
         """The drafts to draft (none: a comparison was asked for and shown, or every draft is
@@ -311,8 +313,8 @@ class DraftJob:
     def _toolsets(self) -> None:
         """Each toolset is the project's and loads (a module imported, a server listed):
         checked before a model starts, not after it has drafted."""
-        try:
-            toolset_registry(list(self.toolsets))
+        try:  # (kept: drafting uses these tools, an MCP server is not listed again)
+            self.registry = toolset_registry(list(self.toolsets))
         except RoutineError as exc:
             raise click.BadParameter(str(exc), param_hint="--toolset") from None
 
@@ -355,17 +357,20 @@ class DraftJob:
                                      param_hint="--diff") from None
 
     def _unique_names(self, todo: list[Path]) -> None:
-        """A drafted routine written where ``routine validate`` reads it (the project's
-        routine folders, or beside other routines) must not take a name another routine
-        there has: validate would refuse both files."""
+        """A drafted routine written where ``routine validate`` reads it with others (beside
+        other routines; in the project's routine folders, all of them) must not take a name
+        another routine there has: validate would refuse both files. A folder of its own
+        outside the project's routines may hold a new version of a routine."""
         if self.out_path is None:
             return
-        folders = [*Project.discover().routines]
+        project = [folder.resolve() for folder in Project.discover().routines]
         taken: dict[str, list[Path]] = {}
         for f in todo:
             target = _target(self.out_path, self.folder_out, self._name(f))
             assert target is not None
-            for folder in [*folders, target.parent]:
+            inside = [folder for folder in project  # validate reads these together
+                      if target.resolve().is_relative_to(folder)]
+            for folder in [*inside, target.parent] if inside else [target.parent]:
                 if not folder.is_dir():
                     continue
                 for path, name in routine_names(routine_files(folder)).items():
@@ -390,7 +395,8 @@ class DraftJob:
         result = asyncio.run(adraft(
             _draft_text(file), list(self.toolsets), client, name=name,
             rounds=self.rounds, guided=self.guided, file=str(target or f"{name}.yaml"),
-            header=header, on_attempt=functools.partial(_progress, name), **self.sampling))
+            header=header, on_attempt=functools.partial(_progress, name),
+            registry=self.registry, **self.sampling))
         saved = result.ok or self.save_invalid
         text = result.yaml if result.ok else result.invalid_text()
         if saved and target is not None and text is not None:

@@ -7,6 +7,7 @@ module starts none.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -83,6 +84,9 @@ def build_router(kind: str, library: Library, model: Any = None,
                  none_below: float | None = None, examples: bool | None = None) -> Router:
     """The router; a ``--none-below`` overrides the tuned threshold (margin kept);
     ``examples``: the user gave ``--examples``, so a lexical router reads them too."""
+    if none_below is not None and math.isnan(none_below):  # (before a model starts)
+        raise click.BadParameter("a number, not NaN (NaN is under no score: never 'none')",
+                                 param_hint="--none-below")
     router = make_router(kind, library, model, examples=examples)  # type: ignore[arg-type]
     scorer = getattr(router, "retriever", router)  # the llm router's ranking falls back on it
     if none_below is not None and hasattr(scorer, "thresholds"):

@@ -180,7 +180,8 @@ async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: st
                  rounds: int = 3, guided: bool = True, project: Project | None = None,
                  file: str = "<draft>", header: str = "", temperature: float = 0.0,
                  max_tokens: int = 2048, seed: int = 0,
-                 on_attempt: Callable[[DraftAttempt], None] | None = None) -> DraftResult:
+                 on_attempt: Callable[[DraftAttempt], None] | None = None,
+                 registry: ToolRegistry | None = None) -> DraftResult:
     """Draft the routine ``name`` from ``draft_text`` with the tools of ``toolsets``; repair
     it up to ``rounds`` times.
 
@@ -196,6 +197,8 @@ async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: st
         file: the name problems are reported under.
         header: comment lines the YAML starts with.
         on_attempt: called with each attempt as it completes (progress for a long run).
+        registry: the tools of ``toolsets``, already loaded (else loaded here: a module
+            imported, an MCP server listed).
     """
     if not re.fullmatch(ID_PATTERN, name or ""):
         raise RoutineError(f"{name!r} is not a routine name (lower-case words joined by _, "
@@ -206,7 +209,7 @@ async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: st
     if not isinstance(draft_text, str) or not draft_text.strip():
         raise RoutineError("the draft is empty: describe the process in plain language")
     project = project if project is not None else Project.discover()
-    registry = toolset_registry(toolsets, project)
+    registry = registry if registry is not None else toolset_registry(toolsets, project)
     known: dict[str, Routine] | None = None  # read once, at the first hand-off drafted
     guide = TurnGuide(label=DRAFT_LABEL, constrain=guided,
                       schema=draft_schema(registry, name))

@@ -50,8 +50,10 @@ class EmbeddingRouter(ScoringRouter):
     name = "embedding"
     use_examples = True
     example_offset = 0.2
-    #: words of one part of a sentence too long to be one part
-    part_words = 40
+    #: words of one window of a sentence too long to be one part (windows overlap by half)
+    part_words = 12
+    #: sentences read of a text too long for the model: the first and last halves of this
+    max_sentences = 64
 
     def __init__(self, library: Library, thresholds: Thresholds | None = None,
                  examples: bool | None = None, model: Any = None):
@@ -76,16 +78,21 @@ class EmbeddingRouter(ScoringRouter):
     def _parts(self, text: str) -> list[str]:
         """``text`` whole, or — longer than the model reads — its sentences, alone and two
         by two (a request's question is a sentence or two of it: parts packed to the
-        model's length were mostly greeting and scored under the threshold)."""
+        model's length were mostly greeting and scored under the threshold). A run of words
+        without sentence ends is read in overlapping windows; a very long text by its first
+        and last sentences (``max_sentences``: a pasted log took a minute to read whole)."""
         tokenizer = getattr(self._model, "tokenizer", None)
         limit = int(getattr(self._model, "max_seq_length", 0) or 0) - 2  # [CLS], [SEP]
-        if tokenizer is None or limit <= 0 or len(tokenizer.tokenize(text)) <= limit:
+        if tokenizer is None or limit <= 0 or len(tokenizer.tokenize(text[:20_000])) <= limit:
             return [text]
+        size, step = self.part_words, self.part_words // 2
         sentences: list[str] = []
-        for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
+        for sentence in re.split(r"(?<=[.!?。！？])\s*|\n+", text):
             words = sentence.split()
-            while words:  # a sentence longer than a part: in runs of words
-                sentences.append(" ".join(words[:self.part_words]))
-                words = words[self.part_words:]
+            sentences += [" ".join(words[i:i + size])  # windows overlapping by half
+                          for i in range(0, max(len(words) - step, 1), step)]
+        half = self.max_sentences // 2
+        if len(sentences) > self.max_sentences:  # the question opens or closes a long text
+            sentences = sentences[:half] + sentences[-half:]
         pairs = [f"{a} {b}" for a, b in itertools.pairwise(sentences)]
-        return list(dict.fromkeys([*sentences, *pairs])) or [text]
+        return list(dict.fromkeys(p for p in [*sentences, *pairs] if p)) or [text]

@@ -37,6 +37,7 @@ from .blocking import run_blocking
 from .inputs import extract_inputs
 from .interaction import answer_pending, what_ran
 from .memory import MemoryEntry
+from .signing import trace_key as signing_key
 from .signing import verify_trace
 from .trace import RunTrace, TurnRecord
 from .tracking import LoopFrame
@@ -68,12 +69,17 @@ class Conversation:
         routines: routines a ``handoff`` may pass to, by name.
         inputs: input values known before the first message.
         trace: a waiting run's trace to resume from.
+        trace_key: the key its signature is checked with (default: ``ROUTINE_TRACE_KEY``;
+            :mod:`routine.run.signing`).
         on_turn: called with each turn's record as it completes.
     """
 
     def __init__(self, agent: Any, *, routines: Mapping[str, Routine | LoadedRoutine] | None
                  = None, inputs: dict[str, Any] | None = None, trace: RunTrace | None = None,
-                 on_turn: Callable[[TurnRecord], None] | None = None):
+                 on_turn: Callable[[TurnRecord], None] | None = None,
+                 trace_key: str | bytes | None = None):
+        self.trace_key = trace_key
+        signing_key(trace_key)  # a bad key is said now, not after the tools have acted
         self.agent = agent
         self.routines = {name: r.routine if isinstance(r, LoadedRoutine) else r
                          for name, r in (routines or {}).items()}
@@ -134,7 +140,7 @@ class Conversation:
             if self.agent.routine is not None and routine is not None and \
                     routine.name != self.agent.routine.name:  # saved after a hand-off
                 self.agent = self._agent_for(routine)
-            state = self._state = restore(self.agent, self._resume)
+            state = self._state = restore(self.agent, self._resume, self.trace_key)
             state.contexts = self._bound(state)
             self._resume = None
             self.traces.append(state.trace)
@@ -403,10 +409,10 @@ def unreachable_handoffs(routine: Routine, routines: Mapping[str, Routine]) -> l
     return missing
 
 
-def restore(agent: Any, trace: RunTrace) -> RunState:
-    """A waiting run's state rebuilt from its trace (with ``ROUTINE_TRACE_KEY`` set, only a
-    trace signed with it: :mod:`routine.run.signing`)."""
-    verify_trace(trace)
+def restore(agent: Any, trace: RunTrace, key: str | bytes | None = None) -> RunState:
+    """A waiting run's state rebuilt from its trace (with a key — ``key``, else
+    ``ROUTINE_TRACE_KEY`` — only a trace signed with it: :mod:`routine.run.signing`)."""
+    verify_trace(trace, key)
     if trace.outcome != "waiting" or trace.state is None:
         raise RoutineError(f"only a waiting run resumes (this one is {trace.outcome!r})")
     if agent.routine is not None and trace.routine != agent.routine.name:

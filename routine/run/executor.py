@@ -35,6 +35,7 @@ from .interaction import before_turn
 from .memory import VariableMemory
 from .prompts import Planner
 from .settings import RunSettings
+from .signing import trace_key
 from .trace import FailureKind, RunTrace, TurnRecord, dump_traces
 from .tracking import StepTracker, params_refusing_null
 from .turn import (
@@ -274,6 +275,8 @@ class Agent:
         ``<trace_dir>/traces.jsonl``. Runs on the process's one blocking event loop
         (:mod:`routine.run.blocking`), so the model keeps its client and connections
         from run to run; ``on_turn`` and the approver are called on that loop's thread."""
+        if trace_dir is not None:
+            trace_key()  # a bad signing key is said before the tools act, not after
         trace = run_blocking(self.arun(query, inputs, on_turn=on_turn))
         if trace_dir is not None:
             dump_traces([trace], Path(trace_dir) / "traces.jsonl")

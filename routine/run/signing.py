@@ -10,29 +10,35 @@ refused with a :class:`~routine.errors.RoutineError` naming the run.
 
     ROUTINE_TRACE_KEY=$(openssl rand -hex 32) routine chat refund "..." --trace-dir t
     ROUTINE_TRACE_KEY=... routine chat refund --resume t            # resumes
-    # the file edited in between: "run ... was changed after it was saved"
+    # the file edited in between: "run ... does not match its signature"
 
-Without a key nothing is signed or checked (as before). The key is a secret of the
-deployment: keep it where the application keeps its other secrets, not beside the traces.
+Without a key nothing is signed, and a signed trace is refused (there is no key to check
+it). The key is a secret of the deployment: keep it where the application keeps its other
+secrets, not beside the traces. A signature proves a trace was written by a holder of the
+key; it does not prove it is the latest: an older copy of a conversation, signed, still
+verifies (``routine chat --resume`` goes on only from a run whose last line waits).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
+from typing import Any
 
 from ..errors import RoutineError
 from .trace import RunTrace, trace_json
 
-__all__ = ["KEY_ENV", "trace_key", "sign_trace", "verify_trace", "signature_of"]
+__all__ = ["KEY_ENV", "trace_key", "sign_trace", "verify_trace", "signature_of", "payload"]
 
 KEY_ENV = "ROUTINE_TRACE_KEY"
 
 
 def trace_key(key: str | bytes | None = None) -> bytes | None:
     """The signing key: ``key`` if given, else ``ROUTINE_TRACE_KEY`` (None: not signing).
-    A key shorter than 16 bytes is refused (it is guessed, not kept)."""
+    A key shorter than 16 bytes is refused (it is guessed, not kept): call this before a
+    run, so a bad key is found before the tools act, not when the trace is written."""
     value = key if key is not None else os.environ.get(KEY_ENV) or None
     if value is None:
         return None
@@ -43,29 +49,47 @@ def trace_key(key: str | bytes | None = None) -> bytes | None:
     return raw
 
 
+def payload(data: dict[str, Any]) -> bytes:
+    """What is signed: the trace's JSON object without its signature, keys sorted, compact.
+    Computed from the line as written (a reader of another version, with fields added or
+    dropped, checks the bytes that were signed, not its own re-serialisation)."""
+    rest = {k: v for k, v in data.items() if k != "signature"}
+    return json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=True).encode("utf-8", "surrogatepass")
+
+
 def signature_of(trace: RunTrace, key: bytes) -> str:
-    """HMAC-SHA256 of the trace's JSON without its signature, as hex."""
-    payload = trace_json(trace.model_copy(update={"signature": None}))
-    return hmac.new(key, payload, hashlib.sha256).hexdigest()
+    """HMAC-SHA256 of the trace's :func:`payload` as hex: of the line it was read from,
+    else of the trace as it would be written."""
+    signed = trace.read_payload if trace.read_payload is not None else \
+        payload(json.loads(trace_json(trace)))
+    return hmac.new(key, signed, hashlib.sha256).hexdigest()
 
 
 def sign_trace(trace: RunTrace, key: str | bytes | None = None) -> RunTrace:
-    """The trace with its signature (unchanged when there is no key)."""
+    """The trace with its signature (without one when there is no key)."""
     raw = trace_key(key)
-    if raw is None:  # (a resumed trace's old signature would not match what it is now)
-        return trace.model_copy(update={"signature": None}) if trace.signature else trace
-    return trace.model_copy(update={"signature": signature_of(trace, raw)})
+    fresh = trace.model_copy(update={"signature": None})
+    fresh._read_payload = None  # (a resumed trace: signed as it is now, not as it was read)
+    if raw is None:
+        return fresh
+    return fresh.model_copy(update={"signature": signature_of(fresh, raw)})
 
 
 def verify_trace(trace: RunTrace, key: str | bytes | None = None) -> None:
-    """Raise :class:`RoutineError` when a key is set and ``trace`` is unsigned or its
-    signature does not match (nothing to check without a key)."""
+    """Raise :class:`RoutineError` when ``trace`` may not resume: a key is set and the
+    trace is unsigned or its signature does not match, or the trace is signed and no key
+    is set to check it."""
     raw = trace_key(key)
     if raw is None:
+        if trace.signature is not None:
+            raise RoutineError(f"run {trace.run_id} is signed, but no key is set to check it: "
+                               f"set {KEY_ENV} (or pass trace_key=) as when it was saved")
         return
     if trace.signature is None:
-        raise RoutineError(f"run {trace.run_id} is not signed, and {KEY_ENV} is set: only a "
-                           "trace saved with the key resumes")
+        raise RoutineError(f"run {trace.run_id} is not signed, and a trace key is set: only "
+                           "a trace saved with the key resumes")
     if not hmac.compare_digest(trace.signature, signature_of(trace, raw)):
-        raise RoutineError(f"run {trace.run_id} was changed after it was saved (its signature "
-                           "does not match): it does not resume")
+        raise RoutineError(f"run {trace.run_id} does not match its signature: it was changed "
+                           "after it was saved, or signed with another key; it does not "
+                           "resume")

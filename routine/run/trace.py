@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 
 from ..errors import RoutineError, RunFailed
 from ..models.messages import Message, SystemMessage, Usage
@@ -110,9 +110,6 @@ class ToolCallRecord(BaseModel):
                                       "approval: approved or not, by whom, why, when.")
     started_at: datetime = Field(default_factory=now)
     duration_s: float = 0.0
-    signature: str | None = Field(None, description="HMAC-SHA256 of the rest of the trace "
-                                  "(routine.run.signing), when written with a key: a "
-                                  "resumed conversation checks it.")
 
     @property
     def ok(self) -> bool:
@@ -226,6 +223,12 @@ class RunTrace(BaseModel):
     signature: str | None = Field(None, description="HMAC-SHA256 of the rest of the trace "
                                   "(routine.run.signing), when written with a key: a "
                                   "resumed conversation checks it.")
+    #: the signed bytes of the line this trace was read from (routine.run.signing.payload)
+    _read_payload: bytes | None = PrivateAttr(None)
+
+    @property
+    def read_payload(self) -> bytes | None:
+        return self._read_payload
 
     def raise_for_outcome(self) -> RunTrace:
         """Return the trace if the run answered; raise :class:`RunFailed` (with it) if not."""
@@ -351,4 +354,8 @@ def _read_traces(path: str | Path) -> Iterator[RunTrace | str]:
                 yield (f"{path}:{number}: not a run trace ({type(exc).__name__}: "
                        f"{str(exc)[:100]}); expected one RunTrace JSON object per line")
                 continue
+            if trace.signature is not None:  # checked against what was written
+                from .signing import payload
+
+                trace._read_payload = payload(json.loads(line))
             yield trace
