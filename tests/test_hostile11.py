@@ -153,9 +153,10 @@ def test_validate_warnings_are_kept_and_shown(scripted_server, tmp_path, capsys)
     assert "warning: the routine's description is empty" in capsys.readouterr().err
 
 
-def test_the_toolsets_are_loaded_once_per_draft_not_once_per_round(monkeypatch):
-    # an MCP toolset was launched again at every repair round
-    calls = []
+def _count_resolves(monkeypatch) -> list[str]:
+    """The toolset names Project.resolve is called with (a module imported, a server
+    launched), in order."""
+    calls: list[str] = []
     resolve = Project.resolve
 
     def counted(self, name):
@@ -163,6 +164,12 @@ def test_the_toolsets_are_loaded_once_per_draft_not_once_per_round(monkeypatch):
         return resolve(self, name)
 
     monkeypatch.setattr(Project, "resolve", counted)
+    return calls
+
+
+def test_the_toolsets_are_loaded_once_per_draft_not_once_per_round(monkeypatch):
+    # an MCP toolset was launched again at every repair round
+    calls = _count_resolves(monkeypatch)
     result = draft(DRAFT, RETAIL, ScriptedModel([BAD, BAD_TOOL, GOOD]), name="track_order",
                    rounds=2, project=PROJECT)
     assert result.ok and result.repairs == 2
@@ -485,14 +492,7 @@ def test_none_below_nan_is_a_usage_error(capsys):
 def test_the_draft_command_loads_each_toolset_once(scripted_server, tmp_path, monkeypatch):  # noqa: F811
     # pending() loads the toolsets to check them; drafting loaded (an MCP server: launched)
     # them again
-    calls = []
-    resolve = Project.resolve
-
-    def counted(self, name):
-        calls.append(name)
-        return resolve(self, name)
-
-    monkeypatch.setattr(Project, "resolve", counted)
+    calls = _count_resolves(monkeypatch)
     ScriptedServer.script = [{"content": GOOD}]
     assert main(_draft_cli(tmp_path, scripted_server, "-o", str(tmp_path / "t.yaml"))) == 0
     assert calls == ["routine_tools.retail"]
