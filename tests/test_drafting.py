@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import sys
 
@@ -343,22 +342,24 @@ HAVE_LOCAL = importlib.util.find_spec("llama_cpp") is not None and all(
 @pytest.mark.embedded
 @pytest.mark.timeout(1500)
 @pytest.mark.skipif(not HAVE_LOCAL, reason="needs the 'local' extra (llama-cpp-python + weights)")
-@pytest.mark.skipif(not os.environ.get("ROUTINE_DRAFT_TEST"), reason=(
-    "not yet seen to pass: on the loaded 2-core machine it ran out of 25 minutes; run it "
-    "with ROUTINE_DRAFT_TEST=1 pytest -m embedded tests/test_drafting.py"))
 def test_the_embedded_model_drafts_a_routine_that_validates():
-    """The 0.5B, guided by the reduced schema, drafts a small retail routine that passes
-    every check of routine validate within two repair rounds."""
-    text = (ROUTINES / "retail" / "drafts" / "order_status.md").read_text()
+    """The 0.5B, guided by the reduced schema, drafts a retail routine that passes every
+    check of routine validate (cancel_order: valid in its first round, 44 s, in the
+    drafting measurement; up to two repair rounds allowed here)."""
+    text = (ROUTINES / "retail" / "drafts" / "cancel_order.md").read_text()
     with embedded.embedded_server(embedded.LIGHT_MODEL, show_progress=False) as server:
-        result = draft(text, RETAIL, server.client(timeout=900), name="order_status",
-                       rounds=2, project=PROJECT, max_tokens=1200)
+        result = draft(text, RETAIL, server.client(timeout=900), name="cancel_order",
+                       rounds=2, project=PROJECT)
     for attempt in result.attempts:
         print(attempt.round, attempt.decoding, attempt.seconds, attempt.usage,
               [str(p) for p in attempt.problems], attempt.reply[:3000], file=sys.stderr)
     assert result.attempts[0].decoding == "llama"
     assert result.ok, [str(p) for p in result.problems]
     assert check_draft(result.yaml or "", project=PROJECT) == []
+    drafted = load_routine_text(result.yaml or "", "cancel_order.yaml").routine
+    assert drafted.name == "cancel_order" and drafted.toolsets == RETAIL
+    assert {step.tool for step, _ in drafted.walk() if step.tool} <= \
+        {tool.name for tool in toolset_registry(RETAIL, PROJECT)}
 
 
 # ---------------------------------------------------------------- routine eval --routines-from
