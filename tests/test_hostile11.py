@@ -325,6 +325,9 @@ def test_a_reply_repeated_word_for_word_at_temperature_zero_ends_the_repairs():
     model.assert_complete()
     assert not result.ok and result.repairs == 1 and "same reply" in result.stopped
     assert result.to_record()["stopped"] == result.stopped
+    last = draft(DRAFT, RETAIL, ScriptedModel([BAD_TOOL, BAD, BAD]), name="track_order",
+                 rounds=2, project=PROJECT)
+    assert last.repairs == 2 and last.stopped == ""  # the rounds ran out: nothing stopped
     sampled = ScriptedModel([BAD] * 4)  # sampling: a further round may differ
     again = draft(DRAFT, RETAIL, sampled, name="track_order", rounds=3, temperature=0.7,
                   project=PROJECT)

@@ -241,7 +241,7 @@ async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: st
                                      seconds=round(time.perf_counter() - started, 3)))
         if on_attempt is not None:
             on_attempt(attempts[-1])
-        if not problems:
+        if not problems or round_ == rounds:
             break
         if repeated(attempts, temperature):
             stopped = ("the model wrote the same reply as in the round before: at "
