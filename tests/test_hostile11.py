@@ -523,3 +523,43 @@ def test_a_new_version_drafted_into_a_folder_of_its_own_is_not_refused(
     assert main([*args, "-o", str(project / "routines" / "new")]) == 2
     assert "already the name of" in capsys.readouterr().err
     assert len(ScriptedServer.requests) == 1
+
+
+# ---------------------------------------------------------------- drafted routines, task level
+def test_a_task_under_a_drafted_routine_that_writes_nothing_is_scored_not_a_dataset_error():
+    # eval/run-drafts.sh stopped the drafted run: an end state that differs is explained by
+    # replaying the gold calls, and they were replayed under the drafted routine (which does
+    # not allow them), so the dataset was called broken
+    import asyncio
+
+    from routine.eval.conditions import CONDITIONS
+    from routine.eval.dataset import load_dataset, load_domain, seed_snapshot
+    from routine.eval.tasks import run_task
+    from routine.models.testing import call
+    from routine.run.settings import RunSettings
+
+    folder = ROOT / "eval" / "datasets" / "retail"
+    domain = load_domain(folder)
+    registry = domain.registry()
+    own = {n: loaded.routine for n, loaded in domain.routines().items()}
+    example = next(e for e in load_dataset(folder, ("test",))
+                   if e.id == "retail-changes.cancel.mixed-04")
+    drafted = load_routine_text(
+        "name: cancel_order\ndescription: Cancel an order.\ntoolsets: [routine_tools.retail]\n"
+        "inputs:\n  product_id: {type: integer, description: a product}\nsteps:\n"
+        "  - id: stock\n    name: Stock\n    description: Check the stock.\n"
+        "    tool: check_stock\n    args: {product_id: '${inputs.product_id}'}\n"
+        "  - id: answer\n    name: Answer\n    description: Answer.\n    finish: true\n",
+        "cancel_order.yaml").routine
+    model = ScriptedModel([call("check_stock", product_id=1),
+                           call("finish", answer="It is in stock.")])
+
+    async def go():
+        seed = await seed_snapshot(domain, registry)
+        return await run_task(example, {**own, "cancel_order": drafted}, registry, model,
+                              CONDITIONS["nl+track"], 0, RunSettings(), domain, seed,
+                              gold_routines=own)
+
+    result = asyncio.run(go())
+    assert not result.success and not result.state_ok
+    assert result.state_diff, result  # the rows the gold run changes and this one did not

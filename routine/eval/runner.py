@@ -280,7 +280,7 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
         if any(CONDITIONS[n].routed for n in config.conditions) and not config.report_only:
             router = eval_router(config.dataset, domain, config.router, model)
         await whole_runs("task", examples, tasks_path, done_tasks, selected_tasks, 1, 12,
-                         functools.partial(run_task, router=router))
+                         functools.partial(run_task, router=router, gold_routines=own))
     if "conversation" in config.protocols:
         if talks and (left := [n for n in config.conditions if CONDITIONS[n].routine_format
                                == "none" or CONDITIONS[n].routed]):

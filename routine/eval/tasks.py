@@ -179,7 +179,8 @@ def facts_present(answer: str | None, facts: list[str]) -> bool:
 async def run_task(example: GoldExample, routines: dict[str, Routine],
                    registry: ToolRegistry, model: Model, condition: Condition, trial: int,
                    settings: RunSettings, domain: Domain, seed: Snapshot,
-                   distractor_seed: int = 0, router: Router | None = None) -> TaskResult:
+                   distractor_seed: int = 0, router: Router | None = None,
+                   gold_routines: dict[str, Routine] | None = None) -> TaskResult:
     """Run one gold query with the agent under ``condition`` and judge it.
 
     An endpoint failure (HTTP 5xx or 429 through the retries, a reply that is not a chat
@@ -187,7 +188,10 @@ async def run_task(example: GoldExample, routines: dict[str, Routine],
     :class:`ModelServerError`, and the task is not recorded (a resume retries it); a model
     that cannot be used at all (a refused key) raises :class:`ModelUnavailable`.
 
-    Under a routed condition ``router`` picks the routine (:mod:`routine.eval.routed`)."""
+    Under a routed condition ``router`` picks the routine (:mod:`routine.eval.routed`).
+    ``gold_routines``: the routines the gold calls were recorded under (default
+    ``routines``; other routines — drafted ones, ``--routines-from`` — may not allow them),
+    under which they are replayed to explain an end state that differs."""
     routine = routines.get(example.routine or "")
     decision = None
     if condition.routed:
@@ -210,8 +214,8 @@ async def run_task(example: GoldExample, routines: dict[str, Routine],
     state_ok, why = domain.same_end_state(reached, gold_state)
     rows: list[RowDiff] = []
     if not state_ok:
-        rows, why = await _explain_state(example, routines, registry, domain, seed, snapshot,
-                                         gold_state, why)
+        rows, why = await _explain_state(example, gold_routines or routines, registry,
+                                         domain, seed, snapshot, gold_state, why)
     missing = missing_facts(trace.answer, example.required_facts)
     facts_ok = trace.outcome == "answered" and not missing
     gold = [c.name for c in example.calls]
