@@ -25,14 +25,33 @@ import hashlib
 import hmac
 import json
 import os
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from ..errors import RoutineError
-from .trace import RunTrace, trace_json
 
 __all__ = ["KEY_ENV", "trace_key", "sign_trace", "verify_trace", "signature_of", "payload"]
 
 KEY_ENV = "ROUTINE_TRACE_KEY"
+
+
+class Signable(Protocol):
+    """What is signed: a :class:`~routine.run.trace.RunTrace` (this module does not import
+    it: the trace module writes signed lines with it)."""
+
+    run_id: str
+    signature: str | None
+    _read_payload: bytes | None
+
+    @property
+    def read_payload(self) -> bytes | None: ...
+
+    def model_copy(self, *, update: dict[str, Any] | None = None,
+                   deep: bool = False) -> Any: ...
+
+    def model_dump_json(self) -> str: ...
+
+
+T = TypeVar("T", bound=Signable)
 
 
 def trace_key(key: str | bytes | None = None) -> bytes | None:
@@ -58,15 +77,15 @@ def payload(data: dict[str, Any]) -> bytes:
                       allow_nan=True).encode("utf-8", "surrogatepass")
 
 
-def signature_of(trace: RunTrace, key: bytes) -> str:
+def signature_of(trace: Signable, key: bytes) -> str:
     """HMAC-SHA256 of the trace's :func:`payload` as hex: of the line it was read from,
     else of the trace as it would be written."""
     signed = trace.read_payload if trace.read_payload is not None else \
-        payload(json.loads(trace_json(trace)))
+        payload(json.loads(trace.model_dump_json()))
     return hmac.new(key, signed, hashlib.sha256).hexdigest()
 
 
-def sign_trace(trace: RunTrace, key: str | bytes | None = None) -> RunTrace:
+def sign_trace(trace: T, key: str | bytes | None = None) -> T:
     """The trace with its signature (without one when there is no key)."""
     raw = trace_key(key)
     fresh = trace.model_copy(update={"signature": None})
@@ -76,7 +95,7 @@ def sign_trace(trace: RunTrace, key: str | bytes | None = None) -> RunTrace:
     return fresh.model_copy(update={"signature": signature_of(fresh, raw)})
 
 
-def verify_trace(trace: RunTrace, key: str | bytes | None = None) -> None:
+def verify_trace(trace: Signable, key: str | bytes | None = None) -> None:
     """Raise :class:`RoutineError` when ``trace`` may not resume: a key is set and the
     trace is unsigned or its signature does not match, or the trace is signed and no key
     is set to check it."""

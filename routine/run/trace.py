@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, Val
 from ..errors import RoutineError, RunFailed
 from ..models.messages import Message, SystemMessage, Usage
 from .approval import Decision
+from .signing import payload, sign_trace
 
 _log = logging.getLogger(__name__)
 
@@ -285,8 +286,6 @@ def dump_traces(traces: Iterable[RunTrace], path: str | Path,
                 key: str | bytes | None = None) -> None:
     """Append traces to a JSONL file (one trace per line, each written whole), each signed
     with ``key`` or ``ROUTINE_TRACE_KEY`` when there is one (:mod:`routine.run.signing`)."""
-    from .signing import sign_trace
-
     for trace in traces:
         append_line(path, trace_json(sign_trace(trace, key)))
 
@@ -355,7 +354,5 @@ def _read_traces(path: str | Path) -> Iterator[RunTrace | str]:
                        f"{str(exc)[:100]}); expected one RunTrace JSON object per line")
                 continue
             if trace.signature is not None:  # checked against what was written
-                from .signing import payload
-
                 trace._read_payload = payload(json.loads(line))
             yield trace
