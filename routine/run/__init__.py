@@ -9,7 +9,8 @@
   messages, hand-offs;
 * :mod:`.executor` — :class:`Agent`, the short loop over turns;
 * :mod:`.conversation` — :class:`Conversation`: a run over several user messages;
-* :mod:`.trace` — the typed record of a run.
+* :mod:`.trace` — the typed record of a run;
+* :mod:`.signing` — signed traces: an edited conversation does not resume.
 """
 
 from .conversation import Conversation, Reply
