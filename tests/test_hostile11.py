@@ -187,18 +187,22 @@ def test_a_free_reply_that_shows_an_example_block_first_is_read_at_the_routine()
                  rounds=0, guided=False, project=PROJECT).ok
 
 
-def test_check_draft_takes_the_loaded_tools():
-    registry = PROJECT.resolve("routine_tools.retail")
+def test_check_draft_checks_against_the_tools_it_is_given():
+    # (the loaded tools are used, not loaded again: a registry without track_shipment
+    # makes the step that calls it an unknown tool)
+    from routine.drafting.reply import routine_yaml
     from routine.tools.core import ToolRegistry
 
-    tools = ToolRegistry()
-    for item in registry:
+    tools, without = ToolRegistry(), ToolRegistry()
+    for item in PROJECT.resolve("routine_tools.retail"):
         tools.add(item)
-    from routine.drafting.reply import routine_yaml
-
-    text = routine_yaml(BAD, "track_order", RETAIL)
-    assert check_draft(text, project=PROJECT, registry=tools) == check_draft(text,
-                                                                              project=PROJECT)
+    for tool in tools:
+        if tool.name != "track_shipment":
+            without.add(tool)
+    text = routine_yaml(GOOD, "track_order", RETAIL)
+    assert check_draft(text, project=PROJECT, registry=tools) == []
+    assert any("unknown tool 'track_shipment'" in p.message
+               for p in check_draft(text, project=PROJECT, registry=without))
 
 
 # ---------------------------------------------------------------- routing
@@ -310,7 +314,7 @@ def test_a_request_longer_than_the_embedding_model_reads_is_read_in_sentences():
     words = " ".join(greeting.replace(",", "").replace(".", "").split()[:140])
     decision = router.route(words + " " + ask.rstrip(".") + " " + words)
     assert decision.candidates[0].name == "book_meeting_room", decision.candidates[:2]
-    # a pasted log: its first and last sentences, not 3,200 parts (50 s to read)
+    # a pasted log: its first and last sentences, not one part per sentence
     log = greeting * 1600 + ask
     assert len(router._parts(log)) < 2 * router.max_sentences
     assert router.route(log).routine == "book_meeting_room"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import re
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from ..models.parsing import CallParseError, arguments_text
 from ..spec.format import ID_PATTERN, Routine
 from ..spec.loader import load_routine_text, routines_by_name
 from ..spec.project import Project
-from ..spec.toolsets import registry_for
+from ..spec.toolsets import LOAD_EXPECTED, load_into, registry_for
 from ..spec.validate import check_routine
 from ..tools.core import ToolRegistry
 from .prompt import repair_prompt, request_prompt, system_prompt
@@ -130,28 +131,22 @@ def toolset_registry(toolsets: list[str], project: Project | None = None) -> Too
         if name not in project.toolsets:
             raise RoutineError(f"unknown toolset {name!r} (the project has "
                                f"{project.describe()})")
-        try:
-            items = project.resolve(name)
-            for item in items:
-                registry.add(item)
-        except (Exception, SystemExit) as exc:  # as validate reports it: one clear error
-            what = (f"the module exited while it was imported (SystemExit({exc}))"
-                    if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}")
-            raise RoutineError(f"cannot load toolset {name!r}: {what} (expected an importable "
-                               "module with Toolset/Tool objects, or a working MCP "
-                               "server)") from None
+        failure = load_into(registry, lambda name=name: project.resolve(name))
+        if failure:  # as validate reports it, one error (not the module's own exception)
+            raise RoutineError(f"cannot load toolset {name!r}: {failure} (expected "
+                               f"{LOAD_EXPECTED})")
     return registry
 
 
 def check_draft(text: str, file: str = "<draft>", project: Project | None = None,
                 registry: ToolRegistry | None = None, warnings: list[Problem] | None = None,
-                known: dict[str, Routine] | None = None) -> list[Problem]:
+                known: Callable[[], dict[str, Routine]] | None = None) -> list[Problem]:
     """Every problem ``routine validate`` reports for the routine YAML ``text``.
 
     ``registry``: the tools of the routine's toolsets, already loaded (else they are loaded
     here: an MCP server launched again). ``warnings``: a list that receives validate's
-    warnings. ``known``: the routines a hand-off may name (default: read from the project's
-    routine folders and the folder beside ``file``)."""
+    warnings. ``known``: gives the routines a hand-off may name, called only for a routine
+    with a hand-off (default: :func:`handoff_targets`, read from the folders)."""
     try:
         loaded = load_routine_text(text, file)
     except SpecError as exc:
@@ -161,8 +156,8 @@ def check_draft(text: str, file: str = "<draft>", project: Project | None = None
         registry, problems = registry_for(loaded, project=project)
     routines = None
     if any(step.handoff for step, _ in loaded.routine.walk()):  # as validate: targets exist
-        known = known if known is not None else handoff_targets(file, project)
-        routines = known | {loaded.routine.name: loaded.routine}
+        targets = known() if known is not None else handoff_targets(file, project)
+        routines = targets | {loaded.routine.name: loaded.routine}
     return problems + check_routine(loaded, registry, partial=bool(problems),
                                     routines=routines, warnings=warnings)
 
@@ -210,7 +205,8 @@ async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: st
         raise RoutineError("the draft is empty: describe the process in plain language")
     project = project if project is not None else Project.discover()
     registry = registry if registry is not None else toolset_registry(toolsets, project)
-    known: dict[str, Routine] | None = None  # read once, at the first hand-off drafted
+    # the routines a hand-off may name: read once, at the first hand-off drafted
+    known = functools.cache(functools.partial(handoff_targets, file, project))
     guide = TurnGuide(label=DRAFT_LABEL, constrain=guided,
                       schema=draft_schema(registry, name))
     opening: list[Message] = [SystemMessage(content=system_prompt()),
@@ -228,8 +224,6 @@ async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: st
         warnings: list[Problem] = []
         try:
             yaml_text: str | None = routine_yaml(text, name, toolsets, header)
-            if known is None and "handoff" in yaml_text:
-                known = handoff_targets(file, project)
             problems = check_draft(yaml_text, file, project, registry, warnings, known)
         except CallParseError as exc:
             yaml_text, problems = None, [Problem(file, 1, 1, str(exc), "one JSON object with "

@@ -80,7 +80,7 @@ class EmbeddingRouter(ScoringRouter):
         by two (a request's question is a sentence or two of it: parts packed to the
         model's length were mostly greeting and scored under the threshold). A run of words
         without sentence ends is read in overlapping windows; a very long text by its first
-        and last sentences (``max_sentences``: a pasted log took a minute to read whole)."""
+        and last sentences (``max_sentences``: a pasted log was read in thousands of parts)."""
         tokenizer = getattr(self._model, "tokenizer", None)
         limit = int(getattr(self._model, "max_seq_length", 0) or 0) - 2  # [CLS], [SEP]
         if tokenizer is None or limit <= 0 or len(tokenizer.tokenize(text[:20_000])) <= limit:

@@ -18,7 +18,7 @@ def _sentence(text: str) -> str:
     word is an acronym or a name spelled with capitals inside (``HR``, ``iPhone``)."""
     text = text.strip().rstrip(".")
     first = text.split(maxsplit=1)[0] if text else ""
-    if first[1:2].isupper() or any(c.isupper() for c in first[1:]):
+    if any(c.isupper() for c in first[1:]):
         return text
     return text[:1].lower() + text[1:]
 

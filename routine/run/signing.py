@@ -40,7 +40,6 @@ class Signable(Protocol):
 
     run_id: str
     signature: str | None
-    _read_payload: bytes | None
 
     @property
     def read_payload(self) -> bytes | None: ...
@@ -77,22 +76,25 @@ def payload(data: dict[str, Any]) -> bytes:
                       allow_nan=True).encode("utf-8", "surrogatepass")
 
 
-def signature_of(trace: Signable, key: bytes) -> str:
-    """HMAC-SHA256 of the trace's :func:`payload` as hex: of the line it was read from,
-    else of the trace as it would be written."""
-    signed = trace.read_payload if trace.read_payload is not None else \
-        payload(json.loads(trace.model_dump_json()))
+def _hmac(key: bytes, signed: bytes) -> str:
     return hmac.new(key, signed, hashlib.sha256).hexdigest()
 
 
+def signature_of(trace: Signable, key: bytes) -> str:
+    """HMAC-SHA256 of the trace's :func:`payload` as hex: of the line it was read from,
+    else of the trace as it would be written."""
+    return _hmac(key, trace.read_payload or payload(json.loads(trace.model_dump_json())))
+
+
 def sign_trace(trace: T, key: str | bytes | None = None) -> T:
-    """The trace with its signature (without one when there is no key)."""
+    """The trace with its signature over what it is now (without one when there is no key:
+    a resumed trace's old signature would not match it)."""
     raw = trace_key(key)
     fresh = trace.model_copy(update={"signature": None})
-    fresh._read_payload = None  # (a resumed trace: signed as it is now, not as it was read)
     if raw is None:
         return fresh
-    return fresh.model_copy(update={"signature": signature_of(fresh, raw)})
+    signature = _hmac(raw, payload(json.loads(fresh.model_dump_json())))
+    return fresh.model_copy(update={"signature": signature})
 
 
 def verify_trace(trace: Signable, key: str | bytes | None = None) -> None:

@@ -34,7 +34,6 @@ __all__ = [
     "ToolCallRecord",
     "TurnRecord",
     "RunTrace",
-    "trace_json",
     "ErrorKind",
     "dump_traces",
     "load_traces",
@@ -277,17 +276,12 @@ def append_line(path: str | Path, data: bytes) -> None:
         os.close(fd)
 
 
-def trace_json(trace: RunTrace) -> bytes:
-    """The trace as one line of JSON (what :func:`dump_traces` writes)."""
-    return _ADAPTER.dump_json(trace)
-
-
 def dump_traces(traces: Iterable[RunTrace], path: str | Path,
                 key: str | bytes | None = None) -> None:
     """Append traces to a JSONL file (one trace per line, each written whole), each signed
     with ``key`` or ``ROUTINE_TRACE_KEY`` when there is one (:mod:`routine.run.signing`)."""
     for trace in traces:
-        append_line(path, trace_json(sign_trace(trace, key)))
+        append_line(path, _ADAPTER.dump_json(sign_trace(trace, key)))
 
 
 def _torn(raw: bytes) -> str | None:

@@ -58,12 +58,23 @@ def registry_for(loaded: LoadedRoutine, extra: list[str] | None = None,
 
 def _load(resolve: Any, registry: ToolRegistry, what: str, path: tuple[Any, ...],
           add: Any) -> None:
+    failure = load_into(registry, resolve)
+    if failure:  # reported as a problem of the routine file
+        add(path, f"cannot load toolset {what}: {failure}", LOAD_EXPECTED)
+
+
+LOAD_EXPECTED = "an importable module with Toolset/Tool objects, or a working MCP server"
+
+
+def load_into(registry: ToolRegistry, resolve: Any) -> str | None:
+    """Add what ``resolve()`` returns (a toolset's tools) to ``registry``; None, or why it
+    failed in one line (a module that raised or exited on import, a server that failed)."""
     try:
         items: list[Tool | Toolset] = resolve()
         for item in items:
             registry.add(item)
-    except (Exception, SystemExit) as exc:  # reported as a problem of the routine file
+    except (Exception, SystemExit) as exc:
         if isinstance(exc, SystemExit):  # a module that exits on import ended validate mute
             exc = RuntimeError(f"the module exited while it was imported (SystemExit({exc}))")
-        add(path, f"cannot load toolset {what}: {type(exc).__name__}: {exc}",
-            "an importable module with Toolset/Tool objects, or a working MCP server")
+        return f"{type(exc).__name__}: {exc}"
+    return None
