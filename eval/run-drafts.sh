@@ -11,13 +11,24 @@
 # SIZES: 0.5b 1.5b · DOMAINS: retail hr · ONLY: draft names (default: all) · STAGES: draft
 # eval report · CONDITIONS: routine eval conditions (default nl+track) · ROUNDS (default 3) ·
 # RESULTS: where drafts-<size>/ goes (default eval/results; a trial run elsewhere leaves the
-# README's records alone)
+# README's records alone) · BASE_URL (with MODEL, optional API_KEY): any OpenAI-compatible
+# endpoint instead of the embedded models, its results in drafts-<LABEL>/ (LABEL: default
+# MODEL with / and : made -), e.g.
+#   BASE_URL=http://gpu-box:8000/v1 MODEL=Qwen/Qwen3-14B LABEL=qwen3-14b eval/run-drafts.sh
 set -euo pipefail
 ROUNDS=${ROUNDS:-3}
 CONDITIONS=${CONDITIONS:-nl+track}
 STAGES=${STAGES:-draft eval report}
+endpoint=()
+if [ -n "${BASE_URL:-}" ]; then
+  : "${MODEL:?BASE_URL needs MODEL, the model name at that endpoint}"
+  endpoint=(--base-url "$BASE_URL")
+  if [ -n "${API_KEY:-}" ]; then endpoint+=(--api-key "$API_KEY"); fi
+  LABEL=${LABEL:-$(printf '%s' "$MODEL" | tr '/:' '--')}
+  SIZES=$LABEL
+fi
 for size in ${SIZES:-0.5b 1.5b}; do
-  model="qwen2.5-coder-$size"
+  model=${MODEL:-qwen2.5-coder-$size}
   out="${RESULTS:-eval/results}/drafts-$size"
   for domain in ${DOMAINS:-retail hr}; do
     drafts="routines/$domain/drafts"
@@ -32,7 +43,7 @@ for size in ${SIZES:-0.5b 1.5b}; do
     if [[ " $STAGES " == *" draft "* ]]; then
       echo "=== draft $domain with $model ($(date -u +%H:%M))"
       # exit status 1 when a draft stays invalid: reported in the record, not saved
-      routine draft "$drafts" --toolset "routine_tools.$domain" --model "$model" \
+      routine draft "$drafts" --toolset "routine_tools.$domain" --model "$model" ${endpoint[@]+"${endpoint[@]}"} \
         --rounds "$ROUNDS" --out "$out/routines/$domain" \
         --record "$out/drafts-$domain.jsonl" --diff "routines/$domain" || true
     fi
@@ -40,11 +51,11 @@ for size in ${SIZES:-0.5b 1.5b}; do
       names=$(ls "$drafts" | sed -n 's/\.md$//p' | paste -sd, -)
       drafted=$(ls "$out/routines/$domain" 2>/dev/null | sed -n 's/\.yaml$//p' | paste -sd, -)
       echo "=== eval $domain, hand-written routines, $model ($(date -u +%H:%M))"
-      routine eval "eval/datasets/$domain" --out "$out/$domain-hand" --model "$model" \
+      routine eval "eval/datasets/$domain" --out "$out/$domain-hand" --model "$model" ${endpoint[@]+"${endpoint[@]}"} \
         --conditions "$CONDITIONS" --steps 0 --tasks 0 --no-shuffle-tools --routines "$names"
       if [ -n "$drafted" ]; then
         echo "=== eval $domain, drafted routines, $model ($(date -u +%H:%M))"
-        routine eval "eval/datasets/$domain" --out "$out/$domain-drafted" --model "$model" \
+        routine eval "eval/datasets/$domain" --out "$out/$domain-drafted" --model "$model" ${endpoint[@]+"${endpoint[@]}"} \
           --conditions "$CONDITIONS" --steps 0 --tasks 0 --no-shuffle-tools \
           --routines "$drafted" --routines-from "$out/routines/$domain"
       fi
