@@ -28,7 +28,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_serializer
 
 from ..errors import DatasetError
 from ..tools.sqlite import Snapshot
@@ -61,7 +61,21 @@ def snapshot_of(deps: Any) -> Snapshot:
             f"the domain's toolset deps ({type(deps).__name__}) need a state_snapshot() method "
             "returning {table: {row id: {column: value}}} (for SQLite: "
             "routine.tools.sqlite.snapshot(conn)); the task protocol compares end states with it")
-    return take()
+    return _keyed_by_text(take(), type(deps).__name__)
+
+
+def _keyed_by_text(state: Any, owner: str) -> Snapshot:
+    """A snapshot with its tables' and rows' keys as text (a store of one's own keys rows by
+    their int ids: ``{"accounts": {7: {...}}}``); one clear error for another shape."""
+    def mapping(value: Any, what: str) -> dict[Any, Any]:
+        if not isinstance(value, dict):
+            raise DatasetError(
+                f"{owner}.state_snapshot() returned {what} as {type(value).__name__}, not a "
+                "mapping: it must return {table: {row id: {column: value}}}")
+        return value
+    return {str(table): {str(key): dict(mapping(row, f"row {key!r} of table {table!r}"))
+                         for key, row in mapping(rows, f"table {table!r}").items()}
+            for table, rows in mapping(state, "the snapshot").items()}
 
 
 def end_state(snapshot: Snapshot, seed: Snapshot, free_text: dict[str, str]) -> EndState:
@@ -115,6 +129,11 @@ class RowDiff(BaseModel):
         "side lacks.")
     rule: str = Field("", description="Why they do not match, e.g. 'free text: word "
                       "overlap 0.33 < 0.5'.")
+
+    @field_serializer("got", "expected", when_used="json")
+    def _as_data(self, value: Any) -> Any:
+        """A value as the digest sees it (a BLOB's bytes as their repr): a record is JSON."""
+        return json.loads(_json(value))
 
     def __str__(self) -> str:
         where = f"{self.table} row {self.key}"

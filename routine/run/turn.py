@@ -662,13 +662,18 @@ _SQL_BUG = re.compile(r"no such (column|table|function)|syntax error|has no colu
 def is_tool_bug(exc: BaseException) -> bool:
     """Whether a tool's exception is a bug in its code (a TypeError, a misspelt SQL column)
     rather than an answer about the request (LookupError, ValueError, a service's error)."""
+    if isinstance(exc, BaseExceptionGroup):  # an async tool's TaskGroup: a bug in any task
+        return any(is_tool_bug(e) for e in exc.exceptions)
     if isinstance(exc, sqlite3.OperationalError):
         return bool(_SQL_BUG.search(str(exc)))
     return isinstance(exc, _BUGS)
 
 
 def _where(exc: BaseException) -> str:
-    """The innermost frame of ``exc``'s traceback: file:line in function."""
+    """The innermost frame of ``exc``'s traceback: file:line in function (a group's: that
+    of the bug inside it)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return _where(next((e for e in exc.exceptions if is_tool_bug(e)), exc.exceptions[0]))
     frames = traceback.extract_tb(exc.__traceback__)
     if not frames:
         return "(no traceback)"
@@ -683,6 +688,8 @@ def error_text(exc: BaseException) -> str:
         text = str(exc)
     except Exception as failed:  # noqa: BLE001 - the exception's own __str__ raised
         text = f"(its message could not be read: {type(failed).__name__})"
+    if isinstance(exc, BaseExceptionGroup):  # what each task raised, not "1 sub-exception"
+        text = f"{exc.message}: " + "; ".join(error_text(e) for e in exc.exceptions)
     if len(text) > MAX_ERROR_CHARS:
         text = f"{text[:MAX_ERROR_CHARS]}… [{len(text) - MAX_ERROR_CHARS} more characters]"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

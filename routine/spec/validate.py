@@ -552,11 +552,58 @@ class _Checker:
             self.check_refs(step_id, arg_path, value, doms, props[arg], tool)
             if len(self.problems) == before and not parse_references(value):
                 self.check_literal(arg_path, arg, value, tool)
+            elif len(self.problems) == before and isinstance(value, (dict, list)):
+                self.check_structure(step_id, arg_path, value, props[arg], tool, doms)
         for required in tool.parameters.get("required", []):
             if required not in step.args:
                 self.add(path + ("args",) if step.args else path + ("tool",),
                          f"required argument {required!r} of tool {tool.name!r} has no source",
                          "a literal, ${inputs.NAME} or ${steps.ID.output...}")
+
+    def check_structure(self, step_id: str, path: tuple[Any, ...], value: Any,
+                        schema: dict[str, Any], tool: Tool, doms: set[str]) -> None:
+        """A mapping or list built around references, leaf by leaf against the parameter's
+        schema (what the tool's own check of a literal does for a structure without any):
+        a mapping's required fields, and the type of each reference or literal that fills
+        a leaf. The routine fixes the whole structure: the model could not mend it."""
+        root = tool.parameters
+        where = ".".join(map(str, path[path.index("args") + 1:]))
+        alts = _alternatives(schema, root)
+        if isinstance(value, dict):
+            objects = [a for a in alts if isinstance(a.get("properties"), dict)]
+            if len(objects) != 1:
+                return
+            props = objects[0]["properties"]
+            missing = [k for k in objects[0].get("required", []) if k not in value]
+            if missing:
+                self.add(path, f"{where!r} of {tool.name!r} lacks the required field"
+                         f"{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}",
+                         f"the fields {', '.join(props)}")
+            for key, item in value.items():
+                if isinstance(props.get(key), dict):
+                    self.check_structure(step_id, (*path, key), item, props[key], tool, doms)
+                elif objects[0].get("additionalProperties") is False:
+                    self.add((*path, key), f"{where!r} of {tool.name!r} has no field {key!r}",
+                             f"one of: {', '.join(props)}")
+            return
+        if isinstance(value, list):
+            arrays = [a for a in alts if isinstance(a.get("items"), dict)]
+            for n, item in enumerate(value if len(arrays) == 1 else []):
+                self.check_structure(step_id, (*path, n), item, arrays[0]["items"], tool, doms)
+            return
+        accepted = json_types(schema, root)
+        refs = parse_references(value)
+        if not refs:
+            source = {_literal_type(value)}
+        elif len(refs) == 1 and isinstance(value, str) and value == refs[0].text:
+            source = self.ref_types(step_id, path, refs[0], doms) or set()
+        else:
+            source = {"string"}  # text around references
+        if not _compatible(source, accepted):
+            shown = value if refs else repr(value)
+            self.add(path, f"type mismatch: {shown} is {'/'.join(sorted(source))}, but "
+                     f"{where!r} of {tool.name!r} takes {'/'.join(sorted(accepted))}",
+                     "/".join(sorted(accepted)))
 
     def check_literal(self, path: tuple[Any, ...], arg: str, value: Any, tool: Tool) -> None:
         """A literal argument (no reference anywhere in it) as the tool itself would take it:
@@ -610,6 +657,27 @@ class _Checker:
                          "/".join(sorted(accepted)))
             elif ref.whole and accepted and "null" not in accepted:
                 self.warn_null(path, ref, owner)
+            if ref.whole and ref.kind == "inputs" and not ref.path:
+                self.check_input_values(path, ref.name, param, root or {}, whose)
+
+    def check_input_values(self, path: tuple[Any, ...], name: str, param: dict[str, Any],
+                           root: dict[str, Any], whose: str) -> None:
+        """An input passed whole to a parameter with allowed values: each of the input's
+        own enum values and its default must be one of them (a request that gives one the
+        tool refuses fails the run, and the routine said it was a value to take)."""
+        spec = self.routine.inputs.get(name)
+        if spec is None:
+            return
+        given = [*(spec.enum or []), *([spec.default] if spec.default is not None else [])]
+        refused, allowed = [], []
+        for value in dict.fromkeys(v for v in given if isinstance(v, (str, int, float))):
+            for _, item, takes in _enum_misses(value, param, root, path):
+                refused.append(item)
+                allowed = takes
+        if refused:
+            self.add(path, f"input {name!r} may be {', '.join(map(repr, refused))} (its enum "
+                     f"or default), which argument {path[-1]!r}{whose} does not take",
+                     "one of " + ", ".join(repr(v) for v in allowed))
 
     def warn_null(self, path: tuple[Any, ...], ref: Reference, owner: str) -> None:
         """A step's output that may be null (an ``Optional`` result: nothing found) passed

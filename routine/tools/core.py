@@ -426,8 +426,11 @@ def tool_from_function(
                 extra["alias"] = alias
             fields[field_name] = (annotation, FieldInfo.merge_field_infos(default, **extra))
             continue
-        fields[field_name] = (annotation, Field(default, description=param_docs.get(pname),
-                                                alias=alias))
+        # (a description only when the docstring has one: None here would wipe
+        # `Annotated[str, Field(description=...)]`'s own, the one the model reads; the alias
+        # always, as the function's keyword is the parameter's name)
+        said = {"description": param_docs[pname]} if param_docs.get(pname) else {}
+        fields[field_name] = (annotation, Field(default, alias=alias or pname, **said))
     args_model, parameters = _checked_arguments_model(tool_name, fields)
     return Tool(
         name=tool_name,

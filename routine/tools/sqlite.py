@@ -40,20 +40,42 @@ def state_digest(conn: sqlite3.Connection) -> str:
 
 
 def snapshot(conn: sqlite3.Connection) -> Snapshot:
-    """Every row of every table, keyed by table, then by row id (``rowid``, as text).
+    """Every row of every table, keyed by table, then by row id (``rowid``, as text; a
+    ``WITHOUT ROWID`` table's rows by their primary key, its columns' values joined by
+    ``|``). A virtual table (FTS5) is read through itself, not its shadow tables.
 
     What an evaluation compares column by column: exactly for most, by a matching mode
     for free text (see ``routine.eval.endstate``)."""
-    tables = [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-        "ORDER BY name")]
     out: Snapshot = {}
-    for table in tables:
-        cursor = conn.execute(f'SELECT rowid AS "__rowid__", * FROM "{table}" ORDER BY rowid')
-        names = [d[0] for d in cursor.description]
-        out[table] = {str(row[0]): dict(zip(names[1:], tuple(row)[1:], strict=True))
+    for table, keys in _tables(conn):
+        key = ", ".join(f'"{k}"' for k in keys) if keys else "rowid"
+        cursor = conn.execute(f'SELECT {key}, * FROM "{table}" ORDER BY {key}')
+        names = [d[0] for d in cursor.description][len(keys) or 1:]
+        out[table] = {"|".join(str(v) for v in tuple(row)[:len(keys) or 1]):
+                      dict(zip(names, tuple(row)[len(keys) or 1:], strict=True))
                       for row in cursor.fetchall()}
     return out
+
+
+def _tables(conn: sqlite3.Connection) -> list[tuple[str, list[str]]]:
+    """The tables a snapshot reads, by name, each with its primary key's columns when it has
+    no rowid (else none): SQLite's own and a virtual table's shadow tables left out."""
+    try:
+        listed = conn.execute("PRAGMA main.table_list").fetchall()
+    except sqlite3.OperationalError:  # SQLite before 3.37: every table has a rowid here
+        listed = [("main", r[0], "table", 0, 0, 0) for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")]
+    tables = []
+    for row in sorted(listed, key=lambda r: r[1]):
+        name, kind, without_rowid = row[1], row[2], row[4]
+        if kind not in ("table", "virtual") or name.startswith("sqlite_"):
+            continue
+        keys: list[str] = []
+        if without_rowid:
+            info = conn.execute(f'PRAGMA table_info("{name}")').fetchall()
+            keys = [r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5])]
+        tables.append((name, keys))
+    return tables
 
 
 class SeededSqlite:
