@@ -193,3 +193,44 @@ def test_an_async_tools_task_group_error_reaches_the_model_with_its_words():
     record, trace = _check_run(TypeError("unsupported operand"))
     assert record.error_kind == "tool_bug" and trace.failure_kind == "tool_bug"
     assert "test_hostile12_b.py" in record.error  # where the bug is, not asyncio's file
+
+
+# ---------------------------------------------------------------- left by the helper, mended
+def test_a_generator_tool_is_refused_when_defined_not_when_called():
+    """A tool that yielded its rows (sync or async generator) was accepted and failed at
+    every call as a result that is "not data"."""
+    from routine.errors import ToolDefinitionError
+
+    def list_accounts(customer_id: int):
+        """List a customer's accounts."""
+        yield {"id": customer_id}
+
+    async def stream_accounts(customer_id: int):
+        """Stream a customer's accounts."""
+        yield {"id": customer_id}
+
+    for function in (list_accounts, stream_accounts):
+        with pytest.raises(ToolDefinitionError, match="generator function .* return a list"):
+            tool(function)
+
+
+def test_routine_tools_shows_an_enum_parameters_values(tmp_path, capsys):
+    """`routine tools` (and the tool list `routine draft` shows a model) named an Enum
+    parameter by its class only, "tier: Tier", never its values."""
+    from routine.cli.commands import main
+
+    module = tmp_path / "kyc_tiers.py"
+    module.write_text(
+        "import enum\nfrom routine import tool\n\n"
+        "class Tier(enum.Enum):\n    GOLD = 'gold'\n    SILVER = 'silver'\n\n"
+        "@tool\ndef set_tier(customer_id: int, tier: Tier) -> str:\n"
+        "    \"\"\"Set a customer's tier.\"\"\"\n    return tier.value\n")
+    import sys
+    sys.path.insert(0, str(tmp_path))
+    try:
+        assert main(["tools", "--tools", "kyc_tiers"]) == 0
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("kyc_tiers", None)
+    out = capsys.readouterr().out
+    assert '"gold" | "silver"' in out and "Tier" not in out.split("set_tier", 1)[1].split("\n")[0]

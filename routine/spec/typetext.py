@@ -19,6 +19,8 @@ def type_text(schema: Any, root: dict[str, Any], depth: int = 0) -> str:
         return "any"
     if "$ref" in schema:
         target = _resolve(schema, root) or {}
+        if "enum" in target or "const" in target:  # an Enum class: its values, as a Literal's
+            return type_text(target, root, depth + 1)
         return str(target.get("title") or schema["$ref"].rsplit("/", 1)[-1])
     for key in ("anyOf", "oneOf"):
         if key in schema:

@@ -380,6 +380,10 @@ def tool_from_function(
                                   "its own: give the tool one (@tool(name=...))")
     if not _NAME_RE.match(tool_name):
         raise ToolDefinitionError(f"invalid tool name {tool_name!r}: use letters, digits, _ or -")
+    if inspect.isgeneratorfunction(described) or inspect.isasyncgenfunction(described):
+        raise ToolDefinitionError(
+            f"tool {tool_name!r} is a generator function (it yields): a tool returns its whole "
+            "result once — return a list instead of yielding its items")
     doc = docstring_parser.parse(docstring)
     param_docs = {p.arg_name: p.description for p in doc.params}
     summary = "\n\n".join(p for p in (doc.short_description, doc.long_description) if p)
