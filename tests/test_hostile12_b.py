@@ -234,3 +234,43 @@ def test_routine_tools_shows_an_enum_parameters_values(tmp_path, capsys):
         sys.modules.pop("kyc_tiers", None)
     out = capsys.readouterr().out
     assert '"gold" | "silver"' in out and "Tier" not in out.split("set_tier", 1)[1].split("\n")[0]
+
+
+def test_a_misspelt_column_read_from_a_database_row_is_a_tool_bug():
+    """`row["kyc_statuss"]` on a sqlite3.Row raises IndexError, a LookupError: it went to the
+    model as an answer about the request ("No item with that key"), which it cannot mend."""
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, kyc_status TEXT)")
+    conn.execute("INSERT INTO customers VALUES (7, 'verified')")
+
+    @tool
+    def kyc_status(customer_id: int) -> str:
+        """A customer's KYC status."""
+        row = conn.execute("SELECT * FROM customers WHERE id = ?", (customer_id,)).fetchone()
+        if row is None:
+            raise LookupError(f"no customer {customer_id}")
+        return row["kyc_statuss"]
+
+    text = """
+name: kyc
+description: Tell a customer's KYC status.
+inputs:
+  customer_id: {type: integer, description: the customer id}
+steps:
+  - {id: look, name: Look it up, description: Read the status., tool: kyc_status,
+     args: {customer_id: "${inputs.customer_id}"}}
+  - {id: answer, name: Answer, description: Say the status., finish: true}
+"""
+    script = [call("kyc_status", customer_id=7)]
+    agent = Agent(load_routine_text(text, "kyc.yaml"), ToolRegistry(kyc_status), FunctionModel(
+        lambda request: script.pop(0) if script else "It is verified."))
+    trace = agent.run("KYC status of 7?", inputs={"customer_id": 7})
+    assert trace.failure_kind == "tool_bug" and "No item with that key" in trace.failure
+    assert "test_hostile12_b.py" in trace.tool_calls[0].error  # where the bug is
+    # a row that is not there is still the model's to hear about
+    script = [call("kyc_status", customer_id=8)]
+    missing = Agent(load_routine_text(text, "kyc.yaml"), ToolRegistry(kyc_status), FunctionModel(
+        lambda request: script.pop(0) if script else "There is no customer 8."))
+    trace = missing.run("KYC status of 8?", inputs={"customer_id": 8})
+    assert trace.tool_calls[0].error_kind == "tool_error" and trace.failure_kind != "tool_bug"

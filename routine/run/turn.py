@@ -657,6 +657,7 @@ _BUGS = (TypeError, AttributeError, NameError, ImportError, AssertionError,
          NotImplementedError, RecursionError, SyntaxError, sqlite3.ProgrammingError)
 _SQL_BUG = re.compile(r"no such (column|table|function)|syntax error|has no column named|"
                       r"incorrect number of bindings", re.I)
+_ROW_KEY_MISS = "No item with that key"  # what a sqlite3.Row says of a column it lacks
 
 
 def is_tool_bug(exc: BaseException) -> bool:
@@ -666,6 +667,8 @@ def is_tool_bug(exc: BaseException) -> bool:
         return any(is_tool_bug(e) for e in exc.exceptions)
     if isinstance(exc, sqlite3.OperationalError):
         return bool(_SQL_BUG.search(str(exc)))
+    if type(exc) is IndexError and str(exc) == _ROW_KEY_MISS:  # row["misspelt column"]
+        return True
     return isinstance(exc, _BUGS)
 
 
