@@ -36,6 +36,7 @@ from ..spec.loader import (
 )
 from ..spec.project import Project
 from ..tools.core import ToolRegistry
+from .terminal import shown
 
 __all__ = ["DraftJob"]
 
@@ -46,8 +47,9 @@ _COLOURS = {"+": "green", "-": "red", "~": "yellow", "↕": "cyan"}
 
 
 def _drafts(source: Path) -> list[Path]:
-    if source.is_dir():
-        found = sorted(p for p in source.iterdir() if p.suffix in (".md", ".txt"))
+    if source.is_dir():  # Notes.MD too; a folder named notes.md is not a draft
+        found = sorted(p for p in source.iterdir()
+                       if p.suffix.lower() in (".md", ".txt") and p.is_file())
         if not found:
             raise click.BadParameter(f"{source}: no drafts (*.md, *.txt) in this folder",
                                      param_hint="SOURCE")
@@ -163,7 +165,8 @@ def _report(result: DraftResult, target: Path | None, saved: bool) -> None:
                                 f": valid after {result.repairs} repair round(s) ({facts})"
                                 f"{where}"), soft_wrap=True)
         for warning in result.warnings:  # as validate shows them: it runs, but may stop
-            err.print(f"  {warning}", markup=False, highlight=False, soft_wrap=True)
+            err.print(f"  {shown(str(warning))}", markup=False, highlight=False,
+                      soft_wrap=True)
         return
     err.print(Text.assemble(("✗ ", "red"), (result.name, "bold"),
                             f": {len(result.problems)} problem(s) after {result.repairs} repair "
@@ -175,8 +178,9 @@ def _report(result: DraftResult, target: Path | None, saved: bool) -> None:
         err.print(f"  (repairs stopped: {result.stopped})", markup=False, highlight=False,
                   soft_wrap=True)
     # saved (or printed) marked invalid: at their lines in that text, below its header
+    # (a problem quotes what the model wrote: its escape sequences are written out)
     for problem in result.invalid_problems() if saved else result.problems:
-        err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"  {shown(str(problem))}", markup=False, highlight=False, soft_wrap=True)
 
 
 # the options of `routine draft` (the command itself is in commands.py)
@@ -245,8 +249,14 @@ class DraftJob:
             raise click.BadParameter("name the toolsets the routine may use (from routine.toml "
                                      "toolsets), e.g. --toolset routine_tools.hr",
                                      param_hint="--toolset")
-        if self.folder_out and self.out_path is not None:
-            self.out_path.mkdir(parents=True, exist_ok=True)
+        out = self.out_path
+        if self.source.is_dir() and out is not None and not out.is_dir() \
+                and out.suffix.lower() in (".yaml", ".yml"):  # (it became a folder of that name)
+            raise click.BadParameter(f"{out} is named like one routine file, and a folder of "
+                                     "drafts writes NAME.yaml for each draft: --out a folder",
+                                     param_hint="--out")
+        if self.folder_out and out is not None:
+            out.mkdir(parents=True, exist_ok=True)
         if self.name is not None and not re.fullmatch(ID_PATTERN, self.name):
             raise click.BadParameter(f"{self.name!r} is not a routine name (lower-case words "
                                      f"joined by _, e.g. {routine_name(self.name)!r})",

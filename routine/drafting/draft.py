@@ -38,7 +38,7 @@ from ..spec.toolsets import LOAD_EXPECTED, load_into, registry_for
 from ..spec.validate import check_routine
 from ..tools.core import ToolRegistry
 from .prompt import repair_prompt, request_prompt, system_prompt
-from .reply import routine_yaml
+from .reply import printable, routine_yaml
 from .schema import draft_schema
 
 __all__ = ["DraftAttempt", "DraftResult", "adraft", "draft", "check_draft", "toolset_registry",
@@ -115,7 +115,9 @@ class DraftResult(BaseModel):
         validate`` on purpose)."""
         lines = [f"# {INVALID_MARKER}: routine draft could not make it pass validation "
                  f"({len(self.problems)} problem(s) after {self.repairs} repair round(s)):"]
-        lines += [f"#   {p}" for p in self.invalid_problems()]
+        # one comment line each (a problem quoting a name the model wrote with a line break
+        # or an escape sequence in it broke the file and moved every problem's line)
+        lines += [f"#   {printable(str(p))}" for p in self.invalid_problems()]
         return "\n".join(lines) + "\n" + (self.yaml or "# (the model wrote no routine)\n")
 
 

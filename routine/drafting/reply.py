@@ -18,8 +18,9 @@ from typing import Any
 import yaml
 
 from ..models.parsing import CallParseError
+from ..spec.loader import MAX_DEPTH
 
-__all__ = ["routine_yaml", "routine_data"]
+__all__ = ["routine_yaml", "routine_data", "printable"]
 
 _FENCE = re.compile(r"```[a-zA-Z]*\s*\n(.*?)```", re.S)
 # the format's key order (routine.spec.format), for a file a person reads top down
@@ -50,12 +51,7 @@ def routine_data(text: str) -> dict[str, Any]:
     body = next((b for b in fenced if re.search(r"(^|[{,\s])[\"']?steps[\"']?\s*:", b)),
                 fenced[0]) if fenced else text.strip()
     try:
-        # aliases first, from the event stream (no value is built): a reply of a few hundred
-        # bytes whose aliases name aliases expands to gigabytes in safe_load
-        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(body,
-                                                                          yaml.SafeLoader)):
-            raise CallParseError("the reply uses YAML aliases (*name): write the routine out "
-                                 "without anchors and aliases")
+        _bounded(body)
         data = yaml.safe_load(body)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -70,7 +66,26 @@ def routine_data(text: str) -> dict[str, Any]:
     return data
 
 
-def _printable(line: str) -> str:
+def _bounded(body: str) -> None:
+    """Refuse, from the event stream (no value is built), what ``safe_load`` cannot take:
+    aliases (a reply of a few hundred bytes whose aliases name aliases expands to gigabytes)
+    and nesting deeper than a routine file may (a reply stuck repeating ``[`` raised a
+    RecursionError out of the drafting loop instead of going back to the model)."""
+    depth = 0
+    for event in yaml.parse(body, yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise CallParseError("the reply uses YAML aliases (*name): write the routine out "
+                                 "without anchors and aliases")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise CallParseError(f"the reply nests lists and mappings more than "
+                                     f"{MAX_DEPTH} levels deep (line {event.start_mark.line + 1})")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def printable(line: str) -> str:
     """A comment line YAML reads back: a character it refuses (controls, lone surrogates
     of an undecodable file name, other line breaks) written out as an escape."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode()
@@ -90,5 +105,5 @@ def routine_yaml(text: str, name: str | None, toolsets: list[str],
     cleaned = _clean(data, _TOP)
     body = yaml.safe_dump(cleaned, sort_keys=False, allow_unicode=True, width=100,
                           default_flow_style=False)
-    lines = [f"# {_printable(line)}" if line else "#" for line in header.split("\n")]
+    lines = [f"# {printable(line)}" if line else "#" for line in header.split("\n")]
     return "\n".join([*lines, body]) if lines else body

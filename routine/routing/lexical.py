@@ -54,6 +54,9 @@ class LexicalRouter(ScoringRouter):
         self._index.index(self._tokens(self._texts), show_progress=False)
 
     def _tokens(self, texts: list[str], ids: bool = True) -> Any:
+        # a routine's name in a request ("run open_home_claim") is its words, as the card
+        # writes it: one token "open_home_claim" matched nothing and the request went to none
+        texts = [text.replace("_", " ") for text in texts]
         return _bm25s().tokenize(texts, stopwords="en", stemmer=self._stem,
                                  return_ids=ids, show_progress=False)
 

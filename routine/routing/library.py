@@ -69,7 +69,9 @@ def card_text(routine: Routine) -> str:
     return "\n".join(p for p in parts if p)
 
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# (from the start of a run of such characters only: tried from every character of a long
+# run without "@", a 40,000-character token took 4 s and a pasted blob minutes)
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _NUMBER = re.compile(r"#?\b\d[\d.,:/-]*\b")
 _WORDS = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")  # letters of any script, joined by - or '
 _SENTENCE_ENDS = ".!?:;"  # the word before ends with one: this word starts a sentence
@@ -260,7 +262,7 @@ def load_examples(path: str | Path, split: str | None = None) -> list[Example]:
     split anyway). A line that is not such an object is a :class:`SpecError` at its line."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # (a BOM from Notepad or Excel)
     except OSError as exc:
         raise SpecError([Problem(str(path), 1, 1, f"cannot read file: {exc}")]) from None
     except UnicodeDecodeError as exc:

@@ -1,0 +1,206 @@
+"""Twelfth hostile round (a): an insurer's own project — its claims toolset, drafts from its
+experts, a library of sixty near-identical claim routines — drafted and routed as a
+demanding user would. Each problem is said in words, to the model or to the user, and
+never as a traceback, a hang or a broken file."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+import yaml
+
+from routine.cli.commands import main
+from routine.drafting import draft
+from routine.models.testing import ScriptedModel
+from routine.routing import Library, load_examples, make_router
+from routine.routing.library import retrieval_text
+from routine.spec.project import Project
+
+from .test_cli import ScriptedServer, scripted_server  # noqa: F401  (the endpoint fixture)
+
+CLAIMS_TOOLS = '''
+from __future__ import annotations
+from typing import Literal
+from pydantic import BaseModel
+from routine import Toolset
+
+toolset = Toolset("claims")
+
+
+class Policy(BaseModel):
+    policy_id: str
+    holder: str
+
+
+class Claim(BaseModel):
+    claim_id: int
+    status: str
+
+
+@toolset.tool
+def find_policy(policy_number: str) -> Policy:
+    """Look a policy up by its number.
+
+    Args:
+        policy_number: the policy number, e.g. P-1234.
+    """
+    return Policy(policy_id=policy_number, holder="x")
+
+
+@toolset.tool
+def open_claim(policy_id: str, description: str,
+               kind: Literal["auto", "home", "travel"] = "auto") -> Claim:
+    """Open a claim on a policy.
+
+    Args:
+        policy_id: the policy.
+        description: what happened.
+        kind: the kind of claim.
+    """
+    return Claim(claim_id=1, status="open")
+'''
+
+
+@pytest.fixture
+def claims(tmp_path):
+    """An insurer's project: routine.toml, its claims toolset, an empty routines folder."""
+    (tmp_path / "claims_tools.py").write_text(CLAIMS_TOOLS)
+    (tmp_path / "routine.toml").write_text('routines = ["routines"]\n[toolsets]\n'
+                                           'claims = "claims_tools"\n')
+    (tmp_path / "routines").mkdir()
+    return tmp_path
+
+
+def _reply(**changes) -> str:
+    routine = {"name": "x", "description": "Open an auto claim on a policy.",
+               "inputs": {"policy_number": {"type": "string",
+                                            "description": "the policy number"}},
+               "steps": [{"tool": "find_policy", "id": "find", "name": "Find the policy",
+                          "description": "Find it.",
+                          "args": {"policy_number": "${inputs.policy_number}"}}],
+               "finish": {"id": "answer", "name": "Answer", "description": "Say."}}
+    routine.update(changes)
+    return json.dumps(routine)
+
+
+def _library(folder, kinds=("auto", "home", "travel", "pet", "boat", "bike", "health",
+                            "life", "farm", "renters"),
+             acts=("open", "check", "close", "reopen", "appeal", "escalate")):
+    """Sixty claim routines whose descriptions differ by one or two words."""
+    folder.mkdir(exist_ok=True)
+    for kind, act in itertools.product(kinds, acts):
+        name = f"{act}_{kind}_claim"
+        (folder / f"{name}.yaml").write_text(
+            f"name: {name}\ndescription: {act.capitalize()} a {kind} insurance claim for a "
+            "policy holder.\ntoolsets: [claims]\ninputs:\n  policy_number: {type: string, "
+            "description: the policy number}\nsteps:\n  - id: find\n    name: Find the "
+            "policy\n    description: Find it.\n    tool: find_policy\n    args: "
+            "{policy_number: \"${inputs.policy_number}\"}\n  - id: answer\n    name: Answer\n"
+            "    description: Answer.\n    finish: true\n")
+    return folder
+
+
+# ---------------------------------------------------------------- drafting
+def test_a_reply_stuck_repeating_brackets_goes_back_to_the_model(claims):
+    """A free reply of thousands of nested brackets raised RecursionError out of draft()."""
+    project = Project.discover(claims / "routine.toml")
+    model = ScriptedModel(['{"steps": ' + "[" * 3000 + "]" * 3000 + "}", _reply()])
+    result = draft("Find the policy, then answer.", ["claims"], model, name="auto_claim",
+                   rounds=1, project=project)
+    model.assert_complete()
+    assert result.ok and result.repairs == 1
+    assert "nests" in result.attempts[0].problems[0].message
+
+
+def test_problems_quoting_the_model_s_line_breaks_and_escapes_stay_one_line(
+        claims, scripted_server, capsys):  # noqa: F811
+    """A problem quoting a name with a line break broke the --save-invalid file (its lines
+    moved, YAML refused it) and escape sequences the model wrote reached the terminal."""
+    ScriptedServer.script = [{"content": _reply(inputs={"policy\x1b[2J\nnumber": {
+        "type": "string", "description": "the policy number"}})}]
+    (claims / "auto_claim.md").write_text("Find the policy, then answer.")
+    target = claims / "drafted" / "auto_claim.yaml"
+    code = main(["--project", str(claims / "routine.toml"), "draft",
+                 str(claims / "auto_claim.md"), "-t", "claims", "--rounds", "0", "--free",
+                 "--save-invalid", "-o", str(target), "--model", "m",
+                 "--base-url", scripted_server])
+    err = capsys.readouterr().err
+    assert code == 1 and "\x1b" not in err, err
+    text = target.read_text()
+    assert "\x1b" not in text
+    header = text.split("\nname: ")[0].splitlines()
+    assert all(line.startswith("#") for line in header), header
+    yaml.safe_load(text)  # comments and YAML: it reads, and fails validate on purpose
+    problems = [line.removeprefix("#   ") for line in header if ": error:" in line]
+    assert len(problems) == 1 and "names no input" in problems[0]
+    # at its line in the saved file, as the header says and as validate finds it
+    number = int(problems[0].split(": error:")[0].rsplit(":", 2)[1])
+    assert "${inputs.policy_number}" in text.splitlines()[number - 1]
+    capsys.readouterr()
+    assert main(["--project", str(claims / "routine.toml"), "validate", str(target)]) == 1
+    assert problems[0].split(": error:")[0] in capsys.readouterr().out
+
+
+def test_a_folder_of_drafts_reads_upper_case_suffixes_and_skips_folders(
+        claims, scripted_server, capsys):  # noqa: F811
+    """A folder whose drafts were named Home-Claim.MD was "no drafts", and a sub-folder
+    named notes.md refused the whole folder ("Is a directory")."""
+    drafts = claims / "drafts"
+    drafts.mkdir()
+    (drafts / "Home-Claim.MD").write_text("Find the policy, then answer.")
+    (drafts / "notes.md").mkdir()
+    ScriptedServer.script = [{"content": _reply()}]
+    code = main(["--project", str(claims / "routine.toml"), "draft", str(drafts),
+                 "-t", "claims", "-o", str(claims / "routines"), "--model", "m",
+                 "--base-url", scripted_server])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert (claims / "routines" / "home_claim.yaml").is_file()
+    assert len(ScriptedServer.requests) == 1
+
+
+# ---------------------------------------------------------------- routing
+def test_an_examples_file_with_a_byte_order_mark_is_read(claims):
+    """A JSONL file saved by Notepad or Excel (UTF-8 with a BOM) was 'not JSON' at line 1."""
+    path = claims / "examples.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"query": "my car got hit",
+                                                   "routine": "open_auto_claim"}).encode()
+                     + b"\n")
+    (example,) = load_examples(path)
+    assert example.query == "my car got hit" and example.line == 1
+
+
+def test_a_request_naming_a_routine_by_its_name_reaches_it_with_the_lexical_router(claims):
+    """"run open_home_claim" was one token no card has: the lexical router said none."""
+    library = Library.from_folders(_library(claims / "lib"))
+    router = make_router("lexical", library)
+    decision = router.route("please run open_home_claim for P-1234")
+    assert decision.kind == "routine" and decision.routine == "open_home_claim", \
+        decision.reason
+
+
+@pytest.mark.timeout(60)
+def test_a_long_run_of_word_characters_is_read_in_linear_time():
+    """A 60,000-character token (a pasted base64url blob) took ~9 s in the e-mail pattern
+    (every start position scanned to the end): a 500,000-character one ran for minutes."""
+    text = retrieval_text("Open a claim for " + "a" * 500_000)
+    assert text.startswith("Open a claim for")
+    assert retrieval_text("Mail ana.lima@example.com now") == "Mail now"
+
+
+def test_a_folder_of_drafts_with_out_named_like_one_routine_file_is_refused(
+        claims, scripted_server, capsys):  # noqa: F811
+    """A folder of drafts with -o routines/all.yaml made a folder named all.yaml (even when
+    the command was then refused) and wrote the routines inside it."""
+    drafts = claims / "drafts"
+    drafts.mkdir()
+    (drafts / "auto_claim.md").write_text("Find the policy, then answer.")
+    ScriptedServer.script = []
+    code = main(["--project", str(claims / "routine.toml"), "draft", str(drafts),
+                 "-t", "claims", "-o", str(claims / "routines" / "all.yaml"), "--model", "m",
+                 "--base-url", scripted_server])
+    err = capsys.readouterr().err
+    assert code == 2 and "--out" in err and ScriptedServer.requests == [], err
+    assert not (claims / "routines" / "all.yaml").exists()
