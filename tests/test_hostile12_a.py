@@ -13,6 +13,7 @@ import yaml
 
 from routine.cli.commands import main
 from routine.drafting import draft
+from routine.errors import SpecError
 from routine.models.testing import ScriptedModel
 from routine.routing import Library, load_examples, make_router
 from routine.routing.library import retrieval_text
@@ -204,3 +205,95 @@ def test_a_folder_of_drafts_with_out_named_like_one_routine_file_is_refused(
     err = capsys.readouterr().err
     assert code == 2 and "--out" in err and ScriptedServer.requests == [], err
     assert not (claims / "routines" / "all.yaml").exists()
+
+
+# ---------------------------------------------------------------- left by the helper, mended
+def _draft_cli(claims, server, *more: str) -> int:
+    (claims / "auto_claim.md").write_text("Find the policy, then answer.")
+    return main(["--project", str(claims / "routine.toml"), "draft",
+                 str(claims / "auto_claim.md"), "-t", "claims", "--model", "m",
+                 "--base-url", server, *more])
+
+
+def test_draft_out_dash_prints_and_an_upper_case_suffix_is_a_file(
+        claims, scripted_server, capsys):  # noqa: F811
+    """-o - wrote into a folder named "-", and -o AUTO.YAML made a folder of that name with
+    auto_claim.yaml inside; -t claims -t claims wrote the toolset twice."""
+    ScriptedServer.script = [{"content": _reply(name="auto_claim")}] * 2
+    assert _draft_cli(claims, scripted_server, "-o", "-", "-t", "claims") == 0
+    printed = capsys.readouterr().out
+    assert "name: auto_claim" in printed and not (claims / "-").exists()
+    assert yaml.safe_load(printed)["toolsets"] == ["claims"]
+    target = claims / "drafted" / "AUTO.YAML"
+    assert _draft_cli(claims, scripted_server, "-o", str(target)) == 0
+    assert target.is_file() and "name: auto_claim" in target.read_text()
+
+
+def test_a_refused_draft_command_leaves_no_folder_behind(claims, scripted_server, capsys):  # noqa: F811
+    """A command refused by a later check (a routine file there, no --force) had already made
+    the -o and --record folders."""
+    (claims / "routines" / "auto_claim.yaml").write_text("name: auto_claim\n")
+    ScriptedServer.script = []
+    code = _draft_cli(claims, scripted_server, "-o", str(claims / "routines"),
+                      "--record", str(claims / "runs" / "drafts.jsonl"))
+    assert code == 2 and "--force" in capsys.readouterr().err
+    assert not (claims / "runs").exists() and ScriptedServer.requests == []
+    code = _draft_cli(claims, scripted_server, "-o", str(claims / "new" / "auto_claim.yaml"),
+                      "--record", str(claims / "runs" / "drafts.jsonl"), "--diff",
+                      str(claims / "missing.yaml"))
+    assert code == 2 and not (claims / "new").exists() and not (claims / "runs").exists()
+
+
+def test_validate_warns_of_a_routine_named_none(claims, capsys):
+    """A routine named none validated clean, and then every `routine run --library` of the
+    project was refused (none is the routers' answer)."""
+    (claims / "routines" / "none.yaml").write_text(
+        "name: none\ndescription: Nothing.\ntoolsets: [claims]\nsteps:\n"
+        "  - {id: answer, name: Answer, description: Say so., finish: true}\n")
+    assert main(["--project", str(claims / "routine.toml"), "validate",
+                 str(claims / "routines")]) == 0
+    err = capsys.readouterr()
+    assert "none.yaml:1:1: warning: a routine named 'none' cannot be routed to" in \
+        err.out + err.err
+
+
+def test_a_blank_example_request_is_a_problem_at_its_line(tmp_path):
+    """An example whose query was "" or blank was taken without a word."""
+    examples = tmp_path / "examples.jsonl"
+    examples.write_text('{"query": "Open a claim for P-1", "routine": "open_auto_claim"}\n'
+                        '{"query": "  ", "routine": "open_auto_claim"}\n')
+    with pytest.raises(SpecError) as info:
+        load_examples(examples)
+    problem, = info.value.problems
+    assert problem.line == 2 and "'query' is empty" in problem.message
+
+
+def test_a_request_no_routine_matches_says_so_not_one_routine_at_random(claims):
+    """When every routine scored 0 the none reason named one of them ("appeal_auto_claim
+    scores 0.000"), as if it had come nearest."""
+    library = Library.from_folders(_library(claims / "lib"))
+    decision = make_router("lexical", library).route("zzz qqq")
+    assert decision.kind == "none"
+    assert decision.reason.startswith("every routine scores 0.000"), decision.reason
+
+
+def test_the_clarifying_question_reads_third_person_descriptions_as_requests(claims):
+    """Descriptions in the docstring style ("Files a claim…") made "Do you want me to files
+    a home claim, or to files a travel claim?"."""
+    from routine.routing.reply import clarifying_question
+
+    folder = claims / "lib"
+    folder.mkdir()
+    for name, description in (("open_home_claim", "Files a claim for damage to a home."),
+                              ("open_travel_claim", "Applies for a refund of a trip."),
+                              ("sales_report", "Sales report for a region."),
+                              ("refund", "Process a refund.")):
+        (folder / f"{name}.yaml").write_text(
+            f"name: {name}\ndescription: {description}\ntoolsets: [claims]\nsteps:\n"
+            "  - {id: answer, name: Answer, description: Say., finish: true}\n")
+    library = Library.from_folders(folder)
+    assert clarifying_question(library, "open_home_claim", "open_travel_claim") == \
+        "Do you want me to file a claim for damage to a home, or to apply for a refund of a trip?"
+    # an imperative, or a description that starts with a plural noun, is left as written
+    assert clarifying_question(library, "refund", "sales_report") == \
+        "Do you want me to process a refund, or to sales report for a region?"

@@ -130,6 +130,13 @@ def _compare_only(source: Path, diff: Path) -> None:
     _show_diff(load_routine(diff).routine, new, to_stderr=False)
 
 
+def _existing_part(path: Path) -> Path:
+    """The longest part of ``path`` that exists now (what a later mkdir would build on)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def _target(out_path: Path | None, folder_mode: bool, name: str) -> Path | None:
     if out_path is None:
         return None
@@ -232,10 +239,15 @@ class DraftJob:
     recorded_invalid: list[str] = field(default_factory=list)  # set by pending()
     registry: ToolRegistry | None = None  # the toolsets' tools, loaded by pending()
 
+    def __post_init__(self) -> None:
+        if self.out_path == Path("-"):  # -o -: print the routine, as without -o
+            self.out_path = None
+        self.toolsets = list(dict.fromkeys(self.toolsets))  # -t a -t a: one toolset a
+
     def pending(self) -> list[Path]:
         """The drafts to draft (none: a comparison was asked for and shown, or every draft is
         in the record already); usage errors raise before a model starts."""
-        if self.source.suffix in (".yaml", ".yml"):
+        if self.source.suffix.lower() in (".yaml", ".yml"):
             if self.diff is None:
                 raise click.BadParameter(f"{self.source} is a routine: give --diff "
                                          "EXISTING.yaml to compare it, or a draft (.md) to "
@@ -255,8 +267,6 @@ class DraftJob:
             raise click.BadParameter(f"{out} is named like one routine file, and a folder of "
                                      "drafts writes NAME.yaml for each draft: --out a folder",
                                      param_hint="--out")
-        if self.folder_out and out is not None:
-            out.mkdir(parents=True, exist_ok=True)
         if self.name is not None and not re.fullmatch(ID_PATTERN, self.name):
             raise click.BadParameter(f"{self.name!r} is not a routine name (lower-case words "
                                      f"joined by _, e.g. {routine_name(self.name)!r})",
@@ -293,6 +303,7 @@ class DraftJob:
             raise click.BadParameter(f"{', '.join(map(str, taken))} exist{'s' * (len(taken) == 1)}"
                                      ": --force overwrites, or write elsewhere",
                                      param_hint="--out")
+        self._make_out()
         return todo
 
     @property
@@ -301,24 +312,39 @@ class DraftJob:
         or is not named like a routine file (``--out drafted/``)."""
         out = self.out_path
         return self.source.is_dir() or (out is not None and (
-            out.is_dir() or out.suffix not in (".yaml", ".yml")))
+            out.is_dir() or out.suffix.lower() not in (".yaml", ".yml")))
 
     def _name(self, file: Path) -> str:
         return self.name or routine_name(file.stem)
 
-    def _writable(self) -> None:
-        """-o can take the routine: checked before a model drafts it (it was lost after)."""
+    def _out_folder(self) -> Path | None:
         out = self.out_path
-        if out is None:
+        return None if out is None else out if self.folder_out else out.parent
+
+    def _writable(self) -> None:
+        """-o can take the routine: checked before a model drafts it (it was lost after),
+        without making a folder yet (a command refused by a later check left it behind)."""
+        folder = self._out_folder()
+        if folder is None:
             return
-        folder = out if self.folder_out else out.parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise click.BadParameter(f"{folder}: cannot write there ({exc.strerror})",
-                                     param_hint="--out") from None
-        if not os.access(folder, os.W_OK):
+        made = _existing_part(folder)
+        if not made.is_dir():
+            raise click.BadParameter(f"{folder}: cannot write there ({made} is a file)",
+                                     param_hint="--out")
+        if not os.access(made, os.W_OK):
             raise click.BadParameter(f"{folder}: not writable", param_hint="--out")
+
+    def _make_out(self) -> None:
+        """The folders -o and --record write in, made once every check has passed."""
+        for folder, hint in ((self._out_folder(), "--out"),
+                             (self.record and self.record.parent, "--record")):
+            if folder is None:
+                continue
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise click.BadParameter(f"{folder}: cannot write there ({exc.strerror})",
+                                         param_hint=hint) from None
 
     def _toolsets(self) -> None:
         """Each toolset is the project's and loads (a module imported, a server listed):
@@ -336,12 +362,11 @@ class DraftJob:
         if record.is_dir():
             raise click.BadParameter(f"{record} is a folder (a record is a .jsonl file)",
                                      param_hint="--record")
-        try:
-            record.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise click.BadParameter(f"{record.parent}: cannot write there ({exc.strerror})",
-                                     param_hint="--record") from None
-        if not os.access(record if record.exists() else record.parent, os.W_OK):
+        there = _existing_part(record)
+        if there != record and not there.is_dir():
+            raise click.BadParameter(f"{record}: cannot write there ({there} is a file)",
+                                     param_hint="--record")
+        if not os.access(there, os.W_OK):
             raise click.BadParameter(f"{record}: not writable", param_hint="--record")
 
     def _comparable(self, todo: list[Path]) -> None:

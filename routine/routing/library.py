@@ -285,6 +285,10 @@ def load_examples(path: str | Path, split: str | None = None) -> list[Example]:
                                     "'query' and a 'routine' (a name, or null)",
                                     '{"query": "...", "routine": "..."}'))
             continue
+        if not row["query"].strip():  # an empty request teaches nothing, and hides a slip
+            problems.append(Problem(str(path), number, 1, "the example's 'query' is empty",
+                                    "a request a user would write"))
+            continue
         if row["routine"] is None or (split is not None and row.get("split") != split):
             continue
         examples.append(Example(row["query"], row["routine"], str(path), number))

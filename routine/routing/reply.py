@@ -23,6 +23,36 @@ def _sentence(text: str) -> str:
     return text[:1].lower() + text[1:]
 
 
+# words that start what a verb acts on ("Files a claim", "Looks up", "Checks whether"): a
+# plural noun at the start of a description ("Sales report", "News digest") is not followed
+# by one of them, so it is left alone
+_OBJECT_STARTS = frozenset(
+    "a an the their his her its our your my this that these those each every all any some "
+    "one two new up out down off in on over back whether if how what which who when where "
+    "why for to with from by at".split())
+
+
+def _imperative(text: str) -> str:
+    """A description written in the third person ("Files a claim", "Applies a discount")
+    as the imperative the question reads ("Do you want me to file a claim?"); one that is
+    imperative already ("Process a refund", "Tell the user") as it is."""
+    first, _, rest = text.partition(" ")
+    word = first.lower()
+    if not first.isalpha() or first[1:] != first[1:].lower() or len(word) < 4 \
+            or rest.split(" ", 1)[0].lower() not in _OBJECT_STARTS:  # "Sales report": a noun
+        return text
+    if word.endswith("ies"):
+        verb = word[:-3] + "y"
+    elif word.endswith(("sses", "shes", "ches", "xes", "zes", "oes")):
+        verb = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        verb = word[:-1]
+    else:
+        return text
+    verb = verb if first[0].islower() else verb[:1].upper() + verb[1:]
+    return f"{verb} {rest}" if rest else verb
+
+
 def _what(library: Library, name: str) -> str:
     """What a routine does, in words: its description, else its name."""
     return library[name].description.strip() or name.replace("_", " ")
@@ -38,7 +68,7 @@ def capabilities(library: Library) -> str:
 
 def clarifying_question(library: Library, first: str, second: str) -> str:
     """Which of two routines the user means (by name when their descriptions read alike)."""
-    one, two = _sentence(_what(library, first)), _sentence(_what(library, second))
+    one, two = (_sentence(_imperative(_what(library, n))) for n in (first, second))
     if one.casefold() == two.casefold():
         return (f"Which do you mean: {first.replace('_', ' ')} or "
                 f"{second.replace('_', ' ')} (both: {one})?")

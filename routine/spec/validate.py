@@ -299,6 +299,10 @@ class _Checker:
             self.warn(("description",), "the routine's description is empty",
                       "a sentence saying what the routine does (a router chooses by it, and "
                       "the agent lists it when no routine fits a request)")
+        if self.routine.name == "none":  # (routine.routing.NONE: spec does not import it)
+            self.warn(("name",), "a routine named 'none' cannot be routed to: 'none' is what "
+                      "a router answers when no routine fits (routine run --library refuses "
+                      "a library with it)", "another name")
         reachable = flow.reachable()
         doms = flow.dominators()
         for step_id in flow.order:
