@@ -16,9 +16,11 @@ from routine.drafting import draft
 from routine.errors import SpecError
 from routine.models.testing import ScriptedModel
 from routine.routing import Library, load_examples, make_router
+from routine.routing.embedding import have_embeddings
 from routine.routing.library import retrieval_text
 from routine.spec.project import Project
 
+from .conftest import ROUTINES
 from .test_cli import ScriptedServer, scripted_server  # noqa: F401  (the endpoint fixture)
 
 CLAIMS_TOOLS = '''
@@ -297,3 +299,15 @@ def test_the_clarifying_question_reads_third_person_descriptions_as_requests(cla
     # an imperative, or a description that starts with a plural noun, is left as written
     assert clarifying_question(library, "refund", "sales_report") == \
         "Do you want me to process a refund, or to sales report for a region?"
+
+
+@pytest.mark.skipif(not have_embeddings(), reason="the routing extra is not installed")
+def test_a_question_in_the_middle_of_a_very_long_request_is_read():
+    """A text longer than max_sentences was read by its first and last sentences only: a
+    question asked in the middle of a pasted thread went to none."""
+    router = make_router("embedding", Library.from_folders(ROUTINES / "hr"))
+    filler = "The quarterly figures were shared with the board on Monday. " * 60
+    ask = "Could you book meeting room Atlas for tomorrow at 10?"
+    decision = router.route(filler + ask + " " + filler)
+    assert decision.routine == "book_meeting_room", decision.reason
+    assert router.route(filler + filler).kind == "none"

