@@ -991,6 +991,12 @@ def distill(
         raise click.BadParameter(f"unknown variant(s) {unknown}; choose from compact, "
                                  "routine, distilled",
                                  param_hint="--variants")
+    if not chosen:
+        raise click.BadParameter("no variant; choose from compact, routine, distilled",
+                                 param_hint="--variants")
+    if out.is_dir():  # before the data is built (minutes on a large split), not after
+        raise click.BadParameter(f"{out} is a folder; expected the file to write the SFT data "
+                                 "to (e.g. sft.jsonl)", param_hint="--out")
     loaded = [t for path in traces or [] for t in load_traces(path)] if traces else None
     rows, counts = asyncio.run(build(dataset, split=split, variants=chosen,  # type: ignore[arg-type]
                                      traces=loaded, gold=gold, merge=merge))

@@ -36,8 +36,8 @@ class EvalConfig(BaseModel):
     shuffle_tools: bool = Field(True, description="Shuffle the tool list per sample (off: "
                                 "servers can cache prompts).")
     concurrency: int = Field(1, ge=1, description="Requests in flight.")
-    temperature: float = Field(0.0, description="Sampling temperature.")
-    max_tokens: int = Field(256, description="Tokens per model reply.")
+    temperature: float = Field(0.0, ge=0, description="Sampling temperature.")
+    max_tokens: int = Field(256, ge=1, description="Tokens per model reply.")
     enforce_steps: bool = Field(False, description="The step contract during task runs (off: "
                                 "the paper's protocol measures the model, not the guard).")
     model: str = Field("", description="The model's name (recorded in the summary).")

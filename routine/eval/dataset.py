@@ -596,9 +596,19 @@ def load_dataset(folder: str | Path, splits: tuple[str, ...] = SPLITS) -> list[G
         path = Path(folder) / f"{split}.jsonl"
         if not path.exists():
             continue
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
+        data = path.read_bytes()
+        # lines end at "\n" only: U+2028 or NEL inside a JSON string is text, not a line end;
+        # a file saved by Notepad or Excel begins with a byte order mark
+        for number, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), 1):
+            if not raw.strip():
                 continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DatasetError(
+                    f"{path}:{number}: not UTF-8 text ({exc.reason} at byte {exc.start} of the "
+                    "line); expected one JSON object per line as `routine dataset build` "
+                    "writes it (save the file as UTF-8)") from None
             try:
                 out.append(_ADAPTER.validate_json(line))
             except ValidationError as exc:

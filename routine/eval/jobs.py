@@ -40,16 +40,17 @@ def read_records(path: Path, model: type[RecordT], torn_tail_ok: bool = False
     if not path.exists():
         return []
     records = []
+    data = path.read_bytes()
+    if torn_tail_ok and data and not data.endswith(b"\n"):  # (it may end inside a character)
+        data = data[:data.rfind(b"\n") + 1]
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        line = data[:exc.start].count(b"\n") + 1
         raise EvalResultsError(f"{path}:{line}: not UTF-8 text (byte {exc.start}); a results "
                                "file is JSON lines as `routine eval` writes them") from None
-    lines = text.splitlines()
-    if torn_tail_ok and text and not text.endswith("\n"):
-        lines = lines[:-1]
-    for number, line in enumerate(lines, 1):
+    # lines end at "\n" only: a U+2028 or NEL in a model's answer is text, not a line end
+    for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:

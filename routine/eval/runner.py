@@ -21,7 +21,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from ..errors import DatasetError, EvalConfigError, ModelServerError
+from ..errors import DatasetError, EvalConfigError, EvalResultsError, ModelServerError
 from ..models.base import Model
 from ..run.settings import RunSettings
 from ..spec.loader import load_routine, routine_files
@@ -152,11 +152,28 @@ def _same_run(config: EvalConfig, examples: list[Any]) -> EvalConfig:
     now = {**{k: getattr(config, k) for k in _MANIFEST_KEYS}, "gold": gold}
     path, summary = config.out / MANIFEST, config.out / "summary.json"
     recorded: dict[str, Any] | None = None
-    if path.is_file():
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-    elif summary.is_file():
-        recorded = {k: v for k, v in json.loads(summary.read_text(encoding="utf-8")).get(
-            "config", {}).items() if k in _MANIFEST_KEYS}
+    try:
+        if path.is_file():
+            recorded = json.loads(path.read_text(encoding="utf-8"))
+        elif summary.is_file():
+            recorded = {k: v for k, v in json.loads(summary.read_text(encoding="utf-8")).get(
+                "config", {}).items() if k in _MANIFEST_KEYS}
+    except (ValueError, AttributeError) as exc:  # (a run killed while it wrote the file)
+        read = path if path.is_file() else summary
+        if not _has_records(config.out):  # nothing it speaks for: written anew
+            recorded = None
+        else:
+            raise EvalResultsError(
+                f"{read}: not the JSON object `routine eval` writes ({exc}); it says what "
+                "the folder's records were made with: restore it, or use another --out"
+            ) from None
+    if recorded is not None and not isinstance(recorded, dict):
+        if not _has_records(config.out):
+            recorded = None
+        else:
+            raise EvalResultsError(f"{path}: not the JSON object `routine eval` writes; it "
+                                   "says what the folder's records were made with: restore "
+                                   "it, or use another --out")
     unnamed = config.report_only and config.model in ("", "none")  # report: recorded name
     if recorded and _has_records(config.out):
         changed = [f"{k}: {recorded[k]!r} there, {now[k]!r} now" for k in now
@@ -173,8 +190,10 @@ def _same_run(config: EvalConfig, examples: list[Any]) -> EvalConfig:
         if recorded and unnamed and recorded.get("model"):
             return config.model_copy(update={"model": recorded["model"]})
         return config
-    path.write_text(json.dumps({**(recorded or {}), **now}, indent=1) + "\n",
-                    encoding="utf-8")
+    partial = path.with_name(f".{path.name}.partial")  # whole or not at all: a run killed
+    partial.write_text(json.dumps({**(recorded or {}), **now}, indent=1) + "\n",  # here
+                       encoding="utf-8")                    # must not leave a torn manifest
+    partial.replace(path)
     return config
 
 

@@ -36,13 +36,21 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, ValidationError
 
 from ..errors import DatasetError, RoutineError
 from ..eval.conditions import CONDITIONS
-from ..eval.dataset import ORACLE_SETTINGS, Domain, GoldExample, load_dataset, load_domain, seed_snapshot
+from ..eval.dataset import (
+    ORACLE_SETTINGS,
+    SPLITS,
+    Domain,
+    GoldExample,
+    load_dataset,
+    load_domain,
+    seed_snapshot,
+)
 from ..eval.endstate import Snapshot
 from ..eval.players import GoldPlayer
 from ..eval.tasks import run_task
@@ -176,6 +184,14 @@ async def distill(folder: str | Path, *, split: str = "train",
     right trajectories, only ``split`` templates (train by default), no duplicates;
     ``merge``: a trajectory whose requests extend each other is one row (:func:`merge_turns`).
     Returns the examples and counts of what was kept and dropped."""
+    if split not in SPLITS:  # (no file of that name: "no SFT examples" said nothing of why)
+        raise DatasetError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    if not variants:
+        raise DatasetError("no variant to build; expected some of "
+                           f"{', '.join(get_args(Variant))}")
+    if not (Path(folder) / f"{split}.jsonl").is_file():
+        raise DatasetError(f"{Path(folder) / f'{split}.jsonl'} is missing: run `routine dataset "
+                           "build` first")
     domain = load_domain(folder)
     registry = domain.registry()
     routines = {n: loaded.routine for n, loaded in domain.routines().items()}

@@ -23,13 +23,14 @@ import logging
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import ToolsetStopped
+from ..errors import RoutineWarning, ToolsetStopped
 from .core import RunContext, Tool, ToolArgumentsError, Toolset
 
 if TYPE_CHECKING:  # the MCP SDK is imported only when a server is actually used
@@ -310,8 +311,55 @@ async def mcp_toolset_async(server: McpServer, cwd: str | Path | None = None,
                                  f"within {timeout_s:g} s") from None
     toolset = Toolset(name, setup=lambda: _session(server, cwd, timeout_s))
     for info in tools:
+        if problem := _schema_problem(info.input_schema or {}):  # (its call raised out of
+            warnings.warn(                                        # the run; one odd tool of
+                f"MCP server `{_describe(server)}`: tool {info.name!r} left out: its input "
+                f"schema is not a JSON Schema arguments can be checked against ({problem}); "
+                "fix the tool's schema in the server", RoutineWarning, stacklevel=2)
+            continue                                              # a server's, not all)
         toolset.add(_make_tool(info, name))
     return toolset
+
+
+def _schema_problem(schema: dict[str, Any]) -> str | None:
+    """Why a tool's input schema cannot check arguments (an invalid pattern, an unknown
+    type, a local ``$ref`` to nothing), or None."""
+    import jsonschema
+    from referencing import Registry
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import DRAFT202012
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = ".".join(map(str, exc.path))
+        return f"{where + ': ' if where else ''}{exc.message}"
+    refs: list[str] = []
+    bases: list[Any] = []
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                refs.append(node["$ref"])
+            if "$id" in node:
+                bases.append(node["$id"])
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    collect(schema)
+    if bases:  # (references against other bases: left to the validator)
+        return None
+    resolver = Registry().with_resource("", DRAFT202012.create_resource(schema)).resolver()
+    for ref in refs:
+        if ref.startswith("#"):
+            try:
+                resolver.lookup(ref)
+            except Unresolvable:
+                return f"$ref {ref!r} points at nothing in the schema"
+    return None
 
 
 def mcp_toolset(server: McpServer, cwd: str | Path | None = None,

@@ -38,7 +38,7 @@ def gold_endpoint(dataset: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """(base URL, the requests received) of a gold endpoint for ``dataset``'s splits."""
     examples = {}
     for split in dataset.glob("*.jsonl"):
-        for line in split.read_text(encoding="utf-8").splitlines():
+        for line in split.read_text(encoding="utf-8-sig").split("\n"):
             if line.strip():
                 example = json.loads(line)
                 examples[example["query"]] = example
