@@ -14,8 +14,9 @@ from routine.cli.commands import main
 from routine.errors import RoutineWarning
 from routine.eval.dataset import load_dataset
 from routine.eval.jobs import append_record, read_records
-from routine.models.testing import set_model_requests_allowed
 from tests.servers.gold import gold_endpoint
+
+from .test_init import init_project
 
 SERVERS = Path(__file__).parent / "servers"
 
@@ -23,17 +24,9 @@ SERVERS = Path(__file__).parent / "servers"
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A fresh `routine init` project with its gold data built, as the working directory."""
-    for var in ("ROUTINE_PROJECT", "ROUTINE_BASE_URL", "ROUTINE_MODEL", "OPENAI_BASE_URL",
-                "OPENAI_MODEL"):
-        monkeypatch.delenv(var, raising=False)
-    folder = tmp_path / "pharmacy"
-    assert main(["init", str(folder)]) == 0
-    monkeypatch.chdir(folder)
-    set_model_requests_allowed(True)  # only our own loopback endpoints are used
-    assert main(["dataset", "build", "eval/helpdesk"]) == 0
-    yield folder
-    sys.modules.pop("helpdesk_tools", None)
-    sys.path[:] = [p for p in sys.path if p != str(folder.resolve())]
+    for folder in init_project(tmp_path, monkeypatch):
+        assert main(["dataset", "build", "eval/helpdesk"]) == 0
+        yield folder
 
 
 def _eval(url: str, *more: str) -> int:

@@ -14,10 +14,9 @@ from routine.run.trace import load_traces
 from tests.servers.gold import gold_endpoint
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
+def init_project(tmp_path, monkeypatch):
     """A fresh project made by `routine init`, as the working directory (and its toolset
-    module forgotten afterwards, so each test imports its own copy)."""
+    module forgotten afterwards, so each test imports its own copy): a fixture's body."""
     for var in ("ROUTINE_PROJECT", "ROUTINE_BASE_URL", "ROUTINE_MODEL", "OPENAI_BASE_URL",
                 "OPENAI_MODEL"):
         monkeypatch.delenv(var, raising=False)
@@ -28,6 +27,11 @@ def project(tmp_path, monkeypatch):
     yield folder
     sys.modules.pop("helpdesk_tools", None)
     sys.path[:] = [p for p in sys.path if p != str(folder.resolve())]
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    yield from init_project(tmp_path, monkeypatch)
 
 
 def test_init_writes_a_project_and_refuses_to_overwrite_it(tmp_path, capsys):
