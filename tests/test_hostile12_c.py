@@ -189,3 +189,28 @@ def test_a_run_manifest_left_empty_by_a_killed_run_is_named_or_written_anew(proj
     err = capsys.readouterr().err
     assert "run.json: not the JSON object `routine eval` writes" in err, err
     assert "not expected" not in err
+
+
+def test_distill_from_the_test_split_warns(project, capsys):
+    """`routine distill --split test` built training data from the test split without a
+    word: the tuned model's test figures would measure memory."""
+    assert main(["distill", "eval/helpdesk", "--out", "sft.jsonl", "--no-count-tokens",
+                 "--split", "test"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: training data from the test split" in err, err
+    assert Path("sft.jsonl").stat().st_size > 0
+    assert main(["distill", "eval/helpdesk", "--out", "sft2.jsonl", "--no-count-tokens"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_route_eval_request_holding_a_line_separator_reads_back(tmp_path):
+    """Route-eval's cases and decisions files were split at U+2028 inside a request (a
+    valid JSON line became 'not JSON'), and an examples file the same."""
+    from routine.routing import load_examples
+    from routine.routing.measure import _rows
+
+    path = tmp_path / "test.jsonl"
+    path.write_text('\ufeff{"query": "refill my\\u2028prescription", "routine": "refill"}\n'
+                    .replace("\\u2028", "\u2028"), encoding="utf-8")
+    assert [row["query"] for _, row in _rows(path)] == ["refill my\u2028prescription"]
+    assert [e.query for e in load_examples(path)] == ["refill my\u2028prescription"]

@@ -997,6 +997,10 @@ def distill(
     if out.is_dir():  # before the data is built (minutes on a large split), not after
         raise click.BadParameter(f"{out} is a folder; expected the file to write the SFT data "
                                  "to (e.g. sft.jsonl)", param_hint="--out")
+    if split != "train":  # allowed (a study of memorising), never silently
+        err.print(Text(f"warning: training data from the {split} split: a model tuned on it "
+                       f"no longer has held-out {split} figures (routine eval on that split "
+                       "measures memory, not the process)", style="yellow"), soft_wrap=True)
     loaded = [t for path in traces or [] for t in load_traces(path)] if traces else None
     rows, counts = asyncio.run(build(dataset, split=split, variants=chosen,  # type: ignore[arg-type]
                                      traces=loaded, gold=gold, merge=merge))

@@ -46,7 +46,8 @@ class Case:
 
 def _rows(path: Path) -> list[tuple[int, dict]]:
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    # (lines end at "\n" only: a U+2028 in a request is text; a BOM from Excel is dropped)
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").split("\n"), 1):
         if line.strip():
             try:
                 rows.append((number, json.loads(line)))
@@ -226,7 +227,7 @@ def _done(path: Path, model: str = "") -> dict[tuple[str, str, str], RouteDecisi
     if not path.exists():
         return {}
     out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").split("\n"):  # (U+2028 in a request: text)
         try:
             record = DecisionRecord.model_validate_json(line)
         except ValueError:
