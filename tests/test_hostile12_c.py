@@ -214,3 +214,24 @@ def test_a_route_eval_request_holding_a_line_separator_reads_back(tmp_path):
                     .replace("\\u2028", "\u2028"), encoding="utf-8")
     assert [row["query"] for _, row in _rows(path)] == ["refill my\u2028prescription"]
     assert [e.query for e in load_examples(path)] == ["refill my\u2028prescription"]
+
+
+@pytest.mark.timeout(120)
+def test_mcp_tool_names_with_dots_or_slashes_reach_the_model_as_names_it_takes(monkeypatch):
+    """MCP allows `rx.lookup` and `files/read`; OpenAI's API refuses a request whose tool
+    name is outside [A-Za-z0-9_-]{1,64} (HTTP 400): every run with such a server failed."""
+    from routine import Agent, ToolRegistry
+    from routine.models.testing import ScriptedModel, call
+    from routine.tools.mcp import McpServer, mcp_toolset, wire_name
+
+    monkeypatch.setenv("ODD_SCHEMA_MCP", "dotted")
+    server = McpServer(command=sys.executable, args=[str(SERVERS / "odd_schema_mcp.py")])
+    toolset = mcp_toolset(server)
+    assert sorted(toolset.tools) == ["files_read", "rx_lookup"]
+    assert "MCP tool 'rx.lookup'" in toolset.tools["rx_lookup"].description
+    model = ScriptedModel([call("rx_lookup", q="amoxicillin"), call("finish", answer="Done.")])
+    trace = Agent(None, ToolRegistry(toolset), model).run("Look amoxicillin up")
+    assert trace.tool_calls[0].result == "rx.lookup ran"  # the server's own name was called
+    sent = [t["function"]["name"] for t in model.requests[0].tools]
+    assert "rx_lookup" in sent and "rx.lookup" not in sent
+    assert wire_name("a" * 80) != wire_name("a" * 81) and len(wire_name("a" * 80)) == 64

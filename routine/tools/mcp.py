@@ -18,9 +18,11 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -261,6 +263,22 @@ async def _stopped(session: Any, exc: Exception) -> str:
             f"run ({ended}): its tools cannot answer")
 
 
+_WIRE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what OpenAI's API takes as a tool name
+
+
+def wire_name(name: str) -> str:
+    """An MCP tool's name as a model's API takes it: ``rx.lookup`` or ``files/read`` (MCP
+    allows dots and slashes; OpenAI refuses the whole request with a 400) become
+    ``rx_lookup``, ``files_read``; a name past 64 characters is cut and keeps a digest of
+    the whole. The server is still called by its own name."""
+    if _WIRE_NAME.match(name):
+        return name
+    cleaned = re.sub(r"[^A-Za-z0-9_-]", "_", name) or "tool"
+    if len(cleaned) > 64:
+        cleaned = f"{cleaned[:55]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return cleaned
+
+
 def _make_tool(info: mcp_types.Tool, toolset: str) -> Tool:
     async def call(ctx: RunContext[ClientSession] | None, arguments: dict[str, Any]) -> Any:
         assert ctx is not None and ctx.deps is not None, "MCP tools need a run session"
@@ -274,9 +292,13 @@ def _make_tool(info: mcp_types.Tool, toolset: str) -> Tool:
         return _result_value(result)
 
     schema = dict(info.input_schema or {"type": "object", "properties": {}})
+    name = wire_name(info.name)
+    description = info.description or info.name
+    if name != info.name:  # the server's own name, for a reader of `routine tools`
+        description = f"{description} (MCP tool {info.name!r})"
     return Tool(
-        name=info.name,
-        description=info.description or info.name,
+        name=name,
+        description=description,
         parameters=schema,
         output_schema=info.output_schema,
         function=call,

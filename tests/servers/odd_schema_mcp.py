@@ -1,6 +1,7 @@
 """An MCP server on the low-level Server whose one tool, `lookup`, has the input schema
 ODD_SCHEMA_MCP names: an invalid regex pattern, a `$ref` to nothing, an unknown type, or a
-`$ref` that resolves (tests/test_hostile12_c.py)."""
+`$ref` that resolves (tests/test_hostile12_c.py); `dotted`: two tools named `rx.lookup` and
+`files/read`, each answering with the name it was called by."""
 
 from __future__ import annotations
 
@@ -21,13 +22,17 @@ SCHEMAS = {
 
 
 async def list_tools(ctx, params):
+    kind = os.environ["ODD_SCHEMA_MCP"]
+    if kind == "dotted":  # MCP names may hold dots and slashes; OpenAI's API refuses them
+        return types.ListToolsResult(tools=[types.Tool(
+            name=name, description="Look a prescription up.",
+            input_schema=SCHEMAS["good_ref"]) for name in ("rx.lookup", "files/read")])
     return types.ListToolsResult(tools=[types.Tool(
-        name="lookup", description="Look a prescription up.",
-        input_schema=SCHEMAS[os.environ["ODD_SCHEMA_MCP"]])])
+        name="lookup", description="Look a prescription up.", input_schema=SCHEMAS[kind])])
 
 
 async def call_tool(ctx, params):
-    return types.CallToolResult(content=[types.TextContent(text="ok")])
+    return types.CallToolResult(content=[types.TextContent(text=f"{params.name} ran")])
 
 
 server = Server("odd_schema", on_list_tools=list_tools, on_call_tool=call_tool)
