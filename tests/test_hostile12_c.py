@@ -235,3 +235,25 @@ def test_mcp_tool_names_with_dots_or_slashes_reach_the_model_as_names_it_takes(m
     sent = [t["function"]["name"] for t in model.requests[0].tools]
     assert "rx_lookup" in sent and "rx.lookup" not in sent
     assert wire_name("a" * 80) != wire_name("a" * 81) and len(wire_name("a" * 80)) == 64
+
+
+@pytest.mark.timeout(120)
+def test_a_free_form_mcp_tool_takes_any_argument_in_validate(monkeypatch):
+    """An MCP tool whose input schema is {"type": "object"} (any arguments) was "takes no
+    argument 'q'" in validate, though the server and the run take them."""
+    from routine import ToolRegistry
+    from routine.spec import load_routine_text
+    from routine.spec.validate import check_routine
+    from routine.tools.mcp import McpServer, mcp_toolset
+
+    monkeypatch.setenv("ODD_SCHEMA_MCP", "free")
+    server = McpServer(command=sys.executable, args=[str(SERVERS / "odd_schema_mcp.py")])
+    registry = ToolRegistry(mcp_toolset(server))
+    text = ("name: rx\ndescription: Look a prescription up.\ninputs:\n"
+            "  drug: {type: string, description: the drug}\nsteps:\n"
+            "  - id: look\n    name: Look\n    description: Look it up.\n    tool: lookup\n"
+            "    args: {q: '${inputs.drug}', limit: 3, field: '${inputs.missing}'}\n"
+            "  - {id: answer, name: Answer, description: Say., finish: true}\n")
+    problems = check_routine(load_routine_text(text, "rx.yaml"), registry)
+    # any argument name, and its references still checked
+    assert [p.message for p in problems] == ["${inputs.missing} names no input of this routine"]

@@ -545,8 +545,13 @@ class _Checker:
                 self.check_refs(step_id, path + ("args", arg), value, doms, None)
             return
         props = tool.parameters.get("properties", {})
+        extra = tool.parameters.get("additionalProperties", "properties" not in tool.parameters)
         for arg, value in step.args.items():
             arg_path = path + ("args", arg)
+            if arg not in props and extra is not False:  # a free-form tool ({"type": "object"}
+                self.check_refs(step_id, arg_path, value, doms,  # of an MCP server): any name
+                                extra if isinstance(extra, dict) else None, tool)
+                continue
             if arg not in props:
                 self.add(arg_path, f"tool {tool.name!r} takes no argument {arg!r}",
                          f"one of: {', '.join(props) or '(no arguments)'}")

@@ -1,7 +1,8 @@
 """An MCP server on the low-level Server whose one tool, `lookup`, has the input schema
-ODD_SCHEMA_MCP names: an invalid regex pattern, a `$ref` to nothing, an unknown type, or a
-`$ref` that resolves (tests/test_hostile12_c.py); `dotted`: two tools named `rx.lookup` and
-`files/read`, each answering with the name it was called by."""
+ODD_SCHEMA_MCP names: an invalid regex pattern, a `$ref` to nothing, an unknown type, a
+`$ref` that resolves, or `free` (any arguments: {"type": "object"}); `dotted`: two tools
+named `rx.lookup` and `files/read`, each answering with the name it was called by
+(tests/test_hostile12_c.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ SCHEMAS = {
     "type": {"type": "object", "properties": {"q": {"type": "strng"}}},
     "good_ref": {"type": "object", "properties": {"q": {"$ref": "#/$defs/query"}},
                  "$defs": {"query": {"type": "string"}}},
+    "free": {"type": "object"},  # any arguments
 }
 
 
