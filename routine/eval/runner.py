@@ -152,28 +152,22 @@ def _same_run(config: EvalConfig, examples: list[Any]) -> EvalConfig:
     now = {**{k: getattr(config, k) for k in _MANIFEST_KEYS}, "gold": gold}
     path, summary = config.out / MANIFEST, config.out / "summary.json"
     recorded: dict[str, Any] | None = None
+    read = path if path.is_file() else summary
     try:
         if path.is_file():
             recorded = json.loads(path.read_text(encoding="utf-8"))
         elif summary.is_file():
             recorded = {k: v for k, v in json.loads(summary.read_text(encoding="utf-8")).get(
                 "config", {}).items() if k in _MANIFEST_KEYS}
+        if recorded is not None and not isinstance(recorded, dict):
+            raise ValueError(f"a JSON {type(recorded).__name__}")
     except (ValueError, AttributeError) as exc:  # (a run killed while it wrote the file)
-        read = path if path.is_file() else summary
-        if not _has_records(config.out):  # nothing it speaks for: written anew
-            recorded = None
-        else:
+        if _has_records(config.out):
             raise EvalResultsError(
                 f"{read}: not the JSON object `routine eval` writes ({exc}); it says what "
                 "the folder's records were made with: restore it, or use another --out"
             ) from None
-    if recorded is not None and not isinstance(recorded, dict):
-        if not _has_records(config.out):
-            recorded = None
-        else:
-            raise EvalResultsError(f"{path}: not the JSON object `routine eval` writes; it "
-                                   "says what the folder's records were made with: restore "
-                                   "it, or use another --out")
+        recorded = None  # nothing it speaks for: written anew
     unnamed = config.report_only and config.model in ("", "none")  # report: recorded name
     if recorded and _has_records(config.out):
         changed = [f"{k}: {recorded[k]!r} there, {now[k]!r} now" for k in now
