@@ -824,6 +824,10 @@ def chat(
     resume: Annotated[Path | None, typer.Option(
         "--resume", help="A traces.jsonl (or the folder that holds one): the last "
         "conversation of this routine in it that waits for the user goes on.")] = None,
+    approve: Annotated[Literal["ask", "all", "none"] | None, typer.Option(
+        help="Calls that need approval besides the user's yes (approval: required steps, "
+             "approval tools): ask in the terminal, approve all, or refuse all. Default: ask "
+             "on a terminal, else none.")] = None,
 ) -> None:
     """Talk to a routine: it asks for what it needs and waits for your yes before writing."""
     loaded, registry = _runnable(routine, tools, trace_dir)
@@ -832,7 +836,7 @@ def chat(
     _warn_unreachable_handoffs(loaded, targets, skipped)
     saved = _waiting_trace(resume, {loaded.routine.name, *targets}) if resume else None
     with _model(model, base_url, api_key, model_cache, settings.timeout_s, adapter) as client:
-        agent = Agent(loaded, registry, client, settings)
+        agent = Agent(loaded, registry, client, settings, approver=_approver(approve))
         show = functools.partial(_show_turn, flow=Flow.of(loaded.routine))
         with agent.conversation(routines=targets, on_turn=show, trace=saved) as conversation:
             try:
@@ -881,12 +885,15 @@ def _read_line(fresh: bool = False) -> str | None:
     """The user's next message from the terminal (None at end of input). ``fresh``: what
     was typed before the question was shown is dropped first (a multi-line paste must not
     answer a confirmation nobody has seen yet: its "ok, go ahead" cancelled an order).
-    Bytes that are not UTF-8 are read as U+FFFD (one Latin-1 byte lost the whole trace)."""
+    Bytes that are not UTF-8 are read as U+FFFD (one Latin-1 byte lost the whole trace),
+    also where the locale has Python read stdin strictly (it ended the chat)."""
     if fresh and sys.stdin.isatty():
         with contextlib.suppress(ImportError, OSError, ValueError):
             import termios
 
             termios.tcflush(sys.stdin, termios.TCIFLUSH)
+    with contextlib.suppress(AttributeError, ValueError, OSError):  # a strict UTF-8 stdin
+        sys.stdin.reconfigure(errors="surrogateescape")  # type: ignore[union-attr]
     err.print("you> ", end="")
     line = sys.stdin.readline()
     if not line:

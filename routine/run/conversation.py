@@ -37,9 +37,10 @@ from .blocking import run_blocking
 from .inputs import extract_inputs
 from .interaction import answer_pending, what_ran
 from .memory import MemoryEntry
+from .printable import utf8_text
 from .signing import trace_key as signing_key
 from .signing import verify_trace
-from .trace import RunTrace, TurnRecord
+from .trace import RunTrace, ToolCallRecord, TurnRecord
 from .tracking import LoopFrame
 from .turn import Failed, NextTurn, RunState, notify
 
@@ -120,6 +121,10 @@ class Conversation:
     async def asend(self, message: str) -> Reply:
         """The user's next message; returns the agent's reply. One message at a time: a
         second sent before the first is answered (a double submit) is a RoutineError."""
+        if not isinstance(message, str):  # before anything is kept as what the user said
+            raise TypeError(f"the user's message must be text (str), got "
+                            f"{type(message).__name__}: decode bytes first")
+        message = utf8_text(message)  # a lone surrogate: no request, no trace could take it
         if self._closed:  # its tools' session (a database, a connection) is gone
             raise RoutineError("the conversation is closed: start a new one to go on")
         if self._busy:
@@ -331,6 +336,7 @@ class Conversation:
             return state
         self.agent = agent
         new.trace.said = list(said)
+        new.trace.said_yes_no = list(state.trace.said_yes_no)  # a yes answered one question
         new.before = [*state.before, *(c for c in state.trace.tool_calls if c.ok)]
         return new
 
@@ -387,7 +393,9 @@ def snapshot(state: RunState) -> dict[str, Any]:
                    "entries": [asdict(e) for e in memory.entries.values()]},
         "run": {"mistakes": state.mistakes, "calls_made": state.calls_made,
                 "call_ids": state.call_ids, "seen_calls": dict(state.seen_calls),
-                "pending": state.pending.model_dump() if state.pending else None},
+                "pending": state.pending.model_dump() if state.pending else None,
+                # what ran in the routines that handed off to this one (said at a decline)
+                "before": [c.model_dump(mode="json") for c in state.before]},
     }
 
 
@@ -446,5 +454,6 @@ def restore(agent: Any, trace: RunTrace, key: str | bytes | None = None) -> RunS
     state.mistakes, state.calls_made, state.call_ids = (run["mistakes"], run["calls_made"],
                                                         run["call_ids"])
     state.seen_calls = Counter(run["seen_calls"])
+    state.before = [ToolCallRecord.model_validate(c) for c in run.get("before", [])]
     state.pending = trace.waiting
     return state

@@ -33,6 +33,7 @@ from .facts import unstated
 from .inputs import coerce_inputs, extract_inputs, missing_question
 from .interaction import before_turn
 from .memory import VariableMemory
+from .printable import utf8_text
 from .prompts import Planner
 from .settings import RunSettings
 from .signing import trace_key
@@ -109,6 +110,8 @@ class Agent:
     def _start(self, query: str | None, inputs: dict[str, Any], *, asks: bool = False
                ) -> RunState:
         routine, settings = self.routine, self.settings
+        if query is not None:  # (a lone surrogate: no request, no trace could take it)
+            query = utf8_text(query)
         if routine is not None:
             missing = [n for n, s in routine.inputs.items()
                        if s.required and s.default is None and n not in inputs]

@@ -167,7 +167,8 @@ async def before_turn(state: RunState, model: Model) -> TurnResult | None:
         return None
     if tracker.awaiting:  # a `when` or `compute` reads inputs the request may state
         await extract_inputs(state, model, names=list(tracker.awaiting),
-                             said=state.trace.said or None)
+                             said=_heard(state, 0) or None)  # (a "yes" to a confirmation
+        # is no value: "Refill 30 tablets?" "yes" is not asking for home delivery)
         state.trace.inputs.update(tracker.inputs_read())  # (the step is taken, or stops)
     if tracker.stopped is not None:
         return Failed(f"the routine cannot go on: {tracker.stopped}", "routine_limit")
@@ -300,7 +301,12 @@ async def _message(state: RunState, model: Model, step: Any) -> TurnResult | Non
         return None
     missing = tracker.unknown_inputs(step.message)
     if missing:
-        await extract_inputs(state, model, names=missing, said=state.trace.said or None)
+        await extract_inputs(state, model, names=missing, said=_heard(state, 0) or None)
+        specs = tracker.routine.inputs  # not said: an optional input's default holds
+        defaults = {n: specs[n].default for n in missing
+                    if n not in tracker.inputs and specs[n].default is not None}
+        tracker.fill(defaults)
+        state.trace.inputs.update(defaults)
     try:
         text = tracker.render(step.message)
     except jinja2.UndefinedError as exc:  # a value the message needs is missing

@@ -564,9 +564,16 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
                               "confirm the routine's values." + state.current_hint())
     if step is not None and step.confirm and state.interactive:
         if state.confirmed is None or state.confirmed[0] != signature:
+            message = confirm_message(tracker, step, call.name, arguments)
+            failed = next((c for c in reversed(state.trace.tool_calls)  # after the user's yes
+                           if c.error_kind == "tool_error" and c.approval is not None
+                           and c.approval.by == "user"
+                           and signature_of(c.name, c.arguments) == signature), None)
+            if failed is not None:  # the same question again must not read as the first one
+                message = (f"That did not go through: {failed.error} (it may have made "
+                           f"changes). {message}")
             state.pending = Pending(kind="confirmation", step_id=step.id, tool=call.name,
-                                    arguments=arguments,
-                                    message=confirm_message(tracker, step, call.name, arguments))
+                                    arguments=arguments, message=message)
             return ToolCallRecord(**base, resolved_arguments=arguments,
                                   error_kind="awaiting_confirmation",
                                   error="not run yet: waiting for the user to confirm it")
