@@ -76,6 +76,13 @@ _COURTESY = {"please", "pls", "plz", "thanks", "thank", "you", "thx", "ty", "che
              "i", "i'm", "im", "happy", "with", "works", "for", "looks", "and", "the", "on",
              "sir", "madam", "mate", "awesome", "brilliant", "super"}
 _POLITE = ("no problem", "not a problem", "no worries", "why not", "no problemo")
+# a whole reply to a question that stops the process instead of answering it ("never mind",
+# "forget it"): the run ends, nothing more is done (it was asked again and again, then failed)
+_STOPS = {("cancel",), ("stop",), ("quit",), ("abort",), ("never", "mind"), ("nevermind",),
+          ("forget", "it"), ("forget", "about", "it"), ("leave", "it"), ("no", "thanks"),
+          ("no", "thank", "you"), ("don't", "bother"), ("dont", "bother"), ("not", "now")}
+_STOP_FILLER = {"oh", "ah", "actually", "please", "just", "ok", "okay", "then", "well", "sorry",
+                "thanks", "thank", "you", "it", "that", "all", "everything"}
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[@-_]")
 
 
@@ -137,6 +144,20 @@ def consent(text: str, question: str = "") -> str:
             asked = {w for w in _words(question) if w.isdigit()}
             return "yes" if not said or said == asked else "unclear"
     return "no" if _negated(words) else "unclear"
+
+
+def stops(text: str) -> bool:
+    """A reply that stops the process instead of answering its question: the whole reply is
+    "cancel", "never mind", "forget it", "no thanks"... with at most filler around it ("oh,
+    never mind then"). "Cancel order 5" is an answer (it says which), not a stop."""
+    words = _words(text)
+    while words and words[0] in _STOP_FILLER:
+        words = words[1:]
+    for stop in _STOPS:
+        if tuple(words[:len(stop)]) == stop and all(w in _STOP_FILLER
+                                                    for w in words[len(stop):]):
+            return True
+    return False
 
 
 def _negated(words: list[str]) -> bool:
@@ -253,6 +274,16 @@ async def _ask(state: RunState, model: Model, step: Any) -> TurnResult:
             unknown = await extract_inputs(state, model, unknown, heard)
         missing += unknown
     else:
+        replies = said[pending.said_from:] if pending is not None else []
+        if replies and stops(replies[-1]):  # "never mind": the process ends here
+            what = f"{step.name[0].lower()}{step.name[1:]}"
+            made = what_ran(state)
+            text = (f"Stopped at your word: {what} was not answered, so nothing more was "
+                    "done." + (f" What ran before that: {made}." if made else
+                               " Nothing was changed."))
+            state.pending = None
+            _record(state, "message", text)
+            return FinalAnswer(text)
         missing = [n for n in step.fills if n not in tracker.inputs]
         if missing:  # read what the user said (since the question): never ask twice
             heard = _heard(state, pending.said_from if pending is not None else 0)
