@@ -432,3 +432,15 @@ def test_never_mind_to_an_ask_step_stops_the_process_instead_of_asking_again():
     with chat:
         chat.send("I need a refill")
         assert chat.send("cancel the old one, refill 12").status == "waiting"
+
+
+def test_chat_at_end_of_input_before_a_word_says_so_and_exits_zero(
+        pharmacy_project, capsys, monkeypatch):
+    """Ctrl-D (or an empty pipe) at chat's first prompt exited 1 and printed nothing."""
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    code = main(_chat("http://127.0.0.1:9/v1", pharmacy_project))
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert "nothing was said: no conversation began" in err
+    written = pharmacy_project / "t" / "traces.jsonl"
+    assert not written.exists() or not written.read_text()

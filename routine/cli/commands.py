@@ -860,7 +860,12 @@ def chat(
                 traces = list(conversation.traces)
                 if trace_dir is not None and traces:
                     dump_traces(traces, trace_dir / "traces.jsonl")
-    if not traces or traces[-1].outcome not in ("answered", "waiting"):
+    if not traces:  # end of input before a word (Ctrl-D, an empty pipe): nothing happened
+        err.print("nothing was said: " + ("the conversation still waits (--resume goes on)"
+                                          if saved is not None else "no conversation began"),
+                  style="dim", markup=False)
+        return
+    if traces[-1].outcome not in ("answered", "waiting"):
         raise typer.Exit(1)
 
 
