@@ -311,3 +311,18 @@ def test_a_question_in_the_middle_of_a_very_long_request_is_read():
     decision = router.route(filler + ask + " " + filler)
     assert decision.routine == "book_meeting_room", decision.reason
     assert router.route(filler + filler).kind == "none"
+
+
+def test_a_folder_of_drafts_printed_is_one_yaml_stream(claims, scripted_server, capsys):  # noqa: F811
+    """Without -o, a folder's drafted routines were printed one after another: their keys
+    ran together (a second name:, steps:...) and the output read as no YAML at all."""
+    drafts = claims / "drafts"
+    drafts.mkdir()
+    for name in ("auto_claim", "home_claim"):
+        (drafts / f"{name}.md").write_text("Find the policy, then answer.")
+    ScriptedServer.script = [{"content": _reply(name="auto_claim")},
+                             {"content": _reply(name="home_claim")}]
+    assert main(["--project", str(claims / "routine.toml"), "draft", str(drafts), "-t",
+                 "claims", "--model", "m", "--base-url", scripted_server]) == 0
+    documents = list(yaml.safe_load_all(capsys.readouterr().out))
+    assert [d["name"] for d in documents] == ["auto_claim", "home_claim"]

@@ -436,8 +436,9 @@ class DraftJob:
         text = result.yaml if result.ok else result.invalid_text()
         if saved and target is not None and text is not None:
             target.write_text(text, encoding="utf-8")
-        elif saved and text is not None:
-            out.print(text, markup=False, highlight=False, soft_wrap=True, end="")
+        elif saved and text is not None:  # a folder's routines: one YAML stream, "---" apart
+            start = "---\n" if self.source.is_dir() else ""
+            out.print(start + text, markup=False, highlight=False, soft_wrap=True, end="")
         if self.record is not None:
             _append(self.record, result)
         _report(result, target, saved)
