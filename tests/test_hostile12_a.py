@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 
 import pytest
 import yaml
@@ -68,12 +69,16 @@ def open_claim(policy_id: str, description: str,
 
 @pytest.fixture
 def claims(tmp_path):
-    """An insurer's project: routine.toml, its claims toolset, an empty routines folder."""
+    """An insurer's project: routine.toml, its claims toolset, an empty routines folder (its
+    module forgotten before and after: another test file has a claims_tools of its own)."""
     (tmp_path / "claims_tools.py").write_text(CLAIMS_TOOLS)
     (tmp_path / "routine.toml").write_text('routines = ["routines"]\n[toolsets]\n'
                                            'claims = "claims_tools"\n')
     (tmp_path / "routines").mkdir()
-    return tmp_path
+    sys.modules.pop("claims_tools", None)
+    yield tmp_path
+    sys.modules.pop("claims_tools", None)
+    sys.path[:] = [p for p in sys.path if p != str(tmp_path.resolve())]
 
 
 def _reply(**changes) -> str:
