@@ -17,8 +17,9 @@ from typing import Any
 
 import yaml
 
+from ..errors import SpecError
 from ..models.parsing import CallParseError
-from ..spec.loader import MAX_DEPTH
+from ..spec.loader import check_bounds
 
 __all__ = ["routine_yaml", "routine_data", "printable"]
 
@@ -69,20 +70,17 @@ def routine_data(text: str) -> dict[str, Any]:
 def _bounded(body: str) -> None:
     """Refuse, from the event stream (no value is built), what ``safe_load`` cannot take:
     aliases (a reply of a few hundred bytes whose aliases name aliases expands to gigabytes)
-    and nesting deeper than a routine file may (a reply stuck repeating ``[`` raised a
-    RecursionError out of the drafting loop instead of going back to the model)."""
-    depth = 0
-    for event in yaml.parse(body, yaml.SafeLoader):
-        if isinstance(event, yaml.AliasEvent):
-            raise CallParseError("the reply uses YAML aliases (*name): write the routine out "
-                                 "without anchors and aliases")
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise CallParseError(f"the reply nests lists and mappings more than "
-                                     f"{MAX_DEPTH} levels deep (line {event.start_mark.line + 1})")
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
+    and what a routine file may not be (nested past MAX_DEPTH: a reply stuck repeating
+    ``[`` raised a RecursionError out of the drafting loop instead of going back to the
+    model)."""
+    if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(body, yaml.SafeLoader)):
+        raise CallParseError("the reply uses YAML aliases (*name): write the routine out "
+                             "without anchors and aliases")
+    try:
+        check_bounds(body, "<reply>")
+    except SpecError as exc:
+        problem = exc.problems[0]
+        raise CallParseError(f"{problem.message} (line {problem.line})") from None
 
 
 def printable(line: str) -> str:

@@ -30,6 +30,7 @@ from .references import MISSING
 
 __all__ = ["SourceMap", "LoadedRoutine", "load_routine", "load_routine_text", "read_text",
            "routine_files", "routine_names", "files_named", "routines_by_name", "MAX_FILE_BYTES", "MAX_DEPTH",
+           "check_bounds",
            "MAX_NODES", "ROUTINE_SUFFIXES"]
 
 ROUTINE_SUFFIXES = (".yaml", ".yml")
@@ -175,7 +176,7 @@ class _Walk:
                      "text keys (name: value)")
 
 
-def _bounds(text: str, file: str) -> None:
+def check_bounds(text: str, file: str) -> None:
     """Refuse YAML that nests deeper than MAX_DEPTH or expands past MAX_NODES nodes."""
     sizes: dict[str, int] = {}  # an anchor's expanded node count
     stack: list[list[Any]] = [[None, 0]]  # open collections: [anchor, expanded size so far]
@@ -275,7 +276,7 @@ def load_routine_text(text: str, file: str = "<string>") -> LoadedRoutine:
                                  f"at most {MAX_FILE_BYTES:,}")])
     smap = SourceMap(file)
     try:
-        _bounds(text, file)
+        check_bounds(text, file)
         loader = _Loader(text)
         try:
             node = loader.get_single_node()
