@@ -130,11 +130,17 @@ def _compare_only(source: Path, diff: Path) -> None:
     _show_diff(load_routine(diff).routine, new, to_stderr=False)
 
 
-def _existing_part(path: Path) -> Path:
-    """The longest part of ``path`` that exists now (what a later mkdir would build on)."""
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
+def _writable(path: Path, hint: str, folder: bool) -> None:
+    """``path`` (a folder, or a file) can be written, checked on the part of it that exists
+    now, without making anything (a command refused by a later check left folders behind)."""
+    there = path
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    if not there.is_dir() and (folder or there != path):
+        raise click.BadParameter(f"{path}: cannot write there ({there} is a file)",
+                                 param_hint=hint)
+    if not os.access(there, os.W_OK):
+        raise click.BadParameter(f"{path}: not writable", param_hint=hint)
 
 
 def _target(out_path: Path | None, folder_mode: bool, name: str) -> Path | None:
@@ -274,7 +280,8 @@ class DraftJob:
         for file in files:
             _draft_text(file)
         self._toolsets()
-        self._writable()
+        if (folder := self._out_folder()) is not None:  # -o can take the routine: checked
+            _writable(folder, "--out", folder=True)   # before a model drafts it, not after
         self._recordable()
         done = _recorded(self.record)
         todo = [f for f in files if self._name(f) not in done]
@@ -321,19 +328,6 @@ class DraftJob:
         out = self.out_path
         return None if out is None else out if self.folder_out else out.parent
 
-    def _writable(self) -> None:
-        """-o can take the routine: checked before a model drafts it (it was lost after),
-        without making a folder yet (a command refused by a later check left it behind)."""
-        folder = self._out_folder()
-        if folder is None:
-            return
-        made = _existing_part(folder)
-        if not made.is_dir():
-            raise click.BadParameter(f"{folder}: cannot write there ({made} is a file)",
-                                     param_hint="--out")
-        if not os.access(made, os.W_OK):
-            raise click.BadParameter(f"{folder}: not writable", param_hint="--out")
-
     def _make_out(self) -> None:
         """The folders -o and --record write in, made once every check has passed."""
         for folder, hint in ((self._out_folder(), "--out"),
@@ -362,12 +356,7 @@ class DraftJob:
         if record.is_dir():
             raise click.BadParameter(f"{record} is a folder (a record is a .jsonl file)",
                                      param_hint="--record")
-        there = _existing_part(record)
-        if there != record and not there.is_dir():
-            raise click.BadParameter(f"{record}: cannot write there ({there} is a file)",
-                                     param_hint="--record")
-        if not os.access(there, os.W_OK):
-            raise click.BadParameter(f"{record}: not writable", param_hint="--record")
+        _writable(record, "--record", folder=False)
 
     def _comparable(self, todo: list[Path]) -> None:
         """--diff names a routine that loads, or a folder with the routine of each draft
