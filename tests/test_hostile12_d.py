@@ -419,6 +419,7 @@ def test_never_mind_to_an_ask_step_stops_the_process_instead_of_asking_again():
             return json.dumps({n: None for n in request.guide.schema["properties"]})
         return call("refill", rx_id=12, qty=30)
 
+    STORES.clear()
     chat = Conversation(Agent(_routine(REFILL), [PHARMACY], FunctionModel(reader)))
     with chat:
         first = chat.send("I need a refill")
@@ -426,7 +427,7 @@ def test_never_mind_to_an_ask_step_stops_the_process_instead_of_asking_again():
         reply = chat.send("Oh, never mind then.")
     assert reply.status == "answered" and reply.text.startswith("Stopped at your word")
     assert "Nothing was changed" in reply.text
-    assert STORES[-1].done == [] and not chat.trace.tool_calls
+    assert [store.done for store in STORES] == [[]] and not chat.trace.tool_calls
     # an answer that names a value is still read as one: "cancel" inside it is no stop
     chat = Conversation(Agent(_routine(REFILL), [PHARMACY], FunctionModel(reader)))
     with chat:

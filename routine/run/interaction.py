@@ -195,7 +195,7 @@ async def before_turn(state: RunState, model: Model) -> TurnResult | None:
         return Failed(f"the routine cannot go on: {tracker.stopped}", "routine_limit")
     if tracker.declined is not None and tracker.finished:
         step = tracker.flow.steps[tracker.declined]
-        what = f"{step.name[0].lower()}{step.name[1:]}"
+        what = _phrase(step)
         refused = next((c.approval for c in reversed(state.trace.tool_calls)
                         if c.error_kind == "denied" and c.approval is not None), None)
         why = ("was not confirmed" if refused is None or refused.by == "user" else
@@ -226,6 +226,35 @@ async def before_turn(state: RunState, model: Model) -> TurnResult | None:
         _record(state, "handoff", f"handing over to {step.handoff}")
         return HandedOff(handoff)
     return None
+
+
+def _phrase(step: Any) -> str:
+    """A step's name inside a sentence ("Refill the prescription" -> "refill the ...")."""
+    return f"{step.name[0].lower()}{step.name[1:]}"
+
+
+def _stopped_at(state: RunState, step: Any) -> FinalAnswer:
+    """The end of a run the user stopped at an ask step: nothing more is done, and what
+    ran before is said."""
+    made = what_ran(state)
+    text = (f"Stopped at your word: {_phrase(step)} was not answered, so nothing more was "
+            "done." + (f" What ran before that: {made}." if made else " Nothing was changed."))
+    state.pending = None
+    _record(state, "message", text)
+    return FinalAnswer(text)
+
+
+def _take_defaults(state: RunState, names: list[str]) -> list[str]:
+    """Of the inputs ``names`` the user did not state, each with a default takes it (not
+    said, so the default holds); returns those still missing that the routine requires."""
+    tracker = state.tracker
+    assert tracker is not None
+    specs = tracker.routine.inputs
+    unsaid = [n for n in names if n not in tracker.inputs]
+    defaults = {n: specs[n].default for n in unsaid if specs[n].default is not None}
+    tracker.fill(defaults)
+    state.trace.inputs.update(defaults)
+    return [n for n in unsaid if specs[n].required and n not in defaults]
 
 
 def _heard(state: RunState, start: int) -> list[str]:
@@ -276,26 +305,14 @@ async def _ask(state: RunState, model: Model, step: Any) -> TurnResult:
     else:
         replies = said[pending.said_from:] if pending is not None else []
         if replies and stops(replies[-1]):  # "never mind": the process ends here
-            what = f"{step.name[0].lower()}{step.name[1:]}"
-            made = what_ran(state)
-            text = (f"Stopped at your word: {what} was not answered, so nothing more was "
-                    "done." + (f" What ran before that: {made}." if made else
-                               " Nothing was changed."))
-            state.pending = None
-            _record(state, "message", text)
-            return FinalAnswer(text)
+            return _stopped_at(state, step)
         missing = [n for n in step.fills if n not in tracker.inputs]
         if missing:  # read what the user said (since the question): never ask twice
             heard = _heard(state, pending.said_from if pending is not None else 0)
             if heard:
                 missing = await extract_inputs(state, model, missing, heard,
                                                pending.message if pending is not None else None)
-        specs = tracker.routine.inputs
-        for name in [n for n in missing if not specs[n].required or specs[n].default is not None]:
-            missing.remove(name)  # optional: not said, so its default holds
-            if specs[name].default is not None:
-                tracker.fill({name: specs[name].default})
-                state.trace.inputs[name] = specs[name].default
+        missing = _take_defaults(state, missing)
     if not missing:
         state.pending = None
         tracker.failed_into.pop(step.id, None)
@@ -333,11 +350,7 @@ async def _message(state: RunState, model: Model, step: Any) -> TurnResult | Non
     missing = tracker.unknown_inputs(step.message)
     if missing:
         await extract_inputs(state, model, names=missing, said=_heard(state, 0) or None)
-        specs = tracker.routine.inputs  # not said: an optional input's default holds
-        defaults = {n: specs[n].default for n in missing
-                    if n not in tracker.inputs and specs[n].default is not None}
-        tracker.fill(defaults)
-        state.trace.inputs.update(defaults)
+        _take_defaults(state, missing)
     try:
         text = tracker.render(step.message)
     except jinja2.UndefinedError as exc:  # a value the message needs is missing
