@@ -25,7 +25,7 @@ import string
 import sys
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -51,6 +51,7 @@ from .users import ScriptedUser, UserProfile, UserSpec
 
 __all__ = ["UserProfile", "UserSpec", "GoldCall", "GoldExample", "Template", "Domain",
            "DatasetError", "load_domain", "build_dataset", "write_dataset", "load_dataset",
+           "jsonl_lines",
            "replay", "dataset_stats",
            "oracle_run", "stats_table", "SPLITS", "ORACLE_SETTINGS", "deps_of", "gold_run",
            "seed_snapshot", "run_with_snapshot"]
@@ -590,25 +591,30 @@ def write_dataset(examples: list[GoldExample], folder: str | Path) -> dict[str, 
     return paths
 
 
+def jsonl_lines(path: Path, data: bytes, error: type[Exception], expected: str
+                ) -> Iterator[tuple[int, str]]:
+    """The non-blank lines of a JSONL file's ``data``, numbered from 1: split at "\\n" only
+    (a U+2028 or NEL inside a JSON string is text, not a line end), a byte order mark
+    (Notepad, Excel) dropped; a line that is not UTF-8 raises ``error`` naming file and line."""
+    for number, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), 1):
+        if not raw.strip():
+            continue
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise error(f"{path}:{number}: not UTF-8 text ({exc.reason} at byte {exc.start} of "
+                        f"the line); expected {expected}") from None
+
+
 def load_dataset(folder: str | Path, splits: tuple[str, ...] = SPLITS) -> list[GoldExample]:
     out = []
     for split in splits:
         path = Path(folder) / f"{split}.jsonl"
         if not path.exists():
             continue
-        data = path.read_bytes()
-        # lines end at "\n" only: U+2028 or NEL inside a JSON string is text, not a line end;
-        # a file saved by Notepad or Excel begins with a byte order mark
-        for number, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), 1):
-            if not raw.strip():
-                continue
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DatasetError(
-                    f"{path}:{number}: not UTF-8 text ({exc.reason} at byte {exc.start} of the "
-                    "line); expected one JSON object per line as `routine dataset build` "
-                    "writes it (save the file as UTF-8)") from None
+        for number, line in jsonl_lines(path, path.read_bytes(), DatasetError,
+                                        "one JSON object per line as `routine dataset build` "
+                                        "writes it (save the file as UTF-8)"):
             try:
                 out.append(_ADAPTER.validate_json(line))
             except ValidationError as exc:

@@ -47,6 +47,7 @@ from ..eval.dataset import (
     SPLITS,
     Domain,
     GoldExample,
+    jsonl_lines,
     load_dataset,
     load_domain,
     seed_snapshot,
@@ -244,15 +245,8 @@ def load_sft(path: str | Path) -> list[SftExample]:
     except OSError as exc:
         raise RoutineError(f"{path}: cannot read the SFT data ({exc.strerror or exc})") from None
     rows = []
-    for number, raw in enumerate(data.split(b"\n"), 1):
-        if not raw.strip():
-            continue
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise RoutineError(f"{path}:{number}: not UTF-8 text ({exc.reason} at byte "
-                               f"{exc.start}); expected the JSONL `routine distill` writes"
-                               ) from None
+    for number, line in jsonl_lines(path, data, RoutineError,
+                                    "the JSONL `routine distill` writes"):
         try:
             rows.append(SftExample.model_validate_json(line))
         except ValidationError as exc:
