@@ -26,7 +26,7 @@ import re
 import sys
 import tempfile
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -356,32 +356,26 @@ def _schema_problem(schema: dict[str, Any]) -> str | None:
     except jsonschema.SchemaError as exc:
         where = ".".join(map(str, exc.path))
         return f"{where + ': ' if where else ''}{exc.message}"
-    refs: list[str] = []
-    bases: list[Any] = []
-
-    def collect(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("$ref"), str):
-                refs.append(node["$ref"])
-            if "$id" in node:
-                bases.append(node["$id"])
-            for value in node.values():
-                collect(value)
-        elif isinstance(node, list):
-            for value in node:
-                collect(value)
-
-    collect(schema)
-    if bases:  # (references against other bases: left to the validator)
+    nodes = [node for node in _walk(schema) if isinstance(node, dict)]
+    if any("$id" in node for node in nodes):  # references against other bases: the validator's
         return None
     resolver = Registry().with_resource("", DRAFT202012.create_resource(schema)).resolver()
-    for ref in refs:
+    for ref in (n["$ref"] for n in nodes if isinstance(n.get("$ref"), str)):
         if ref.startswith("#"):
             try:
                 resolver.lookup(ref)
             except Unresolvable:
                 return f"$ref {ref!r} points at nothing in the schema"
     return None
+
+
+def _walk(node: Any) -> Iterator[Any]:
+    """``node`` and everything inside it (a JSON value's mappings and lists, depth first)."""
+    yield node
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) \
+        else ()
+    for child in children:
+        yield from _walk(child)
 
 
 def mcp_toolset(server: McpServer, cwd: str | Path | None = None,
