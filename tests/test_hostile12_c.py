@@ -219,7 +219,7 @@ def test_a_route_eval_request_holding_a_line_separator_reads_back(tmp_path):
 @pytest.mark.timeout(120)
 def test_mcp_tool_names_with_dots_or_slashes_reach_the_model_as_names_it_takes(monkeypatch):
     """MCP allows `rx.lookup` and `files/read`; OpenAI's API refuses a request whose tool
-    name is outside [A-Za-z0-9_-]{1,64} (HTTP 400): every run with such a server failed."""
+    name is outside [A-Za-z0-9_-]{1,64}: every run with such a server would fail there."""
     from routine import Agent, ToolRegistry
     from routine.models.testing import ScriptedModel, call
     from routine.tools.mcp import McpServer, mcp_toolset, wire_name

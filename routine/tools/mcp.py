@@ -268,7 +268,7 @@ _WIRE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what OpenAI's API takes as 
 
 def wire_name(name: str) -> str:
     """An MCP tool's name as a model's API takes it: ``rx.lookup`` or ``files/read`` (MCP
-    allows dots and slashes; OpenAI refuses the whole request with a 400) become
+    allows dots and slashes; OpenAI's API refuses a request that holds one) become
     ``rx_lookup``, ``files_read``; a name past 64 characters is cut and keeps a digest of
     the whole. The server is still called by its own name."""
     if _WIRE_NAME.match(name):
