@@ -82,10 +82,12 @@ def decide(candidates: list[Candidate], thresholds: Thresholds, router: str = ""
     """The decision for a ranking (best first): none below the threshold, ambiguous within
     the margin, else the best routine."""
     if not candidates or candidates[0].score < thresholds.none_below:
-        best = ("no routines" if not candidates else  # (not one routine named at random)
-                f"every routine scores {candidates[0].score:.3f}"
-                if len(candidates) > 1 and candidates[0].score == candidates[-1].score else
-                f"{candidates[0].name} scores {candidates[0].score:.3f}")
+        if not candidates:
+            best = "no routines"
+        elif len(candidates) > 1 and candidates[0].score == candidates[-1].score:
+            best = f"every routine scores {candidates[0].score:.3f}"  # (not one at random)
+        else:
+            best = f"{candidates[0].name} scores {candidates[0].score:.3f}"
         return RouteDecision(kind="none", candidates=candidates, router=router,
                              reason=f"{best}, under the threshold {thresholds.none_below:.3f}")
     first = candidates[0]
