@@ -291,6 +291,11 @@ def load_routine_text(text: str, file: str = "<string>") -> LoadedRoutine:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        if str(exc.problem).startswith("but found another document"):
+            raise SpecError([Problem(file, line, col, "a second YAML document starts here "
+                                     "('---' after the routine): a file holds one routine",
+                                     "one routine per file (the next one in a file of its "
+                                     "own)")]) from None
         raise SpecError([Problem(file, line, col, f"YAML syntax: {exc.problem or exc}",
                                  _yaml_hint(exc, text))]) from None
     except yaml.reader.ReaderError as exc:  # a control character (NUL, ESC, DEL, U+FFFE)

@@ -18,6 +18,7 @@ import dataclasses
 import difflib
 import json
 import re
+import unicodedata
 from datetime import date, time
 from typing import Any
 
@@ -111,14 +112,21 @@ def schema_at(schema: dict[str, Any], path: tuple[str, ...]) -> tuple[dict[str, 
         nxt = None
         known_fields: list[str] = []
         for alt in alts:
-            if alt.get("type") == "array" or "items" in alt:
+            if alt.get("type") == "array" or "items" in alt or "prefixItems" in alt:
                 if segment.isdigit():
-                    nxt = alt.get("items", {})
+                    nxt = _item_schema(alt, int(segment))
+                    if nxt is None:  # a tuple's fixed items: tuple[date, date] has no .5
+                        where = ".".join(walked) or "the output"
+                        return None, (f"{where} has {len(alt['prefixItems'])} items (a "
+                                      f"tuple), so no item {segment}")
                     break
                 known_fields.append("<index>")
-            elif "properties" in alt:
-                if segment in alt["properties"]:
+            elif "properties" in alt or isinstance(alt.get("additionalProperties"), dict):
+                if segment in alt.get("properties", {}):
                     nxt = alt["properties"][segment]
+                    break
+                if isinstance(alt.get("additionalProperties"), dict):  # dict[str, Leg]: any
+                    nxt = alt["additionalProperties"]  # key, each value of that schema
                     break
                 known_fields += list(alt["properties"])
                 if alt.get("additionalProperties") not in (None, False):
@@ -134,6 +142,67 @@ def schema_at(schema: dict[str, Any], path: tuple[str, ...]) -> tuple[dict[str, 
         walked.append(segment)
         current = nxt
     return _resolve(current, root), ""
+
+
+# string formats pydantic reads strictly: a value in one is never a value in another (but a
+# date is a date-time at midnight)
+_FORMATS = {"date", "date-time", "time", "duration", "uuid", "email", "uri", "ipv4", "ipv6"}
+
+
+def _formats(schema: dict[str, Any] | None, root: dict[str, Any]) -> set[str]:
+    """The string formats a schema admits, when each of its text alternatives has one of
+    :data:`_FORMATS` (empty when any text goes, or the schema does not say)."""
+    found: set[str] = set()
+    for alt in _alternatives(schema, root):
+        if alt.get("type") == "string":
+            if alt.get("format") not in _FORMATS:
+                return set()
+            found.add(alt["format"])
+    return found
+
+
+def _item_schema(schema: dict[str, Any], index: int) -> dict[str, Any] | None:
+    """The schema of item ``index`` of an array schema: a tuple's own (``prefixItems``), else
+    its ``items`` ({} when it does not say); None past a tuple's fixed items."""
+    prefix = schema.get("prefixItems")
+    if isinstance(prefix, list):
+        if index < len(prefix):
+            return prefix[index] if isinstance(prefix[index], dict) else {}
+        if schema.get("items", False) is False:
+            return None
+    items = schema.get("items", {})
+    return items if isinstance(items, dict) else {}
+
+
+def _fields_schema(schema: dict[str, Any], key: Any) -> Any:
+    """The schema of field ``key`` of an object schema: its own property, else the schema
+    of every other key (``additionalProperties``: a ``dict[str, int]``), else what that key
+    says (True, False or None)."""
+    props = schema.get("properties")
+    if isinstance(props, dict) and isinstance(props.get(key), dict):
+        return props[key]
+    return schema.get("additionalProperties")
+
+
+def _is_object(schema: dict[str, Any]) -> bool:
+    """An object schema whose fields are known: a model's properties, or a dict's values."""
+    return isinstance(schema.get("properties"), dict) or \
+        isinstance(schema.get("additionalProperties"), dict)
+
+
+def _is_array(schema: dict[str, Any]) -> bool:
+    """An array schema whose items are known: a list's ``items``, or a tuple's."""
+    return isinstance(schema.get("items"), dict) or isinstance(schema.get("prefixItems"), list)
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _name_like(name: str) -> str:
+    """A name references can hold, close to ``name``: ``ship-ref`` -> ``ship_ref``."""
+    ascii_ = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    made = re.sub(r"[^A-Za-z0-9_]+", "_", ascii_).strip("_") or "value"
+    return made if not made[0].isdigit() else f"_{made}"
 
 
 _PYTHON_TYPES: dict[str, type] = {"string": str, "array": list, "object": dict, "integer": int,
@@ -294,6 +363,7 @@ class _Checker:
                      "unique step ids")
         for path, target in flow.bad_jumps:
             self.add(path, f"'{path[-1]}' names unknown step {target!r}", "the id of a step")
+        self.check_names()
         self.check_inputs()
         if not self.routine.description.strip():
             self.warn(("description",), "the routine's description is empty",
@@ -371,6 +441,20 @@ class _Checker:
                      "by calling the option's first tool, or by answering at a finish step",
                      "a 'when' on every option (e.g. over an input an ask step fills), or a "
                      "tool step or finish step first in each option")
+
+    def check_names(self) -> None:
+        """Inputs and constants have names a reference and an expression can hold
+        (``ship-ref``, ``référence`` or ``container no`` could be declared, then never read:
+        ``${inputs.ship-ref}`` is malformed, ``inputs.ship-ref`` a subtraction; computed
+        values are checked with their expressions)."""
+        named = [(("inputs", n), "input", "inputs") for n in self.routine.inputs]
+        named += [(("constants", n), "constant", "constants") for n in self.routine.constants]
+        for path, what, root in named:
+            if not _NAME.fullmatch(path[-1]):
+                self.add(path, f"{what} name {path[-1]!r} cannot be read: ${{{root}.NAME}} and "
+                         "expressions take a NAME of letters, digits and _",
+                         f"a name such as {_name_like(path[-1])!r} (ASCII letters, digits "
+                         "and _, not a digit first)")
 
     def check_inputs(self) -> None:
         """Each input's enum values and default are of its type, and the default one of
@@ -579,26 +663,34 @@ class _Checker:
         where = ".".join(map(str, path[path.index("args") + 1:]))
         alts = _alternatives(schema, root)
         if isinstance(value, dict):
-            objects = [a for a in alts if isinstance(a.get("properties"), dict)]
+            objects = [a for a in alts if _is_object(a)]
             if len(objects) != 1:
                 return
-            props = objects[0]["properties"]
+            props = objects[0].get("properties", {})
             missing = [k for k in objects[0].get("required", []) if k not in value]
             if missing:
                 self.add(path, f"{where!r} of {tool.name!r} lacks the required field"
                          f"{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}",
                          f"the fields {', '.join(props)}")
             for key, item in value.items():
-                if isinstance(props.get(key), dict):
-                    self.check_structure(step_id, (*path, key), item, props[key], tool, doms)
-                elif objects[0].get("additionalProperties") is False:
+                field = _fields_schema(objects[0], key)
+                if isinstance(field, dict):
+                    self.check_structure(step_id, (*path, key), item, field, tool, doms)
+                elif field is False:
                     self.add((*path, key), f"{where!r} of {tool.name!r} has no field {key!r}",
                              f"one of: {', '.join(props)}")
             return
         if isinstance(value, list):
-            arrays = [a for a in alts if isinstance(a.get("items"), dict)]
+            arrays = [a for a in alts if _is_array(a)]
+            fixed = arrays[0].get("prefixItems") if len(arrays) == 1 and \
+                arrays[0].get("items", False) is False else None
+            if fixed is not None and len(value) != len(fixed):  # tuple[date, date]
+                self.add(path, f"{where!r} of {tool.name!r} takes {len(fixed)} items, not "
+                         f"{len(value)}", f"a list of {len(fixed)} items")
+                return
             for n, item in enumerate(value if len(arrays) == 1 else []):
-                self.check_structure(step_id, (*path, n), item, arrays[0]["items"], tool, doms)
+                self.check_structure(step_id, (*path, n), item,
+                                     _item_schema(arrays[0], n) or {}, tool, doms)
             return
         accepted = json_types(schema, root)
         refs = parse_references(value)
@@ -613,6 +705,33 @@ class _Checker:
             self.add(path, f"type mismatch: {shown} is {'/'.join(sorted(source))}, but "
                      f"{where!r} of {tool.name!r} takes {'/'.join(sorted(accepted))}",
                      "/".join(sorted(accepted)))
+        elif refs and value == refs[0].text:
+            self.check_format(path, refs[0], schema, root, f"{where!r} of {tool.name!r}")
+
+    def check_format(self, path: tuple[Any, ...], ref: Reference, param: dict[str, Any],
+                     root: dict[str, Any], what: str) -> None:
+        """A step's output passed whole as text in one format (a datetime, a UUID) where a
+        parameter takes text in another that never reads it (a date, a time): both are
+        strings, yet the tool refuses every such value (a date-time is a date only at
+        midnight: a warning)."""
+        target = self.flow.steps.get(ref.name) if ref.kind == "steps" else None
+        tool = self.registry.get(target.tool) if target is not None and target.tool else None
+        if tool is None or tool.output_schema is None:
+            return
+        sub, _ = schema_at(tool.output_schema, ref.path)
+        source = _formats(sub, tool.output_schema) if sub is not None else set()
+        taken = _formats(param, root)
+        if not source or not taken or source & taken or "date" in source and "date-time" \
+                in taken:
+            return
+        said = (f"{ref.text} is text in the format {'/'.join(sorted(source))}, but {what} "
+                f"takes the format {'/'.join(sorted(taken))}")
+        if source == {"date-time"} and taken == {"date"}:
+            self.warn(path, f"{said}: the tool takes a date-time as a date only at midnight",
+                      "a date, or a tool that takes a date-time")
+        else:
+            self.add(path, f"{said}, which never reads it", f"a value in the format "
+                     f"{'/'.join(sorted(taken))}")
 
     def check_literal(self, path: tuple[Any, ...], arg: str, value: Any, tool: Tool) -> None:
         """A literal argument (no reference anywhere in it) as the tool itself would take it:
@@ -664,8 +783,11 @@ class _Checker:
                 self.add(path, f"type mismatch: {ref.text} is {'/'.join(sorted(source))}, but "
                          f"argument {path[-1]!r}{whose} takes {'/'.join(sorted(accepted))}",
                          "/".join(sorted(accepted)))
-            elif ref.whole and accepted and "null" not in accepted:
-                self.warn_null(path, ref, owner)
+            elif ref.whole:
+                self.check_format(path, ref, param, root or {},
+                                  f"argument {path[-1]!r} of {owner}")
+                if accepted and "null" not in accepted:
+                    self.warn_null(path, ref, owner)
             if ref.whole and ref.kind == "inputs" and not ref.path:
                 self.check_input_values(path, ref.name, param, root or {}, whose)
 
@@ -950,18 +1072,19 @@ def _enum_misses(value: Any, schema: dict[str, Any], root: dict[str, Any],
     closed = [a for a in alts if "enum" in a or "const" in a]
     open_ = [a for a in alts if a not in closed]
     if isinstance(value, list):
-        arrays = [a for a in open_ if isinstance(a.get("items"), dict)]
+        arrays = [a for a in open_ if _is_array(a)]
         if len(arrays) != 1:
             return []
         return [miss for n, item in enumerate(value)
-                for miss in _enum_misses(item, arrays[0]["items"], root, (*path, n), maps)]
+                if isinstance(member := _item_schema(arrays[0], n), dict)
+                for miss in _enum_misses(item, member, root, (*path, n), maps)]
     if isinstance(value, dict) and maps:  # a mapping's literal leaves, beside references
-        objects = [a for a in open_ if isinstance(a.get("properties"), dict)]
+        objects = [a for a in open_ if _is_object(a)]
         if len(objects) != 1:
             return []
-        props = objects[0]["properties"]
-        return [miss for key, item in value.items() if isinstance(props.get(key), dict)
-                for miss in _enum_misses(item, props[key], root, (*path, key))]
+        return [miss for key, item in value.items()
+                if isinstance(field := _fields_schema(objects[0], key), dict)
+                for miss in _enum_misses(item, field, root, (*path, key))]
     allowed = [v for a in closed for v in (a["enum"] if "enum" in a else [a["const"]])]
     literal = {_literal_type(value)}
     if not allowed or value in allowed or any(

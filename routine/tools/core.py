@@ -21,6 +21,7 @@ import json
 import queue
 import re
 import threading
+import types
 import typing
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -281,7 +282,14 @@ def _describe_validation_error(exc: ValidationError) -> str:
 
 
 def _is_context(annotation: Any) -> bool:
+    """Whether a parameter's annotation is a :class:`RunContext` (also ``RunContext | None``,
+    for a tool its own tests call without one, and ``Annotated[RunContext, ...]``)."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
     origin = typing.get_origin(annotation) or annotation
+    if origin is typing.Union or origin is types.UnionType:
+        others = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return len(others) == 1 and _is_context(others[0])
     return inspect.isclass(origin) and issubclass(origin, RunContext)
 
 
@@ -415,6 +423,14 @@ def tool_from_function(
             continue
         if pname in fixed:
             continue
+        if annotation is inspect.Parameter.empty and index == 0 and pname in ("self", "cls"):
+            owner = [part for part in getattr(described, "__qualname__", "").split(".")[-2:-1]
+                     if part != "<locals>"] or ["Class"]
+            raise ToolDefinitionError(  # @tool on a method, inside its class's body
+                f"tool {tool_name!r} is a method ({pname!r} first): a tool is called without "
+                f"an object: drop the decorator, and register an object's method "
+                f"(tool({owner[0].lower()}.{tool_name})) or the class "
+                f"(Toolset.from_object(NAME, {owner[0]}): an object per run)")
         if annotation is inspect.Parameter.empty:
             raise ToolDefinitionError(
                 f"tool {tool_name!r}: parameter {pname!r} needs a type annotation"

@@ -42,19 +42,40 @@ def state_digest(conn: sqlite3.Connection) -> str:
 def snapshot(conn: sqlite3.Connection) -> Snapshot:
     """Every row of every table, keyed by table, then by row id (``rowid``, as text; a
     ``WITHOUT ROWID`` table's rows by their primary key, its columns' values joined by
-    ``|``). A virtual table (FTS5) is read through itself, not its shadow tables.
+    ``|``, a ``|`` inside one escaped as ``\\|``). A virtual table (FTS5) is read through
+    itself, not its shadow tables.
 
     What an evaluation compares column by column: exactly for most, by a matching mode
     for free text (see ``routine.eval.endstate``)."""
     out: Snapshot = {}
     for table, keys in _tables(conn):
-        key = ", ".join(f'"{k}"' for k in keys) if keys else "rowid"
-        cursor = conn.execute(f'SELECT {key}, * FROM "{table}" ORDER BY {key}')
+        key = ", ".join(map(_quoted, keys)) if keys else _rowid(conn, table)
+        cursor = conn.execute(f"SELECT {key}, * FROM {_quoted(table)} ORDER BY {key}")
         names = [d[0] for d in cursor.description][len(keys) or 1:]
-        out[table] = {"|".join(str(v) for v in tuple(row)[:len(keys) or 1]):
+        out[table] = {_row_key(tuple(row)[:len(keys) or 1]):
                       dict(zip(names, tuple(row)[len(keys) or 1:], strict=True))
                       for row in cursor.fetchall()}
     return out
+
+
+def _quoted(name: str) -> str:
+    """An SQL identifier in double quotes (a quote inside doubled): any table's name."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _rowid(conn: sqlite3.Connection, table: str) -> str:
+    """The name that reads a table's row id: ``rowid``, unless a column of that name hides
+    it (a ``rowid TEXT`` column), then ``_rowid_`` or ``oid``."""
+    columns = {r[1].lower() for r in conn.execute(f"PRAGMA table_info({_quoted(table)})")}
+    return next((n for n in ("rowid", "_rowid_", "oid") if n not in columns), "rowid")
+
+
+def _row_key(values: tuple[Any, ...]) -> str:
+    """A row's key: its row id, or its primary key's values joined by ``|`` (a ``|`` or
+    ``\\`` inside one escaped with ``\\``, so that ('a|b', 'c') and ('a', 'b|c') stay two)."""
+    if len(values) == 1:
+        return str(values[0])
+    return "|".join(str(v).replace("\\", "\\\\").replace("|", "\\|") for v in values)
 
 
 def _tables(conn: sqlite3.Connection) -> list[tuple[str, list[str]]]:
@@ -72,7 +93,7 @@ def _tables(conn: sqlite3.Connection) -> list[tuple[str, list[str]]]:
             continue
         keys: list[str] = []
         if without_rowid:
-            info = conn.execute(f'PRAGMA table_info("{name}")').fetchall()
+            info = conn.execute(f"PRAGMA table_info({_quoted(name)})").fetchall()
             keys = [r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5])]
         tables.append((name, keys))
     return tables
