@@ -36,7 +36,7 @@ from ..errors import (
 )
 from .base import ModelReply, TurnGuide, model_requests_allowed
 from .guided import allowed_names, grammar_safe, reply_schema
-from .messages import Message, Usage, to_wire
+from .messages import Message, Usage, to_wire, utf8_text
 from .parsing import split_reasoning
 
 __all__ = ["OpenAIModel", "endpoint_from_env"]
@@ -241,7 +241,7 @@ class OpenAIModel:
                                            options=options)  # type: ignore[arg-type]
         try:
             return response.json()
-        except ValueError:  # a proxy's HTML page, a stream
+        except (ValueError, RecursionError):  # a proxy's HTML page, a stream, deep nesting
             kind = response.headers.get("content-type", "") or "no content type"
             stream = (" — a stream: Routine asks for one JSON reply (stream=false); the "
                       "server or a proxy in between streams anyway" if "event-stream" in kind
@@ -376,22 +376,33 @@ class OpenAIModel:
                                   if isinstance(part, dict) and part.get("type", "text") == "text")
             if not isinstance(content, str):
                 raise TypeError(f"the message's content is {type(content).__name__}, not text")
+            # (a lone surrogate from a JSON escape, half an emoji a server cut: no later
+            # request could carry it back, nor a trace keep it; calls: see parse_reply)
+            content = utf8_text(content)
             thinking, content = split_reasoning(content)
             given = message.get("reasoning_content") or message.get("reasoning") or ""
-            reasoning = "\n\n".join(t for t in (given if isinstance(given, str) else "",
-                                                  thinking) if t)
+            given = utf8_text(given) if isinstance(given, str) else ""
+            reasoning = "\n\n".join(t for t in (given, thinking) if t)
+            finish_reason = choice.get("finish_reason")
+            if finish_reason is not None and not isinstance(finish_reason, str):
+                raise TypeError(f"finish_reason is {type(finish_reason).__name__}, not text")
+            cut = ""
             if len(content) > self.max_reply_chars:
-                content = content[:self.max_reply_chars]
+                content, cut = content[:self.max_reply_chars], "text"
             size = sum(len(a) if isinstance(a, str) else len(json.dumps(a, default=str))
                        for a in (c["function"]["arguments"] for c in calls) if a is not None)
             if size > self.max_reply_chars:
-                calls = []  # a flood of calls or giant arguments: nothing to run
+                calls, cut = [], "tool calls"  # a flood of calls or giant arguments: none run
                 content = content or "(tool calls longer than the reply limit were dropped)"
+            if cut:  # cut here as the endpoint cuts at max_tokens: never the answer as it is
+                finish_reason = "length"
+                notes.append(f"the reply's {cut} passed max_reply_chars="
+                             f"{self.max_reply_chars}: cut")
             counts = response.get("usage") or {}
             usage = Usage(prompt_tokens=counts.get("prompt_tokens") or 0,
                           completion_tokens=counts.get("completion_tokens") or 0)
-            finish_reason = choice.get("finish_reason")
-        except (AttributeError, IndexError, KeyError, TypeError) as exc:  # no choices...
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+            # (no choices, a message that is not one, token counts that are not numbers...)
             raise ModelServerError(f"the endpoint's reply is not a chat completion "
                                    f"({type(exc).__name__}: {exc}): {str(response)[:200]!r}") from None
         return ModelReply(content, calls, usage, finish_reason, decoding,

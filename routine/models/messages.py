@@ -9,6 +9,7 @@ adapter that turns them into JSON (and the OpenAI wire format) and back.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
@@ -24,6 +25,8 @@ __all__ = [
     "Message",
     "MESSAGES",
     "to_wire",
+    "utf8_text",
+    "utf8_data",
 ]
 
 
@@ -109,3 +112,29 @@ def to_wire(messages: list[Message] | list[dict[str, Any]]) -> list[dict[str, An
     typed = messages if all(isinstance(m, BaseModel) for m in messages) \
         else MESSAGES.validate_python(messages)  # typed records need no second check
     return MESSAGES.dump_python(typed, mode="json", exclude_none=True)
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def utf8_text(text: str) -> str:
+    """``text`` as text every UTF-8 writer takes: a surrogate pair (from JSON's
+    ``\\ud83d\\ude00``) is joined into its character, and a lone surrogate — a byte that is
+    not UTF-8, read with ``surrogateescape`` (a Latin-1 "é" on the command line, a file
+    name), or half a pair cut off — is U+FFFD, as a bad byte read with ``errors="replace"``
+    is. (Without: no request could carry it, nor a trace keep it.)"""
+    if not _SURROGATE.search(text):
+        return text
+    joined = text.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass")
+    return _SURROGATE.sub("\ufffd", joined)
+
+
+def utf8_data(value: Any) -> Any:
+    """JSON data (text, lists, mappings: a reply's calls, a tool's result) with its text as
+    :func:`utf8_text` makes it; ``value`` itself when nothing needs it."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):  # not JSON data: left as it is
+        return value
+    clean = utf8_text(text)
+    return value if clean is text else json.loads(clean)

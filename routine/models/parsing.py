@@ -31,6 +31,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .messages import utf8_data, utf8_text
+
 __all__ = ["ParsedCall", "ParsedReply", "CallParseError", "parse_reply", "first_call_complete",
            "split_reasoning", "unwrap_schema_echo", "arguments_text"]
 
@@ -106,6 +108,9 @@ def _arguments(raw: Any, name: str) -> dict[str, Any]:
             raise CallParseError(f"the arguments of {name!r} are not valid JSON: {exc.msg}") from None
         except RecursionError:
             raise CallParseError(f"the arguments of {name!r} are nested too deeply") from None
+        except ValueError:  # an integer past Python's 4300 digits
+            raise CallParseError(f"the arguments of {name!r} hold a number too long to "
+                                 "read") from None
     if not isinstance(raw, dict):
         raise CallParseError(f"the arguments of {name!r} must be a JSON object, got {raw!r}")
     return raw
@@ -120,7 +125,10 @@ def _as_call(obj: Any) -> ParsedCall | None:
     if not isinstance(name, str) or not name:
         return None
     raw = obj.get("arguments", obj.get("parameters", obj.get("args")))
-    return ParsedCall(name, _arguments(raw, name), str(obj.get("id") or ""))
+    # (text as every UTF-8 writer takes it: a JSON escape of half an emoji would make a lone
+    # surrogate no later request could carry, nor a trace keep)
+    name = utf8_text(name)
+    return ParsedCall(name, utf8_data(_arguments(raw, name)), utf8_text(str(obj.get("id") or "")))
 
 
 def _undouble(text: str) -> str:
@@ -143,7 +151,8 @@ def _json_values(text: str) -> list[tuple[Any, int, int]]:
         for attempt in (candidate, _undouble(candidate)):
             try:
                 value, end = _DECODER.raw_decode(attempt)
-            except (json.JSONDecodeError, RecursionError):  # (nested too deeply to be a call)
+            except (ValueError, RecursionError):  # (nested too deeply, or an integer past
+                # Python's 4300 digits, to be a call)
                 continue
             offset = len(candidate) - len(attempt.lstrip()) if attempt is not candidate else 0
             out.append((value, start, start + end + offset + (2 if attempt is not candidate else 0)))

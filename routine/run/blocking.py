@@ -86,8 +86,10 @@ def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
         task.append(created)
 
         def finished(t: asyncio.Task[Any]) -> None:
-            if t.cancelled():
-                done.cancel()
+            if t.cancelled():  # (``done`` runs already: cancel() would leave it waiting)
+                done.set_exception(concurrent.futures.CancelledError(
+                    "the run was cancelled from inside it (a CancelledError no caller asked "
+                    "for)"))
             elif t.exception() is not None:  # (SystemExit included: see serve)
                 done.set_exception(t.exception())  # type: ignore[arg-type]
             else:

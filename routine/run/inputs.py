@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import ModelRequestsForbidden, RoutineError
 from ..models.base import Model, TurnGuide
 from ..models.guided import inputs_schema
-from ..models.messages import AssistantMessage, SystemMessage, UserMessage
+from ..models.messages import AssistantMessage, SystemMessage, UserMessage, utf8_data
 from ..models.parsing import CallParseError, parse_reply, split_reasoning
 from ..spec.format import Routine, a_type
 from . import telemetry
@@ -136,8 +136,8 @@ def _read(content: str, tool_calls: list[dict[str, Any]]) -> dict[str, Any] | No
             if isinstance(value, dict):
                 inner = value.get("arguments")  # a reply shaped like a call
                 return inner if isinstance(inner, dict) and "name" in value else value
-        except (json.JSONDecodeError, RecursionError):
-            pass
+        except (ValueError, RecursionError):  # (not JSON, nested too deeply, an integer
+            pass  # past Python's 4300 digits)
     try:
         parsed = parse_reply(content, tool_calls)
     except CallParseError:
@@ -208,7 +208,7 @@ def _scalar(text: str) -> Any:
     """A value written after ``name:`` — JSON if it parses (7, "x", null), else the text."""
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # (an integer past 4300 digits is a ValueError)
         return text.strip("\"'")
 
 
@@ -243,7 +243,7 @@ async def extract_inputs(state: Any, model: Model, names: list[str] | None = Non
             duration_s=time.perf_counter() - started,
             feedback=f"not read: {state.fatal.reason}"))
         return _missing(state, names, wanted, {})
-    values = _read(reply.content, reply.tool_calls) or {}
+    values = utf8_data(_read(reply.content, reply.tool_calls) or {})  # (JSON's \ud83d...)
     known: dict[str, Any] = {}
     unsupported: dict[str, Any] = {}
     for name, value in values.items():

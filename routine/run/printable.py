@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from ..models.messages import utf8_text
+
 __all__ = ["shown", "utf8_text"]
 
 # C0 and C1 controls, and the bidirectional overrides and isolates that make a terminal
@@ -17,17 +19,3 @@ def shown(text: str | None) -> str:
     escape sequence in an answer or a tool result must not clear the screen or recolour
     what follows, nor a bidirectional override reverse it. Line breaks and tabs are kept."""
     return _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode(), text or "")
-
-
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
-
-
-def utf8_text(text: str) -> str:
-    """``text`` as text every UTF-8 writer takes: a surrogate pair (from JSON's
-    ``\\ud83d\\ude00``) is joined into its character, and a lone surrogate — a byte that is
-    not UTF-8, read with ``surrogateescape`` (a Latin-1 "é" on the command line), or half a
-    pair cut off — is U+FFFD, as a bad byte read with ``errors="replace"`` is."""
-    if not _SURROGATE.search(text):
-        return text
-    joined = text.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass")
-    return _SURROGATE.sub("\ufffd", joined)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -197,12 +198,16 @@ class StepTracker:
             if resolved is _MISSING:
                 return KnownArgument(name, None, False, self._describe(refs[0]))
             return KnownArgument(name, resolved, True, self._describe(refs[0]))
-        text = str(value)
+        values = {}
         for ref in refs:
             resolved = self._lookup(ref)
             if resolved is _MISSING:
                 return KnownArgument(name, None, False, f"text built from {value!r}")
-            text = text.replace(ref.text, str(resolved))
+            values[ref.text] = str(resolved)
+        # in one pass: a value that itself reads like a reference (a user who typed
+        # "${inputs.clinic}") is text, not replaced in its turn
+        text = re.sub("|".join(map(re.escape, values)), lambda m: values[m.group(0)],
+                      str(value))
         return KnownArgument(name, text, True, f"built from {value!r}")
 
     def _fill(self, value: Any) -> tuple[Any, bool]:

@@ -17,6 +17,7 @@ own references). What one sees, the others see.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import re
@@ -45,6 +46,8 @@ from ..models.messages import (
     ToolCall,
     ToolMessage,
     UserMessage,
+    utf8_data,
+    utf8_text,
 )
 from ..models.parsing import CallParseError, ParsedCall, parse_reply
 from ..spec.format import Routine
@@ -607,7 +610,9 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
     context = state.contexts.get(tool.toolset) or state.contexts.get("")
     outcome: dict[str, Any]
     try:
-        value = await asyncio.wait_for(tool.invoke(arguments, context),
+        # (a copy: a tool that changes what it is given must not change an earlier step's
+        # output, which later steps read, nor the call's record)
+        value = await asyncio.wait_for(tool.invoke(copy.deepcopy(arguments), context),
                                        state.settings.tool_timeout_s)
         took = time.perf_counter() - started
         if took > state.settings.tool_timeout_s:  # only an async tool that blocks gets here
@@ -616,12 +621,16 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
                          "that calls blocking code (time.sleep, a sync client) cannot be "
                          "stopped and stalls every run; make it a plain def (it then runs "
                          "in a thread) or await non-blocking calls")
-    except asyncio.CancelledError:  # the run's time limit (or its caller) ended it mid-call
-        state.in_flight.append(ToolCallRecord(
-            **base, resolved_arguments=arguments, approval=decision, error_kind="timeout",
-            error=f"{call.name} was running when the run ended (its time limit): whether it "
-            "did its work is unknown", duration_s=time.perf_counter() - started))
-        raise
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is not None and not task.cancelling():  # nobody cancelled the run: the tool
+            outcome = {"error": error_text(exc), "error_kind": "tool_error"}  # raised it
+        else:  # the run's time limit (or its caller) ended it mid-call
+            state.in_flight.append(ToolCallRecord(
+                **base, resolved_arguments=arguments, approval=decision, error_kind="timeout",
+                error=f"{call.name} was running when the run ended (its time limit): whether "
+                "it did its work is unknown", duration_s=time.perf_counter() - started))
+            raise
     except ToolArgumentsError as exc:
         outcome = {"error": f"invalid arguments for {call.name}: {exc}",
                    "error_kind": "invalid_arguments"}
@@ -632,7 +641,9 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
     except ToolsetStopped as exc:  # every later call would fail too: the run ends
         outcome = {"error": str(exc), "error_kind": "tool_error"}
         state.fatal = Failed(str(exc), "toolset")
-    except (Exception, SystemExit) as exc:  # the tool's own error: data for the model
+    except BaseException as exc:  # the tool's own error: data for the model (a SystemExit,
+        # a GeneratorExit or a BaseException of its own from an async tool too: none may end
+        # the run and lose its trace)
         if is_tool_bug(exc):  # ... unless it is a bug: the run ends, naming it
             outcome = {"error": f"{error_text(exc)} — a bug in the tool, not sent to the "
                        f"model: {_where(exc)}", "error_kind": "tool_bug"}
@@ -700,6 +711,7 @@ def error_text(exc: BaseException) -> str:
         text = f"(its message could not be read: {type(failed).__name__})"
     if isinstance(exc, BaseExceptionGroup):  # what each task raised, not "1 sub-exception"
         text = f"{exc.message}: " + "; ".join(error_text(e) for e in exc.exceptions)
+    text = utf8_text(text)  # (an OSError naming a file that is not UTF-8)
     if len(text) > MAX_ERROR_CHARS:
         text = f"{text[:MAX_ERROR_CHARS]}… [{len(text) - MAX_ERROR_CHARS} more characters]"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -732,6 +744,8 @@ def _store_result(state: RunState, tool: str, value: Any, arguments: dict[str, A
         _log.warning(f"tool {tool} returned a value its return type does not describe ({why}); "
                      "references into its output were validated against that type")
     text = result_text(value, data)
+    if (clean := utf8_text(text)) is not text:  # a lone surrogate (a file name that is not
+        text, data = clean, utf8_data(data)  # UTF-8): no request nor trace could take it
     shown, memory_key = text, None
     if state.memory.is_long(text):
         entry = state.memory.store(data, text, tool)
