@@ -177,3 +177,41 @@ def test_token_totals_with_the_embedded_vocabulary(retail_rows):
     one = rows[0]
     asked = tokenizer.count(one.prompt, json.loads(one.tools), generation_prompt=True)
     assert 5 < tokenizer.count(one.prompt + one.completion, json.loads(one.tools)) - asked < 200
+
+
+def test_offer_tools_routine_trains_on_what_a_default_live_run_sends():
+    """The compact variant is the prompt style live runs use, but distill offered every
+    tool of the domain (as ``routine eval`` does) where ``routine run``/``Agent`` offer only
+    the routine's by default: an adapter served there saw other tools than it trained with.
+    ``offer_tools="routine"``: each row is the request a plain Agent with default settings
+    sends, tools included."""
+    from routine.eval.dataset import run_with_snapshot
+
+    rows, _ = asyncio.run(distill(RETAIL, variants=("compact",), offer_tools="routine"))
+    everything, _ = asyncio.run(distill(RETAIL, variants=("compact",)))
+    domain = load_domain(RETAIL)
+    registry = domain.registry()
+    routines = {n: loaded.routine for n, loaded in domain.routines().items()}
+    examples = [e for e in load_dataset(RETAIL, ("train",))
+                if e.kind == "routine" and e.user is None]
+    by_id = {r.id: r for r in rows}
+    checked = 0
+    for example in examples[::5]:
+        routine = routines[example.routine]
+        model = ScriptedModel([text_call(c.name, **c.arguments) for c in example.calls]
+                              + [text_call("finish", answer=example.answer)],
+                              inputs=example.inputs)
+        live = Agent(routine, registry, model, RunSettings())  # what `routine run` builds
+        asyncio.run(run_with_snapshot(live, domain.deps_toolset, example.query))
+        for step, request in enumerate(model.requests[:len(example.calls)]):
+            row = by_id[f"{example.id}#{step}:compact"]
+            assert row.prompt == to_wire(request.messages)
+            offered = {t["function"]["name"] for t in json.loads(row.tools)}
+            assert offered == set(routine.tool_names()) & set(registry.names())
+            assert json.loads(row.tools) == request.tools
+            checked += 1
+    assert checked > 10
+    # the default still offers every tool (the README's adapters trained on that)
+    assert all(len(json.loads(r.tools)) == len(registry.names()) for r in everything)
+    with pytest.raises(Exception, match="offer_tools"):
+        asyncio.run(distill(RETAIL, variants=("compact",), offer_tools="some"))  # type: ignore[arg-type]

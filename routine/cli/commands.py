@@ -246,10 +246,19 @@ def init(
         raise typer.Exit(1) from None
     for path in written:
         out.print(f"  created {path}", markup=False, highlight=False)
-    where = "" if folder.resolve() == Path.cwd() else f"cd {folder} && "
+    # quoted for a shell: a folder with spaces, quotes or $ in it, or a leading dash
+    where = "" if folder.resolve() == Path.cwd() else f"cd {_shell_path(folder)} && "
     out.print(f"\nnext: {where}routine validate && routine run open_ticket "
               "\"My VPN keeps dropping, I'm ana.lima@example.com\"", markup=False,
               highlight=False, soft_wrap=True)
+
+
+def _shell_path(path: Path) -> str:
+    """``path`` as a POSIX shell reads it back as one word (``cd -dash`` is an option)."""
+    import shlex
+
+    text = str(path)
+    return shlex.quote(f"./{text}" if text.startswith("-") else text)
 
 
 def _list_toolsets(project: Project, as_json: bool) -> None:
@@ -713,6 +722,10 @@ def _domain_routines(datasets: list[str] | list[Path]) -> dict[str, Path]:
 
     found = {}
     for dataset in datasets:
+        if not Path(dataset).is_dir():  # (not the routines of a layout it is not in)
+            raise click.BadParameter(f"{dataset} is not a folder (expected a dataset folder "
+                                     "with domain.py and its split files, e.g. eval/helpdesk)",
+                                     param_hint="DATASETS")
         if (Path(dataset) / "domain.py").is_file():
             domain = load_domain(dataset)
             found[str(dataset)] = domain.root / domain.routines_dir
@@ -741,9 +754,17 @@ def route_eval(
 ) -> None:
     """Measure routers on datasets (examples from train only; thresholds tuned on dev):
     top-1, false 'none' on in-scope requests, 'none' on out-of-scope ones (dev and test)."""
+    from ..eval.config import results_folder_problem
     from ..routing.measure import measure, table
 
-    kinds = [route.router_kind(r.strip()) for r in routers.split(",") if r.strip()]
+    kinds = list(dict.fromkeys(route.router_kind(r.strip()) for r in routers.split(",")
+                               if r.strip()))  # (each once: a router named twice ran twice)
+    if not kinds:
+        raise click.BadParameter("no router given (expected lexical, embedding or llm, "
+                                 "comma-separated)", param_hint="--routers")
+    if problem := results_folder_problem(out_dir, datasets):
+        raise click.BadParameter(problem, param_hint="--out")
+    routines = _domain_routines(datasets)  # (a folder that is not there: before a model)
     models = _model(model, base_url, api_key, model_cache, 120.0) if "llm" in kinds \
         else contextlib.nullcontext(None)
     with models as client:
@@ -753,9 +774,8 @@ def route_eval(
         results = run_blocking(measure(datasets, kinds, out_dir, client, limit=limit,
                                        sample=sample, k=k,
                                        index_examples=index_examples, progress=show,
-                                       routines=_domain_routines(datasets)))
-    out_dir.joinpath("command.txt").write_text(
-        " ".join(["routine", *redacted(sys.argv[1:])]) + "\n")
+                                       routines=routines))
+    _write_command(out_dir)
     Console(width=250).print(table(results), markup=False, highlight=False, soft_wrap=True)
 
 
@@ -988,6 +1008,10 @@ def distill(
         help="Count tokens with the embedded model's template and vocabulary.")] = True,
     model: Annotated[str, typer.Option(help="The embedded model whose tokens are counted.")
                      ] = LIGHT_MODEL,
+    offer_tools: Annotated[Literal["all", "routine"], typer.Option(
+        help="The tools each prompt offers: all of the domain's (as routine eval offers "
+             "them) or only the routine's (as routine run offers them by default: train on "
+             "what the adapter will be served).")] = "all",
 ) -> None:
     """Build SFT data (trl conversational, prompt/completion + tools) from gold trajectories
     and run traces, through the executor: each prompt is exactly what a run sends."""
@@ -1015,7 +1039,8 @@ def distill(
                        "measures memory, not the process)", style="yellow"), soft_wrap=True)
     loaded = [t for path in traces or [] for t in load_traces(path)] if traces else None
     rows, counts = asyncio.run(build(dataset, split=split, variants=chosen,  # type: ignore[arg-type]
-                                     traces=loaded, gold=gold, merge=merge))
+                                     traces=loaded, gold=gold, merge=merge,
+                                     offer_tools=offer_tools))
     if not rows:  # (an empty split, traces with no answered run): keep what --out holds
         err.print(f"error: no SFT examples from {dataset} (split {split}"
                   + (", no gold" if not gold else "") + (f", {len(loaded)} traces" if loaded
@@ -1131,6 +1156,7 @@ def serve(
 ) -> None:
     """Serve a model (and a fine-tuned adapter) over an OpenAI-compatible API until Ctrl-C:
     the embedded llama.cpp server on a CPU, vLLM on a GPU."""
+    import shlex
     import subprocess
 
     from ..finetune.serve import vllm_command, vllm_executable
@@ -1138,13 +1164,13 @@ def serve(
     if vllm:
         command = vllm_command(model, adapter, name=name, port=port)
         if print_command:
-            out.print(" ".join(command), markup=False, highlight=False, soft_wrap=True)
+            out.print(shlex.join(command), markup=False, highlight=False, soft_wrap=True)
             return
         command[0] = vllm_executable()
         raise typer.Exit(subprocess.call(command))
     if print_command:
         command = embedded_server_command(model, model_cache, adapter=adapter, port=port)
-        out.print(" ".join(command), markup=False, highlight=False, soft_wrap=True)
+        out.print(shlex.join(command), markup=False, highlight=False, soft_wrap=True)
         return
     with embedded_server(model, model_cache, adapter=adapter, port=port) as server:
         with_adapter = f" with adapter {adapter}" if adapter else ""
@@ -1268,7 +1294,7 @@ def evaluate(
         with progress_bar() as show:
             summary = asyncio.run(run_evaluation(config, client, progress=show))
     out.mkdir(parents=True, exist_ok=True)
-    out.joinpath("command.txt").write_text(" ".join(["routine", *redacted(sys.argv[1:])]) + "\n")
+    _write_command(out)
     console_out = Console(width=250)
     tables = [markdown_table(summary)] if set(config.protocols) - {"conversation"} else []
     tables += [t for t in [conversation_table(summary)] if t]  # (the conversation protocol)
@@ -1278,6 +1304,16 @@ def evaluate(
 
 
 SECRET_OPTIONS = ("--api-key",)
+
+
+def _write_command(folder: Path) -> None:
+    """``folder/command.txt``: the command line that made the results there, quoted so a
+    shell runs it again as it was (a path with spaces is one word), secrets redacted."""
+    import shlex
+
+    folder.joinpath("command.txt").write_text(
+        shlex.join(["routine", *redacted(sys.argv[1:])]) + "\n", encoding="utf-8",
+        errors="backslashreplace")  # (a byte that is not UTF-8 in an argument: written out)
 
 
 def redacted(argv: list[str]) -> list[str]:
@@ -1302,8 +1338,28 @@ def redacted(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status instead of exiting."""
     command = typer.main.get_command(app)
-    with _exit_on_sigterm(), _routine_warnings():
+    with _exit_on_sigterm(), _routine_warnings(), _escaping_output():
         return _main(command, argv)
+
+
+@contextlib.contextmanager
+def _escaping_output() -> Iterator[None]:
+    """Standard output whose encoding is not UTF-8 (a C locale, a Windows pipe) writes a
+    character it lacks escaped (``\\u2013``), as Python's stderr does: a report's "–"
+    must not end a finished evaluation with a UnicodeEncodeError."""
+    stream = sys.stdout
+    before = getattr(stream, "errors", None)
+    utf8 = (getattr(stream, "encoding", None) or "").lower().replace("-", "") == "utf8"
+    if utf8 or before not in ("strict", "surrogateescape") or \
+            not hasattr(stream, "reconfigure"):
+        yield
+        return
+    stream.reconfigure(errors="backslashreplace")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):  # (closed meanwhile)
+            stream.reconfigure(errors=before)
 
 
 @contextlib.contextmanager

@@ -134,7 +134,8 @@ def options_from(model: type[BaseModel], *, into: str, exclude: tuple[str, ...] 
                 first = exc.errors()[0]
                 where = str(first["loc"][0]) if first["loc"] else ""
                 flag = rename.get(where, where).replace("_", "-")
-                raise click.BadParameter(first["msg"], param_hint=f"--{flag}") from None
+                raise click.BadParameter(first["msg"].removeprefix("Value error, "),
+                                         param_hint=f"--{flag}") from None  # (our own words)
             return fn(*args, **kwargs)
 
         parameters = [*kept, *generated]

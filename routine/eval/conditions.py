@@ -36,13 +36,16 @@ class Condition:
     memory: bool = True  # variable memory for long results (off: every result in full)
     optional: bool = False  # not in the default set: run only when named
     prompt_style: Literal["full", "compact"] = "full"
+    # every tool (the paper's protocol: the model must pick the routine's tools among them);
+    # "routine": only the routine's, as a live run offers them by default (distill's option)
+    offer_tools: Literal["routine", "all"] = "all"
 
     def settings(self, base: RunSettings) -> RunSettings:
-        """``base`` with this condition's prompt and decoding options; every tool is offered
-        (the model must pick the routine's tools among them)."""
+        """``base`` with this condition's prompt, tools and decoding options."""
         return base.model_copy(update={"routine_format": self.routine_format,
                                        "step_tracking": self.step_tracking,
-                                       "offer_tools": "all", "decoding": self.decoding,
+                                       "offer_tools": self.offer_tools,
+                                       "decoding": self.decoding,
                                        "inputs_first": self.inputs_first,
                                        "prompt_style": self.prompt_style,
                                        **({} if self.memory else

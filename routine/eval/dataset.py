@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ..errors import DatasetError
 from ..run.approval import policy
@@ -71,6 +71,9 @@ ORACLE_SETTINGS = RunSettings(routine_format="nl", step_tracking=True, max_steps
 class GoldCall(BaseModel):
     """One tool call of a gold trajectory, with the result it must produce."""
 
+    # a key that is no field is a mistake, not something to drop ("step" for step_id)
+    model_config = ConfigDict(extra="forbid")
+
     name: str
     arguments: dict[str, Any]
     result: Any = None
@@ -79,6 +82,10 @@ class GoldCall(BaseModel):
 
 class GoldExample(BaseModel):
     """A user query and what a perfect agent does with it."""
+
+    # a misspelt optional key ("users", "end_text") was dropped, and the example measured
+    # otherwise (no simulated user, no free-text columns) without a word
+    model_config = ConfigDict(extra="forbid")
 
     id: str
     domain: str
@@ -620,10 +627,11 @@ def load_dataset(folder: str | Path, splits: tuple[str, ...] = SPLITS) -> list[G
             except ValidationError as exc:
                 first = exc.errors(include_url=False)[0]
                 where = ".".join(str(x) for x in first["loc"])
+                said = f"unknown key {where!r}" if first["type"] == "extra_forbidden" else \
+                    f"{where + ': ' if where else ''}{first['msg']}"
                 raise DatasetError(
-                    f"{path}:{number}: not a gold example ({where + ': ' if where else ''}"
-                    f"{first['msg']}); expected one JSON object per line as `routine dataset "
-                    "build` writes it") from None
+                    f"{path}:{number}: not a gold example ({said}); expected one JSON object "
+                    "per line as `routine dataset build` writes it") from None
     return out
 
 

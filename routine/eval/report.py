@@ -355,7 +355,7 @@ def write_report(summary: Summary, steps: list[StepResult], tasks: list[TaskResu
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"summary": folder / "summary.json", "markdown": folder / "report.md",
              "html": folder / "report.html"}
-    paths["summary"].write_text(summary.model_dump_json(indent=2))
+    paths["summary"].write_text(summary.model_dump_json(indent=2), encoding="utf-8")
     failures = failures_by_condition(steps, tasks)
     talks = conversation_table(summary)
     runs = any(e.step is not None or e.task is not None for e in summary.conditions.values())
@@ -363,7 +363,7 @@ def write_report(summary: Summary, steps: list[StepResult], tasks: list[TaskResu
               "No step or task samples here (the conversation protocol only).\n\n")
     paths["markdown"].write_text(f"# Evaluation: {summary.config['dataset']}\n\n{tables}"
                                  + (f"{talks}\n\n" if talks else "")
-                                 + f"{failures_markdown(failures)}\n")
+                                 + f"{failures_markdown(failures)}\n", encoding="utf-8")
     charts = _charts(summary, folder)
     titles = ["Accuracy by condition", "Accuracy by layer", "Accuracy by sub-scenario"]
     html = _HTML.render(
@@ -373,7 +373,7 @@ def write_report(summary: Summary, steps: list[StepResult], tasks: list[TaskResu
         task_failures=[g for g in failures if g.protocol == "task"],
         charts=[{"title": t, "data": base64.b64encode(p.read_bytes()).decode()}
                 for t, p in zip(titles, charts, strict=True)])
-    paths["html"].write_text(html)
+    paths["html"].write_text(html, encoding="utf-8")
     for path in charts:
         paths[path.stem] = path
     return paths

@@ -76,6 +76,26 @@ class StepResult(BaseModel):
     completion_tokens: int
 
 
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "integer": (int,), "number": (int, float), "boolean": (bool,), "string": (str,),
+    "array": (list,), "object": (dict,)}
+
+
+def _off_type(arguments: dict[str, Any], schema: dict[str, Any]) -> str:
+    """The first gold argument whose JSON type is not its parameter's one type (``'3'`` for
+    an integer), said as ``days '3' (text) for an integer``; "" when there is none."""
+    for name, value in arguments.items():
+        kind = schema.get("properties", {}).get(name, {}).get("type")
+        if value is None or not isinstance(kind, str) or kind not in _JSON_TYPES:
+            continue
+        if not isinstance(value, _JSON_TYPES[kind]) or (
+                isinstance(value, bool) and kind != "boolean"):
+            said = "text" if isinstance(value, str) else type(value).__name__
+            return f"{name} {value!r} ({said}) for an {kind}" if kind[0] in "aeiou" else \
+                f"{name} {value!r} ({said}) for a {kind}"
+    return ""
+
+
 def _defaults(schema: dict[str, Any]) -> dict[str, Any]:
     return {k: v["default"] for k, v in schema.get("properties", {}).items() if "default" in v}
 
@@ -139,6 +159,11 @@ async def _example_samples(example: GoldExample, routines: dict[str, Routine],
             tool = registry.get(gold.name)
             expected = ExpectedCall.exact(gold.name, gold.arguments,
                                           _defaults(tool.parameters) if tool else {})
+            if tool and (wrong := _off_type(gold.arguments, tool.parameters)):
+                # ("3" for an integer: a model that sends the 3 its schema asks for is wrong)
+                raise DatasetError(f"{example.id}: gold call {index + 1} ({gold.name}) gives "
+                                   f"{wrong}; expected each argument in the type the tool's "
+                                   "schema gives it (rebuild the dataset, or write it so)")
         else:
             expected = ExpectedCall(FINISH_TOOL, {"answer": ["<any>"]})
         samples.append(StepSample(

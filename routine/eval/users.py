@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["UserProfile", "UserSpec", "ScriptedUser"]
 
@@ -20,6 +20,8 @@ __all__ = ["UserProfile", "UserSpec", "ScriptedUser"]
 class UserProfile(BaseModel):
     """A simulated user of a conversational example: what they know and did not say at
     first (given when asked), and whether they say yes when asked to confirm."""
+
+    model_config = ConfigDict(extra="forbid")  # ("confirm": false was a yes-sayer)
 
     facts: dict[str, Any] = Field(default_factory=dict, description="Input name -> the value "
                                   "the user gives when asked for it.")

@@ -20,6 +20,7 @@ no difference.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import RoutineError
 from .schedules import SCHEDULES
-from .train import FinetuneConfig, FinetuneResult, finetune
+from .train import FinetuneConfig, _prior_run, finetune, resolve_reply_format
 
 __all__ = ["ScheduleRun", "ScheduleRow", "Comparison", "compare_schedules", "parse_schedule",
            "summarise", "comparison_markdown", "load_comparison"]
@@ -76,24 +77,27 @@ def parse_schedule(spec: str) -> tuple[str, float | None]:
     if phi and name != "uba":
         raise RoutineError(f"{spec!r}: only uba takes a parameter (uba:<φ>)")
     try:
-        return name, float(phi) if phi else None
+        value = float(phi) if phi else None
     except ValueError:
-        raise RoutineError(f"{spec!r}: φ must be a number in [0, 2]") from None
+        value = math.nan
+    if value is not None and not 0 <= value <= 2:  # (NaN too: it was a ValidationError)
+        raise RoutineError(f"{spec!r}: φ must be a number in [0, 2]")
+    return name, value
 
 
 def _run(config: FinetuneConfig, spec: str, seed: int, out: Path) -> ScheduleRun:
     name, phi = parse_schedule(spec)
     folder = out / f"{spec.replace(':', '-')}-seed{seed}"
-    log = folder / "log.json"
-    if log.exists():
-        result = FinetuneResult.model_validate_json(log.read_text())
-    else:
-        update: dict[str, object] = {"schedule": name, "seed": seed, "out": folder}
-        if phi is not None:
-            update["uba_phi"] = phi
-        if name == "refined":
-            update["pilot"] = out / f"linear-seed{seed}"
-        result = finetune(FinetuneConfig.model_validate(config.model_dump() | update))
+    update: dict[str, object] = {"schedule": name, "seed": seed, "out": folder}
+    if phi is not None:
+        update["uba_phi"] = phi
+    if name == "refined":
+        update["pilot"] = out / f"linear-seed{seed}"
+    run = FinetuneConfig.model_validate(config.model_dump() | update)
+    # a finished run is kept (not trained again) only if it is this one: another base,
+    # data, budget or rate in the folder from an earlier comparison is refused or trained
+    # on, never reported under this comparison's settings
+    result = _prior_run(run, resolve_reply_format(run)) or finetune(run)
     if result.eval_loss is None:
         raise RoutineError(f"{folder}: the run has no held-out loss (it ran without eval_data)")
     tail = result.losses[-max(1, len(result.losses) // 4):]

@@ -5,7 +5,10 @@ against its gold example) is played through the executor by
 :class:`~routine.eval.players.GoldPlayer`; every request the executor makes IS
 one training example's prompt, and the call the player answers with is its
 completion. Nothing is rebuilt by hand, so the training prompt is the inference
-prompt by construction (a test checks it against live runs). Two variants:
+prompt by construction (a test checks it against live runs). Each prompt offers every tool
+of the domain, as ``routine eval`` does (the paper's protocol); ``offer_tools="routine"``
+offers only the routine's, as ``routine run`` does by default, so an adapter served there
+trains on exactly the prompts it will see. Three variants:
 
 * ``routine`` — routine-following: the routine in the system prompt and the state
   prompt naming the current step (the ``nl+track`` condition);
@@ -33,6 +36,7 @@ are right are kept; only train-split templates are used; duplicates are dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
@@ -56,6 +60,7 @@ from ..eval.endstate import Snapshot
 from ..eval.players import GoldPlayer
 from ..eval.tasks import run_task
 from ..models.messages import ToolCall, to_wire
+from ..run.signing import verify_trace
 from ..run.trace import RunTrace
 from ..spec.format import Routine
 from ..tools.core import FINISH_TOOL, ToolRegistry
@@ -64,6 +69,7 @@ __all__ = ["SftExample", "Variant", "VARIANTS", "Trajectory", "distill", "merge_
            "write_sft", "load_sft", "sft_stats", "trajectories_from_traces"]
 
 Variant = Literal["routine", "compact", "distilled"]
+OfferTools = Literal["all", "routine"]
 VARIANTS: dict[str, str] = {"routine": "nl+track", "compact": "nl+track+compact",
                             "distilled": "none"}
 
@@ -105,11 +111,17 @@ class Trajectory(BaseModel):
     source: Literal["gold", "trace"] = "gold"
 
 
-def trajectories_from_traces(traces: list[RunTrace], examples: list[GoldExample]
+def trajectories_from_traces(traces: list[RunTrace], examples: list[GoldExample],
+                             key: str | bytes | None = None
                              ) -> tuple[list[Trajectory], int, int]:
     """The answered traces whose query is a gold example's, as trajectories (judged later);
     how many traces matched no gold query; and how many matched one but did not answer
-    (failed, waiting, handed off: nothing to learn from, counted rather than lost)."""
+    (failed, waiting, handed off: nothing to learn from, counted rather than lost).
+    Signed traces are checked as a resumed conversation checks them (``key``, else
+    ``ROUTINE_TRACE_KEY``): the judge reads only an answer's facts, so an edited answer
+    that keeps them (a promise added) would be trained on."""
+    for trace in traces:
+        verify_trace(trace, key, use="become training data")
     by_query = {e.query: e for e in examples}
     out, unmatched, unanswered = [], 0, 0
     for trace in traces:
@@ -145,14 +157,16 @@ def _offers(tools: list[dict[str, Any]], name: str) -> bool:
 
 
 async def _rows(trajectory: Trajectory, variant: Variant, routines: dict[str, Routine],
-                registry: ToolRegistry, domain: Domain, seed: Snapshot) -> list[SftExample]:
+                registry: ToolRegistry, domain: Domain, seed: Snapshot,
+                offer_tools: OfferTools = "all") -> list[SftExample]:
     """Play one trajectory under a variant, judged by the task protocol; [] if it does not
     end right (wrong end state or answer, a call refused, more replies asked for)."""
     example = trajectory.example
     player = GoldPlayer(trajectory.calls, trajectory.answer, inputs=trajectory.example.inputs)
+    condition = dataclasses.replace(CONDITIONS[VARIANTS[variant]], offer_tools=offer_tools)
     try:
-        result = await run_task(example, routines, registry, player,
-                                CONDITIONS[VARIANTS[variant]], 0, ORACLE_SETTINGS, domain, seed)
+        result = await run_task(example, routines, registry, player, condition, 0,
+                                ORACLE_SETTINGS, domain, seed)
     except DatasetError:  # the trajectory asked for more replies than it has
         return []
     if not result.success or len(result.calls) != len(trajectory.calls) \
@@ -180,13 +194,23 @@ async def _rows(trajectory: Trajectory, variant: Variant, routines: dict[str, Ro
 async def distill(folder: str | Path, *, split: str = "train",
                   variants: tuple[Variant, ...] = ("compact", "distilled"),
                   traces: list[RunTrace] | None = None, gold: bool = True,
-                  merge: bool = True) -> tuple[list[SftExample], dict[str, int]]:
+                  merge: bool = True, trace_key: str | bytes | None = None,
+                  offer_tools: OfferTools = "all"
+                  ) -> tuple[list[SftExample], dict[str, int]]:
     """SFT examples from a domain's gold ``split`` (and/or traces of its queries): only
     right trajectories, only ``split`` templates (train by default), no duplicates;
-    ``merge``: a trajectory whose requests extend each other is one row (:func:`merge_turns`).
-    Returns the examples and counts of what was kept and dropped."""
+    ``merge``: a trajectory whose requests extend each other is one row (:func:`merge_turns`);
+    ``trace_key``: what signed traces are checked with (default ``ROUTINE_TRACE_KEY``);
+    ``offer_tools``: the tools each prompt offers — "all" of the domain's (as ``routine
+    eval`` offers them: the paper's protocol, and what the README's adapters trained on) or
+    only the routine's ("routine": what ``routine run`` and ``Agent`` offer by default, so
+    the adapter trains on the prompts it is served). Returns the examples and counts of
+    what was kept and dropped."""
     if split not in SPLITS:  # (no file of that name: "no SFT examples" said nothing of why)
         raise DatasetError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    if offer_tools not in get_args(OfferTools):
+        raise DatasetError(f"unknown offer_tools {offer_tools!r}; expected one of "
+                           f"{', '.join(get_args(OfferTools))}")
     if not variants:
         raise DatasetError("no variant to build; expected some of "
                            f"{', '.join(get_args(Variant))}")
@@ -202,7 +226,8 @@ async def distill(folder: str | Path, *, split: str = "train",
                                answer=e.answer) for e in examples] if gold else []
     counts: Counter[str] = Counter()
     if traces is not None:
-        from_traces, unmatched, unanswered = trajectories_from_traces(traces, examples)
+        from_traces, unmatched, unanswered = trajectories_from_traces(traces, examples,
+                                                                      trace_key)
         counts["traces_without_a_gold_query"] = unmatched
         counts["traces_not_answered"] = unanswered
         trajectories += from_traces
@@ -211,7 +236,8 @@ async def distill(folder: str | Path, *, split: str = "train",
     seen: set[str] = set()
     for trajectory in trajectories:
         for variant in variants:
-            made = await _rows(trajectory, variant, routines, registry, domain, seed)
+            made = await _rows(trajectory, variant, routines, registry, domain, seed,
+                               offer_tools)
             if not made:
                 counts[f"dropped_{trajectory.source}_{variant}"] += 1
                 continue

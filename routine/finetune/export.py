@@ -56,22 +56,36 @@ def lora_to_gguf(adapter: str | Path, out: str | Path, base: str | Path) -> Path
     adapter = Path(adapter)
     base_path = ensure_model(str(base), show_progress=False) if str(base) in MODELS \
         else Path(base)
-    config = json.loads((adapter / "adapter_config.json").read_text())
+    config_path = adapter / "adapter_config.json"
+    try:
+        alpha = float(json.loads(config_path.read_text(encoding="utf-8"))["lora_alpha"])
+    except (ValueError, KeyError, TypeError) as exc:  # OSError: named by the caller
+        raise RoutineError(f"{config_path}: not a peft LoRA adapter's config ({exc!r})"
+                           ) from None
     weights = load_file(str(adapter / "adapter_model.safetensors"))
-    reader = gguf.GGUFReader(str(base_path))
+    # every tensor of an adapter was trained: one with no GGUF form (LoRA on lm_head or the
+    # embeddings, a DoRA magnitude, a module trained whole) was left out without a word,
+    # and the engine ran another model than the one trained
+    named = {key: gguf_tensor_name(key) for key in sorted(weights)}
+    unmapped = [key for key, name in named.items() if name is None]
+    if unmapped:
+        raise RoutineError(f"{adapter}: {len(unmapped)} adapter tensor(s) have no GGUF LoRA "
+                           f"form: {', '.join(unmapped[:3])}{' ...' if len(unmapped) > 3 else ''}"
+                           f" (exportable: LoRA A/B of {', '.join(_MODULES)} in the layers); "
+                           "train with target_modules among those")
+    try:
+        reader = gguf.GGUFReader(str(base_path))
+    except (ValueError, KeyError) as exc:  # OSError: named by the caller
+        raise RoutineError(f"{base_path}: not a GGUF model ({exc})") from None
     arch_field = reader.fields["general.architecture"]
     arch = bytes(arch_field.parts[arch_field.data[0]]).decode()
     shapes = {t.name: tuple(int(n) for n in t.shape) for t in reader.tensors}
     writer = gguf.GGUFWriter(str(out), arch)
     writer.add_string(gguf.Keys.General.TYPE, gguf.GGUFType.ADAPTER)
     writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
-    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(config["lora_alpha"]))
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
     written = 0
-    for key in sorted(weights):
-        named = gguf_tensor_name(key)
-        if named is None:
-            continue
-        tensor, which = named
+    for key, (tensor, which) in ((k, n) for k, n in named.items() if n is not None):
         if tensor not in shapes:
             raise RoutineError(f"{key}: the base model {base_path.name} has no tensor {tensor}")
         data = weights[key].astype(np.float32)

@@ -19,7 +19,12 @@ from pathlib import Path
 
 from ..errors import RoutineError
 
-__all__ = ["vllm_command"]
+__all__ = ["vllm_command", "VLLM_LORA_RANKS"]
+
+# the values vLLM's --max-lora-rank takes (LoRAConfig refuses any other at start-up: a
+# rank-12 adapter's "--max-lora-rank 12" stopped the server); an adapter is served under
+# the smallest one that holds its rank
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 
 
 def vllm_command(base: str, adapter: str | Path | None = None, *, name: str = "routine",
@@ -37,9 +42,16 @@ def vllm_command(base: str, adapter: str | Path | None = None, *, name: str = "r
         config = adapter / "adapter_config.json"
         if not config.is_file():
             raise RoutineError(f"{adapter} is not a peft adapter folder (no adapter_config.json)")
-        rank = int(json.loads(config.read_text()).get("r", 8))
+        try:
+            rank = json.loads(config.read_text(encoding="utf-8")).get("r", 8)
+        except (OSError, ValueError, AttributeError) as exc:
+            raise RoutineError(f"{config}: not a peft adapter's config ({exc})") from None
+        fits = [r for r in VLLM_LORA_RANKS if isinstance(rank, int) and r >= rank]
+        if not fits:
+            raise RoutineError(f"{config}: LoRA rank {rank!r}; vLLM serves ranks up to "
+                               f"{VLLM_LORA_RANKS[-1]}")
         command += ["--enable-lora", "--lora-modules", f"{name}={adapter}",
-                    "--max-lora-rank", str(max(8, rank))]
+                    "--max-lora-rank", str(fits[0])]
     return command
 
 

@@ -24,20 +24,21 @@ import json
 import logging
 import math
 import time
+import warnings
 from os.path import commonprefix
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import RoutineError
+from ..errors import RoutineError, RoutineWarning
 from .schedules import SCHEDULES, multiplier, refined_from_grad_norms
 
 _log = logging.getLogger(__name__)
 
 __all__ = ["FinetuneConfig", "FinetuneResult", "load_recipe", "finetune", "probe_bf16",
-           "load_base", "balance_variants", "as_text_calls", "resolve_reply_format"]
+           "load_base", "balance_variants", "as_text_calls", "resolve_reply_format", "read_log"]
 
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -45,7 +46,8 @@ PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "
 class FinetuneConfig(BaseModel):
     """A fine-tuning run (the paper's defaults)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # (an infinite rate trained NaN into the adapter, infinite epochs failed after loading)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     data: Path = Field(description="SFT data from `routine distill` (JSONL).")
     eval_data: Path | None = Field(None, description="Held-out SFT data (e.g. the dev split's "
@@ -98,6 +100,14 @@ class FinetuneConfig(BaseModel):
                                "needs the liger-kernel package).")
     attn_implementation: str | None = Field(None, description="sdpa, flash_attention_2, eager "
                                             "(default: transformers' choice).")
+
+    @field_validator("max_steps")
+    @classmethod
+    def _no_zero_steps(cls, value: int) -> int:
+        if value == 0:  # transformers reads 0 as "the epochs decide": a full run
+            raise ValueError("0 steps is no run; give a number of steps, or -1 to let the "
+                             "epochs decide")
+        return value
 
 
 class FinetuneResult(BaseModel):
@@ -395,15 +405,32 @@ def _last_checkpoint(out: Path) -> str | None:
     return None
 
 
-_SAME_RUN = ("base", "data", "variants", "reply_format", "lora_r", "lora_alpha",
-             "target_modules", "balance_variants", "max_length", "seed")
+# what a resumed run must share with the one in its folder: a checkpoint restores the
+# optimizer's and schedule's rate and its place in the data order, so another rate,
+# schedule or batch was silently not the one used (and a finished run of another rate
+# was returned as this one); the data by its content, not only its path (distilled again)
+_SAME_RUN = ("base", "data", "data_sha256", "variants", "reply_format", "lora_r",
+             "lora_alpha", "lora_dropout", "target_modules", "balance_variants",
+             "max_length", "seed", "learning_rate", "schedule", "uba_phi", "pilot",
+             "warmup_ratio", "batch_size", "gradient_accumulation")
+
+
+def _data_sha256(path: Path) -> str | None:
+    """The SFT file's content, as a run's ``config.json`` records it (None: unreadable,
+    said when the data is read)."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _prior_run(config: FinetuneConfig, reply_format: str) -> FinetuneResult | None:
     """What ``config.out`` already holds: nothing (None), an unfinished run of this same
     config (None: it resumes), or this run finished (its result: not trained again). A
-    folder of another run — another base, data or LoRA shape — or one that is not a run's
-    folder is refused before anything is written into it."""
+    folder of another run — another base, data, LoRA shape, rate or batch (``_SAME_RUN``)
+    — or one that is not a run's folder is refused before anything is written into it."""
     out = config.out
     if not out.exists():
         return None
@@ -419,7 +446,8 @@ def _prior_run(config: FinetuneConfig, reply_format: str) -> FinetuneResult | No
         before = json.loads(saved.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RoutineError(f"{saved}: not a run's config ({exc})") from None
-    now = config.model_dump(mode="json") | {"reply_format": reply_format}
+    now = config.model_dump(mode="json") | {"reply_format": reply_format,
+                                            "data_sha256": _data_sha256(config.data)}
     changed = [k for k in _SAME_RUN if k in before and before[k] != now.get(k)]
     if changed:
         diff = "; ".join(f"{k}: {before[k]!r} then, {now.get(k)!r} now" for k in changed)
@@ -429,11 +457,51 @@ def _prior_run(config: FinetuneConfig, reply_format: str) -> FinetuneResult | No
     log = out / "log.json"
     if log.is_file() and before.get("max_steps") == now.get("max_steps") and \
             before.get("epochs") == now.get("epochs"):
-        result = FinetuneResult.model_validate_json(log.read_text(encoding="utf-8"))
+        result = read_log(log)
         _log.warning(f"{out} holds this run, finished ({result.steps} steps): not trained "
                      "again (delete its log.json to train on from its last checkpoint)")
         return result
     return None
+
+
+def _warn_of_leaks(config: FinetuneConfig, train: list[Any], held_out: list[Any]) -> None:
+    """Held-out rows of templates the training data has (the same file, or the train split
+    distilled twice) measure memory, not the process: allowed, never silently (splits are
+    by template: a template's phrasings are all in one split)."""
+    trained = {row.template for row in train}
+    leaked = [row for row in held_out if row.template in trained]
+    if leaked:
+        names = sorted({row.template for row in leaked})
+        warnings.warn(RoutineWarning(
+            f"--eval-data {config.eval_data}: {len(leaked)} of its {len(held_out)} rows are "
+            f"of templates --data {config.data} trains on ({', '.join(names[:3])}"
+            f"{', ...' if len(names) > 3 else ''}): its loss measures memory, not held-out "
+            "skill; distill the held-out data from another split (routine distill DATASET "
+            "--split dev)"), stacklevel=3)
+
+
+def read_log(log: Path) -> FinetuneResult:
+    """A finished run's ``log.json``; one that is not one (left empty or cut short by a
+    kill, edited) is one RoutineError naming it."""
+    try:
+        return FinetuneResult.model_validate_json(log.read_bytes())
+    except OSError as exc:
+        raise RoutineError(f"{log}: cannot read a finished run's log ({exc.strerror or exc})"
+                           ) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise RoutineError(f"{log}: not a finished run's log ({where + ': ' if where else ''}"
+                           f"{first['msg']}; written whole by `routine finetune` at the end "
+                           "of a run): delete it to train on from the last checkpoint"
+                           ) from None
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """``text`` into ``path`` whole: a kill leaves the old file or the new one, never half."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
 
 
 def finetune(config: FinetuneConfig, callbacks: list[Any] | None = None) -> FinetuneResult:
@@ -451,8 +519,10 @@ def finetune(config: FinetuneConfig, callbacks: list[Any] | None = None) -> Fine
     if config.schedule == "refined":
         if config.pilot is None:
             raise RoutineError("schedule 'refined' needs --pilot: a finished run's folder")
-        pilot = json.loads((config.pilot / "log.json").read_text())
-        shape = refined_from_grad_norms(pilot["grad_norms"])
+        try:
+            shape = refined_from_grad_norms(read_log(config.pilot / "log.json").grad_norms)
+        except ValueError as exc:  # too few gradient norms
+            raise RoutineError(f"--pilot {config.pilot}: {exc}") from None
     if config.packing and config.attn_implementation != "flash_attention_2":
         raise RoutineError(
             "--packing puts several examples in one row, and only flash attention keeps "
@@ -465,6 +535,8 @@ def finetune(config: FinetuneConfig, callbacks: list[Any] | None = None) -> Fine
     train_rows = _rows(config.data, config.variants)
     eval_rows = (_rows(config.eval_data, config.variants, config.eval_limit)
                  if config.eval_data else None)
+    if eval_rows is not None:
+        _warn_of_leaks(config, train_rows, eval_rows)
     if reply_format == "text":  # before balancing: a merged row becomes a row per reply
         train_rows = as_text_calls(train_rows)
         eval_rows = as_text_calls(eval_rows) if eval_rows is not None else None
@@ -481,9 +553,10 @@ def finetune(config: FinetuneConfig, callbacks: list[Any] | None = None) -> Fine
     _check_lengths(train_rows, train_data, config.max_length)
     parameters = sum(p.numel() for p in model.parameters())
     config.out.mkdir(parents=True, exist_ok=True)
-    (config.out / "config.json").write_text(  # with the precision it runs in
+    _write_whole(config.out / "config.json", json.dumps(  # with the precision it runs in
         config.model_copy(update={"precision": "bf16" if bf16 else "fp32",
-                                  "reply_format": reply_format}).model_dump_json(indent=2))
+                                  "reply_format": reply_format}).model_dump(mode="json")
+        | {"data_sha256": _data_sha256(config.data)}, indent=2, ensure_ascii=False))
     args = SFTConfig(
         output_dir=str(config.out), num_train_epochs=config.epochs, max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size,
@@ -550,5 +623,5 @@ def finetune(config: FinetuneConfig, callbacks: list[Any] | None = None) -> Fine
         tokens=int(tokens), precision="bf16" if bf16 else "fp32", eval_loss=eval_loss,
         eval_examples=len(eval_data) if eval_data is not None else 0,
         parameters=parameters, resumed_from=resume)
-    (config.out / "log.json").write_text(result.model_dump_json(indent=2))
+    _write_whole(config.out / "log.json", result.model_dump_json(indent=2))
     return result

@@ -97,10 +97,11 @@ def sign_trace(trace: T, key: str | bytes | None = None) -> T:
     return fresh.model_copy(update={"signature": signature})
 
 
-def verify_trace(trace: Signable, key: str | bytes | None = None) -> None:
-    """Raise :class:`RoutineError` when ``trace`` may not resume: a key is set and the
-    trace is unsigned or its signature does not match, or the trace is signed and no key
-    is set to check it."""
+def verify_trace(trace: Signable, key: str | bytes | None = None, *,
+                 use: str = "resume") -> None:
+    """Raise :class:`RoutineError` when ``trace`` may not resume (``use``: what else it may
+    not do, e.g. become training data): a key is set and the trace is unsigned or its
+    signature does not match, or the trace is signed and no key is set to check it."""
     raw = trace_key(key)
     if raw is None:
         if trace.signature is not None:
@@ -109,8 +110,8 @@ def verify_trace(trace: Signable, key: str | bytes | None = None) -> None:
         return
     if trace.signature is None:
         raise RoutineError(f"run {trace.run_id} is not signed, and a trace key is set: only "
-                           "a trace saved with the key resumes")
+                           f"a trace saved with the key may {use}")
     if not hmac.compare_digest(trace.signature, signature_of(trace, raw)):
         raise RoutineError(f"run {trace.run_id} does not match its signature: it was changed "
-                           "after it was saved, or signed with another key; it does not "
-                           "resume")
+                           f"after it was saved, or signed with another key; it may not "
+                           f"{use}")

@@ -307,6 +307,10 @@ def load_routine_text(text: str, file: str = "<string>") -> LoadedRoutine:
                                  "printable text (tabs and line breaks are fine); write it "
                                  "as an escape inside double quotes (\"\\x1b\") if it is "
                                  "meant")]) from None
+    if data is None:  # nothing, or only comments: not "not a mapping"
+        raise SpecError([Problem(file, 1, 1, "the file is empty (no YAML in it, or only "
+                                 "comments)", "a routine: a mapping with name, description, "
+                                 "inputs and steps")])
     if not isinstance(data, dict):
         raise SpecError([Problem(file, 1, 1, "the file is not a YAML mapping",
                                  "a mapping with name, description, inputs and steps")])
@@ -356,6 +360,13 @@ def routine_files(folder: str | Path) -> list[Path]:
 def load_routine(path: str | Path) -> LoadedRoutine:
     """Load a routine file (see :func:`load_routine_text`)."""
     path = Path(path)
+    # a .py or .md read as YAML said "mapping values are not allowed": said what it is (a
+    # routine written as JSON is YAML too; a file without a suffix, or a folder, is read)
+    if path.suffix and path.suffix.lower() not in (*ROUTINE_SUFFIXES, ".json") \
+            and not path.is_dir():
+        raise SpecError([Problem(str(path), 1, 1, f"not a routine file (a {path.suffix} file): "
+                                 "routines are YAML files", "a .yaml or .yml file, or a "
+                                 "folder of them")])
     loaded = load_routine_text(read_text(path), str(path))
     loaded.path = path
     return loaded
@@ -482,6 +493,13 @@ def _one_branch(errors: list[Any], data: Any) -> list[Any]:
     return out
 
 
+_EMPTY_AS_NULL = {  # `steps:` with nothing after it: what was expected there
+    "list_type": "a list under the key (its items indented, each after '- ')",
+    "dict_type": "a mapping under the key (its keys indented below it), or {} for none",
+    "model_type": "a mapping (its keys indented below it)",
+}
+
+
 def _problem_from_error(err: Any, smap: SourceMap, data: Any) -> Any:
     loc = _data_path(tuple(err["loc"]), data)
     line, col = smap.locate(loc)
@@ -496,6 +514,9 @@ def _problem_from_error(err: Any, smap: SourceMap, data: Any) -> Any:
     if loc[-1:] == ("[key]",) and loc[:-1] in smap.key_text:
         return _key_problem(smap, loc[:-1])
     value = value_at_path(data, loc)
+    if value is None and err["type"] in _EMPTY_AS_NULL:
+        return Problem(smap.file, line, col, f"{where}: the value is empty, and YAML reads an "
+                       "empty value as null", _EMPTY_AS_NULL[err["type"]])
     if err["type"] == "string_type" and (value is None or isinstance(value, (bool, int, float))):
         kind = "a boolean" if isinstance(value, bool) else "null" if value is None else \
             "a number"

@@ -190,6 +190,13 @@ def _is_object(schema: dict[str, Any]) -> bool:
         isinstance(schema.get("additionalProperties"), dict)
 
 
+def _could_be(value: dict[Any, Any], schema: dict[str, Any]) -> bool:
+    """Whether a mapping could be of an object schema by its keys: it has the required
+    fields, and no field the schema refuses."""
+    return all(key in value for key in schema.get("required", [])) and \
+        all(_fields_schema(schema, key) is not False for key in value)
+
+
 def _is_array(schema: dict[str, Any]) -> bool:
     """An array schema whose items are known: a list's ``items``, or a tuple's."""
     return isinstance(schema.get("items"), dict) or isinstance(schema.get("prefixItems"), list)
@@ -468,6 +475,12 @@ class _Checker:
                              f"{spec.type} values (the input's type)" + _quote_hint(value))
             if spec.default is None:
                 continue
+            if spec.required and "required" in spec.model_fields_set:  # written, not implied
+                self.add(path + ("required",), f"input {name!r} is `required: true` and has a "
+                         f"default ({spec.default!r}): a run never asks for it, it takes the "
+                         "default when the request does not say",
+                         "`required: false` beside the default, or no default if the request "
+                         "must always state it")
             if not _compatible({_literal_type(spec.default)}, {spec.type}):
                 self.add(path + ("default",), f"input {name!r}: default {spec.default!r} is "
                          f"{a_type(_literal_type(spec.default))}, not {a_type(spec.type)}",
@@ -664,6 +677,15 @@ class _Checker:
         alts = _alternatives(schema, root)
         if isinstance(value, dict):
             objects = [a for a in alts if _is_object(a)]
+            if len(objects) > 1:  # a union of models (BySku | ByName): the forms it can be
+                objects = [a for a in objects if _could_be(value, a)]
+                if not objects:
+                    forms = [", ".join(a.get("properties", {})) or "no fields" for a in alts
+                             if _is_object(a)]
+                    self.add(path, f"{where!r} of {tool.name!r} is none of the forms it takes "
+                             "(a required field missing, or a field none has)",
+                             "the fields of one form: " + " | ".join(forms))
+                    return
             if len(objects) != 1:
                 return
             props = objects[0].get("properties", {})

@@ -114,12 +114,12 @@ class Tool:
     def result_problem(self, data: Any) -> str:
         """Why a result (as JSON data) does not fit the declared return type ("" if it
         does, or if none is declared): references into the output were checked against it."""
-        if self.returns is None:
-            return ""
+        if self.returns is None:  # an MCP server's tool: its output schema alone
+            return self._output_schema_error(data) or ""
         try:
             self.returns.validate_python(data)
         except ValidationError as exc:
-            if self._fits_output_schema(data):  # serialized differently than validated
+            if self._output_schema_error(data) == "":  # serialized differently than validated
                 return ""  # (aliases, computed or excluded fields): the data is what it says
             first = exc.errors(include_url=False)[0]
             where = ".".join(map(str, first["loc"]))
@@ -130,18 +130,23 @@ class Tool:
             return ""
         return ""
 
-    def _fits_output_schema(self, data: Any) -> bool:
-        """Whether JSON data fits the output schema (the serialized form of the return type)."""
+    def _output_schema_error(self, data: Any) -> str | None:
+        """How JSON data misfits the output schema (the serialized form of the return type):
+        "" when it fits, None when there is no schema or one jsonschema cannot use."""
         if self.output_schema is None:
-            return False
+            return None
         import jsonschema
 
         try:
             if self._checker is None:
                 self._checker = jsonschema.Draft202012Validator(self.output_schema)
-            return not any(self._checker.iter_errors(data))
+            error = jsonschema.exceptions.best_match(self._checker.iter_errors(data))
         except Exception:  # noqa: BLE001 - a schema jsonschema cannot use: no second opinion
-            return False
+            return None
+        if error is None:
+            return ""
+        where = ".".join(map(str, error.absolute_path))
+        return f"{where + ': ' if where else ''}{error.message}"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the underlying function directly (no validation)."""
@@ -716,14 +721,19 @@ class ToolRegistry:
     def _add_tool(self, new: Tool) -> None:
         if new.name == FINISH_TOOL:
             raise ToolDefinitionError(f"{FINISH_TOOL!r} is reserved for the routine's answer step")
-        if new.name in self._tools and self._tools[new.name] is not new:
-            known = self._tools[new.name]
-            where = " and ".join(f"toolset {t.toolset!r}" if t.toolset else "a plain tool"
-                                 for t in (known, new))
-            raise ToolDefinitionError(f"two tools are named {new.name!r} ({where}): a routine "
-                                      "could not tell which one a step calls; rename one "
-                                      "(Tool(name=...), a wrapper) or leave a toolset out")
-        self._tools[new.name] = new
+        known = self._tools.get(new.name)
+        if known is None or known is new or _same_tool(known, new):
+            self._tools.setdefault(new.name, new)  # one tool given twice: kept once
+            return
+        if known.function is new.function and known.toolset == new.toolset:
+            raise ToolDefinitionError(
+                f"the tool {new.name!r} ({_origin(new)}) is given twice with different "
+                "settings (description or approval): give it once, or the second under "
+                "another name (tool(function, name=...))")
+        raise ToolDefinitionError(f"two tools are named {new.name!r} ({_origin(known)} and "
+                                  f"{_origin(new)}): a routine could not tell which one a "
+                                  "step calls; rename one (Tool(name=...), a wrapper) or leave "
+                                  "a toolset out")
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
@@ -764,6 +774,24 @@ class ToolRegistry:
                     deps = await _enter_setup(stack, ts, deadline, timeout_s)
                 contexts[ts.name] = RunContext(deps, run_id, inputs or {})
             yield contexts
+
+
+def _same_tool(one: Tool, other: Tool) -> bool:
+    """Two Tools of one function that a run could not tell apart (``ToolRegistry(f, f)``: each
+    plain function given is made a Tool of its own)."""
+    return (one.function is other.function and one.toolset == other.toolset
+            and one.description == other.description and one.approval == other.approval)
+
+
+def _origin(t: Tool) -> str:
+    """Where a tool comes from, for a message: its toolset, else its function's module and
+    name (``the function crm.lookup``)."""
+    if t.toolset:
+        return f"toolset {t.toolset!r}"
+    function = getattr(t.function, "func", t.function)  # a functools.partial's own function
+    module = getattr(function, "__module__", None)
+    name = getattr(function, "__qualname__", None) or type(function).__qualname__
+    return f"the function {module + '.' if module else ''}{name}"
 
 
 async def _enter_setup(stack: contextlib.AsyncExitStack, toolset: Toolset,

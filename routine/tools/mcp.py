@@ -8,9 +8,10 @@ the model as a message, like with Python tools.
 
 A result is its structured content, else its content as text (resources' text
 included; a JSON object or array in it is parsed, so references reach into it);
-an error result's text and structured content go back to the model. A server that
+an error result's text and structured content go back to the model; a result outside
+the tool's output schema is kept (the run warns, as for a Python tool). A server that
 cannot start, exits at start or does not answer in ``timeout_s`` is one
-RuntimeError naming its command.
+RuntimeError naming its command (and, when it exited, the last line of its stderr).
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ async def _session(server: McpServer, cwd: str | Path | None = None,
     """A started and initialized session; a server that fails to start, exits or does not
     answer within ``timeout_s`` is one RuntimeError saying so."""
     import anyio
-    from mcp import ClientSession, stdio_client
+    from mcp import stdio_client
 
     started = False
     logger = logging.getLogger("mcp.client.stdio")
@@ -139,7 +140,7 @@ async def _session(server: McpServer, cwd: str | Path | None = None,
         try:
             async with stdio_client(_params(server, cwd, status), errlog=_errlog()) as \
                     (read, write):
-                async with ClientSession(read, write) as session:
+                async with _session_class()(read, write) as session:
                     with anyio.fail_after(timeout_s):
                         await session.initialize()
                     started = True
@@ -152,12 +153,37 @@ async def _session(server: McpServer, cwd: str | Path | None = None,
                 if len(leaves) == 1 and leaves[0] is not exc:
                     raise leaves[0] from None
                 raise
-            ended = status.read_text(encoding="utf-8") if status.is_file() else ""
-            raise _start_error(server, exc, timeout_s, ended) from exc
+            raise _start_error(server, exc, timeout_s, *_ended(status)) from exc
+
+
+@functools.cache
+def _session_class() -> type[ClientSession]:
+    """The SDK's session, less its check of a call's result against the tool's output
+    schema: it raised after the call had run (a ticket opened, its id of the wrong type), so
+    the model, told the call failed, sent it again; and it listed the tools again on each
+    run's first call of each tool. The run checks a result against the schema as it does a
+    Python tool's against its return type: a warning, once per tool, and the value kept."""
+    from mcp import ClientSession
+
+    class Session(ClientSession):
+        async def validate_tool_result(self, name: str, result: Any) -> None:
+            return None
+
+    return Session
 
 
 def _describe(server: McpServer) -> str:
     return " ".join([server.command, *server.args])
+
+
+def _ended(status: Path) -> tuple[str, str]:
+    """How the server's process ended, as the launcher wrote it (``exit status 2``; "" while
+    it runs), and the last line it wrote on stderr, which usually says why ("" if none)."""
+    if not status.is_file():
+        return "", ""
+    how, _, said = status.read_text(encoding="utf-8", errors="replace").partition("\n")
+    last = next((line.strip() for line in reversed(said.splitlines()) if line.strip()), "")
+    return how, last[:300]
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -168,9 +194,10 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 
 
 def _start_error(server: McpServer, exc: Exception, timeout_s: float,
-                 ended: str = "") -> RuntimeError:
+                 ended: str = "", said: str = "") -> RuntimeError:
     """What went wrong while a server started, in one line (no exception groups);
-    ``ended``: how the server's process ended, as the launcher wrote it."""
+    ``ended``: how the server's process ended, as the launcher wrote it; ``said``: the last
+    line it wrote on stderr."""
     leaves = _leaves(exc)
     first = leaves[0]
     if ended.startswith("cannot start"):
@@ -183,8 +210,10 @@ def _start_error(server: McpServer, exc: Exception, timeout_s: float,
         return RuntimeError(f"cannot start MCP server `{_describe(server)}`: {first}")
     if ended or "connection closed" in str(first).lower() or type(first).__name__ in _CLOSED:
         how = f" ({ended})" if ended else ""
+        why = f"; the last line it wrote on stderr: {said}" if said else \
+            "; its error output, above, says why"
         return RuntimeError(f"MCP server `{_describe(server)}` exited before it answered"
-                            f"{how}; its error output, above, says why")
+                            f"{how}{why}")
     return RuntimeError(f"MCP server `{_describe(server)}` failed at start: "
                           f"{type(first).__name__}: {first}")
 
@@ -258,9 +287,10 @@ async def _stopped(session: Any, exc: Exception) -> str:
         if status.is_file():
             break
         await asyncio.sleep(0.05)
-    ended = status.read_text(encoding="utf-8") if status.is_file() else "its connection closed"
+    ended, said = _ended(status)
     return (f"the MCP server `{getattr(session, 'routine_server', '?')}` stopped during the "
-            f"run ({ended}): its tools cannot answer")
+            f"run ({ended or 'its connection closed'}): its tools cannot answer"
+            + (f" (the last line it wrote on stderr: {said})" if said else ""))
 
 
 _WIRE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what OpenAI's API takes as a tool name
