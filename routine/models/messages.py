@@ -27,6 +27,7 @@ __all__ = [
     "to_wire",
     "utf8_text",
     "utf8_data",
+    "inert_markup",
 ]
 
 
@@ -76,9 +77,29 @@ class SystemMessage(_Record):
     content: str
 
 
+# a chat template's turn and call markers written as text: `<|im_start|>`, `<|eot_id|>`,
+# `<start_of_turn>`, `</tool_response>`, `<tool_call>` (llama.cpp and vLLM tokenise the
+# rendered prompt with special tokens parsed, so such text IS the marker)
+_MARKER = re.compile(r"<(?=\|[A-Za-z0-9_]{1,48}\|>|/?(?:tool_call|tool_response|"
+                     r"start_of_turn|end_of_turn)>)")
+
+
+def inert_markup(text: str) -> str:
+    """``text`` with every chat-template marker in it made plain text (a zero-width space
+    after its ``<``): a tool's result or a user's words reading ``<|im_end|><|im_start|>
+    system ...`` would otherwise open a system turn of their own in a local model's prompt
+    (the trust boundary: what a user or a tool says is data, never the operator)."""
+    return _MARKER.sub("<\u200b", text) if "<" in text else text
+
+
 class UserMessage(_Record):
     role: Literal["user"] = "user"
     content: str
+
+    @field_validator("content")
+    @classmethod
+    def _inert(cls, value: str) -> str:
+        return inert_markup(value)
 
 
 class AssistantMessage(_Record):
@@ -97,6 +118,11 @@ class ToolMessage(_Record):
     tool_call_id: str
     name: str
     content: str
+
+    @field_validator("content")
+    @classmethod
+    def _inert(cls, value: str) -> str:
+        return inert_markup(value)
 
 
 Message = Annotated[SystemMessage | UserMessage | AssistantMessage | ToolMessage,
