@@ -30,6 +30,7 @@ from ..models.parsing import CallParseError, parse_reply
 from ..run.approval import policy
 from ..run.settings import RunSettings
 from ..spec.format import Routine
+from ..spec.validate import value_json_type
 from ..tools.core import FINISH_TOOL, ToolRegistry
 from .conditions import CONDITIONS, Condition, pick_distractors
 from .dataset import ORACLE_SETTINGS, GoldExample
@@ -76,23 +77,17 @@ class StepResult(BaseModel):
     completion_tokens: int
 
 
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "integer": (int,), "number": (int, float), "boolean": (bool,), "string": (str,),
-    "array": (list,), "object": (dict,)}
-
-
 def _off_type(arguments: dict[str, Any], schema: dict[str, Any]) -> str:
     """The first gold argument whose JSON type is not its parameter's one type (``'3'`` for
     an integer), said as ``days '3' (text) for an integer``; "" when there is none."""
     for name, value in arguments.items():
         kind = schema.get("properties", {}).get(name, {}).get("type")
-        if value is None or not isinstance(kind, str) or kind not in _JSON_TYPES:
+        given = value_json_type(value)
+        if value is None or not isinstance(kind, str) or given == kind or \
+                (given, kind) == ("integer", "number"):
             continue
-        if not isinstance(value, _JSON_TYPES[kind]) or (
-                isinstance(value, bool) and kind != "boolean"):
-            said = "text" if isinstance(value, str) else type(value).__name__
-            return f"{name} {value!r} ({said}) for an {kind}" if kind[0] in "aeiou" else \
-                f"{name} {value!r} ({said}) for a {kind}"
+        said = "text" if given == "string" else given
+        return f"{name} {value!r} ({said}) for {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
     return ""
 
 

@@ -34,7 +34,7 @@ from .loader import LoadedRoutine
 from .references import EXPECTED, MISSING, Reference, parse_references, reference_of, value_at
 
 __all__ = ["check_routine", "expression_references", "json_types", "schema_at",
-           "template_references"]
+           "template_references", "value_json_type"]
 
 
 # ---------------------------------------------------------------- JSON-schema helpers
@@ -86,9 +86,9 @@ def json_types(schema: dict[str, Any] | None, root: dict[str, Any] | None = None
         t = alt.get("type")
         if t is None:
             if "enum" in alt:
-                types |= {_literal_type(v) for v in alt["enum"]}
+                types |= {value_json_type(v) for v in alt["enum"]}
             elif "const" in alt:
-                types.add(_literal_type(alt["const"]))
+                types.add(value_json_type(alt["const"]))
             else:
                 return set()
         elif isinstance(t, list):
@@ -216,7 +216,8 @@ _PYTHON_TYPES: dict[str, type] = {"string": str, "array": list, "object": dict, 
                                   "number": float, "boolean": bool}
 
 
-def _literal_type(value: Any) -> str:
+def value_json_type(value: Any) -> str:
+    """The JSON Schema type of a value as it is sent (an unquoted YAML date: its text)."""
     if isinstance(value, (date, time)):  # unquoted YAML dates: sent to the tool as strings
         return "string"
     if value is None:
@@ -469,9 +470,9 @@ class _Checker:
         for name, spec in self.routine.inputs.items():
             path = ("inputs", name)
             for n, value in enumerate(spec.enum or []):
-                if not _compatible({_literal_type(value)}, {spec.type}):
+                if not _compatible({value_json_type(value)}, {spec.type}):
                     self.add(path + ("enum", n), f"input {name!r}: enum value {value!r} is "
-                             f"{a_type(_literal_type(value))}, not {a_type(spec.type)}",
+                             f"{a_type(value_json_type(value))}, not {a_type(spec.type)}",
                              f"{spec.type} values (the input's type)" + _quote_hint(value))
             if spec.default is None:
                 continue
@@ -481,9 +482,9 @@ class _Checker:
                          "default when the request does not say",
                          "`required: false` beside the default, or no default if the request "
                          "must always state it")
-            if not _compatible({_literal_type(spec.default)}, {spec.type}):
+            if not _compatible({value_json_type(spec.default)}, {spec.type}):
                 self.add(path + ("default",), f"input {name!r}: default {spec.default!r} is "
-                         f"{a_type(_literal_type(spec.default))}, not {a_type(spec.type)}",
+                         f"{a_type(value_json_type(spec.default))}, not {a_type(spec.type)}",
                          f"{a_type(spec.type)} (the input's type)" + _quote_hint(spec.default))
             elif spec.enum is not None and spec.default not in spec.enum:
                 self.add(path + ("default",), f"input {name!r}: default {spec.default!r} is "
@@ -571,7 +572,7 @@ class _Checker:
                     return {"string", "number"}
                 except ValueError:
                     return {"string"}
-            return {_literal_type(value)}
+            return {value_json_type(value)}
         known = types.get(f"${{{expression.strip()}}}")
         if not known:
             return set()
@@ -717,7 +718,7 @@ class _Checker:
         accepted = json_types(schema, root)
         refs = parse_references(value)
         if not refs:
-            source = {_literal_type(value)}
+            source = {value_json_type(value)}
         elif len(refs) == 1 and isinstance(value, str) and value == refs[0].text:
             source = self.ref_types(step_id, path, refs[0], doms) or set()
         else:
@@ -781,7 +782,7 @@ class _Checker:
         owner = owner or repr(tool.name if tool else "?")
         accepted = json_types(param, root) if param else set()
         if not refs and param is not None:
-            literal = _literal_type(value)
+            literal = value_json_type(value)
             if not _compatible({literal}, accepted):
                 self.add(path, f"literal {value!r} is {literal}, but argument "
                          f"{path[-1]!r} of {owner} takes "
@@ -930,7 +931,7 @@ class _Checker:
             self.add(path, f"{ref.text}: the constant has no {'.'.join(ref.path)!r}",
                      "a key or index the constant has")
             return None
-        return {_literal_type(value)}
+        return {value_json_type(value)}
 
     def setters(self, name: str) -> dict[str, Any]:
         """The steps that set ``vars.NAME``, with what each gives it (a tool's output schema
@@ -1021,7 +1022,7 @@ class _Checker:
                 self.add(path, f"{ref.text}: item {n} of {source.text} has no "
                          f"{'.'.join(ref.path)!r}", "a key that every item of the list has")
                 return None
-            types.add(_literal_type(value))
+            types.add(value_json_type(value))
         return types
 
     def source_schema(self, loop: str, source: Reference) -> dict[str, Any] | None:
@@ -1108,11 +1109,11 @@ def _enum_misses(value: Any, schema: dict[str, Any], root: dict[str, Any],
                 if isinstance(field := _fields_schema(objects[0], key), dict)
                 for miss in _enum_misses(item, field, root, (*path, key))]
     allowed = [v for a in closed for v in (a["enum"] if "enum" in a else [a["const"]])]
-    literal = {_literal_type(value)}
+    literal = {value_json_type(value)}
     if not allowed or value in allowed or any(
             _compatible(literal, json_types(a, root)) for a in open_):
         return []
-    if not _compatible(literal, {_literal_type(v) for v in allowed}):
+    if not _compatible(literal, {value_json_type(v) for v in allowed}):
         return []  # another type: the type check says so
     return [(path, value, allowed)]
 
