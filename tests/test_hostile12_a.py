@@ -142,7 +142,10 @@ def test_problems_quoting_the_model_s_line_breaks_and_escapes_stay_one_line(
     assert all(line.startswith("#") for line in header), header
     yaml.safe_load(text)  # comments and YAML: it reads, and fails validate on purpose
     problems = [line.removeprefix("#   ") for line in header if ": error:" in line]
-    assert len(problems) == 1 and "names no input" in problems[0]
+    # the input's name with the escapes in it, and the reference to the name it meant
+    assert len(problems) == 2 and "cannot be read" in problems[0], problems
+    problems = problems[1:]
+    assert "names no input" in problems[0]
     # at its line in the saved file, as the header says and as validate finds it
     number = int(problems[0].split(": error:")[0].rsplit(":", 2)[1])
     assert "${inputs.policy_number}" in text.splitlines()[number - 1]

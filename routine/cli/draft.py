@@ -26,6 +26,7 @@ from ..drafting import DraftAttempt, DraftResult, adraft, diff_routines
 from ..drafting.draft import toolset_registry
 from ..errors import RoutineError, SpecError
 from ..models.base import Model
+from ..run.trace import append_line
 from ..spec.format import ID_PATTERN, Routine
 from ..spec.loader import (
     files_named,
@@ -96,11 +97,7 @@ def _recorded(record: Path | None) -> dict[str, bool]:
 
 
 def _append(record: Path, result: DraftResult) -> None:
-    record.parent.mkdir(parents=True, exist_ok=True)
-    with record.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(result.to_record(), ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    append_line(record, json.dumps(result.to_record(), ensure_ascii=False).encode("utf-8"))
 
 
 def _show_diff(old: Routine, new: Routine, to_stderr: bool) -> None:

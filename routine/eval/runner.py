@@ -24,6 +24,7 @@ from filelock import FileLock, Timeout
 from ..errors import DatasetError, EvalConfigError, EvalResultsError, ModelServerError
 from ..models.base import Model
 from ..run.settings import RunSettings
+from ..run.trace import write_whole
 from ..spec.loader import load_routine, routine_files
 from ..tools.core import FINISH_TOOL
 from .conditions import CONDITIONS
@@ -184,10 +185,8 @@ def _same_run(config: EvalConfig, examples: list[Any]) -> EvalConfig:
         if recorded and unnamed and recorded.get("model"):
             return config.model_copy(update={"model": recorded["model"]})
         return config
-    partial = path.with_name(f".{path.name}.partial")  # whole or not at all: a run killed
-    partial.write_text(json.dumps({**(recorded or {}), **now}, indent=1) + "\n",  # here
-                       encoding="utf-8")                    # must not leave a torn manifest
-    partial.replace(path)
+    # whole or not at all: a run killed here must not leave a torn manifest
+    write_whole(path, json.dumps({**(recorded or {}), **now}, indent=1) + "\n")
     return config
 
 

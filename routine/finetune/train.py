@@ -33,6 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import RoutineError, RoutineWarning
+from ..run.trace import write_whole
 from .schedules import SCHEDULES, multiplier, refined_from_grad_norms
 
 _log = logging.getLogger(__name__)
@@ -497,13 +498,6 @@ def read_log(log: Path) -> FinetuneResult:
                            ) from None
 
 
-def _write_whole(path: Path, text: str) -> None:
-    """``text`` into ``path`` whole: a kill leaves the old file or the new one, never half."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
-
-
 def finetune(config: FinetuneConfig, callbacks: list[Any] | None = None) -> FinetuneResult:
     """Train a LoRA adapter; resume from the last checkpoint in ``config.out`` if any.
     ``callbacks``: transformers ``TrainerCallback``s (timers, say)."""
@@ -553,7 +547,7 @@ def finetune(config: FinetuneConfig, callbacks: list[Any] | None = None) -> Fine
     _check_lengths(train_rows, train_data, config.max_length)
     parameters = sum(p.numel() for p in model.parameters())
     config.out.mkdir(parents=True, exist_ok=True)
-    _write_whole(config.out / "config.json", json.dumps(  # with the precision it runs in
+    write_whole(config.out / "config.json", json.dumps(  # with the precision it runs in
         config.model_copy(update={"precision": "bf16" if bf16 else "fp32",
                                   "reply_format": reply_format}).model_dump(mode="json")
         | {"data_sha256": _data_sha256(config.data)}, indent=2, ensure_ascii=False))
@@ -623,5 +617,5 @@ def finetune(config: FinetuneConfig, callbacks: list[Any] | None = None) -> Fine
         tokens=int(tokens), precision="bf16" if bf16 else "fp32", eval_loss=eval_loss,
         eval_examples=len(eval_data) if eval_data is not None else 0,
         parameters=parameters, resumed_from=resume)
-    _write_whole(config.out / "log.json", result.model_dump_json(indent=2))
+    write_whole(config.out / "log.json", result.model_dump_json(indent=2))
     return result

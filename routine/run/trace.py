@@ -38,6 +38,7 @@ __all__ = [
     "dump_traces",
     "load_traces",
     "append_line",
+    "write_whole",
     "now",
 ]
 
@@ -274,6 +275,16 @@ def append_line(path: str | Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_whole(path: str | Path, text: str) -> None:
+    """Write ``text`` into ``path`` whole: written beside it first, then renamed over it, so
+    a process killed meanwhile leaves the old file or the new one, never half of one (a
+    manifest, a run's log)."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
 
 
 def dump_traces(traces: Iterable[RunTrace], path: str | Path,
