@@ -152,3 +152,24 @@ def test_an_input_given_twice_with_two_values_is_a_usage_error():
     code = main(["run", "routines/retail/cancel_order.yaml", "cancel", "-i", "order_id=7",
                  "-i", "order_id=9"])
     assert code == 2
+
+
+def test_ctrl_c_in_an_evaluation_says_what_is_kept_and_how_to_go_on(tmp_path, monkeypatch,
+                                                                    capsys):
+    """Ctrl-C during `routine eval` exited 130 without a word: whether the hour of samples
+    already run was lost, and how to go on, the user had to guess."""
+    from routine.eval import runner
+
+    model = ScriptedModel([])
+    monkeypatch.setattr(commands, "_model", lambda *a, **k: contextlib.nullcontext(model))
+
+    async def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_evaluation", interrupted)
+    out = tmp_path / "results"
+    code = main(["eval", "eval/datasets/retail", "--out", str(out), "--steps", "2"])
+    assert code == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and str(out) in err.replace("\n", "") and "goes on" in err
+    assert "Traceback" not in err

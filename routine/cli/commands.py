@@ -1291,8 +1291,14 @@ def evaluate(
     with models as client:
         named = f"{client.name} + adapter {adapter}" if adapter else client.name
         config = config.model_copy(update={"model": named})
-        with progress_bar() as show:
-            summary = asyncio.run(run_evaluation(config, client, progress=show))
+        try:
+            with progress_bar() as show:
+                summary = asyncio.run(run_evaluation(config, client, progress=show))
+        except KeyboardInterrupt:  # Ctrl-C: said, with what is kept and how to go on
+            err.print(f"interrupted: the samples recorded in {out} are kept; the same "
+                      "command goes on from there", markup=False, highlight=False,
+                      soft_wrap=True)
+            raise typer.Exit(130) from None
     out.mkdir(parents=True, exist_ok=True)
     _write_command(out)
     console_out = Console(width=250)
