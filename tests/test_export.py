@@ -81,6 +81,28 @@ def test_adapter_belongs_to_the_embedded_model(tmp_path, capsys):
     assert code == 1 and "--adapter runs in the embedded model" in capsys.readouterr().err
 
 
+def test_an_adapter_served_on_another_base_is_said(tmp_path):
+    """vLLM loads a LoRA adapter on any base whose shapes fit (an instruct model's adapter
+    on its base model): the command was printed without a word, and the replies were
+    quietly worse. The same model by a local path and by its hub name is no warning."""
+    import warnings
+
+    from routine.errors import RoutineWarning
+    from routine.finetune.serve import vllm_command
+
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps(
+        {"r": 8, "base_model_name_or_path": "/models/Qwen3-14B/"}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        vllm_command("Qwen/Qwen3-14B", folder)  # the same model: no warning
+    with pytest.warns(RoutineWarning, match="trained on /models/Qwen3-14B/.*served on "
+                                            "Qwen/Qwen3-14B-Base"):
+        command = vllm_command("Qwen/Qwen3-14B-Base", folder)
+    assert command[2] == "Qwen/Qwen3-14B-Base"  # said, not refused
+
+
 def test_vllm_command_line(tmp_path, capsys):
     from routine.cli.commands import main
     from routine.finetune.serve import vllm_command

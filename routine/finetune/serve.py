@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
-from ..errors import RoutineError
+from ..errors import RoutineError, RoutineWarning
 
 __all__ = ["vllm_command", "VLLM_LORA_RANKS"]
 
@@ -43,9 +44,11 @@ def vllm_command(base: str, adapter: str | Path | None = None, *, name: str = "r
         if not config.is_file():
             raise RoutineError(f"{adapter} is not a peft adapter folder (no adapter_config.json)")
         try:
-            rank = json.loads(config.read_text(encoding="utf-8")).get("r", 8)
+            saved = json.loads(config.read_text(encoding="utf-8"))
+            rank = saved.get("r", 8)
         except (OSError, ValueError, AttributeError) as exc:
             raise RoutineError(f"{config}: not a peft adapter's config ({exc})") from None
+        _warn_of_another_base(config, saved.get("base_model_name_or_path"), base)
         fits = [r for r in VLLM_LORA_RANKS if isinstance(rank, int) and r >= rank]
         if not fits:
             raise RoutineError(f"{config}: LoRA rank {rank!r}; vLLM serves ranks up to "
@@ -53,6 +56,24 @@ def vllm_command(base: str, adapter: str | Path | None = None, *, name: str = "r
         command += ["--enable-lora", "--lora-modules", f"{name}={adapter}",
                     "--max-lora-rank", str(fits[0])]
     return command
+
+
+def _warn_of_another_base(config: Path, trained_on: object, base: str) -> None:
+    """An adapter served on a base other than the one it was trained on: vLLM loads it
+    whenever the shapes fit (an instruct model's adapter on its base model, one size's
+    sibling), and the replies are quietly worse. Said, not refused: a base saved under a
+    local path and served by its hub name (``/models/Qwen3-14B``, ``Qwen/Qwen3-14B``) is
+    the same model, and the names are compared by their last part."""
+    if isinstance(trained_on, str) and trained_on and _last(trained_on) != _last(base):
+        warnings.warn(RoutineWarning(
+            f"{config}: the adapter was trained on {trained_on}, and is served on {base}: "
+            "an adapter on another base loads when the shapes fit, and answers worse; "
+            f"serve it on {trained_on}"), stacklevel=3)
+
+
+def _last(name: str) -> str:
+    """A model's name without its owner or folders: ``qwen3-14b``."""
+    return name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].lower()
 
 
 def vllm_executable() -> str:
