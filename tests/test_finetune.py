@@ -166,6 +166,13 @@ def test_a_winner_must_beat_the_runner_up_in_every_seed_by_more_than_the_spread(
     assert winner is None and not rows[1].worse_in_every_seed  # linear won seed 1
     noisy = runs("rex", [1.0, 1.0, 1.0]) + runs("linear", [1.01, 1.5, 1.02])
     assert summarise(noisy, ["linear", "rex"])[1] is None  # gap 0.18 ± 0.28: no difference
+    # a schedule that diverged (NaN held-out loss in one seed) ranks last, never wins: NaN
+    # compared false with everything, so where it sorted depended on the order given
+    diverged = runs("uba:2", [float("nan"), 0.5, 0.5]) + runs("rex", [1.0, 1.1, 0.9]) + \
+        runs("linear", [1.2, 1.3, 1.1])
+    for order in (["uba:2", "rex", "linear"], ["rex", "linear", "uba:2"]):
+        rows, winner = summarise(diverged, order)
+        assert [r.schedule for r in rows] == ["rex", "linear", "uba:2"] and winner == "rex"
     assert parse_schedule("uba:0.5") == ("uba", 0.5)
     for bad in ("magic", "rex:1", "uba:x"):
         with pytest.raises(Exception, match="schedule|parameter|number"):

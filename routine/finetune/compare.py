@@ -107,6 +107,8 @@ def _run(config: FinetuneConfig, spec: str, seed: int, out: Path) -> ScheduleRun
 
 
 def _sd(values: list[float]) -> float:
+    if any(math.isnan(v) for v in values):  # a diverged run (statistics.stdev raises)
+        return math.nan
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
@@ -122,7 +124,8 @@ def summarise(runs: list[ScheduleRun], schedules: list[str]) -> tuple[list[Sched
                                 eval_loss=statistics.fmean(losses), eval_loss_sd=_sd(losses),
                                 final_train_loss=statistics.fmean(
                                     r.final_train_loss for r in seeded.values())))
-    rows.sort(key=lambda r: r.eval_loss)
+    # a run that diverged (a NaN loss) is last, never first: NaN sorted anywhere
+    rows.sort(key=lambda r: (math.isnan(r.eval_loss), r.eval_loss))
     if not rows:
         return rows, None
     best = by[rows[0].schedule]
