@@ -192,3 +192,35 @@ def test_a_gold_line_with_a_misspelt_key_is_refused_at_its_line(project, capsys,
         assert requests == []
     err = capsys.readouterr().err
     assert f"test.jsonl:4: not a gold example ({said})" in err, err
+
+
+def test_a_project_file_with_a_bom_or_a_missing_routines_folder_is_said(tmp_path, monkeypatch,
+                                                                        capsys):
+    """A routine.toml saved with a byte-order mark (a Windows editor) failed as "TOML:
+    Invalid statement"; `routines = ["nope"]` made validate read the folder as a routine
+    file ("nope:1:1: cannot read the file ... 1 routine file checked")."""
+    from routine.cli.commands import main as cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ROUTINE_PROJECT", raising=False)
+    (tmp_path / "routine.toml").write_bytes('\ufeffroutines = ["nope"]\n'.encode("utf-8"))
+    assert cli(["validate"]) == 1
+    err = capsys.readouterr().err.replace("\n", "")
+    assert "TOML" not in err and "cannot read the file" not in err
+    assert "routines names" in err and "nope" in err and "not a folder" in err
+
+
+def test_route_eval_rows_without_an_id_or_query_are_said_at_their_line(tmp_path):
+    """A gold row of a routing dataset without "id" or "query" (or a line that is a JSON
+    list) raised a KeyError/AttributeError out of `routine route-eval`."""
+    from routine.errors import SpecError
+    from routine.routing.measure import load_cases
+
+    (tmp_path / "test.jsonl").write_text(
+        '{"id": "a", "kind": "routine", "routine": "r", "query": "hi"}\n'
+        '{"kind": "routine", "routine": "r", "query": "no id"}\n')
+    with pytest.raises(SpecError, match=r"test.jsonl:2:1: error: a request needs a string"):
+        load_cases(tmp_path, "test")
+    (tmp_path / "test.jsonl").write_text('["a", "list"]\n')
+    with pytest.raises(SpecError, match=r"test.jsonl:1:1: error: a JSON list, not an object"):
+        load_cases(tmp_path, "test")

@@ -152,6 +152,12 @@ def validate(
 ) -> None:
     """Check routines against their tools' schemas; report every problem with file:line:col."""
     project = Project.discover()
+    absent = [f for f in project.routines if not f.is_dir()] if not paths else []
+    if absent:  # (it was read as a routine file: "nope:1:1: cannot read the file")
+        err.print(f"error: {project.file}: routines names {absent[0]}, which is not a folder "
+                  "(expected folders of routine files, relative to routine.toml)",
+                  markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
     files = _routine_files(paths or project.routines)
     if not files:
         where = ", ".join(map(str, paths or project.routines)) or (

@@ -169,8 +169,8 @@ def compare_schedules(config: FinetuneConfig, schedules: list[str], seeds: list[
     rows, winner = summarise(runs, schedules)
     comparison = Comparison(base=config.base, steps=config.max_steps, seeds=seeds, runs=runs,
                             table=rows, winner=winner)
-    (out / "comparison.json").write_text(comparison.model_dump_json(indent=2))
-    (out / "comparison.md").write_text(comparison_markdown(comparison))
+    (out / "comparison.json").write_text(comparison.model_dump_json(indent=2), encoding="utf-8")
+    (out / "comparison.md").write_text(comparison_markdown(comparison), encoding="utf-8")
     return comparison
 
 
@@ -190,4 +190,4 @@ def comparison_markdown(comparison: Comparison) -> str:
 
 
 def load_comparison(path: Path) -> Comparison:
-    return Comparison.model_validate(json.loads(Path(path).read_text()))
+    return Comparison.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -167,7 +167,7 @@ def resolve_bf16(config: FinetuneConfig) -> bool:
         return config.precision == "bf16"
     saved = config.out / "config.json"
     if _last_checkpoint(config.out) is not None and saved.exists():
-        started = json.loads(saved.read_text()).get("precision")
+        started = json.loads(saved.read_text(encoding="utf-8")).get("precision")
         if started in ("bf16", "fp32"):
             return bool(started == "bf16")
     return probe_bf16()

@@ -50,10 +50,14 @@ def _rows(path: Path) -> list[tuple[int, dict]]:
     for number, line in enumerate(path.read_text(encoding="utf-8-sig").split("\n"), 1):
         if line.strip():
             try:
-                rows.append((number, json.loads(line)))
+                row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise SpecError([Problem(str(path), number, exc.colno, f"not JSON: {exc.msg}",
                                          "one JSON object per line")]) from None
+            if not isinstance(row, dict):
+                raise SpecError([Problem(str(path), number, 1, f"a JSON {type(row).__name__}"
+                                         ", not an object", "one JSON object per line")])
+            rows.append((number, row))
     return rows
 
 
@@ -61,7 +65,13 @@ def load_cases(dataset: str | Path, split: str) -> list[Case]:
     """The in-scope and out-of-scope requests of one split of a dataset folder."""
     folder = Path(dataset)
     cases = []
-    for _, row in _rows(folder / f"{split}.jsonl"):
+    path = folder / f"{split}.jsonl"
+    for number, row in _rows(path):
+        if row.get("kind") in ("routine", "refuse") and not (
+                isinstance(row.get("id"), str) and isinstance(row.get("query"), str)):
+            raise SpecError([Problem(str(path), number, 1, "a request needs a string 'id' "
+                                     "and 'query'", '{"id": "...", "kind": "routine", '
+                                     '"routine": "...", "query": "..."}')])
         if row.get("kind") == "routine" and row.get("routine"):
             cases.append(Case(row["id"], row["query"], row["routine"], split))
         elif row.get("kind") == "refuse":

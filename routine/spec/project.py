@@ -162,7 +162,7 @@ class Project:
         """Read a ``routine.toml``; a ProjectError says where it is wrong."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # (a BOM from a Windows editor)
         except (OSError, UnicodeDecodeError) as exc:
             raise ProjectError([Problem(str(path), 1, 1, f"cannot read the project file: {exc}",
                                         "a UTF-8 TOML file")]) from None
