@@ -340,7 +340,7 @@ def list_tools(
             problems = exc.problems
         if problems:  # a toolset that is unknown, refused or broken: no list to show
             for problem in problems:
-                err.print(str(problem), markup=False, soft_wrap=True)
+                err.print(shown(str(problem)), markup=False, soft_wrap=True)
             raise typer.Exit(1)
     else:
         for ref in module or []:
@@ -541,8 +541,9 @@ def _runnable(routine: Path, tools: list[str] | None, trace_dir: Path | None
     loaded, registry, problems = load_checked(routine, tools)
     if problems:
         for problem in problems:
-            err.print(str(problem), markup=False, highlight=False, soft_wrap=True)
-        err.print(f"{routine}: {len(problems)} problem(s); fix them before running")
+            err.print(shown(str(problem)), markup=False, highlight=False, soft_wrap=True)
+        err.print(shown(f"{routine}: {len(problems)} problem(s); fix them before running"),
+                  markup=False, highlight=False)
         raise typer.Exit(1)
     assert loaded is not None
     return loaded, registry
@@ -717,7 +718,7 @@ def route_request(
         if problems:
             err.print(Text(f"error: {entry.name} would not run: it does not validate", "red"))
             for problem in problems:
-                err.print(Text(str(problem)), soft_wrap=True)
+                err.print(Text(shown(str(problem))), soft_wrap=True)
             raise typer.Exit(1)
 
 
@@ -774,8 +775,8 @@ def route_eval(
     models = _model(model, base_url, api_key, model_cache, 120.0) if "llm" in kinds \
         else contextlib.nullcontext(None)
     with models as client:
-        def show(line: str) -> None:
-            err.print(line, markup=False, highlight=False)
+        def show(line: str) -> None:  # (it names the cases' ids: a file's text)
+            err.print(shown(line), markup=False, highlight=False)
 
         results = run_blocking(measure(datasets, kinds, out_dir, client, limit=limit,
                                        sample=sample, k=k,
@@ -946,7 +947,7 @@ def dataset_build(folder: Annotated[Path, typer.Argument(help="eval/datasets/<do
         err.print(f"{split}: {sum(e.split == split for e in examples)} examples -> {path}")
     problems = hygiene(folder, examples)
     for problem in problems:  # written all the same, to look at
-        out.print(problem, markup=False)
+        out.print(shown(problem), markup=False, highlight=False)
     if problems:
         err.print(f"{len(problems)} problem(s): fix the templates and build again")
         raise typer.Exit(1)
@@ -961,11 +962,11 @@ def dataset_check(folder: Annotated[Path, typer.Argument(help="eval/datasets/<do
     examples = load_dataset(folder)
     bad = 0
     for problem in hygiene(folder, examples):
-        out.print(problem, markup=False)
+        out.print(shown(problem), markup=False, highlight=False)
         bad += 1
     for example_id, problems in replay(examples, domain).items():
-        for problem in problems:
-            out.print(f"{example_id}: {problem}", markup=False)
+        for problem in problems:  # (a gold file's ids and values: from elsewhere)
+            out.print(shown(f"{example_id}: {problem}"), markup=False, highlight=False)
             bad += 1
     err.print(f"{len(examples)} gold trajectories replayed: "
               f"{'ok' if not bad else f'{bad} problems'}")
@@ -1382,7 +1383,7 @@ def _routine_warnings() -> Iterator[None]:
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
              file: Any = None, line: str | None = None) -> None:
         if issubclass(category, RoutineWarning):
-            err.print(Text(f"warning: {message}", style="yellow"))
+            err.print(Text(f"warning: {shown(str(message))}", style="yellow"))
         else:
             previous(message, category, filename, lineno, file, line)
 
@@ -1433,8 +1434,10 @@ def _click_errors() -> tuple[tuple[type[BaseException], ...], ...]:
 
 
 def _error(message: str) -> None:
-    """One line on stderr: ``error: message`` (the message's brackets printed as they are)."""
-    err.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
+    """One line on stderr: ``error: message`` (the message's brackets printed as they are,
+    its control characters written out: it may quote a gold file's id or an endpoint)."""
+    err.print(Text.assemble(("error:", "red"), " ", shown(message)), highlight=False,
+              soft_wrap=True)
 
 
 def _usage_error(exc: BaseException) -> None:
@@ -1466,7 +1469,7 @@ def _main(command: click.Command, argv: list[str] | None) -> int:
         return 130
     except SpecError as exc:  # each problem is a line that says error: with file:line:col
         for line in [str(p) for p in exc.problems] or [f"error: {exc}"]:
-            err.print(line, markup=False, highlight=False, soft_wrap=True)
+            err.print(shown(line), markup=False, highlight=False, soft_wrap=True)
         return 1
     except RoutineError as exc:
         _error(str(exc))

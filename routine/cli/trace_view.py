@@ -20,6 +20,7 @@ from ..run.viewer import write_views
 from ..spec.format import Routine
 from ..spec.loader import load_routine
 from ..spec.project import Project
+from .terminal import shown
 
 __all__ = ["trace_app", "view"]
 
@@ -49,8 +50,8 @@ def _routines(paths: list[Path], explicit: bool) -> dict[str, Routine]:
             routine = load_routine(path).routine
         except (SpecError, OSError) as exc:
             if explicit:
-                err.print(f"{path}: not used (the routine does not load: "
-                          f"{str(exc).splitlines()[0]})", markup=False, highlight=False)
+                err.print(shown(f"{path}: not used (the routine does not load: "
+                                f"{str(exc).splitlines()[0]})"), markup=False, highlight=False)
             continue
         found.setdefault(routine.name, routine)
     return found

@@ -20,6 +20,7 @@ from typing import Any
 from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from ..run.printable import shown, visible
 from .stats import Gain, Mean, Rate
 from .steps import StepResult
 from .summary import Summary
@@ -180,7 +181,7 @@ def _save(fig: Any, path: Path) -> Path:
 
 _HTML = ImmutableSandboxedEnvironment(
     loader=PackageLoader("routine.eval", "templates"), undefined=StrictUndefined, autoescape=True,
-).get_template("report.html.j2")
+    finalize=visible).get_template("report.html.j2")
 
 
 FAILURES_SHOWN = 10
@@ -282,9 +283,10 @@ def _line(text: str, chars: int) -> str:
 
 def md_code(text: str) -> str:
     """``text`` as a code span for a markdown table cell: one span per line joined by
-    ``<br>``, pipes escaped, a fence longer than any backtick run in it."""
+    ``<br>``, pipes escaped, a fence longer than any backtick run in it; control characters
+    and bidirectional overrides written out (:func:`~routine.run.printable.shown`)."""
     spans = []
-    for line in text.splitlines():
+    for line in shown(text).splitlines():
         if not line.strip():
             continue
         fence = "`" * (max(map(len, re.findall("`+", line)), default=0) + 1)
@@ -295,8 +297,10 @@ def md_code(text: str) -> str:
 
 def md_text(text: str) -> str:
     """``text`` for a markdown table cell: markdown's characters escaped (``_`` no longer
-    starts emphasis), lines joined by ``<br>``."""
-    escaped = "".join("\\" + ch if ch in _MARKDOWN else ch for ch in text)
+    starts emphasis), lines joined by ``<br>``, control characters and bidirectional
+    overrides written out (a ticket's ESC sequence in report.md on a terminal, a reversed
+    IBAN in a browser)."""
+    escaped = "".join("\\" + ch if ch in _MARKDOWN else ch for ch in shown(text))
     return "<br>".join(line for line in escaped.splitlines() if line.strip())
 
 

@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template
-from markupsafe import Markup
 
 from ..models.messages import AssistantMessage, Message, ToolCall
 from ..spec.flow import Flow
 from ..spec.format import Routine, Step
-from .printable import shown
+from .printable import visible
 from .trace import RunTrace, ToolCallRecord, TurnRecord
 
 __all__ = ["StepView", "TurnView", "RunView", "run_view", "render_run", "render_index",
@@ -180,18 +179,11 @@ def _policy() -> str:
             "img-src data:; base-uri 'none'; form-action 'none'")
 
 
-def _visible(value: Any) -> Any:
-    """Text from a trace with its control characters and bidirectional overrides written
-    out (``\\u202e``), as the terminal shows them: a browser would otherwise show an IBAN
-    from a tool reversed to the operator. Escaped for HTML after this."""
-    return shown(value) if isinstance(value, str) and not isinstance(value, Markup) else value
-
-
 @cache
 def _template(name: str) -> Template:
     env = Environment(loader=PackageLoader("routine.run", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                      finalize=_visible)
+                      finalize=visible)
     env.filters["pretty"] = _json
     env.filters["arguments"] = _arguments
     env.globals.update(script=SCRIPT, policy=_policy())
