@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import httpx
 import openai
@@ -145,3 +146,30 @@ def test_a_run_ends_as_a_failed_trace_on_an_endpoint_fault(fault, hr_tools):
     with pytest.raises(RunFailed) as caught:
         trace.raise_for_outcome()
     assert caught.value.trace is trace
+
+
+@pytest.mark.parametrize("url, said", [
+    ("http://localhost:99999/v1", "port 99999 is not one"),
+    ("http://[::1/v1", "Invalid port"),
+    ("localhost:8000/v1", "does not start with http:// or https://"),
+    ("http://exa mple.com/v1", "'exa mple.com' is not a host name"),
+    ("http:///v1", "names no host"),
+])
+def test_a_base_url_no_request_can_reach_is_one_error_where_it_is_given(url, said, capsys):
+    """A port past 65535 or an unclosed IPv6 bracket raised out of `Agent.run` at the first
+    request (an ExceptionGroup, an InvalidURL: no trace); `localhost:8000/v1` (no scheme)
+    and a space in the host failed only when the run began. One error, when the model is
+    made, naming the URL and what was expected."""
+    from routine.cli.commands import main
+    from routine.errors import RoutineError
+    from routine.models.client import OpenAIModel
+
+    with pytest.raises(RoutineError, match=re.escape(said)):
+        OpenAIModel("m", url, "k")
+    code = main(["run", "routines/hr/leave_balance.yaml", "how many days do I have left?",
+                 "--base-url", url, "--model", "m"])
+    err = capsys.readouterr().err.replace("\n", "")
+    assert code == 1 and said in err and "Traceback" not in err
+    for fine in ("http://127.0.0.1:8000/v1", "https://api.openai.com/v1",
+                 "http://[::1]:8000/v1", None):
+        assert OpenAIModel("m", fine, "k").base_url == fine

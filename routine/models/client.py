@@ -22,6 +22,7 @@ import ssl
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any, Literal
+from urllib.parse import unquote
 
 import httpx
 import openai
@@ -33,6 +34,7 @@ from ..errors import (
     ModelServerError,
     ModelUnavailable,
     ModelUnreachable,
+    RoutineError,
 )
 from .base import ModelReply, TurnGuide, model_requests_allowed
 from .guided import allowed_names, grammar_safe, reply_schema
@@ -131,6 +133,33 @@ def _close_clients(clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
                 asyncio.run_coroutine_threadsafe(client.close(), loop)
 
 
+def _endpoint_url(base_url: str | None) -> str | None:
+    """``base_url`` when it can be an endpoint's address, else one RoutineError saying why:
+    a port past 65535 or an unclosed IPv6 bracket raised out of the run at its first
+    request (an ExceptionGroup, an InvalidURL), and ``localhost:8000/v1`` (no scheme) or a
+    space in the host failed only then."""
+    if base_url is None:
+        return None
+    expected = "an endpoint's URL, e.g. http://127.0.0.1:8000/v1"
+    try:
+        url = httpx.URL(base_url)
+        port = url.port
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        raise RoutineError(f"base URL {base_url!r}: {exc} (expected {expected})") from None
+    if url.scheme not in ("http", "https"):
+        raise RoutineError(f"base URL {base_url!r} does not start with http:// or https:// "
+                           f"(expected {expected})")
+    if not url.host:
+        raise RoutineError(f"base URL {base_url!r} names no host (expected {expected})")
+    if "%" in url.host and ":" not in url.host:  # a space in it (%20), an IPv6 zone aside
+        raise RoutineError(f"base URL {base_url!r}: {unquote(url.host)!r} is not a host "
+                           f"name (expected {expected})")
+    if port is not None and not 0 < port < 65536:
+        raise RoutineError(f"base URL {base_url!r}: port {port} is not one (1 to 65535; "
+                           f"expected {expected})")
+    return base_url
+
+
 class OpenAIModel:
     """A chat-completions endpoint.
 
@@ -174,7 +203,7 @@ class OpenAIModel:
                  structured: Literal["json_schema", "llama", "tool_choice", "off"] = "json_schema",
                  **default_settings: Any):
         self.name = model
-        self.base_url = base_url
+        self.base_url = _endpoint_url(base_url)
         self.native_tools = native_tools
         self.default_settings = default_settings
         self.max_reply_chars = max_reply_chars
