@@ -314,3 +314,33 @@ def test_bidi_overrides_and_controls_from_a_trace_are_written_out_in_the_page():
     page = render_run(run_view(trace))
     assert "\u202e" not in page and "\x1b" not in page  # before: the browser reversed it
     assert "DE\\u202e9876" in page
+
+
+def test_a_huge_tool_result_makes_a_page_of_bounded_size(tmp_path):
+    """An 11 MB tool result made a 17 MB run page (pretty-printed once as the value, again
+    as what the model was shown, and again for each call its memory key resolved into),
+    which a browser struggles to open. Each value on the page is its first 20,000
+    characters and how many more there are; the trace file keeps it whole."""
+    from routine import tool
+    from routine.run.viewer import SHOWN_CHARS
+
+    big = "x" * 3_000_000
+
+    @tool
+    def read_log(name: str) -> str:
+        """Read a log file."""
+        return big
+
+    @tool
+    def count(text: str) -> int:
+        """Count characters."""
+        return len(text)
+
+    model = ScriptedModel([call("read_log", name="a"), call("count", text=big), "done"])
+    trace = Agent(None, [read_log, count], model).run("read log a and count it")
+    assert trace.tool_calls[0].result == big  # the record keeps it
+    _, page = write_views([trace], tmp_path)
+    size = page.stat().st_size
+    assert size < 20 * SHOWN_CHARS, size  # was over 3 MB per copy of the value
+    text = page.read_text(encoding="utf-8")
+    assert "2,980,0" in text and "more characters (the whole value is in the trace file)" in text

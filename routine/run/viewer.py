@@ -152,8 +152,26 @@ def run_view(trace: RunTrace, routine: Routine | None = None, number: int = 1) -
                    failed_calls=sum(map(_failed, trace.tool_calls)))
 
 
+SHOWN_CHARS = 20_000  # of one value on a page: an 11 MB tool result made a 17 MB page
+
+
+def _bounded(text: str) -> str:
+    """``text``, its first :data:`SHOWN_CHARS` characters when longer, and how many more
+    there are (the whole value is in the trace file)."""
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return (f"{text[:SHOWN_CHARS]}\n… {len(text) - SHOWN_CHARS:,} more characters (the whole "
+            "value is in the trace file)")
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2, default=str)
+
+
+def _shown(value: Any) -> Any:
+    """What the page writes for each ``{{ ... }}``: text bounded (:func:`_bounded`), with
+    its control characters and overrides written out (:func:`visible`)."""
+    return visible(_bounded(value) if isinstance(value, str) else value)
 
 
 def _arguments(record: ToolCallRecord) -> str:
@@ -183,7 +201,7 @@ def _policy() -> str:
 def _template(name: str) -> Template:
     env = Environment(loader=PackageLoader("routine.run", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                      finalize=visible)
+                      finalize=_shown)
     env.filters["pretty"] = _json
     env.filters["arguments"] = _arguments
     env.globals.update(script=SCRIPT, policy=_policy())
