@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import sqlite3
 import uuid
+import warnings
 from decimal import Decimal
 
 import pytest
@@ -261,3 +262,28 @@ def test_a_snapshot_keeps_every_row_of_tables_with_odd_names_and_keys():
     assert state['customs "holds"'] == {"1": {"id": 1, "reason": "documents"}}
     assert sorted(row["port"] for row in state["legs"].values()) == ["HAM", "RTM"]
     assert sorted(row["rate"] for row in state["lanes"].values()) == [1.5, 2.5]
+
+
+def test_a_dataclass_tool_with_a_default_factory_takes_a_fresh_default():
+    """`tool(Booking)` for a dataclass whose field has `default_factory=list` raised (under
+    warnings as errors, as pytest runs) "Default value <factory> is not JSON serializable":
+    the signature shows dataclasses' `<factory>` marker, which is no value. The field is
+    optional, and each call gets its own new list."""
+    import dataclasses
+
+    from routine import tool
+
+    @dataclasses.dataclass
+    class Booking:
+        """Book a carrier slot."""
+
+        ref: str
+        tags: list[str] = dataclasses.field(default_factory=list)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        booking = tool(Booking)
+    assert booking.parameters["required"] == ["ref"]
+    assert "default" not in booking.parameters["properties"]["tags"]
+    one, two = (booking.args_model.model_validate({"ref": r}) for r in ("a", "b"))
+    assert one.tags == [] and one.tags is not two.tags

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import inspect
 import json
@@ -409,6 +410,11 @@ def tool_from_function(
     except (TypeError, ValueError) as exc:
         raise ToolDefinitionError(f"tool {tool_name!r}: cannot read its signature: {exc}") from exc
     fixed = _bound_keywords(function)
+    # a dataclass used as a tool: a field's default_factory (the signature shows `<factory>`,
+    # which is no value: pydantic refused to write it into the schema)
+    factories = {f.name: f.default_factory for f in dataclasses.fields(function)
+                 if f.default_factory is not dataclasses.MISSING} \
+        if isinstance(function, type) and dataclasses.is_dataclass(function) else {}
     fields: dict[str, Any] = {}
     context_param = None
     for index, (pname, param) in enumerate(signature.parameters.items()):
@@ -455,6 +461,10 @@ def tool_from_function(
         # `Annotated[str, Field(description=...)]`'s own, the one the model reads; the alias
         # always, as the function's keyword is the parameter's name)
         said = {"description": param_docs[pname]} if param_docs.get(pname) else {}
+        if pname in factories:
+            fields[field_name] = (annotation, Field(default_factory=factories[pname],
+                                                    alias=alias or pname, **said))
+            continue
         fields[field_name] = (annotation, Field(default, alias=alias or pname, **said))
     args_model, parameters = _checked_arguments_model(tool_name, fields)
     return Tool(
