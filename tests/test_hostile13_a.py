@@ -269,10 +269,6 @@ def test_a_dataclass_tool_with_a_default_factory_takes_a_fresh_default():
     warnings as errors, as pytest runs) "Default value <factory> is not JSON serializable":
     the signature shows dataclasses' `<factory>` marker, which is no value. The field is
     optional, and each call gets its own new list."""
-    import dataclasses
-
-    from routine import tool
-
     @dataclasses.dataclass
     class Booking:
         """Book a carrier slot."""
