@@ -81,6 +81,37 @@ def accuracy_rows(folder: Path) -> list[str]:
     return rows
 
 
+def _count(results: list, verdict) -> str:
+    return f"{sum(map(verdict, results))}/{len(results)}" if results else "–"
+
+
+def routine_rows(folder: Path) -> list[str]:
+    """Per routine: did its draft validate (after how many repair rounds), and its samples
+    right with the hand-written and with the drafted routine (the drafted run's count is
+    of the samples it has: those its gold calls replay under)."""
+    rows = []
+    for record_file in sorted(folder.glob("drafts-*.jsonl")):
+        domain = record_file.stem.removeprefix("drafts-")
+        records = {r["name"]: r for r in map(json.loads, record_file.read_text().splitlines())}
+        runs = {}
+        for side in ("hand", "drafted"):
+            for kind, file, record in (("steps", "steps.jsonl", StepResult),
+                                       ("tasks", "tasks.jsonl", TaskResult)):
+                path = folder / f"{domain}-{side}" / file
+                runs[side, kind] = read_records(path, record) if path.exists() else []
+        if not runs["hand", "steps"] and not runs["hand", "tasks"]:
+            continue
+        right = {"steps": lambda r: r.correct, "tasks": lambda r: r.success}
+        for name in sorted(records):
+            record = records[name]
+            valid = f"yes ({record['repairs']} repairs)" if record["ok"] else "no"
+            cells = [_count([r for r in runs[side, kind] if r.routine == name], right[kind])
+                     for kind in ("steps", "tasks") for side in ("hand", "drafted")]
+            rows.append(f"| {domain} | {name} | {valid} | {cells[0]} | {cells[1]} | "
+                        f"{cells[2]} | {cells[3]} |")
+    return rows
+
+
 def report(folder: Path) -> str:
     lines = [f"# Drafting: {folder.name}", "",
              "| domain | drafts | valid | after 0 repairs | 1 | 2 | 3 | still invalid | "
@@ -88,6 +119,10 @@ def report(folder: Path) -> str:
              *drafting_rows(folder), "",
              "| domain | condition | protocol | hand-written | drafted | drafted − hand | "
              "drafted covers |", "|---|---|---|---|---|---|---|", *accuracy_rows(folder), ""]
+    by_routine = routine_rows(folder)
+    if by_routine:  # right / samples each run has (a drafted run lacks what does not replay)
+        lines += ["| domain | routine | draft valid | steps hand | steps drafted | tasks hand "
+                  "| tasks drafted |", "|---|---|---|---|---|---|---|", *by_routine, ""]
     return "\n".join(lines)
 
 

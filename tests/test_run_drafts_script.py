@@ -52,3 +52,32 @@ def test_an_endpoint_without_a_model_name_is_refused(tmp_path):
     assert done.returncode != 0
     assert "BASE_URL needs MODEL" in done.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_the_report_breaks_the_drafted_samples_down_by_routine():
+    """The drafting report said how many samples the drafted routines got right in all,
+    not which routine lost them (the README's per-routine figures were counted by hand).
+    Its per-routine table adds up to the paired table's figures: every hand-written
+    sample once, and the drafted run's right ones."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.spec_from_file_location("drafts_report",
+                                                  ROOT / "eval" / "drafts_report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    folder = ROOT / "eval" / "results" / "drafts-1.5b"
+    rows = [r.split(" | ") for r in module.routine_rows(folder) if r.startswith("| retail")]
+    assert len(rows) == 7  # every draft, valid or not
+    cells = [[re.fullmatch(r"(\d+)/(\d+)", c.strip(" |")) for c in row[3:7]] for row in rows]
+    total = [(sum(int(m[1]) for m in col if m), sum(int(m[2]) for m in col if m))
+             for col in zip(*cells, strict=True)]
+    paired = {row.split(" | ")[2]: row for row in module.accuracy_rows(folder)}
+    for kind, (hand, drafted) in (("steps", total[:2]), ("tasks", total[2:])):
+        line = paired[kind]
+        n = int(re.search(r"\(n=(\d+)\)", line)[1])
+        assert hand[1] == n  # each hand-written sample in one routine's row
+        shares = re.findall(r"(\d+\.\d)% \[", line)
+        assert f"{100 * hand[0] / n:.1f}" == shares[0]
+        assert f"{100 * drafted[0] / n:.1f}" == shares[1]  # what the drafted run lacks: wrong
+        assert f"{drafted[1]}/{n}" in line  # the covers column: the samples it has
