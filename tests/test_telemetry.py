@@ -145,7 +145,27 @@ def test_a_failed_run_and_a_failed_request_are_errors_on_their_spans(spans, hr_t
     (chat,) = children[turn.context.span_id]
     assert chat.name == "chat flaky" and chat.status.status_code == StatusCode.ERROR
     assert chat.attributes["error.type"] == "ModelServerError"
-    assert any(e.name == "exception" for e in chat.events)
+    # the exception's kind; its message (an endpoint's error can quote the request) and
+    # stack only with content capture on, as every other error text
+    (event,) = [e for e in chat.events if e.name == "exception"]
+    assert dict(event.attributes) == {"exception.type": "ModelServerError"}
+    assert chat.status.description is None and "boom" not in str(
+        [dict(e.attributes) for s in finished for e in s.events])
+
+
+def test_an_exception_s_text_goes_on_its_span_with_content_capture(spans, hr_tools,
+                                                                   monkeypatch):
+    monkeypatch.setenv(telemetry.CAPTURE_ENV, "true")
+
+    def broken(request):
+        raise ModelServerError("the endpoint failed (HTTP 500): boom", 500)
+
+    Agent(ROUTINES / "hr" / "leave_balance.yaml", hr_tools, FunctionModel(broken),
+          telemetry=True).run(QUERY)
+    chat = next(s for s in spans.get_finished_spans() if s.name.startswith("chat "))
+    (event,) = [e for e in chat.events if e.name == "exception"]
+    assert "boom" in event.attributes["exception.message"]
+    assert "boom" in (chat.status.description or "")
 
 
 def test_refused_calls_are_error_spans_with_their_kind(spans, hr_tools):

@@ -183,8 +183,11 @@ class _Span:
     def __init__(self, name: str, kind: str, attributes: dict[str, Any]):
         from opentelemetry.trace import SpanKind
 
+        # an exception's message and stack only with content capture on: an endpoint's
+        # error can quote the request (the user's words), as a tool's error can
         self._scope = _get_tracer().start_as_current_span(
-            name, kind=getattr(SpanKind, kind), attributes=_clean(attributes))
+            name, kind=getattr(SpanKind, kind), attributes=_clean(attributes),
+            record_exception=_capture(), set_status_on_exception=_capture())
         self.span: Any = None
 
     def __enter__(self) -> _Span:
@@ -194,6 +197,11 @@ class _Span:
     def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> Any:
         if error is not None:
             self.span.set_attribute("error.type", type(error).__qualname__)
+            if not _capture():  # its kind, not its text (recorded whole with capture on)
+                from opentelemetry.trace import Status, StatusCode
+
+                self.span.add_event("exception", {"exception.type": type(error).__qualname__})
+                self.span.set_status(Status(StatusCode.ERROR))
             return self._scope.__exit__(kind, error, tb)
         try:
             self.finish()
