@@ -83,13 +83,15 @@ def test_the_eval_reports_write_out_overrides_and_escapes_from_records(tmp_path)
                CallRecord(tool="list_documents", arguments={"permit_id": 7},
                           result=[{"title": f"site plan{ESCAPES}"}])],
         gold_tools=["find_permit"], seconds=1.0, prompt_tokens=1, completion_tokens=1)]
-    config = EvalConfig(dataset="eval/permits", out=tmp_path, conditions=["nl"])
+    # the dataset's path heads report.md: a folder name is text from elsewhere too
+    config = EvalConfig(dataset=f"eval/permits{ESCAPES}", out=tmp_path, conditions=["nl"])
     paths = write_report(summarize(steps, tasks, config), steps, tasks, tmp_path)
     html = paths["html"].read_text(encoding="utf-8")
     markdown = paths["markdown"].read_text(encoding="utf-8")
     rendered = MarkdownIt("commonmark").enable("table").render(markdown)
     for text in (html, markdown):
         assert not any(c in text for c in REVERSERS)  # before: the name read 6789
+        assert "\x1b" not in text and "\x07" not in text  # (the heading's path too)
     for text in (html, rendered):
         assert "DE44\\u202e9876" in text and "permits-status-01\\x1b[2J" in text
     for page, charts in ((_elements(html), len(CHARTS)), (_elements(rendered), 0)):

@@ -365,7 +365,8 @@ def write_report(summary: Summary, steps: list[StepResult], tasks: list[TaskResu
     runs = any(e.step is not None or e.task is not None for e in summary.conditions.values())
     tables = (f"{markdown_table(summary)}\n\n{cost_table(summary)}\n\n" if runs else
               "No step or task samples here (the conversation protocol only).\n\n")
-    paths["markdown"].write_text(f"# Evaluation: {summary.config['dataset']}\n\n{tables}"
+    heading = md_text(str(summary.config["dataset"]))  # (a path is text from elsewhere)
+    paths["markdown"].write_text(f"# Evaluation: {heading}\n\n{tables}"
                                  + (f"{talks}\n\n" if talks else "")
                                  + f"{failures_markdown(failures)}\n", encoding="utf-8")
     charts = _charts(summary, folder)
