@@ -158,6 +158,10 @@ def test_routine_eval_runs_the_conversation_protocol_and_reports_it(domain, tmp_
     report = (tmp_path / "out" / "report.md").read_text()
     assert "## Conversations" in report and "| nl+track | 2 | 100.0%" in report
     assert "No step or task samples here" in report and "| step accuracy" not in report
+    # report.html had no conversation table at all (report.md's alone had it)
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert page.startswith("<!doctype html>") and "<h2>Conversations</h2>" in page
+    assert "<td>nl+track</td><td>2</td><td>100.0%" in page
     lines = (tmp_path / "out" / "conversations.jsonl").read_text().splitlines()
     assert len(lines) == 2 and all(json.loads(line)["protocol"] == "conversation"
                                    for line in lines)

@@ -335,20 +335,30 @@ def failures_markdown(groups: list[Failures]) -> str:
     return "\n\n".join(parts)
 
 
+CONVERSATION_HEADER = ["condition", "conversations", "success", "end state ok", "facts ok",
+                       "questions per task", "user turns per task",
+                       "questions for what was said", "writes without a yes", "s/task"]
+
+
+def conversation_rows(summary: Summary) -> list[list[str]]:
+    """The conversation protocol per condition, a row each under
+    :data:`CONVERSATION_HEADER` (none when it did not run)."""
+    return [[name, str(c.tasks), _pct(c.success), _pct(c.state_ok), _pct(c.facts_ok),
+             _num(c.questions_per_task), _num(c.user_turns_per_task),
+             str(c.redundant_questions), str(c.writes_without_yes),
+             f"{c.seconds_per_task:.0f}"]
+            for name, entry in summary.conditions.items()
+            if (c := entry.conversation) is not None]
+
+
 def conversation_table(summary: Summary) -> str:
     """The conversation protocol per condition ("" when it did not run)."""
-    rows = [(name, entry.conversation) for name, entry in summary.conditions.items()
-            if entry.conversation is not None]
+    rows = conversation_rows(summary)
     if not rows:
         return ""
-    lines = ["| condition | conversations | success | end state ok | facts ok | questions "
-             "per task | user turns per task | questions for what was said | writes "
-             "without a yes | s/task |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for name, c in rows:
-        lines.append(f"| {name} | {c.tasks} | {_pct(c.success)} | {_pct(c.state_ok)} | "
-                     f"{_pct(c.facts_ok)} | {_num(c.questions_per_task)} | "
-                     f"{_num(c.user_turns_per_task)} | {c.redundant_questions} | "
-                     f"{c.writes_without_yes} | {c.seconds_per_task:.0f} |")
+    lines = ["| " + " | ".join(CONVERSATION_HEADER) + " |",
+             "|" + "---|" * len(CONVERSATION_HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "## Conversations\n\n" + "\n".join(lines)
 
 
@@ -376,6 +386,8 @@ def write_report(summary: Summary, steps: list[StepResult], tasks: list[TaskResu
         rows=table_rows(summary), conditions=summary.conditions,
         step_failures=[g for g in failures if g.protocol == "step"],
         task_failures=[g for g in failures if g.protocol == "task"],
+        talk_header=CONVERSATION_HEADER, talks=conversation_rows(summary),
+        talk_failures=[g for g in failures if g.protocol == "conversation"],
         charts=[{"title": t, "data": base64.b64encode(p.read_bytes()).decode()}
                 for t, p in zip(titles, charts, strict=True)])
     paths["html"].write_text(html, encoding="utf-8")
