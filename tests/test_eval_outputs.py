@@ -199,6 +199,13 @@ def test_the_evaluation_reports_typed_progress_and_still_takes_count_callbacks(t
     cfg = config(tmp_path, conditions=["none", "nl+track"], step_limit=3, task_limit=1)
     asyncio.run(run_evaluation(cfg, gold_model(), lambda d, t: counts.append((d, t)),
                                progress=reports.append))
+    # before the jobs, each condition's step samples are made (every gold example replayed:
+    # a 10,000-line split took 42 s a condition without a word): said, not counted as jobs
+    preparing = [r for r in reports if r.preparing]
+    assert [r.preparing.split(" (")[0] for r in preparing] == [
+        "the step samples of none", "the step samples of nl+track"]
+    assert preparing[0].line().startswith("eval: preparing the step samples of none (")
+    reports = [r for r in reports if not r.preparing]
     total = 2 * 3 + 2 * 1
     assert [(r.done, r.total) for r in reports] == [(n, total) for n in range(total + 1)]
     assert counts == [(r.done, r.total) for r in reports]
@@ -227,7 +234,8 @@ def test_eval_writes_plain_progress_lines_when_stderr_is_not_a_terminal(tmp_path
                                                                         capsys):
     err = _eval_cli(tmp_path, monkeypatch, capsys, terminal=False)
     lines = [line for line in err.splitlines() if line.startswith("eval: ")]
-    assert lines[0] == "eval: 0/4 samples · 0 s elapsed"
+    assert lines[0] == "eval: preparing the step samples of nl+track (65 gold examples)"
+    assert lines[1] == "eval: 0/4 samples · 0 s elapsed"
     assert lines[-1].startswith("eval: 4/4 samples · nl+track task · ")
     assert "report: " in err
 

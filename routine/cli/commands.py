@@ -1290,6 +1290,7 @@ def evaluate(
                       MofNCompleteColumn(), TimeRemainingColumn(), console=err) as view:
             bar = view.add_task("evaluating", total=None)
             yield lambda p: view.update(bar, completed=p.done, total=p.total, description=(
+                f"preparing {p.preparing}" if p.preparing else
                 f"evaluating {p.condition} {p.protocol}" if p.condition else "evaluating"))
 
     models = contextlib.nullcontext(OpenAIModel(model or "none", "http://unused.invalid/v1")) \

@@ -118,6 +118,9 @@ class EvalProgress(BaseModel):
     protocol: str | None = Field(None, description="Its protocol: step or task.")
     sample: str | None = Field(None, description="Its step sample or task id.")
     elapsed_s: float = Field(0.0, description="Seconds since the first job started.")
+    preparing: str | None = Field(None, description="Before the jobs: what is being made "
+                                  "(the step samples of a condition: every gold example "
+                                  "replayed, seconds for a large split).")
 
     @property
     def left_s(self) -> float | None:
@@ -129,6 +132,8 @@ class EvalProgress(BaseModel):
     def line(self) -> str:
         """One plain line: ``eval: 12/94 samples · nl+track step · 3 min elapsed, ~20 min
         left``."""
+        if self.preparing:
+            return f"eval: preparing {self.preparing}"
         if not self.total:
             return "eval: nothing to run (every sample is recorded)"
         parts = [f"eval: {self.done}/{self.total} samples"]
@@ -153,7 +158,7 @@ class ProgressLines:
 
     def __call__(self, progress: EvalProgress) -> None:
         now = self.clock()
-        last = progress.done in (0, progress.total)
+        last = progress.done in (0, progress.total) or progress.preparing is not None
         if last or self._last is None or now - self._last >= self.every_s:
             self.write(progress.line())
             self._last = now

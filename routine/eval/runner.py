@@ -226,13 +226,16 @@ async def _evaluate(config: EvalConfig, model: Model, progress: ProgressFn | Non
         for name in config.conditions:
             if CONDITIONS[name].routed:
                 continue  # a step sample needs the routine its gold calls came from
+            chosen = [e for e in examples if e.routine in routines
+                      and (config.report_only or _wanted(config, e.routine))]
+            if progress is not None:  # each chosen gold example is replayed first: said
+                progress(EvalProgress(done=0, total=0, preparing=(
+                    f"the step samples of {name} ({len(chosen)} gold examples)")))
             if missing and "step sample(s)" not in left_out:  # (the split's, before --steps)
                 left_out["step sample(s)"] = len(await step_samples(
                     [e for e in examples if e.routine in missing], own, registry,
                     CONDITIONS[name], seed=config.seed, shuffle_tools=config.shuffle_tools))
-            samples = await step_samples([e for e in examples if e.routine in routines
-                                          and (config.report_only or _wanted(config, e.routine))],
-                                         routines, registry, CONDITIONS[name],
+            samples = await step_samples(chosen, routines, registry, CONDITIONS[name],
                                          seed=config.seed, shuffle_tools=config.shuffle_tools,
                                          strict=config.routines_from is None)
             if config.step_limit and len(samples) > config.step_limit:
@@ -357,7 +360,8 @@ def _routines_in(folder: Path) -> dict[str, Any]:
 def _with_counts(counts: Callable[[int, int], None], then: ProgressFn | None) -> ProgressFn:
     """A progress callback that also tells ``counts`` (done, total)."""
     def report(progress: EvalProgress) -> None:
-        counts(progress.done, progress.total)
+        if progress.preparing is None:  # (counts are of jobs)
+            counts(progress.done, progress.total)
         if then is not None:
             then(progress)
 
