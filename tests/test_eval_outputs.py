@@ -199,8 +199,8 @@ def test_the_evaluation_reports_typed_progress_and_still_takes_count_callbacks(t
     cfg = config(tmp_path, conditions=["none", "nl+track"], step_limit=3, task_limit=1)
     asyncio.run(run_evaluation(cfg, gold_model(), lambda d, t: counts.append((d, t)),
                                progress=reports.append))
-    # before the jobs, each condition's step samples are made (every gold example replayed:
-    # a 10,000-line split took 42 s a condition without a word): said, not counted as jobs
+    # before the jobs, each condition's step samples are made (every chosen gold example
+    # replayed: a large split spent a while there without a word): said, not counted as jobs
     preparing = [r for r in reports if r.preparing]
     assert [r.preparing.split(" (")[0] for r in preparing] == [
         "the step samples of none", "the step samples of nl+track"]
