@@ -335,3 +335,72 @@ def test_a_folder_of_drafts_printed_is_one_yaml_stream(claims, scripted_server, 
                  "claims", "--model", "m", "--base-url", scripted_server]) == 0
     documents = list(yaml.safe_load_all(capsys.readouterr().out))
     assert [d["name"] for d in documents] == ["auto_claim", "home_claim"]
+
+
+class _RefusingServer(ScriptedServer):
+    """An endpoint answering as llama.cpp's server answers a request past its context
+    (HTTP 400, context_length_exceeded) for a_claim's requests and b_claim's repair; the
+    first drafts of b_claim (with a problem) and c_claim (valid) are answered."""
+
+    def do_POST(self) -> None:  # noqa: N802
+        from .test_cli import send_completion
+
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        ScriptedServer.requests.append(body)
+        said = json.dumps(body["messages"])
+        repair = any(m["role"] == "assistant" for m in body["messages"])
+        if "a_claim" in said or ("b_claim" in said and repair):
+            data = json.dumps({"error": {
+                "message": "This model's maximum context length is 8192 tokens. However, "
+                           "you requested 11313 tokens.", "type": "invalid_request_error",
+                "code": "context_length_exceeded"}}).encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        send_completion(self, body["model"], {"content": _reply(inputs={}) if "b_claim" in said
+                                              else _reply()})
+
+
+def test_a_request_the_endpoint_refuses_fails_that_draft_and_the_folder_goes_on(
+        claims, capsys):
+    """Measuring the drafting table, the 1.5B's repair prompt for one HR draft grew past the
+    embedded server's 8,192-token context: the endpoint answered HTTP 400, and `routine
+    draft` stopped the whole folder there ("error: the endpoint refused the request"), the
+    drafts after it never drafted nor recorded. A refused request (the first one or a
+    repair) fails that draft, said and recorded; the next ones are drafted."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from routine.models.base import set_model_requests_allowed
+
+    drafts = claims / "drafts"
+    drafts.mkdir()
+    for name in ("a_claim", "b_claim", "c_claim"):
+        (drafts / f"{name}.md").write_text("Find the policy, then answer.")
+    ScriptedServer.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusingServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    set_model_requests_allowed(True)
+    try:
+        code = main(["--project", str(claims / "routine.toml"), "draft", str(drafts),
+                     "-t", "claims", "-o", str(claims / "routines"), "--model", "m",
+                     "--base-url", f"http://127.0.0.1:{server.server_address[1]}/v1",
+                     "--record", str(claims / "drafts.jsonl")])
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = capsys.readouterr().err
+    assert code == 1, err  # a draft did not validate
+    records = {r["name"]: r for r in map(json.loads,
+                                         (claims / "drafts.jsonl").read_text().splitlines())}
+    assert [records[n]["ok"] for n in ("a_claim", "b_claim", "c_claim")] == [False, False, True]
+    assert records["a_claim"]["attempts"] == [] and "refused round 0" in \
+        records["a_claim"]["stopped"]
+    assert len(records["b_claim"]["attempts"]) == 1 and "refused round 1" in \
+        records["b_claim"]["stopped"] and "context length" in records["b_claim"]["stopped"]
+    assert sorted(p.name for p in (claims / "routines").iterdir()) == ["c_claim.yaml"]
+    assert "stopped: the endpoint refused round 0" in err.replace("\n", " ")
+    assert "Traceback" not in err

@@ -168,7 +168,8 @@ def _report(result: DraftResult, target: Path | None, saved: bool) -> None:
     tokens = (sum(a.usage.prompt_tokens for a in result.attempts),
               sum(a.usage.completion_tokens for a in result.attempts))
     facts = (f"{len(result.attempts)} attempt(s), {seconds:.1f} s, "
-             f"{tokens[0]}+{tokens[1]} tokens, {result.attempts[-1].decoding} decoding")
+             f"{tokens[0]}+{tokens[1]} tokens"
+             + (f", {result.attempts[-1].decoding} decoding" if result.attempts else ""))
     if result.ok:
         where = f" → {target}" if target else ""
         err.print(Text.assemble(("✓ ", "green"), (result.name, "bold"),
@@ -185,7 +186,8 @@ def _report(result: DraftResult, target: Path | None, saved: bool) -> None:
                                                        "printed MARKED INVALID" if saved
                                                        else "not saved")), soft_wrap=True)
     if result.stopped:
-        err.print(f"  (repairs stopped: {result.stopped})", markup=False, highlight=False,
+        err.print(f"  ({'repairs ' if result.attempts else ''}stopped: {result.stopped})",
+                  markup=False, highlight=False,
                   soft_wrap=True)
     # saved (or printed) marked invalid: at their lines in that text, below its header
     # (a problem quotes what the model wrote: its escape sequences are written out)

@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..errors import Problem, RoutineError, SpecError
+from ..errors import ModelRequestError, Problem, RoutineError, SpecError
 from ..models.base import Model, TurnGuide
 from ..models.messages import AssistantMessage, Message, SystemMessage, Usage, UserMessage
 from ..models.parsing import CallParseError, arguments_text
@@ -73,7 +73,8 @@ class DraftResult(BaseModel):
     draft: str
     attempts: list[DraftAttempt]
     stopped: str = Field("", description="Why repair rounds stopped before --rounds ran out "
-                         "with problems left ('': they did not).")
+                         "with problems left, or why no round ran (the endpoint refused the "
+                         "request) ('': they did not).")
 
     @property
     def ok(self) -> bool:
@@ -221,7 +222,13 @@ async def adraft(draft_text: str, toolsets: list[str], model: Model, *, name: st
                                 "seed": seed}
     for round_ in range(rounds + 1):
         started = time.perf_counter()
-        reply = await model.complete(messages, [], guide=guide, **settings)
+        try:
+            reply = await model.complete(messages, [], guide=guide, **settings)
+        except ModelRequestError as exc:  # HTTP 4xx: this request itself (a repair prompt
+            # past the model's context): this draft fails, said and recorded; a folder of
+            # drafts goes on (the 1.5B's 14th HR draft ended the whole run)
+            stopped = f"the endpoint refused round {round_}'s request: {exc}"
+            break
         text = reply.content or _call_text(reply.tool_calls)
         warnings: list[Problem] = []
         try:
