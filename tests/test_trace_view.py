@@ -317,9 +317,9 @@ def test_bidi_overrides_and_controls_from_a_trace_are_written_out_in_the_page():
 
 
 def test_a_huge_tool_result_makes_a_page_of_bounded_size(tmp_path):
-    """An 11 MB tool result made a 17 MB run page (pretty-printed once as the value, again
-    as what the model was shown, and again for each call its memory key resolved into),
-    which a browser struggles to open. Each value on the page is its first 20,000
+    """A 3,000,000-character tool result made a 3.07 MB run page (every value shown whole,
+    here the call that passed it on), and a larger one a page a browser struggles to open.
+    Each value on the page is its first 20,000
     characters and how many more there are; the trace file keeps it whole."""
     from routine import tool
     from routine.run.viewer import SHOWN_CHARS
@@ -341,6 +341,6 @@ def test_a_huge_tool_result_makes_a_page_of_bounded_size(tmp_path):
     assert trace.tool_calls[0].result == big  # the record keeps it
     _, page = write_views([trace], tmp_path)
     size = page.stat().st_size
-    assert size < 20 * SHOWN_CHARS, size  # was over 3 MB per copy of the value
+    assert size < 20 * SHOWN_CHARS, size  # was 3,070,710 bytes
     text = page.read_text(encoding="utf-8")
     assert "2,980,0" in text and "more characters (the whole value is in the trace file)" in text

@@ -152,7 +152,7 @@ def run_view(trace: RunTrace, routine: Routine | None = None, number: int = 1) -
                    failed_calls=sum(map(_failed, trace.tool_calls)))
 
 
-SHOWN_CHARS = 20_000  # of one value on a page: an 11 MB tool result made a 17 MB page
+SHOWN_CHARS = 20_000  # of one value on a page (a 3 MB tool result made a 3 MB page)
 
 
 def _bounded(text: str) -> str:
