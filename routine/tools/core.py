@@ -732,7 +732,7 @@ class ToolRegistry:
         if new.name == FINISH_TOOL:
             raise ToolDefinitionError(f"{FINISH_TOOL!r} is reserved for the routine's answer step")
         known = self._tools.get(new.name)
-        if known is None or known is new or _same_tool(known, new):
+        if known is None or _same_tool(known, new):
             self._tools.setdefault(new.name, new)  # one tool given twice: kept once
             return
         if known.function is new.function and known.toolset == new.toolset:
