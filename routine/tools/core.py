@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import copy
 import dataclasses
 import functools
 import inspect
@@ -25,7 +26,7 @@ import threading
 import types
 import typing
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Generic, TypeVar, get_type_hints
@@ -60,12 +61,37 @@ class RunContext(Generic[DepsT]):
     Attributes:
         deps: the toolset's per-run state, as its ``setup`` produced it.
         run_id: the id of the run (also in the trace).
-        inputs: the routine's input values known for this run.
+        inputs: the routine's input values known for this run: a read-only view that
+            follows the run (an input the user gives later shows), each value read as a copy,
+            so that a tool cannot rewrite the run's record of what it was given.
     """
 
     deps: DepsT
     run_id: str = ""
-    inputs: dict[str, Any] = field(default_factory=dict)
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+
+
+class InputsView(Mapping[str, Any]):
+    """The run's inputs as a tool sees them (:attr:`RunContext.inputs`): live, read-only, and
+    each value a copy (``ctx.inputs["items"].append(...)`` changes the tool's copy, not the
+    trace's inputs nor what later steps read)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, Any]):
+        self._values = values
+
+    def __getitem__(self, name: str) -> Any:
+        return copy.deepcopy(self._values[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._values))
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"InputsView({dict(self.items())!r})"
 
 
 _NUMBER_ERRORS = {"float_type", "int_type", "decimal_type", "float_parsing", "int_parsing"}
@@ -765,7 +791,7 @@ class ToolRegistry:
 
     @contextlib.asynccontextmanager
     async def session(
-        self, run_id: str = "", inputs: dict[str, Any] | None = None,
+        self, run_id: str = "", inputs: Mapping[str, Any] | None = None,
         timeout_s: float | None = None,
     ) -> AsyncIterator[dict[str, RunContext[Any]]]:
         """Enter every toolset's ``setup`` for one run; yield a context per toolset name.
@@ -777,12 +803,13 @@ class ToolRegistry:
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
         async with contextlib.AsyncExitStack() as stack:
-            contexts: dict[str, RunContext[Any]] = {"": RunContext(None, run_id, inputs or {})}
+            view = InputsView({} if inputs is None else inputs)
+            contexts: dict[str, RunContext[Any]] = {"": RunContext(None, run_id, view)}
             for ts in self._toolsets.values():
                 deps = None
                 if ts.setup is not None:
                     deps = await _enter_setup(stack, ts, deadline, timeout_s)
-                contexts[ts.name] = RunContext(deps, run_id, inputs or {})
+                contexts[ts.name] = RunContext(deps, run_id, view)
             yield contexts
 
 
