@@ -432,8 +432,9 @@ class OpenAIModel:
                           completion_tokens=counts.get("completion_tokens") or 0)
         except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
             # (no choices, a message that is not one, token counts that are not numbers...)
-            raise ModelServerError(f"the endpoint's reply is not a chat completion "
-                                   f"({type(exc).__name__}: {exc}): {str(response)[:200]!r}") from None
+            raise ModelServerError(self._masked(  # (a body that echoes the key: not kept)
+                f"the endpoint's reply is not a chat completion ({type(exc).__name__}: "
+                f"{exc}): {str(response)[:200]!r}")) from None
         return ModelReply(content, calls, usage, finish_reason, decoding,
                           reasoning[:self.max_reply_chars], "; ".join(notes))
 

@@ -22,7 +22,13 @@ from typing import Any
 from ..errors import ModelRequestsForbidden, RoutineError
 from ..models.base import Model, TurnGuide
 from ..models.guided import inputs_schema
-from ..models.messages import AssistantMessage, SystemMessage, UserMessage, utf8_data
+from ..models.messages import (
+    AssistantMessage,
+    SystemMessage,
+    UserMessage,
+    inert_markup,
+    utf8_data,
+)
 from ..models.parsing import CallParseError, parse_reply, split_reasoning
 from ..spec.format import Routine, a_type
 from . import telemetry
@@ -228,7 +234,7 @@ async def extract_inputs(state: Any, model: Model, names: list[str] | None = Non
     guide = TurnGuide(None, "inputs", (), constrain=state.settings.decoding == "guided",
                       schema=schema)
     text = "\n".join(said) if said is not None else state.trace.query or ""
-    messages = [state.history[0], *([AssistantMessage(content=asked)] if asked else []),
+    messages = [state.history[0], *([AssistantMessage(content=inert_markup(asked))] if asked else []),
                 UserMessage(content=text), SystemMessage(content=_instruction(wanted))]
     try:
         with telemetry.model_span(state, model, messages) as span:

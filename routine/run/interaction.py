@@ -31,7 +31,7 @@ from typing import Any
 import jinja2
 
 from ..models.base import Model
-from ..models.messages import AssistantMessage, UserMessage
+from ..models.messages import AssistantMessage, UserMessage, inert_markup
 from .approval import Decision
 from .inputs import extract_inputs
 from .trace import HandOff, Pending, ToolCallRecord, TurnRecord, now
@@ -330,7 +330,7 @@ async def _ask(state: RunState, model: Model, step: Any) -> TurnResult:
                       f"{', '.join(missing)}", "user")
     state.pending = Pending(kind="inputs", step_id=step.id, message=question, fills=missing,
                             asked=asked, said_from=len(said))
-    state.history.append(AssistantMessage(content=question))
+    state.history.append(AssistantMessage(content=inert_markup(question)))
     _record(state, "ask", question, feedback=json.dumps(missing))  # what it asked for
     return Waiting(question)
 
@@ -383,7 +383,7 @@ async def answer_pending(state: RunState, model: Model, reply: str) -> TurnResul
     if said == "unclear" and pending.asked < MAX_ASKS:  # not a yes, not a no: ask again
         text = f"I need a clear yes or no before I go on. {pending.message}"
         state.pending = pending.model_copy(update={"asked": pending.asked + 1})
-        state.history.append(AssistantMessage(content=text))
+        state.history.append(AssistantMessage(content=inert_markup(text)))
         why = "a question" if is_question(reply) else "not a clear yes or no"
         _record(state, "confirm", text, feedback=f"asked again: the reply was {why}")
         return Waiting(text)

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from ..models.messages import inert_markup
 from ..spec.format import Routine, Step
 from ..spec.references import parse_references, value_at
 from ..tools.core import FINISH_TOOL, Tool
@@ -294,7 +295,8 @@ class Planner:
                          for n, o in enumerate(step.branch or [])],
             )
         context["memory"] = [
-            {"key": e.key, "tool": e.tool, "preview": e.preview()}
+            {"key": e.key, "tool": e.tool, "preview": inert_markup(e.preview())}  # (a tool's
+            # result in a system message: no chat-template marker in it may open a turn)
             for e in memory.entries.values() if memory.is_long(e.text)
         ]
         if context["step"] is None and not context["memory"]:

@@ -25,6 +25,7 @@ from typing import Any
 
 from jinja2 import UndefinedError
 
+from ..errors import RoutineError
 from ..spec.expressions import compile_when, render_facts, render_template
 from ..spec.flow import FINISHED, Flow
 from ..spec.format import MAX_ITEMS, Routine, Step, a_type
@@ -306,6 +307,8 @@ class StepTracker:
         """Input values a call of ``step`` carries that the run did not know: an argument
         the routine sets to exactly ``${inputs.NAME}`` was filled by the model from the
         user's words, so that value is the input's (one input, one value for the run)."""
+        from .inputs import coerce_inputs  # (here: .inputs imports the turn, which imports us)
+
         found: dict[str, Any] = {}
         for name, value in step.args.items():
             refs = parse_references(value)
@@ -313,9 +316,14 @@ class StepTracker:
                     refs[0].path or name not in arguments or arguments[name] is None:
                 continue
             spec = self.routine.inputs.get(refs[0].name)
+            given = arguments[name]
+            try:  # of the input's type: "18" for an integer input is 18, as the tool read it
+                given = coerce_inputs(self.routine, {refs[0].name: given})[refs[0].name]
+            except RoutineError:  # not of its type, or outside its enum: as it was sent
+                pass
             if spec is not None and self._lookup(refs[0]) is _MISSING and \
-                    (spec.enum is None or arguments[name] in spec.enum):
-                found[refs[0].name] = arguments[name]
+                    (spec.enum is None or given in spec.enum):
+                found[refs[0].name] = given
         return found
 
     # ------------------------------------------------------------ the step contract
@@ -438,10 +446,20 @@ class StepTracker:
             return None
         return (text, values) if text else None
 
-    def step_for(self, tool: str) -> Step | None:
+    def step_for(self, tool: str, arguments: dict[str, Any] | None = None) -> Step | None:
         """The step a call of ``tool`` would complete now, if the routine allows it here."""
-        node = self.allowed_here().get(tool)
-        return self.flow.steps.get(node) if node else None
+        steps = self.steps_for(tool, arguments)
+        return steps[0] if steps else None
+
+    def steps_for(self, tool: str, arguments: dict[str, Any] | None = None) -> list[Step]:
+        """The steps a call of ``tool`` may complete now (:meth:`options_for`); given its
+        ``arguments``, those whose fixed values it keeps when any does, as :meth:`record`
+        takes them (two options may start with one tool: a correction, or a bonus that
+        needs approval)."""
+        steps = [self.flow.steps[node] for node in self.options_for(tool)]
+        if arguments is not None and len(steps) > 1:
+            steps = [s for s in steps if self._unkept(s, arguments) is None] or steps
+        return steps
 
     # ------------------------------------------------------------ updates
     def record(self, tool: str, output: Any, arguments: dict[str, Any] | None = None

@@ -46,6 +46,7 @@ from ..models.messages import (
     ToolCall,
     ToolMessage,
     UserMessage,
+    inert_markup,
     utf8_data,
     utf8_text,
 )
@@ -432,7 +433,9 @@ async def _act(state: RunState, content: str, tool_calls: list[dict[str, Any]],
         if record.error_kind in MODEL_MISTAKES:
             mistakes.append(record.error or "")
     if state.pending is not None:  # a call waits for the user's yes: ask, and wait
-        state.history.append(AssistantMessage(content=state.pending.message))
+        # (the executor's words, built from tool results: no chat-template marker in them
+        # may open a turn of its own, as none may in a tool's message)
+        state.history.append(AssistantMessage(content=inert_markup(state.pending.message)))
         return _Outcome(Waiting(state.pending.message), "confirm", records)
     if mistakes:
         return _mistake(state, records, None)
@@ -553,7 +556,7 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
             return ToolCallRecord(**base, resolved_arguments=arguments, error_kind="off_routine",
                                   error=f"not run: {broken}." + state.current_hint())
     decision = None
-    step = tracker.step_for(call.name) if tracker is not None else None
+    step = tracker.step_for(call.name, arguments) if tracker is not None else None
     if (step is None or not step.confirm) and state.routine is not None:
         # a call out of order (the contract off) must not slip past a confirmation
         step = next((s for s, _ in state.routine.walk() if s.tool == call.name and s.confirm),
@@ -584,12 +587,13 @@ async def _execute_call(state: RunState, call: ParsedCall) -> ToolCallRecord:
         state.confirmed = None
     # the user's yes answers the confirmation; an approval the routine or the tool requires
     # (a supervisor, a policy) is still asked for after it
-    reason = _approval_reason(state, call.name, tool, confirmed=decision is not None)
+    reason, step_id = _approval_reason(state, call.name, tool, arguments,
+                                       confirmed=decision is not None)
     if reason:
         confirmed = decision
         decision = await decide(state.approver, ApprovalRequest(
             run_id=state.trace.run_id, routine=state.trace.routine, tool=call.name,
-            step_id=tracker.allowed_here().get(call.name) if tracker else None,
+            step_id=step_id,
             arguments=arguments, reason=reason))
         if decision.approved and confirmed is not None:  # both: the user's yes, and this
             decision = confirmed.model_copy(update={"reason": (
@@ -717,21 +721,27 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _approval_reason(state: RunState, name: str, tool: Tool, confirmed: bool = False) -> str:
-    """Why this call needs a decision before it runs ("" if it does not): the step it
-    completes, or any step of the routine that calls this tool, requires approval (a call
-    out of order, with the contract off, must not slip past it), or the tool does."""
-    step = state.tracker.step_for(name) if state.tracker is not None else None
+def _approval_reason(state: RunState, name: str, tool: Tool, arguments: dict[str, Any],
+                     confirmed: bool = False) -> tuple[str, str | None]:
+    """Why this call needs a decision before it runs ("" if it does not), and the step it
+    completes here: that step, or any step of the routine that calls this tool, requires
+    approval (a call out of order, with the contract off, must not slip past it), or the
+    tool does. At an undecided branch the step is the option the call's values keep to (a
+    bonus, not the correction that starts with the same tool); of two it may be, one that
+    requires approval."""
+    steps = state.tracker.steps_for(name, arguments) if state.tracker is not None else []
+    step = next((s for s in steps if s.approval == "required"), steps[0] if steps else None)
+    here = step.id if step is not None else None
     if step is None and state.routine is not None:
         step = next((s for s, _ in state.routine.walk()
                      if s.tool == name and s.approval == "required"), None)
     if step is not None and step.approval == "required":
-        return f"step {step.id} ({step.name}) requires approval"
+        return f"step {step.id} ({step.name}) requires approval", here
     if step is not None and step.confirm and not confirmed:
-        return f"step {step.id} ({step.name}) asks the user to confirm"
+        return f"step {step.id} ({step.name}) asks the user to confirm", here
     if tool.approval:
-        return f"the tool {name} requires approval"
-    return ""
+        return f"the tool {name} requires approval", here
+    return "", here
 
 
 def _store_result(state: RunState, tool: str, value: Any, arguments: dict[str, Any]
@@ -773,7 +783,8 @@ def confirm_message(tracker: StepTracker, step: Any, tool: str, arguments: dict[
         except Exception:  # noqa: BLE001 - a value the text needs is missing: say it plainly
             pass
         else:
-            fixed = {a.name for a in tracker.fixed_arguments(step)}
+            fixed = {a.name for a in tracker.fixed_arguments(step)  # (a value it keeps)
+                     if arguments.get(a.name) == a.value}
             fixed |= tracker.arguments_shown(step, step.confirm)
             unseen = {k: v for k, v in arguments.items() if k not in fixed and v is not None}
             if not unseen:

@@ -214,6 +214,12 @@ def _name_like(name: str) -> str:
 
 _PYTHON_TYPES: dict[str, type] = {"string": str, "array": list, "object": dict, "integer": int,
                                   "number": float, "boolean": bool}
+# what an expression's outermost operation gives whatever its operands: a comparison, `not`
+# and a test are booleans, Jinja's `/` is true division, `~` joins text (which may read as a
+# number)
+_OPERATION_TYPES: dict[type, set[str]] = {
+    jnodes.Compare: {"boolean"}, jnodes.Not: {"boolean"}, jnodes.Test: {"boolean"},
+    jnodes.Div: {"number"}, jnodes.Concat: {"string", "number"}}
 
 
 def value_json_type(value: Any) -> str:
@@ -562,8 +568,9 @@ class _Checker:
 
     def computed_types(self, expression: str, types: dict[str, set[str] | None]) -> set[str]:
         """The JSON types a compute expression gives, where they are known: a bare reference
-        (``steps.find.output.total``, ``constants.table``) or one over constants alone
-        (evaluated now; a text that does not read as a number counts as text); else empty."""
+        (``steps.find.output.total``, ``constants.table``), one over constants alone
+        (evaluated now; a text that does not read as a number counts as text), or an
+        operation whose result has one type (``a > b``, ``a / b``); else empty."""
         fixed, value = static_value(expression, self.routine.constants)
         if fixed:
             if isinstance(value, str):  # a number's text is taken as the number
@@ -573,6 +580,11 @@ class _Checker:
                 except ValueError:
                     return {"string"}
             return {value_json_type(value)}
+        tree, _ = parse_when(expression)  # (the expression inside its "{{ (...) }}")
+        body = tree.body if tree is not None else []
+        if len(body) == 1 and isinstance(body[0], jnodes.Output) and len(body[0].nodes) == 1 \
+                and type(body[0].nodes[0]) in _OPERATION_TYPES:
+            return set(_OPERATION_TYPES[type(body[0].nodes[0])])
         known = types.get(f"${{{expression.strip()}}}")
         if not known:
             return set()
@@ -594,9 +606,18 @@ class _Checker:
             self.add(path + ("as",), f"'as: {step.as_}' names the item with a reserved name: "
                      f"{step.as_!r} already means something in references and expressions",
                      "another name for the item (as: line)")
-        if step.until:
-            self.check_expression(step_id, path + ("until",), step.until, doms,
+        if step.until:  # checked after each item: what the body ran by its end is known
+            self.check_expression(step_id, path + ("until",), step.until,
+                                  self.after_item(step_id, doms),
                                   frozenset({*self.loops_of(step_id), step.as_}))
+
+    def after_item(self, loop: str, doms: set[str]) -> set[str]:
+        """What has run when a for_each's ``until`` is checked, after an item: the steps on
+        every path through its body (each end of the body leads back to the loop)."""
+        every = self.flow.dominators()
+        ends = [every[node] for node, nexts in self.flow.succ.items()
+                if loop in nexts and node in every and self.flow.parent.get(node) == loop]
+        return set.intersection(*ends) if ends else doms
 
     def check_handoff(self, step_id: str, path: tuple[Any, ...], doms: set[str]) -> None:
         step = self.flow.steps[step_id]
@@ -1050,8 +1071,9 @@ class _Checker:
                      "the id of an earlier step")
             return None
         order = self.flow.order
+        ends_item = "until" in path and step_id in self.loops_of(ref.name).values()
         if order.index(ref.name) >= order.index(step_id) and ref.name not in \
-                self.loops_of(step_id).values():
+                self.loops_of(step_id).values() and not ends_item:
             self.add(path, f"{ref.text} refers to step {ref.name!r}, which does not run before "
                      f"step {step_id!r}", "a reference to an EARLIER step")
             return None
