@@ -409,3 +409,57 @@ def test_diff_shows_each_side_s_text_as_written_not_through_renamed_ids():
     text = "\n".join(diff_routines(_variant(LEAVE), new).lines())
     assert "{{ steps.lookup.output.name }}" in text  # as the drafted file has it
     assert "{{ steps.find_employee.output.name }}" not in text  # (in neither file)
+
+
+def test_a_repair_says_what_a_mistyped_value_is_and_to_keep_the_rest():
+    """The 1.5B's HR drafts: 9 of 12 failures began with one problem (an employee id passed
+    as find_employee's name) and the repair rewrote the routine from the example, with
+    18–25 problems; the repair now names what the parameter is, and asks for that change
+    alone."""
+    mistyped = json.dumps({
+        "name": "track_order", "description": "Tell a customer where their parcel is.",
+        "inputs": {"order_id": {"type": "integer", "description": "the order number"},
+                   "email": {"type": "string", "description": "the customer's email"}},
+        "steps": [{"id": "get_order", "name": "Get the order", "description": "Look it up.",
+                   "tool": "get_order", "args": {"order_id": "${inputs.email}"}}],
+        "finish": {"id": "answer", "name": "Answer", "description": "Say where it is."}})
+    model = ScriptedModel([mistyped, GOOD])
+    result = draft(DRAFT, RETAIL, model, name="track_order", rounds=1, project=PROJECT)
+    assert result.ok and result.repairs == 1
+    (problem,) = result.attempts[0].problems
+    registry = toolset_registry(RETAIL, PROJECT)
+    about = registry.get("get_order").parameters["properties"]["order_id"]["description"]
+    assert problem.message == ("type mismatch: ${inputs.email} is string, but argument "
+                               "'order_id' of 'get_order' takes integer")
+    assert problem.expected == f"integer: {about}"
+    repair = model.requests[1].messages[-1].content
+    assert f"(expected integer: {about})" in repair
+    assert "change only what it needs and keep every other step as it is" in repair
+    # a reply that was no routine, or was cut off, is asked for whole: nothing to keep
+    cut = ScriptedModel(["not a routine", GOOD])
+    draft(DRAFT, RETAIL, cut, name="track_order", rounds=1, project=PROJECT)
+    assert "keep every other step" not in cut.requests[1].messages[-1].content
+
+
+@pytest.mark.parametrize("when,hint", [
+    ("${steps.get_order.output.total} > 0",
+     "an expression reads values without ${ }: 'steps.get_order.output.total > 0'"),
+    ("steps.get_order.output.total is not null", "No test named 'null'; did you mean 'none'?"),
+])
+def test_an_expression_written_as_another_language_would_says_how_jinja_writes_it(when, hint):
+    problems = check_draft(routine_yaml(json.dumps({
+        "name": "track_order", "description": "Tell a customer where their parcel is.",
+        "inputs": {"order_id": {"type": "integer", "description": "the order number"}},
+        "steps": [
+            {"id": "get_order", "name": "Get the order", "description": "Look it up.",
+             "tool": "get_order", "args": {"order_id": "${inputs.order_id}"}},
+            {"id": "paid", "name": "Paid?", "description": "Check.", "branch": [
+                {"condition": "paid", "when": when, "steps": [
+                    {"id": "yes", "name": "Yes", "description": "Say so.", "finish": True}]},
+                {"condition": "otherwise", "when": None, "steps": [
+                    {"id": "no", "name": "No", "description": "Say so.", "finish": True}]}]}],
+        "finish": {"id": "answer", "name": "Answer", "description": "Say it."}}),
+        "track_order", RETAIL), project=PROJECT)
+    assert [p.message for p in problems if "invalid expression" in p.message] == [
+        f"invalid expression {when!r}: " + (
+            f"unexpected char '$' at 3; {hint}" if "${" in when else hint)]

@@ -559,8 +559,10 @@ def test_type_mismatch_between_reference_and_parameter(value: str) -> None:
     problem = single(check(routine_text(FIND, manager_step(value), ANSWER)))
     assert at(problem) == (17, 7)
     assert problem.message == (f"type mismatch: {value} is string, but argument 'employee_id' "
-                               "takes integer")
-    assert problem.expected == "integer"
+                               "of 'get_employee' takes integer")
+    # what the value is, from the tool's docstring: an id of the right name but the wrong
+    # kind is not mended by the type alone (the 1.5B passed an employee id as a name)
+    assert problem.expected == "integer: the employee's numeric id."
 
 
 def test_reference_inside_a_longer_string_is_text() -> None:
@@ -633,9 +635,9 @@ def test_literal_of_the_wrong_type() -> None:
     problems = check(schedule_text("three", "1", "2.5"), ToolRegistry(schedule))
     assert [(at(p), p.message, p.expected) for p in problems] == [
         ((11, 7), "literal 'three' is string, but argument 'days' of 'schedule' takes integer",
-         "integer"),
+         "integer: how many days."),
         ((12, 7), "literal 1 is integer, but argument 'urgent' of 'schedule' takes boolean",
-         "boolean"),
+         "boolean: whether it is urgent."),
     ]
 
 

@@ -212,6 +212,9 @@ def parse_when(expression: str) -> tuple[jinja2.nodes.Template | None, str]:
             message = bare.message
         except RecursionError:
             pass
+        if "${" in expression:  # an argument's reference syntax, in an expression
+            bare = re.sub(r"\$\{\s*([^{}]*?)\s*\}", r"\1", expression)
+            message += f"; an expression reads values without ${{ }}: {bare!r}"
         return None, f"invalid expression {expression!r}: {message}"
     except RecursionError:
         return None, "the expression nests too deeply"
@@ -329,6 +332,11 @@ def private_attributes(tree: jinja2.nodes.Node) -> str:
     return ""
 
 
+# tests written as other languages name them (``x is not null``): Jinja's own name
+_TEST_NAMES = {"null": "none", "nil": "none", "None": "none", "True": "true",
+               "False": "false"}
+
+
 def unknown_filters_and_tests(tree: jinja2.nodes.Node) -> str:
     """Why a parsed template or expression names a filter or test the sandbox lacks ("" if
     it does not). Jinja reports one inside ``{% if %}`` only when that branch renders, so
@@ -337,7 +345,8 @@ def unknown_filters_and_tests(tree: jinja2.nodes.Node) -> str:
         kind, known = (("filter", ENV.filters) if isinstance(node, jinja2.nodes.Filter)
                        else ("test", ENV.tests))
         if node.name not in known:
-            near = difflib.get_close_matches(node.name, list(known), n=1)
+            near = [_TEST_NAMES[node.name]] if kind == "test" and node.name in _TEST_NAMES \
+                else difflib.get_close_matches(node.name, list(known), n=1)
             return (f"No {kind} named {node.name!r} (line {node.lineno})"
                     + (f"; did you mean {near[0]!r}?" if near else ""))
     return ""

@@ -222,6 +222,18 @@ _OPERATION_TYPES: dict[type, set[str]] = {
     jnodes.Div: {"number"}, jnodes.Concat: {"string", "number"}}
 
 
+def _taking(accepted: set[str], param: dict[str, Any] | None) -> str:
+    """What a parameter takes, for a problem's ``expected``: its types and, where the tool
+    describes it, what the value is (``string: the employee's full name``: an id of the
+    right name but the wrong kind is not mended by its type alone)."""
+    types = "/".join(sorted(accepted))
+    about = (param or {}).get("description")
+    if not isinstance(about, str) or not about.strip():
+        return types
+    about = " ".join(about.split())
+    return f"{types}: {about if len(about) <= 160 else about[:159] + '…'}"
+
+
 def value_json_type(value: Any) -> str:
     """The JSON Schema type of a value as it is sent (an unquoted YAML date: its text)."""
     if isinstance(value, (date, time)):  # unquoted YAML dates: sent to the tool as strings
@@ -748,7 +760,7 @@ class _Checker:
             shown = value if refs else repr(value)
             self.add(path, f"type mismatch: {shown} is {'/'.join(sorted(source))}, but "
                      f"{where!r} of {tool.name!r} takes {'/'.join(sorted(accepted))}",
-                     "/".join(sorted(accepted)))
+                     _taking(accepted, schema))
         elif refs and value == refs[0].text:
             self.check_format(path, refs[0], schema, root, f"{where!r} of {tool.name!r}")
 
@@ -799,15 +811,15 @@ class _Checker:
                          "'review of ${inputs.amount}')")
         refs = parse_references(value)
         root = tool.parameters if tool else param
-        whose = f" of {owner}" if owner else ""
         owner = owner or repr(tool.name if tool else "?")
+        whose = f" of {owner}"
         accepted = json_types(param, root) if param else set()
         if not refs and param is not None:
             literal = value_json_type(value)
             if not _compatible({literal}, accepted):
                 self.add(path, f"literal {value!r} is {literal}, but argument "
                          f"{path[-1]!r} of {owner} takes "
-                         f"{'/'.join(sorted(accepted))}", "/".join(sorted(accepted)))
+                         f"{'/'.join(sorted(accepted))}", _taking(accepted, param))
         if param is not None:
             # (into mappings only beside a reference: a mapping of literals alone gets the
             # tool's own check, with its finer messages)
@@ -826,7 +838,7 @@ class _Checker:
             if not _compatible(source, accepted):
                 self.add(path, f"type mismatch: {ref.text} is {'/'.join(sorted(source))}, but "
                          f"argument {path[-1]!r}{whose} takes {'/'.join(sorted(accepted))}",
-                         "/".join(sorted(accepted)))
+                         _taking(accepted, param))
             elif ref.whole:
                 self.check_format(path, ref, param, root or {},
                                   f"argument {path[-1]!r} of {owner}")
