@@ -97,9 +97,14 @@ class LLMRouter:
         choice = _chosen(text, names)
         if choice is None:
             fallback = self.retriever.route(query)
+            # a free reply may name a routine it was not offered (a request that says "ignore
+            # your routines and ..."): said as such, not as a reply that named nothing
+            other = _chosen(text, self.library.names)
+            named = (f"named {other}, not one of the routines it was given ({', '.join(names)})"
+                     if other is not None else f"named no routine ({text[:80]!r})")
             return fallback.model_copy(update={
                 "router": self.name, "candidates": top,
-                "reason": f"the model's reply named no routine ({text[:80]!r}); the "
+                "reason": f"the model's reply {named}; the "
                           f"{self.retriever.name} router decided: {fallback.reason}"})
         if choice == NONE:
             decision = RouteDecision(kind="none", candidates=top, router=self.name,

@@ -61,10 +61,13 @@ def _rows(path: Path) -> list[tuple[int, dict]]:
     return rows
 
 
-def load_cases(dataset: str | Path, split: str) -> list[Case]:
-    """The in-scope and out-of-scope requests of one split of a dataset folder."""
+def load_cases(dataset: str | Path, split: str,
+               routines: Sequence[str] | None = None) -> list[Case]:
+    """The in-scope and out-of-scope requests of one split of a dataset folder.
+    ``routines``: the library's names; a request whose routine is not one of them is an
+    error at its line (it could never be routed right, and it moved the tuned threshold)."""
     folder = Path(dataset)
-    cases = []
+    cases, unknown = [], []
     path = folder / f"{split}.jsonl"
     for number, row in _rows(path):
         if row.get("kind") in ("routine", "refuse") and not (
@@ -73,6 +76,10 @@ def load_cases(dataset: str | Path, split: str) -> list[Case]:
                                      "and 'query'", '{"id": "...", "kind": "routine", '
                                      '"routine": "...", "query": "..."}')])
         if row.get("kind") == "routine" and row.get("routine"):
+            if routines is not None and row["routine"] not in routines:
+                unknown.append(Problem(str(path), number, 1, "a request for a routine the "
+                                       f"library does not have: {row['routine']}",
+                                       f"one of {', '.join(routines)}"))
             cases.append(Case(row["id"], row["query"], row["routine"], split))
         elif row.get("kind") == "refuse":
             cases.append(Case(row["id"], row["query"], None, split))
@@ -86,6 +93,8 @@ def load_cases(dataset: str | Path, split: str) -> list[Case]:
             if row["split"] == split:
                 cases.append(Case(row.get("id") or f"{extra.name}:{number}", row["query"],
                                   None, split))
+    if unknown:
+        raise SpecError(unknown)
     return cases
 
 
@@ -272,7 +281,7 @@ async def measure(datasets: Sequence[str | Path], routers: Sequence[str], out: s
     for dataset in datasets:
         name = Path(dataset).name
         library = dataset_library(dataset, (routines or {}).get(str(dataset)))
-        splits = {s: load_cases(dataset, s) for s in ("dev", "test")}
+        splits = {s: load_cases(dataset, s, library.names) for s in ("dev", "test")}
         if limit:
             splits = {s: c[:limit] for s, c in splits.items()}
         if sample:

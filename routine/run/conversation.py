@@ -104,6 +104,7 @@ class Conversation:
         self._busy = False  # a message is being answered
         self._closed = False
         self._closing: asyncio.Task[None] | None = None  # close() called on the loop
+        self._waited: RunTrace | None = None  # our own copy of the trace as it waited
 
     # ------------------------------------------------------------ the conversation
     @property
@@ -145,7 +146,8 @@ class Conversation:
             if self.agent.routine is not None and routine is not None and \
                     routine.name != self.agent.routine.name:  # saved after a hand-off
                 self.agent = self._agent_for(routine)
-            state = self._state = restore(self.agent, self._resume, self.trace_key)
+            state = self._state = restore(self.agent, self._resume, self.trace_key,
+                                          verify=self._resume is not self._waited)
             state.contexts = self._bound(state)
             self._resume = None
             self.traces.append(state.trace)
@@ -174,9 +176,16 @@ class Conversation:
             if not fresh:
                 turns = len(state.trace.turns)
                 with telemetry.turn_span(state):  # (cancelled: see _answer)
-                    result = await answer_pending(state, self.agent.model, message)
+                    try:  # the confirmed call (its approver, its tool) in the time limit too
+                        result = await asyncio.wait_for(answer_pending(
+                            state, self.agent.model, message), self.agent.settings.timeout_s)
+                    except TimeoutError:
+                        self.agent.timed_out(state)
+                        result = None
                 for turn in state.trace.turns[turns:]:  # the confirmed (or declined) call's
-                    notify(self.on_turn, turn)
+                    await notify(self.on_turn, turn)
+                if result is None:
+                    return self._reply(state)
                 if not isinstance(result, NextTurn):
                     self.agent.stop(state, result)
                     return self._reply(state)
@@ -314,7 +323,7 @@ class Conversation:
             with telemetry.turn_span(state):
                 await extract_inputs(state, agent.model)
             if state.trace.turns:
-                notify(self.on_turn, state.trace.turns[-1])
+                await notify(self.on_turn, state.trace.turns[-1])
         await agent._loop(state, self.on_turn)
 
     def _hand_off(self, state: RunState) -> RunState:
@@ -346,19 +355,32 @@ class Conversation:
         the message can be sent again."""
         index = next(i for i, t in enumerate(self.traces) if t is state.trace)
         self.traces[index] = waited
+        # (a copy this conversation made, never saved: not one a key signed, nor to check)
         self._state, self._resume = None, waited
+        self._waited = waited
 
     def _cut_short(self, state: RunState) -> None:
-        """The message was cancelled while the call it confirmed ran: the trace says so
-        (the call, its arguments and the user's yes; whether it went through is unknown)
-        and no longer waits, so a saved copy cannot be resumed into sending it again."""
-        if state.in_flight:
+        """The message was cancelled after a call ran, or while one ran (the call it
+        confirmed, a lookup): the trace says so (the calls, their arguments and the user's
+        yes; whether a running one went through is unknown) and no longer waits, so a saved
+        copy cannot be resumed into sending it again."""
+        running = [c.model_copy(update={"error": f"{c.name} was running when the message "
+                                        "was cancelled: whether it did its work is unknown"})
+                   for c in state.in_flight]
+        if running:
             state.trace.turns.append(TurnRecord(
-                index=len(state.trace.turns), kind="failed", calls=list(state.in_flight),
+                index=len(state.trace.turns), kind="failed", calls=running,
                 feedback="cancelled while these calls ran"))
             state.in_flight.clear()
-        self.agent.stop(state, Failed("cancelled while answering the user's reply: whether "
-                                      "the confirmed call went through is unknown", "timeout"))
+        if any(c.approval is not None and c.approval.by == "user" for c in running):
+            why = ("cancelled while answering the user's reply: whether the confirmed call "
+                   "went through is unknown")
+        elif running:
+            why = (f"cancelled while {', '.join(c.name for c in running)} ran: whether it "
+                   "went through is unknown")
+        else:  # (a fresh message, or one that went on past its reply's call)
+            why = "cancelled before the message was answered"
+        self.agent.stop(state, Failed(why, "timeout"))
 
     def _agent_for(self, routine: Routine) -> Any:
         """The agent that runs ``routine`` with this conversation's tools, model, settings."""
@@ -417,10 +439,13 @@ def unreachable_handoffs(routine: Routine, routines: Mapping[str, Routine]) -> l
     return missing
 
 
-def restore(agent: Any, trace: RunTrace, key: str | bytes | None = None) -> RunState:
+def restore(agent: Any, trace: RunTrace, key: str | bytes | None = None, *,
+            verify: bool = True) -> RunState:
     """A waiting run's state rebuilt from its trace (with a key — ``key``, else
-    ``ROUTINE_TRACE_KEY`` — only a trace signed with it: :mod:`routine.run.signing`)."""
-    verify_trace(trace, key)
+    ``ROUTINE_TRACE_KEY`` — only a trace signed with it: :mod:`routine.run.signing`;
+    ``verify=False``: a trace that never left the process, not checked)."""
+    if verify:
+        verify_trace(trace, key)
     if trace.outcome != "waiting" or trace.state is None:
         raise RoutineError(f"only a waiting run resumes (this one is {trace.outcome!r})")
     if agent.routine is not None and trace.routine != agent.routine.name:

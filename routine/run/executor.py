@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import inspect
 import time
 import uuid
 import warnings
@@ -147,14 +148,14 @@ class Agent:
             memory=VariableMemory(threshold=settings.memory_threshold))
 
     async def arun(self, query: str | None = None, inputs: dict[str, Any] | None = None, *,
-                   on_turn: Callable[[TurnRecord], None] | None = None,
-                   on_end: Callable[[dict[str, RunContext[Any]]], None] | None = None
+                   on_turn: Callable[[TurnRecord], Any] | None = None,
+                   on_end: Callable[[dict[str, RunContext[Any]]], Any] | None = None
                    ) -> RunTrace:
         """Run to an answer or a failure; always return the trace (``trace.outcome``).
 
         ``on_turn`` sees each turn's record as it is appended; ``on_end`` sees the run's
         tool contexts (toolset name -> :class:`RunContext`) before they close, e.g. to
-        read the state a run left behind."""
+        read the state a run left behind (either may be a coroutine function: awaited)."""
         state = self._start(query, coerce_inputs(self.routine, inputs or {}))
         started = time.perf_counter()
         async with telemetry.run_span(state, self.model), \
@@ -170,8 +171,8 @@ class Agent:
                 digest = getattr(context.deps, "state_digest", None)
                 if callable(digest):
                     state.trace.end_state[name] = str(digest())
-            if on_end is not None:
-                on_end(contexts)
+            if on_end is not None and inspect.isawaitable(ended := on_end(contexts)):
+                await ended
         state.trace.duration_s = time.perf_counter() - started
         return state.trace
 
@@ -181,7 +182,7 @@ class Agent:
             with telemetry.turn_span(state):
                 missing = await extract_inputs(state, self.model)
             if state.trace.turns:
-                notify(on_turn, state.trace.turns[-1])
+                await notify(on_turn, state.trace.turns[-1])
             if state.fatal is not None:  # the endpoint failed: not a question
                 return self.stop(state, state.fatal)
             if missing:  # ask back instead of guessing
@@ -200,7 +201,7 @@ class Agent:
                 if state.fatal is not None:  # the endpoint (reading inputs), a toolset's server
                     result = state.fatal
             for turn in state.trace.turns[turns:]:
-                notify(on_turn, turn)
+                await notify(on_turn, turn)
             if isinstance(result, NextTurn):
                 continue
             return self.stop(state, result)

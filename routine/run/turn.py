@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import inspect
 import json
 import logging
 import re
@@ -179,14 +180,17 @@ class _Outcome:
     feedback: str | None = None
 
 
-def notify(on_turn: Callable[[TurnRecord], None] | None, turn: TurnRecord) -> None:
-    """Call a run's ``on_turn`` with a turn it completed. The callback watches the run (a
-    progress bar, a metrics backend): one that raises is logged and the run goes on — its
-    writes are made, and its trace must not be lost to a watcher's failure."""
+async def notify(on_turn: Callable[[TurnRecord], Any] | None, turn: TurnRecord) -> None:
+    """Call a run's ``on_turn`` with a turn it completed (a coroutine function's call is
+    awaited). The callback watches the run (a progress bar, a metrics backend): one that
+    raises is logged and the run goes on — its writes are made, and its trace must not be
+    lost to a watcher's failure."""
     if on_turn is None:
         return
     try:
-        on_turn(turn)
+        watched = on_turn(turn)
+        if inspect.isawaitable(watched):  # an async watcher (a websocket, a queue)
+            await watched
     except Exception as exc:  # noqa: BLE001 - the watcher's failure, not the run's
         _log.warning(f"on_turn raised {type(exc).__name__}: {exc} (turn {turn.index}); the "
                      "run goes on")

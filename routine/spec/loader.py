@@ -274,6 +274,11 @@ def load_routine_text(text: str, file: str = "<string>") -> LoadedRoutine:
     if len(text) > MAX_FILE_BYTES:
         raise SpecError([Problem(file, 1, 1, f"the text has {len(text):,} characters",
                                  f"at most {MAX_FILE_BYTES:,}")])
+    # and as a file's bytes: a drafted routine of non-ASCII text under the limit in
+    # characters was said to be valid, and its file was then refused by validate
+    if (size := len(text.encode("utf-8", "replace"))) > MAX_FILE_BYTES:
+        raise SpecError([Problem(file, 1, 1, f"the text has {size:,} bytes as UTF-8",
+                                 f"at most {MAX_FILE_BYTES:,} bytes")])
     smap = SourceMap(file)
     try:
         check_bounds(text, file)

@@ -69,6 +69,42 @@ class RunContext(Generic[DepsT]):
     deps: DepsT
     run_id: str = ""
     inputs: Mapping[str, Any] = field(default_factory=dict)
+    #: the session's sync calls still running on worker threads (its setups wait for them)
+    _calls: _SyncCalls | None = field(default=None, repr=False, compare=False)
+
+
+class _SyncCalls:
+    """A tools session's sync calls still running on worker threads (a call past its time
+    limit runs on): a sync setup's exit waits for the last of them, and runs on its thread
+    when it returns, for closing an SQLite connection under a query that still runs on it
+    crashes the process. The run itself does not wait."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._exits: list[Callable[[], Any]] = []
+
+    def started(self) -> None:
+        with self._lock:
+            self._running += 1
+
+    def ended(self) -> None:
+        with self._lock:
+            self._running -= 1
+            exits, self._exits = (self._exits, []) if not self._running else ([], self._exits)
+        for exit_ in exits:  # (in the stack's order; an error of one: nobody waits for it)
+            with contextlib.suppress(Exception):
+                exit_()
+
+    def exit_after(self, manager: Any) -> Callable[..., Any]:
+        """``manager``'s exit for the session's stack: now, or once no call runs."""
+        def exit_(*exc: Any) -> Any:
+            with self._lock:
+                if self._running:
+                    self._exits.append(lambda: manager.__exit__(None, None, None))
+                    return False
+            return manager.__exit__(*exc)
+        return exit_
 
 
 class InputsView(Mapping[str, Any]):
@@ -217,7 +253,8 @@ class Tool:
         try:
             if inspect.iscoroutinefunction(self.function):
                 return await self.function(**values)
-            result = await _in_daemon_thread(self.function, values)
+            result = await _in_daemon_thread(self.function, values,
+                                             ctx._calls if ctx is not None else None)
             if inspect.isawaitable(result):
                 result = await result
             return result
@@ -225,10 +262,11 @@ class Tool:
             raise RuntimeError(f"the tool raised {type(exc).__name__}({exc})") from None
 
 
-async def _in_daemon_thread(function: Callable[..., Any], values: dict[str, Any]) -> Any:
+async def _in_daemon_thread(function: Callable[..., Any], values: dict[str, Any],
+                            calls: _SyncCalls | None = None) -> Any:
     """``function(**values)`` in a daemon thread of its own: the caller may stop waiting
     (a time limit) and neither the event loop's shutdown nor the process's exit waits for
-    a tool that blocks forever."""
+    a tool that blocks forever (``calls``: its session's, counting it while it runs)."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
     context = contextvars.copy_context()
@@ -248,11 +286,16 @@ async def _in_daemon_thread(function: Callable[..., Any], values: dict[str, Any]
             return None, exc
         except BaseException as exc:  # noqa: BLE001 - SystemExit must not stop the loop
             return None, RuntimeError(f"the tool raised {type(exc).__name__}({exc})")
+        finally:
+            if calls is not None:
+                calls.ended()
 
     def report(outcome: tuple[Any, BaseException | None]) -> None:
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(settle, *outcome)
 
+    if calls is not None:
+        calls.started()
     _WORKERS.submit(work, report)
     return await future
 
@@ -802,14 +845,15 @@ class ToolRegistry:
         finishes after the caller gave up is exited at once."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
+        calls = _SyncCalls()
         async with contextlib.AsyncExitStack() as stack:
             view = InputsView({} if inputs is None else inputs)
-            contexts: dict[str, RunContext[Any]] = {"": RunContext(None, run_id, view)}
+            contexts: dict[str, RunContext[Any]] = {"": RunContext(None, run_id, view, calls)}
             for ts in self._toolsets.values():
                 deps = None
                 if ts.setup is not None:
-                    deps = await _enter_setup(stack, ts, deadline, timeout_s)
-                contexts[ts.name] = RunContext(deps, run_id, view)
+                    deps = await _enter_setup(stack, ts, deadline, timeout_s, calls)
+                contexts[ts.name] = RunContext(deps, run_id, view, calls)
             yield contexts
 
 
@@ -832,13 +876,17 @@ def _origin(t: Tool) -> str:
 
 
 async def _enter_setup(stack: contextlib.AsyncExitStack, toolset: Toolset,
-                       deadline: float | None, timeout_s: float | None) -> Any:
-    """Enter ``toolset.setup()`` on ``stack`` (bounded by ``deadline``, loop time)."""
+                       deadline: float | None, timeout_s: float | None,
+                       calls: _SyncCalls) -> Any:
+    """Enter ``toolset.setup()`` on ``stack`` (bounded by ``deadline``, loop time; a sync
+    one exits after the session's sync ``calls`` still running)."""
     manager = toolset.setup()  # type: ignore[misc]
     if deadline is None:  # unbounded: on the loop thread, as the caller's code expects
         if hasattr(manager, "__aenter__"):
             return await stack.enter_async_context(manager)
-        return stack.enter_context(manager)
+        value = manager.__enter__()
+        stack.push(calls.exit_after(manager))
+        return value
     remaining = max(0.0, deadline - asyncio.get_running_loop().time())
     late = ToolsetSetupError(f"toolset {toolset.name!r}: its setup did not finish within "
                              f"{timeout_s:g} s (the run's timeout_s)")
@@ -868,7 +916,7 @@ async def _enter_setup(stack: contextlib.AsyncExitStack, toolset: Toolset,
             entering.add_done_callback(lambda f: f.cancelled() or f.exception())  # read
             raise late from None
         value = await entering  # entered just now: its result is on its way
-    stack.push(manager)  # exited with the session, on the loop thread
+    stack.push(calls.exit_after(manager))  # exited with the session, on the loop thread
     return value
 
 
