@@ -622,3 +622,34 @@ def test_a_skipped_lookup_another_routines_tool_and_a_word_for_an_id_are_each_re
         ("invalid_arguments", "invalid arguments for list_meters: argument 'account_id': In")]
     assert trace.outcome == "answered" and db["disputes"] == {}
     assert trace.steps_done == ["find", "meters", "read", "read", "read", "each", "answer"]
+
+
+def test_an_until_that_reads_a_var_the_loop_body_computes_validates_and_ends_the_loop_there():
+    """The round's left-over: an `until` over a value the body computes (`vars.over`, set
+    by a compute step after each read) was refused as "may not be set before step 'each'",
+    though it is set on every path through an item before `until` is read. A var set only
+    on some paths through the body is still refused."""
+    computed = LEAK.replace(
+        '''    until: "steps.read.output.actual is not none
+      and steps.read.output.actual > 1.2 * steps.read.output.estimated"''',
+        '''    until: "vars.over > 1.2"''').replace(
+        '''        args: {meter_id: "${meter.meter_id}", period: "2026-02"}''',
+        '''        args: {meter_id: "${meter.meter_id}", period: "2026-02"}
+      - id: ratio
+        name: Compare
+        description: How far the reading is over its estimate.
+        compute:
+          over: {expr: "(steps.read.output.actual or 0) / steps.read.output.estimated",
+                 type: number}''')
+    assert "vars.over" in computed and "id: ratio" in computed
+    assert _problems(computed) == []
+    trace, _ = _play(computed, [
+        call("find_account", email="rosa@example.com"), call("list_meters", account_id=1),
+        call("read_meter", meter_id=10, period="2026-02"),
+        call("read_meter", meter_id=11, period="2026-02"),
+        "The garden meter (WM-1002) reads 65 against 40 estimated: it may leak."],
+        "I think I have a leak", ROSA)
+    assert trace.outcome == "answered" and trace.branch_errors == {}
+    assert [r["read"]["meter_id"] for r in trace.loop_outputs["each"]] == [10, 11]
+    before = computed.replace('''    until: "vars.over > 1.2"''', '''    until: "vars.typo > 1.2"''')
+    assert any("no step sets 'typo'" in p for p in _problems(before))

@@ -990,7 +990,9 @@ class _Checker:
                      "`compute`)", f"one of: {', '.join(names) or '(no vars set)'}")
             return None
         before = {s: v for s, v in setters.items() if s != step_id}
-        if not self.flow.covered(set(before), step_id):
+        # a loop's `until` is read after each item: a var its body sets on every path is set
+        ends_item = "until" in path and bool(set(before) & self.after_item(step_id, set()))
+        if not ends_item and not self.flow.covered(set(before), step_id):
             self.add(path, f"{ref.text}: {ref.name!r} may not be set before step {step_id!r} "
                      f"(set by {', '.join(setters)}; some path here runs none of them, or "
                      "its call failed)", f"a step that sets {ref.name!r} on every path to "
