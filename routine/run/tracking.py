@@ -31,6 +31,7 @@ from ..spec.flow import FINISHED, Flow
 from ..spec.format import MAX_ITEMS, Routine, Step, a_type
 from ..spec.references import MISSING, Reference, parse_references, value_at
 from ..spec.validate import expression_references, json_types, template_references
+from .coercion import coerce_inputs
 
 __all__ = ["StepTracker", "KnownArgument", "LoopFrame"]
 
@@ -307,8 +308,6 @@ class StepTracker:
         """Input values a call of ``step`` carries that the run did not know: an argument
         the routine sets to exactly ``${inputs.NAME}`` was filled by the model from the
         user's words, so that value is the input's (one input, one value for the run)."""
-        from .inputs import coerce_inputs  # (here: .inputs imports the turn, which imports us)
-
         found: dict[str, Any] = {}
         for name, value in step.args.items():
             refs = parse_references(value)
