@@ -315,14 +315,14 @@ class StepTracker:
                     refs[0].path or name not in arguments or arguments[name] is None:
                 continue
             spec = self.routine.inputs.get(refs[0].name)
-            given = arguments[name]
+            if spec is None or self._lookup(refs[0]) is not _MISSING:
+                continue
             try:  # of the input's type: "18" for an integer input is 18, as the tool read it
-                given = coerce_inputs(self.routine, {refs[0].name: given})[refs[0].name]
-            except RoutineError:  # not of its type, or outside its enum: as it was sent
-                pass
-            if spec is not None and self._lookup(refs[0]) is _MISSING and \
-                    (spec.enum is None or given in spec.enum):
-                found[refs[0].name] = given
+                found[refs[0].name] = coerce_inputs(
+                    self.routine, {refs[0].name: arguments[name]})[refs[0].name]
+            except RoutineError:  # outside its enum: not the input; of another type: as sent
+                if spec.enum is None:
+                    found[refs[0].name] = arguments[name]
         return found
 
     # ------------------------------------------------------------ the step contract
@@ -455,10 +455,15 @@ class StepTracker:
         ``arguments``, those whose fixed values it keeps when any does, as :meth:`record`
         takes them (two options may start with one tool: a correction, or a bonus that
         needs approval)."""
-        steps = [self.flow.steps[node] for node in self.options_for(tool)]
-        if arguments is not None and len(steps) > 1:
-            steps = [s for s in steps if self._unkept(s, arguments) is None] or steps
-        return steps
+        options = self.options_for(tool)
+        kept = self._kept(options, arguments) if arguments is not None and len(options) > 1 \
+            else []
+        return [self.flow.steps[node] for node in kept or options]
+
+    def _kept(self, options: list[str], arguments: dict[str, Any]) -> list[str]:
+        """The ``options`` whose fixed values a call with ``arguments`` keeps."""
+        return [node for node in options
+                if self._unkept(self.flow.steps[node], arguments) is None]
 
     # ------------------------------------------------------------ updates
     def record(self, tool: str, output: Any, arguments: dict[str, Any] | None = None
@@ -469,8 +474,7 @@ class StepTracker:
         Returns the id of the step the call completed, or None if it matched no
         step ahead (e.g. a repeated lookup)."""
         options = self.options_for(tool) if arguments else []
-        kept = [node for node in options
-                if self._unkept(self.flow.steps[node], arguments or {}) is None]
+        kept = self._kept(options, arguments or {})
         target = kept[0] if len(options) > 1 and kept else self._find_ahead(tool)
         if target is None:
             return None
