@@ -356,6 +356,7 @@ class _Checker:
         self.partial = partial
         self.routines = routines
         self.flow = Flow.of(self.routine)
+        self.dominators = self.flow.dominators()  # (each check reads them: computed once)
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
         self.guarded = self._guarded()
@@ -400,7 +401,7 @@ class _Checker:
                       "a router answers when no routine fits (routine run --library refuses "
                       "a library with it)", "another name")
         reachable = flow.reachable()
-        doms = flow.dominators()
+        doms = self.dominators
         for step_id in flow.order:
             step = flow.steps[step_id]
             path = flow.paths[step_id]
@@ -626,7 +627,7 @@ class _Checker:
     def after_item(self, loop: str, doms: set[str]) -> set[str]:
         """What has run when a for_each's ``until`` is checked, after an item: the steps on
         every path through its body (each end of the body leads back to the loop)."""
-        every = self.flow.dominators()
+        every = self.dominators
         ends = [every[node] for node, nexts in self.flow.succ.items()
                 if loop in nexts and node in every and self.flow.parent.get(node) == loop]
         return set.intersection(*ends) if ends else doms
